@@ -1,0 +1,24 @@
+# edgeseg: a static binary on a minimal, non-root image.
+#   docker build -t edgeseg .
+#   docker run -p 8080:8080 -v $PWD/edgeseg.yaml:/etc/edgeseg/edgeseg.yaml:ro \
+#     -v $PWD/templates:/etc/edgeseg/templates:ro edgeseg
+# Config and templates are mounted (a ConfigMap or a volume); edgeseg reloads
+# templates when they change and on SIGHUP.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/edgeseg ./cmd/edgeseg
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/edgeseg /usr/local/bin/edgeseg
+COPY examples/edgeseg.yaml /etc/edgeseg/edgeseg.yaml
+COPY examples/templates /etc/edgeseg/templates
+USER nonroot:nonroot
+EXPOSE 8080
+VOLUME ["/etc/edgeseg"]
+ENV EDGESEG_CONFIG=/etc/edgeseg/edgeseg.yaml
+HEALTHCHECK NONE
+ENTRYPOINT ["/usr/local/bin/edgeseg"]
+CMD ["serve"]

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+
+	"github.com/edgeseg/edgeseg/config"
+	"github.com/edgeseg/edgeseg/proxy"
+)
+
+// errHelp is returned after printing usage on request.
+var errHelp = errors.New("help requested")
+
+// Main is one invocation of edgeseg: ParseFlags reads the command line, Run
+// does the work, Close releases what Run opened. Tests build a Main, point
+// Stdout/Stderr at buffers, and read Addr once Ready is closed.
+type Main struct {
+	Stdout io.Writer
+	Stderr io.Writer
+	// Environ is the process environment (for EDGESEG_* overrides and
+	// secret_env keys).
+	Environ []string
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+
+	cmd  string
+	args []string
+
+	// Ready is closed once serve or demo listens; Addr is then set.
+	Ready chan struct{}
+	Addr  string
+
+	mu      sync.Mutex
+	closers []func() error
+}
+
+// NewMain returns a Main wired to the process's stdio and environment.
+func NewMain() *Main {
+	return &Main{
+		Stdout:  os.Stdout,
+		Stderr:  os.Stderr,
+		Environ: os.Environ(),
+		Now:     time.Now,
+		Ready:   make(chan struct{}),
+	}
+}
+
+const usage = `edgeseg — edge personalization proxy
+
+Usage:
+  edgeseg serve         --config FILE                 run the proxy
+  edgeseg demo          [--config FILE] [--listen A]  run the proxy on the bundled demo shop
+  edgeseg validate      --config FILE                 check config, rules and templates
+  edgeseg explain       --config FILE --url URL [--header K:V]... [--cookie N=V]...
+  edgeseg preview-token --config FILE --segment S [--ttl 1h]
+  edgeseg report        --events FILE... [--since T] [--until T] [--format text|json|csv]
+
+Run "edgeseg COMMAND -h" for a command's flags.
+`
+
+// ParseFlags takes the command name; each command parses its own flags.
+func (m *Main) ParseFlags(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, usage)
+		return errors.New("no command given")
+	}
+	m.cmd, m.args = args[0], args[1:]
+	switch m.cmd {
+	case "help", "-h", "--help":
+		fmt.Fprint(m.Stdout, usage)
+		return errHelp
+	case "serve", "demo", "validate", "explain", "preview-token", "report":
+		return nil
+	}
+	fmt.Fprint(m.Stderr, usage)
+	return fmt.Errorf("unknown command %q", m.cmd)
+}
+
+// Run runs the command until it is done or ctx is cancelled.
+func (m *Main) Run(ctx context.Context) error {
+	switch m.cmd {
+	case "serve":
+		return m.runServe(ctx, m.args)
+	case "demo":
+		return m.runDemo(ctx, m.args)
+	case "validate":
+		return m.runValidate(ctx, m.args)
+	case "explain":
+		return m.runExplain(ctx, m.args)
+	case "preview-token":
+		return m.runPreviewToken(ctx, m.args)
+	case "report":
+		return m.runReport(ctx, m.args)
+	}
+	return fmt.Errorf("unknown command %q", m.cmd)
+}
+
+// Close releases everything Run opened, last opened first.
+func (m *Main) Close() error {
+	m.mu.Lock()
+	cs := m.closers
+	m.closers = nil
+	m.mu.Unlock()
+	var errs []error
+	for i := len(cs) - 1; i >= 0; i-- {
+		if err := cs[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Main) onClose(f func() error) {
+	m.mu.Lock()
+	m.closers = append(m.closers, f)
+	m.mu.Unlock()
+}
+
+func (m *Main) getenv(name string) string {
+	for _, kv := range m.Environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+func (m *Main) flagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("edgeseg "+name, flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	return fs
+}
+
+// loadConfig loads path, with EDGESEG_CONFIG as the default path.
+func (m *Main) loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		path = m.getenv("EDGESEG_CONFIG")
+	}
+	if path == "" {
+		return nil, errors.New("--config FILE is required (or set EDGESEG_CONFIG)")
+	}
+	return config.Load(path, m.Environ)
+}
+
+// newLogger builds the zerolog logger from cfg: JSON, or console on a TTY.
+func (m *Main) newLogger(cfg config.Log) zerolog.Logger {
+	w := m.Stderr
+	console := cfg.Format == "console"
+	if cfg.Format == "auto" {
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			console = true
+		}
+	}
+	if console {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	lvl, err := zerolog.ParseLevel(cfg.Level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// runServe runs the proxy with the config named by --config.
+func (m *Main) runServe(ctx context.Context, args []string) error {
+	fs := m.flagSet("serve")
+	cfgPath := fs.String("config", "", "config file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := m.loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	return m.serve(ctx, cfg)
+}
+
+// serve wires the packages from cfg and serves until ctx is done.
+func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
+	log := m.newLogger(cfg.Log)
+	set := metrics.NewSet()
+	origin, err := proxy.NewOrigin(cfg.Origin)
+	if err != nil {
+		return err
+	}
+	p, err := m.newPersonalizer(ctx, cfg, &log, set)
+	if err != nil {
+		return err
+	}
+	h, err := proxy.New(proxy.Options{Config: cfg, Origin: origin, Log: &log, Metrics: set, Personalizer: p})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := proxy.NewServer(cfg, h, &log)
+	m.Addr = ln.Addr().String()
+	log.Info().Str("listen", m.Addr).Str("origin", cfg.Origin.URL).Msg("edgeseg serving")
+	close(m.Ready)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info().Msg("shutting down: draining in-flight requests")
+	if err := srv.Shutdown(); err != nil {
+		log.Warn().Err(err).Msg("shutdown did not finish cleanly")
+	}
+	<-errc
+	log.Info().Msg("stopped")
+	return nil
+}

@@ -1,0 +1,449 @@
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole of edgeseg's configuration. The zero value is not useful:
+// start from Default() (Load does) so every key has its documented default.
+type Config struct {
+	// Listen is the address the proxy serves on. Default ":8080".
+	Listen string `yaml:"listen"`
+
+	Server    Server    `yaml:"server"`
+	Origin    Origin    `yaml:"origin"`
+	Rewrite   Rewrite   `yaml:"rewrite"`
+	Log       Log       `yaml:"log"`
+	Signals   Signals   `yaml:"signals"`
+	Consent   Consent   `yaml:"consent"`
+	Profile   Profile   `yaml:"profile"`
+	Identity  Identity  `yaml:"identity"`
+	Behavior  Behavior  `yaml:"behavior"`
+	Segments  []Segment `yaml:"segments"`
+	Templates Templates `yaml:"templates"`
+	Cache     Cache     `yaml:"cache"`
+	Preview   Preview   `yaml:"preview"`
+	Events    Events    `yaml:"events"`
+
+	// file is the path Load read, for messages; empty for a Config built in code.
+	file string
+	// lines maps a key path ("origin.url", "segments[2].rule") to its line.
+	lines map[string]int
+}
+
+// Server configures the listening side: what edgeseg accepts from clients.
+type Server struct {
+	// ReadTimeout bounds reading one whole request, headers and body. Default 30s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing one whole response. Default 60s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long. Default 120s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes is the largest request head (request line, headers and
+	// cookies) accepted; larger requests get 431. Default 32KiB; at least 16KiB.
+	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
+	// MaxBodyBytes is the largest request body accepted; larger get 413.
+	// Bodies are streamed to the origin, never held whole. Default 64MiB.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// MaxConcurrency is how many requests are served at once; past it new
+	// requests wait up to QueueTimeout and then get 503 with Retry-After.
+	// Default 4096.
+	MaxConcurrency int `yaml:"max_concurrency"`
+	// QueueTimeout is how long a request waits for a free slot. Default 1s.
+	QueueTimeout time.Duration `yaml:"queue_timeout"`
+	// ShutdownTimeout bounds the graceful drain on SIGTERM/SIGINT. Default 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// TrustedProxies lists the CIDRs (or bare IPs) of load balancers in front of
+	// edgeseg. Only from those is an incoming X-Forwarded-For / -Proto kept and
+	// appended to; from anyone else it is replaced. Default none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Via adds "Via: 1.1 edgeseg" both ways. Default false.
+	Via bool `yaml:"via"`
+	// UpgradeIdleTimeout closes a relayed WebSocket/Upgrade connection after
+	// this long without traffic either way. Default 5m.
+	UpgradeIdleTimeout time.Duration `yaml:"upgrade_idle_timeout"`
+	// Name is sent as the Server header of edgeseg's own responses; the
+	// origin's Server header is passed through. Default "edgeseg".
+	Name string `yaml:"name"`
+}
+
+// Origin configures the upstream site edgeseg sits in front of.
+type Origin struct {
+	// URL of the origin: scheme, host and optional port ("http://127.0.0.1:9000").
+	// A path, query or user info is an error. Required.
+	URL string `yaml:"url"`
+	// HostHeader is the Host sent to the origin. Empty keeps the client's Host
+	// (what a site behind a load balancer usually expects); "origin" sends the
+	// origin URL's host; anything else is sent as is. Default "".
+	HostHeader string `yaml:"host_header"`
+	// MaxConns caps open connections to the origin. Default 512.
+	MaxConns int `yaml:"max_conns"`
+	// MaxConnWait is how long a request waits for a free origin connection
+	// when MaxConns are busy, before a 503. Default 2s.
+	MaxConnWait time.Duration `yaml:"max_conn_wait"`
+	// IdleConnTimeout closes idle pooled origin connections. Default 60s.
+	IdleConnTimeout time.Duration `yaml:"idle_conn_timeout"`
+	// DialTimeout bounds connecting to the origin. Default 5s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// ReadTimeout bounds waiting for each read from the origin (headers and
+	// each body read); past it the visitor gets 504. Default 30s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds sending the request to the origin. Default 30s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// InsecureSkipVerify disables TLS certificate checks for an https origin.
+	// Only for testing. Default false.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// HealthWindow: /_edgeseg/health answers 200 while the origin answered
+	// (any status) within this window, or a probe now succeeds. Default 30s.
+	HealthWindow time.Duration `yaml:"health_window"`
+}
+
+// Rewrite configures which responses edgeseg may change.
+type Rewrite struct {
+	// MaxBodyBytes is the largest HTML body (after decompression) that is
+	// personalized. Larger bodies are streamed through untouched. Default 4MiB.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// GzipLevel is the level used to re-compress rewritten HTML (1-9). Default 5.
+	GzipLevel int `yaml:"gzip_level"`
+	// BrotliLevel is the quality used to re-compress rewritten HTML (0-11). Default 4.
+	BrotliLevel int `yaml:"brotli_level"`
+}
+
+// Log configures the structured log.
+type Log struct {
+	// Level: debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format: json, console or auto (console on a terminal, JSON otherwise).
+	// Default auto.
+	Format string `yaml:"format"`
+	// Access writes one line per request. Default true.
+	Access bool `yaml:"access"`
+	// AccessSample keeps one in N access lines of 2xx/3xx responses; 4xx/5xx
+	// are always logged. Default 1 (all).
+	AccessSample int `yaml:"access_sample"`
+}
+
+// Signals configures how context signals are derived from a request.
+type Signals struct {
+	// TimeZone is the IANA zone for hour, weekday and daypart. Default "UTC".
+	TimeZone string `yaml:"time_zone"`
+	// GeoCountryHeader names the header holding the visitor's ISO country
+	// code, set by the CDN (CF-IPCountry, CloudFront-Viewer-Country). Empty
+	// disables geo. It is read only from trusted proxies when any are
+	// configured. Default "".
+	GeoCountryHeader string `yaml:"geo_country_header"`
+	// GeoRegionHeader names the header holding the region. Default "".
+	GeoRegionHeader string `yaml:"geo_region_header"`
+	// SearchHosts, SocialHosts and EmailHosts classify the Referer host
+	// (a suffix match on whole labels). Defaults cover the large engines and networks.
+	SearchHosts []string `yaml:"search_hosts"`
+	SocialHosts []string `yaml:"social_hosts"`
+	EmailHosts  []string `yaml:"email_hosts"`
+	// PaidMediums are utm_medium values that make the referrer class "paid".
+	// Default cpc, ppc, paid, paidsearch, display, cpm.
+	PaidMediums []string `yaml:"paid_mediums"`
+	// Cookies and Headers list the request cookies and headers rules may read
+	// with cookie("name") and header("name"). Others read as "". Default none.
+	Cookies []string `yaml:"cookies"`
+	Headers []string `yaml:"headers"`
+	// Query lists query parameters rules may read with query("name");
+	// utm_* are always available. Default none.
+	Query []string `yaml:"query"`
+}
+
+// Consent configures what edgeseg may store about a visitor.
+type Consent struct {
+	// RespectGPC treats Sec-GPC: 1 as no consent. Default true.
+	RespectGPC bool `yaml:"respect_gpc"`
+	// RespectDNT treats DNT: 1 as no consent. Default false.
+	RespectDNT bool `yaml:"respect_dnt"`
+	// Cookie is the site's consent cookie. Empty: no consent cookie is read.
+	// Default "".
+	Cookie string `yaml:"cookie"`
+	// Granted lists values of Cookie that grant consent (exact match, or a
+	// substring when the value contains it, e.g. "personalization:1"). Default ["1","true","yes","granted","all"].
+	Granted []string `yaml:"granted"`
+	// Default is whether consent is assumed when no signal says otherwise
+	// (no Cookie set, no GPC): "granted" or "denied". Default "granted"
+	// when Cookie is empty, "denied" otherwise.
+	Default string `yaml:"default"`
+	// ContextWithoutConsent keeps context signals (device, time, referrer,
+	// geo) for visitors without consent, so they can still get context
+	// segments. Default true.
+	ContextWithoutConsent bool `yaml:"context_without_consent"`
+}
+
+// Profile configures the visitor profile and its cookie.
+type Profile struct {
+	// Cookie is the profile cookie's name. Default "edgeseg".
+	Cookie string `yaml:"cookie"`
+	// Domain of the cookie, for sharing across subdomains. Default "" (host only).
+	Domain string `yaml:"domain"`
+	// Path of the cookie. Default "/".
+	Path string `yaml:"path"`
+	// MaxAge of the cookie and of the token inside. Default 8760h (365 days).
+	MaxAge time.Duration `yaml:"max_age"`
+	// Secure marks the cookie Secure. Turn off only for plain-http tests.
+	// Default true.
+	Secure bool `yaml:"secure"`
+	// Keys are the HMAC keys that verify profiles, by key id. At least one
+	// with 32+ bytes; empty runs with a random key per process (profiles then
+	// do not survive a restart or cross replicas, and a warning says so).
+	Keys []Key `yaml:"keys"`
+	// SigningKey is the id of the key that signs new profiles. Default: the
+	// first key.
+	SigningKey string `yaml:"signing_key"`
+	// VisitGap starts a new visit after this long without a request. Default 30m.
+	VisitGap time.Duration `yaml:"visit_gap"`
+	// MaxCategories bounds the per-category counters kept. Default 12.
+	MaxCategories int `yaml:"max_categories"`
+	// MaxProducts bounds the recently viewed products kept. Default 6.
+	MaxProducts int `yaml:"max_products"`
+	// MaxBytes is the encoded cookie's size bound; data is pruned to fit.
+	// Default 1200; at most 4000.
+	MaxBytes int `yaml:"max_bytes"`
+	// ConsiderationScore and DecisionScore are the engagement scores at which
+	// the journey stage moves from awareness to consideration and to decision.
+	// A cart add or checkout start also moves to decision. Defaults 5 and 15.
+	ConsiderationScore int `yaml:"consideration_score"`
+	DecisionScore      int `yaml:"decision_score"`
+}
+
+// Key is one named secret.
+type Key struct {
+	// ID names the key (the JWT "kid").
+	ID string `yaml:"id"`
+	// Secret is the key material. Prefer SecretEnv in production.
+	Secret string `yaml:"secret"`
+	// SecretEnv names an environment variable holding the key material.
+	SecretEnv string `yaml:"secret_env"`
+}
+
+// Identity configures reading the site's own login token.
+type Identity struct {
+	// Cookie holding the site's login JWT. Default "" (off).
+	Cookie string `yaml:"cookie"`
+	// Header reads the token from this header instead ("Authorization" takes
+	// a Bearer token). Default "".
+	Header string `yaml:"header"`
+	// Algorithms the token may be signed with (HS256, RS256, ES256, ...). The
+	// token's alg must be one of these and match its key's type.
+	Algorithms []string `yaml:"algorithms"`
+	// Keys verify the token: HMAC secrets (Secret/SecretEnv) or PEM public
+	// keys (PublicKeyFile), by kid.
+	Keys []IdentityKey `yaml:"keys"`
+	// Claims lists the claims exposed to rules as claim("name"). Others are
+	// never read. Default none.
+	Claims []string `yaml:"claims"`
+	// Issuer and Audience, when set, must match the token.
+	Issuer   string `yaml:"issuer"`
+	Audience string `yaml:"audience"`
+}
+
+// IdentityKey is a key that verifies the site's login token.
+type IdentityKey struct {
+	ID            string `yaml:"id"`
+	Secret        string `yaml:"secret"`
+	SecretEnv     string `yaml:"secret_env"`
+	PublicKeyFile string `yaml:"public_key_file"`
+}
+
+// Behavior maps requests to behavior events.
+type Behavior struct {
+	// Events are tried in order; the first match wins. A page navigation that
+	// matches none counts as a page_view.
+	Events []EventMapping `yaml:"events"`
+}
+
+// EventMapping maps a request to an event.
+type EventMapping struct {
+	// Match is "METHOD /path/{capture}/..." ; METHOD may be "*". A capture
+	// named category or id fills the event's category or product. A trailing
+	// "/*" matches any rest of the path. Captures named value become the event's value.
+	Match string `yaml:"match"`
+	// Event is the event name: page_view, category_view, product_view,
+	// cart_add, checkout_start, purchase, search, or a custom name.
+	Event string `yaml:"event"`
+	// Conversion logs the event as a conversion for uplift reports.
+	Conversion bool `yaml:"conversion"`
+	// Category sets a fixed category when the pattern captures none.
+	Category string `yaml:"category"`
+	// SearchParam names the query parameter holding a search term. Default "q".
+	SearchParam string `yaml:"search_param"`
+}
+
+// Segment is one audience rule.
+type Segment struct {
+	// Name is the segment's id: lower case letters, digits and dashes. It names
+	// the template file for each slot (templates/SLOT/NAME.hbs).
+	Name string `yaml:"name"`
+	// Priority orders segments: higher wins a slot. Ties keep file order.
+	Priority int `yaml:"priority"`
+	// Rule is an expression over the signals that decides membership.
+	Rule string `yaml:"rule"`
+	// Holdout is the fraction (0 to 0.9) of members shown the default content,
+	// for measuring uplift. Default 0.
+	Holdout float64 `yaml:"holdout"`
+	// Enabled turns the segment off without deleting it. Default true.
+	Enabled *bool `yaml:"enabled"`
+	// Data is handed to this segment's templates as segment.data.
+	Data map[string]any `yaml:"data"`
+	// Description is free text for people reading reports.
+	Description string `yaml:"description"`
+}
+
+// IsEnabled reports whether the segment is on (Enabled unset means on).
+func (s Segment) IsEnabled() bool { return s.Enabled == nil || *s.Enabled }
+
+// Templates configures the editors' template directory.
+type Templates struct {
+	// Dir holds one folder per slot with one NAME.hbs per segment. Default
+	// "templates" next to the config file.
+	Dir string `yaml:"dir"`
+	// Watch reloads templates when files change. Default true.
+	Watch bool `yaml:"watch"`
+	// DataLayer injects <script>window.edgeseg={...}</script> before </head>
+	// for the site's analytics tag. Default false.
+	DataLayer bool `yaml:"data_layer"`
+	// DebugHeader adds X-Edgeseg-Segments to responses. Default false.
+	DebugHeader bool `yaml:"debug_header"`
+}
+
+// Cache configures edgeseg's in-memory caches.
+type Cache struct {
+	Assignment CacheSize   `yaml:"assignment"`
+	Blocks     CacheSize   `yaml:"blocks"`
+	Origin     OriginCache `yaml:"origin"`
+}
+
+// CacheSize sizes one ristretto cache.
+type CacheSize struct {
+	// MaxItems is the expected number of entries (counters are 10x this).
+	MaxItems int `yaml:"max_items"`
+	// MaxBytes bounds the entries' total cost in bytes.
+	MaxBytes ByteSize `yaml:"max_bytes"`
+	// TTL of an entry; 0 keeps entries until evicted.
+	TTL time.Duration `yaml:"ttl"`
+}
+
+// OriginCache configures the opt-in cache of unpersonalized origin responses.
+type OriginCache struct {
+	CacheSize `yaml:",inline"`
+	// Paths lists path patterns whose GET responses may be cached
+	// ("/", "/category/*"). Empty disables the cache. Default none.
+	Paths []string `yaml:"paths"`
+	// MaxObjectBytes is the largest response body cached. Default 1MiB.
+	MaxObjectBytes ByteSize `yaml:"max_object_bytes"`
+	// DefaultTTL applies when the origin sends no freshness; 0 caches only
+	// responses that say how long they are fresh. Default 0.
+	DefaultTTL time.Duration `yaml:"default_ttl"`
+}
+
+// Preview configures editors' preview tokens and /_edgeseg/explain.
+type Preview struct {
+	// Secret signs preview tokens. Empty disables previews. Use SecretEnv in
+	// production.
+	Secret    string `yaml:"secret"`
+	SecretEnv string `yaml:"secret_env"`
+	// Param is the query parameter carrying a token. Default "edgeseg_preview".
+	Param string `yaml:"param"`
+	// Cookie carrying a token. Default "edgeseg_preview".
+	Cookie string `yaml:"cookie"`
+}
+
+// Events configures exposure and conversion events.
+type Events struct {
+	// Sink is "stdout", "stderr", "off", or a file path. Default "off".
+	Sink string `yaml:"sink"`
+	// MaxFileBytes rotates the sink file past this size. Default 100MiB.
+	MaxFileBytes ByteSize `yaml:"max_file_bytes"`
+	// MaxBackups keeps this many rotated files. Default 5.
+	MaxBackups int `yaml:"max_backups"`
+	// QueueSize bounds events waiting to be written; when full, events are
+	// dropped and counted, never the response. Default 8192.
+	QueueSize int `yaml:"queue_size"`
+	// ClientEvents enables POST /_edgeseg/event. Default false.
+	ClientEvents bool `yaml:"client_events"`
+	// ClientEventsPerMinute rate-limits client events per visitor. Default 60.
+	ClientEventsPerMinute int `yaml:"client_events_per_minute"`
+}
+
+// Default returns a Config with every documented default and no origin.
+func Default() *Config {
+	return &Config{
+		Listen: ":8080",
+		Server: Server{
+			ReadTimeout:        30 * time.Second,
+			WriteTimeout:       60 * time.Second,
+			IdleTimeout:        120 * time.Second,
+			MaxHeaderBytes:     32 << 10,
+			MaxBodyBytes:       64 << 20,
+			MaxConcurrency:     4096,
+			QueueTimeout:       time.Second,
+			ShutdownTimeout:    30 * time.Second,
+			UpgradeIdleTimeout: 5 * time.Minute,
+			Name:               "edgeseg",
+		},
+		Origin: Origin{
+			MaxConns:        512,
+			MaxConnWait:     2 * time.Second,
+			IdleConnTimeout: 60 * time.Second,
+			DialTimeout:     5 * time.Second,
+			ReadTimeout:     30 * time.Second,
+			WriteTimeout:    30 * time.Second,
+			HealthWindow:    30 * time.Second,
+		},
+		Rewrite: Rewrite{MaxBodyBytes: 4 << 20, GzipLevel: 5, BrotliLevel: 4},
+		Log:     Log{Level: "info", Format: "auto", Access: true, AccessSample: 1},
+		Signals: Signals{
+			TimeZone: "UTC",
+			SearchHosts: []string{"google.com", "bing.com", "duckduckgo.com", "yahoo.com",
+				"baidu.com", "yandex.ru", "yandex.com", "ecosia.org", "search.brave.com", "startpage.com"},
+			SocialHosts: []string{"facebook.com", "instagram.com", "t.co", "twitter.com", "x.com",
+				"linkedin.com", "lnkd.in", "pinterest.com", "reddit.com", "tiktok.com", "youtube.com",
+				"threads.net", "bsky.app"},
+			EmailHosts:  []string{"mail.google.com", "outlook.live.com", "mail.yahoo.com", "mail.proton.me"},
+			PaidMediums: []string{"cpc", "ppc", "paid", "paidsearch", "paid_search", "display", "cpm"},
+		},
+		Consent: Consent{
+			RespectGPC:            true,
+			Granted:               []string{"1", "true", "yes", "granted", "all"},
+			ContextWithoutConsent: true,
+		},
+		Profile: Profile{
+			Cookie:             "edgeseg",
+			Path:               "/",
+			MaxAge:             365 * 24 * time.Hour,
+			Secure:             true,
+			VisitGap:           30 * time.Minute,
+			MaxCategories:      12,
+			MaxProducts:        6,
+			MaxBytes:           1200,
+			ConsiderationScore: 5,
+			DecisionScore:      15,
+		},
+		Templates: Templates{Dir: "templates", Watch: true},
+		Cache: Cache{
+			Assignment: CacheSize{MaxItems: 100_000, MaxBytes: 32 << 20, TTL: 10 * time.Minute},
+			Blocks:     CacheSize{MaxItems: 50_000, MaxBytes: 64 << 20, TTL: 10 * time.Minute},
+			Origin: OriginCache{
+				CacheSize:      CacheSize{MaxItems: 10_000, MaxBytes: 256 << 20},
+				MaxObjectBytes: 1 << 20,
+			},
+		},
+		Preview: Preview{Param: "edgeseg_preview", Cookie: "edgeseg_preview"},
+		Events: Events{
+			Sink:                  "off",
+			MaxFileBytes:          100 << 20,
+			MaxBackups:            5,
+			QueueSize:             8192,
+			ClientEventsPerMinute: 60,
+		},
+	}
+}
+
+// File returns the path the Config was loaded from, or "".
+func (c *Config) File() string { return c.file }
+
+// Line returns the line in the file where key was written, or 0.
+func (c *Config) Line(key string) int { return c.lines[key] }

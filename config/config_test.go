@@ -1,0 +1,265 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := Load("../examples/edgeseg.yaml", nil)
+	if err != nil {
+		t.Fatalf("example config: %v", err)
+	}
+	if c.Origin.URL == "" || len(c.Segments) == 0 || len(c.Behavior.Events) == 0 {
+		t.Fatalf("example config lost sections: %+v", c)
+	}
+	if !strings.HasSuffix(c.Templates.Dir, "examples/templates") {
+		t.Errorf("templates.dir not resolved against the file: %q", c.Templates.Dir)
+	}
+}
+
+// TestExampleDocumentsEveryKey checks that examples/edgeseg.yaml writes out
+// every leaf key of Config, so ops have one place that documents them all.
+func TestExampleDocumentsEveryKey(t *testing.T) {
+	c, err := Parse("example", mustRead(t, "../examples/edgeseg.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var missing []string
+	walkLeaves(reflectValue(Default()), "", func(key string, _ reflectVal) {
+		if c.Line(key) == 0 {
+			missing = append(missing, key)
+		}
+	})
+	for _, k := range []string{"segments", "profile.keys", "identity.keys", "behavior.events"} {
+		if c.Line(k) == 0 {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("examples/edgeseg.yaml does not document: %v", missing)
+	}
+}
+
+func TestLoadErrorsNameFileLineAndKey(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want []string
+	}{
+		{"testdata/bad-keys.yaml", []string{"testdata/bad-keys.yaml:4: origin.ulr: unknown key"}},
+		{"testdata/bad-type.yaml", []string{"testdata/bad-type.yaml:3: origin.max_conns:", "lots"}},
+		{"testdata/bad-values.yaml", []string{
+			"testdata/bad-values.yaml:3: origin.url: scheme must be http or https",
+			"testdata/bad-values.yaml:5: server.max_header_bytes: must be between 16KiB and 1MiB",
+			"testdata/bad-values.yaml:7: segments[0].name: must be lower case",
+			"testdata/bad-values.yaml:8: segments[0].rule: is required",
+			"testdata/bad-values.yaml:9: segments[0].holdout: must be between 0 and 0.9",
+		}},
+		{"testdata/missing.yaml", []string{"no such file"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			_, err := Load(tc.file, nil)
+			if err == nil {
+				t.Fatal("loaded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"syntax", "origin:\n  url: [unclosed\n", "x.yaml"},
+		{"tabs", "origin:\n\turl: x\n", "x.yaml"},
+		{"bad duration", "server:\n  read_timeout: soon\n", "x.yaml:2: server.read_timeout"},
+		{"bad size", "server:\n  max_header_bytes: 12 parsecs\n", "x.yaml:2: server.max_header_bytes: invalid size"},
+		{"negative size", "rewrite:\n  max_body_bytes: -5\n", "invalid size"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("x.yaml", []byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+	c, err := Parse("empty.yaml", nil)
+	if err != nil || c.Listen != ":8080" {
+		t.Fatalf("empty file: %v", err)
+	}
+}
+
+// TestValidate covers every validation rule with the message it gives.
+func TestValidate(t *testing.T) {
+	ok := func(c *Config) { c.Origin.URL = "http://127.0.0.1:9000" }
+	f := false
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"listen", func(c *Config) { c.Listen = "8080" }, "listen: must be host:port"},
+		{"server timeout", func(c *Config) { c.Server.ReadTimeout = 0 }, "server.read_timeout: must be a positive duration"},
+		{"write timeout", func(c *Config) { c.Server.WriteTimeout = -1 }, "server.write_timeout"},
+		{"idle timeout", func(c *Config) { c.Server.IdleTimeout = 0 }, "server.idle_timeout"},
+		{"queue timeout", func(c *Config) { c.Server.QueueTimeout = 0 }, "server.queue_timeout"},
+		{"shutdown timeout", func(c *Config) { c.Server.ShutdownTimeout = 0 }, "server.shutdown_timeout"},
+		{"upgrade timeout", func(c *Config) { c.Server.UpgradeIdleTimeout = 0 }, "server.upgrade_idle_timeout"},
+		{"header too small", func(c *Config) { c.Server.MaxHeaderBytes = 8 << 10 }, "server.max_header_bytes: must be between 16KiB and 1MiB"},
+		{"header too big", func(c *Config) { c.Server.MaxHeaderBytes = 2 << 20 }, "server.max_header_bytes"},
+		{"body", func(c *Config) { c.Server.MaxBodyBytes = 0 }, "server.max_body_bytes: must be positive"},
+		{"concurrency", func(c *Config) { c.Server.MaxConcurrency = 0 }, "server.max_concurrency: must be positive"},
+		{"trusted proxy", func(c *Config) { c.Server.TrustedProxies = []string{"10.0.0.0/33"} }, `server.trusted_proxies[0]: invalid CIDR "10.0.0.0/33"`},
+		{"trusted ip", func(c *Config) { c.Server.TrustedProxies = []string{"nope"} }, `invalid IP or CIDR "nope"`},
+		{"origin missing", func(c *Config) { c.Origin.URL = "" }, "origin.url: is required"},
+		{"origin scheme", func(c *Config) { c.Origin.URL = "ftp://x" }, `origin.url: scheme must be http or https, got "ftp"`},
+		{"origin no host", func(c *Config) { c.Origin.URL = "http://" }, "origin.url: must name a host"},
+		{"origin path", func(c *Config) { c.Origin.URL = "http://x/app" }, "origin.url: must be scheme://host[:port] only"},
+		{"origin user", func(c *Config) { c.Origin.URL = "http://u:p@x" }, "origin.url: must not carry user info"},
+		{"origin unparsable", func(c *Config) { c.Origin.URL = "http://[::1" }, "origin.url: is not a URL"},
+		{"max conns", func(c *Config) { c.Origin.MaxConns = 0 }, "origin.max_conns: must be positive"},
+		{"conn wait", func(c *Config) { c.Origin.MaxConnWait = 0 }, "origin.max_conn_wait"},
+		{"idle conn", func(c *Config) { c.Origin.IdleConnTimeout = 0 }, "origin.idle_conn_timeout"},
+		{"dial", func(c *Config) { c.Origin.DialTimeout = 0 }, "origin.dial_timeout"},
+		{"read", func(c *Config) { c.Origin.ReadTimeout = 0 }, "origin.read_timeout"},
+		{"write", func(c *Config) { c.Origin.WriteTimeout = 0 }, "origin.write_timeout"},
+		{"health", func(c *Config) { c.Origin.HealthWindow = 0 }, "origin.health_window"},
+		{"rewrite max", func(c *Config) { c.Rewrite.MaxBodyBytes = 0 }, "rewrite.max_body_bytes: must be between"},
+		{"gzip level", func(c *Config) { c.Rewrite.GzipLevel = 10 }, "rewrite.gzip_level: must be 1 to 9"},
+		{"brotli level", func(c *Config) { c.Rewrite.BrotliLevel = 12 }, "rewrite.brotli_level: must be 0 to 11"},
+		{"log level", func(c *Config) { c.Log.Level = "loud" }, `log.level: must be debug, info, warn or error, got "loud"`},
+		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
+		{"log sample", func(c *Config) { c.Log.AccessSample = 0 }, "log.access_sample"},
+		{"time zone", func(c *Config) { c.Signals.TimeZone = "Mars/Olympus" }, `signals.time_zone: unknown time zone "Mars/Olympus"`},
+		{"consent default", func(c *Config) { c.Consent.Default = "maybe" }, "consent.default: must be granted or denied"},
+		{"consent cookie", func(c *Config) { c.Consent.Cookie = "bad name" }, "consent.cookie: is not a valid cookie name"},
+		{"profile cookie", func(c *Config) { c.Profile.Cookie = "a;b" }, "profile.cookie: is not a valid cookie name"},
+		{"profile path", func(c *Config) { c.Profile.Path = "x" }, "profile.path: must start with /"},
+		{"profile age", func(c *Config) { c.Profile.MaxAge = 0 }, "profile.max_age"},
+		{"visit gap", func(c *Config) { c.Profile.VisitGap = 0 }, "profile.visit_gap"},
+		{"categories", func(c *Config) { c.Profile.MaxCategories = 0 }, "profile.max_categories: must be 1 to 50"},
+		{"products", func(c *Config) { c.Profile.MaxProducts = 99 }, "profile.max_products: must be 0 to 50"},
+		{"max bytes", func(c *Config) { c.Profile.MaxBytes = 5000 }, "profile.max_bytes: must be 400 to 4000"},
+		{"scores", func(c *Config) { c.Profile.DecisionScore = 2 }, "profile.decision_score: must be above"},
+		{"key id", func(c *Config) { c.Profile.Keys = []Key{{Secret: strings.Repeat("k", 32)}} }, "profile.keys[0].id: is required"},
+		{"key dup", func(c *Config) {
+			c.Profile.Keys = []Key{{ID: "a", Secret: strings.Repeat("k", 32)}, {ID: "a", Secret: strings.Repeat("k", 32)}}
+		}, `profile.keys[1].id: duplicate key id "a"`},
+		{"key none", func(c *Config) { c.Profile.Keys = []Key{{ID: "a"}} }, "profile.keys[0].secret: one of secret or secret_env is required"},
+		{"key both", func(c *Config) { c.Profile.Keys = []Key{{ID: "a", Secret: "x", SecretEnv: "Y"}} }, "set secret or secret_env, not both"},
+		{"key short", func(c *Config) { c.Profile.Keys = []Key{{ID: "a", Secret: "short"}} }, "profile.keys[0].secret: must be at least 32 bytes, got 5"},
+		{"signing key", func(c *Config) { c.Profile.SigningKey = "zz" }, `profile.signing_key: names no key in profile.keys: "zz"`},
+		{"identity algs", func(c *Config) { c.Identity.Cookie = "session" }, "identity.algorithms: is required"},
+		{"identity alg", func(c *Config) { c.Identity.Cookie = "s"; c.Identity.Algorithms = []string{"none"} }, `identity.algorithms[0]: unknown algorithm "none"`},
+		{"identity keys", func(c *Config) { c.Identity.Header = "Authorization"; c.Identity.Algorithms = []string{"RS256"} }, "identity.keys: at least one key"},
+		{"identity key", func(c *Config) {
+			c.Identity.Cookie = "s"
+			c.Identity.Algorithms = []string{"HS256"}
+			c.Identity.Keys = []IdentityKey{{ID: "a", Secret: "x", PublicKeyFile: "y"}}
+		}, "identity.keys[0]: set exactly one of"},
+		{"event match", func(c *Config) { c.Behavior.Events = []EventMapping{{Event: "x"}} }, "behavior.events[0].match: is required"},
+		{"event name", func(c *Config) { c.Behavior.Events = []EventMapping{{Match: "GET /"}} }, "behavior.events[0].event: is required"},
+		{"event name chars", func(c *Config) { c.Behavior.Events = []EventMapping{{Match: "GET /", Event: "Add To Cart"}} }, "behavior.events[0].event: must be lower case"},
+		{"segment name", func(c *Config) { c.Segments = []Segment{{Name: "../x", Rule: "true"}} }, "segments[0].name: must be lower case"},
+		{"segment dup", func(c *Config) { c.Segments = []Segment{{Name: "a", Rule: "true"}, {Name: "a", Rule: "true"}} }, `segments[1].name: duplicate segment "a" (also segments[0])`},
+		{"segment rule", func(c *Config) { c.Segments = []Segment{{Name: "a", Rule: " "}} }, "segments[0].rule: is required"},
+		{"segment holdout", func(c *Config) { c.Segments = []Segment{{Name: "a", Rule: "true", Holdout: -0.1}} }, "segments[0].holdout: must be between 0 and 0.9"},
+		{"templates dir", func(c *Config) { c.Templates.Dir = "" }, "templates.dir: is required"},
+		{"cache items", func(c *Config) { c.Cache.Assignment.MaxItems = 0 }, "cache.assignment.max_items: must be positive"},
+		{"cache bytes", func(c *Config) { c.Cache.Blocks.MaxBytes = 10 }, "cache.blocks.max_bytes: must be at least 1KiB"},
+		{"cache ttl", func(c *Config) { c.Cache.Origin.TTL = -time.Second }, "cache.origin.ttl: must not be negative"},
+		{"cache path", func(c *Config) { c.Cache.Origin.Paths = []string{"category/*"} }, "cache.origin.paths[0]: must start with /"},
+		{"cache object", func(c *Config) { c.Cache.Origin.MaxObjectBytes = 0 }, "cache.origin.max_object_bytes"},
+		{"preview secret", func(c *Config) { c.Preview.Secret = "short" }, "preview.secret: must be at least 32 bytes"},
+		{"events sink", func(c *Config) { c.Events.Sink = "" }, "events.sink"},
+		{"events queue", func(c *Config) { c.Events.QueueSize = 0 }, "events.queue_size"},
+		{"events file", func(c *Config) { c.Events.MaxFileBytes = 1 }, "events.max_file_bytes"},
+		{"events backups", func(c *Config) { c.Events.MaxBackups = -1 }, "events.max_backups"},
+		{"events rate", func(c *Config) { c.Events.ClientEventsPerMinute = 0 }, "events.client_events_per_minute"},
+		{"disabled segment still checked", func(c *Config) { c.Segments = []Segment{{Name: "a", Rule: "", Enabled: &f}} }, "segments[0].rule"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			ok(c)
+			tc.mutate(c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v\nwant %q", err, tc.want)
+			}
+			var ps Problems
+			if !errors.As(err, &ps) {
+				t.Fatalf("not Problems: %T", err)
+			}
+		})
+	}
+	c := Default()
+	ok(c)
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults with an origin do not validate: %v", err)
+	}
+}
+
+func TestValidateReportsAllProblems(t *testing.T) {
+	c := Default()
+	c.Listen = "x"
+	c.Log.Level = "loud"
+	err := c.Validate()
+	var ps Problems
+	if !errors.As(err, &ps) || len(ps) != 3 { // listen, log.level, origin.url
+		t.Fatalf("want 3 problems at once, got %v", err)
+	}
+}
+
+func TestApplyEnv(t *testing.T) {
+	c := Default()
+	err := c.ApplyEnv([]string{
+		"EDGESEG_ORIGIN_URL=http://10.0.0.5:8000",
+		"EDGESEG_SERVER_MAX_HEADER_BYTES=64KiB",
+		"EDGESEG_SERVER_READ_TIMEOUT=5s",
+		"EDGESEG_SERVER_VIA=true",
+		"EDGESEG_SERVER_TRUSTED_PROXIES=10.0.0.0/8, 192.168.0.1",
+		"EDGESEG_CACHE_ORIGIN_MAX_ITEMS=7",
+		"EDGESEG_CONFIG=ignored.yaml",
+		"PATH=/bin",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Origin.URL != "http://10.0.0.5:8000" || c.Server.MaxHeaderBytes != 64<<10 || c.Server.ReadTimeout != 5*time.Second ||
+		!c.Server.Via || len(c.Server.TrustedProxies) != 2 || c.Cache.Origin.MaxItems != 7 {
+		t.Fatalf("env not applied: %+v", c.Server)
+	}
+	for _, tc := range []struct{ env, want string }{
+		{"EDGESEG_SERVER_READ_TIMEOUT=soon", `EDGESEG_SERVER_READ_TIMEOUT: invalid duration "soon"`},
+		{"EDGESEG_SERVER_VIA=perhaps", `EDGESEG_SERVER_VIA: invalid boolean "perhaps"`},
+		{"EDGESEG_ORIGIN_MAX_CONNS=many", `EDGESEG_ORIGIN_MAX_CONNS: invalid integer "many"`},
+		{"EDGESEG_SERVER_MAX_BODY_BYTES=lots", "EDGESEG_SERVER_MAX_BODY_BYTES: invalid size"},
+		{"EDGESEG_ORIGN_URL=x", "EDGESEG_ORIGN_URL: no such config key"},
+	} {
+		if err := Default().ApplyEnv([]string{tc.env}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %q", tc.env, err, tc.want)
+		}
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]ByteSize{"512": 512, "16KiB": 16 << 10, "16kb": 16 << 10, "2MiB": 2 << 20, "1 GiB": 1 << 30, "3M": 3 << 20} {
+		got, err := ParseByteSize(in)
+		if err != nil || got != want {
+			t.Errorf("%q = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "abc", "-1", "5 parsecs", "99999999999999GiB"} {
+		if _, err := ParseByteSize(in); err == nil {
+			t.Errorf("%q parsed", in)
+		}
+	}
+	if s := ByteSize(2 << 20).String(); s != "2MiB" {
+		t.Errorf("String = %s", s)
+	}
+}

@@ -1,0 +1,275 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Load reads the YAML file at path over Default(), applies EDGESEG_*
+// environment overrides from environ (os.Environ() in production; nil for
+// none) and validates the result. Every error names the file and, where it
+// can, the line and key.
+func Load(path string, environ []string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(path, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.ApplyEnv(environ); err != nil {
+		return nil, err
+	}
+	c.resolvePaths()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+var unknownFieldRE = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
+var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// Parse decodes raw YAML (read from file, used in messages) over Default()
+// without validating it. Unknown keys are errors.
+func Parse(file string, raw []byte) (*Config, error) {
+	c := Default()
+	c.file = file
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return nil, fmt.Errorf("config: %s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	c.lines = map[string]int{}
+	if len(root.Content) > 0 {
+		collectLines(root.Content[0], "", c.lines)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			var ps Problems
+			for _, e := range te.Errors {
+				if m := unknownFieldRE.FindStringSubmatch(e); m != nil {
+					line, _ := strconv.Atoi(m[1])
+					ps = append(ps, Problem{File: file, Line: line, Key: keyAtLine(c.lines, line, m[2]), Msg: "unknown key"})
+					continue
+				}
+				if m := yamlLineRE.FindStringSubmatch(e); m != nil {
+					line, _ := strconv.Atoi(m[1])
+					ps = append(ps, Problem{File: file, Line: line, Key: keyAtLine(c.lines, line, ""), Msg: m[2]})
+					continue
+				}
+				ps = append(ps, Problem{File: file, Msg: e})
+			}
+			return nil, ps
+		}
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			return nil, Problems{{File: file, Line: line, Key: keyAtLine(c.lines, line, ""), Msg: m[2]}}
+		}
+		return nil, fmt.Errorf("config: %s: %s", file, msg)
+	}
+	return c, nil
+}
+
+// keyAtLine finds the deepest key path written at line (unknown keys are
+// recorded too, since lines come from the raw YAML); fallback when none.
+func keyAtLine(lines map[string]int, line int, fallback string) string {
+	best := ""
+	for k, l := range lines {
+		if l == line && len(k) > len(best) {
+			best = k
+		}
+	}
+	if best == "" {
+		return fallback
+	}
+	return best
+}
+
+// collectLines records the line of every key under n, by dotted path with
+// [i] for sequence items.
+func collectLines(n *yaml.Node, prefix string, out map[string]int) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			path := k.Value
+			if prefix != "" {
+				path = prefix + "." + k.Value
+			}
+			out[path] = k.Line
+			collectLines(v, path, out)
+		}
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			path := fmt.Sprintf("%s[%d]", prefix, i)
+			out[path] = item.Line
+			collectLines(item, path, out)
+		}
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			collectLines(c, prefix, out)
+		}
+	}
+}
+
+// resolvePaths makes relative paths in the config relative to the config
+// file's directory, so a config works from any working directory.
+func (c *Config) resolvePaths() {
+	if c.file == "" {
+		return
+	}
+	base := filepath.Dir(c.file)
+	rel := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	rel(&c.Templates.Dir)
+	for i := range c.Identity.Keys {
+		rel(&c.Identity.Keys[i].PublicKeyFile)
+	}
+	if s := c.Events.Sink; s != "stdout" && s != "stderr" && s != "off" && s != "" {
+		rel(&c.Events.Sink)
+	}
+}
+
+// ApplyEnv overrides scalar keys from environment variables named
+// EDGESEG_ plus the key path in upper case with dots as underscores:
+// origin.url ← EDGESEG_ORIGIN_URL, server.max_header_bytes ←
+// EDGESEG_SERVER_MAX_HEADER_BYTES. Lists of strings take comma-separated
+// values. Lists of structs (segments, keys) cannot be set this way.
+func (c *Config) ApplyEnv(environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "EDGESEG_") {
+			env[k] = v
+		}
+	}
+	if len(env) == 0 {
+		return nil
+	}
+	var ps Problems
+	used := map[string]bool{}
+	walkLeaves(reflect.ValueOf(c).Elem(), "", func(key string, v reflect.Value) {
+		name := "EDGESEG_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+		s, ok := env[name]
+		if !ok {
+			return
+		}
+		used[name] = true
+		if err := setFromString(v, s); err != nil {
+			ps = append(ps, Problem{File: "environment", Key: name, Msg: err.Error()})
+		}
+	})
+	for name := range env {
+		if !used[name] && !knownNonConfigEnv(name) {
+			ps = append(ps, Problem{File: "environment", Key: name, Msg: "no such config key"})
+		}
+	}
+	if len(ps) > 0 {
+		return ps
+	}
+	return nil
+}
+
+// knownNonConfigEnv lists EDGESEG_ variables that are not config keys.
+func knownNonConfigEnv(name string) bool {
+	return name == "EDGESEG_CONFIG"
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+var byteSizeType = reflect.TypeOf(ByteSize(0))
+
+func walkLeaves(v reflect.Value, prefix string, f func(string, reflect.Value)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		tag := strings.Split(sf.Tag.Get("yaml"), ",")
+		name := tag[0]
+		fv := v.Field(i)
+		if len(tag) > 1 && tag[1] == "inline" {
+			walkLeaves(fv, prefix, f)
+			continue
+		}
+		key := name
+		if prefix != "" {
+			key = prefix + "." + name
+		}
+		switch {
+		case fv.Kind() == reflect.Struct:
+			walkLeaves(fv, key, f)
+		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() != reflect.String:
+			// lists of structs are not settable from the environment
+		case fv.Kind() == reflect.Map, fv.Kind() == reflect.Pointer:
+		default:
+			f(key, fv)
+		}
+	}
+}
+
+func setFromString(v reflect.Value, s string) error {
+	switch {
+	case v.Type() == durationType:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("invalid duration %q: want e.g. 30s, 5m, 1h", s)
+		}
+		v.SetInt(int64(d))
+	case v.Type() == byteSizeType:
+		b, err := ParseByteSize(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(b))
+	case v.Kind() == reflect.String:
+		v.SetString(s)
+	case v.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("invalid boolean %q: want true or false", s)
+		}
+		v.SetBool(b)
+	case v.Kind() == reflect.Int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("invalid integer %q", s)
+		}
+		v.SetInt(int64(n))
+	case v.Kind() == reflect.Float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("invalid number %q", s)
+		}
+		v.SetFloat(f)
+	case v.Kind() == reflect.Slice:
+		var parts []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		v.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("cannot be set from the environment")
+	}
+	return nil
+}

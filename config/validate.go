@@ -1,0 +1,322 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// segmentNameRE is what a segment name must look like: it names files.
+var segmentNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// cookieNameRE is an RFC 6265 token.
+var cookieNameRE = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
+
+// Validate checks c and returns every problem at once as Problems, or nil.
+// It reads nothing but c and changes nothing. Rules, path patterns and
+// templates are compiled (and their errors reported) by the packages that
+// own them, through Problemf.
+func (c *Config) Validate() error {
+	var ps Problems
+	bad := func(key, format string, args ...any) {
+		ps = append(ps, c.Problemf(key, format, args...))
+	}
+	positive := func(key string, d time.Duration) {
+		if d <= 0 {
+			bad(key, "must be a positive duration such as 30s, got %v", d)
+		}
+	}
+
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "must be host:port or :port, got %q", c.Listen)
+	}
+
+	// server
+	s := c.Server
+	positive("server.read_timeout", s.ReadTimeout)
+	positive("server.write_timeout", s.WriteTimeout)
+	positive("server.idle_timeout", s.IdleTimeout)
+	positive("server.queue_timeout", s.QueueTimeout)
+	positive("server.shutdown_timeout", s.ShutdownTimeout)
+	positive("server.upgrade_idle_timeout", s.UpgradeIdleTimeout)
+	if s.MaxHeaderBytes < 16<<10 || s.MaxHeaderBytes > 1<<20 {
+		bad("server.max_header_bytes", "must be between 16KiB and 1MiB (real sites' cookies need 16KiB), got %v", s.MaxHeaderBytes)
+	}
+	if s.MaxBodyBytes <= 0 {
+		bad("server.max_body_bytes", "must be positive, got %v", s.MaxBodyBytes)
+	}
+	if s.MaxConcurrency <= 0 {
+		bad("server.max_concurrency", "must be positive, got %d", s.MaxConcurrency)
+	}
+	for i, p := range s.TrustedProxies {
+		if _, err := ParseCIDR(p); err != nil {
+			bad(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)
+		}
+	}
+
+	// origin
+	o := c.Origin
+	if o.URL == "" {
+		bad("origin.url", "is required: the site to proxy, e.g. http://127.0.0.1:9000")
+	} else if u, err := url.Parse(o.URL); err != nil {
+		bad("origin.url", "is not a URL: %v", err)
+	} else {
+		switch {
+		case u.Scheme != "http" && u.Scheme != "https":
+			bad("origin.url", "scheme must be http or https, got %q", u.Scheme)
+		case u.Host == "" || u.Hostname() == "":
+			bad("origin.url", "must name a host, got %q", o.URL)
+		case u.User != nil:
+			bad("origin.url", "must not carry user info")
+		case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "":
+			bad("origin.url", "must be scheme://host[:port] only (no path, query or fragment), got %q", o.URL)
+		}
+	}
+	if o.MaxConns <= 0 {
+		bad("origin.max_conns", "must be positive, got %d", o.MaxConns)
+	}
+	positive("origin.max_conn_wait", o.MaxConnWait)
+	positive("origin.idle_conn_timeout", o.IdleConnTimeout)
+	positive("origin.dial_timeout", o.DialTimeout)
+	positive("origin.read_timeout", o.ReadTimeout)
+	positive("origin.write_timeout", o.WriteTimeout)
+	positive("origin.health_window", o.HealthWindow)
+
+	// rewrite
+	if c.Rewrite.MaxBodyBytes <= 0 || c.Rewrite.MaxBodyBytes > 256<<20 {
+		bad("rewrite.max_body_bytes", "must be between 1 byte and 256MiB, got %v", c.Rewrite.MaxBodyBytes)
+	}
+	if c.Rewrite.GzipLevel < 1 || c.Rewrite.GzipLevel > 9 {
+		bad("rewrite.gzip_level", "must be 1 to 9, got %d", c.Rewrite.GzipLevel)
+	}
+	if c.Rewrite.BrotliLevel < 0 || c.Rewrite.BrotliLevel > 11 {
+		bad("rewrite.brotli_level", "must be 0 to 11, got %d", c.Rewrite.BrotliLevel)
+	}
+
+	// log
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "auto", "json", "console":
+	default:
+		bad("log.format", "must be auto, json or console, got %q", c.Log.Format)
+	}
+	if c.Log.AccessSample < 1 {
+		bad("log.access_sample", "must be 1 or more (1 logs every request), got %d", c.Log.AccessSample)
+	}
+
+	// signals
+	if _, err := time.LoadLocation(c.Signals.TimeZone); err != nil || c.Signals.TimeZone == "" {
+		bad("signals.time_zone", "unknown time zone %q: want an IANA name such as Europe/Berlin", c.Signals.TimeZone)
+	}
+
+	// consent
+	switch c.Consent.Default {
+	case "", "granted", "denied":
+	default:
+		bad("consent.default", "must be granted or denied, got %q", c.Consent.Default)
+	}
+	if c.Consent.Cookie != "" && !cookieNameRE.MatchString(c.Consent.Cookie) {
+		bad("consent.cookie", "is not a valid cookie name: %q", c.Consent.Cookie)
+	}
+
+	// profile
+	p := c.Profile
+	if !cookieNameRE.MatchString(p.Cookie) {
+		bad("profile.cookie", "is not a valid cookie name: %q", p.Cookie)
+	}
+	if !strings.HasPrefix(p.Path, "/") {
+		bad("profile.path", "must start with /, got %q", p.Path)
+	}
+	positive("profile.max_age", p.MaxAge)
+	positive("profile.visit_gap", p.VisitGap)
+	if p.MaxCategories < 1 || p.MaxCategories > 50 {
+		bad("profile.max_categories", "must be 1 to 50, got %d", p.MaxCategories)
+	}
+	if p.MaxProducts < 0 || p.MaxProducts > 50 {
+		bad("profile.max_products", "must be 0 to 50, got %d", p.MaxProducts)
+	}
+	if p.MaxBytes < 400 || p.MaxBytes > 4000 {
+		bad("profile.max_bytes", "must be 400 to 4000 (browsers drop cookies past 4096 bytes), got %d", p.MaxBytes)
+	}
+	if p.ConsiderationScore < 1 || p.DecisionScore <= p.ConsiderationScore {
+		bad("profile.decision_score", "must be above profile.consideration_score, and both positive (got %d and %d)", p.DecisionScore, p.ConsiderationScore)
+	}
+	ids := map[string]bool{}
+	for i, k := range p.Keys {
+		key := fmt.Sprintf("profile.keys[%d]", i)
+		if k.ID == "" {
+			bad(key+".id", "is required")
+		} else if ids[k.ID] {
+			bad(key+".id", "duplicate key id %q", k.ID)
+		}
+		ids[k.ID] = true
+		if k.Secret == "" && k.SecretEnv == "" {
+			bad(key+".secret", "one of secret or secret_env is required")
+		} else if k.Secret != "" && k.SecretEnv != "" {
+			bad(key+".secret", "set secret or secret_env, not both")
+		} else if k.Secret != "" && len(k.Secret) < 32 {
+			bad(key+".secret", "must be at least 32 bytes, got %d", len(k.Secret))
+		}
+	}
+	if p.SigningKey != "" && !ids[p.SigningKey] {
+		bad("profile.signing_key", "names no key in profile.keys: %q", p.SigningKey)
+	}
+
+	// identity
+	if c.Identity.Cookie != "" || c.Identity.Header != "" {
+		if len(c.Identity.Algorithms) == 0 {
+			bad("identity.algorithms", "is required when identity.cookie or identity.header is set (e.g. [RS256])")
+		}
+		for i, a := range c.Identity.Algorithms {
+			if !knownAlg(a) {
+				bad(fmt.Sprintf("identity.algorithms[%d]", i), "unknown algorithm %q: want HS256/384/512, RS256/384/512, PS256/384/512 or ES256/384/512", a)
+			}
+		}
+		if len(c.Identity.Keys) == 0 {
+			bad("identity.keys", "at least one key is required to verify the site's token")
+		}
+		for i, k := range c.Identity.Keys {
+			n := 0
+			for _, s := range []string{k.Secret, k.SecretEnv, k.PublicKeyFile} {
+				if s != "" {
+					n++
+				}
+			}
+			if n != 1 {
+				bad(fmt.Sprintf("identity.keys[%d]", i), "set exactly one of secret, secret_env or public_key_file")
+			}
+		}
+	}
+
+	// behavior
+	for i, e := range c.Behavior.Events {
+		key := fmt.Sprintf("behavior.events[%d]", i)
+		if e.Match == "" {
+			bad(key+".match", "is required, e.g. 'GET /product/{category}/{id}'")
+		}
+		if e.Event == "" {
+			bad(key+".event", "is required, e.g. product_view")
+		} else if !eventNameRE.MatchString(e.Event) {
+			bad(key+".event", "must be lower case letters, digits and underscores, got %q", e.Event)
+		}
+	}
+
+	// segments
+	names := map[string]int{}
+	for i, sg := range c.Segments {
+		key := fmt.Sprintf("segments[%d]", i)
+		if !segmentNameRE.MatchString(sg.Name) {
+			bad(key+".name", "must be lower case letters, digits and dashes (it names template files), got %q", sg.Name)
+		} else if j, dup := names[sg.Name]; dup {
+			bad(key+".name", "duplicate segment %q (also segments[%d])", sg.Name, j)
+		}
+		names[sg.Name] = i
+		if strings.TrimSpace(sg.Rule) == "" {
+			bad(key+".rule", "is required")
+		}
+		if sg.Holdout < 0 || sg.Holdout > 0.9 {
+			bad(key+".holdout", "must be between 0 and 0.9, got %v", sg.Holdout)
+		}
+	}
+
+	// templates
+	if c.Templates.Dir == "" {
+		bad("templates.dir", "is required")
+	}
+
+	// caches
+	for _, cs := range []struct {
+		key string
+		s   CacheSize
+	}{{"cache.assignment", c.Cache.Assignment}, {"cache.blocks", c.Cache.Blocks}, {"cache.origin", c.Cache.Origin.CacheSize}} {
+		if cs.s.MaxItems < 1 {
+			bad(cs.key+".max_items", "must be positive, got %d", cs.s.MaxItems)
+		}
+		if cs.s.MaxBytes < 1<<10 {
+			bad(cs.key+".max_bytes", "must be at least 1KiB, got %v", cs.s.MaxBytes)
+		}
+		if cs.s.TTL < 0 {
+			bad(cs.key+".ttl", "must not be negative")
+		}
+	}
+	for i, pth := range c.Cache.Origin.Paths {
+		if !strings.HasPrefix(pth, "/") {
+			bad(fmt.Sprintf("cache.origin.paths[%d]", i), "must start with /, got %q", pth)
+		}
+	}
+	if c.Cache.Origin.MaxObjectBytes <= 0 {
+		bad("cache.origin.max_object_bytes", "must be positive")
+	}
+
+	// preview
+	if c.Preview.Secret != "" && len(c.Preview.Secret) < 32 {
+		bad("preview.secret", "must be at least 32 bytes, got %d", len(c.Preview.Secret))
+	}
+
+	// events
+	if c.Events.Sink == "" {
+		bad("events.sink", "must be stdout, stderr, off or a file path")
+	}
+	if c.Events.QueueSize < 1 {
+		bad("events.queue_size", "must be positive, got %d", c.Events.QueueSize)
+	}
+	if c.Events.MaxFileBytes < 1<<10 {
+		bad("events.max_file_bytes", "must be at least 1KiB, got %v", c.Events.MaxFileBytes)
+	}
+	if c.Events.MaxBackups < 0 {
+		bad("events.max_backups", "must not be negative")
+	}
+	if c.Events.ClientEventsPerMinute < 1 {
+		bad("events.client_events_per_minute", "must be positive")
+	}
+
+	if len(ps) > 0 {
+		return ps
+	}
+	return nil
+}
+
+var eventNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,40}$`)
+
+func knownAlg(a string) bool {
+	switch a {
+	case "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512":
+		return true
+	}
+	return false
+}
+
+// ParseCIDR reads a CIDR or a bare IP (taken as a /32 or /128).
+func ParseCIDR(s string) (*net.IPNet, error) {
+	if strings.Contains(s, "/") {
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			return nil, fmt.Errorf("invalid CIDR %q", s)
+		}
+		return n, nil
+	}
+	ip := net.ParseIP(s)
+	if ip == nil {
+		return nil, fmt.Errorf("invalid IP or CIDR %q", s)
+	}
+	bits := 128
+	if ip4 := ip.To4(); ip4 != nil {
+		ip, bits = ip4, 32
+	}
+	return &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, nil
+}
+
+// Value returns the key material of k, reading SecretEnv through getenv.
+func (k Key) Value(getenv func(string) string) string {
+	if k.SecretEnv != "" {
+		return getenv(k.SecretEnv)
+	}
+	return k.Secret
+}

@@ -1,0 +1,2 @@
+// Demo shop script: nothing personalization depends on.
+document.documentElement.classList.add("js");

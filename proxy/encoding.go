@@ -1,0 +1,191 @@
+package proxy
+
+import (
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"compress/zlib"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/andybalholm/brotli"
+)
+
+// errTooLarge is returned when a decoded body passes the rewrite limit.
+var errTooLarge = errors.New("decoded body larger than rewrite.max_body_bytes")
+
+// coding is a Content-Encoding edgeseg can undo and redo.
+type coding uint8
+
+const (
+	codingIdentity coding = iota
+	codingGzip
+	codingBrotli
+	codingDeflate
+	codingUnknown
+)
+
+// parseCoding maps a Content-Encoding value to a coding. Stacked codings
+// ("gzip, br") and unknown ones are codingUnknown: such bodies pass through.
+func parseCoding(v []byte) coding {
+	v = bytes.TrimSpace(v)
+	switch {
+	case len(v) == 0, bytes.EqualFold(v, []byte("identity")):
+		return codingIdentity
+	case bytes.EqualFold(v, []byte("gzip")), bytes.EqualFold(v, []byte("x-gzip")):
+		return codingGzip
+	case bytes.EqualFold(v, []byte("br")):
+		return codingBrotli
+	case bytes.EqualFold(v, []byte("deflate")):
+		return codingDeflate
+	}
+	return codingUnknown
+}
+
+// codec decodes and re-encodes bodies with pooled state. It is safe for
+// concurrent use.
+type codec struct {
+	gzipLevel   int
+	brotliLevel int
+	gzipR       sync.Pool // *gzip.Reader
+	gzipW       sync.Pool // *gzip.Writer
+	brR         sync.Pool // *brotli.Reader
+	brW         sync.Pool // *brotli.Writer
+}
+
+func newCodec(gzipLevel, brotliLevel int) *codec {
+	return &codec{gzipLevel: gzipLevel, brotliLevel: brotliLevel}
+}
+
+// decode appends body decoded from c to dst. It stops with errTooLarge as
+// soon as the output would pass limit bytes, so a small compressed body
+// cannot expand without bound.
+func (cd *codec) decode(dst, body []byte, c coding, limit int) ([]byte, error) {
+	var r io.Reader
+	src := bytes.NewReader(body)
+	switch c {
+	case codingIdentity:
+		if len(body) > limit {
+			return dst, errTooLarge
+		}
+		return append(dst, body...), nil
+	case codingGzip:
+		zr, _ := cd.gzipR.Get().(*gzip.Reader)
+		var err error
+		if zr == nil {
+			zr, err = gzip.NewReader(src)
+		} else {
+			err = zr.Reset(src)
+		}
+		if err != nil {
+			return dst, fmt.Errorf("gzip: %w", err)
+		}
+		defer cd.gzipR.Put(zr)
+		r = zr
+	case codingBrotli:
+		br, _ := cd.brR.Get().(*brotli.Reader)
+		if br == nil {
+			br = brotli.NewReader(src)
+		} else if err := br.Reset(src); err != nil {
+			return dst, fmt.Errorf("br: %w", err)
+		}
+		defer cd.brR.Put(br)
+		r = br
+	case codingDeflate:
+		// "deflate" is zlib-wrapped by the RFC, raw in some servers: try both.
+		zr, err := zlib.NewReader(src)
+		if err != nil {
+			r = flate.NewReader(bytes.NewReader(body))
+		} else {
+			r = zr
+		}
+	default:
+		return dst, fmt.Errorf("unsupported content encoding")
+	}
+	return readLimited(dst, r, limit)
+}
+
+// readLimited appends all of r to dst, failing with errTooLarge past limit.
+func readLimited(dst []byte, r io.Reader, limit int) ([]byte, error) {
+	start := len(dst)
+	for {
+		if len(dst)-start > limit {
+			return dst, errTooLarge
+		}
+		if cap(dst)-len(dst) < 4096 {
+			dst = slices.Grow(dst, max(4096, cap(dst)))
+		}
+		n, err := r.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			if len(dst)-start > limit {
+				return dst, errTooLarge
+			}
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
+}
+
+// encode appends body encoded with c to dst.
+func (cd *codec) encode(dst, body []byte, c coding) ([]byte, error) {
+	buf := bytes.NewBuffer(dst)
+	switch c {
+	case codingIdentity:
+		return append(dst, body...), nil
+	case codingGzip:
+		zw, _ := cd.gzipW.Get().(*gzip.Writer)
+		if zw == nil {
+			var err error
+			if zw, err = gzip.NewWriterLevel(buf, cd.gzipLevel); err != nil {
+				return dst, err
+			}
+		} else {
+			zw.Reset(buf)
+		}
+		defer cd.gzipW.Put(zw)
+		if _, err := zw.Write(body); err != nil {
+			return dst, err
+		}
+		if err := zw.Close(); err != nil {
+			return dst, err
+		}
+	case codingBrotli:
+		bw, _ := cd.brW.Get().(*brotli.Writer)
+		if bw == nil {
+			bw = brotli.NewWriterLevel(buf, cd.brotliLevel)
+		} else {
+			bw.Reset(buf)
+		}
+		defer cd.brW.Put(bw)
+		if _, err := bw.Write(body); err != nil {
+			return dst, err
+		}
+		if err := bw.Close(); err != nil {
+			return dst, err
+		}
+	case codingDeflate:
+		zw, err := zlib.NewWriterLevel(buf, cd.gzipLevel)
+		if err != nil {
+			return dst, err
+		}
+		if _, err := zw.Write(body); err != nil {
+			return dst, err
+		}
+		if err := zw.Close(); err != nil {
+			return dst, err
+		}
+	default:
+		return dst, fmt.Errorf("unsupported content encoding")
+	}
+	return buf.Bytes(), nil
+}
+
+// newRawDeflate returns a raw (unwrapped) deflate writer, as some servers
+// send for "deflate"; used by tests.
+func newRawDeflate(w io.Writer) (*flate.Writer, error) { return flate.NewWriter(w, flate.DefaultCompression) }

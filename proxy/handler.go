@@ -1,0 +1,487 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/edgeseg/edgeseg/config"
+)
+
+// ReservedPrefix is the path prefix edgeseg answers itself; nothing under it
+// reaches the origin.
+const ReservedPrefix = "/_edgeseg/"
+
+// Options wire a Handler. Config and Origin are required.
+type Options struct {
+	Config *config.Config
+	Origin *Origin
+	// Log receives access and error lines. If nil, nothing is logged.
+	Log *zerolog.Logger
+	// Metrics receives the request path's metrics and is served at
+	// /_edgeseg/metrics. If nil, a private set is used.
+	Metrics *metrics.Set
+	// Personalizer runs the personalization steps. If nil, edgeseg is a
+	// plain reverse proxy.
+	Personalizer *Personalizer
+}
+
+// Handler is edgeseg's request path: fasthttp hands it every request, and it
+// forwards each to the origin, personalizing page navigations on the way.
+// It is safe for concurrent use.
+type Handler struct {
+	origin       *Origin
+	log          zerolog.Logger
+	metrics      *proxyMetrics
+	trusted      trustedNets
+	via          bool
+	hostHeader   string
+	rewriteLimit int
+	codec        *codec
+	upgradeIdle  time.Duration
+	dialTimeout  time.Duration
+	healthWindow time.Duration
+	accessLog    bool
+	accessSample uint64
+	accessCount  atomic.Uint64
+	sem          chan struct{}
+	queueTimeout time.Duration
+	p            *Personalizer
+	probing      atomic.Bool
+	// testHookBeforeOrigin, when set by tests, runs just before the origin
+	// request (to inject panics and delays).
+	testHookBeforeOrigin func(*fasthttp.RequestCtx)
+	bufs         sync.Pool // *[]byte scratch for bodies and headers
+}
+
+// New builds a Handler from opts.
+func New(opts Options) (*Handler, error) {
+	cfg := opts.Config
+	if cfg == nil || opts.Origin == nil {
+		return nil, errors.New("proxy: Config and Origin are required")
+	}
+	h := &Handler{
+		origin:       opts.Origin,
+		log:          zerolog.Nop(),
+		metrics:      newProxyMetrics(opts.Metrics),
+		via:          cfg.Server.Via,
+		hostHeader:   cfg.Origin.HostHeader,
+		rewriteLimit: int(cfg.Rewrite.MaxBodyBytes),
+		codec:        newCodec(cfg.Rewrite.GzipLevel, cfg.Rewrite.BrotliLevel),
+		upgradeIdle:  cfg.Server.UpgradeIdleTimeout,
+		dialTimeout:  cfg.Origin.DialTimeout,
+		healthWindow: cfg.Origin.HealthWindow,
+		accessLog:    cfg.Log.Access,
+		accessSample: uint64(max(cfg.Log.AccessSample, 1)),
+		sem:          make(chan struct{}, cfg.Server.MaxConcurrency),
+		queueTimeout: cfg.Server.QueueTimeout,
+		p:            opts.Personalizer,
+	}
+	if h.hostHeader == "origin" {
+		h.hostHeader = opts.Origin.host
+	}
+	if opts.Log != nil {
+		h.log = *opts.Log
+	}
+	for _, s := range cfg.Server.TrustedProxies {
+		n, err := config.ParseCIDR(s)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: server.trusted_proxies: %w", err)
+		}
+		h.trusted = append(h.trusted, n)
+	}
+	return h, nil
+}
+
+// exchange is what one request carries through the path: timings and
+// what the access log reports. It lives on the stack of ServeHTTP.
+type exchange struct {
+	start        time.Time
+	originTime   time.Duration
+	personalized bool
+	cause        string
+	visit        *Visit
+}
+
+// ServeHTTP is the request path, top to bottom (see ../shared/DESIGN.md):
+// reserved paths, request checks, admission, the personalization steps
+// before the origin (consent, profile, signals, behavior, segments), the
+// origin, then the response: streamed through untouched, or — for a page
+// navigation answered with 200 HTML that has slots to fill — buffered,
+// decoded, personalized and re-encoded.
+func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
+	x := exchange{start: time.Now()}
+	defer h.finish(ctx, &x)
+	defer h.recoverPanic(ctx, &x)
+
+	// 1. edgeseg's own endpoints.
+	if bytes.HasPrefix(ctx.Path(), []byte(ReservedPrefix)) {
+		h.serveReserved(ctx)
+		return
+	}
+	if msg := h.checkRequest(ctx); msg != "" {
+		h.metrics.badRequests.Inc()
+		x.cause = msg
+		h.plainError(ctx, fasthttp.StatusBadRequest, msg)
+		ctx.SetConnectionClose()
+		return
+	}
+	if !h.admit(ctx) {
+		h.metrics.shed.Inc()
+		x.cause = "overloaded"
+		h.plainError(ctx, fasthttp.StatusServiceUnavailable, "edgeseg is overloaded; retry shortly")
+		ctx.Response.Header.Set("Retry-After", "1")
+		return
+	}
+	defer h.release()
+
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	var body bodyReader
+	h.prepareRequest(ctx, req, &body)
+
+	if isUpgrade(&ctx.Request.Header) {
+		h.serveUpgrade(ctx, req, &x)
+		return
+	}
+
+	// 2–6. consent, profile, signals, behavior, segments.
+	x.visit = h.p.begin(ctx, x.start)
+	defer h.p.end(x.visit)
+
+	// 7. the origin.
+	if h.testHookBeforeOrigin != nil {
+		h.testHookBeforeOrigin(ctx)
+	}
+	resp := fasthttp.AcquireResponse()
+	t0 := time.Now()
+	err := h.origin.Do(req, resp)
+	x.originTime = time.Since(t0)
+	h.metrics.originLatency.Update(x.originTime.Seconds())
+	if err != nil {
+		fasthttp.ReleaseResponse(resp)
+		if body.err != nil {
+			// The visitor's body broke (bad chunking, too large), not the origin.
+			status, cause := requestBodyFailure(body.err)
+			x.cause = cause
+			h.metrics.badRequests.Inc()
+			h.plainError(ctx, status, fmt.Sprintf("%d %s", status, fasthttp.StatusMessage(status)))
+			ctx.SetConnectionClose()
+			return
+		}
+		status, cause := originFailure(err)
+		x.cause = cause
+		h.metrics.originError(cause)
+		h.log.Warn().Err(err).Str("cause", cause).Bytes("path", ctx.Path()).Msg("origin request failed")
+		h.plainError(ctx, status, originErrorText(status))
+		return
+	}
+
+	// 8. the response: personalized or passed through.
+	h.respond(ctx, resp, &x)
+
+	// 9. profile cookie, caching headers, exposure events.
+	if x.visit != nil {
+		h.p.commit(ctx, x.visit, x.personalized)
+	}
+}
+
+// checkRequest returns why a request must be refused, or "".
+func (h *Handler) checkRequest(ctx *fasthttp.RequestCtx) string {
+	if ctx.IsConnect() {
+		return "CONNECT is not supported: edgeseg is a reverse proxy"
+	}
+	// Absolute-form request targets may only name the host being asked for:
+	// edgeseg must never be usable as an open forward proxy.
+	uri := ctx.Request.Header.RequestURI()
+	if len(uri) > 0 && uri[0] != '/' && uri[0] != '*' {
+		host, ok := absoluteHost(uri)
+		if !ok || !bytes.EqualFold(host, ctx.Request.Header.Host()) {
+			return "absolute request URI names another host"
+		}
+	}
+	// A request with both Content-Length and Transfer-Encoding is a
+	// smuggling attempt or a broken client: refuse it rather than pick one
+	// (RFC 9112 §6.3). fasthttp keeps the chunked framing and records the
+	// raw headers, so look for the other.
+	if ctx.Request.Header.ContentLength() == -1 && hasRawHeader(ctx.Request.Header.RawHeaders(), "content-length") {
+		return "both Content-Length and Transfer-Encoding"
+	}
+	return ""
+}
+
+// absoluteHost returns the authority of an absolute-form URI.
+func absoluteHost(uri []byte) ([]byte, bool) {
+	i := bytes.Index(uri, []byte("://"))
+	if i <= 0 {
+		return nil, false
+	}
+	rest := uri[i+3:]
+	if j := bytes.IndexAny(rest, "/?#"); j >= 0 {
+		rest = rest[:j]
+	}
+	if bytes.IndexByte(rest, '@') >= 0 || len(rest) == 0 {
+		return nil, false
+	}
+	return rest, true
+}
+
+// hasRawHeader reports whether the raw header block has a line named name
+// (lower case).
+func hasRawHeader(raw []byte, name string) bool {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if c := bytes.IndexByte(line, ':'); c > 0 && bytes.EqualFold(bytes.TrimSpace(line[:c]), []byte(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// admit takes a concurrency slot, waiting up to the queue timeout.
+func (h *Handler) admit(ctx *fasthttp.RequestCtx) bool {
+	select {
+	case h.sem <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(h.queueTimeout)
+	defer t.Stop()
+	select {
+	case h.sem <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+func (h *Handler) release() { <-h.sem }
+
+// prepareRequest copies the visitor's request into req as the origin should
+// see it: origin-form target, body streamed, hop-by-hop headers stripped,
+// then Host, X-Forwarded-*, Via and a filtered Accept-Encoding set.
+func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, body *bodyReader) {
+	ctx.Request.Header.CopyTo(&req.Header)
+	uri := ctx.Request.Header.RequestURI()
+	if len(uri) > 0 && uri[0] != '/' && uri[0] != '*' {
+		// absolute-form, already checked against Host: send origin-form.
+		if i := bytes.Index(uri, []byte("://")); i >= 0 {
+			rest := uri[i+3:]
+			if j := bytes.IndexAny(rest, "/?"); j >= 0 {
+				if rest[j] == '?' {
+					req.Header.SetRequestURIBytes(append([]byte{'/'}, rest[j:]...))
+				} else {
+					req.Header.SetRequestURIBytes(rest[j:])
+				}
+			} else {
+				req.Header.SetRequestURI("/")
+			}
+		}
+	}
+	if s := ctx.RequestBodyStream(); s != nil {
+		body.r = s
+		req.SetBodyStream(body, ctx.Request.Header.ContentLength())
+	} else if body := ctx.Request.Body(); len(body) > 0 {
+		req.SetBodyRaw(body)
+	}
+
+	scratch := h.getBuf()
+	*scratch = stripHopHeaders(&req.Header, *scratch)
+	if isUpgrade(&ctx.Request.Header) {
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.SetBytesV("Upgrade", ctx.Request.Header.Peek("Upgrade"))
+	}
+	if h.hostHeader != "" {
+		req.Header.SetHost(h.hostHeader)
+	}
+	h.setForwarded(ctx, req, len(h.trusted) > 0 && h.trusted.contains(ctx.RemoteIP()))
+	*scratch = filterAcceptEncoding(&req.Header, *scratch)
+	h.putBuf(scratch)
+}
+
+// bodyReader passes the visitor's streamed request body to the origin and
+// remembers why it failed, so a broken upload is answered 400/413 rather
+// than blamed on the origin.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+func requestBodyFailure(err error) (int, string) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		return fasthttp.StatusRequestEntityTooLarge, "request body too large"
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return fasthttp.StatusRequestTimeout, "request body timeout"
+	}
+	return fasthttp.StatusBadRequest, "bad request body"
+}
+
+// isUpgrade reports a request to switch protocols (WebSocket and others).
+func isUpgrade(h *fasthttp.RequestHeader) bool {
+	return h.ConnectionUpgrade() && len(h.Peek("Upgrade")) > 0
+}
+
+// respond copies the origin's answer to the visitor. The body is streamed
+// unless the page is one to personalize; the origin response is released
+// here or, when streamed, by the stream's Close.
+func (h *Handler) respond(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *exchange) {
+	resp.Header.CopyTo(&ctx.Response.Header)
+	scratch := h.getBuf()
+	*scratch = stripHopHeaders(&ctx.Response.Header, *scratch)
+	h.putBuf(scratch)
+	if h.via {
+		addVia(&ctx.Response.Header)
+	}
+
+	if ctx.IsHead() || !hasBody(resp.StatusCode()) {
+		ctx.Response.SkipBody = true
+		fasthttp.ReleaseResponse(resp) // closes the (empty) body stream
+		return
+	}
+
+	if x.visit != nil && h.p.wantsBody(x.visit, ctx, resp) {
+		if h.rewrite(ctx, resp, x) {
+			return
+		}
+		// rewrite streamed or failed; it has set the body already.
+		return
+	}
+	h.stream(ctx, resp, nil)
+}
+
+// stream hands resp's body (after prefix, bytes already read from it) to the
+// visitor as it arrives.
+func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, prefix []byte) {
+	n := resp.Header.ContentLength()
+	if n < 0 {
+		n = -1 // chunked to the visitor, whatever framing the origin used
+	}
+	if bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream")) {
+		ctx.Response.ImmediateHeaderFlush = true
+	}
+	ctx.Response.SetBodyStream(newOriginStream(resp, prefix, &h.log, ctx.Path()), n)
+}
+
+// hasBody reports whether a response with status may carry a body.
+func hasBody(status int) bool {
+	return status >= 200 && status != fasthttp.StatusNoContent && status != fasthttp.StatusNotModified
+}
+
+// plainError answers with a short text page edgeseg wrote itself.
+func (h *Handler) plainError(ctx *fasthttp.RequestCtx, status int, msg string) {
+	ctx.Response.ResetBody()
+	ctx.Response.Header.Reset()
+	ctx.Response.SetStatusCode(status)
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.Response.SetBodyString(msg + "\n")
+}
+
+func originErrorText(status int) string {
+	switch status {
+	case fasthttp.StatusGatewayTimeout:
+		return "504 Gateway Timeout: the site did not answer in time."
+	case fasthttp.StatusServiceUnavailable:
+		return "503 Service Unavailable: the site is busy; retry shortly."
+	case fasthttp.StatusRequestEntityTooLarge:
+		return "413 Request Entity Too Large"
+	}
+	return "502 Bad Gateway: the site could not be reached."
+}
+
+// recoverPanic turns a panic anywhere in the request path into a logged
+// error and an answer: the origin's page when one was already set up
+// (personalization panics are caught closer to where they happen and fall
+// back to the origin's bytes), otherwise a 502. fasthttp does not recover
+// handler panics itself (fasthttp#471).
+func (h *Handler) recoverPanic(ctx *fasthttp.RequestCtx, x *exchange) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	h.metrics.panics.Inc()
+	x.cause = "panic"
+	h.log.Error().Str("panic", fmt.Sprint(r)).Bytes("path", ctx.Path()).Bytes("stack", debug.Stack()).Msg("recovered panic in request path")
+	if ctx.Hijacked() {
+		return
+	}
+	h.plainError(ctx, fasthttp.StatusBadGateway, "502 Bad Gateway: edgeseg failed to serve this request.")
+}
+
+// finish writes the access log line and request metrics.
+func (h *Handler) finish(ctx *fasthttp.RequestCtx, x *exchange) {
+	d := time.Since(x.start)
+	status := ctx.Response.StatusCode()
+	h.metrics.latency.Update(d.Seconds())
+	h.metrics.request(status, x.personalized)
+	if !h.accessLog {
+		return
+	}
+	if status < 400 && h.accessSample > 1 && h.accessCount.Add(1)%h.accessSample != 0 {
+		return
+	}
+	lvl := zerolog.InfoLevel
+	if status >= 500 {
+		lvl = zerolog.WarnLevel
+	}
+	e := h.log.WithLevel(lvl)
+	if e == nil {
+		return
+	}
+	e = e.Bytes("method", ctx.Method()).Bytes("path", ctx.Path()).Int("status", status).
+		Dur("duration", d).Dur("origin", x.originTime).Bool("personalized", x.personalized).
+		Str("remote", ctx.RemoteIP().String())
+	if x.cause != "" {
+		e = e.Str("cause", x.cause)
+	}
+	if x.visit != nil {
+		e = x.visit.logFields(e)
+	}
+	e.Msg("request")
+}
+
+func (h *Handler) getBuf() *[]byte {
+	if b, ok := h.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 512)
+	return &b
+}
+
+func (h *Handler) putBuf(b *[]byte) {
+	if cap(*b) > 1<<20 {
+		return // do not pool huge buffers
+	}
+	*b = (*b)[:0]
+	h.bufs.Put(b)
+}
+
+// remoteIP returns the visitor's address after trusted proxies.
+func (h *Handler) remoteIP(ctx *fasthttp.RequestCtx) net.IP {
+	return h.trusted.clientIP(ctx.RemoteIP(), ctx.Request.Header.Peek("X-Forwarded-For"))
+}

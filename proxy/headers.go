@@ -1,0 +1,184 @@
+package proxy
+
+import (
+	"bytes"
+	"net"
+
+	"github.com/valyala/fasthttp"
+)
+
+// hopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1 (and the
+// non-standard ones proxies have always stripped). They describe one
+// connection and must not be forwarded. Transfer-Encoding and Content-Length
+// are framing that fasthttp rewrites itself.
+var hopHeaders = [][]byte{
+	[]byte("Connection"),
+	[]byte("Proxy-Connection"),
+	[]byte("Keep-Alive"),
+	[]byte("Proxy-Authenticate"),
+	[]byte("Proxy-Authorization"),
+	[]byte("Te"),
+	[]byte("Trailer"),
+	[]byte("Transfer-Encoding"),
+	[]byte("Upgrade"),
+}
+
+// headerDeleter is the part of fasthttp's request and response headers that
+// hop-by-hop stripping needs.
+type headerDeleter interface {
+	Peek(key string) []byte
+	DelBytes(key []byte)
+}
+
+// stripHopHeaders removes the headers named in Connection, then the
+// hop-by-hop headers. It must run before edgeseg adds headers of its own, so
+// a client's "Connection: X-Forwarded-For" cannot delete what edgeseg set
+// (golang/go#50580). scratch is reused to hold the Connection value.
+func stripHopHeaders(h headerDeleter, scratch []byte) []byte {
+	scratch = append(scratch[:0], h.Peek("Connection")...)
+	for len(scratch) > 0 {
+		var name []byte
+		if i := bytes.IndexByte(scratch, ','); i >= 0 {
+			name, scratch = scratch[:i], scratch[i+1:]
+		} else {
+			name, scratch = scratch, nil
+		}
+		name = bytes.TrimSpace(name)
+		if len(name) > 0 && !isFramingHeader(name) {
+			h.DelBytes(name)
+		}
+	}
+	for _, k := range hopHeaders {
+		h.DelBytes(k)
+	}
+	return scratch
+}
+
+// isFramingHeader reports whether name is a header fasthttp manages itself;
+// a Connection header naming it must not make the message unframed.
+func isFramingHeader(name []byte) bool {
+	return bytes.EqualFold(name, []byte("Content-Length")) || bytes.EqualFold(name, []byte("Host"))
+}
+
+// trustedNets is the set of proxies whose forwarding headers are believed.
+type trustedNets []*net.IPNet
+
+func (t trustedNets) contains(ip net.IP) bool {
+	for _, n := range t {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientIP returns the visitor's address: the peer, or when the peer is a
+// trusted proxy, the right-most address in X-Forwarded-For that is not.
+func (t trustedNets) clientIP(peer net.IP, xff []byte) net.IP {
+	if len(t) == 0 || !t.contains(peer) {
+		return peer
+	}
+	ip := peer
+	for len(xff) > 0 {
+		var part []byte
+		if i := bytes.LastIndexByte(xff, ','); i >= 0 {
+			part, xff = xff[i+1:], xff[:i]
+		} else {
+			part, xff = xff, nil
+		}
+		cand := net.ParseIP(string(bytes.TrimSpace(part)))
+		if cand == nil {
+			return ip
+		}
+		ip = cand
+		if !t.contains(cand) {
+			return cand
+		}
+	}
+	return ip
+}
+
+// setForwarded sets X-Forwarded-For, -Proto and -Host on the outgoing
+// request. From a trusted peer the incoming chain is kept and extended;
+// from anyone else it is replaced, so a visitor cannot forge their address.
+func (h *Handler) setForwarded(ctx *fasthttp.RequestCtx, req *fasthttp.Request, peerTrusted bool) {
+	peer := ctx.RemoteIP().String()
+	xff := req.Header.Peek("X-Forwarded-For")
+	if peerTrusted && len(xff) > 0 {
+		v := make([]byte, 0, len(xff)+2+len(peer))
+		v = append(append(append(v, xff...), ", "...), peer...)
+		req.Header.SetBytesV("X-Forwarded-For", v)
+	} else {
+		req.Header.Set("X-Forwarded-For", peer)
+	}
+	if !peerTrusted || len(req.Header.Peek("X-Forwarded-Proto")) == 0 {
+		if ctx.IsTLS() {
+			req.Header.Set("X-Forwarded-Proto", "https")
+		} else {
+			req.Header.Set("X-Forwarded-Proto", "http")
+		}
+	}
+	if !peerTrusted || len(req.Header.Peek("X-Forwarded-Host")) == 0 {
+		req.Header.SetBytesV("X-Forwarded-Host", ctx.Host())
+	}
+	if h.via {
+		addVia(&req.Header)
+	}
+}
+
+// headerAdder is what addVia needs of a request or response header.
+type headerAdder interface {
+	Peek(key string) []byte
+	Set(key, value string)
+}
+
+func addVia(h headerAdder) {
+	if v := h.Peek("Via"); len(v) > 0 {
+		h.Set("Via", string(v)+", 1.1 edgeseg")
+		return
+	}
+	h.Set("Via", "1.1 edgeseg")
+}
+
+// filterAcceptEncoding rewrites the request's Accept-Encoding to the codings
+// edgeseg can decode (gzip, br, deflate), so whatever the origin sends can be
+// rewritten; codings the client did not ask for are never added. The
+// original value is returned for choosing the client's encoding later.
+func filterAcceptEncoding(h *fasthttp.RequestHeader, out []byte) []byte {
+	in := h.Peek("Accept-Encoding")
+	if len(in) == 0 {
+		return out[:0]
+	}
+	out = out[:0]
+	rest := in
+	for len(rest) > 0 {
+		var part []byte
+		if i := bytes.IndexByte(rest, ','); i >= 0 {
+			part, rest = rest[:i], rest[i+1:]
+		} else {
+			part, rest = rest, nil
+		}
+		part = bytes.TrimSpace(part)
+		name := part
+		if i := bytes.IndexByte(part, ';'); i >= 0 {
+			name = bytes.TrimSpace(part[:i])
+		}
+		if codingSupported(name) {
+			if len(out) > 0 {
+				out = append(out, ", "...)
+			}
+			out = append(out, part...)
+		}
+	}
+	if len(out) == 0 {
+		h.Del("Accept-Encoding")
+	} else {
+		h.SetBytesV("Accept-Encoding", out)
+	}
+	return out
+}
+
+func codingSupported(name []byte) bool {
+	return bytes.EqualFold(name, []byte("gzip")) || bytes.EqualFold(name, []byte("br")) ||
+		bytes.EqualFold(name, []byte("deflate")) || bytes.EqualFold(name, []byte("identity"))
+}

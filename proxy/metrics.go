@@ -1,0 +1,53 @@
+package proxy
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// latencyBuckets are the request latency histogram bounds, in seconds.
+var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// proxyMetrics are the request path's counters. Counters for a status are
+// created on first use by code; the set is bounded (statuses are 100-599).
+type proxyMetrics struct {
+	set            *metrics.Set
+	latency        *metrics.PrometheusHistogram
+	originLatency  *metrics.PrometheusHistogram
+	panics         *metrics.Counter
+	shed           *metrics.Counter
+	badRequests    *metrics.Counter
+	upgrades       *metrics.Counter
+	rewriteSkipped *metrics.Counter
+	rewriteErrors  *metrics.Counter
+}
+
+func newProxyMetrics(set *metrics.Set) *proxyMetrics {
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	return &proxyMetrics{
+		set:            set,
+		latency:        set.GetOrCreatePrometheusHistogramExt("edgeseg_request_duration_seconds", latencyBuckets),
+		originLatency:  set.GetOrCreatePrometheusHistogramExt("edgeseg_origin_duration_seconds", latencyBuckets),
+		panics:         set.GetOrCreateCounter("edgeseg_panics_total"),
+		shed:           set.GetOrCreateCounter("edgeseg_shed_total"),
+		badRequests:    set.GetOrCreateCounter("edgeseg_bad_requests_total"),
+		upgrades:       set.GetOrCreateCounter("edgeseg_upgrades_total"),
+		rewriteSkipped: set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="too_large"}`),
+		rewriteErrors:  set.GetOrCreateCounter("edgeseg_rewrite_errors_total"),
+	}
+}
+
+// request counts one finished request by status class and whether it was
+// personalized.
+func (m *proxyMetrics) request(status int, personalized bool) {
+	m.set.GetOrCreateCounter(`edgeseg_requests_total{status="` + strconv.Itoa(status) + `",personalized="` + strconv.FormatBool(personalized) + `"}`).Inc()
+}
+
+// originError counts an origin failure by cause.
+func (m *proxyMetrics) originError(cause string) {
+	m.set.GetOrCreateCounter(fmt.Sprintf(`edgeseg_origin_errors_total{cause=%q}`, cause)).Inc()
+}

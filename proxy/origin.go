@@ -1,0 +1,138 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/edgeseg/edgeseg/config"
+)
+
+// Origin is the upstream site: a pooled fasthttp.HostClient with the timeouts
+// from config, and a record of when it last answered, for health checks.
+// It is safe for concurrent use.
+type Origin struct {
+	client   *fasthttp.HostClient
+	scheme   string
+	host     string // host[:port] of the origin URL, for host_header: origin
+	lastSeen atomic.Int64
+}
+
+// NewOrigin builds the origin client from cfg. The client streams response
+// bodies (fasthttp#1120): Do returns after the headers, and the caller reads
+// and closes Response.BodyStream.
+func NewOrigin(cfg config.Origin) (*Origin, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("origin: %w", err)
+	}
+	isTLS := u.Scheme == "https"
+	addr := u.Host
+	if u.Port() == "" {
+		if isTLS {
+			addr = net.JoinHostPort(u.Hostname(), "443")
+		} else {
+			addr = net.JoinHostPort(u.Hostname(), "80")
+		}
+	}
+	dialTimeout := cfg.DialTimeout
+	o := &Origin{scheme: u.Scheme, host: u.Host}
+	o.client = &fasthttp.HostClient{
+		Addr:  addr,
+		IsTLS: isTLS,
+		Dial: func(addr string) (net.Conn, error) {
+			return fasthttp.DialTimeout(addr, dialTimeout)
+		},
+		MaxConns:                      cfg.MaxConns,
+		MaxConnWaitTimeout:            cfg.MaxConnWait,
+		MaxIdleConnDuration:           cfg.IdleConnTimeout,
+		ReadTimeout:                   cfg.ReadTimeout,
+		WriteTimeout:                  cfg.WriteTimeout,
+		StreamResponseBody:            true,
+		DisablePathNormalizing:        true,
+		NoDefaultUserAgentHeader:      true,
+		DisableHeaderNamesNormalizing: false,
+		ReadBufferSize:                64 << 10,
+		WriteBufferSize:               16 << 10,
+		SecureErrorLogMessage:         true,
+		// Retry only requests that can be sent again: idempotent, with the
+		// body still in memory, and only for a connection the origin closed
+		// while it sat idle in the pool.
+		RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
+			if attempts >= 2 || req.IsBodyStream() || !isIdempotent(req) {
+				return false, false
+			}
+			return false, isStaleConn(err)
+		},
+	}
+	if isTLS {
+		o.client.TLSConfig = &tls.Config{ServerName: u.Hostname(), InsecureSkipVerify: cfg.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // opt-in, documented as testing only
+	}
+	return o, nil
+}
+
+// Do sends req to the origin and fills resp's header; resp's body is a stream
+// the caller must close.
+func (o *Origin) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
+	err := o.client.Do(req, resp)
+	if err == nil {
+		o.lastSeen.Store(time.Now().UnixNano())
+	}
+	return err
+}
+
+// LastSeen returns when the origin last answered a request, or the zero time.
+func (o *Origin) LastSeen() time.Time {
+	if n := o.lastSeen.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// Addr returns the origin's dial address.
+func (o *Origin) Addr() string { return o.client.Addr }
+
+func isIdempotent(req *fasthttp.Request) bool {
+	return req.Header.IsGet() || req.Header.IsHead() || req.Header.IsOptions() || req.Header.IsPut() || req.Header.IsDelete()
+}
+
+// isStaleConn reports errors that happen when a pooled keep-alive connection
+// was closed by the origin before edgeseg used it.
+func isStaleConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, fasthttp.ErrConnectionClosed)
+}
+
+// originFailure classifies an origin error into the status a visitor gets
+// and a short cause for the log.
+func originFailure(err error) (status int, cause string) {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout),
+		errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return fasthttp.StatusGatewayTimeout, "timeout"
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		return fasthttp.StatusServiceUnavailable, "no free origin connection"
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return fasthttp.StatusRequestEntityTooLarge, "request body too large"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fasthttp.StatusBadGateway, "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, fasthttp.ErrConnectionClosed),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fasthttp.StatusBadGateway, "connection reset"
+	case strings.Contains(err.Error(), "no such host"):
+		return fasthttp.StatusBadGateway, "dns"
+	}
+	return fasthttp.StatusBadGateway, "origin error"
+}

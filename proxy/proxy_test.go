@@ -1,0 +1,723 @@
+package proxy
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/andybalholm/brotli"
+	"github.com/valyala/fasthttp"
+
+	"github.com/edgeseg/edgeseg/config"
+)
+
+// echoOrigin answers with what it received, so tests can see the request as
+// the origin saw it.
+func echoOrigin() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("X-Origin-Method", r.Method)
+		w.Header().Set("X-Origin-URI", r.RequestURI)
+		w.Header().Set("X-Origin-Host", r.Host)
+		for k, v := range r.Header {
+			w.Header().Set("X-Echo-"+k, strings.Join(v, "|"))
+		}
+		fmt.Fprintf(w, "%s %d %x", r.Method, len(body), sha256.Sum256(body))
+	})
+}
+
+func TestMethodsAndBodies(t *testing.T) {
+	p := startProxy(t, echoOrigin(), nil)
+	for _, method := range []string{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND"} {
+		t.Run(method, func(t *testing.T) {
+			body := strings.Repeat(method, 1000)
+			if method == "GET" {
+				body = ""
+			}
+			req, _ := http.NewRequest(method, p.url+"/echo?a=1&b=%2F", strings.NewReader(body))
+			resp, got := p.do(req)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			want := fmt.Sprintf("%s %d %x", method, len(body), sha256.Sum256([]byte(body)))
+			if got != want {
+				t.Fatalf("origin saw %q, want %q", got, want)
+			}
+			if u := resp.Header.Get("X-Origin-Uri"); u != "/echo?a=1&b=%2F" {
+				t.Fatalf("origin saw URI %q", u)
+			}
+		})
+	}
+}
+
+func TestChunkedRequestBody(t *testing.T) {
+	p := startProxy(t, echoOrigin(), nil)
+	pr, pw := io.Pipe()
+	go func() {
+		for i := 0; i < 10; i++ {
+			fmt.Fprintf(pw, "chunk-%d;", i)
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", p.url+"/upload", pr)
+	req.ContentLength = -1
+	_, got := p.do(req)
+	var want strings.Builder
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(&want, "chunk-%d;", i)
+	}
+	if exp := fmt.Sprintf("POST %d %x", want.Len(), sha256.Sum256([]byte(want.String()))); got != exp {
+		t.Fatalf("got %q want %q", got, exp)
+	}
+}
+
+func TestPathsPassVerbatim(t *testing.T) {
+	p := startProxy(t, echoOrigin(), nil)
+	for _, path := range []string{"/a//b/../c", "/%7Euser/x%20y", "/q?x=%3Cscript%3E&&y", "/ünï"} {
+		status, rest := p.raw("GET " + path + " HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n")
+		if !strings.Contains(status, "200") {
+			t.Fatalf("%s: %s", path, status)
+		}
+		if !strings.Contains(rest, "X-Origin-Uri: "+path+"\r\n") {
+			t.Errorf("%s: origin saw a different URI:\n%s", path, rest)
+		}
+	}
+}
+
+func TestHeadersBothWays(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, h := range []string{"Connection", "Keep-Alive", "X-Drop-Me", "Proxy-Authorization", "Te", "Upgrade", "Trailer"} {
+			if v := r.Header.Get(h); v != "" {
+				w.Header().Add("X-Leaked", h+"="+v)
+			}
+		}
+		w.Header().Set("X-Seen-XFF", r.Header.Get("X-Forwarded-For"))
+		w.Header().Set("X-Seen-Proto", r.Header.Get("X-Forwarded-Proto"))
+		w.Header().Set("X-Seen-Fwd-Host", r.Header.Get("X-Forwarded-Host"))
+		w.Header().Set("X-Seen-Custom", r.Header.Get("X-Custom"))
+		w.Header().Set("X-Seen-Cookie", r.Header.Get("Cookie"))
+		w.Header().Set("X-Seen-Host", r.Host)
+		w.Header().Set("X-Seen-AE", r.Header.Get("Accept-Encoding"))
+		w.Header().Set("Connection", "X-Secret")
+		w.Header().Set("X-Secret", "hop")
+		w.Header().Set("Keep-Alive", "timeout=5")
+		w.Header().Set("X-Kept", "end-to-end")
+		w.Header().Add("Set-Cookie", "a=1; Path=/")
+		w.Header().Add("Set-Cookie", "b=2; Path=/; HttpOnly")
+		w.Header().Set("Server", "origin-server")
+		fmt.Fprint(w, "ok")
+	})
+	p := startProxy(t, origin, func(c *config.Config) { c.Server.Via = true })
+	req, _ := http.NewRequest("GET", p.url+"/h", nil)
+	req.Host = "shop.example"
+	req.Header.Set("Connection", "keep-alive, X-Drop-Me")
+	req.Header.Set("X-Drop-Me", "1")
+	req.Header.Set("Keep-Alive", "300")
+	req.Header.Set("Proxy-Authorization", "Basic Zm9vOmJhcg==")
+	req.Header.Set("Te", "trailers")
+	req.Header.Set("X-Custom", "kept")
+	req.Header.Set("Cookie", "x=1; y=2")
+	req.Header.Set("X-Forwarded-For", "6.6.6.6") // forged: peer is not trusted
+	req.Header.Set("Accept-Encoding", "zstd, br;q=0.9, gzip")
+	resp, _ := p.do(req)
+	if l := resp.Header.Values("X-Leaked"); len(l) > 0 {
+		t.Errorf("hop-by-hop headers reached the origin: %v", l)
+	}
+	checks := map[string]string{
+		"X-Seen-Xff":      "127.0.0.1",
+		"X-Seen-Proto":    "http",
+		"X-Seen-Fwd-Host": "shop.example",
+		"X-Seen-Custom":   "kept",
+		"X-Seen-Cookie":   "x=1; y=2",
+		"X-Seen-Host":     "shop.example",
+		"X-Seen-Ae":       "br;q=0.9, gzip",
+		"X-Kept":          "end-to-end",
+		"Server":          "origin-server",
+		"Via":             "1.1 edgeseg",
+	}
+	for k, want := range checks {
+		if got := resp.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	for _, h := range []string{"X-Secret", "Keep-Alive"} {
+		if v := resp.Header.Get(h); v != "" {
+			t.Errorf("hop-by-hop response header %s=%q reached the client", h, v)
+		}
+	}
+	if sc := resp.Header.Values("Set-Cookie"); len(sc) != 2 {
+		t.Errorf("Set-Cookie = %v, want both origin cookies", sc)
+	}
+}
+
+func TestForwardedForTrustedProxy(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Seen-XFF", r.Header.Get("X-Forwarded-For"))
+		w.Header().Set("X-Seen-Proto", r.Header.Get("X-Forwarded-Proto"))
+	})
+	p := startProxy(t, origin, func(c *config.Config) { c.Server.TrustedProxies = []string{"127.0.0.0/8"} })
+	req, _ := http.NewRequest("GET", p.url+"/", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.9, 10.0.0.1")
+	req.Header.Set("X-Forwarded-Proto", "https")
+	resp, _ := p.do(req)
+	if got := resp.Header.Get("X-Seen-Xff"); got != "203.0.113.9, 10.0.0.1, 127.0.0.1" {
+		t.Errorf("XFF = %q", got)
+	}
+	if got := resp.Header.Get("X-Seen-Proto"); got != "https" {
+		t.Errorf("proto = %q", got)
+	}
+	tn := trustedNets{mustCIDR(t, "127.0.0.0/8"), mustCIDR(t, "10.0.0.0/8")}
+	if ip := tn.clientIP(net.ParseIP("127.0.0.1"), []byte("203.0.113.9, 10.0.0.1")); ip.String() != "203.0.113.9" {
+		t.Errorf("client IP = %v", ip)
+	}
+	if ip := tn.clientIP(net.ParseIP("198.51.100.1"), []byte("203.0.113.9")); ip.String() != "198.51.100.1" {
+		t.Errorf("untrusted peer's XFF believed: %v", ip)
+	}
+}
+
+func mustCIDR(t *testing.T, s string) *net.IPNet {
+	n, err := config.ParseCIDR(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestChunkedOriginResponse(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		for i := 0; i < 5; i++ {
+			fmt.Fprintf(w, "part-%d\n", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	p := startProxy(t, origin, nil)
+	resp, body := p.get("/stream")
+	if want := "part-0\npart-1\npart-2\npart-3\npart-4\n"; body != want {
+		t.Fatalf("body %q", body)
+	}
+	if resp.ContentLength != -1 || len(resp.TransferEncoding) == 0 {
+		t.Errorf("want chunked to the client, got CL=%d TE=%v", resp.ContentLength, resp.TransferEncoding)
+	}
+}
+
+func TestCompressedBodiesPassUntouched(t *testing.T) {
+	payload := bytes.Repeat([]byte("<p>hello compressed world</p>"), 200)
+	var gz, br bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(payload)
+	zw.Close()
+	bw := brotli.NewWriter(&br)
+	bw.Write(payload)
+	bw.Close()
+	bodies := map[string][]byte{"gzip": gz.Bytes(), "br": br.Bytes()}
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		enc := strings.TrimPrefix(r.URL.Path, "/")
+		w.Header().Set("Content-Type", "application/javascript")
+		w.Header().Set("Content-Encoding", enc)
+		w.Header().Set("ETag", `"v1"`)
+		w.Write(bodies[enc])
+	})
+	p := startProxy(t, origin, nil)
+	for enc, want := range bodies {
+		req, _ := http.NewRequest("GET", p.url+"/"+enc, nil)
+		req.Header.Set("Accept-Encoding", "gzip, br")
+		resp, got := p.do(req)
+		if got != string(want) {
+			t.Errorf("%s: body changed in transit", enc)
+		}
+		if resp.Header.Get("Content-Encoding") != enc || resp.Header.Get("Etag") != `"v1"` {
+			t.Errorf("%s: headers changed: %v", enc, resp.Header)
+		}
+	}
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	cd := newCodec(5, 4)
+	html := bytes.Repeat([]byte("<div data-edgeseg-slot=\"x\">ä</div>"), 500)
+	for _, c := range []coding{codingIdentity, codingGzip, codingBrotli, codingDeflate} {
+		enc, err := cd.encode(nil, html, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, err := cd.decode(nil, enc, c, 1<<20)
+		if err != nil || !bytes.Equal(dec, html) {
+			t.Fatalf("coding %d: round trip failed: %v", c, err)
+		}
+		if _, err := cd.decode(nil, enc, c, 100); err != errTooLarge {
+			t.Fatalf("coding %d: limit not enforced: %v", c, err)
+		}
+	}
+	// raw deflate, as some servers send it
+	var raw bytes.Buffer
+	fw, _ := newRawDeflate(&raw)
+	fw.Write(html)
+	fw.Close()
+	if dec, err := cd.decode(nil, raw.Bytes(), codingDeflate, 1<<20); err != nil || !bytes.Equal(dec, html) {
+		t.Fatalf("raw deflate: %v", err)
+	}
+	if _, err := cd.decode(nil, []byte("not gzip at all"), codingGzip, 1<<20); err == nil {
+		t.Fatal("garbage decoded as gzip")
+	}
+}
+
+func TestHeadAndEmptyStatuses(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/204":
+			w.WriteHeader(204)
+		case "/304":
+			w.Header().Set("ETag", `"abc"`)
+			w.WriteHeader(304)
+		case "/head":
+			w.Header().Set("Content-Type", "text/html")
+			w.Header().Set("Content-Length", "12345")
+			if r.Method != "HEAD" {
+				w.Write(make([]byte, 12345))
+			}
+		case "/redirect":
+			http.Redirect(w, r, "/elsewhere?x=1", http.StatusFound)
+		case "/404":
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(404)
+			fmt.Fprint(w, "<h1>not here</h1>")
+		case "/500":
+			w.WriteHeader(500)
+			fmt.Fprint(w, "boom")
+		}
+	})
+	p := startProxy(t, origin, nil)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		body         string
+		header       [2]string
+	}{
+		{"GET", "/204", 204, "", [2]string{}},
+		{"GET", "/304", 304, "", [2]string{"Etag", `"abc"`}},
+		{"HEAD", "/head", 200, "", [2]string{"Content-Length", "12345"}},
+		{"GET", "/redirect", 302, "", [2]string{"Location", "/elsewhere?x=1"}},
+		{"GET", "/404", 404, "<h1>not here</h1>", [2]string{}},
+		{"GET", "/500", 500, "boom", [2]string{}},
+	} {
+		t.Run(tc.method+tc.path, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, p.url+tc.path, nil)
+			resp, body := p.do(req)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if tc.body != "" && body != tc.body {
+				t.Errorf("body %q", body)
+			}
+			if tc.header[0] != "" && resp.Header.Get(tc.header[0]) != tc.header[1] {
+				t.Errorf("%s = %q, want %q", tc.header[0], resp.Header.Get(tc.header[0]), tc.header[1])
+			}
+			if tc.status == 302 && !strings.Contains(body, "elsewhere") {
+				t.Errorf("redirect body lost: %q", body)
+			}
+		})
+	}
+}
+
+// TestLargeBodiesStream checks that a response and a request body many
+// times larger than any buffer pass through without the proxy allocating
+// memory in proportion.
+func TestLargeBodiesStream(t *testing.T) {
+	const size = 64 << 20
+	chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096)
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" {
+			n, _ := io.Copy(io.Discard, r.Body)
+			fmt.Fprint(w, n)
+			return
+		}
+		w.Header().Set("Content-Type", r.URL.Query().Get("type"))
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		for sent := 0; sent < size; sent += len(chunk) {
+			w.Write(chunk)
+		}
+	})
+	p := startProxy(t, origin, func(c *config.Config) { c.Server.MaxBodyBytes = 128 << 20 })
+	measure := func(f func()) uint64 {
+		runtime.GC()
+		var a, b runtime.MemStats
+		runtime.ReadMemStats(&a)
+		f()
+		runtime.ReadMemStats(&b)
+		return b.TotalAlloc - a.TotalAlloc
+	}
+	for _, typ := range []string{"application/octet-stream", "text/html"} {
+		alloc := measure(func() {
+			resp, err := p.client.Get(p.url + "/big?type=" + typ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil || n != size {
+				t.Fatalf("%s: got %d bytes, err %v", typ, n, err)
+			}
+		})
+		// The origin and the client in this process allocate a little too;
+		// a buffered body would cost at least size.
+		if alloc > size/4 {
+			t.Errorf("%s: %d MiB allocated for a %d MiB body: not streamed", typ, alloc>>20, size>>20)
+		}
+	}
+	alloc := measure(func() {
+		req, _ := http.NewRequest("POST", p.url+"/upload", io.LimitReader(zeroReader{}, size))
+		req.ContentLength = size
+		_, body := p.do(req)
+		if body != fmt.Sprint(size) {
+			t.Fatalf("origin received %s bytes", body)
+		}
+	})
+	if alloc > size/4 {
+		t.Errorf("upload: %d MiB allocated for a %d MiB body: not streamed", alloc>>20, size>>20)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+func TestOriginDown(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	p := startProxyURL(t, "http://"+addr, nil, nil)
+	resp, body := p.get("/")
+	if resp.StatusCode != 502 || !strings.Contains(body, "Bad Gateway") {
+		t.Fatalf("status %d body %q", resp.StatusCode, body)
+	}
+	if !strings.Contains(p.logs.String(), `"cause":"connection refused"`) {
+		t.Errorf("log does not name the cause:\n%s", p.logs.String())
+	}
+	p.mustServe()
+}
+
+func TestOriginSlow(t *testing.T) {
+	release := make(chan struct{})
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-time.After(3 * time.Second):
+		}
+	})
+	p := startProxy(t, origin, func(c *config.Config) { c.Origin.ReadTimeout = 200 * time.Millisecond })
+	defer close(release)
+	start := time.Now()
+	resp, _ := p.get("/slow")
+	if resp.StatusCode != 504 {
+		t.Fatalf("status %d, want 504", resp.StatusCode)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v: timeout not applied", d)
+	}
+	if !strings.Contains(p.logs.String(), `"cause":"timeout"`) {
+		t.Errorf("log does not name the cause")
+	}
+}
+
+// resetOrigin is a raw TCP origin that sends headers and half a body, then
+// resets the connection.
+func resetOrigin(t *testing.T, contentType string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				buf := make([]byte, 4096)
+				c.Read(buf)
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: 100000\r\n\r\n", contentType)
+				c.Write(bytes.Repeat([]byte("x"), 5000))
+				time.Sleep(20 * time.Millisecond)
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close()
+			}(c)
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+func TestOriginResetMidBody(t *testing.T) {
+	p := startProxyURL(t, resetOrigin(t, "application/octet-stream"), nil, nil)
+	resp, err := p.client.Get(p.url + "/file")
+	var n int64
+	if err == nil {
+		// Headers may already be out: the body must then end in an error.
+		n, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil || n >= 100000 {
+		t.Fatalf("client got a complete-looking body (%d bytes, err %v) from a reset origin", n, err)
+	}
+	if !strings.Contains(p.logs.String(), "origin failed mid-body") {
+		t.Errorf("no log line for the reset")
+	}
+	p.mustServe()
+}
+
+func TestHealth(t *testing.T) {
+	p := startProxy(t, echoOrigin(), nil)
+	resp, body := p.get("/_edgeseg/health")
+	if resp.StatusCode != 200 || body != "ok\n" {
+		t.Fatalf("health %d %q", resp.StatusCode, body)
+	}
+	p.origin.Close()
+	p.h.origin.lastSeen.Store(0)
+	resp, _ = p.get("/_edgeseg/health")
+	if resp.StatusCode != 503 {
+		t.Fatalf("health with origin down: %d", resp.StatusCode)
+	}
+	resp, _ = p.get("/_edgeseg/nope")
+	if resp.StatusCode != 404 {
+		t.Fatalf("unknown reserved path: %d", resp.StatusCode)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	p := startProxy(t, echoOrigin(), nil)
+	for _, tc := range []struct {
+		name, req, status string
+	}{
+		{"absolute URI to another host", "GET http://evil.example/steal HTTP/1.1\r\nHost: shop.test\r\n\r\n", "400"},
+		{"absolute URI with userinfo", "GET http://a@shop.test/ HTTP/1.1\r\nHost: shop.test\r\n\r\n", "400"},
+		{"CONNECT", "CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n", "400"},
+		{"CL and TE", "POST /x HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400"},
+		{"two CLs", "POST /x HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", "400"},
+		{"bad CL", "POST /x HTTP/1.1\r\nHost: shop.test\r\nContent-Length: -5\r\n\r\n", "400"},
+		{"garbage", "\x00\x01\x02 nonsense\r\n\r\n", "400"},
+		{"no host", "GET / HTTP/1.1\r\n\r\n", "400"},
+		{"huge header", "GET / HTTP/1.1\r\nHost: shop.test\r\nCookie: " + strings.Repeat("a", 40<<10) + "\r\n\r\n", "431"},
+		{"bad chunk", "POST /x HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", "400"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, _ := p.raw(tc.req)
+			if !strings.Contains(status, " "+tc.status+" ") {
+				t.Fatalf("got %q, want %s", status, tc.status)
+			}
+			p.mustServe()
+		})
+	}
+	// An absolute URI naming the host asked for is fine and sent as origin-form.
+	status, rest := p.raw("GET http://shop.test/ok?x=1 HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n")
+	if !strings.Contains(status, "200") || !strings.Contains(rest, "X-Origin-Uri: /ok?x=1") {
+		t.Fatalf("absolute URI to own host: %s\n%s", status, rest)
+	}
+	// 16 KiB of cookies, as real sites send, fit the default limit.
+	status, _ = p.raw("GET / HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\nCookie: " + strings.Repeat("c", 16<<10) + "\r\n\r\n")
+	if !strings.Contains(status, "200") {
+		t.Fatalf("16KiB cookie refused: %s", status)
+	}
+}
+
+func TestPanicRecovered(t *testing.T) {
+	p := startProxy(t, echoOrigin(), nil)
+	p.h.testHookBeforeOrigin = func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) == "/panic" {
+			panic("test panic")
+		}
+	}
+	resp, _ := p.get("/panic")
+	if resp.StatusCode != 502 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	logs := p.logs.String()
+	if !strings.Contains(logs, "test panic") || !strings.Contains(logs, "goroutine") {
+		t.Errorf("panic not logged with its stack")
+	}
+	resp, _ = p.get("/fine")
+	if resp.StatusCode != 200 {
+		t.Fatalf("proxy stopped serving after a panic: %d", resp.StatusCode)
+	}
+}
+
+func TestLoadShedding(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+	})
+	p := startProxy(t, origin, func(c *config.Config) {
+		c.Server.MaxConcurrency = 1
+		c.Server.QueueTimeout = 50 * time.Millisecond
+	})
+	defer once.Do(func() { close(release) })
+	done := make(chan int)
+	go func() {
+		resp, err := p.client.Get(p.url + "/hold")
+		if err == nil {
+			resp.Body.Close()
+			done <- resp.StatusCode
+		} else {
+			done <- 0
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	resp, _ := p.get("/second")
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("over capacity: status %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	once.Do(func() { close(release) })
+	if s := <-done; s != 200 {
+		t.Fatalf("held request: %d", s)
+	}
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	started := make(chan struct{})
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		time.Sleep(300 * time.Millisecond)
+		fmt.Fprint(w, "finished")
+	})
+	p := startProxy(t, origin, nil)
+	got := make(chan string, 1)
+	go func() {
+		resp, err := p.client.Get(p.url + "/slow")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- string(b)
+	}()
+	<-started
+	if err := p.srv.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-got; s != "finished" {
+		t.Fatalf("in-flight request cut short: %q", s)
+	}
+	if _, err := net.DialTimeout("tcp", p.addr, 200*time.Millisecond); err == nil {
+		t.Fatal("still accepting after shutdown")
+	}
+}
+
+func TestWebSocketRelay(t *testing.T) {
+	// The origin switches protocols and echoes lines back in upper case.
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" || !strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") {
+			http.Error(w, "upgrade required", 426)
+			return
+		}
+		c, brw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		fmt.Fprint(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		for {
+			line, err := brw.ReadString('\n')
+			if err != nil {
+				return
+			}
+			brw.WriteString(strings.ToUpper(line))
+			brw.Flush()
+		}
+	})
+	p := startProxy(t, origin, func(c *config.Config) { c.Server.UpgradeIdleTimeout = 300 * time.Millisecond })
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprint(c, "GET /ws HTTP/1.1\r\nHost: shop.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\nhello\n")
+	buf := make([]byte, 4096)
+	var got []byte
+	for !bytes.Contains(got, []byte("HELLO\n")) {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("read: %v (got %q)", err, got)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if !bytes.HasPrefix(got, []byte("HTTP/1.1 101")) {
+		t.Fatalf("no 101: %q", got)
+	}
+	fmt.Fprint(c, "again\n")
+	n, _ := c.Read(buf)
+	if string(buf[:n]) != "AGAIN\n" {
+		t.Fatalf("second message: %q", buf[:n])
+	}
+	// Idle past the timeout: the relay closes.
+	start := time.Now()
+	if _, err := c.Read(buf); err == nil {
+		t.Fatal("relay still open after idle timeout")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("idle close took %v", d)
+	}
+}
+
+func TestUpgradeOriginDown(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	p := startProxyURL(t, "http://"+addr, nil, nil)
+	status, _ := p.raw("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	if !strings.Contains(status, "502") {
+		t.Fatalf("got %q", status)
+	}
+}
+
+func TestMakePrivateAndVary(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", "private"},
+		{"public, max-age=600", "private, max-age=600"},
+		{"max-age=60, s-maxage=600", "private, max-age=60"},
+		{"private, max-age=5", "private, max-age=5"},
+		{"no-store", "no-store"},
+	} {
+		var h fasthttp.ResponseHeader
+		if tc.in != "" {
+			h.Set("Cache-Control", tc.in)
+		}
+		makePrivate(&h)
+		if got := string(h.Peek("Cache-Control")); got != tc.want {
+			t.Errorf("makePrivate(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	var h fasthttp.ResponseHeader
+	h.Set("Vary", "Accept-Encoding")
+	addVary(&h, "Cookie")
+	addVary(&h, "cookie")
+	if got := string(h.Peek("Vary")); got != "Accept-Encoding, Cookie" {
+		t.Errorf("Vary = %q", got)
+	}
+	var e fasthttp.ResponseHeader
+	e.Set("ETag", `"abc"`)
+	e.Set("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")
+	markPersonalized(&e)
+	if string(e.Peek("ETag")) != `W/"abc"` || len(e.Peek("Last-Modified")) != 0 || string(e.Peek("Cache-Control")) != "private, no-cache" {
+		t.Errorf("markPersonalized: %s", e.String())
+	}
+}
+
+var _ = httptest.NewServer

@@ -1,0 +1,63 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// serveReserved answers edgeseg's own endpoints under ReservedPrefix.
+func (h *Handler) serveReserved(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	switch string(ctx.Path()) {
+	case ReservedPrefix + "health":
+		h.serveHealth(ctx)
+	case ReservedPrefix + "metrics":
+		ctx.Response.Header.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+		h.metrics.set.WritePrometheus(ctx)
+		if h.p != nil {
+			h.p.writeMetrics(ctx)
+		}
+	default:
+		if h.p != nil && h.p.serveReserved(ctx, h) {
+			return
+		}
+		h.plainError(ctx, fasthttp.StatusNotFound, "404 Not Found")
+	}
+}
+
+// serveHealth answers 200 while the origin answered within the health
+// window. When it has not (an idle proxy), it asks the origin once with a
+// HEAD request; concurrent health checks share that probe's outcome.
+func (h *Handler) serveHealth(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	if time.Since(h.origin.LastSeen()) <= h.healthWindow {
+		ctx.SetBodyString("ok\n")
+		return
+	}
+	if h.probing.CompareAndSwap(false, true) {
+		h.probe()
+		h.probing.Store(false)
+	}
+	if time.Since(h.origin.LastSeen()) <= h.healthWindow {
+		ctx.SetBodyString("ok\n")
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	ctx.SetBodyString("origin not answering\n")
+}
+
+// probe sends HEAD / to the origin; any answer counts as alive.
+func (h *Handler) probe() {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethod(fasthttp.MethodHead)
+	req.SetRequestURI("/")
+	req.Header.SetHost(h.origin.host)
+	req.Header.Set("User-Agent", "edgeseg-health")
+	if err := h.origin.Do(req, resp); err != nil {
+		h.log.Debug().Err(err).Msg("health probe failed")
+	}
+}

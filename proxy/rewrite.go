@@ -1,0 +1,181 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+
+	"github.com/valyala/fasthttp"
+)
+
+// rewrite reads an HTML body that may be personalized, within the rewrite
+// limit, and answers with it personalized, or untouched when nothing
+// changed or anything failed. Bodies past the limit are streamed through.
+// It returns whether the body was personalized.
+func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *exchange) bool {
+	c := parseCoding(resp.Header.ContentEncoding())
+	if c == codingUnknown || resp.Header.ContentLength() > h.rewriteLimit {
+		h.metrics.rewriteSkipped.Inc()
+		h.stream(ctx, resp, nil)
+		return false
+	}
+
+	rawp := h.getBuf()
+	defer h.putBuf(rawp)
+	raw, err := readLimited((*rawp)[:0], resp.BodyStream(), h.rewriteLimit)
+	*rawp = raw
+	if errors.Is(err, errTooLarge) {
+		// Too large to rewrite: send what was read, then the rest, as is.
+		// The prefix outlives this call, so it cannot stay in the pool.
+		h.metrics.rewriteSkipped.Inc()
+		prefix := append([]byte(nil), raw...)
+		h.stream(ctx, resp, prefix)
+		return false
+	}
+	_ = resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(resp)
+	if err != nil {
+		// Nothing has been sent yet, so the visitor gets a clean 502
+		// rather than a truncated page.
+		status, cause := originFailure(err)
+		if status == fasthttp.StatusRequestEntityTooLarge {
+			status = fasthttp.StatusBadGateway
+		}
+		x.cause = cause
+		h.metrics.originError(cause)
+		h.log.Warn().Err(err).Str("cause", cause).Bytes("path", ctx.Path()).Msg("origin failed mid-body")
+		h.plainError(ctx, status, originErrorText(status))
+		return false
+	}
+
+	htmlp := h.getBuf()
+	defer h.putBuf(htmlp)
+	html, err := h.codec.decode((*htmlp)[:0], raw, c, h.rewriteLimit)
+	*htmlp = html
+	if err != nil {
+		if !errors.Is(err, errTooLarge) {
+			h.metrics.rewriteErrors.Inc()
+			h.log.Debug().Err(err).Bytes("path", ctx.Path()).Msg("cannot decode body; passing it through")
+		}
+		ctx.Response.SetBody(raw)
+		return false
+	}
+
+	outp := h.getBuf()
+	defer h.putBuf(outp)
+	out, changed := h.safePersonalize(ctx, x, html, (*outp)[:0])
+	*outp = out
+	if !changed {
+		ctx.Response.SetBody(raw)
+		return false
+	}
+
+	body := ctx.Response.BodyWriter()
+	if c == codingIdentity {
+		_, _ = body.Write(out)
+	} else {
+		encp := h.getBuf()
+		enc, err := h.codec.encode((*encp)[:0], out, c)
+		*encp = enc
+		if err != nil {
+			h.putBuf(encp)
+			h.metrics.rewriteErrors.Inc()
+			h.log.Error().Err(err).Msg("cannot re-encode body; serving the origin's")
+			ctx.Response.SetBody(raw)
+			return false
+		}
+		_, _ = body.Write(enc)
+		h.putBuf(encp)
+	}
+	markPersonalized(&ctx.Response.Header)
+	x.personalized = true
+	return true
+}
+
+// safePersonalize runs step 8 and turns a panic in it into "unchanged", so
+// a template or injection bug costs the personalization, not the page.
+func (h *Handler) safePersonalize(ctx *fasthttp.RequestCtx, x *exchange, html, dst []byte) (out []byte, changed bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.metrics.panics.Inc()
+			x.cause = "personalize panic"
+			h.log.Error().Str("panic", fmt.Sprint(r)).Bytes("path", ctx.Path()).Bytes("stack", debug.Stack()).Msg("recovered panic while personalizing; serving the origin's page")
+			out, changed = dst, false
+		}
+	}()
+	return h.p.personalize(ctx, x.visit, html, dst)
+}
+
+// markPersonalized fixes the headers of a rewritten response: validators of
+// the origin's bytes no longer hold, and no shared cache may keep the page
+// under a key without the visitor's segments.
+func markPersonalized(rh *fasthttp.ResponseHeader) {
+	if et := rh.Peek("ETag"); len(et) > 0 && !bytes.HasPrefix(et, []byte("W/")) {
+		rh.Set("ETag", "W/"+string(et))
+	}
+	rh.Del("Last-Modified")
+	rh.Del("Content-MD5")
+	rh.Del("Digest")
+	rh.Set("Cache-Control", "private, no-cache")
+	addVary(rh, "Cookie")
+}
+
+// makePrivate keeps a response that sets a visitor's cookie out of shared
+// caches while leaving the browser's freshness as the origin set it.
+func makePrivate(rh *fasthttp.ResponseHeader) {
+	cc := rh.Peek("Cache-Control")
+	if len(cc) == 0 {
+		rh.Set("Cache-Control", "private")
+		return
+	}
+	var out []byte
+	private := false
+	for _, d := range bytes.Split(cc, []byte(",")) {
+		d = bytes.TrimSpace(d)
+		name := d
+		if i := bytes.IndexByte(d, '='); i >= 0 {
+			name = d[:i]
+		}
+		switch {
+		case bytes.EqualFold(name, []byte("public")), bytes.EqualFold(name, []byte("s-maxage")):
+			continue
+		case bytes.EqualFold(name, []byte("private")), bytes.EqualFold(name, []byte("no-store")):
+			private = true
+		}
+		if len(d) == 0 {
+			continue
+		}
+		if len(out) > 0 {
+			out = append(out, ", "...)
+		}
+		out = append(out, d...)
+	}
+	if !private {
+		if len(out) > 0 {
+			out = append([]byte("private, "), out...)
+		} else {
+			out = []byte("private")
+		}
+	}
+	rh.SetBytesV("Cache-Control", out)
+}
+
+// addVary adds name to the Vary header unless it is there (or "*" is).
+func addVary(rh *fasthttp.ResponseHeader, name string) {
+	v := rh.Peek("Vary")
+	for _, p := range bytes.Split(v, []byte(",")) {
+		p = bytes.TrimSpace(p)
+		if bytes.EqualFold(p, []byte(name)) || bytes.Equal(p, []byte("*")) {
+			return
+		}
+	}
+	if len(bytes.TrimSpace(v)) == 0 {
+		rh.Set("Vary", name)
+		return
+	}
+	rh.Set("Vary", string(v)+", "+name)
+}
+
+var _ io.Reader = (*originStream)(nil)

@@ -1,0 +1,90 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/edgeseg/edgeseg/config"
+)
+
+// Server is the fasthttp server around a Handler, configured from
+// config.Server.
+type Server struct {
+	srv      *fasthttp.Server
+	shutdown time.Duration
+}
+
+// NewServer builds the listening server for h.
+func NewServer(cfg *config.Config, h *Handler, log *zerolog.Logger) *Server {
+	s := &fasthttp.Server{
+		Handler:      h.ServeHTTP,
+		ErrorHandler: h.serveParseError,
+		Name:         cfg.Server.Name,
+		// The request head must fit the read buffer: this is the header limit.
+		ReadBufferSize:               int(cfg.Server.MaxHeaderBytes),
+		WriteBufferSize:              16 << 10,
+		ReadTimeout:                  cfg.Server.ReadTimeout,
+		WriteTimeout:                 cfg.Server.WriteTimeout,
+		IdleTimeout:                  cfg.Server.IdleTimeout,
+		MaxRequestBodySize:           int(cfg.Server.MaxBodyBytes),
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		NoDefaultContentType:         true,
+		NoDefaultDate:                false,
+		CloseOnShutdown:              true,
+		ReduceMemoryUsage:            false,
+		Logger:                       fasthttpLogger{log},
+		SecureErrorLogMessage:        true,
+	}
+	return &Server{srv: s, shutdown: cfg.Server.ShutdownTimeout}
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.srv.Serve(ln)
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests to
+// finish, up to server.shutdown_timeout.
+func (s *Server) Shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.shutdown)
+	defer cancel()
+	return s.srv.ShutdownWithContext(ctx)
+}
+
+// serveParseError answers requests fasthttp could not read.
+func (h *Handler) serveParseError(ctx *fasthttp.RequestCtx, err error) {
+	h.metrics.badRequests.Inc()
+	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
+	switch {
+	case errors.As(err, &small):
+		h.plainError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "431 Request Header Fields Too Large")
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		h.plainError(ctx, fasthttp.StatusRequestEntityTooLarge, "413 Request Entity Too Large")
+	case errors.As(err, &netErr) && netErr.Timeout():
+		h.plainError(ctx, fasthttp.StatusRequestTimeout, "408 Request Timeout")
+	default:
+		h.plainError(ctx, fasthttp.StatusBadRequest, "400 Bad Request")
+	}
+	h.log.Debug().Err(err).Str("remote", ctx.RemoteIP().String()).Int("status", ctx.Response.StatusCode()).Msg("unreadable request")
+}
+
+// fasthttpLogger sends fasthttp's own messages to zerolog at debug level:
+// they are about single broken connections, not the service.
+type fasthttpLogger struct{ log *zerolog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	if l.log != nil {
+		l.log.Debug().Msgf(format, args...)
+	}
+}

@@ -1,0 +1,60 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+)
+
+// originStream hands an origin response body to fasthttp's server as the
+// visitor's body stream, so bodies that are not rewritten are never held
+// whole. fasthttp closes it when the response is written or abandoned;
+// Close releases the origin response and, through CloseBodyStream, returns
+// the origin connection to the pool or drops it if the body was not read to
+// the end (fasthttp#1743).
+type originStream struct {
+	resp   *fasthttp.Response
+	r      io.Reader
+	prefix []byte // bytes already read from r while deciding what to do
+	log    *zerolog.Logger
+	path   string // copied: the RequestCtx is gone when this is read
+	failed bool
+}
+
+func newOriginStream(resp *fasthttp.Response, prefix []byte, log *zerolog.Logger, path []byte) *originStream {
+	return &originStream{resp: resp, r: resp.BodyStream(), prefix: prefix, log: log, path: string(path)}
+}
+
+func (s *originStream) Read(p []byte) (int, error) {
+	if len(s.prefix) > 0 {
+		n := copy(p, s.prefix)
+		s.prefix = s.prefix[n:]
+		return n, nil
+	}
+	if s.r == nil {
+		return 0, io.EOF
+	}
+	n, err := s.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && !s.failed {
+		// Headers are already on their way to the visitor: all that can be
+		// done is to cut the response short, so the client sees it as broken
+		// rather than complete, and say why.
+		s.failed = true
+		_, cause := originFailure(err)
+		s.log.Warn().Err(err).Str("cause", cause).Str("path", s.path).Msg("origin failed mid-body")
+	}
+	return n, err
+}
+
+// Close releases the origin response. It is safe to call more than once.
+func (s *originStream) Close() error {
+	if s.resp == nil {
+		return nil
+	}
+	err := s.resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(s.resp)
+	s.resp, s.r = nil, nil
+	return err
+}

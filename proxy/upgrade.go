@@ -1,0 +1,113 @@
+package proxy
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// serveUpgrade relays a WebSocket (or any Upgrade) request: it dials the
+// origin, sends the prepared request, then hijacks the visitor's connection
+// and copies bytes both ways until either side closes or the connection
+// sits idle for server.upgrade_idle_timeout. The origin's answer (101 or an
+// error) reaches the visitor through the same copy.
+func (h *Handler) serveUpgrade(ctx *fasthttp.RequestCtx, req *fasthttp.Request, x *exchange) {
+	h.metrics.upgrades.Inc()
+	oc, err := h.dialOrigin()
+	if err != nil {
+		status, cause := originFailure(err)
+		x.cause = cause
+		h.metrics.originError(cause)
+		h.log.Warn().Err(err).Str("cause", cause).Msg("upgrade: origin dial failed")
+		h.plainError(ctx, status, originErrorText(status))
+		return
+	}
+	_ = oc.SetWriteDeadline(time.Now().Add(h.dialTimeout))
+	bw := bufio.NewWriter(oc)
+	if err := req.Header.Write(bw); err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		_ = oc.Close()
+		x.cause = "upgrade write"
+		h.plainError(ctx, fasthttp.StatusBadGateway, originErrorText(fasthttp.StatusBadGateway))
+		return
+	}
+	_ = oc.SetWriteDeadline(time.Time{})
+	x.cause = "upgrade"
+	idle := h.upgradeIdle
+	log := h.log
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(cc net.Conn) {
+		if err := relay(cc, oc, idle); err != nil {
+			log.Debug().Err(err).Msg("upgrade relay ended")
+		}
+	})
+}
+
+func (h *Handler) dialOrigin() (net.Conn, error) {
+	c, err := fasthttp.DialTimeout(h.origin.client.Addr, h.dialTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if h.origin.client.IsTLS {
+		tc := tls.Client(c, h.origin.client.TLSConfig.Clone())
+		_ = tc.SetDeadline(time.Now().Add(h.dialTimeout))
+		if err := tc.Handshake(); err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+		_ = tc.SetDeadline(time.Time{})
+		return tc, nil
+	}
+	return c, nil
+}
+
+// relay copies a<->b until one side ends or both are idle for idle.
+func relay(a, b net.Conn, idle time.Duration) error {
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	var once sync.Once
+	closeBoth := func() { once.Do(func() { _ = a.Close(); _ = b.Close() }) }
+	errc := make(chan error, 2)
+	pipe := func(dst, src net.Conn) {
+		buf := make([]byte, 32<<10)
+		for {
+			_ = src.SetReadDeadline(time.Now().Add(idle))
+			n, err := src.Read(buf)
+			if n > 0 {
+				last.Store(time.Now().UnixNano())
+				_ = dst.SetWriteDeadline(time.Now().Add(idle))
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					errc <- werr
+					closeBoth()
+					return
+				}
+			}
+			if err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) && time.Since(time.Unix(0, last.Load())) < idle {
+					continue // the other direction is busy: not idle
+				}
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				errc <- err
+				closeBoth()
+				return
+			}
+		}
+	}
+	go pipe(b, a)
+	go pipe(a, b)
+	err := <-errc
+	<-errc
+	return err
+}
