@@ -1,0 +1,18 @@
+// Package inject replaces the inner HTML of slot elements in an HTML
+// document, touching nothing else.
+//
+// A slot is any element with a data-edgeseg-slot="NAME" attribute (any
+// quoting, any case). For each slot the caller's Lookup decides: a Block
+// replaces the element's inner HTML and adds data-edgeseg-segment="SEG" to
+// its start tag; no block keeps the origin's content. Everything outside
+// replaced slots is copied byte for byte, including malformed markup.
+//
+// The scanner is a small HTML tokenizer, not a parser: it knows enough to
+// skip comments, doctype/CDATA/processing instructions, and the contents of
+// raw-text elements (script, style, textarea, title, xmp, iframe, noembed,
+// noframes, noscript, plaintext) and of <template>, so that markup-like text
+// inside them is never taken for a slot, and it counts nested elements of
+// the slot's own tag name to find the slot's end. Input may arrive in chunks
+// split anywhere: an incomplete token is carried over to the next Write.
+// A slot whose end tag never arrives is left as the origin sent it.
+package inject

@@ -1,0 +1,137 @@
+package inject
+
+import (
+	"bytes"
+	"io"
+)
+
+// SlotAttr is the attribute that marks a slot.
+const SlotAttr = "data-edgeseg-slot"
+
+// SegmentAttr is added to a filled slot's start tag, naming the segment.
+const SegmentAttr = "data-edgeseg-segment"
+
+// Block is the content that fills one slot.
+type Block struct {
+	// HTML replaces the slot element's inner HTML, as is.
+	HTML []byte
+	// Segment is written to the SegmentAttr attribute; empty adds none.
+	Segment string
+}
+
+// Lookup is asked once per slot element found, in document order, with the
+// slot's name (valid only during the call). It returns the block to fill the
+// slot with, or false to keep the origin's content.
+type Lookup func(slot []byte) (Block, bool)
+
+// Options tune a rewrite.
+type Options struct {
+	// HeadSnippet, when set, is inserted just before the document's first
+	// </head> end tag (for a data layer script).
+	HeadSnippet []byte
+	// MaxSlotBytes bounds how much of one slot's content is held while its
+	// end tag is looked for; past it the slot is left unfilled. Default 1 MiB.
+	MaxSlotBytes int
+}
+
+// Slots rewrites a whole document: it appends html, with slots filled by
+// lookup, to dst and returns the result and the number of slots filled.
+func Slots(dst, html []byte, lookup Lookup, opts *Options) ([]byte, int) {
+	var s scanner
+	s.init(lookup, opts)
+	s.out = dst
+	s.feed(html, true)
+	return s.out, s.filled
+}
+
+// HasSlots reports whether html may contain a slot: a cheap check that lets
+// pages without slots skip the scan.
+func HasSlots(html []byte) bool {
+	return bytes.Contains(html, []byte(SlotAttr)) || containsFold(html, []byte(SlotAttr))
+}
+
+// Rewriter rewrites a document that arrives in chunks, writing the result
+// to an io.Writer as soon as it is known. It holds back only an incomplete
+// token (or a slot whose end has not arrived yet).
+type Rewriter struct {
+	w     io.Writer
+	s     scanner
+	carry []byte
+	err   error
+}
+
+// NewRewriter returns a Rewriter that writes to w.
+func NewRewriter(w io.Writer, lookup Lookup, opts *Options) *Rewriter {
+	r := &Rewriter{w: w}
+	r.s.init(lookup, opts)
+	return r
+}
+
+// Write feeds the next chunk of the document.
+func (r *Rewriter) Write(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	r.carry = append(r.carry, p...)
+	n := r.s.feed(r.carry, false)
+	r.carry = append(r.carry[:0], r.carry[n:]...)
+	return len(p), r.flush()
+}
+
+// Close processes what is left and flushes it. It does not close the writer.
+func (r *Rewriter) Close() error {
+	if r.err != nil {
+		return r.err
+	}
+	r.s.feed(r.carry, true)
+	r.carry = r.carry[:0]
+	return r.flush()
+}
+
+// Filled returns how many slots have been filled so far.
+func (r *Rewriter) Filled() int { return r.s.filled }
+
+func (r *Rewriter) flush() error {
+	if len(r.s.out) > 0 {
+		if _, err := r.w.Write(r.s.out); err != nil {
+			r.err = err
+			return err
+		}
+		r.s.out = r.s.out[:0]
+	}
+	return nil
+}
+
+// containsFold reports whether sub (lower case ASCII) is in s, ignoring
+// ASCII case, in one pass over s.
+func containsFold(s, sub []byte) bool {
+	lo, up := sub[0], sub[0]-('a'-'A')
+	nextLo, nextUp := -2, -2 // -2: not searched yet; -1: none left
+	for i := 0; i+len(sub) <= len(s); {
+		if nextLo != -1 && nextLo < i {
+			nextLo = indexFrom(s, i, lo)
+		}
+		if nextUp != -1 && nextUp < i {
+			nextUp = indexFrom(s, i, up)
+		}
+		p := nextLo
+		if p < 0 || (nextUp >= 0 && nextUp < p) {
+			p = nextUp
+		}
+		if p < 0 || p+len(sub) > len(s) {
+			return false
+		}
+		if bytes.EqualFold(s[p:p+len(sub)], sub) {
+			return true
+		}
+		i = p + 1
+	}
+	return false
+}
+
+func indexFrom(s []byte, from int, c byte) int {
+	if j := bytes.IndexByte(s[from:], c); j >= 0 {
+		return from + j
+	}
+	return -1
+}

@@ -1,0 +1,331 @@
+package inject
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// testLookup fills every slot with a block naming it, except slots whose
+// name starts with "keep", which keep the origin's content.
+func testLookup(slot []byte) (Block, bool) {
+	if bytes.HasPrefix(slot, []byte("keep")) {
+		return Block{}, false
+	}
+	return Block{HTML: []byte("<b>block:" + string(slot) + "</b>"), Segment: "seg-" + string(slot)}, true
+}
+
+func TestGoldenCases(t *testing.T) {
+	files, _ := filepath.Glob("testdata/cases/*.html")
+	if len(files) < 20 {
+		t.Fatalf("only %d cases", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			in, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := Slots(nil, in, testLookup, nil)
+			golden := strings.TrimSuffix(f, ".html") + ".golden"
+			if *update {
+				os.WriteFile(golden, got, 0o644)
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("no golden file (run with -update): %v", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("output differs from %s:\n got: %q\nwant: %q", golden, got, want)
+			}
+			checkChunked(t, in, got)
+			checkOutside(t, in)
+		})
+	}
+}
+
+// TestSpecificBehaviour pins down the rules the golden files encode, so a
+// wrong golden file cannot hide a wrong rule.
+func TestSpecificBehaviour(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"fills", `<div data-edgeseg-slot="hero">d</div>`, `<div data-edgeseg-slot="hero" data-edgeseg-segment="seg-hero"><b>block:hero</b></div>`},
+		{"keeps", `<div data-edgeseg-slot="keep">d</div>`, `<div data-edgeseg-slot="keep">d</div>`},
+		{"nested same tag", `<div data-edgeseg-slot="a"><div>x</div>y</div>z`, `<div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>z`},
+		{"comment ignored", `<!--<div data-edgeseg-slot="a">c</div>-->`, `<!--<div data-edgeseg-slot="a">c</div>-->`},
+		{"script ignored", `<script>"<div data-edgeseg-slot=a>"</script>`, `<script>"<div data-edgeseg-slot=a>"</script>`},
+		{"template ignored", `<template><i data-edgeseg-slot="a">t</i></template>`, `<template><i data-edgeseg-slot="a">t</i></template>`},
+		{"unterminated kept", `<div data-edgeseg-slot="a">x`, `<div data-edgeseg-slot="a">x`},
+		{"void kept", `<img data-edgeseg-slot="a">`, `<img data-edgeseg-slot="a">`},
+		{"self-closing kept", `<div data-edgeseg-slot="a"/>x`, `<div data-edgeseg-slot="a"/>x`},
+		{"upper case", `<SECTION Data-EdgeSeg-Slot='a'>x</SECTION>`, `<SECTION Data-EdgeSeg-Slot='a' data-edgeseg-segment="seg-a"><b>block:a</b></SECTION>`},
+		{"end tag in script inside slot", `<div data-edgeseg-slot="a"><script>"</div>"</script></div>!`, `<div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>!`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _ := Slots(nil, []byte(tc.in), testLookup, nil)
+			if string(got) != tc.want {
+				t.Fatalf("\n got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestHeadSnippet(t *testing.T) {
+	opts := &Options{HeadSnippet: []byte("<script>x</script>")}
+	for in, want := range map[string]string{
+		"<html><head><title>t</title></head><body></body></html>": "<html><head><title>t</title><script>x</script></head><body></body></html>",
+		"<head><script>'</head>'</script></HEAD></head>":          "<head><script>'</head>'</script><script>x</script></HEAD></head>",
+		"<p>no head</p>": "<p>no head</p>",
+	} {
+		got, _ := Slots(nil, []byte(in), testLookup, opts)
+		if string(got) != want {
+			t.Errorf("%q:\n got %q\nwant %q", in, got, want)
+		}
+	}
+}
+
+// TestRealPagesPassThrough: real pages without slots come out byte-identical.
+func TestRealPagesPassThrough(t *testing.T) {
+	files, _ := filepath.Glob("testdata/corpus/real-pages/*.html")
+	if len(files) < 20 {
+		t.Fatalf("corpus missing: %d files", len(files))
+	}
+	for _, f := range files {
+		in, _ := os.ReadFile(f)
+		got, n := Slots(nil, in, testLookup, nil)
+		if n != 0 || !bytes.Equal(got, in) {
+			t.Errorf("%s: changed (%d slots)", f, n)
+		}
+	}
+}
+
+// TestRealPagesWithSlots marks elements of real pages as slots and checks
+// that exactly those are replaced: golden files for a few pages, the
+// outside-slots invariant and chunking for all.
+func TestRealPagesWithSlots(t *testing.T) {
+	files, _ := filepath.Glob("testdata/corpus/real-pages/*.html")
+	goldens := map[string]bool{"001.html": true, "ehow-1.html": true, "table-style-attributes.html": true, "comment-inside-script-parsing.html": true}
+	for _, f := range files {
+		in, _ := os.ReadFile(f)
+		marked := markSlots(in, 3)
+		got, n := Slots(nil, marked, testLookup, nil)
+		base := filepath.Base(f)
+		if bytes.Count(marked, []byte(SlotAttr)) > 0 && n == 0 {
+			t.Errorf("%s: marked slots but none filled", base)
+		}
+		if goldens[base] {
+			golden := filepath.Join("testdata", "golden", strings.TrimSuffix(base, ".html")+".slots.golden")
+			if *update {
+				os.MkdirAll(filepath.Dir(golden), 0o755)
+				os.WriteFile(golden, got, 0o644)
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%s: %v (run with -update)", golden, err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s: differs from golden", base)
+			}
+		}
+		checkOutside(t, marked)
+		if len(in) < 400_000 {
+			checkChunkedRandom(t, marked, got, 5)
+		}
+	}
+}
+
+// markSlots turns the first n <div start tags that follow <body into slots.
+func markSlots(in []byte, n int) []byte {
+	body := bytes.Index(bytes.ToLower(in), []byte("<body"))
+	if body < 0 {
+		body = 0
+	}
+	out := append([]byte(nil), in[:body]...)
+	rest := in[body:]
+	for i := 0; i < n; i++ {
+		j := bytes.Index(rest, []byte("<div "))
+		if j < 0 {
+			break
+		}
+		out = append(out, rest[:j]...)
+		out = append(out, []byte("<div data-edgeseg-slot=\"s"+string(rune('0'+i))+"\" ")...)
+		rest = rest[j+5:]
+	}
+	return append(out, rest...)
+}
+
+// checkChunked feeds in one byte at a time and at every split point of two
+// and checks the output does not depend on chunking.
+func checkChunked(t *testing.T, in, want []byte) {
+	t.Helper()
+	for split := 0; split <= len(in); split++ {
+		var out bytes.Buffer
+		r := NewRewriter(&out, testLookup, nil)
+		r.Write(in[:split])
+		r.Write(in[split:])
+		r.Close()
+		if !bytes.Equal(out.Bytes(), want) {
+			t.Fatalf("split at %d: %q, want %q", split, out.Bytes(), want)
+		}
+	}
+	var out bytes.Buffer
+	r := NewRewriter(&out, testLookup, nil)
+	for i := range in {
+		r.Write(in[i : i+1])
+	}
+	r.Close()
+	if !bytes.Equal(out.Bytes(), want) {
+		t.Fatalf("byte at a time: %q, want %q", out.Bytes(), want)
+	}
+}
+
+func checkChunkedRandom(t *testing.T, in, want []byte, rounds int) {
+	t.Helper()
+	rng := rand.New(rand.NewSource(int64(len(in))))
+	for round := 0; round < rounds; round++ {
+		var out bytes.Buffer
+		r := NewRewriter(&out, testLookup, nil)
+		for i := 0; i < len(in); {
+			n := 1 + rng.Intn(8192)
+			if i+n > len(in) {
+				n = len(in) - i
+			}
+			r.Write(in[i : i+n])
+			i += n
+		}
+		r.Close()
+		if !bytes.Equal(out.Bytes(), want) {
+			t.Fatalf("random chunking (round %d) changed the output", round)
+		}
+	}
+}
+
+const sentinel = "\x00SLOT\x00"
+
+// checkOutside fills every slot with a sentinel and checks that the text
+// between sentinels is, in order, taken from the input unchanged: the
+// rewrite touched nothing outside the slots it filled (and the segment
+// attribute it added, which is left out here).
+func checkOutside(t *testing.T, in []byte) {
+	t.Helper()
+	got, n := Slots(nil, in, func([]byte) (Block, bool) { return Block{HTML: []byte(sentinel)}, true }, nil)
+	if bytes.Count(got, []byte(sentinel)) != n {
+		t.Fatalf("sentinel count %d != filled %d", bytes.Count(got, []byte(sentinel)), n)
+	}
+	if err := outsideUnchanged(in, got); err != "" {
+		t.Fatal(err)
+	}
+}
+
+func outsideUnchanged(in, got []byte) string {
+	parts := bytes.Split(got, []byte(sentinel))
+	if !bytes.HasPrefix(in, parts[0]) {
+		return "output does not start with the input's first part"
+	}
+	pos := len(parts[0])
+	for _, p := range parts[1:] {
+		j := bytes.Index(in[pos:], p)
+		if j < 0 {
+			return "a part of the output outside slots is not in the input: " + string(p[:min(len(p), 80)])
+		}
+		pos += j + len(p)
+	}
+	if len(parts) > 0 && !bytes.HasSuffix(in, parts[len(parts)-1]) {
+		return "output does not end with the input's last part"
+	}
+	return ""
+}
+
+func TestHasSlots(t *testing.T) {
+	for in, want := range map[string]bool{
+		`<div data-edgeseg-slot="a">`: true, `<DIV DATA-EDGESEG-SLOT=a>`: true, `<div Data-Edgeseg-Slot=a>`: true,
+		`<div data-edgeseg-slo>`: false, ``: false, `dddddDDDD data-edgeseg`: false,
+	} {
+		if got := HasSlots([]byte(in)); got != want {
+			t.Errorf("HasSlots(%q) = %v", in, got)
+		}
+	}
+}
+
+// html5libInputs returns the inputs of the html5lib tokenizer tests.
+func html5libInputs(t testing.TB) []string {
+	files, _ := filepath.Glob("testdata/corpus/html5lib/*.test")
+	var inputs []string
+	for _, f := range files {
+		raw, _ := os.ReadFile(f)
+		var doc struct {
+			Tests []struct {
+				Input string `json:"input"`
+			} `json:"tests"`
+		}
+		if json.Unmarshal(raw, &doc) != nil {
+			continue
+		}
+		for _, tc := range doc.Tests {
+			inputs = append(inputs, tc.Input)
+		}
+	}
+	return inputs
+}
+
+func TestHTML5LibInputs(t *testing.T) {
+	inputs := html5libInputs(t)
+	if len(inputs) < 500 {
+		t.Fatalf("only %d html5lib inputs", len(inputs))
+	}
+	for _, in := range inputs {
+		b := []byte(in)
+		got, _ := Slots(nil, b, func([]byte) (Block, bool) { return Block{}, false }, nil)
+		if !bytes.Equal(got, b) {
+			t.Fatalf("%q changed without slots: %q", in, got)
+		}
+		// With a slot wrapped around it, the malformed input stays outside.
+		wrapped := []byte("<p>pre</p><div data-edgeseg-slot=\"x\">" + in + "</div><p>post</p>" + in)
+		checkOutside(t, wrapped)
+	}
+}
+
+func FuzzSlots(f *testing.F) {
+	files, _ := filepath.Glob("testdata/cases/*.html")
+	for _, file := range files {
+		b, _ := os.ReadFile(file)
+		f.Add(b, uint16(7))
+	}
+	for _, in := range html5libInputs(f) {
+		f.Add([]byte("<div data-edgeseg-slot=a>"+in+"</div>"), uint16(3))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, split uint16) {
+		got, _ := Slots(nil, in, testLookup, nil)
+		// chunking does not change the output
+		s := int(split) % (len(in) + 1)
+		var out bytes.Buffer
+		r := NewRewriter(&out, testLookup, nil)
+		r.Write(in[:s])
+		r.Write(in[s:])
+		r.Close()
+		if !bytes.Equal(out.Bytes(), got) {
+			t.Fatalf("split at %d changed the output", s)
+		}
+		// nothing outside slots changes
+		sent, n := Slots(nil, in, func([]byte) (Block, bool) { return Block{HTML: []byte(sentinel)}, true }, nil)
+		if bytes.Count(in, []byte(sentinel)) == 0 {
+			if bytes.Count(sent, []byte(sentinel)) != n {
+				t.Fatal("sentinel count")
+			}
+			if err := outsideUnchanged(in, sent); err != "" {
+				t.Fatal(err)
+			}
+		}
+		// no slot filled: identical
+		same, _ := Slots(nil, in, func([]byte) (Block, bool) { return Block{}, false }, nil)
+		if !bytes.Equal(same, in) {
+			t.Fatal("unfilled output differs from input")
+		}
+	})
+}

@@ -1,0 +1,491 @@
+package inject
+
+import (
+	"bytes"
+)
+
+// rawTextElements hold text, not markup, up to their end tag. <template>
+// holds markup, but slots inside it are not live, so it is skipped the same way.
+var rawTextElements = map[string]bool{
+	"script": true, "style": true, "textarea": true, "title": true, "xmp": true,
+	"iframe": true, "noembed": true, "noframes": true, "noscript": true,
+	"plaintext": true, "template": true,
+}
+
+// voidElements never have content, so a slot on one cannot be filled.
+var voidElements = map[string]bool{
+	"area": true, "base": true, "br": true, "col": true, "embed": true, "hr": true,
+	"img": true, "input": true, "link": true, "meta": true, "source": true,
+	"track": true, "wbr": true, "param": true, "keygen": true,
+}
+
+// scanner is the tokenizer state shared by Slots and Rewriter.
+type scanner struct {
+	lookup   Lookup
+	head     []byte
+	headDone bool
+	maxSlot  int
+	out      []byte
+	filled   int
+	plain    bool // inside <plaintext>: the rest is text
+}
+
+func (s *scanner) init(lookup Lookup, opts *Options) {
+	s.lookup = lookup
+	s.maxSlot = 1 << 20
+	if opts != nil {
+		s.head = opts.HeadSnippet
+		if opts.MaxSlotBytes > 0 {
+			s.maxSlot = opts.MaxSlotBytes
+		}
+	}
+	s.headDone = len(s.head) == 0
+}
+
+// tag is one parsed start or end tag.
+type tag struct {
+	end       int    // index just past '>'
+	name      []byte // lower-cased into nameBuf
+	closing   bool
+	selfClose bool
+	slot      []byte // value of SlotAttr, if present
+	hasSlot   bool
+	hasSeg    bool // already carries SegmentAttr
+	closeAt   int  // index of '>' (or of "/>")
+}
+
+// feed tokenizes data, appending output to s.out. It returns how many bytes
+// of data were consumed; unless final, the rest is an incomplete token that
+// must be fed again with more data after it.
+func (s *scanner) feed(data []byte, final bool) int {
+	i := 0
+	var nameBuf [16]byte
+	for i < len(data) {
+		if s.plain {
+			s.out = append(s.out, data[i:]...)
+			return len(data)
+		}
+		lt := bytes.IndexByte(data[i:], '<')
+		if lt < 0 {
+			s.out = append(s.out, data[i:]...)
+			return len(data)
+		}
+		s.out = append(s.out, data[i:i+lt]...)
+		i += lt
+		// data[i] == '<'
+		n, complete := s.markup(data, i, final, nameBuf[:0])
+		if !complete {
+			return i
+		}
+		i = n
+	}
+	return i
+}
+
+// markup handles the token starting at data[i] == '<' and returns the index
+// after it. complete is false when the token needs more input.
+func (s *scanner) markup(data []byte, i int, final bool, nameBuf []byte) (int, bool) {
+	rest := data[i:]
+	if len(rest) < 2 {
+		if final {
+			s.out = append(s.out, rest...)
+			return len(data), true
+		}
+		return i, false
+	}
+	switch c := rest[1]; {
+	case c == '!':
+		return s.bang(data, i, final)
+	case c == '?':
+		// bogus comment up to '>'
+		end := bytes.IndexByte(rest, '>')
+		if end < 0 {
+			if final {
+				s.out = append(s.out, rest...)
+				return len(data), true
+			}
+			return i, false
+		}
+		s.out = append(s.out, rest[:end+1]...)
+		return i + end + 1, true
+	case c == '/' || isAlpha(c):
+		t, ok := parseTag(data, i, nameBuf)
+		if !ok {
+			if final {
+				s.out = append(s.out, rest...)
+				return len(data), true
+			}
+			return i, false
+		}
+		if t.end == 0 { // "</>" or "</ " etc.: text or bogus, copy as is
+			s.out = append(s.out, '<')
+			return i + 1, true
+		}
+		return s.onTag(data, i, t, final)
+	default:
+		s.out = append(s.out, '<')
+		return i + 1, true
+	}
+}
+
+// bang handles <!-- comments -->, <!DOCTYPE>, <![CDATA[ ]]> and other <!…>.
+func (s *scanner) bang(data []byte, i int, final bool) (int, bool) {
+	rest := data[i:]
+	if len(rest) < 4 && !final && bytes.HasPrefix([]byte("<!--"), rest) {
+		return i, false
+	}
+	var end int
+	switch {
+	case bytes.HasPrefix(rest, []byte("<!--")):
+		// "<!-->" and "<!--->" are complete (empty) comments.
+		if bytes.HasPrefix(rest[4:], []byte(">")) {
+			end = 5
+		} else if bytes.HasPrefix(rest[4:], []byte("->")) {
+			end = 6
+		} else if j := bytes.Index(rest[4:], []byte("-->")); j >= 0 {
+			end = 4 + j + 3
+		} else if j := bytes.Index(rest[4:], []byte("--!>")); j >= 0 {
+			end = 4 + j + 4
+		}
+	case len(rest) >= 9 && bytes.EqualFold(rest[:9], []byte("<![CDATA[")):
+		if j := bytes.Index(rest[9:], []byte("]]>")); j >= 0 {
+			end = 9 + j + 3
+		}
+	default:
+		if j := bytes.IndexByte(rest, '>'); j >= 0 {
+			end = j + 1
+		}
+	}
+	if end == 0 {
+		if final {
+			s.out = append(s.out, rest...)
+			return len(data), true
+		}
+		return i, false
+	}
+	s.out = append(s.out, rest[:end]...)
+	return i + end, true
+}
+
+// onTag handles a complete start or end tag at data[i:t.end].
+func (s *scanner) onTag(data []byte, i int, t tag, final bool) (int, bool) {
+	if t.closing {
+		if !s.headDone && string(t.name) == "head" {
+			s.out = append(s.out, s.head...)
+			s.headDone = true
+		}
+		s.out = append(s.out, data[i:t.end]...)
+		return t.end, true
+	}
+	name := string(t.name)
+	if rawTextElements[name] && !t.selfClose {
+		if name == "plaintext" {
+			s.out = append(s.out, data[i:]...)
+			s.plain = true
+			return len(data), true
+		}
+		end := findEndTag(data, t.end, t.name)
+		if end < 0 {
+			if !final {
+				return i, false
+			}
+			end = len(data)
+		}
+		s.out = append(s.out, data[i:end]...)
+		return end, true
+	}
+	if !t.hasSlot || t.selfClose || voidElements[name] {
+		s.out = append(s.out, data[i:t.end]...)
+		return t.end, true
+	}
+	return s.slot(data, i, t, final)
+}
+
+// slot handles a slot element's start tag: it finds the matching end tag
+// and fills the slot when lookup has a block for it.
+func (s *scanner) slot(data []byte, i int, t tag, final bool) (int, bool) {
+	inner, closeStart, closeEnd := findSlotEnd(data, t.end, t.name)
+	if closeStart < 0 {
+		if !final && len(data)-t.end <= s.maxSlot {
+			return i, false // wait for the end tag
+		}
+		// No end tag, or too long to hold: leave the slot as sent, and
+		// go on scanning inside it.
+		s.out = append(s.out, data[i:t.end]...)
+		return t.end, true
+	}
+	_ = inner
+	b, ok := s.lookup(t.slot)
+	if !ok {
+		// Keep the origin's content; nested slots inside it are still live.
+		s.out = append(s.out, data[i:t.end]...)
+		return t.end, true
+	}
+	s.filled++
+	// start tag with the segment attribute before its '>'
+	s.out = append(s.out, data[i:t.closeAt]...)
+	if b.Segment != "" && !t.hasSeg {
+		s.out = append(s.out, ' ')
+		s.out = append(s.out, SegmentAttr...)
+		s.out = append(s.out, '=', '"')
+		s.out = appendAttrEscaped(s.out, b.Segment)
+		s.out = append(s.out, '"')
+	}
+	s.out = append(s.out, data[t.closeAt:t.end]...)
+	s.out = append(s.out, b.HTML...)
+	s.out = append(s.out, data[closeStart:closeEnd]...)
+	return closeEnd, true
+}
+
+// findSlotEnd finds the end tag matching a start tag named name whose
+// content begins at from, counting nested elements of the same name and
+// skipping comments and raw-text elements. It returns the content's end
+// and the end tag's span, or closeStart -1 when it is not in data.
+func findSlotEnd(data []byte, from int, name []byte) (innerEnd, closeStart, closeEnd int) {
+	depth := 1
+	i := from
+	var nameBuf [16]byte
+	for i < len(data) {
+		lt := bytes.IndexByte(data[i:], '<')
+		if lt < 0 {
+			return 0, -1, -1
+		}
+		i += lt
+		rest := data[i:]
+		if len(rest) < 2 {
+			return 0, -1, -1
+		}
+		switch c := rest[1]; {
+		case c == '!':
+			end := bangEnd(rest)
+			if end < 0 {
+				return 0, -1, -1
+			}
+			i += end
+		case c == '?':
+			end := bytes.IndexByte(rest, '>')
+			if end < 0 {
+				return 0, -1, -1
+			}
+			i += end + 1
+		case c == '/' || isAlpha(c):
+			t, ok := parseTag(data, i, nameBuf[:0])
+			if !ok {
+				return 0, -1, -1
+			}
+			if t.end == 0 {
+				i++
+				continue
+			}
+			same := bytes.Equal(t.name, name)
+			switch {
+			case t.closing && same:
+				depth--
+				if depth == 0 {
+					return i, i, t.end
+				}
+			case !t.closing && same && !t.selfClose:
+				depth++
+			case !t.closing && rawTextElements[string(t.name)] && !t.selfClose:
+				if string(t.name) == "plaintext" {
+					return 0, -1, -1
+				}
+				end := findEndTag(data, t.end, t.name)
+				if end < 0 {
+					return 0, -1, -1
+				}
+				i = end
+				continue
+			}
+			i = t.end
+		default:
+			i++
+		}
+	}
+	return 0, -1, -1
+}
+
+// bangEnd returns the length of the <!…> token at the start of rest, or -1.
+func bangEnd(rest []byte) int {
+	switch {
+	case bytes.HasPrefix(rest, []byte("<!--")):
+		if bytes.HasPrefix(rest[4:], []byte(">")) {
+			return 5
+		}
+		if bytes.HasPrefix(rest[4:], []byte("->")) {
+			return 6
+		}
+		if j := bytes.Index(rest[4:], []byte("-->")); j >= 0 {
+			return 4 + j + 3
+		}
+		if j := bytes.Index(rest[4:], []byte("--!>")); j >= 0 {
+			return 4 + j + 4
+		}
+		return -1
+	case len(rest) >= 9 && bytes.EqualFold(rest[:9], []byte("<![CDATA[")):
+		if j := bytes.Index(rest[9:], []byte("]]>")); j >= 0 {
+			return 9 + j + 3
+		}
+		return -1
+	}
+	if j := bytes.IndexByte(rest, '>'); j >= 0 {
+		return j + 1
+	}
+	return -1
+}
+
+// findEndTag returns the index just past the first "</name" end tag
+// (any case) at or after from, or -1.
+func findEndTag(data []byte, from int, name []byte) int {
+	i := from
+	for {
+		j := bytes.Index(data[i:], []byte("</"))
+		if j < 0 {
+			return -1
+		}
+		i += j
+		k := i + 2 + len(name)
+		if k > len(data) {
+			return -1
+		}
+		if bytes.EqualFold(data[i+2:k], name) {
+			if k == len(data) {
+				return -1
+			}
+			if c := data[k]; c == '>' || isSpace(c) || c == '/' {
+				end := bytes.IndexByte(data[k:], '>')
+				if end < 0 {
+					return -1
+				}
+				return k + end + 1
+			}
+		}
+		i += 2
+	}
+}
+
+// parseTag parses a start or end tag at data[i] == '<'. ok is false when the
+// tag is incomplete. t.end == 0 means "not a tag" (e.g. "</ "), to be
+// treated as text.
+func parseTag(data []byte, i int, nameBuf []byte) (t tag, ok bool) {
+	p := i + 1
+	if data[p] == '/' {
+		t.closing = true
+		p++
+		if p >= len(data) {
+			return t, false
+		}
+		if !isAlpha(data[p]) {
+			if data[p] == '>' { // "</>" is dropped by browsers; copy as text
+				return tag{}, true
+			}
+			return tag{}, true
+		}
+	}
+	start := p
+	for p < len(data) && !isSpace(data[p]) && data[p] != '/' && data[p] != '>' {
+		p++
+	}
+	if p >= len(data) {
+		return t, false
+	}
+	for _, c := range data[start:p] {
+		nameBuf = append(nameBuf, lower(c))
+	}
+	t.name = nameBuf
+	// attributes
+	for {
+		for p < len(data) && (isSpace(data[p]) || data[p] == '/') {
+			if data[p] == '/' && p+1 < len(data) && data[p+1] == '>' {
+				t.selfClose = true
+				t.closeAt = p
+				t.end = p + 2
+				return t, true
+			}
+			p++
+		}
+		if p >= len(data) {
+			return t, false
+		}
+		if data[p] == '>' {
+			t.closeAt = p
+			t.end = p + 1
+			return t, true
+		}
+		// attribute name (a leading '=' is part of the name, per the spec)
+		ns := p
+		p++
+		for p < len(data) && !isSpace(data[p]) && data[p] != '/' && data[p] != '>' && data[p] != '=' {
+			p++
+		}
+		an := data[ns:p]
+		for p < len(data) && isSpace(data[p]) {
+			p++
+		}
+		if p >= len(data) {
+			return t, false
+		}
+		var val []byte
+		if data[p] == '=' {
+			p++
+			for p < len(data) && isSpace(data[p]) {
+				p++
+			}
+			if p >= len(data) {
+				return t, false
+			}
+			switch q := data[p]; q {
+			case '"', '\'':
+				e := bytes.IndexByte(data[p+1:], q)
+				if e < 0 {
+					return t, false
+				}
+				val = data[p+1 : p+1+e]
+				p += e + 2
+			case '>':
+				// "a=>" : empty value; '>' ends the tag
+			default:
+				vs := p
+				for p < len(data) && !isSpace(data[p]) && data[p] != '>' {
+					p++
+				}
+				val = data[vs:p]
+			}
+		}
+		if !t.closing {
+			if bytes.EqualFold(an, []byte(SlotAttr)) && !t.hasSlot {
+				t.hasSlot = true
+				t.slot = val
+			} else if bytes.EqualFold(an, []byte(SegmentAttr)) {
+				t.hasSeg = true
+			}
+		}
+	}
+}
+
+func appendAttrEscaped(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '"':
+			dst = append(dst, "&quot;"...)
+		case '&':
+			dst = append(dst, "&amp;"...)
+		case '<':
+			dst = append(dst, "&lt;"...)
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+func isAlpha(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'
+}
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 32
+	}
+	return c
+}
