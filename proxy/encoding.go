@@ -188,4 +188,6 @@ func (cd *codec) encode(dst, body []byte, c coding) ([]byte, error) {
 
 // newRawDeflate returns a raw (unwrapped) deflate writer, as some servers
 // send for "deflate"; used by tests.
-func newRawDeflate(w io.Writer) (*flate.Writer, error) { return flate.NewWriter(w, flate.DefaultCompression) }
+func newRawDeflate(w io.Writer) (*flate.Writer, error) {
+	return flate.NewWriter(w, flate.DefaultCompression)
+}

@@ -61,7 +61,7 @@ type Handler struct {
 	// testHookBeforeOrigin, when set by tests, runs just before the origin
 	// request (to inject panics and delays).
 	testHookBeforeOrigin func(*fasthttp.RequestCtx)
-	bufs         sync.Pool // *[]byte scratch for bodies and headers
+	bufs                 sync.Pool // *[]byte scratch for bodies and headers
 }
 
 // New builds a Handler from opts.
