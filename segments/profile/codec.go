@@ -1,0 +1,249 @@
+package profile
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Status says how a cookie decoded; anything but OK means a fresh profile.
+type Status uint8
+
+const (
+	OK        Status = iota // verified
+	Missing                 // no cookie
+	Garbled                 // not a JWT, or bad JSON
+	Tampered                // signature does not verify, or alg not allowed
+	UnknownKey              // kid names no configured key
+	Expired                 // past exp, or exp missing
+	Oversized               // longer than the size bound allows
+	Invalid                 // verified but nonsensical (absurd timestamps, negative counts)
+)
+
+var statusNames = [...]string{"ok", "missing", "garbled", "tampered", "unknown_key", "expired", "oversized", "invalid"}
+
+func (s Status) String() string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return "unknown"
+}
+
+// Errors Decode wraps, by Status.
+var (
+	ErrGarbled    = errors.New("profile: garbled cookie")
+	ErrTampered   = errors.New("profile: signature does not verify")
+	ErrUnknownKey = errors.New("profile: unknown key id")
+	ErrExpired    = errors.New("profile: expired")
+	ErrOversized  = errors.New("profile: cookie too large")
+	ErrInvalid    = errors.New("profile: invalid contents")
+)
+
+// Codec signs and verifies profile cookies. It is safe for concurrent use.
+type Codec struct {
+	keys    map[string][]byte
+	signKID string
+	maxAge  time.Duration
+	maxLen  int
+	parser  *jwt.Parser
+}
+
+// NewCodec returns a Codec that signs with keys[signKID] and verifies with
+// any of keys. maxLen bounds the encoded cookie; maxAge is the token's life.
+func NewCodec(keys map[string][]byte, signKID string, maxAge time.Duration, maxLen int) (*Codec, error) {
+	if _, ok := keys[signKID]; !ok {
+		return nil, fmt.Errorf("profile: signing key %q not configured", signKID)
+	}
+	for id, k := range keys {
+		if len(k) < 32 {
+			return nil, fmt.Errorf("profile: key %q: at least 32 bytes required", id)
+		}
+	}
+	return &Codec{
+		keys:    keys,
+		signKID: signKID,
+		maxAge:  maxAge,
+		maxLen:  maxLen,
+		// The algorithm is pinned: "none", RS256 with an HMAC key and the
+		// like are rejected before any key is used.
+		// Expiry is checked against the caller's clock below.
+		parser: jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithoutClaimsValidation()),
+	}, nil
+}
+
+// claims is the JWT body: the profile and the registered claims.
+type claims struct {
+	Profile
+	Ver int `json:"v"`
+	jwt.RegisteredClaims
+}
+
+const version = 1
+
+// Decode verifies a cookie value and returns its profile. On any failure
+// it returns a fresh profile, the Status, and an error saying why.
+func (c *Codec) Decode(value []byte, now time.Time) (*Profile, Status, error) {
+	if len(value) == 0 {
+		return NewFresh(now), Missing, nil
+	}
+	if len(value) > c.maxLen+256 || len(value) > 4096 {
+		return NewFresh(now), Oversized, ErrOversized
+	}
+	var cl claims
+	_, err := c.parser.ParseWithClaims(string(value), &cl, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		k, ok := c.keys[kid]
+		if !ok {
+			return nil, ErrUnknownKey
+		}
+		return k, nil
+	})
+	if err == nil && (cl.ExpiresAt == nil || !now.Before(cl.ExpiresAt.Time)) {
+		err = jwt.ErrTokenExpired
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, ErrUnknownKey):
+			return NewFresh(now), UnknownKey, fmt.Errorf("%w: %v", ErrUnknownKey, err)
+		case errors.Is(err, jwt.ErrTokenExpired):
+			return NewFresh(now), Expired, fmt.Errorf("%w: %v", ErrExpired, err)
+		case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable),
+			errors.Is(err, jwt.ErrSignatureInvalid):
+			return NewFresh(now), Tampered, fmt.Errorf("%w: %v", ErrTampered, err)
+		}
+		return NewFresh(now), Garbled, fmt.Errorf("%w: %v", ErrGarbled, err)
+	}
+	p := cl.Profile
+	if err := p.sane(now); err != nil {
+		return NewFresh(now), Invalid, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	p.Fresh, p.Changed = false, false
+	return &p, OK, nil
+}
+
+// sane rejects profiles that verify but cannot be right: a signed cookie
+// from a buggy or compromised signer must not make rules misbehave.
+func (p *Profile) sane(now time.Time) error {
+	n := now.Unix()
+	switch {
+	case len(p.ID) < 8 || len(p.ID) > 64:
+		return errors.New("bad id")
+	case p.First <= 0 || p.First > n+86400 || p.Last < 0 || p.Last > n+86400:
+		return errors.New("timestamps out of range")
+	case p.Visits < 0 || p.PageViews < 0 || p.Visits > 1e9 || p.PageViews > 1e9:
+		return errors.New("counts out of range")
+	}
+	for _, cs := range [][]Counter{p.Cats, p.Events} {
+		for _, c := range cs {
+			if len(c.Days)%2 != 0 || c.Name == "" || len(c.Name) > 64 {
+				return errors.New("bad counter")
+			}
+			for i := 1; i < len(c.Days); i += 2 {
+				if c.Days[i] < 0 {
+					return errors.New("negative count")
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Encode signs p into a cookie value no longer than the size bound,
+// pruning the least useful data first: the oldest day counts, then the
+// least-used categories, products and events.
+func (c *Codec) Encode(p *Profile, now time.Time) (string, error) {
+	q := *p
+	q.Cats = cloneCounters(p.Cats)
+	q.Events = cloneCounters(p.Events)
+	q.Products = append([]string(nil), p.Products...)
+	today := dayOf(now)
+	for attempt := 0; ; attempt++ {
+		s, err := c.sign(&q, now)
+		if err != nil {
+			return "", err
+		}
+		if len(s) <= c.maxLen {
+			if attempt > 0 {
+				*p = q // keep what was kept, so the next request agrees
+			}
+			return s, nil
+		}
+		if !q.prune(today) {
+			return "", fmt.Errorf("%w: %d bytes after pruning everything", ErrOversized, len(s))
+		}
+	}
+}
+
+func (c *Codec) sign(p *Profile, now time.Time) (string, error) {
+	cl := claims{Profile: *p, Ver: version, RegisteredClaims: jwt.RegisteredClaims{
+		ExpiresAt: jwt.NewNumericDate(now.Add(c.maxAge)),
+	}}
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, cl)
+	t.Header["kid"] = c.signKID
+	delete(t.Header, "typ") // saves bytes; the cookie name says what it is
+	return t.SignedString(c.keys[c.signKID])
+}
+
+// prune removes one step of data, least useful first; false when nothing
+// is left to remove.
+func (p *Profile) prune(today int32) bool {
+	// 1. the oldest day entry across all counters, if older than 7 days
+	if trimOldest(p.Cats, today, 7) || trimOldest(p.Events, today, 7) {
+		return true
+	}
+	// 2. the least-used category
+	if len(p.Cats) > 1 {
+		p.Cats = keepTop(p.Cats, len(p.Cats)-1, today)
+		return true
+	}
+	// 3. products, oldest first
+	if len(p.Products) > 0 {
+		p.Products = p.Products[:len(p.Products)-1]
+		return true
+	}
+	// 4. any remaining old days, then the least-used event counters
+	if trimOldest(p.Cats, today, 0) || trimOldest(p.Events, today, 1) {
+		return true
+	}
+	if len(p.Events) > 1 {
+		p.Events = keepTop(p.Events, len(p.Events)-1, today)
+		return true
+	}
+	if len(p.Cats) > 0 {
+		p.Cats = nil
+		return true
+	}
+	if len(p.Recent) > 0 {
+		p.Recent = p.Recent[:len(p.Recent)-1]
+		return true
+	}
+	return false
+}
+
+// trimOldest drops the single oldest day entry older than minAge days.
+func trimOldest(cs []Counter, today int32, minAge int32) bool {
+	oi, oday := -1, today
+	for i, c := range cs {
+		if n := len(c.Days); n >= 2 && c.Days[n-2] < oday && today-c.Days[n-2] >= minAge {
+			oi, oday = i, c.Days[n-2]
+		}
+	}
+	if oi < 0 {
+		return false
+	}
+	cs[oi].Days = cs[oi].Days[:len(cs[oi].Days)-2]
+	return true
+}
+
+func cloneCounters(cs []Counter) []Counter {
+	out := make([]Counter, len(cs))
+	for i, c := range cs {
+		out[i] = Counter{Name: c.Name, Days: append([]int32(nil), c.Days...)}
+	}
+	return out
+}
+
+var _ = json.Marshal
