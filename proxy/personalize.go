@@ -1,30 +1,645 @@
 package proxy
 
 import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+
+	"github.com/edgeseg/edgeseg/cache"
+	"github.com/edgeseg/edgeseg/config"
+	"github.com/edgeseg/edgeseg/segments"
+	"github.com/edgeseg/edgeseg/segments/events"
+	"github.com/edgeseg/edgeseg/segments/profile"
+	"github.com/edgeseg/edgeseg/segments/signals"
+	"github.com/edgeseg/edgeseg/templates"
+	"github.com/edgeseg/edgeseg/templates/inject"
 )
 
-// Personalizer runs the personalization steps of the request path. A nil
-// *Personalizer personalizes nothing, and every method is safe on nil.
-type Personalizer struct{}
+// Personalizer runs the personalization steps of the request path: consent,
+// profile, signals, behavior and segments before the origin; slot filling
+// after it; the profile cookie and events at the end. Its config-derived
+// parts form an immutable Pipeline swapped on reload. A nil *Personalizer
+// personalizes nothing, and every method is safe on nil.
+type Personalizer struct {
+	pl        atomic.Pointer[Pipeline]
+	templates *templates.Store
+	assign    *cache.Cache[uint64, uint64]
+	events    *events.Logger
+	log       zerolog.Logger
+	m         personalizeMetrics
+	visits    sync.Pool
+}
+
+// Pipeline is everything derived from one config. Build it with
+// NewPipeline; it is immutable.
+type Pipeline struct {
+	cfg       *config.Config
+	consent   *signals.Consent
+	extractor *signals.Extractor
+	identity  *signals.Identity
+	codec     *profile.Codec
+	mapper    *profile.Mapper
+	engine    *segments.Engine
+	previews  *segments.Previews
+	settings  profile.Settings
+	trusted   trustedNets
+	// version changes with every pipeline, so cached assignments of an old
+	// config are never used by a new one.
+	version uint64
+}
+
+var pipelineVersion atomic.Uint64
+
+// NewPipeline compiles cfg's personalization parts. keys are the profile
+// signing keys by id; getenv resolves secret_env. Errors are config.Problems.
+func NewPipeline(cfg *config.Config, getenv func(string) string) (*Pipeline, error) {
+	var ps config.Problems
+	collect := func(err error) {
+		var cp config.Problems
+		if errors.As(err, &cp) {
+			ps = append(ps, cp...)
+		} else if err != nil {
+			ps = append(ps, config.Problem{File: cfg.File(), Msg: err.Error()})
+		}
+	}
+	pl := &Pipeline{cfg: cfg, consent: signals.NewConsent(cfg.Consent), version: pipelineVersion.Add(1)}
+	pl.settings = profile.Settings{
+		VisitGap: cfg.Profile.VisitGap, MaxCategories: cfg.Profile.MaxCategories, MaxProducts: cfg.Profile.MaxProducts,
+		ConsiderationScore: cfg.Profile.ConsiderationScore, DecisionScore: cfg.Profile.DecisionScore,
+	}
+	var err error
+	if pl.extractor, err = signals.New(cfg); err != nil {
+		collect(err)
+	}
+	if pl.identity, err = signals.NewIdentity(cfg, getenv); err != nil {
+		collect(err)
+	}
+	if pl.mapper, err = profile.NewMapper(cfg); err != nil {
+		collect(err)
+	}
+	if pl.engine, err = segments.New(cfg); err != nil {
+		collect(err)
+	}
+	keys, signKID, err := profileKeys(cfg, getenv)
+	if err != nil {
+		collect(err)
+	} else if pl.codec, err = profile.NewCodec(keys, signKID, cfg.Profile.MaxAge, cfg.Profile.MaxBytes); err != nil {
+		collect(err)
+	}
+	secret := cfg.Preview.Secret
+	if cfg.Preview.SecretEnv != "" {
+		secret = getenv(cfg.Preview.SecretEnv)
+	}
+	if secret != "" {
+		if pl.previews, err = segments.NewPreviews(secret); err != nil {
+			ps = append(ps, cfg.Problemf("preview.secret", "%v", err))
+		}
+	}
+	for _, s := range cfg.Server.TrustedProxies {
+		if n, err := config.ParseCIDR(s); err == nil {
+			pl.trusted = append(pl.trusted, n)
+		}
+	}
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	return pl, nil
+}
+
+// ephemeralKey is used when no profile key is configured: profiles then
+// last only as long as the process.
+var ephemeralKey = func() []byte {
+	b := make([]byte, 32)
+	_, _ = io.ReadFull(cryptoRand, b)
+	return b
+}()
+
+func profileKeys(cfg *config.Config, getenv func(string) string) (map[string][]byte, string, error) {
+	keys := map[string][]byte{}
+	if len(cfg.Profile.Keys) == 0 {
+		keys["ephemeral"] = ephemeralKey
+		return keys, "ephemeral", nil
+	}
+	for i, k := range cfg.Profile.Keys {
+		v := k.Value(getenv)
+		if len(v) < 32 {
+			return nil, "", config.Problems{cfg.Problemf(fmt.Sprintf("profile.keys[%d]", i), "key %q: secret (or $%s) must hold at least 32 bytes", k.ID, k.SecretEnv)}
+		}
+		keys[k.ID] = []byte(v)
+	}
+	sign := cfg.Profile.SigningKey
+	if sign == "" {
+		sign = cfg.Profile.Keys[0].ID
+	}
+	return keys, sign, nil
+}
+
+// Engine returns the pipeline's segment engine.
+func (pl *Pipeline) Engine() *segments.Engine { return pl.engine }
+
+// Previews returns the preview token signer, or nil when previews are off.
+func (pl *Pipeline) Previews() *segments.Previews { return pl.previews }
+
+// Ephemeral reports whether profiles are signed with a per-process key.
+func (pl *Pipeline) Ephemeral() bool { return len(pl.cfg.Profile.Keys) == 0 }
+
+// PersonalizerOptions wire a Personalizer.
+type PersonalizerOptions struct {
+	Pipeline  *Pipeline
+	Templates *templates.Store
+	// AssignCache sizes the assignment cache.
+	AssignCache config.CacheSize
+	Events      *events.Logger
+	Metrics     *metrics.Set
+	Log         *zerolog.Logger
+}
+
+type personalizeMetrics struct {
+	profileResets [8]*metrics.Counter
+	ruleErrors    *metrics.Counter
+	renderErrors  *metrics.Counter
+	assignments   *metrics.Set
+	previews      *metrics.Counter
+}
+
+// NewPersonalizer builds a Personalizer.
+func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
+	if o.Pipeline == nil || o.Templates == nil {
+		return nil, errors.New("proxy: Pipeline and Templates are required")
+	}
+	set := o.Metrics
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	ac, err := cache.New[uint64, uint64]("assignment", o.AssignCache, set)
+	if err != nil {
+		return nil, err
+	}
+	p := &Personalizer{templates: o.Templates, assign: ac, events: o.Events, log: zerolog.Nop()}
+	if o.Log != nil {
+		p.log = *o.Log
+	}
+	for s := profile.Missing + 1; s <= profile.Invalid; s++ {
+		p.m.profileResets[s] = set.GetOrCreateCounter(`edgeseg_profile_resets_total{reason="` + s.String() + `"}`)
+	}
+	p.m.ruleErrors = set.GetOrCreateCounter("edgeseg_rule_errors_total")
+	p.m.renderErrors = set.GetOrCreateCounter("edgeseg_template_render_errors_total")
+	p.m.previews = set.GetOrCreateCounter("edgeseg_previews_total")
+	p.m.assignments = set
+	p.pl.Store(o.Pipeline)
+	return p, nil
+}
+
+// Swap installs a new pipeline (after a config reload). Requests in flight
+// finish with the one they started with.
+func (p *Personalizer) Swap(pl *Pipeline) {
+	p.pl.Store(pl)
+	p.assign.Clear()
+}
+
+// Pipeline returns the current pipeline.
+func (p *Personalizer) Pipeline() *Pipeline { return p.pl.Load() }
+
+// AssignCache exposes the assignment cache (for tests and metrics).
+func (p *Personalizer) AssignCache() *cache.Cache[uint64, uint64] { return p.assign }
+
+// exposure is one slot's outcome on a page.
+type exposure struct {
+	slot    string
+	segment string
+	variant events.Variant
+	version uint64
+}
 
 // Visit is one request's personalization state, from the steps before the
-// origin to the response.
-type Visit struct{}
+// origin to the response. Visits are pooled; nothing in one may be kept
+// after the request.
+type Visit struct {
+	p          *Personalizer
+	pl         *Pipeline
+	now        time.Time
+	consent    signals.Decision
+	ctx        signals.Context
+	claims     []signals.KV
+	prof       *profile.Profile
+	status     profile.Status
+	lastSeen   int64
+	navigation bool
+	match      profile.Match
+	matched    bool
+	env        segments.Env
+	members    []segments.Member
+	forced     string
+	cacheHit   bool
+	exposures  []exposure
+	set        *templates.Set
+	keyBuf     []byte
+	lookup     inject.Lookup
+}
 
-func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit { return nil }
-func (p *Personalizer) end(v *Visit)                                         {}
+// begin runs steps 2–6. It returns nil for requests that are not page
+// navigations nor mapped behavior events: assets are never personalized,
+// counted or given a cookie.
+func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
+	if p == nil {
+		return nil
+	}
+	pl := p.pl.Load()
+	h := &ctx.Request.Header
+	nav := isNavigation(h)
+	match, matched := pl.mapper.Lookup(h.Method(), ctx.Path(), func(name string) []byte {
+		return ctx.QueryArgs().Peek(name)
+	})
+	if !nav && !matched {
+		return nil
+	}
+	v, _ := p.visits.Get().(*Visit)
+	if v == nil {
+		v = &Visit{p: p}
+		v.lookup = v.fill
+	}
+	v.pl, v.now, v.navigation, v.match, v.matched = pl, now, nav, match, matched
+
+	// 2. consent
+	v.consent = pl.consent.From(h)
+
+	// 3. profile (only with consent: no cookie is read or written without)
+	if v.consent.Granted {
+		v.prof, v.status = p.decodeProfile(h, pl, now)
+		v.lastSeen = v.prof.Last
+	}
+
+	// 4. context signals
+	if v.consent.Context {
+		peerTrusted := len(pl.trusted) > 0 && pl.trusted.contains(ctx.RemoteIP())
+		pl.extractor.Extract(signals.Request{Req: &ctx.Request, PeerTrusted: peerTrusted, Now: now}, &v.ctx)
+		v.claims = pl.identity.Claims(h, v.claims[:0], now)
+	}
+
+	// 5. behavior
+	if v.prof != nil {
+		ev := profile.Event{Navigation: nav && (h.IsGet() || h.IsHead())}
+		if matched {
+			ev.Name, ev.Category, ev.Product = match.Event, match.Category, match.Product
+		} else {
+			ev.Name = profile.PageView
+		}
+		v.prof.Observe(ev, now, pl.settings)
+	}
+
+	// 6. segments
+	var prof *profile.Profile
+	if v.consent.Granted {
+		prof = v.prof
+	}
+	v.env.Fill(&v.ctx, prof, v.claims, now, pl.settings, v.lastSeen)
+	v.forced = p.previewSegment(ctx, pl, now)
+	p.assignSegments(v)
+	v.set = p.templates.Set()
+	return v
+}
+
+// decodeProfile reads the profile cookie. Browsers may send the cookie
+// twice (set for two paths or domains): the first that verifies wins.
+func (p *Personalizer) decodeProfile(h *fasthttp.RequestHeader, pl *Pipeline, now time.Time) (*profile.Profile, profile.Status) {
+	name := pl.cfg.Profile.Cookie
+	var prof *profile.Profile
+	status := profile.Missing
+	var err error
+	n := 0
+	for k, val := range h.Cookies() {
+		if string(k) != name {
+			continue
+		}
+		n++
+		var pr *profile.Profile
+		var st profile.Status
+		pr, st, err = pl.codec.Decode(val, now)
+		if st == profile.OK {
+			return pr, st
+		}
+		if prof == nil || status == profile.Missing {
+			prof, status = pr, st
+		}
+		if n >= 4 {
+			break
+		}
+	}
+	if prof == nil {
+		return profile.NewFresh(now), profile.Missing
+	}
+	if status != profile.Missing && status != profile.OK {
+		p.m.profileResets[status].Inc()
+		p.log.Debug().Str("reason", status.String()).AnErr("error", err).Msg("profile cookie replaced by a fresh profile")
+	}
+	return prof, status
+}
+
+// isNavigation reports a request for a page (not an asset or API call).
+func isNavigation(h *fasthttp.RequestHeader) bool {
+	if !h.IsGet() && !h.IsHead() && !h.IsPost() {
+		return false
+	}
+	if d := h.Peek("Sec-Fetch-Dest"); len(d) > 0 {
+		return bytes.Equal(d, []byte("document"))
+	}
+	if h.IsPost() {
+		return false
+	}
+	return bytes.Contains(h.Peek("Accept"), []byte("text/html"))
+}
+
+// previewSegment returns the segment a valid preview token forces, or "".
+func (p *Personalizer) previewSegment(ctx *fasthttp.RequestCtx, pl *Pipeline, now time.Time) string {
+	if pl.previews == nil {
+		return ""
+	}
+	tok := ctx.QueryArgs().Peek(pl.cfg.Preview.Param)
+	if len(tok) == 0 {
+		tok = ctx.Request.Header.Cookie(pl.cfg.Preview.Cookie)
+	}
+	if len(tok) == 0 {
+		return ""
+	}
+	seg, err := pl.previews.Verify(string(tok), now)
+	if err != nil || pl.engine.Lookup(seg) == nil {
+		p.log.Debug().AnErr("error", err).Str("segment", seg).Msg("preview token ignored")
+		return ""
+	}
+	p.m.previews.Inc()
+	return seg
+}
+
+// assignSegments fills v.members: the forced preview segment, nothing for
+// bots (they get the origin's content, for SEO), or the cached or freshly
+// evaluated matches with holdout buckets.
+func (p *Personalizer) assignSegments(v *Visit) {
+	v.members = v.members[:0]
+	eng := v.pl.engine
+	if v.forced != "" {
+		v.members = append(v.members, segments.Member{Segment: eng.Lookup(v.forced)})
+		return
+	}
+	if v.ctx.Bot || len(eng.Segments()) == 0 {
+		return
+	}
+	key, cacheable, buf := eng.Key(&v.env, v.keyBuf)
+	v.keyBuf = buf
+	key ^= v.pl.version * 0x9E3779B97F4A7C15
+	var matched uint64
+	hit := false
+	if cacheable {
+		matched, hit = p.assign.Get(key)
+	}
+	if !hit {
+		var failed int
+		matched, failed = eng.Eval(&v.env)
+		if failed > 0 {
+			p.m.ruleErrors.Add(failed)
+		}
+		if cacheable && failed == 0 {
+			p.assign.Set(key, matched, 16)
+		}
+	}
+	v.cacheHit = hit
+	id := ""
+	if v.prof != nil && v.consent.Granted {
+		id = v.prof.ID
+	}
+	v.members = eng.Members(v.members, matched, id)
+}
+
+// end returns v to the pool.
+func (p *Personalizer) end(v *Visit) {
+	if p == nil || v == nil {
+		return
+	}
+	v.prof, v.set, v.pl = nil, nil, nil
+	v.exposures = v.exposures[:0]
+	v.claims = v.claims[:0]
+	v.env = segments.Env{}
+	p.visits.Put(v)
+}
+
+// wantsBody reports whether the origin's response should be buffered for
+// step 8: a 200 HTML answer to a GET navigation, for a visitor who has a
+// segment with a block (or a holdout to record), or when the data layer is on.
 func (p *Personalizer) wantsBody(v *Visit, ctx *fasthttp.RequestCtx, resp *fasthttp.Response) bool {
+	if p == nil || v == nil || !v.navigation || !ctx.IsGet() || resp.StatusCode() != fasthttp.StatusOK {
+		return false
+	}
+	if !isHTML(resp.Header.ContentType()) || len(resp.Header.Peek("Content-Range")) > 0 {
+		return false
+	}
+	if v.pl.cfg.Templates.DataLayer {
+		return true
+	}
+	for _, m := range v.members {
+		if m.Holdout || v.set.HasSegment(m.Segment.Name) {
+			return true
+		}
+	}
 	return false
 }
-func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst []byte) ([]byte, bool) {
-	return dst, false
+
+// isHTML reports a text/html media type, any parameters.
+func isHTML(ct []byte) bool {
+	mt := ct
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		mt = ct[:i]
+	}
+	return bytes.EqualFold(bytes.TrimSpace(mt), []byte("text/html"))
 }
-func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit, personalized bool) {}
-func (p *Personalizer) writeMetrics(w io.Writer)                                     {}
-func (p *Personalizer) serveReserved(ctx *fasthttp.RequestCtx, h *Handler) bool      { return false }
-func (v *Visit) logFields(e *zerolog.Event) *zerolog.Event                           { return e }
+
+// personalize is step 8: fill the page's slots. It appends the result to
+// dst; changed is false when nothing was filled and no data layer added.
+func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst []byte) ([]byte, bool) {
+	opts := inject.Options{}
+	if v.pl.cfg.Templates.DataLayer {
+		opts.HeadSnippet = v.dataLayer()
+	}
+	if !inject.HasSlots(html) && opts.HeadSnippet == nil {
+		return dst, false
+	}
+	out, filled := inject.Slots(dst, html, v.lookup, &opts)
+	return out, filled > 0 || opts.HeadSnippet != nil
+}
+
+// fill is the inject.Lookup of a visit: the first of the visitor's
+// segments, by priority, with a block for the slot wins it. A holdout
+// member keeps the default; a block that fails to render keeps it too.
+func (v *Visit) fill(slot []byte) (inject.Block, bool) {
+	for _, m := range v.members {
+		b := v.set.LookupBytes(slot, m.Segment.Name)
+		if b == nil {
+			continue
+		}
+		if m.Holdout {
+			v.expose(string(slot), m.Segment.Name, events.Holdout, b.Version)
+			return inject.Block{}, false
+		}
+		html, err := v.p.templates.Render(b, m.Segment, &v.env)
+		if err != nil {
+			v.p.m.renderErrors.Inc()
+			v.p.log.Warn().Err(err).Str("slot", string(slot)).Str("segment", m.Segment.Name).Msg("block failed to render; slot keeps its default")
+			v.expose(string(slot), m.Segment.Name, events.Default, b.Version)
+			return inject.Block{}, false
+		}
+		v.expose(string(slot), m.Segment.Name, events.Block, b.Version)
+		return inject.Block{HTML: html, Segment: m.Segment.Name}, true
+	}
+	if len(v.members) > 0 {
+		v.expose(string(slot), "", events.Default, 0)
+	}
+	return inject.Block{}, false
+}
+
+func (v *Visit) expose(slot, segment string, variant events.Variant, version uint64) {
+	if len(v.exposures) < 32 {
+		v.exposures = append(v.exposures, exposure{slot, segment, variant, version})
+	}
+}
+
+// dataLayer is the <script> that hands the segments to the site's analytics.
+func (v *Visit) dataLayer() []byte {
+	var segs, holds []string
+	for _, m := range v.members {
+		if m.Holdout {
+			holds = append(holds, m.Segment.Name)
+		} else {
+			segs = append(segs, m.Segment.Name)
+		}
+	}
+	b, _ := json.Marshal(map[string]any{"segments": segs, "holdouts": holds})
+	return []byte("<script>window.edgeseg=" + string(b) + ";</script>")
+}
+
+// commit is step 9: the profile cookie when it changed and the response
+// is one that counts, the debug and preview headers, and events.
+func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit, personalized bool) {
+	status := ctx.Response.StatusCode()
+	rh := &ctx.Response.Header
+	counts := status < 400 && (v.matched || isHTML(rh.ContentType()) || (status >= 300 && status < 400))
+	if v.prof != nil && v.consent.Granted && v.prof.Changed && counts {
+		p.setCookie(ctx, v)
+	}
+	if v.pl.cfg.Templates.DebugHeader {
+		rh.Set("X-Edgeseg-Segments", v.segmentList())
+	}
+	if v.forced != "" {
+		rh.Set("Cache-Control", "no-store")
+	}
+	if personalized && v.forced == "" {
+		p.emitExposures(ctx, v)
+	}
+	if v.matched && counts && v.prof != nil && v.consent.Granted {
+		if v.pl.cfg.Behavior.Events[v.match.Rule].Conversion {
+			p.emitConversion(v)
+		}
+	}
+}
+
+func (p *Personalizer) setCookie(ctx *fasthttp.RequestCtx, v *Visit) {
+	pc := v.pl.cfg.Profile
+	val, err := v.pl.codec.Encode(v.prof, v.now)
+	if err != nil {
+		p.log.Warn().Err(err).Msg("profile cookie not written")
+		return
+	}
+	c := fasthttp.AcquireCookie()
+	defer fasthttp.ReleaseCookie(c)
+	c.SetKey(pc.Cookie)
+	c.SetValue(val)
+	c.SetPath(pc.Path)
+	if pc.Domain != "" {
+		c.SetDomain(pc.Domain)
+	}
+	c.SetMaxAge(int(pc.MaxAge / time.Second))
+	c.SetHTTPOnly(true)
+	c.SetSecure(pc.Secure)
+	c.SetSameSite(fasthttp.CookieSameSiteLaxMode)
+	ctx.Response.Header.SetCookie(c)
+	// A response that sets a visitor's cookie must not be stored by a
+	// shared cache and handed to others.
+	makePrivate(&ctx.Response.Header)
+}
+
+func (v *Visit) segmentList() string {
+	var b []byte
+	for i, m := range v.members {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, m.Segment.Name...)
+		if m.Holdout {
+			b = append(b, "(holdout)"...)
+		}
+	}
+	return string(b)
+}
+
+func (p *Personalizer) emitExposures(ctx *fasthttp.RequestCtx, v *Visit) {
+	if p.events == nil || v.prof == nil || !v.consent.Granted {
+		return
+	}
+	path := string(ctx.Path())
+	for _, e := range v.exposures {
+		p.events.Emit(events.Event{Type: "exposure", Time: v.now, Visitor: v.prof.ID, Segment: e.segment, Slot: e.slot,
+			Variant: e.variant, Path: path, Version: strconv.FormatUint(e.version, 16)})
+	}
+}
+
+func (p *Personalizer) emitConversion(v *Visit) {
+	if p.events == nil {
+		return
+	}
+	var segs, holds []string
+	for _, m := range v.members {
+		segs = append(segs, m.Segment.Name)
+		if m.Holdout {
+			holds = append(holds, m.Segment.Name)
+		}
+	}
+	p.events.Emit(events.Event{Type: "conversion", Time: v.now, Visitor: v.prof.ID, Event: v.match.Event,
+		Value: v.match.Value, Segments: segs, Holdouts: holds})
+}
+
+// logFields adds the visit's decisions to an access log line.
+func (v *Visit) logFields(e *zerolog.Event) *zerolog.Event {
+	if v == nil {
+		return e
+	}
+	e = e.Str("segments", v.segmentList()).Bool("consent", v.consent.Granted)
+	if v.status != profile.OK && v.status != profile.Missing {
+		e = e.Str("profile_reset", v.status.String())
+	}
+	return e
+}
+
+func (p *Personalizer) writeMetrics(w io.Writer) {}
+
+// serveReserved answers /_edgeseg/explain (with a valid preview token).
+func (p *Personalizer) serveReserved(ctx *fasthttp.RequestCtx, h *Handler) bool {
+	if p == nil {
+		return false
+	}
+	switch string(ctx.Path()) {
+	case ReservedPrefix + "explain":
+		p.serveExplain(ctx)
+		return true
+	}
+	return false
+}
+
+var cryptoRand = rand.Reader

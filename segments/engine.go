@@ -429,3 +429,20 @@ func callReader(method string, args []any) func(*Env, []byte) []byte {
 	}
 	return str(func(e *Env) string { return e.Query(s(0)) })
 }
+
+// CompileValue compiles an expression that reads one value (a field path
+// or a helper call such as views("sale", 7)) and returns a function that
+// formats its value for env. For explain output.
+func CompileValue(read string) (func(*Env) string, error) {
+	prog, err := expr.Compile(read, expr.Env(&Env{}), expr.Patch(renameFunctions{}))
+	if err != nil {
+		return nil, err
+	}
+	return func(env *Env) string {
+		out, err := expr.Run(prog, env)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return fmt.Sprint(out)
+	}, nil
+}

@@ -127,3 +127,25 @@ var functions = map[string]string{
 	"views": "Views", "events": "Events", "days_since": "DaysSince",
 	"claim": "Claim", "cookie": "Cookie", "header": "Header", "query": "Query",
 }
+
+// TopCategories returns the visitor's most viewed categories (30 days).
+func (e *Env) TopCategories(n int) []string { return e.prof.TopCategories(n, e.now) }
+
+// Products returns the visitor's recently viewed products, newest first.
+func (e *Env) Products() []string {
+	if e.prof == nil {
+		return nil
+	}
+	return e.prof.Products
+}
+
+// AppendValue appends the canonical value of a readable field path (the
+// names rules use: "device", "utm.campaign", "visitor.visits") to buf, for
+// cache keys. ok is false for an unknown path.
+func (e *Env) AppendValue(path string, buf []byte) ([]byte, bool) {
+	r, ok := readers[path]
+	if !ok {
+		return buf, false
+	}
+	return r(e, buf), true
+}

@@ -69,7 +69,7 @@ func sampleEnvs() []Env {
 		func(*profile.Profile, time.Time) {},
 		func(p *profile.Profile, t time.Time) {
 			for _, c := range []string{"sale", "electronics", "luxury", "home", "fashion"} {
-				for k := 0; k < 4; k++ {
+				for k := 3; k >= 0; k-- { // oldest first, as they happen
 					p.Observe(profile.Event{Name: profile.CategoryView, Category: c, Navigation: true}, t.Add(-time.Duration(k)*36*time.Hour), set)
 				}
 			}

@@ -2,15 +2,138 @@ package main
 
 import (
 	"context"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/fsnotify/fsnotify"
 	"github.com/rs/zerolog"
 
 	"github.com/edgeseg/edgeseg/config"
 	"github.com/edgeseg/edgeseg/proxy"
+	"github.com/edgeseg/edgeseg/segments/events"
+	"github.com/edgeseg/edgeseg/templates"
 )
 
-// newPersonalizer wires the personalization packages from cfg.
+// newPersonalizer wires the personalization packages from cfg, starts the
+// template watcher and the reload-on-SIGHUP loop, and registers their
+// cleanup with m.
 func (m *Main) newPersonalizer(ctx context.Context, cfg *config.Config, log *zerolog.Logger, set *metrics.Set) (*proxy.Personalizer, error) {
-	return nil, nil
+	pl, err := proxy.NewPipeline(cfg, m.getenv)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range pl.Engine().Warnings {
+		log.Warn().Msg("segments: " + w)
+	}
+	if pl.Ephemeral() {
+		log.Warn().Msg("profile.keys is empty: profiles are signed with a random per-process key, so they reset on restart and differ between replicas")
+	}
+	store, ps, err := templates.NewStore(cfg.Templates.Dir, cfg.Cache.Blocks, set, log)
+	if err != nil {
+		return nil, err
+	}
+	logTemplateProblems(log, ps)
+	var ev *events.Logger
+	if cfg.Events.Sink != "off" {
+		ev, err = events.New(events.Options{Sink: cfg.Events.Sink, MaxFileBytes: int64(cfg.Events.MaxFileBytes),
+			MaxBackups: cfg.Events.MaxBackups, QueueSize: cfg.Events.QueueSize, Metrics: set, Log: log})
+		if err != nil {
+			return nil, err
+		}
+		m.onClose(ev.Close)
+	}
+	p, err := proxy.NewPersonalizer(proxy.PersonalizerOptions{Pipeline: pl, Templates: store, AssignCache: cfg.Cache.Assignment,
+		Events: ev, Metrics: set, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	m.onClose(func() error { cancel(); return nil })
+	if cfg.Templates.Watch {
+		if err := store.Watch(wctx); err != nil {
+			log.Warn().Err(err).Msg("cannot watch templates; reload with SIGHUP")
+		}
+	}
+	go m.reloadLoop(wctx, cfg, p, store, log)
+	return p, nil
+}
+
+func logTemplateProblems(log *zerolog.Logger, ps templates.Problems) {
+	for _, p := range ps {
+		e := log.Error()
+		if p.Warning {
+			e = log.Warn()
+		}
+		e.Str("file", p.File).Int("line", p.Line).Msg("template: " + p.Msg)
+	}
+}
+
+// reloadLoop reloads config and templates on SIGHUP, and config when its
+// file changes. A config that fails to load keeps the previous one serving.
+func (m *Main) reloadLoop(ctx context.Context, cfg *config.Config, p *proxy.Personalizer, store *templates.Store, log *zerolog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var changes <-chan fsnotify.Event
+	if cfg.File() != "" {
+		if w, err := fsnotify.NewWatcher(); err == nil {
+			defer w.Close()
+			// Watch the directory: editors and ConfigMaps replace files.
+			if err := w.Add(filepath.Dir(cfg.File())); err == nil {
+				changes = w.Events
+			}
+		}
+	}
+	reload := func(why string) {
+		next, err := m.loadConfig(cfg.File())
+		if err == nil {
+			var pl *proxy.Pipeline
+			if pl, err = proxy.NewPipeline(next, m.getenv); err == nil {
+				warnRestartOnly(log, cfg, next)
+				p.Swap(pl)
+				for _, w := range pl.Engine().Warnings {
+					log.Warn().Msg("segments: " + w)
+				}
+				log.Info().Str("trigger", why).Msg("config reloaded")
+			}
+		}
+		if err != nil {
+			log.Error().Err(err).Str("trigger", why).Msg("config reload failed; the previous config keeps serving")
+		}
+		if why == "SIGHUP" {
+			store.Reload()
+		}
+	}
+	var debounce <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			reload("SIGHUP")
+		case ev := <-changes:
+			if filepath.Clean(ev.Name) == filepath.Clean(cfg.File()) || filepath.Base(ev.Name) == "..data" {
+				debounce = time.After(200 * time.Millisecond)
+			}
+		case <-debounce:
+			reload("file change")
+		}
+	}
+}
+
+// warnRestartOnly says which changed keys need a restart to apply.
+func warnRestartOnly(log *zerolog.Logger, old, next *config.Config) {
+	if old.Listen != next.Listen || old.Origin != next.Origin || old.Server.MaxConcurrency != next.Server.MaxConcurrency ||
+		old.Server.MaxHeaderBytes != next.Server.MaxHeaderBytes || old.Templates.Dir != next.Templates.Dir ||
+		!cacheEqual(old.Cache, next.Cache) || old.Events.Sink != next.Events.Sink {
+		log.Warn().Msg("listen, server, origin, cache, templates.dir and events changes apply after a restart; segments, behavior, signals, consent, profile and preview apply now")
+	}
+}
+
+func cacheEqual(a, b config.Cache) bool {
+	return a.Assignment == b.Assignment && a.Blocks == b.Blocks && a.Origin.CacheSize == b.Origin.CacheSize
 }

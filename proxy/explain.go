@@ -1,0 +1,152 @@
+package proxy
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/edgeseg/edgeseg/segments"
+)
+
+// Explanation is what edgeseg decided for one request and why: the
+// debugger editors and analysts use (edgeseg explain, /_edgeseg/explain).
+type Explanation struct {
+	Consent  string            `json:"consent"`
+	Profile  map[string]any    `json:"profile"`
+	Signals  map[string]any    `json:"signals"`
+	Rules    []RuleExplanation `json:"rules"`
+	Segments []string          `json:"segments"`
+	Forced   string            `json:"forced,omitempty"`
+	Slots    map[string]string `json:"slots"`
+	Warnings []string          `json:"warnings,omitempty"`
+}
+
+// RuleExplanation is one rule's outcome with the values it read.
+type RuleExplanation struct {
+	Segment  string            `json:"segment"`
+	Priority int               `json:"priority"`
+	Rule     string            `json:"rule"`
+	Matched  bool              `json:"matched"`
+	Error    string            `json:"error,omitempty"`
+	Reads    map[string]string `json:"reads"`
+	Holdout  string            `json:"holdout,omitempty"`
+}
+
+// Explain runs steps 2–6 for a request and reports every decision.
+func (p *Personalizer) Explain(ctx *fasthttp.RequestCtx, now time.Time) *Explanation {
+	v := p.begin(ctx, now)
+	if v == nil {
+		return &Explanation{Consent: "n/a: not a page navigation (send Accept: text/html)"}
+	}
+	defer p.end(v)
+	e := &Explanation{Consent: v.consent.Reason, Slots: map[string]string{}, Forced: v.forced, Warnings: v.pl.engine.Warnings}
+	if v.consent.Granted {
+		e.Consent = "granted (" + v.consent.Reason + ")"
+	} else {
+		e.Consent = "denied (" + v.consent.Reason + ")"
+	}
+	if v.prof != nil {
+		e.Profile = map[string]any{"id": v.prof.ID, "cookie": v.status.String(), "visits": v.prof.Visits,
+			"pageviews": v.prof.PageViews, "stage": v.env.Visitor.Stage, "score": v.env.Visitor.Score,
+			"top_categories": v.env.TopCategories(5), "products": v.prof.Products}
+	}
+	c := &v.ctx
+	e.Signals = map[string]any{"device": c.Device, "browser": c.Browser, "os": c.OS, "bot": c.Bot, "hour": c.Hour,
+		"weekday": c.Weekday, "daypart": c.Daypart, "referrer": c.Referrer, "referrer_host": c.ReferrerHost,
+		"utm": c.UTM, "country": c.Country, "region": c.Region, "language": c.Language, "path": c.Path}
+	id := ""
+	if v.prof != nil && v.consent.Granted {
+		id = v.prof.ID
+	}
+	matched, _ := v.pl.engine.Eval(&v.env)
+	for i, s := range v.pl.engine.Segments() {
+		r := RuleExplanation{Segment: s.Name, Priority: s.Priority, Rule: s.Rule, Matched: matched&(1<<uint(i)) != 0, Reads: map[string]string{}}
+		for _, read := range s.Reads() {
+			r.Reads[read] = readValue(&v.env, read)
+		}
+		if r.Matched && s.Holdout > 0 && id != "" {
+			b := segments.Bucket(id, s.Name)
+			if b < s.Holdout {
+				r.Holdout = "in holdout (bucket " + ftoa(b) + " < " + ftoa(s.Holdout) + ")"
+			} else {
+				r.Holdout = "not in holdout (bucket " + ftoa(b) + ")"
+			}
+		}
+		e.Rules = append(e.Rules, r)
+	}
+	for _, m := range v.members {
+		name := m.Segment.Name
+		if m.Holdout {
+			name += " (holdout)"
+		}
+		e.Segments = append(e.Segments, name)
+	}
+	for _, b := range v.set.Blocks() {
+		if _, done := e.Slots[b.Slot]; done {
+			continue
+		}
+		e.Slots[b.Slot] = "default"
+		for _, m := range v.members {
+			if blk := v.set.Lookup(b.Slot, m.Segment.Name); blk != nil {
+				if m.Holdout {
+					e.Slots[b.Slot] = "default (holdout of " + m.Segment.Name + ")"
+				} else {
+					e.Slots[b.Slot] = blk.File
+				}
+				break
+			}
+		}
+	}
+	return e
+}
+
+func ftoa(f float64) string { return strings.TrimRight(strings.TrimRight(jsonFloat(f), "0"), ".") }
+
+func jsonFloat(f float64) string {
+	b, _ := json.Marshal(float64(int(f*10000)) / 10000)
+	return string(b)
+}
+
+// readValue renders the value of one thing a rule reads, for explain.
+func readValue(env *segments.Env, read string) string {
+	f, err := segments.CompileValue(read)
+	if err != nil {
+		return "?"
+	}
+	return f(env)
+}
+
+// serveExplain answers /_edgeseg/explain for a request carrying a valid
+// preview token; others get 404, so the endpoint reveals nothing.
+func (p *Personalizer) serveExplain(ctx *fasthttp.RequestCtx) {
+	pl := p.pl.Load()
+	tok := ctx.QueryArgs().Peek(pl.cfg.Preview.Param)
+	if len(tok) == 0 {
+		tok = ctx.Request.Header.Cookie(pl.cfg.Preview.Cookie)
+	}
+	if pl.previews == nil || len(tok) == 0 {
+		ctx.SetStatusCode(fasthttp.StatusNotFound)
+		ctx.SetBodyString("404 Not Found\n")
+		return
+	}
+	if _, err := pl.previews.Verify(string(tok), time.Now()); err != nil {
+		ctx.SetStatusCode(fasthttp.StatusNotFound)
+		ctx.SetBodyString("404 Not Found\n")
+		return
+	}
+	// Explain the request as if it were for the page in ?url= (default /).
+	if u := ctx.QueryArgs().Peek("path"); len(u) > 0 && u[0] == '/' {
+		ctx.Request.SetRequestURIBytes(u)
+	}
+	if len(ctx.Request.Header.Peek("Accept")) == 0 || !strings.Contains(string(ctx.Request.Header.Peek("Accept")), "text/html") {
+		ctx.Request.Header.Set("Accept", "text/html")
+	}
+	ctx.Request.Header.Del("Sec-Fetch-Dest")
+	e := p.Explain(ctx, time.Now())
+	ctx.Response.Header.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	b, _ := json.MarshalIndent(e, "", "  ")
+	ctx.SetBody(b)
+}

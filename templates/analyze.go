@@ -1,0 +1,203 @@
+package templates
+
+import (
+	"strings"
+
+	"github.com/aymerick/raymond/ast"
+)
+
+type located struct {
+	name string
+	line int
+}
+
+type usedPath struct {
+	path string
+	line int
+}
+
+// templateAnalysis is what a template reads and calls, from its AST.
+type templateAnalysis struct {
+	reads    []string
+	seen     map[string]bool
+	dynamic  bool
+	unknown  []usedPath // paths outside the known context, to warn about
+	partials []located
+	helpers  []located
+	scoped   int // depth inside blocks that change the context (each, with)
+}
+
+func analyzeTemplate(p *ast.Program) *templateAnalysis {
+	a := &templateAnalysis{seen: map[string]bool{}}
+	p.Accept(a)
+	return a
+}
+
+func (a *templateAnalysis) path(p *ast.PathExpression) {
+	if p.Data || len(p.Parts) == 0 {
+		return
+	}
+	if a.scoped > 0 && p.Depth == 0 {
+		return // relative to the block's own value, which is recorded
+	}
+	full := strings.Join(p.Parts, ".")
+	if full == "this" || full == "" {
+		if a.scoped == 0 {
+			a.dynamic = true // the whole context
+		}
+		return
+	}
+	if !a.seen[full] {
+		a.seen[full] = true
+		a.reads = append(a.reads, full)
+	}
+	switch p.Parts[0] {
+	case "segment", "signals", "visitor", "data":
+		if len(p.Parts) == 1 && p.Parts[0] != "data" && p.Parts[0] != "segment" {
+			a.dynamic = true
+		}
+		if p.Parts[0] != "data" && !contextPaths[full] && len(p.Parts) > 1 {
+			a.unknown = append(a.unknown, usedPath{full, p.Line})
+		}
+	default:
+		a.unknown = append(a.unknown, usedPath{full, p.Line})
+	}
+}
+
+// contextPaths are the fields a block can read besides data.*.
+var contextPaths = map[string]bool{
+	"segment.name": true, "segment.priority": true, "segment.data": true,
+	"signals.device": true, "signals.browser": true, "signals.os": true, "signals.bot": true,
+	"signals.hour": true, "signals.weekday": true, "signals.weekend": true, "signals.daypart": true,
+	"signals.referrer": true, "signals.referrer_host": true, "signals.country": true, "signals.region": true,
+	"signals.language": true, "signals.path": true, "signals.utm": true, "signals.utm.source": true,
+	"signals.utm.medium": true, "signals.utm.campaign": true, "signals.utm.term": true, "signals.utm.content": true,
+	"visitor.consent": true, "visitor.new": true, "visitor.visits": true, "visitor.pageviews": true,
+	"visitor.score": true, "visitor.stage": true, "visitor.days_since_last_visit": true,
+	"visitor.top_category": true, "visitor.top_categories": true, "visitor.products": true, "visitor.purchases": true,
+}
+
+// knownPath reports whether path exists in the render context, with data
+// taken from the block's yaml.
+func knownPath(path string, data map[string]any) bool {
+	if contextPaths[path] {
+		return true
+	}
+	if strings.HasPrefix(path, "segment.data.") {
+		return true // per-segment data from config, checked at render
+	}
+	if rest, ok := strings.CutPrefix(path, "data."); ok {
+		var cur any = data
+		for _, part := range strings.Split(rest, ".") {
+			m, ok := cur.(map[string]any)
+			if !ok {
+				return false
+			}
+			if cur, ok = m[part]; !ok {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+func (a *templateAnalysis) VisitProgram(p *ast.Program) interface{} {
+	for _, s := range p.Body {
+		s.Accept(a)
+	}
+	return nil
+}
+
+func (a *templateAnalysis) VisitMustache(m *ast.MustacheStatement) interface{} {
+	m.Expression.Accept(a)
+	return nil
+}
+
+func (a *templateAnalysis) VisitBlock(b *ast.BlockStatement) interface{} {
+	b.Expression.Accept(a)
+	name := b.Expression.HelperName()
+	scopes := name == "each" || name == "with"
+	if scopes {
+		a.scoped++
+	}
+	if b.Program != nil {
+		b.Program.Accept(a)
+	}
+	if scopes {
+		a.scoped--
+	}
+	if b.Inverse != nil {
+		b.Inverse.Accept(a)
+	}
+	return nil
+}
+
+func (a *templateAnalysis) VisitPartial(p *ast.PartialStatement) interface{} {
+	if pe, ok := p.Name.(*ast.PathExpression); ok {
+		a.partials = append(a.partials, located{pe.Original, p.Line})
+	} else {
+		a.dynamic = true
+	}
+	for _, prm := range p.Params {
+		prm.Accept(a)
+	}
+	if p.Hash != nil {
+		p.Hash.Accept(a)
+	}
+	return nil
+}
+
+func (a *templateAnalysis) VisitContent(*ast.ContentStatement) interface{} { return nil }
+func (a *templateAnalysis) VisitComment(*ast.CommentStatement) interface{} { return nil }
+
+func (a *templateAnalysis) VisitExpression(e *ast.Expression) interface{} {
+	pe, isPath := e.Path.(*ast.PathExpression)
+	if len(e.Params) > 0 || e.Hash != nil {
+		if isPath && len(pe.Parts) == 1 {
+			a.helpers = append(a.helpers, located{pe.Parts[0], e.Line})
+		}
+		for _, prm := range e.Params {
+			prm.Accept(a)
+		}
+		if e.Hash != nil {
+			e.Hash.Accept(a)
+		}
+		return nil
+	}
+	if isPath {
+		if len(pe.Parts) == 1 && (helpers()[pe.Parts[0]] != nil || builtinHelpers[pe.Parts[0]]) {
+			return nil
+		}
+		a.path(pe)
+	}
+	return nil
+}
+
+func (a *templateAnalysis) VisitSubExpression(s *ast.SubExpression) interface{} {
+	s.Expression.Accept(a)
+	return nil
+}
+
+func (a *templateAnalysis) VisitPath(p *ast.PathExpression) interface{} {
+	a.path(p)
+	return nil
+}
+
+func (a *templateAnalysis) VisitString(*ast.StringLiteral) interface{}   { return nil }
+func (a *templateAnalysis) VisitBoolean(*ast.BooleanLiteral) interface{} { return nil }
+func (a *templateAnalysis) VisitNumber(*ast.NumberLiteral) interface{}   { return nil }
+
+func (a *templateAnalysis) VisitHash(h *ast.Hash) interface{} {
+	for _, p := range h.Pairs {
+		p.Accept(a)
+	}
+	return nil
+}
+
+func (a *templateAnalysis) VisitHashPair(p *ast.HashPair) interface{} {
+	if p.Val != nil {
+		p.Val.Accept(a)
+	}
+	return nil
+}

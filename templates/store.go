@@ -1,0 +1,171 @@
+package templates
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/fsnotify/fsnotify"
+	"github.com/rs/zerolog"
+
+	"github.com/edgeseg/edgeseg/cache"
+	"github.com/edgeseg/edgeseg/config"
+	"github.com/edgeseg/edgeseg/segments"
+)
+
+// Store serves the current Set and renders blocks through the block cache.
+// Reload swaps in a fully parsed Set; readers never lock. It is safe for
+// concurrent use.
+type Store struct {
+	dir      string
+	set      atomic.Pointer[Set]
+	blocks   *cache.Cache[uint64, []byte]
+	log      *zerolog.Logger
+	mu       sync.Mutex // serializes reloads
+	reloads  *metrics.Counter
+	failures *metrics.Counter
+	errors   *metrics.Counter
+	bufs     sync.Pool
+	// OnReload, when set, is called after every reload with its problems.
+	OnReload func(Problems)
+}
+
+// NewStore loads dir. Problems that are errors are returned with the Store,
+// which serves every block that did load.
+func NewStore(dir string, blockCache config.CacheSize, set *metrics.Set, log *zerolog.Logger) (*Store, Problems, error) {
+	c, err := cache.New[uint64, []byte]("blocks", blockCache, set)
+	if err != nil {
+		return nil, nil, err
+	}
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	if log == nil {
+		l := zerolog.Nop()
+		log = &l
+	}
+	s := &Store{
+		dir: dir, blocks: c, log: log,
+		reloads:  set.GetOrCreateCounter("edgeseg_template_reloads_total"),
+		failures: set.GetOrCreateCounter("edgeseg_template_reload_problems_total"),
+		errors:   set.GetOrCreateCounter("edgeseg_template_errors_total"),
+	}
+	st, ps := Load(dir, nil)
+	s.set.Store(st)
+	return s, ps, nil
+}
+
+// Set returns the current snapshot.
+func (s *Store) Set() *Set { return s.set.Load() }
+
+// Reload parses the directory again and swaps the new Set in. Files that
+// fail keep their previous good version; their problems are returned and
+// logged.
+func (s *Store) Reload() Problems {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ps := Load(s.dir, s.set.Load())
+	s.set.Store(st)
+	s.blocks.Clear()
+	s.reloads.Inc()
+	for _, p := range ps {
+		if p.Warning {
+			s.log.Warn().Str("file", p.File).Int("line", p.Line).Msg(p.Msg)
+		} else {
+			s.failures.Inc()
+			s.log.Error().Str("file", p.File).Int("line", p.Line).Msg("template problem; previous version keeps serving: " + p.Msg)
+		}
+	}
+	s.log.Info().Int("blocks", st.Len()).Msg("templates reloaded")
+	if s.OnReload != nil {
+		s.OnReload(ps)
+	}
+	return ps
+}
+
+// Render returns b rendered for seg and env, from the block cache when the
+// same inputs were rendered before. The returned bytes are shared: callers
+// must not modify them. A render error is counted and returned; the caller
+// keeps the slot's default content.
+func (s *Store) Render(b *Block, seg *segments.Segment, env *segments.Env) ([]byte, error) {
+	bp, _ := s.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	key, buf := b.Key(env, *bp)
+	*bp = buf
+	s.bufs.Put(bp)
+	if out, ok := s.blocks.Get(key); ok {
+		return out, nil
+	}
+	out, err := b.Exec(seg, env)
+	if err != nil {
+		s.errors.Inc()
+		return nil, err
+	}
+	v := []byte(out)
+	s.blocks.Set(key, v, int64(len(v)+64))
+	return v, nil
+}
+
+// BlockCache exposes the block cache (for tests and metrics).
+func (s *Store) BlockCache() *cache.Cache[uint64, []byte] { return s.blocks }
+
+// Watch reloads the Set when files under the directory change, until ctx
+// is done. Bursts of events (an editor saving, a ConfigMap swap) are
+// folded into one reload after a short quiet period.
+func (s *Store) Watch(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	addTree := func() {
+		_ = filepath.WalkDir(s.dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				_ = w.Add(p)
+			}
+			return nil
+		})
+	}
+	addTree()
+	go func() {
+		defer w.Close()
+		var timer *time.Timer
+		fire := make(chan struct{}, 1)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if ev.Op&fsnotify.Create != 0 {
+					addTree() // new slot folders (and ConfigMap ..data swaps)
+				}
+				if timer == nil {
+					timer = time.AfterFunc(150*time.Millisecond, func() {
+						select {
+						case fire <- struct{}{}:
+						default:
+						}
+					})
+				} else {
+					timer.Reset(150 * time.Millisecond)
+				}
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				s.log.Warn().Err(err).Msg("template watch")
+			case <-fire:
+				s.Reload()
+			}
+		}
+	}()
+	return nil
+}

@@ -1,0 +1,309 @@
+package templates
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/aymerick/raymond"
+	"github.com/aymerick/raymond/ast"
+	"github.com/aymerick/raymond/parser"
+	"github.com/cespare/xxhash/v2"
+	"go.yaml.in/yaml/v3"
+)
+
+// Problem is one thing wrong in the template directory, located by file
+// and line.
+type Problem struct {
+	File string
+	Line int
+	Msg  string
+	// Warning problems do not stop a load (an unknown field renders empty).
+	Warning bool
+}
+
+func (p Problem) Error() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
+	}
+	return fmt.Sprintf("%s: %s", p.File, p.Msg)
+}
+
+// Problems is every problem found in one load.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.Error()
+	}
+	return "templates: " + strings.Join(s, "\n  ")
+}
+
+// Errors returns the problems that are not warnings.
+func (ps Problems) Errors() Problems {
+	var out Problems
+	for _, p := range ps {
+		if !p.Warning {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Block is one parsed template: the block for one segment in one slot.
+type Block struct {
+	Slot, Segment string
+	File          string
+	tpl           *raymond.Template
+	data          map[string]any
+	// Version identifies the template's source, partials and data.
+	Version uint64
+	reads   []string // context paths it reads, for the block cache key
+	dynamic bool     // reads paths that cannot be listed: key on everything
+	// Source is kept to carry a good version over a failed reload.
+	source string
+}
+
+// Set is one loaded template directory. It is immutable.
+type Set struct {
+	Dir    string
+	blocks map[string]*Block // "slot\x00segment"
+	slots  map[string]bool
+	segs   map[string]bool
+	// Partials lists the partial names available.
+	Partials []string
+}
+
+// Lookup returns the block for segment in slot, or nil.
+func (s *Set) Lookup(slot, segment string) *Block {
+	if s == nil {
+		return nil
+	}
+	return s.blocks[slot+"\x00"+segment]
+}
+
+// LookupBytes is Lookup for a slot name in bytes, without allocating.
+func (s *Set) LookupBytes(slot []byte, segment string) *Block {
+	if s == nil || len(slot) > 128 {
+		return nil
+	}
+	var buf [200]byte
+	k := append(append(append(buf[:0], slot...), 0), segment...)
+	return s.blocks[string(k)]
+}
+
+// HasSlot reports whether any block exists for slot.
+func (s *Set) HasSlot(slot string) bool { return s != nil && s.slots[slot] }
+
+// Blocks returns every block, sorted by slot then segment.
+func (s *Set) Blocks() []*Block {
+	if s == nil {
+		return nil
+	}
+	out := make([]*Block, 0, len(s.blocks))
+	for _, b := range s.blocks {
+		out = append(out, b)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Slot != out[j].Slot {
+			return out[i].Slot < out[j].Slot
+		}
+		return out[i].Segment < out[j].Segment
+	})
+	return out
+}
+
+// Len returns the number of blocks.
+func (s *Set) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.blocks)
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// Load parses every template under dir. prev, when not nil, supplies the
+// last good version of a file that now fails to parse. The Set is returned
+// with every good block even when there are problems.
+func Load(dir string, prev *Set) (*Set, Problems) {
+	set := &Set{Dir: dir, blocks: map[string]*Block{}, slots: map[string]bool{}, segs: map[string]bool{}}
+	var ps Problems
+	info, err := os.Stat(dir)
+	if err != nil || !info.IsDir() {
+		if err == nil {
+			err = errors.New("not a directory")
+		}
+		return set, Problems{{File: dir, Msg: fmt.Sprintf("template directory: %v", err)}}
+	}
+
+	// partials first: blocks need them.
+	partials := map[string]*raymond.Template{}
+	partialSrc := map[string]string{}
+	pfiles, _ := filepath.Glob(filepath.Join(dir, "_partials", "*.hbs"))
+	for _, f := range pfiles {
+		name := strings.TrimSuffix(filepath.Base(f), ".hbs")
+		src, err := readSource(f)
+		if err != nil {
+			ps = append(ps, Problem{File: f, Msg: err.Error()})
+			continue
+		}
+		tpl, err := raymond.Parse(src)
+		if err != nil {
+			ps = append(ps, parseProblem(f, err))
+			continue
+		}
+		partials[name] = tpl
+		partialSrc[name] = src
+		set.Partials = append(set.Partials, name)
+	}
+	sort.Strings(set.Partials)
+	var partialHash uint64
+	for _, n := range set.Partials {
+		partialHash ^= xxhash.Sum64String(n + "\x00" + partialSrc[n])
+	}
+
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return set, append(ps, Problem{File: dir, Msg: err.Error()})
+	}
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), "_") || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		slot := e.Name()
+		if !nameRE.MatchString(slot) {
+			ps = append(ps, Problem{File: filepath.Join(dir, slot), Msg: "slot folder names are lower case letters, digits, - and _", Warning: true})
+			continue
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, slot, "*.hbs"))
+		for _, f := range files {
+			seg := strings.TrimSuffix(filepath.Base(f), ".hbs")
+			b, perr := loadBlock(f, slot, seg, partials, partialHash)
+			if len(perr) > 0 {
+				ps = append(ps, perr...)
+			}
+			if b == nil {
+				if old := prev.Lookup(slot, seg); old != nil {
+					b = old // the last good version keeps serving
+				} else {
+					continue
+				}
+			}
+			set.blocks[slot+"\x00"+seg] = b
+			set.slots[slot] = true
+			set.segs[seg] = true
+		}
+	}
+	return set, ps
+}
+
+func readSource(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	if len(raw) > 256<<10 {
+		return "", fmt.Errorf("template larger than 256KiB")
+	}
+	return string(raw), nil
+}
+
+var lineRE = regexp.MustCompile(`(?i)line (\d+)`)
+
+func parseProblem(file string, err error) Problem {
+	p := Problem{File: file, Msg: strings.TrimPrefix(err.Error(), "Parse error on ")}
+	if m := lineRE.FindStringSubmatch(err.Error()); m != nil {
+		p.Line, _ = strconv.Atoi(m[1])
+	}
+	return p
+}
+
+// loadBlock parses one block file with its optional yaml data. It returns
+// nil when the block cannot be used.
+func loadBlock(f, slot, seg string, partials map[string]*raymond.Template, partialHash uint64) (*Block, Problems) {
+	var ps Problems
+	if !nameRE.MatchString(seg) {
+		return nil, Problems{{File: f, Msg: "block file names are SEGMENT.hbs, lower case letters, digits and dashes", Warning: true}}
+	}
+	src, err := readSource(f)
+	if err != nil {
+		return nil, Problems{{File: f, Msg: err.Error()}}
+	}
+	tpl, err := raymond.Parse(src)
+	if err != nil {
+		return nil, Problems{parseProblem(f, err)}
+	}
+	prog, err := parser.Parse(src)
+	if err != nil {
+		return nil, Problems{parseProblem(f, err)}
+	}
+	b := &Block{Slot: slot, Segment: seg, File: f, tpl: tpl, source: src}
+	tpl.RegisterHelpers(helpers())
+	for name, p := range partials {
+		tpl.RegisterPartialTemplate(name, p)
+	}
+	var dataSrc []byte
+	yf := strings.TrimSuffix(f, ".hbs") + ".yaml"
+	if raw, err := os.ReadFile(yf); err == nil {
+		dataSrc = raw
+		if err := yaml.Unmarshal(raw, &b.data); err != nil {
+			return nil, Problems{{File: yf, Line: yamlLine(err), Msg: err.Error()}}
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, Problems{{File: yf, Msg: err.Error()}}
+	}
+	b.Version = xxhash.Sum64String(src) ^ partialHash*31 ^ xxhash.Sum64(dataSrc)*17
+
+	a := analyzeTemplate(prog)
+	b.reads, b.dynamic = a.reads, a.dynamic
+	for _, p := range a.partials {
+		if _, ok := partials[p.name]; !ok {
+			ps = append(ps, Problem{File: f, Line: p.line, Msg: fmt.Sprintf("partial %q not found in _partials/", p.name)})
+		}
+	}
+	for _, u := range a.unknown {
+		if !knownPath(u.path, b.data) {
+			ps = append(ps, Problem{File: f, Line: u.line, Msg: fmt.Sprintf("unknown field %q: it renders empty (context: segment, signals, visitor, data)", u.path), Warning: true})
+		}
+	}
+	for _, h := range a.helpers {
+		if _, ok := helpers()[h.name]; !ok && !builtinHelpers[h.name] {
+			ps = append(ps, Problem{File: f, Line: h.line, Msg: fmt.Sprintf("unknown helper %q", h.name)})
+		}
+	}
+	if len(ps.Errors()) > 0 {
+		return nil, ps
+	}
+	return b, ps
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+
+func yamlLine(err error) int {
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return 0
+}
+
+// builtinHelpers are raymond's own block helpers.
+var builtinHelpers = map[string]bool{"if": true, "unless": true, "each": true, "with": true, "log": true, "lookup": true, "equal": true}
+
+var _ ast.Node
+
+// HasSegment reports whether segment has a block for any slot.
+func (s *Set) HasSegment(segment string) bool {
+	if s == nil {
+		return false
+	}
+	return s.segs[segment]
+}
