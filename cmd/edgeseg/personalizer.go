@@ -15,6 +15,7 @@ import (
 	"github.com/edgeseg/edgeseg/config"
 	"github.com/edgeseg/edgeseg/proxy"
 	"github.com/edgeseg/edgeseg/segments/events"
+	"github.com/edgeseg/edgeseg/segments/profile"
 	"github.com/edgeseg/edgeseg/templates"
 )
 
@@ -136,4 +137,10 @@ func warnRestartOnly(log *zerolog.Logger, old, next *config.Config) {
 
 func cacheEqual(a, b config.Cache) bool {
 	return a.Assignment == b.Assignment && a.Blocks == b.Blocks && a.Origin.CacheSize == b.Origin.CacheSize
+}
+
+func profileSettings() profile.Settings {
+	d := config.Default().Profile
+	return profile.Settings{VisitGap: d.VisitGap, MaxCategories: d.MaxCategories, MaxProducts: d.MaxProducts,
+		ConsiderationScore: d.ConsiderationScore, DecisionScore: d.DecisionScore}
 }

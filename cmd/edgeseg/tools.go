@@ -2,21 +2,270 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/edgeseg/edgeseg/config"
+	"github.com/edgeseg/edgeseg/proxy"
+	"github.com/edgeseg/edgeseg/segments"
+	"github.com/edgeseg/edgeseg/segments/signals"
+	"github.com/edgeseg/edgeseg/templates"
 )
 
+// exitError carries an exit code.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+func (e *exitError) ExitCode() int { return e.code }
+
+// runValidate checks config, rules and templates, renders every block
+// against sample visitors, prints every problem with file:line, and fails
+// (exit 1) on any error. Content teams run it in their CI.
 func (m *Main) runValidate(ctx context.Context, args []string) error {
-	return errors.New("validate: not implemented yet")
+	fs := m.flagSet("validate")
+	cfgPath := fs.String("config", "", "config file")
+	strict := fs.Bool("strict", false, "treat warnings as errors")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := m.loadConfig(*cfgPath)
+	if err != nil {
+		var ps config.Problems
+		if errors.As(err, &ps) {
+			for _, p := range ps {
+				fmt.Fprintln(m.Stdout, "error:", p.Error())
+			}
+			return &exitError{1, fmt.Sprintf("%d config problem(s)", len(ps))}
+		}
+		return &exitError{1, err.Error()}
+	}
+	errs, warns := 0, 0
+	report := func(level, msg string) {
+		fmt.Fprintf(m.Stdout, "%s: %s\n", level, msg)
+		if level == "error" {
+			errs++
+		} else {
+			warns++
+		}
+	}
+	pl, err := proxy.NewPipeline(cfg, m.getenv)
+	if err != nil {
+		var ps config.Problems
+		if errors.As(err, &ps) {
+			for _, p := range ps {
+				report("error", p.Error())
+			}
+		} else {
+			report("error", err.Error())
+		}
+	}
+	set, tps := templates.Load(cfg.Templates.Dir, nil)
+	for _, p := range tps {
+		if p.Warning {
+			report("warning", p.Error())
+		} else {
+			report("error", p.Error())
+		}
+	}
+	if pl != nil {
+		for _, w := range pl.Engine().Warnings {
+			report("warning", "segments: "+w)
+		}
+		known := map[string]bool{}
+		for _, s := range pl.Engine().Segments() {
+			known[s.Name] = true
+		}
+		for _, sc := range cfg.Segments {
+			if !sc.IsEnabled() {
+				known[sc.Name] = true
+			}
+		}
+		for _, b := range set.Blocks() {
+			if !known[b.Segment] {
+				report("warning", fmt.Sprintf("%s: no segment named %q in %s: this block is never shown", b.File, b.Segment, cfg.File()))
+				continue
+			}
+			seg := pl.Engine().Lookup(b.Segment)
+			if seg == nil {
+				continue
+			}
+			for _, env := range sampleRenderEnvs() {
+				if _, err := b.Exec(seg, env); err != nil {
+					report("error", err.Error())
+					break
+				}
+			}
+		}
+	}
+	fmt.Fprintf(m.Stdout, "%d segment(s), %d block(s): %d error(s), %d warning(s)\n", len(cfg.Segments), set.Len(), errs, warns)
+	if errs > 0 || *strict && warns > 0 {
+		return &exitError{1, "validation failed"}
+	}
+	return nil
 }
 
+// sampleRenderEnvs are visitors blocks are rendered for by validate:
+// a new anonymous one and a returning one with history.
+func sampleRenderEnvs() []*segments.Env {
+	now := time.Now()
+	var a, b segments.Env
+	a.Fill(&signals.Context{Device: "mobile", Daypart: "evening"}, nil, nil, now, profileSettings(), 0)
+	b.Fill(&signals.Context{Device: "desktop", Daypart: "morning", Referrer: "search"}, nil, nil, now, profileSettings(), now.Add(-48*time.Hour).Unix())
+	return []*segments.Env{&a, &b}
+}
+
+// runExplain shows what edgeseg decides for one request.
 func (m *Main) runExplain(ctx context.Context, args []string) error {
-	return errors.New("explain: not implemented yet")
+	fs := m.flagSet("explain")
+	cfgPath := fs.String("config", "", "config file")
+	rawURL := fs.String("url", "/", "request URL (path and query, or absolute)")
+	var headers, cookies multiFlag
+	fs.Var(&headers, "header", "request header K:V (repeatable)")
+	fs.Var(&cookies, "cookie", "request cookie N=V (repeatable)")
+	format := fs.String("format", "text", "text or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := m.loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	nop := zerolog.Nop()
+	pl, err := proxy.NewPipeline(cfg, m.getenv)
+	if err != nil {
+		return err
+	}
+	store, _, err := templates.NewStore(cfg.Templates.Dir, cfg.Cache.Blocks, nil, &nop)
+	if err != nil {
+		return err
+	}
+	p, err := proxy.NewPersonalizer(proxy.PersonalizerOptions{Pipeline: pl, Templates: store, AssignCache: cfg.Cache.Assignment, Metrics: metrics.NewSet(), Log: &nop})
+	if err != nil {
+		return err
+	}
+	var rc fasthttp.RequestCtx
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	req.SetRequestURI(*rawURL)
+	if len(req.Header.Host()) == 0 {
+		req.Header.SetHost("localhost")
+	}
+	req.Header.Set("Accept", "text/html")
+	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+	for _, h := range headers {
+		k, v, ok := strings.Cut(h, ":")
+		if !ok {
+			return fmt.Errorf("--header %q: want K:V", h)
+		}
+		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	for _, c := range cookies {
+		k, v, ok := strings.Cut(c, "=")
+		if !ok {
+			return fmt.Errorf("--cookie %q: want NAME=VALUE", c)
+		}
+		req.Header.SetCookie(k, v)
+	}
+	rc.Init(req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, nil)
+	e := p.Explain(&rc, m.Now())
+	if *format == "json" {
+		enc := json.NewEncoder(m.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(e)
+	}
+	printExplanation(m, e)
+	return nil
 }
 
+func printExplanation(m *Main, e *proxy.Explanation) {
+	w := m.Stdout
+	fmt.Fprintf(w, "consent: %s\n", e.Consent)
+	if e.Profile != nil {
+		fmt.Fprintf(w, "profile: %v\n", e.Profile)
+	}
+	fmt.Fprintln(w, "signals:")
+	keys := []string{"device", "browser", "os", "bot", "hour", "weekday", "daypart", "referrer", "referrer_host", "utm", "country", "region", "language", "path"}
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %-14s %v\n", k, e.Signals[k])
+	}
+	fmt.Fprintln(w, "rules (priority order):")
+	for _, r := range e.Rules {
+		mark := "no "
+		if r.Matched {
+			mark = "YES"
+		}
+		fmt.Fprintf(w, "  [%s] %-20s p=%-3d %s\n", mark, r.Segment, r.Priority, r.Rule)
+		for k, v := range r.Reads {
+			fmt.Fprintf(w, "        %s = %s\n", k, v)
+		}
+		if r.Holdout != "" {
+			fmt.Fprintf(w, "        holdout: %s\n", r.Holdout)
+		}
+	}
+	if e.Forced != "" {
+		fmt.Fprintf(w, "forced by preview token: %s\n", e.Forced)
+	}
+	fmt.Fprintf(w, "segments: %s\n", strings.Join(e.Segments, ", "))
+	fmt.Fprintln(w, "slots:")
+	for slot, what := range e.Slots {
+		fmt.Fprintf(w, "  %-14s %s\n", slot, what)
+	}
+	for _, warn := range e.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+}
+
+type multiFlag []string
+
+func (f *multiFlag) String() string     { return strings.Join(*f, ",") }
+func (f *multiFlag) Set(s string) error { *f = append(*f, s); return nil }
+
+// runPreviewToken mints a token that forces a segment.
 func (m *Main) runPreviewToken(ctx context.Context, args []string) error {
-	return errors.New("preview-token: not implemented yet")
-}
-
-func (m *Main) runReport(ctx context.Context, args []string) error {
-	return errors.New("report: not implemented yet")
+	fs := m.flagSet("preview-token")
+	cfgPath := fs.String("config", "", "config file")
+	seg := fs.String("segment", "", "segment to force")
+	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := m.loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	pl, err := proxy.NewPipeline(cfg, m.getenv)
+	if err != nil {
+		return err
+	}
+	if pl.Previews() == nil {
+		return errors.New("previews are off: set preview.secret (or preview.secret_env) in the config")
+	}
+	if *seg == "" || pl.Engine().Lookup(*seg) == nil {
+		names := []string{}
+		for _, s := range pl.Engine().Segments() {
+			names = append(names, s.Name)
+		}
+		return fmt.Errorf("--segment %q: want one of %s", *seg, strings.Join(names, ", "))
+	}
+	if *ttl <= 0 || *ttl > 30*24*time.Hour {
+		return errors.New("--ttl must be between 1s and 720h")
+	}
+	tok, err := pl.Previews().Mint(*seg, *ttl, m.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(m.Stdout, tok)
+	fmt.Fprintf(m.Stderr, "append ?%s=%s to a page URL (valid for %v)\n", cfg.Preview.Param, tok, *ttl)
+	return nil
 }
