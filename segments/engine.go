@@ -306,7 +306,7 @@ var readers = map[string]func(*Env, []byte) []byte{
 	"language": str(func(e *Env) string { return e.Language }), "path": str(func(e *Env) string { return e.Path }),
 	"utm.source": str(func(e *Env) string { return e.UTM.Source }), "utm.medium": str(func(e *Env) string { return e.UTM.Medium }),
 	"utm.campaign": str(func(e *Env) string { return e.UTM.Campaign }), "utm.term": str(func(e *Env) string { return e.UTM.Term }),
-	"utm.content": str(func(e *Env) string { return e.UTM.Content }),
+	"utm.content":     str(func(e *Env) string { return e.UTM.Content }),
 	"visitor.consent": flag(func(e *Env) bool { return e.Visitor.Consent }), "visitor.new": flag(func(e *Env) bool { return e.Visitor.New }),
 	"visitor.visits": num(func(e *Env) int { return e.Visitor.Visits }), "visitor.pageviews": num(func(e *Env) int { return e.Visitor.PageViews }),
 	"visitor.score": num(func(e *Env) int { return e.Visitor.Score }), "visitor.stage": str(func(e *Env) string { return e.Visitor.Stage }),

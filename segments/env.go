@@ -9,21 +9,21 @@ import (
 
 // Env is what rules read. Field names in rules are the expr tags.
 type Env struct {
-	Device       string `expr:"device"`
-	Browser      string `expr:"browser"`
-	OS           string `expr:"os"`
-	Bot          bool   `expr:"bot"`
-	Hour         int    `expr:"hour"`
-	Weekday      string `expr:"weekday"`
-	Weekend      bool   `expr:"weekend"`
-	Daypart      string `expr:"daypart"`
-	Referrer     string `expr:"referrer"`
-	ReferrerHost string `expr:"referrer_host"`
-	UTM          UTM    `expr:"utm"`
-	Country      string `expr:"country"`
-	Region       string `expr:"region"`
-	Language     string `expr:"language"`
-	Path         string `expr:"path"`
+	Device       string  `expr:"device"`
+	Browser      string  `expr:"browser"`
+	OS           string  `expr:"os"`
+	Bot          bool    `expr:"bot"`
+	Hour         int     `expr:"hour"`
+	Weekday      string  `expr:"weekday"`
+	Weekend      bool    `expr:"weekend"`
+	Daypart      string  `expr:"daypart"`
+	Referrer     string  `expr:"referrer"`
+	ReferrerHost string  `expr:"referrer_host"`
+	UTM          UTM     `expr:"utm"`
+	Country      string  `expr:"country"`
+	Region       string  `expr:"region"`
+	Language     string  `expr:"language"`
+	Path         string  `expr:"path"`
 	Visitor      Visitor `expr:"visitor"`
 
 	ctx      *signals.Context
@@ -107,13 +107,19 @@ func (e *Env) DaysSince(event string) int { return e.prof.DaysSince(event, e.now
 func (e *Env) Claim(name string) string { return signals.Lookup(e.claims, name) }
 
 // Cookie is cookie(name) in rules: a request cookie config lists, or "".
-func (e *Env) Cookie(name string) string { return e.lookup(func(c *signals.Context) []signals.KV { return c.Cookies }, name) }
+func (e *Env) Cookie(name string) string {
+	return e.lookup(func(c *signals.Context) []signals.KV { return c.Cookies }, name)
+}
 
 // Header is header(name) in rules: a request header config lists, or "".
-func (e *Env) Header(name string) string { return e.lookup(func(c *signals.Context) []signals.KV { return c.Headers }, name) }
+func (e *Env) Header(name string) string {
+	return e.lookup(func(c *signals.Context) []signals.KV { return c.Headers }, name)
+}
 
 // Query is query(name) in rules: a query parameter config lists, or "".
-func (e *Env) Query(name string) string { return e.lookup(func(c *signals.Context) []signals.KV { return c.Query }, name) }
+func (e *Env) Query(name string) string {
+	return e.lookup(func(c *signals.Context) []signals.KV { return c.Query }, name)
+}
 
 func (e *Env) lookup(kvs func(*signals.Context) []signals.KV, name string) string {
 	if e.ctx == nil {

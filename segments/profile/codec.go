@@ -13,14 +13,14 @@ import (
 type Status uint8
 
 const (
-	OK        Status = iota // verified
-	Missing                 // no cookie
-	Garbled                 // not a JWT, or bad JSON
-	Tampered                // signature does not verify, or alg not allowed
-	UnknownKey              // kid names no configured key
-	Expired                 // past exp, or exp missing
-	Oversized               // longer than the size bound allows
-	Invalid                 // verified but nonsensical (absurd timestamps, negative counts)
+	OK         Status = iota // verified
+	Missing                  // no cookie
+	Garbled                  // not a JWT, or bad JSON
+	Tampered                 // signature does not verify, or alg not allowed
+	UnknownKey               // kid names no configured key
+	Expired                  // past exp, or exp missing
+	Oversized                // longer than the size bound allows
+	Invalid                  // verified but nonsensical (absurd timestamps, negative counts)
 )
 
 var statusNames = [...]string{"ok", "missing", "garbled", "tampered", "unknown_key", "expired", "oversized", "invalid"}
@@ -74,11 +74,28 @@ func NewCodec(keys map[string][]byte, signKID string, maxAge time.Duration, maxL
 	}, nil
 }
 
-// claims is the JWT body: the profile and the registered claims.
+// claims is the JWT body: the profile and the registered claims. Day
+// numbers are stored relative to Base (days ago), which keeps them short.
 type claims struct {
 	Profile
-	Ver int `json:"v"`
+	Ver  int   `json:"v"`
+	Base int32 `json:"b,omitempty"`
 	jwt.RegisteredClaims
+}
+
+// relDays converts counters' day numbers to days before base, or back.
+func relDays(cs []Counter, base int32) {
+	for _, c := range cs {
+		for i := 0; i < len(c.Days); i += 2 {
+			c.Days[i] = base - c.Days[i]
+		}
+	}
+}
+
+func relRecent(rs []Recency, base int32) {
+	for i := range rs {
+		rs[i].Day = base - rs[i].Day
+	}
 }
 
 const version = 1
@@ -117,6 +134,9 @@ func (c *Codec) Decode(value []byte, now time.Time) (*Profile, Status, error) {
 		return NewFresh(now), Garbled, fmt.Errorf("%w: %v", ErrGarbled, err)
 	}
 	p := cl.Profile
+	relDays(p.Cats, cl.Base)
+	relDays(p.Events, cl.Base)
+	relRecent(p.Recent, cl.Base)
 	if err := p.sane(now); err != nil {
 		return NewFresh(now), Invalid, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
@@ -152,78 +172,150 @@ func (p *Profile) sane(now time.Time) error {
 }
 
 // Encode signs p into a cookie value no longer than the size bound,
-// pruning the least useful data first: the oldest day counts, then the
-// least-used categories, products and events.
+// pruning the least useful data first: day counts older than a week, custom
+// events, products, the least-used categories, then older days of the rest.
 func (c *Codec) Encode(p *Profile, now time.Time) (string, error) {
+	s, err := c.sign(p, now)
+	if err != nil || len(s) <= c.maxLen {
+		return s, err
+	}
 	q := *p
 	q.Cats = cloneCounters(p.Cats)
 	q.Events = cloneCounters(p.Events)
 	q.Products = append([]string(nil), p.Products...)
+	q.Recent = append([]Recency(nil), p.Recent...)
 	today := dayOf(now)
-	for attempt := 0; ; attempt++ {
-		s, err := c.sign(&q, now)
-		if err != nil {
+	for step := 0; ; step++ {
+		if !q.prune(today, step) {
+			return "", fmt.Errorf("%w: %d bytes after pruning everything", ErrOversized, len(s))
+		}
+		if c.estimate(&q, now) > c.maxLen {
+			continue
+		}
+		if s, err = c.sign(&q, now); err != nil {
 			return "", err
 		}
 		if len(s) <= c.maxLen {
-			if attempt > 0 {
-				*p = q // keep what was kept, so the next request agrees
-			}
+			*p = q // keep what the cookie keeps, so the next request agrees
 			return s, nil
-		}
-		if !q.prune(today) {
-			return "", fmt.Errorf("%w: %d bytes after pruning everything", ErrOversized, len(s))
 		}
 	}
 }
 
-func (c *Codec) sign(p *Profile, now time.Time) (string, error) {
-	cl := claims{Profile: *p, Ver: version, RegisteredClaims: jwt.RegisteredClaims{
+// estimate is the signed length of p without signing: header, payload and
+// an HS256 signature, base64url-encoded.
+func (c *Codec) estimate(p *Profile, now time.Time) int {
+	body, err := json.Marshal(c.claimsFor(p, now))
+	if err != nil {
+		return 1 << 30
+	}
+	header := len(`{"alg":"HS256","kid":""}`) + len(c.signKID)
+	b64 := func(n int) int { return (n*4 + 2) / 3 }
+	return b64(header) + 1 + b64(len(body)) + 1 + 43
+}
+
+func (c *Codec) claimsFor(p *Profile, now time.Time) claims {
+	base := dayOf(now)
+	q := *p
+	q.Cats = cloneCounters(p.Cats)
+	q.Events = cloneCounters(p.Events)
+	q.Recent = append([]Recency(nil), p.Recent...)
+	relDays(q.Cats, base)
+	relDays(q.Events, base)
+	relRecent(q.Recent, base)
+	return claims{Profile: q, Ver: version, Base: base, RegisteredClaims: jwt.RegisteredClaims{
 		ExpiresAt: jwt.NewNumericDate(now.Add(c.maxAge)),
 	}}
-	t := jwt.NewWithClaims(jwt.SigningMethodHS256, cl)
+}
+
+func (c *Codec) sign(p *Profile, now time.Time) (string, error) {
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c.claimsFor(p, now))
 	t.Header["kid"] = c.signKID
 	delete(t.Header, "typ") // saves bytes; the cookie name says what it is
 	return t.SignedString(c.keys[c.signKID])
 }
 
-// prune removes one step of data, least useful first; false when nothing
-// is left to remove.
-func (p *Profile) prune(today int32) bool {
-	// 1. the oldest day entry across all counters, if older than 7 days
-	if trimOldest(p.Cats, today, 7) || trimOldest(p.Events, today, 7) {
+// coreEvents are kept longest when pruning: rules and stages read them.
+var coreEvents = map[string]bool{PageView: true, CategoryView: true, ProductView: true, CartAdd: true,
+	CheckoutStart: true, Purchase: true, Search: true}
+
+// prune removes one piece of data, least useful first; false when nothing
+// is left to remove. step counts calls, so each phase can start cleanly.
+func (p *Profile) prune(today int32, step int) bool {
+	switch {
+	case step == 0 && (trimOlder(p.Cats, today, 7) || trimOlder(p.Events, today, 7)):
 		return true
-	}
-	// 2. the least-used category
-	if len(p.Cats) > 1 {
-		p.Cats = keepTop(p.Cats, len(p.Cats)-1, today)
+	case dropLeast(&p.Events, today, func(n string) bool { return !coreEvents[n] }):
+		p.dropRecency()
 		return true
-	}
-	// 3. products, oldest first
-	if len(p.Products) > 0 {
+	case len(p.Products) > 0:
 		p.Products = p.Products[:len(p.Products)-1]
 		return true
-	}
-	// 4. any remaining old days, then the least-used event counters
-	if trimOldest(p.Cats, today, 0) || trimOldest(p.Events, today, 1) {
+	case len(p.Cats) > 3:
+		p.Cats = keepTop(p.Cats, len(p.Cats)-1, today, "")
 		return true
-	}
-	if len(p.Events) > 1 {
-		p.Events = keepTop(p.Events, len(p.Events)-1, today)
+	case trimOldest(p.Cats, today, 1) || trimOldest(p.Events, today, 1):
 		return true
-	}
-	if len(p.Cats) > 0 {
-		p.Cats = nil
+	case len(p.Cats) > 0:
+		p.Cats = keepTop(p.Cats, len(p.Cats)-1, today, "")
 		return true
-	}
-	if len(p.Recent) > 0 {
+	case dropLeast(&p.Events, today, func(string) bool { return true }):
+		return true
+	case len(p.Recent) > 0:
 		p.Recent = p.Recent[:len(p.Recent)-1]
 		return true
 	}
 	return false
 }
 
-// trimOldest drops the single oldest day entry older than minAge days.
+// trimOlder drops every day entry at least minAge days old.
+func trimOlder(cs []Counter, today int32, minAge int32) bool {
+	changed := false
+	for i := range cs {
+		d := cs[i].Days
+		n := 0
+		for n+1 < len(d) && today-d[n] < minAge {
+			n += 2
+		}
+		if n < len(d) {
+			cs[i].Days = d[:n]
+			changed = true
+		}
+	}
+	return changed
+}
+
+// dropLeast removes the least-used counter among those eligible.
+func dropLeast(cs *[]Counter, today int32, eligible func(string) bool) bool {
+	li, lt := -1, 0
+	for i, c := range *cs {
+		if !eligible(c.Name) {
+			continue
+		}
+		if t := total(c.Days, today, keepDays); li < 0 || t < lt {
+			li, lt = i, t
+		}
+	}
+	if li < 0 {
+		return false
+	}
+	*cs = append((*cs)[:li], (*cs)[li+1:]...)
+	return true
+}
+
+// dropRecency forgets when events no longer counted last happened, unless
+// rules read them (core events).
+func (p *Profile) dropRecency() {
+	keep := p.Recent[:0]
+	for _, r := range p.Recent {
+		if coreEvents[r.Name] || find(p.Events, r.Name) != nil {
+			keep = append(keep, r)
+		}
+	}
+	p.Recent = keep
+}
+
+// trimOldest drops the single oldest day entry at least minAge days old.
 func trimOldest(cs []Counter, today int32, minAge int32) bool {
 	oi, oday := -1, today
 	for i, c := range cs {
@@ -245,5 +337,3 @@ func cloneCounters(cs []Counter) []Counter {
 	}
 	return out
 }
-
-var _ = json.Marshal

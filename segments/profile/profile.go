@@ -31,16 +31,16 @@ var weights = map[string]int{
 // Fresh, or Codec.Decode.
 type Profile struct {
 	ID        string    `json:"id"`
-	First     int64     `json:"f"`            // unix seconds of the first request
-	Last      int64     `json:"l"`            // unix seconds of the last page view
-	Visits    int       `json:"n"`            // visits, a new one after the visit gap
-	PageViews int       `json:"pv"`           // all-time page views
-	Cats      []Counter `json:"c,omitempty"`  // per-category day counts
-	Events    []Counter `json:"e,omitempty"`  // per-event day counts
-	Products  []string  `json:"p,omitempty"`  // recently viewed products, newest first
-	Recent    []Recency `json:"r,omitempty"`  // last day of each event kind
-	Fresh     bool      `json:"-"`            // minted for this request
-	Changed   bool      `json:"-"`            // must be written back
+	First     int64     `json:"f"`           // unix seconds of the first request
+	Last      int64     `json:"l"`           // unix seconds of the last page view
+	Visits    int       `json:"n"`           // visits, a new one after the visit gap
+	PageViews int       `json:"pv"`          // all-time page views
+	Cats      []Counter `json:"c,omitempty"` // per-category day counts
+	Events    []Counter `json:"e,omitempty"` // per-event day counts
+	Products  []string  `json:"p,omitempty"` // recently viewed products, newest first
+	Recent    []Recency `json:"r,omitempty"` // last day of each event kind
+	Fresh     bool      `json:"-"`           // minted for this request
+	Changed   bool      `json:"-"`           // must be written back
 }
 
 // Counter counts one name per day: Days holds pairs of (day number, count),
@@ -108,7 +108,9 @@ func (p *Profile) Observe(ev Event, now time.Time, s Settings) {
 	}
 	p.expire(day)
 	if len(p.Cats) > s.MaxCategories {
-		p.Cats = keepTop(p.Cats, s.MaxCategories, day)
+		// The category just seen always stays: new interests must be able
+		// to displace old ones.
+		p.Cats = keepTop(p.Cats, s.MaxCategories, day, ev.Category)
 	}
 	p.Changed = true
 }
@@ -172,11 +174,26 @@ func expireCounters(cs []Counter, today int32) []Counter {
 	return out
 }
 
-// keepTop keeps the n counters with the most recent activity (by count in
-// the window), dropping the least used.
-func keepTop(cs []Counter, n int, today int32) []Counter {
+// keepTop keeps the n counters used most in the window (ties: most recent
+// first) and protect, dropping the least used.
+func keepTop(cs []Counter, n int, today int32, protect string) []Counter {
+	rank := func(c Counter) (bool, int, int32) {
+		last := int32(0)
+		if len(c.Days) > 0 {
+			last = c.Days[0]
+		}
+		return c.Name == protect, total(c.Days, today, keepDays), last
+	}
 	sort.SliceStable(cs, func(i, j int) bool {
-		return total(cs[i].Days, today, keepDays) > total(cs[j].Days, today, keepDays)
+		pi, ti, li := rank(cs[i])
+		pj, tj, lj := rank(cs[j])
+		if pi != pj {
+			return pi
+		}
+		if ti != tj {
+			return ti > tj
+		}
+		return li > lj
 	})
 	return cs[:n]
 }

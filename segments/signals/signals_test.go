@@ -1,0 +1,197 @@
+package signals
+
+import (
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/edgeseg/edgeseg/config"
+)
+
+const (
+	uaIPhone   = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+	uaAndroid  = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36"
+	uaFirefox  = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0"
+	uaGoogle   = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+	uaCurl     = "curl/8.5.0"
+	uaIPad     = "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+	uaMacSafar = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15"
+)
+
+func extract(t *testing.T, cfg *config.Config, setup func(*fasthttp.Request), now time.Time, trusted bool) Context {
+	t.Helper()
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req fasthttp.Request
+	req.SetRequestURI("/")
+	req.Header.SetHost("shop.example")
+	setup(&req)
+	var c Context
+	e.Extract(Request{Req: &req, Now: now, PeerTrusted: trusted}, &c)
+	return c
+}
+
+func TestDevice(t *testing.T) {
+	for _, tc := range []struct {
+		name, ua, device, browser, os string
+		bot                           bool
+		mobileHint                    bool
+	}{
+		{"mobile safari", uaIPhone, "mobile", "Safari", "iOS", false, false},
+		{"android chrome", uaAndroid, "mobile", "Chrome", "Android", false, false},
+		{"desktop firefox", uaFirefox, "desktop", "Firefox", "Windows", false, false},
+		{"googlebot", uaGoogle, "bot", "", "", true, false},
+		{"curl", uaCurl, "bot", "", "", true, false},
+		{"empty", "", "bot", "", "", true, false},
+		{"ipad", uaIPad, "tablet", "Safari", "iOS", false, false},
+		{"mac ua with mobile hint", uaMacSafar, "mobile", "Safari", "MacOS", false, true},
+		{"invalid utf-8", "Mozilla/5.0 \xff\xfe (X11)", "", "", "", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := extract(t, config.Default(), func(r *fasthttp.Request) {
+				r.Header.SetUserAgent(tc.ua)
+				if tc.mobileHint {
+					r.Header.Set("Sec-CH-UA-Mobile", "?1")
+				}
+			}, time.Now(), false)
+			if tc.device == "" { // only: no panic, some class
+				if c.Device == "" {
+					t.Fatal("no device class")
+				}
+				return
+			}
+			if c.Device != tc.device || c.Bot != tc.bot || (tc.browser != "" && c.Browser != tc.browser) || (tc.os != "" && c.OS != tc.os) {
+				t.Fatalf("got device=%s browser=%s os=%s bot=%v", c.Device, c.Browser, c.OS, c.Bot)
+			}
+		})
+	}
+}
+
+func TestTime(t *testing.T) {
+	cfg := config.Default()
+	cfg.Signals.TimeZone = "America/New_York"
+	// 2026-03-06 is a Friday; 23:30 UTC is 18:30 in New York (EST).
+	now := time.Date(2026, 3, 6, 23, 30, 0, 0, time.UTC)
+	c := extract(t, cfg, func(*fasthttp.Request) {}, now, false)
+	if c.Hour != 18 || c.Weekday != "friday" || c.Daypart != "evening" || c.Weekend {
+		t.Fatalf("got hour=%d weekday=%s daypart=%s weekend=%v", c.Hour, c.Weekday, c.Daypart, c.Weekend)
+	}
+	for h, want := range map[int]string{0: "night", 4: "night", 5: "morning", 11: "morning", 12: "afternoon", 16: "afternoon", 17: "evening", 21: "evening", 22: "night"} {
+		if got := daypart(h); got != want {
+			t.Errorf("daypart(%d) = %s, want %s", h, got, want)
+		}
+	}
+}
+
+func TestReferrer(t *testing.T) {
+	for _, tc := range []struct{ name, ref, query, class, host string }{
+		{"direct", "", "", "direct", ""},
+		{"search", "https://www.google.com/search?q=shoes", "", "search", "www.google.com"},
+		{"search country tld", "https://www.google.de/", "", "search", "www.google.de"},
+		{"bing", "https://www.bing.com/", "", "search", "www.bing.com"},
+		{"social", "https://t.co/abc", "", "social", "t.co"},
+		{"social subdomain", "https://m.facebook.com/", "", "social", "m.facebook.com"},
+		{"email host", "https://mail.google.com/mail/u/0/", "", "email", "mail.google.com"},
+		{"internal", "http://shop.example/category/sale", "", "internal", "shop.example"},
+		{"paid by medium", "https://www.google.com/", "utm_medium=cpc&utm_source=google&utm_campaign=spring", "paid", "www.google.com"},
+		{"email by medium", "", "utm_medium=email", "email", ""},
+		{"other site", "https://blog.example.org/post", "", "other", "blog.example.org"},
+		{"campaign without referer", "", "utm_source=partner", "other", ""},
+		{"garbage referer", "not a url \xff", "", "direct", ""},
+		{"userinfo trick", "https://google.com@evil.example/", "", "other", "evil.example"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := extract(t, config.Default(), func(r *fasthttp.Request) {
+				if tc.ref != "" {
+					r.Header.SetReferer(tc.ref)
+				}
+				r.SetRequestURI("/?" + tc.query)
+			}, time.Now(), false)
+			if c.Referrer != tc.class || c.ReferrerHost != tc.host {
+				t.Fatalf("got %s (%s), want %s (%s)", c.Referrer, c.ReferrerHost, tc.class, tc.host)
+			}
+		})
+	}
+}
+
+func TestUTMGeoLanguageAllowed(t *testing.T) {
+	cfg := config.Default()
+	cfg.Signals.GeoCountryHeader = "CF-IPCountry"
+	cfg.Signals.Cookies = []string{"tier"}
+	cfg.Signals.Headers = []string{"X-Plan"}
+	cfg.Signals.Query = []string{"ref"}
+	setup := func(r *fasthttp.Request) {
+		r.SetRequestURI("/p?utm_source=news&utm_campaign=promo-1&utm_term=%FF%FE&ref=abc&secret=no")
+		r.Header.Set("CF-IPCountry", "de")
+		r.Header.Set("Accept-Language", "fr-CH, fr;q=0.9, en;q=0.8, de;q=0.7, *;q=0.5")
+		r.Header.SetCookie("tier", "gold")
+		r.Header.SetCookie("session", "secret")
+		r.Header.Set("X-Plan", "pro")
+	}
+	c := extract(t, cfg, setup, time.Now(), false)
+	if c.UTM.Source != "news" || c.UTM.Campaign != "promo-1" || c.Country != "DE" || c.Language != "fr" {
+		t.Fatalf("got %+v", c)
+	}
+	if c.UTM.Term != "\uFFFD" && c.UTM.Term != "\uFFFD\uFFFD" {
+		t.Errorf("invalid UTF-8 not cleaned: %q", c.UTM.Term)
+	}
+	if Lookup(c.Cookies, "tier") != "gold" || Lookup(c.Cookies, "session") != "" || Lookup(c.Headers, "X-Plan") != "pro" ||
+		Lookup(c.Query, "ref") != "abc" || Lookup(c.Query, "secret") != "" {
+		t.Errorf("allowed lists: %+v %+v %+v", c.Cookies, c.Headers, c.Query)
+	}
+	// With trusted proxies configured, geo is believed only from them.
+	cfg.Server.TrustedProxies = []string{"10.0.0.0/8"}
+	if c := extract(t, cfg, setup, time.Now(), false); c.Country != "" {
+		t.Errorf("geo header believed from an untrusted peer: %q", c.Country)
+	}
+	if c := extract(t, cfg, setup, time.Now(), true); c.Country != "DE" {
+		t.Errorf("geo header from a trusted peer ignored")
+	}
+	// A malformed country is dropped.
+	if c := extract(t, config.Default(), func(r *fasthttp.Request) { r.Header.Set("CF-IPCountry", "<script>") }, time.Now(), false); c.Country != "" {
+		t.Errorf("bad country kept: %q", c.Country)
+	}
+}
+
+func TestConsent(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     func(*config.Consent)
+		headers map[string]string
+		cookie  string
+		granted bool
+		reason  string
+	}{
+		{"default granted", nil, nil, "", true, "default"},
+		{"gpc", nil, map[string]string{"Sec-GPC": "1"}, "", false, "gpc"},
+		{"dnt ignored by default", nil, map[string]string{"DNT": "1"}, "", true, "default"},
+		{"dnt respected", func(c *config.Consent) { c.RespectDNT = true }, map[string]string{"DNT": "1"}, "", false, "dnt"},
+		{"cookie required, missing", func(c *config.Consent) { c.Cookie = "cc" }, nil, "", false, "default"},
+		{"cookie granted", func(c *config.Consent) { c.Cookie = "cc" }, nil, "yes", true, "cookie"},
+		{"cookie substring", func(c *config.Consent) { c.Cookie = "cc"; c.Granted = []string{"personalization:1"} }, nil, "ads:0|personalization:1", true, "cookie"},
+		{"cookie denied", func(c *config.Consent) { c.Cookie = "cc" }, nil, "no", false, "cookie"},
+		{"gpc beats cookie", func(c *config.Consent) { c.Cookie = "cc" }, map[string]string{"Sec-GPC": "1"}, "yes", false, "gpc"},
+		{"default denied", func(c *config.Consent) { c.Default = "denied" }, nil, "", false, "default"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cc := config.Default().Consent
+			if tc.cfg != nil {
+				tc.cfg(&cc)
+			}
+			var h fasthttp.RequestHeader
+			for k, v := range tc.headers {
+				h.Set(k, v)
+			}
+			if tc.cookie != "" {
+				h.SetCookie("cc", tc.cookie)
+			}
+			d := NewConsent(cc).From(&h)
+			if d.Granted != tc.granted || d.Reason != tc.reason || !d.Context {
+				t.Fatalf("got %+v", d)
+			}
+		})
+	}
+}
