@@ -131,15 +131,19 @@ func (p *Personalizer) serveExplain(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString("404 Not Found\n")
 		return
 	}
-	if _, err := pl.previews.Verify(string(tok), time.Now()); err != nil {
+	token := string(tok)
+	if _, err := pl.previews.Verify(token, time.Now()); err != nil {
 		ctx.SetStatusCode(fasthttp.StatusNotFound)
 		ctx.SetBodyString("404 Not Found\n")
 		return
 	}
 	// Explain the request as if it were for the page in ?url= (default /).
+	path := "/"
 	if u := ctx.QueryArgs().Peek("path"); len(u) > 0 && u[0] == '/' {
-		ctx.Request.SetRequestURIBytes(u)
+		path = string(u)
 	}
+	ctx.Request.SetRequestURI(path)
+	ctx.Request.URI().QueryArgs().Set(pl.cfg.Preview.Param, token)
 	if len(ctx.Request.Header.Peek("Accept")) == 0 || !strings.Contains(string(ctx.Request.Header.Peek("Accept")), "text/html") {
 		ctx.Request.Header.Set("Accept", "text/html")
 	}

@@ -35,7 +35,7 @@ func seg(name, rule string, prio int) config.Segment {
 // visitor builds an Env: ctx fields set by f, and n sale views today.
 func visitor(f func(*signals.Context), saleViews int, claims ...signals.KV) *Env {
 	ctx := &signals.Context{Device: "desktop", Daypart: "evening", Hour: 19, Weekday: "wednesday", Referrer: "direct", Language: "en", Path: "/",
-		Cookies: []signals.KV{{"tier", "gold"}}, Headers: []signals.KV{{"X-Plan", "pro"}}, Query: []signals.KV{{"ref", "abc"}}}
+		Cookies: []signals.KV{{Name: "tier", Value: "gold"}}, Headers: []signals.KV{{Name: "X-Plan", Value: "pro"}}, Query: []signals.KV{{Name: "ref", Value: "abc"}}}
 	if f != nil {
 		f(ctx)
 	}
@@ -70,7 +70,7 @@ func TestOperatorsAndHelpers(t *testing.T) {
 		{`days_since("page_view") == 0`, visitor(nil, 0), false},
 		{`days_since("page_view") == 3`, visitor(nil, 0), true},
 		{`days_since("purchase") == -1`, visitor(nil, 0), true},
-		{`claim("tier") == "gold"`, visitor(nil, 0, signals.KV{"tier", "gold"}), true},
+		{`claim("tier") == "gold"`, visitor(nil, 0, signals.KV{Name: "tier", Value: "gold"}), true},
 		{`claim("tier") == "gold"`, visitor(nil, 0), false},
 		{`cookie("tier") == "gold" && header("X-Plan") == "pro" && query("ref") == "abc"`, visitor(nil, 0), true},
 		{`visitor.visits == 1 && visitor.new`, visitor(nil, 0), true},
@@ -79,7 +79,7 @@ func TestOperatorsAndHelpers(t *testing.T) {
 		{`visitor.stage == "awareness"`, visitor(nil, 0), true},
 		{`visitor.stage == "consideration"`, visitor(nil, 5), true},
 		{`country == "" and language == "en"`, visitor(nil, 0), true},
-		{`1 / 0 > 1`, visitor(nil, 0), true}, // float division: +Inf
+		{`1 / 0 > 1`, visitor(nil, 0), true},                                                      // float division: +Inf
 		{`int(utm.term) > 0`, visitor(func(c *signals.Context) { c.UTM.Term = "abc" }, 0), false}, // runtime error → not matched
 	} {
 		t.Run(tc.rule, func(t *testing.T) {

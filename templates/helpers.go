@@ -158,4 +158,3 @@ func safeURL(s interface{}) raymond.SafeString {
 	}
 	return "#"
 }
-

@@ -78,24 +78,20 @@ func (m *Main) runValidate(ctx context.Context, args []string) error {
 			report("error", p.Error())
 		}
 	}
+	known := map[string]bool{}
+	for _, sc := range cfg.Segments {
+		known[sc.Name] = true
+	}
+	for _, b := range set.Blocks() {
+		if !known[b.Segment] {
+			report("warning", fmt.Sprintf("%s: no segment named %q in %s: this block is never shown", b.File, b.Segment, cfg.File()))
+		}
+	}
 	if pl != nil {
 		for _, w := range pl.Engine().Warnings {
 			report("warning", "segments: "+w)
 		}
-		known := map[string]bool{}
-		for _, s := range pl.Engine().Segments() {
-			known[s.Name] = true
-		}
-		for _, sc := range cfg.Segments {
-			if !sc.IsEnabled() {
-				known[sc.Name] = true
-			}
-		}
 		for _, b := range set.Blocks() {
-			if !known[b.Segment] {
-				report("warning", fmt.Sprintf("%s: no segment named %q in %s: this block is never shown", b.File, b.Segment, cfg.File()))
-				continue
-			}
 			seg := pl.Engine().Lookup(b.Segment)
 			if seg == nil {
 				continue

@@ -1,0 +1,550 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/andybalholm/brotli"
+)
+
+const (
+	uaDesktop = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+	uaIPhone  = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
+
+// stack is the demo origin and edgeseg, started through Main as ops would.
+type stack struct {
+	t      *testing.T
+	url    string
+	origin *httptest.Server
+	m      *Main
+	stderr *lockedBuffer
+	stdout *lockedBuffer
+	cfg    string
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startStack serves origin (the demo shop when nil) behind edgeseg with
+// examples/edgeseg.yaml, after edit changes the YAML text.
+func startStack(t *testing.T, origin http.Handler, edit func(string) string, env ...string) *stack {
+	t.Helper()
+	if origin == nil {
+		d, err := NewDemoOrigin("../../examples/site")
+		if err != nil {
+			t.Fatal(err)
+		}
+		origin = d
+	}
+	o := httptest.NewServer(origin)
+	t.Cleanup(o.Close)
+	dir := t.TempDir()
+	raw, err := os.ReadFile("../../examples/edgeseg.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	yml := strings.Replace(string(raw), "dir: templates ", "dir: "+mustAbs(t, "../../examples/templates")+" ", 1)
+	if edit != nil {
+		yml = edit(yml)
+	}
+	cfgPath := filepath.Join(dir, "edgeseg.yaml")
+	os.WriteFile(cfgPath, []byte(yml), 0o644)
+	m := NewMain()
+	s := &stack{t: t, origin: o, m: m, stderr: &lockedBuffer{}, stdout: &lockedBuffer{}, cfg: cfgPath}
+	m.Stdout, m.Stderr = s.stdout, s.stderr
+	m.Environ = append([]string{"EDGESEG_ORIGIN_URL=" + o.URL, "EDGESEG_LISTEN=127.0.0.1:0", "EDGESEG_LOG_FORMAT=json"}, env...)
+	if err := m.ParseFlags([]string{"serve", "--config", cfgPath}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	select {
+	case <-m.Ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve: %v\n%s", err, s.stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		m.Close()
+	})
+	s.url = "http://" + m.Addr
+	return s
+}
+
+func mustAbs(t *testing.T, p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// browser is a visitor with a cookie jar.
+type browser struct {
+	t      *testing.T
+	s      *stack
+	c      *http.Client
+	ua     string
+	header http.Header
+}
+
+func (s *stack) browser(ua string) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: s.t, s: s, ua: ua, header: http.Header{},
+		c: &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{DisableCompression: true},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// page requests path as a browser navigation and returns the response and
+// its decoded body.
+func (b *browser) page(path string) (*http.Response, string) {
+	b.t.Helper()
+	req, _ := http.NewRequest("GET", b.s.url+path, nil)
+	req.Header.Set("User-Agent", b.ua)
+	req.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+	req.Header.Set("Sec-Fetch-Dest", "document")
+	for k, v := range b.header {
+		req.Header[k] = v
+	}
+	return b.do(req)
+}
+
+func (b *browser) do(req *http.Request) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s: %v", req.URL, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.t.Fatalf("%s: %v", req.URL, err)
+	}
+	return resp, decode(b.t, resp.Header.Get("Content-Encoding"), raw)
+}
+
+func decode(t *testing.T, enc string, raw []byte) string {
+	t.Helper()
+	var r io.Reader
+	switch enc {
+	case "":
+		return string(raw)
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatalf("gzip: %v", err)
+		}
+		r = zr
+	case "br":
+		r = brotli.NewReader(bytes.NewReader(raw))
+	case "deflate":
+		zr, err := zlib.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatalf("deflate: %v", err)
+		}
+		r = zr
+	default:
+		t.Fatalf("unexpected encoding %q", enc)
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("%s body does not decode: %v", enc, err)
+	}
+	return string(out)
+}
+
+func profileCookie(resp *http.Response) *http.Cookie {
+	for _, c := range resp.Cookies() {
+		if c.Name == "edgeseg" {
+			return c
+		}
+	}
+	return nil
+}
+
+func TestBrowsingMakesADealSeeker(t *testing.T) {
+	s := startStack(t, nil, nil)
+	b := s.browser(uaDesktop)
+	resp, body := b.page("/")
+	if !strings.Contains(body, "Welcome to the Demo Shop") || strings.Contains(body, "data-edgeseg-segment") {
+		t.Fatalf("first visit should see the default hero:\n%s", body)
+	}
+	c := profileCookie(resp)
+	if c == nil || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || len(c.Value) > 1200 {
+		t.Fatalf("profile cookie: %+v", c)
+	}
+	if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "private") || strings.Contains(cc, "public") {
+		t.Errorf("a response setting the profile cookie is cacheable by shared caches: %q", cc)
+	}
+	for i := 0; i < 3; i++ {
+		b.page("/category/sale")
+	}
+	resp, body = b.page("/")
+	deal := strings.Contains(body, "Deals picked for you") && strings.Contains(body, `data-edgeseg-segment="deal-seekers"`)
+	held := strings.Contains(body, "Welcome to the Demo Shop")
+	if !deal && !held {
+		t.Fatalf("after three sale pages, neither the deal-seekers hero nor its holdout:\n%s", body)
+	}
+	if deal {
+		if resp.Header.Get("Cache-Control") != "private, no-cache" || !strings.Contains(resp.Header.Get("Vary"), "Cookie") {
+			t.Errorf("personalized page headers: %v", resp.Header)
+		}
+		if !strings.Contains(body, "SAVE15") || !strings.Contains(body, "Clearance sneakers") {
+			t.Errorf("segment data / sidebar block missing")
+		}
+		if !strings.Contains(body, "<h2>Categories</h2>") || !strings.HasSuffix(strings.TrimSpace(body), "</html>") {
+			t.Errorf("page outside the slots damaged")
+		}
+	}
+}
+
+func TestEveryCompressionIsRewrittenAndReencoded(t *testing.T) {
+	page := `<!doctype html><html><head><title>t</title></head><body><div data-edgeseg-slot="hero"><p>default</p></div><p>rest ü</p></body></html>`
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("ETag", `"abc"`)
+		w.Header().Set("Last-Modified", "Mon, 02 Jan 2026 15:04:05 GMT")
+		var buf bytes.Buffer
+		enc := r.URL.Query().Get("enc")
+		switch enc {
+		case "gzip":
+			zw := gzip.NewWriter(&buf)
+			zw.Write([]byte(page))
+			zw.Close()
+		case "br":
+			bw := brotli.NewWriter(&buf)
+			bw.Write([]byte(page))
+			bw.Close()
+		case "deflate":
+			zw := zlib.NewWriter(&buf)
+			zw.Write([]byte(page))
+			zw.Close()
+		default:
+			buf.WriteString(page)
+		}
+		if enc != "" {
+			w.Header().Set("Content-Encoding", enc)
+		}
+		w.Write(buf.Bytes())
+	})
+	s := startStack(t, origin, nil)
+	for _, enc := range []string{"", "gzip", "br", "deflate"} {
+		t.Run("enc="+enc, func(t *testing.T) {
+			b := s.browser(uaIPhone) // mobile: the "mobile" hero
+			b.header.Set("Accept-Encoding", "gzip, deflate, br, zstd")
+			resp, body := b.page("/?enc=" + enc)
+			if !strings.Contains(body, "Shop on the go") || !strings.Contains(body, "rest ü") {
+				t.Fatalf("not personalized:\n%s", body)
+			}
+			if got := resp.Header.Get("Content-Encoding"); got != enc {
+				t.Errorf("Content-Encoding %q, want %q", got, enc)
+			}
+			if resp.Header.Get("Etag") != `W/"abc"` || resp.Header.Get("Last-Modified") != "" {
+				t.Errorf("validators not fixed: ETag %q Last-Modified %q", resp.Header.Get("Etag"), resp.Header.Get("Last-Modified"))
+			}
+		})
+	}
+}
+
+func TestNoConsentNoCookieDefaultContent(t *testing.T) {
+	s := startStack(t, nil, nil)
+	b := s.browser(uaDesktop)
+	b.header.Set("Sec-GPC", "1")
+	for i := 0; i < 4; i++ {
+		resp, body := b.page("/category/sale")
+		if profileCookie(resp) != nil || len(resp.Header.Values("Set-Cookie")) > 0 {
+			t.Fatal("a profile cookie was set without consent")
+		}
+		_ = body
+	}
+	// Context segments still apply without consent (context_without_consent).
+	m := s.browser(uaIPhone)
+	m.header.Set("Sec-GPC", "1")
+	resp, body := m.page("/")
+	if profileCookie(resp) != nil {
+		t.Fatal("cookie without consent")
+	}
+	if !strings.Contains(body, "Shop on the go") {
+		t.Errorf("context segment (mobile) not applied without consent")
+	}
+	_, body = b.page("/")
+	if !strings.Contains(body, "Welcome to the Demo Shop") {
+		t.Errorf("behavior segment applied without consent")
+	}
+}
+
+func TestAssetsUntouched(t *testing.T) {
+	s := startStack(t, nil, nil)
+	b := s.browser(uaIPhone)
+	req, _ := http.NewRequest("GET", s.url+"/static/style.css", nil)
+	req.Header.Set("User-Agent", uaIPhone)
+	req.Header.Set("Accept", "text/css,*/*;q=0.1")
+	req.Header.Set("Sec-Fetch-Dest", "style")
+	resp, body := b.do(req)
+	if resp.StatusCode != 200 || profileCookie(resp) != nil || resp.Header.Get("Cache-Control") != "public, max-age=3600" {
+		t.Fatalf("asset: status %d cookie %v cache %q", resp.StatusCode, profileCookie(resp), resp.Header.Get("Cache-Control"))
+	}
+	want, _ := os.ReadFile("../../examples/site/static/style.css")
+	if body != string(want) {
+		t.Error("asset body changed")
+	}
+	// A page fetched as an API call (no navigation signals) is not personalized.
+	req, _ = http.NewRequest("GET", s.url+"/", nil)
+	req.Header.Set("User-Agent", uaIPhone)
+	req.Header.Set("Accept", "*/*")
+	resp, body = b.do(req)
+	if strings.Contains(body, "data-edgeseg-segment") || profileCookie(resp) != nil {
+		t.Error("non-navigation request personalized")
+	}
+}
+
+func TestBotsGetDefault(t *testing.T) {
+	s := startStack(t, nil, nil)
+	b := s.browser("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")
+	_, body := b.page("/?utm_campaign=promo-x&utm_medium=cpc")
+	if strings.Contains(body, "data-edgeseg-segment") {
+		t.Fatal("bot got personalized content")
+	}
+}
+
+func TestBadCookiesGetFreshProfile(t *testing.T) {
+	s := startStack(t, nil, nil)
+	for name, val := range map[string]string{
+		"garbage":  "not-a-jwt",
+		"alg none": "eyJhbGciOiJub25lIn0.eyJpZCI6IkFBQUFBQUFBQUFBQSIsImYiOjEsIm4iOjk5fQ.",
+		"huge":     strings.Repeat("A", 3900),
+		"utf8":     "%FF%FE",
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := s.browser(uaDesktop)
+			u, _ := url.Parse(s.url)
+			b.c.Jar.SetCookies(u, []*http.Cookie{{Name: "edgeseg", Value: val}})
+			resp, body := b.page("/")
+			if resp.StatusCode != 200 || !strings.Contains(body, "Demo Shop") {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			c := profileCookie(resp)
+			if c == nil || c.Value == val {
+				t.Fatal("bad cookie not replaced by a fresh profile")
+			}
+		})
+	}
+	if !strings.Contains(s.get("/_edgeseg/metrics"), `edgeseg_profile_resets_total{reason="garbled"}`) {
+		t.Error("profile resets not counted")
+	}
+}
+
+func (s *stack) get(path string) string {
+	resp, err := http.Get(s.url + path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestPreviewAndExplain(t *testing.T) {
+	s := startStack(t, nil, nil)
+	m := NewMain()
+	var out bytes.Buffer
+	m.Stdout, m.Stderr = &out, io.Discard
+	if err := m.ParseFlags([]string{"preview-token", "--config", s.cfg, "--segment", "luxury-returning", "--ttl", "10m"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.TrimSpace(out.String())
+	b := s.browser(uaDesktop)
+	resp, body := b.page("/?edgeseg_preview=" + tok)
+	if !strings.Contains(body, `data-edgeseg-segment="luxury-returning"`) || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("preview not applied: %v\n%s", resp.Header, body)
+	}
+	_, body = b.page("/?edgeseg_preview=" + tok[:len(tok)-3] + "abc")
+	if strings.Contains(body, "luxury-returning") {
+		t.Fatal("forged preview token applied")
+	}
+	explain := s.get("/_edgeseg/explain?path=/&edgeseg_preview=" + tok)
+	if !strings.Contains(explain, `"rules"`) || !strings.Contains(explain, `"forced": "luxury-returning"`) {
+		t.Fatalf("explain: %s", explain)
+	}
+	if r, _ := http.Get(s.url + "/_edgeseg/explain"); r.StatusCode != 404 {
+		t.Fatalf("explain without a token: %d", r.StatusCode)
+	}
+}
+
+func TestRenderFailureKeepsDefault(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "hero"), 0o755)
+	os.WriteFile(filepath.Join(dir, "hero", "mobile.hbs"), []byte(`{{formatCurrency 1}}`), 0o644) // panics at render
+	s := startStack(t, nil, func(y string) string {
+		return strings.Replace(y, "dir: "+mustAbs(t, "../../examples/templates")+" ", "dir: "+dir+" ", 1)
+	})
+	b := s.browser(uaIPhone)
+	resp, body := b.page("/")
+	if resp.StatusCode != 200 || !strings.Contains(body, "Welcome to the Demo Shop") || strings.Contains(body, "data-edgeseg-segment") {
+		t.Fatalf("render failure: %d\n%s", resp.StatusCode, body)
+	}
+	if !strings.Contains(s.get("/_edgeseg/metrics"), "edgeseg_template_render_errors_total 1") {
+		t.Error("render error not counted")
+	}
+}
+
+func TestOnlySuccessfulHTMLIsPersonalized(t *testing.T) {
+	s := startStack(t, nil, nil)
+	b := s.browser(uaIPhone)
+	resp, body := b.page("/product/nope/x")
+	if resp.StatusCode != 404 || strings.Contains(body, "data-edgeseg-segment") {
+		t.Fatalf("404: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("POST", s.url+"/cart/add", strings.NewReader("id=s-1"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Dest", "document")
+	resp, _ = b.do(req)
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/cart" {
+		t.Fatalf("redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if profileCookie(resp) == nil {
+		t.Error("a mapped cart_add did not update the profile")
+	}
+}
+
+func TestConfigReloadKeepsServingOnBadRule(t *testing.T) {
+	s := startStack(t, nil, nil)
+	b := s.browser(uaIPhone)
+	if _, body := b.page("/"); !strings.Contains(body, "Shop on the go") {
+		t.Fatal("mobile hero missing before reload")
+	}
+	raw, _ := os.ReadFile(s.cfg)
+	os.WriteFile(s.cfg, []byte(strings.Replace(string(raw), `rule: 'device == "mobile"'`, `rule: 'devise == "mobile"'`, 1)), 0o644)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(s.stderr.String(), "config reload failed") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	logs := s.stderr.String()
+	if !strings.Contains(logs, "config reload failed") || !strings.Contains(logs, `did you mean \"device\"`) {
+		t.Fatalf("bad reload not logged with its location:\n%s", logs)
+	}
+	if _, body := b.page("/"); !strings.Contains(body, "Shop on the go") {
+		t.Fatal("previous config stopped serving after a bad reload")
+	}
+	// A good edit applies.
+	os.WriteFile(s.cfg, []byte(strings.Replace(string(raw), `rule: 'device == "mobile"'`, `rule: 'device == "tablet"'`, 1)), 0o644)
+	deadline = time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, body := b.page("/"); !strings.Contains(body, "Shop on the go") {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("good config edit never applied")
+}
+
+func TestValidateCommand(t *testing.T) {
+	m := NewMain()
+	var out bytes.Buffer
+	m.Stdout, m.Stderr = &out, io.Discard
+	m.ParseFlags([]string{"validate", "--config", "../../examples/edgeseg.yaml"})
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatalf("example does not validate: %v\n%s", err, out.String())
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "templates", "hero"), 0o755)
+	os.WriteFile(filepath.Join(dir, "templates", "hero", "mobile.hbs"), []byte("{{#if x}}unclosed"), 0o644)
+	os.WriteFile(filepath.Join(dir, "templates", "hero", "ghost.hbs"), []byte("hi"), 0o644)
+	os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("origin:\n  url: http://127.0.0.1:1\nsegments:\n  - name: mobile\n    rule: 'devise == \"mobile\"'\n"), 0o644)
+	out.Reset()
+	m = NewMain()
+	m.Stdout, m.Stderr = &out, io.Discard
+	m.ParseFlags([]string{"validate", "--config", filepath.Join(dir, "c.yaml")})
+	err := m.Run(context.Background())
+	ec, ok := err.(exitCoder)
+	if !ok || ec.ExitCode() != 1 {
+		t.Fatalf("want exit 1, got %v", err)
+	}
+	for _, want := range []string{"c.yaml:5: segments[0].rule", `did you mean "device"`, "hero/mobile.hbs:", `no segment named "ghost"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("validate output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestEventsAreWritten(t *testing.T) {
+	dir := t.TempDir()
+	sink := filepath.Join(dir, "events.jsonl")
+	s := startStack(t, nil, func(y string) string {
+		return strings.Replace(y, `sink: "off"`, `sink: "`+sink+`"`, 1)
+	})
+	b := s.browser(uaIPhone)
+	b.page("/")
+	b.page("/checkout/complete")
+	s.m.Close() // drains the queue
+	raw, _ := os.ReadFile(sink)
+	if !strings.Contains(string(raw), `"type":"exposure"`) || !strings.Contains(string(raw), `"variant":"block"`) ||
+		!strings.Contains(string(raw), `"type":"conversion"`) || !strings.Contains(string(raw), `"event":"purchase"`) {
+		t.Fatalf("events:\n%s", raw)
+	}
+}
+
+func TestServeErrors(t *testing.T) {
+	m := NewMain()
+	m.Stdout, m.Stderr = io.Discard, io.Discard
+	m.Environ = nil
+	if err := m.ParseFlags([]string{"serve"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "--config") {
+		t.Fatalf("serve without config: %v", err)
+	}
+	if err := NewMain().ParseFlags([]string{"frobnicate"}); err == nil {
+		t.Fatal("unknown command accepted")
+	}
+	// An unwritable event sink is an error at start-up.
+	m = NewMain()
+	m.Stdout, m.Stderr = io.Discard, io.Discard
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ln.Close()
+	m.Environ = []string{"EDGESEG_ORIGIN_URL=http://" + ln.Addr().String(), "EDGESEG_LISTEN=127.0.0.1:0", "EDGESEG_EVENTS_SINK=/proc/nope/events.jsonl"}
+	m.ParseFlags([]string{"serve", "--config", "../../examples/edgeseg.yaml"})
+	if err := m.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "events: sink") {
+		t.Fatalf("unwritable sink: %v", err)
+	}
+	m.Close()
+	_ = fmt.Sprint
+}
