@@ -158,6 +158,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	// 2–6. consent, profile, signals, behavior, segments.
 	x.visit = h.p.begin(ctx, x.start)
 	defer h.p.end(x.visit)
+	h.p.adjustRequest(x.visit, req)
 
 	// 7. the origin.
 	if h.testHookBeforeOrigin != nil {

@@ -310,6 +310,18 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 	return v
 }
 
+// adjustRequest changes the origin request of a page navigation that may
+// be personalized: conditional headers are dropped, so the origin answers
+// with the whole page rather than a 304 that would let the browser show a
+// variant chosen for an earlier state of the visitor.
+func (p *Personalizer) adjustRequest(v *Visit, req *fasthttp.Request) {
+	if p == nil || v == nil || !v.navigation || !req.Header.IsGet() {
+		return
+	}
+	req.Header.Del("If-None-Match")
+	req.Header.Del("If-Modified-Since")
+}
+
 // decodeProfile reads the profile cookie. Browsers may send the cookie
 // twice (set for two paths or domains): the first that verifies wins.
 func (p *Personalizer) decodeProfile(h *fasthttp.RequestHeader, pl *Pipeline, now time.Time) (*profile.Profile, profile.Status) {
@@ -571,8 +583,15 @@ func (p *Personalizer) setCookie(ctx *fasthttp.RequestCtx, v *Visit) {
 	c.SetSameSite(fasthttp.CookieSameSiteLaxMode)
 	ctx.Response.Header.SetCookie(c)
 	// A response that sets a visitor's cookie must not be stored by a
-	// shared cache and handed to others.
-	makePrivate(&ctx.Response.Header)
+	// shared cache and handed to others. A tracked page must not be reused
+	// from the browser's cache either: the visit would go uncounted and the
+	// page could show a variant for an older state of the visitor.
+	if v.navigation && isHTML(ctx.Response.Header.ContentType()) {
+		ctx.Response.Header.Set("Cache-Control", "private, no-cache")
+		addVary(&ctx.Response.Header, "Cookie")
+	} else {
+		makePrivate(&ctx.Response.Header)
+	}
 }
 
 func (v *Visit) segmentList() string {

@@ -548,3 +548,36 @@ func TestServeErrors(t *testing.T) {
 	m.Close()
 	_ = fmt.Sprint
 }
+
+// TestNavigationsAreNotRevalidatedIntoStaleVariants: a browser revalidating
+// a page it got personalized for an earlier state must get the whole page,
+// not a 304 that keeps the old variant on screen.
+func TestNavigationsAreNotRevalidatedIntoStaleVariants(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Cache-Control", "public, max-age=600")
+		if r.Header.Get("If-None-Match") != "" {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, `<div id="hero" data-edgeseg-slot="hero">default</div>`)
+	})
+	s := startStack(t, origin, nil)
+	b := s.browser(uaIPhone)
+	b.header.Set("If-None-Match", `W/"v1"`)
+	resp, body := b.page("/")
+	if resp.StatusCode != 200 || !strings.Contains(body, "Shop on the go") {
+		t.Fatalf("conditional navigation: %d %q", resp.StatusCode, body)
+	}
+	if cc := resp.Header.Get("Cache-Control"); cc != "private, no-cache" {
+		t.Fatalf("tracked page Cache-Control %q", cc)
+	}
+	// Assets keep conditional requests (and their 304s).
+	req, _ := http.NewRequest("GET", s.url+"/app.js", nil)
+	req.Header.Set("If-None-Match", `"v1"`)
+	req.Header.Set("Sec-Fetch-Dest", "script")
+	if resp, _ := b.do(req); resp.StatusCode != 304 {
+		t.Fatalf("asset revalidation: %d", resp.StatusCode)
+	}
+}
