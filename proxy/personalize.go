@@ -552,7 +552,10 @@ func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit, personalized b
 	if v.forced != "" {
 		rh.Set("Cache-Control", "no-store")
 	}
-	if personalized && v.forced == "" {
+	// Exposures are recorded for every page whose slots were looked at,
+	// filled or not: holdout visitors see the default and are the
+	// baseline uplift is measured against.
+	if len(v.exposures) > 0 && v.forced == "" && status == fasthttp.StatusOK {
 		p.emitExposures(ctx, v)
 	}
 	if v.matched && counts && v.prof != nil && v.consent.Granted {

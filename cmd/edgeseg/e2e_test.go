@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -581,3 +582,104 @@ func TestNavigationsAreNotRevalidatedIntoStaleVariants(t *testing.T) {
 		t.Fatalf("asset revalidation: %d", resp.StatusCode)
 	}
 }
+
+// TestReportFindsTrueUplift simulates visitors through the real proxy:
+// segment "a" has a block that truly converts better (1 in 3 against 1 in
+// 10 for its holdout), segment "b" a block that makes no difference (1 in
+// 5 in both arms). The report must call the first significant and not the
+// second.
+func TestReportFindsTrueUplift(t *testing.T) {
+	dir := t.TempDir()
+	tpl := filepath.Join(dir, "templates", "hero")
+	os.MkdirAll(tpl, 0o755)
+	os.WriteFile(filepath.Join(tpl, "a.hbs"), []byte("<b>block a</b>"), 0o644)
+	os.WriteFile(filepath.Join(tpl, "b.hbs"), []byte("<b>block b</b>"), 0o644)
+	sink := filepath.Join(dir, "events.jsonl")
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, `<html><body><div id="hero" data-edgeseg-slot="hero">default</div></body></html>`)
+	})
+	s := startStack(t, origin, func(string) string {
+		return `
+origin: {url: "http://127.0.0.1:1"}
+profile:
+  secure: false
+  keys: [{id: k, secret: "0123456789abcdef0123456789abcdef"}]
+signals: {query: [seg]}
+behavior:
+  events:
+    - {match: "GET /checkout/complete", event: purchase, conversion: true}
+segments:
+  - {name: a, rule: 'query("seg") == "a"', holdout: 0.5}
+  - {name: b, rule: 'query("seg") == "b"', holdout: 0.5}
+templates: {dir: "` + filepath.Join(dir, "templates") + `"}
+events: {sink: "` + sink + `"}
+`
+	})
+	seen := map[string]map[bool]int{"a": {}, "b": {}}
+	for i := 0; i < 600; i++ {
+		seg := "a"
+		if i%2 == 1 {
+			seg = "b"
+		}
+		b := s.browser(uaDesktop)
+		_, body := b.page("/?seg=" + seg)
+		block := strings.Contains(body, "block "+seg)
+		n := seen[seg][block]
+		seen[seg][block]++
+		convert := false
+		switch {
+		case seg == "a" && block:
+			convert = n%3 == 0
+		case seg == "a":
+			convert = n%10 == 0
+		default:
+			convert = n%5 == 0
+		}
+		if convert {
+			b.page("/checkout/complete")
+		}
+	}
+	s.m.Close() // flush events
+	m := NewMain()
+	var out bytes.Buffer
+	m.Stdout, m.Stderr = &out, io.Discard
+	m.ParseFlags([]string{"report", "--events", sink, "--format", "json"})
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Uplift []struct {
+			Segment     string  `json:"segment"`
+			Significant bool    `json:"significant"`
+			P           float64 `json:"p"`
+			Verdict     string  `json:"verdict"`
+			BlockN      int     `json:"block_visitors"`
+			HoldoutN    int     `json:"holdout_visitors"`
+		} `json:"uplift"`
+	}
+	if err := jsonUnmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	got := map[string]bool{}
+	for _, u := range rep.Uplift {
+		got[u.Segment] = u.Significant
+		t.Logf("%s: block %d holdout %d p=%.4g %s", u.Segment, u.BlockN, u.HoldoutN, u.P, u.Verdict)
+		if u.BlockN+u.HoldoutN != 300 {
+			t.Errorf("%s: %d visitors in the report, 300 simulated", u.Segment, u.BlockN+u.HoldoutN)
+		}
+	}
+	if !got["a"] || got["b"] {
+		t.Fatalf("significance: a=%v (want true) b=%v (want false)\n%s", got["a"], got["b"], out.String())
+	}
+	// The text report reads the same file.
+	out.Reset()
+	m = NewMain()
+	m.Stdout, m.Stderr = &out, io.Discard
+	m.ParseFlags([]string{"report", sink})
+	if err := m.Run(context.Background()); err != nil || !strings.Contains(out.String(), "significant uplift") {
+		t.Fatalf("text report: %v\n%s", err, out.String())
+	}
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -127,6 +127,14 @@ func (l *Logger) Emit(e Event) {
 	}
 }
 
+// Failed returns how many events the sink failed to take.
+func (l *Logger) Failed() uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.failed.Get()
+}
+
 // Dropped returns how many events were dropped.
 func (l *Logger) Dropped() uint64 {
 	if l == nil {
@@ -135,9 +143,30 @@ func (l *Logger) Dropped() uint64 {
 	return l.dropped.Get()
 }
 
+// failingWriter counts and logs write failures of the sink (a full disk,
+// a closed pipe): the events are lost, requests are not affected.
+type failingWriter struct {
+	w      io.Writer
+	failed *metrics.Counter
+	log    *zerolog.Logger
+	last   time.Time
+}
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err != nil {
+		f.failed.Inc()
+		if time.Since(f.last) > 10*time.Second { // do not flood the log
+			f.last = time.Now()
+			f.log.Error().Err(err).Msg("events: sink write failed; events are being lost")
+		}
+	}
+	return n, err
+}
+
 func (l *Logger) run() {
 	defer close(l.done)
-	zl := zerolog.New(l.w)
+	zl := zerolog.New(&failingWriter{w: l.w, failed: l.failed, log: l.log})
 	for e := range l.q {
 		ev := zl.Log().Str("type", e.Type).Time("time", e.Time).Str("visitor", e.Visitor)
 		if e.Type == "exposure" {
@@ -177,8 +206,6 @@ type Rotating struct {
 	size    int64
 	max     int64
 	backups int
-	// OnError is called when a write or rotation fails (the event is lost).
-	failed bool
 }
 
 // OpenRotating opens (appends to) path.

@@ -1,0 +1,244 @@
+package events
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+func approx(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
+
+// TestCompareTextbook checks the statistics against values worked out by
+// hand from the textbook formulas (pooled z for the test, chi-square = z²
+// for the uncorrected 2x2 table, unpooled standard error for the 95% Wald
+// interval), independently of the code. For 60/1000 vs 40/1000:
+// p = 0.05, SE = sqrt(0.05·0.95·(2/1000)) = 0.0097468, z = 2.0520,
+// chi² = 4.2105, two-sided p = 0.0402; SE' = sqrt(0.06·0.94/1000 +
+// 0.04·0.96/1000) = 0.0097365, CI = 0.02 ± 1.96·SE' = [0.00092, 0.03908].
+func TestCompareTextbook(t *testing.T) {
+	for _, tc := range []struct {
+		x1, n1, x2, n2 int
+		chi2, p        float64
+		lo, hi         float64
+		sig            bool
+	}{
+		{60, 1000, 40, 1000, 4.2105, 0.0402, 0.00092, 0.03908, true},
+		// p = 0.125, SE = 0.046771, z = 1.0690; SE' = 0.046637
+		{15, 100, 10, 100, 1.1429, 0.2850, -0.04141, 0.14141, false},
+		// p = 0.11, SE = 0.013993, z = 1.4293; SE' = 0.013986
+		{120, 1000, 100, 1000, 2.0429, 0.1529, -0.00741, 0.04741, false},
+		// p = 0.25, SE = 0.019365, z = 5.1640; SE' = 0.019235
+		{300, 1000, 200, 1000, 26.667, 2.418e-07, 0.06230, 0.13770, true},
+	} {
+		u := Compare(tc.x1, tc.n1, tc.x2, tc.n2)
+		if !approx(u.ChiSquare, tc.chi2, 0.001) || !approx(u.P, tc.p, math.Max(1e-4, tc.p*0.01)) ||
+			!approx(u.CILow, tc.lo, 0.0001) || !approx(u.CIHigh, tc.hi, 0.0001) || u.Significant != tc.sig {
+			t.Errorf("%d/%d vs %d/%d: chi2 %.4f p %.5g CI [%.5f, %.5f] sig %v", tc.x1, tc.n1, tc.x2, tc.n2, u.ChiSquare, u.P, u.CILow, u.CIHigh, u.Significant)
+		}
+	}
+	if u := Compare(6, 100, 3, 100); !approx(u.RelUplift, 1.0, 1e-9) || !approx(u.AbsUplift, 0.03, 1e-9) {
+		t.Errorf("uplift: abs %v rel %v", u.AbsUplift, u.RelUplift)
+	}
+}
+
+func TestCompareEdgeCases(t *testing.T) {
+	for _, tc := range []struct {
+		x1, n1, x2, n2 int
+		verdict        string
+	}{
+		{0, 0, 0, 0, "no exposures"},
+		{0, 10, 0, 0, "no holdout"},
+		{0, 0, 1, 10, "no block exposures"},
+		{0, 500, 0, 500, "no difference possible"},
+		{500, 500, 500, 500, "no difference possible"},
+		{2, 10, 0, 10, "too few conversions"},
+		{0, 1000, 5, 1000, "too few conversions"},
+		{50, 1000, 45, 1000, "not significant yet"},
+	} {
+		u := Compare(tc.x1, tc.n1, tc.x2, tc.n2)
+		if !strings.Contains(u.Verdict, tc.verdict) || u.Significant || math.IsNaN(u.P) {
+			t.Errorf("%d/%d vs %d/%d: %q sig=%v p=%v", tc.x1, tc.n1, tc.x2, tc.n2, u.Verdict, u.Significant, u.P)
+		}
+	}
+	if u := Compare(5, 100, 0, 100); !math.IsNaN(u.RelUplift) {
+		t.Error("relative uplift over a zero holdout rate should be undefined")
+	}
+}
+
+func ev(typ, visitor, seg, slot string, v Variant, at time.Time) string {
+	if typ == "conversion" {
+		return fmt.Sprintf(`{"type":"conversion","time":%q,"visitor":%q,"event":"purchase"}`, at.Format(time.RFC3339Nano), visitor)
+	}
+	return fmt.Sprintf(`{"type":"exposure","time":%q,"visitor":%q,"segment":%q,"slot":%q,"variant":%q,"path":"/"}`, at.Format(time.RFC3339Nano), visitor, seg, slot, v)
+}
+
+func TestReport(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	line := func(s string) { b.WriteString(s + "\n") }
+	for i := 0; i < 400; i++ {
+		id := fmt.Sprintf("v%d", i)
+		at := t0.Add(time.Duration(i) * time.Minute)
+		variant := Block
+		if i%2 == 1 {
+			variant = Holdout
+		}
+		line(ev("exposure", id, "deals", "hero", variant, at))
+		if i < 150 {
+			line(ev("exposure", id, "mobile", "hero", Block, at)) // overlap 150
+		}
+		// block (even i) converts 1 in 4, holdout (odd i) 1 in 10, after exposure
+		if variant == Block && i%8 == 0 || variant == Holdout && i%20 == 1 {
+			// even i: 400/8 = 50 of 200; odd i: 400/20 = 20 of 200
+			line(ev("conversion", id, "", "", "", at.Add(time.Minute)))
+		}
+		// a conversion before the exposure does not count
+		if i == 3 {
+			line(ev("conversion", id, "", "", "", at.Add(-time.Hour)))
+		}
+	}
+	line(`{"type":"exposure","time":"2026-03-01T00:00:00Z","visitor":"x","segment":"ghost","slot":"hero","variant":"block"}`)
+	line(`{garbled`)
+	line(`{"type":"exposure"}`)
+	line(`{"type":"exposure","time":"2026-03-01T00:00:00Z","visitor":"trunc`)
+	line(strings.Repeat("x", 100<<10))
+	line(`{"type":"exposure","time":"2031-01-01T00:00:00Z","visitor":"late","segment":"deals","slot":"hero","variant":"block"}`)
+	b.WriteString(`{"type":"conversion","time":"2026-03-01T00:00:00Z"`) // last line cut off, no newline
+
+	r := NewReport(ReportOptions{MinVisitors: 100, Known: []string{"deals", "mobile"}, Until: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)})
+	if err := r.Add("events.jsonl", strings.NewReader(b.String())); err != nil {
+		t.Fatal(err)
+	}
+	rep := r.Finish()
+	if rep.Skipped != 5 {
+		t.Errorf("skipped %d: %v", rep.Skipped, rep.SkippedLines)
+	}
+	if len(rep.SkippedLines) == 0 || !strings.HasPrefix(rep.SkippedLines[0], "events.jsonl:") {
+		t.Errorf("skipped lines do not name file and line: %v", rep.SkippedLines)
+	}
+	sizes := map[string]int{}
+	for _, s := range rep.Segments {
+		sizes[s.Name] = s.Visitors
+		if s.Name == "ghost" && !s.TooSmall {
+			t.Error("1-visitor segment not flagged too small")
+		}
+	}
+	if sizes["deals"] != 400 || sizes["mobile"] != 150 || rep.Visitors != 401 {
+		t.Errorf("sizes %v visitors %d", sizes, rep.Visitors)
+	}
+	if len(rep.Unknown) != 1 || rep.Unknown[0] != "ghost" {
+		t.Errorf("unknown segments: %v", rep.Unknown)
+	}
+	var found bool
+	for _, o := range rep.Overlaps {
+		if o.A == "deals" && o.B == "mobile" || o.A == "mobile" && o.B == "deals" {
+			found = true
+			if o.Both != 150 || !o.Flagged {
+				t.Errorf("overlap %+v", o)
+			}
+		}
+	}
+	if !found {
+		t.Error("overlap missing")
+	}
+	for _, u := range rep.Uplift {
+		if u.Segment == "deals" {
+			if u.BlockVisitors != 200 || u.BlockConverted != 50 || u.HoldoutVisitors != 200 || u.HoldoutConvert != 20 || !u.Significant {
+				t.Errorf("deals uplift %+v", u)
+			}
+		}
+	}
+}
+
+func TestQueueOverflowDropsAndCounts(t *testing.T) {
+	block := make(chan struct{})
+	w := &blockingWriter{release: block}
+	l := NewWriter(w, 10, metrics.NewSet())
+	start := time.Now()
+	for i := 0; i < 1000; i++ {
+		l.Emit(Event{Type: "exposure", Time: time.Now(), Visitor: "v"})
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("Emit blocked for %v with a stuck sink", d)
+	}
+	if l.Dropped() < 980 {
+		t.Fatalf("dropped %d of 1000 with a queue of 10", l.Dropped())
+	}
+	close(block)
+	l.Close()
+}
+
+type blockingWriter struct {
+	release chan struct{}
+	once    sync.Once
+}
+
+func (b *blockingWriter) Write(p []byte) (int, error) {
+	<-b.release
+	return len(p), nil
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestSinkFailureIsCounted(t *testing.T) {
+	l := NewWriter(failWriter{}, 10, metrics.NewSet())
+	l.Emit(Event{Type: "exposure", Time: time.Now(), Visitor: "v"})
+	l.Close()
+	if l.Failed() != 1 {
+		t.Fatalf("failed = %d", l.Failed())
+	}
+}
+
+func TestRotation(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ev.jsonl")
+	r, err := OpenRotating(path, 1000, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := bytes.Repeat([]byte("x"), 99)
+	line = append(line, '\n')
+	for i := 0; i < 55; i++ {
+		if _, err := r.Write(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Close()
+	for _, f := range []string{path, path + ".1", path + ".2"} {
+		st, err := os.Stat(f)
+		if err != nil || st.Size() > 1000 {
+			t.Errorf("%s: %v size %d", f, err, st.Size())
+		}
+	}
+	if _, err := os.Stat(path + ".3"); err == nil {
+		t.Error("more backups than configured")
+	}
+	if _, err := OpenRotating("/proc/nope/x.jsonl", 1000, 1); err == nil {
+		t.Error("unwritable sink opened")
+	}
+}
+
+func BenchmarkEmit(b *testing.B) {
+	l := NewWriter(discard{}, 8192, nil)
+	defer l.Close()
+	e := Event{Type: "exposure", Time: time.Now(), Visitor: "v", Segment: "s", Slot: "hero", Variant: Block}
+	b.ReportAllocs()
+	for b.Loop() {
+		l.Emit(e)
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }

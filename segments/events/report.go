@@ -1,0 +1,390 @@
+package events
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"time"
+)
+
+// ReportOptions tune a report.
+type ReportOptions struct {
+	Since, Until time.Time // zero: unbounded
+	// MinVisitors flags segments smaller than this as too small to judge.
+	MinVisitors int
+	// OverlapShare flags segment pairs sharing more than this share of the
+	// smaller segment's visitors.
+	OverlapShare float64
+	// Known lists the configured segments; others are reported as unknown.
+	// Empty: no check.
+	Known []string
+	// Progress, when set, is called now and then with bytes read so far.
+	Progress func(bytes int64)
+}
+
+// Report is the analysis of a set of event files.
+type Report struct {
+	Lines, Events, Skipped int
+	// SkippedLines lists the first bad lines as "file:line: why".
+	SkippedLines []string
+	Visitors     int // distinct visitors exposed to any segment
+	Segments     []SegmentStats
+	Overlaps     []Overlap
+	Uplift       []Uplift
+	Unknown      []string
+	Warnings     []string
+}
+
+// SegmentStats is one segment's size.
+type SegmentStats struct {
+	Name      string
+	Visitors  int
+	Share     float64 // of all exposed visitors
+	Exposures map[string]int
+	TooSmall  bool
+}
+
+// Overlap is the number of visitors two segments share.
+type Overlap struct {
+	A, B    string
+	Both    int
+	Share   float64 // of the smaller segment
+	Flagged bool
+}
+
+// Uplift compares the block with the holdout for one segment and slot,
+// by visitors: converted means a conversion at or after the first exposure.
+type Uplift struct {
+	Segment, Slot                   string
+	BlockVisitors, BlockConverted   int
+	HoldoutVisitors, HoldoutConvert int
+	BlockRate, HoldoutRate          float64
+	AbsUplift                       float64 // BlockRate - HoldoutRate
+	RelUplift                       float64 // AbsUplift / HoldoutRate; NaN when HoldoutRate is 0
+	CILow, CIHigh                   float64 // 95% CI of AbsUplift
+	Z, ChiSquare, P                 float64
+	Significant                     bool
+	Verdict                         string
+}
+
+// visitorState is what the report keeps per visitor: bounded by the
+// number of distinct visitors, not by the size of the input.
+type visitorState struct {
+	segs       uint64 // bit per segment index
+	exposures  []visitorExposure
+	lastConvAt int64
+}
+
+type visitorExposure struct {
+	seg, slot uint16
+	variant   Variant
+	first     int64
+}
+
+// Reporter reads event files and builds a Report. Its memory grows with
+// the number of distinct visitors (about 100 bytes each), not with the
+// size of the input.
+type Reporter struct {
+	opts     ReportOptions
+	segIdx   map[string]uint16
+	segNames []string
+	slotIdx  map[string]uint16
+	slots    []string
+	visitors map[string]*visitorState
+	expo     map[[2]uint16]int // exposures by segment and slot
+	rep      *Report
+	read     int64
+}
+
+// NewReport starts a report; feed it files with Add, then call Finish.
+func NewReport(opts ReportOptions) *Reporter {
+	if opts.MinVisitors <= 0 {
+		opts.MinVisitors = 100
+	}
+	if opts.OverlapShare <= 0 {
+		opts.OverlapShare = 0.5
+	}
+	return &Reporter{opts: opts, segIdx: map[string]uint16{}, slotIdx: map[string]uint16{},
+		visitors: map[string]*visitorState{}, expo: map[[2]uint16]int{}, rep: &Report{}}
+}
+
+// maxLine bounds one event line; longer lines are skipped as garbled.
+const maxLine = 64 << 10
+
+// Add reads one file of JSON-lines events. Bad lines are counted and
+// skipped; only a read error fails.
+func (r *Reporter) Add(name string, in io.Reader) error {
+	br := bufio.NewReaderSize(in, 256<<10)
+	line := 0
+	for {
+		raw, err := br.ReadSlice('\n')
+		long := false
+		for errors.Is(err, bufio.ErrBufferFull) { // skip the rest of a too long line
+			long = true
+			r.read += int64(len(raw))
+			raw, err = br.ReadSlice('\n')
+		}
+		if len(raw) > 0 || err == nil {
+			line++
+			r.read += int64(len(raw))
+			if long || len(raw) > maxLine {
+				r.skip(name, line, "line too long")
+			} else {
+				r.line(name, line, raw)
+			}
+			if r.opts.Progress != nil && line%100000 == 0 {
+				r.opts.Progress(r.read)
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("report: %s: %w", name, err)
+		}
+	}
+}
+
+func (r *Reporter) skip(name string, line int, why string) {
+	r.rep.Skipped++
+	if len(r.rep.SkippedLines) < 20 {
+		r.rep.SkippedLines = append(r.rep.SkippedLines, fmt.Sprintf("%s:%d: %s", name, line, why))
+	}
+}
+
+func (r *Reporter) line(name string, n int, raw []byte) {
+	r.rep.Lines++
+	if len(raw) == 0 || raw[0] == '\n' {
+		return
+	}
+	var e Event
+	if err := json.Unmarshal(raw, &e); err != nil {
+		r.skip(name, n, "not a JSON event: "+trimErr(err))
+		return
+	}
+	if e.Visitor == "" || e.Time.IsZero() || (e.Type != "exposure" && e.Type != "conversion") {
+		r.skip(name, n, "missing type, time or visitor")
+		return
+	}
+	if !r.opts.Since.IsZero() && e.Time.Before(r.opts.Since) || !r.opts.Until.IsZero() && !e.Time.Before(r.opts.Until) {
+		return
+	}
+	r.rep.Events++
+	v := r.visitors[e.Visitor]
+	if v == nil {
+		v = &visitorState{}
+		r.visitors[e.Visitor] = v
+	}
+	t := e.Time.UnixNano()
+	if e.Type == "conversion" {
+		if t > v.lastConvAt {
+			v.lastConvAt = t
+		}
+		return
+	}
+	if e.Segment == "" {
+		return // a default exposure with no segment: counted as traffic only
+	}
+	si, ok := r.segIdx[e.Segment]
+	if !ok {
+		if len(r.segNames) >= 64 {
+			r.skip(name, n, "more than 64 segments")
+			return
+		}
+		si = uint16(len(r.segNames))
+		r.segIdx[e.Segment] = si
+		r.segNames = append(r.segNames, e.Segment)
+	}
+	li, ok := r.slotIdx[e.Slot]
+	if !ok {
+		li = uint16(len(r.slots))
+		r.slotIdx[e.Slot] = li
+		r.slots = append(r.slots, e.Slot)
+	}
+	v.segs |= 1 << si
+	r.expo[[2]uint16{si, li}]++
+	for i := range v.exposures {
+		x := &v.exposures[i]
+		if x.seg == si && x.slot == li {
+			if t < x.first {
+				x.first, x.variant = t, e.Variant
+			}
+			return
+		}
+	}
+	v.exposures = append(v.exposures, visitorExposure{seg: si, slot: li, variant: e.Variant, first: t})
+}
+
+func trimErr(err error) string {
+	s := err.Error()
+	if len(s) > 80 {
+		s = s[:80]
+	}
+	return s
+}
+
+// Finish computes the report.
+func (r *Reporter) Finish() *Report {
+	rep := r.rep
+	sizes := make([]int, len(r.segNames))
+	both := map[[2]int]int{}
+	type arm struct{ n, x int }
+	arms := map[[3]int]*arm{} // seg, slot, 0 block / 1 holdout
+	for _, v := range r.visitors {
+		if v.segs == 0 {
+			continue
+		}
+		rep.Visitors++
+		for i := range r.segNames {
+			if v.segs&(1<<i) == 0 {
+				continue
+			}
+			sizes[i]++
+			for j := i + 1; j < len(r.segNames); j++ {
+				if v.segs&(1<<j) != 0 {
+					both[[2]int{i, j}]++
+				}
+			}
+		}
+		for _, x := range v.exposures {
+			k := -1
+			switch x.variant {
+			case Block:
+				k = 0
+			case Holdout:
+				k = 1
+			}
+			if k < 0 {
+				continue
+			}
+			key := [3]int{int(x.seg), int(x.slot), k}
+			a := arms[key]
+			if a == nil {
+				a = &arm{}
+				arms[key] = a
+			}
+			a.n++
+			if v.lastConvAt >= x.first {
+				a.x++
+			}
+		}
+	}
+	known := map[string]bool{}
+	for _, k := range r.opts.Known {
+		known[k] = true
+	}
+	for i, name := range r.segNames {
+		s := SegmentStats{Name: name, Visitors: sizes[i], Exposures: map[string]int{}, TooSmall: sizes[i] < r.opts.MinVisitors}
+		if rep.Visitors > 0 {
+			s.Share = float64(sizes[i]) / float64(rep.Visitors)
+		}
+		for li, slot := range r.slots {
+			if n := r.expo[[2]uint16{uint16(i), uint16(li)}]; n > 0 {
+				s.Exposures[slot] = n
+			}
+		}
+		rep.Segments = append(rep.Segments, s)
+		if len(known) > 0 && !known[name] {
+			rep.Unknown = append(rep.Unknown, name)
+		}
+	}
+	sort.Slice(rep.Segments, func(i, j int) bool { return rep.Segments[i].Visitors > rep.Segments[j].Visitors })
+	for k, n := range both {
+		a, b := k[0], k[1]
+		smaller := min(sizes[a], sizes[b])
+		o := Overlap{A: r.segNames[a], B: r.segNames[b], Both: n}
+		if smaller > 0 {
+			o.Share = float64(n) / float64(smaller)
+		}
+		o.Flagged = o.Share > r.opts.OverlapShare
+		rep.Overlaps = append(rep.Overlaps, o)
+	}
+	sort.Slice(rep.Overlaps, func(i, j int) bool { return rep.Overlaps[i].Share > rep.Overlaps[j].Share })
+	for si, seg := range r.segNames {
+		for li, slot := range r.slots {
+			b, h := arms[[3]int{si, li, 0}], arms[[3]int{si, li, 1}]
+			if b == nil && h == nil {
+				continue
+			}
+			if b == nil {
+				b = &arm{}
+			}
+			if h == nil {
+				h = &arm{}
+			}
+			u := Compare(b.x, b.n, h.x, h.n)
+			u.Segment, u.Slot = seg, slot
+			if sizes[si] < r.opts.MinVisitors {
+				u.Significant = false
+				u.Verdict = fmt.Sprintf("too small to judge (%d visitors, need %d)", sizes[si], r.opts.MinVisitors)
+			}
+			rep.Uplift = append(rep.Uplift, u)
+		}
+	}
+	if len(r.segNames) > 15 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d segments: more than 15 splits traffic too thin to measure", len(r.segNames)))
+	}
+	return rep
+}
+
+// Compare tests a block arm (x1 conversions of n1 visitors) against a
+// holdout arm (x2 of n2) with a two-proportion z-test (pooled variance);
+// the 95% confidence interval of the difference uses unpooled variance.
+// ChiSquare is z², the uncorrected 2x2 chi-square.
+func Compare(x1, n1, x2, n2 int) Uplift {
+	u := Uplift{BlockVisitors: n1, BlockConverted: x1, HoldoutVisitors: n2, HoldoutConvert: x2, RelUplift: math.NaN(), P: 1}
+	switch {
+	case n1 == 0 && n2 == 0:
+		u.Verdict = "no exposures"
+		return u
+	case n1 == 0:
+		u.Verdict = "no block exposures yet"
+		return u
+	case n2 == 0:
+		u.Verdict = "no holdout: set a holdout fraction to measure uplift"
+		return u
+	}
+	p1, p2 := float64(x1)/float64(n1), float64(x2)/float64(n2)
+	u.BlockRate, u.HoldoutRate = p1, p2
+	u.AbsUplift = p1 - p2
+	if p2 > 0 {
+		u.RelUplift = u.AbsUplift / p2
+	}
+	se := math.Sqrt(p1*(1-p1)/float64(n1) + p2*(1-p2)/float64(n2))
+	u.CILow, u.CIHigh = u.AbsUplift-1.959964*se, u.AbsUplift+1.959964*se
+	p := float64(x1+x2) / float64(n1+n2)
+	sePooled := math.Sqrt(p * (1 - p) * (1/float64(n1) + 1/float64(n2)))
+	if sePooled == 0 {
+		u.Verdict = "no difference possible yet (no conversions, or all converted)"
+		return u
+	}
+	u.Z = u.AbsUplift / sePooled
+	u.ChiSquare = u.Z * u.Z
+	u.P = math.Erfc(math.Abs(u.Z) / math.Sqrt2)
+	// The normal approximation needs about 5 expected conversions and
+	// non-conversions in each arm.
+	small := false
+	for _, e := range []float64{p * float64(n1), (1 - p) * float64(n1), p * float64(n2), (1 - p) * float64(n2)} {
+		if e < 5 {
+			small = true
+		}
+	}
+	switch {
+	case small:
+		u.Verdict = "too few conversions for the test yet"
+	case u.P < 0.05:
+		u.Significant = true
+		if u.AbsUplift > 0 {
+			u.Verdict = "significant uplift"
+		} else {
+			u.Verdict = "significant: the block does worse"
+		}
+	default:
+		u.Verdict = "not significant yet"
+	}
+	return u
+}
