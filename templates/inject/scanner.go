@@ -4,22 +4,30 @@ import (
 	"bytes"
 )
 
-// rawTextElements hold text, not markup, up to their end tag. <template>
-// holds markup, but slots inside it are not live, so it is skipped the same way.
-var rawTextElements = map[string]bool{
-	"script": true, "style": true, "textarea": true, "title": true, "xmp": true,
-	"iframe": true, "noembed": true, "noframes": true, "noscript": true,
-	"plaintext": true, "template": true,
+// isRawText reports elements that hold text, not markup, up to their end
+// tag. <template> holds markup, but slots inside it are not live, so it is
+// skipped the same way. name is lower case.
+func isRawText(name []byte) bool {
+	switch string(name) {
+	case "script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript", "plaintext", "template":
+		return true
+	}
+	return false
 }
 
-// voidElements never have content, so a slot on one cannot be filled.
-var voidElements = map[string]bool{
-	"area": true, "base": true, "br": true, "col": true, "embed": true, "hr": true,
-	"img": true, "input": true, "link": true, "meta": true, "source": true,
-	"track": true, "wbr": true, "param": true, "keygen": true,
+// isVoid reports elements that never have content, so a slot on one
+// cannot be filled.
+func isVoid(name []byte) bool {
+	switch string(name) {
+	case "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr", "param", "keygen":
+		return true
+	}
+	return false
 }
 
-// scanner is the tokenizer state shared by Slots and Rewriter.
+// scanner is the tokenizer state shared by Slots and Rewriter. Output is
+// the input with edits: verbatim spans are not copied token by token but
+// in one piece up to the next edit (mark is where the uncopied span starts).
 type scanner struct {
 	lookup   Lookup
 	head     []byte
@@ -28,6 +36,7 @@ type scanner struct {
 	out      []byte
 	filled   int
 	plain    bool // inside <plaintext>: the rest is text
+	mark     int
 }
 
 func (s *scanner) init(lookup Lookup, opts *Options) {
@@ -40,6 +49,14 @@ func (s *scanner) init(lookup Lookup, opts *Options) {
 		}
 	}
 	s.headDone = len(s.head) == 0
+}
+
+// copyTo appends the verbatim input from mark up to i.
+func (s *scanner) copyTo(data []byte, i int) {
+	if i > s.mark {
+		s.out = append(s.out, data[s.mark:i]...)
+	}
+	s.mark = i
 }
 
 // tag is one parsed start or end tag.
@@ -55,147 +72,86 @@ type tag struct {
 }
 
 // feed tokenizes data, appending output to s.out. It returns how many bytes
-// of data were consumed; unless final, the rest is an incomplete token that
-// must be fed again with more data after it.
+// of data were consumed (and written out); unless final, the rest is an
+// incomplete token that must be fed again with more data after it.
 func (s *scanner) feed(data []byte, final bool) int {
+	s.mark = 0
 	i := 0
 	var nameBuf [16]byte
-	for i < len(data) {
-		if s.plain {
-			s.out = append(s.out, data[i:]...)
-			return len(data)
-		}
+	for i < len(data) && !s.plain {
 		lt := bytes.IndexByte(data[i:], '<')
 		if lt < 0 {
-			s.out = append(s.out, data[i:]...)
-			return len(data)
+			i = len(data)
+			break
 		}
-		s.out = append(s.out, data[i:i+lt]...)
 		i += lt
-		// data[i] == '<'
 		n, complete := s.markup(data, i, final, nameBuf[:0])
 		if !complete {
+			s.copyTo(data, i)
 			return i
 		}
 		i = n
 	}
-	return i
+	s.copyTo(data, len(data))
+	return len(data)
 }
 
 // markup handles the token starting at data[i] == '<' and returns the index
-// after it. complete is false when the token needs more input.
+// after it. complete is false when the token needs more input; with final
+// set, an incomplete token is taken as text.
 func (s *scanner) markup(data []byte, i int, final bool, nameBuf []byte) (int, bool) {
 	rest := data[i:]
 	if len(rest) < 2 {
-		if final {
-			s.out = append(s.out, rest...)
-			return len(data), true
-		}
-		return i, false
+		return len(data), final
 	}
 	switch c := rest[1]; {
 	case c == '!':
-		return s.bang(data, i, final)
+		end := bangEnd(rest)
+		if end < 0 {
+			return len(data), final
+		}
+		return i + end, true
 	case c == '?':
-		// bogus comment up to '>'
 		end := bytes.IndexByte(rest, '>')
 		if end < 0 {
-			if final {
-				s.out = append(s.out, rest...)
-				return len(data), true
-			}
-			return i, false
+			return len(data), final
 		}
-		s.out = append(s.out, rest[:end+1]...)
 		return i + end + 1, true
 	case c == '/' || isAlpha(c):
 		t, ok := parseTag(data, i, nameBuf)
 		if !ok {
-			if final {
-				s.out = append(s.out, rest...)
-				return len(data), true
-			}
-			return i, false
+			return len(data), final
 		}
-		if t.end == 0 { // "</>" or "</ " etc.: text or bogus, copy as is
-			s.out = append(s.out, '<')
+		if t.end == 0 { // "</>", "</ ": text
 			return i + 1, true
 		}
 		return s.onTag(data, i, t, final)
-	default:
-		s.out = append(s.out, '<')
-		return i + 1, true
 	}
-}
-
-// bang handles <!-- comments -->, <!DOCTYPE>, <![CDATA[ ]]> and other <!…>.
-func (s *scanner) bang(data []byte, i int, final bool) (int, bool) {
-	rest := data[i:]
-	if len(rest) < 4 && !final && bytes.HasPrefix([]byte("<!--"), rest) {
-		return i, false
-	}
-	var end int
-	switch {
-	case bytes.HasPrefix(rest, []byte("<!--")):
-		// "<!-->" and "<!--->" are complete (empty) comments.
-		if bytes.HasPrefix(rest[4:], []byte(">")) {
-			end = 5
-		} else if bytes.HasPrefix(rest[4:], []byte("->")) {
-			end = 6
-		} else if j := bytes.Index(rest[4:], []byte("-->")); j >= 0 {
-			end = 4 + j + 3
-		} else if j := bytes.Index(rest[4:], []byte("--!>")); j >= 0 {
-			end = 4 + j + 4
-		}
-	case len(rest) >= 9 && bytes.EqualFold(rest[:9], []byte("<![CDATA[")):
-		if j := bytes.Index(rest[9:], []byte("]]>")); j >= 0 {
-			end = 9 + j + 3
-		}
-	default:
-		if j := bytes.IndexByte(rest, '>'); j >= 0 {
-			end = j + 1
-		}
-	}
-	if end == 0 {
-		if final {
-			s.out = append(s.out, rest...)
-			return len(data), true
-		}
-		return i, false
-	}
-	s.out = append(s.out, rest[:end]...)
-	return i + end, true
+	return i + 1, true
 }
 
 // onTag handles a complete start or end tag at data[i:t.end].
 func (s *scanner) onTag(data []byte, i int, t tag, final bool) (int, bool) {
 	if t.closing {
 		if !s.headDone && string(t.name) == "head" {
+			s.copyTo(data, i)
 			s.out = append(s.out, s.head...)
 			s.headDone = true
 		}
-		s.out = append(s.out, data[i:t.end]...)
 		return t.end, true
 	}
-	name := string(t.name)
-	if rawTextElements[name] && !t.selfClose {
-		if name == "plaintext" {
-			s.out = append(s.out, data[i:]...)
+	if isRawText(t.name) && !t.selfClose {
+		if string(t.name) == "plaintext" {
 			s.plain = true
 			return len(data), true
 		}
 		end := findEndTag(data, t.end, t.name)
 		if end < 0 {
-			if !final {
-				return i, false
-			}
-			end = len(data)
+			return len(data), final
 		}
-		s.out = append(s.out, data[i:end]...)
 		return end, true
 	}
-	if !t.hasSlot || t.selfClose || voidElements[name] {
-		s.out = append(s.out, data[i:t.end]...)
+	if !t.hasSlot || t.selfClose || isVoid(t.name) {
 		return t.end, true
 	}
 	return s.slot(data, i, t, final)
@@ -204,26 +160,23 @@ func (s *scanner) onTag(data []byte, i int, t tag, final bool) (int, bool) {
 // slot handles a slot element's start tag: it finds the matching end tag
 // and fills the slot when lookup has a block for it.
 func (s *scanner) slot(data []byte, i int, t tag, final bool) (int, bool) {
-	inner, closeStart, closeEnd := findSlotEnd(data, t.end, t.name)
+	_, closeStart, closeEnd := findSlotEnd(data, t.end, t.name)
 	if closeStart < 0 {
 		if !final && len(data)-t.end <= s.maxSlot {
 			return i, false // wait for the end tag
 		}
 		// No end tag, or too long to hold: leave the slot as sent, and
 		// go on scanning inside it.
-		s.out = append(s.out, data[i:t.end]...)
 		return t.end, true
 	}
-	_ = inner
 	b, ok := s.lookup(t.slot)
 	if !ok {
 		// Keep the origin's content; nested slots inside it are still live.
-		s.out = append(s.out, data[i:t.end]...)
 		return t.end, true
 	}
 	s.filled++
-	// start tag with the segment attribute before its '>'
-	s.out = append(s.out, data[i:t.closeAt]...)
+	// the start tag, with the segment attribute before its '>'
+	s.copyTo(data, t.closeAt)
 	if b.Segment != "" && !t.hasSeg {
 		s.out = append(s.out, ' ')
 		s.out = append(s.out, SegmentAttr...)
@@ -231,9 +184,9 @@ func (s *scanner) slot(data []byte, i int, t tag, final bool) (int, bool) {
 		s.out = appendAttrEscaped(s.out, b.Segment)
 		s.out = append(s.out, '"')
 	}
-	s.out = append(s.out, data[t.closeAt:t.end]...)
+	s.copyTo(data, t.end)
 	s.out = append(s.out, b.HTML...)
-	s.out = append(s.out, data[closeStart:closeEnd]...)
+	s.mark = closeStart // the origin's inner HTML is dropped
 	return closeEnd, true
 }
 
@@ -286,7 +239,7 @@ func findSlotEnd(data []byte, from int, name []byte) (innerEnd, closeStart, clos
 				}
 			case !t.closing && same && !t.selfClose:
 				depth++
-			case !t.closing && rawTextElements[string(t.name)] && !t.selfClose:
+			case !t.closing && isRawText(t.name) && !t.selfClose:
 				if string(t.name) == "plaintext" {
 					return 0, -1, -1
 				}
@@ -453,11 +406,16 @@ func parseTag(data []byte, i int, nameBuf []byte) (t tag, ok bool) {
 			}
 		}
 		if !t.closing {
-			if bytes.EqualFold(an, []byte(SlotAttr)) && !t.hasSlot {
-				t.hasSlot = true
-				t.slot = val
-			} else if bytes.EqualFold(an, []byte(SegmentAttr)) {
-				t.hasSeg = true
+			switch len(an) {
+			case len(SlotAttr):
+				if !t.hasSlot && bytes.EqualFold(an, []byte(SlotAttr)) {
+					t.hasSlot = true
+					t.slot = val
+				}
+			case len(SegmentAttr):
+				if bytes.EqualFold(an, []byte(SegmentAttr)) {
+					t.hasSeg = true
+				}
 			}
 		}
 	}

@@ -1,0 +1,157 @@
+package proxy
+
+import (
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+
+	"github.com/edgeseg/edgeseg/config"
+	"github.com/edgeseg/edgeseg/templates"
+	"github.com/edgeseg/edgeseg/templates/inject"
+)
+
+// benchStack is origin → edgeseg → client over in-memory listeners, so a
+// benchmark measures the request path, not the kernel's loopback.
+type benchStack struct {
+	client *fasthttp.HostClient
+	close  func()
+}
+
+func newBenchStack(b *testing.B, page string, personalize bool) *benchStack {
+	b.Helper()
+	body, err := os.ReadFile("../bench/testdata/" + page)
+	if err != nil {
+		b.Fatal(err)
+	}
+	oln := fasthttputil.NewInmemoryListener()
+	osrv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("text/html; charset=utf-8")
+		ctx.SetBody(body)
+	}}
+	go osrv.Serve(oln)
+
+	cfg, err := config.Load("../bench/edgeseg.yaml", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	nop := zerolog.Nop()
+	org, _ := NewOrigin(cfg.Origin)
+	org.client.Dial = func(string) (net.Conn, error) { return oln.Dial() }
+	var p *Personalizer
+	if personalize {
+		pl, err := NewPipeline(cfg, os.Getenv)
+		if err != nil {
+			b.Fatal(err)
+		}
+		store, _, err := templates.NewStore(cfg.Templates.Dir, cfg.Cache.Blocks, nil, &nop)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, _ = NewPersonalizer(PersonalizerOptions{Pipeline: pl, Templates: store, AssignCache: cfg.Cache.Assignment, Log: &nop, Metrics: metrics.NewSet()})
+	}
+	h, err := New(Options{Config: cfg, Origin: org, Log: &nop, Personalizer: p})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pln := fasthttputil.NewInmemoryListener()
+	srv := NewServer(cfg, h, &nop)
+	go srv.Serve(pln)
+	c := &fasthttp.HostClient{Addr: "edgeseg", Dial: func(string) (net.Conn, error) { return pln.Dial() }, MaxConns: 64}
+	return &benchStack{client: c, close: func() { srv.Shutdown(); osrv.Shutdown() }}
+}
+
+// request builds a page navigation; cookie is the visitor's profile.
+func navRequest(req *fasthttp.Request, uri, cookie string) {
+	req.SetRequestURI("http://shop.test" + uri)
+	req.Header.Set("Accept", "text/html")
+	req.Header.Set("Sec-Fetch-Dest", "document")
+	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36")
+	if cookie != "" {
+		req.Header.SetCookie("edgeseg", cookie)
+	}
+}
+
+func benchHandler(b *testing.B, page string, personalize, returning bool) {
+	s := newBenchStack(b, page, personalize)
+	defer s.close()
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	cookie := ""
+	if returning {
+		navRequest(req, "/?utm_campaign=promo", "")
+		if err := s.client.Do(req, resp); err != nil {
+			b.Fatal(err)
+		}
+		c := fasthttp.AcquireCookie()
+		c.ParseBytes(resp.Header.PeekCookie("edgeseg"))
+		cookie = string(c.Value())
+	}
+	navRequest(req, "/?utm_campaign=promo", cookie)
+	if err := s.client.Do(req, resp); err != nil {
+		b.Fatal(err)
+	}
+	if personalize && !strings.Contains(string(resp.Body()), "Deals picked for you") {
+		b.Fatalf("not personalized: %d %s", resp.StatusCode(), resp.Body()[:200])
+	}
+	b.SetBytes(int64(len(resp.Body())))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		resp.Reset()
+		if err := s.client.Do(req, resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// The whole request path, origin to client, per page size. Allocations
+// include the in-process origin server and client (fasthttp: near zero).
+func BenchmarkHandlerPassThrough60k(b *testing.B)  { benchHandler(b, "page-60k.html", false, false) }
+func BenchmarkHandlerPersonalized5k(b *testing.B)  { benchHandler(b, "page-5k.html", true, true) }
+func BenchmarkHandlerPersonalized60k(b *testing.B) { benchHandler(b, "page-60k.html", true, true) }
+func BenchmarkHandlerPersonalized500k(b *testing.B) {
+	benchHandler(b, "page-500k.html", true, true)
+}
+
+// BenchmarkHandlerNewVisitor60k: no cookie, a profile minted per request.
+func BenchmarkHandlerNewVisitor60k(b *testing.B) { benchHandler(b, "page-60k.html", true, false) }
+
+func benchInject(b *testing.B, page string) {
+	html, err := os.ReadFile("../bench/testdata/" + page)
+	if err != nil {
+		b.Fatal(err)
+	}
+	block := inject.Block{HTML: []byte("<h1>Deals picked for you</h1>"), Segment: "deal-seekers"}
+	lookup := func([]byte) (inject.Block, bool) { return block, true }
+	var out []byte
+	b.SetBytes(int64(len(html)))
+	b.ReportAllocs()
+	for b.Loop() {
+		out, _ = inject.Slots(out[:0], html, lookup, nil)
+	}
+}
+
+func BenchmarkInject5k(b *testing.B)   { benchInject(b, "page-5k.html") }
+func BenchmarkInject60k(b *testing.B)  { benchInject(b, "page-60k.html") }
+func BenchmarkInject500k(b *testing.B) { benchInject(b, "page-500k.html") }
+
+// BenchmarkHasSlotsNoSlots is the cost a page without slots pays.
+func BenchmarkHasSlotsNoSlots(b *testing.B) {
+	html, _ := os.ReadFile("../bench/testdata/page-60k.html")
+	html = []byte(strings.ReplaceAll(string(html), "data-edgeseg-slot", "data-other-attr"))
+	b.SetBytes(int64(len(html)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if inject.HasSlots(html) {
+			b.Fatal("found slots")
+		}
+	}
+}
+
+var _ = time.Second
