@@ -311,9 +311,15 @@ type Templates struct {
 
 // Cache configures edgeseg's in-memory caches.
 type Cache struct {
-	Assignment CacheSize   `yaml:"assignment"`
-	Blocks     CacheSize   `yaml:"blocks"`
-	Origin     OriginCache `yaml:"origin"`
+	Assignment CacheSize `yaml:"assignment"`
+	Blocks     CacheSize `yaml:"blocks"`
+	// Plans caches where the slots are in each distinct origin page (by a
+	// hash of its bytes), so the same page is not tokenized again.
+	Plans CacheSize `yaml:"plans"`
+	// Profiles caches the cookies this process signed, so a returning
+	// visitor's cookie need not be parsed and verified again.
+	Profiles CacheSize   `yaml:"profiles"`
+	Origin   OriginCache `yaml:"origin"`
 }
 
 // CacheSize sizes one ristretto cache.
@@ -426,6 +432,8 @@ func Default() *Config {
 		Cache: Cache{
 			Assignment: CacheSize{MaxItems: 100_000, MaxBytes: 32 << 20, TTL: 10 * time.Minute},
 			Blocks:     CacheSize{MaxItems: 50_000, MaxBytes: 64 << 20, TTL: 10 * time.Minute},
+			Plans:      CacheSize{MaxItems: 10_000, MaxBytes: 16 << 20, TTL: time.Hour},
+			Profiles:   CacheSize{MaxItems: 100_000, MaxBytes: 128 << 20, TTL: time.Hour},
 			Origin: OriginCache{
 				CacheSize:      CacheSize{MaxItems: 10_000, MaxBytes: 256 << 20},
 				MaxObjectBytes: 1 << 20,

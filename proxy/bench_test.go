@@ -54,7 +54,7 @@ func newBenchStack(b *testing.B, page string, personalize bool) *benchStack {
 		if err != nil {
 			b.Fatal(err)
 		}
-		p, _ = NewPersonalizer(PersonalizerOptions{Pipeline: pl, Templates: store, AssignCache: cfg.Cache.Assignment, Log: &nop, Metrics: metrics.NewSet()})
+		p, _ = NewPersonalizer(PersonalizerOptions{Pipeline: pl, Templates: store, AssignCache: cfg.Cache.Assignment, PlanCache: cfg.Cache.Plans, Log: &nop, Metrics: metrics.NewSet()})
 	}
 	h, err := New(Options{Config: cfg, Origin: org, Log: &nop, Personalizer: p})
 	if err != nil {

@@ -2,10 +2,12 @@ package proxy
 
 import (
 	"bytes"
+
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cespare/xxhash/v2"
 	"io"
 	"strconv"
 	"sync"
@@ -35,6 +37,7 @@ type Personalizer struct {
 	pl        atomic.Pointer[Pipeline]
 	templates *templates.Store
 	assign    *cache.Cache[uint64, uint64]
+	plans     *cache.Cache[uint64, *inject.Plan]
 	events    *events.Logger
 	log       zerolog.Logger
 	m         personalizeMetrics
@@ -96,6 +99,10 @@ func NewPipeline(cfg *config.Config, getenv func(string) string) (*Pipeline, err
 		collect(err)
 	} else if pl.codec, err = profile.NewCodec(keys, signKID, cfg.Profile.MaxAge, cfg.Profile.MaxBytes); err != nil {
 		collect(err)
+	} else if signed, err := profile.NewSignedCache(cfg.Cache.Profiles, nil); err != nil {
+		collect(err)
+	} else {
+		pl.codec.CacheSigned(signed)
 	}
 	secret := cfg.Preview.Secret
 	if cfg.Preview.SecretEnv != "" {
@@ -160,9 +167,11 @@ type PersonalizerOptions struct {
 	Templates *templates.Store
 	// AssignCache sizes the assignment cache.
 	AssignCache config.CacheSize
-	Events      *events.Logger
-	Metrics     *metrics.Set
-	Log         *zerolog.Logger
+	// PlanCache sizes the cache of slot positions by page. Zero: defaults.
+	PlanCache config.CacheSize
+	Events    *events.Logger
+	Metrics   *metrics.Set
+	Log       *zerolog.Logger
 }
 
 type personalizeMetrics struct {
@@ -186,7 +195,14 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Personalizer{templates: o.Templates, assign: ac, events: o.Events, log: zerolog.Nop()}
+	if o.PlanCache.MaxItems == 0 {
+		o.PlanCache = config.Default().Cache.Plans
+	}
+	pc, err := cache.New[uint64, *inject.Plan]("plans", o.PlanCache, set)
+	if err != nil {
+		return nil, err
+	}
+	p := &Personalizer{templates: o.Templates, assign: ac, plans: pc, events: o.Events, log: zerolog.Nop()}
 	if o.Log != nil {
 		p.log = *o.Log
 	}
@@ -481,10 +497,18 @@ func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst
 	if v.pl.cfg.Templates.DataLayer {
 		opts.HeadSnippet = v.dataLayer()
 	}
-	if !inject.HasSlots(html) && opts.HeadSnippet == nil {
+	// The same page is usually served many times: where its slots are is
+	// looked up by a hash of its bytes instead of tokenizing it again.
+	key := xxhash.Sum64(html)
+	plan, ok := p.plans.Get(key)
+	if !ok || plan.Size() != len(html) {
+		plan = inject.Scan(html)
+		p.plans.Set(key, plan, int64(64+plan.Slots()*96))
+	}
+	if plan.Slots() == 0 && opts.HeadSnippet == nil {
 		return dst, false
 	}
-	out, filled := inject.Slots(dst, html, v.lookup, &opts)
+	out, filled := plan.Apply(dst, html, v.lookup, &opts)
 	return out, filled > 0 || opts.HeadSnippet != nil
 }
 

@@ -50,10 +50,13 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		return false
 	}
 
-	htmlp := h.getBuf()
-	defer h.putBuf(htmlp)
-	html, err := h.codec.decode((*htmlp)[:0], raw, c, h.rewriteLimit)
-	*htmlp = html
+	html := raw
+	if c != codingIdentity {
+		htmlp := h.getBuf()
+		defer h.putBuf(htmlp)
+		html, err = h.codec.decode((*htmlp)[:0], raw, c, h.rewriteLimit)
+		*htmlp = html
+	}
 	if err != nil {
 		if !errors.Is(err, errTooLarge) {
 			h.metrics.rewriteErrors.Inc()

@@ -47,7 +47,7 @@ func (m *Main) newPersonalizer(ctx context.Context, cfg *config.Config, log *zer
 		}
 		m.onClose(ev.Close)
 	}
-	p, err := proxy.NewPersonalizer(proxy.PersonalizerOptions{Pipeline: pl, Templates: store, AssignCache: cfg.Cache.Assignment,
+	p, err := proxy.NewPersonalizer(proxy.PersonalizerOptions{Pipeline: pl, Templates: store, AssignCache: cfg.Cache.Assignment, PlanCache: cfg.Cache.Plans,
 		Events: ev, Metrics: set, Log: log})
 	if err != nil {
 		return nil, err
@@ -136,7 +136,7 @@ func warnRestartOnly(log *zerolog.Logger, old, next *config.Config) {
 }
 
 func cacheEqual(a, b config.Cache) bool {
-	return a.Assignment == b.Assignment && a.Blocks == b.Blocks && a.Origin.CacheSize == b.Origin.CacheSize
+	return a.Assignment == b.Assignment && a.Blocks == b.Blocks && a.Plans == b.Plans && a.Profiles == b.Profiles && a.Origin.CacheSize == b.Origin.CacheSize
 }
 
 func profileSettings() profile.Settings {

@@ -6,7 +6,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/cespare/xxhash/v2"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/edgeseg/edgeseg/cache"
+	"github.com/edgeseg/edgeseg/config"
 )
 
 // Status says how a cookie decoded; anything but OK means a fresh profile.
@@ -49,6 +54,36 @@ type Codec struct {
 	maxAge  time.Duration
 	maxLen  int
 	parser  *jwt.Parser
+	signed  *cache.Cache[uint64, *signedProfile]
+}
+
+// signedProfile is a cookie this Codec signed, with the profile in it. A
+// returning visitor usually presents exactly the cookie they were given
+// last: finding it here saves parsing and verifying it. Only the exact
+// bytes match, so nothing unsigned can get in.
+type signedProfile struct {
+	cookie string
+	exp    int64
+	p      *Profile // never modified once cached; Decode hands out clones
+}
+
+// CacheSigned keeps the cookies this Codec signs in c, to skip verifying
+// them when they come back.
+func (c *Codec) CacheSigned(cc *cache.Cache[uint64, *signedProfile]) { c.signed = cc }
+
+// NewSignedCache builds the cache for CacheSigned.
+func NewSignedCache(cfg config.CacheSize, set *metrics.Set) (*cache.Cache[uint64, *signedProfile], error) {
+	return cache.New[uint64, *signedProfile]("profiles", cfg, set)
+}
+
+// clone returns a deep copy of p.
+func (p *Profile) clone() *Profile {
+	q := *p
+	q.Cats = cloneCounters(p.Cats)
+	q.Events = cloneCounters(p.Events)
+	q.Products = append([]string(nil), p.Products...)
+	q.Recent = append([]Recency(nil), p.Recent...)
+	return &q
 }
 
 // NewCodec returns a Codec that signs with keys[signKID] and verifies with
@@ -108,6 +143,13 @@ func (c *Codec) Decode(value []byte, now time.Time) (*Profile, Status, error) {
 	}
 	if len(value) > c.maxLen+256 || len(value) > 4096 {
 		return NewFresh(now), Oversized, ErrOversized
+	}
+	if c.signed != nil {
+		if sp, ok := c.signed.Get(xxhash.Sum64(value)); ok && sp.cookie == string(value) && now.Unix() < sp.exp {
+			p := sp.p.clone()
+			p.Fresh, p.Changed = false, false
+			return p, OK, nil
+		}
 	}
 	var cl claims
 	_, err := c.parser.ParseWithClaims(string(value), &cl, func(t *jwt.Token) (any, error) {
@@ -175,6 +217,14 @@ func (p *Profile) sane(now time.Time) error {
 // pruning the least useful data first: day counts older than a week, custom
 // events, products, the least-used categories, then older days of the rest.
 func (c *Codec) Encode(p *Profile, now time.Time) (string, error) {
+	s, err := c.encode(p, now)
+	if err == nil && c.signed != nil {
+		c.signed.Set(xxhash.Sum64String(s), &signedProfile{cookie: s, exp: now.Add(c.maxAge).Unix(), p: p.clone()}, int64(2*len(s)+256))
+	}
+	return s, err
+}
+
+func (c *Codec) encode(p *Profile, now time.Time) (string, error) {
 	s, err := c.sign(p, now)
 	if err != nil || len(s) <= c.maxLen {
 		return s, err

@@ -329,3 +329,61 @@ func FuzzSlots(f *testing.F) {
 		}
 	})
 }
+
+// TestPlanMatchesScanner: applying a cached Plan gives exactly what a full
+// scan gives, on every case, the real pages and the html5lib inputs, with
+// lookups that fill all, none, or some slots, and with a head snippet.
+func TestPlanMatchesScanner(t *testing.T) {
+	var docs [][]byte
+	for _, g := range []string{"testdata/cases/*.html", "testdata/corpus/real-pages/*.html"} {
+		files, _ := filepath.Glob(g)
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			docs = append(docs, b, markSlots(b, 3))
+		}
+	}
+	for _, in := range html5libInputs(t) {
+		docs = append(docs, []byte(in), []byte(`<head></head><div data-edgeseg-slot="a">`+in+`</div>`+in))
+	}
+	some := func(s []byte) (Block, bool) {
+		if len(s)%2 == 0 {
+			return Block{}, false
+		}
+		return testLookup(s)
+	}
+	for _, doc := range docs {
+		plan := Scan(doc)
+		for li, lookup := range []Lookup{testLookup, func([]byte) (Block, bool) { return Block{}, false }, some} {
+			for _, opts := range []*Options{nil, {HeadSnippet: []byte("<script>dl</script>")}} {
+				want, wn := Slots(nil, doc, lookup, opts)
+				got, gn := plan.Apply(nil, doc, lookup, opts)
+				if !bytes.Equal(got, want) || gn != wn {
+					t.Fatalf("lookup %d opts %v: plan differs from scan on %q\n got %q\nwant %q", li, opts != nil, trunc(doc), trunc(got), trunc(want))
+				}
+			}
+		}
+	}
+}
+
+func trunc(b []byte) []byte {
+	if len(b) > 300 {
+		return b[:300]
+	}
+	return b
+}
+
+func FuzzPlan(f *testing.F) {
+	files, _ := filepath.Glob("testdata/cases/*.html")
+	for _, file := range files {
+		b, _ := os.ReadFile(file)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		opts := &Options{HeadSnippet: []byte("<x>")}
+		want, _ := Slots(nil, in, testLookup, opts)
+		got, _ := Scan(in).Apply(nil, in, testLookup, opts)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("plan differs from scan")
+		}
+	})
+}

@@ -37,6 +37,10 @@ type scanner struct {
 	filled   int
 	plain    bool // inside <plaintext>: the rest is text
 	mark     int
+	// plan, when set, records slots and </head> positions instead of
+	// filling; discard drops the output.
+	plan    *Plan
+	discard bool
 }
 
 func (s *scanner) init(lookup Lookup, opts *Options) {
@@ -53,7 +57,7 @@ func (s *scanner) init(lookup Lookup, opts *Options) {
 
 // copyTo appends the verbatim input from mark up to i.
 func (s *scanner) copyTo(data []byte, i int) {
-	if i > s.mark {
+	if i > s.mark && !s.discard {
 		s.out = append(s.out, data[s.mark:i]...)
 	}
 	s.mark = i
@@ -133,6 +137,9 @@ func (s *scanner) markup(data []byte, i int, final bool, nameBuf []byte) (int, b
 // onTag handles a complete start or end tag at data[i:t.end].
 func (s *scanner) onTag(data []byte, i int, t tag, final bool) (int, bool) {
 	if t.closing {
+		if s.plan != nil && string(t.name) == "head" {
+			s.plan.heads = append(s.plan.heads, i)
+		}
 		if !s.headDone && string(t.name) == "head" {
 			s.copyTo(data, i)
 			s.out = append(s.out, s.head...)
@@ -168,6 +175,9 @@ func (s *scanner) slot(data []byte, i int, t tag, final bool) (int, bool) {
 		// No end tag, or too long to hold: leave the slot as sent, and
 		// go on scanning inside it.
 		return t.end, true
+	}
+	if s.plan != nil {
+		s.plan.recordSlot(data, i, t, closeStart, closeEnd)
 	}
 	b, ok := s.lookup(t.slot)
 	if !ok {

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Side-by-side performance run on one machine, in one go:
+#   nginx as the origin (127.0.0.1:18080), nginx proxy_pass (18081),
+#   nginx proxy_pass + sub_filter doing the three slot replacements (18082),
+#   edgeseg personalizing the same three slots (18083),
+#   edgeseg with nothing to personalize (18084).
+# For each page size (5k, 60k, 500k) every proxy gets a max-rate run; then
+# edgeseg pass-through and personalizing get a fixed-rate run at half of
+# edgeseg's max, for added latency. Results: bench/out/results.jsonl, and a
+# table with ratios measured in this run.
+#
+#   bash bench/run.sh              # all pages, 6 s per run
+#   DURATION=3s PAGES=60k bash bench/run.sh
+#   bash bench/run.sh soak         # RSS while 1M distinct visitors arrive
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+out=$root/bench/out
+mkdir -p "$out/www" "$out/nginx"
+DURATION=${DURATION:-6s}
+CONNS=${CONNS:-32}
+PAGES=${PAGES:-"5k 60k 500k"}
+
+if ! command -v nginx >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; else echo "need nginx (apt-get install nginx-light)" >&2; exit 1; fi
+fi
+go build -o "$out/edgeseg" ./cmd/edgeseg
+go build -o "$out/edgeseg-bench" ./cmd/edgeseg-bench
+for p in 5k 60k 500k; do cp "bench/testdata/page-$p.html" "$out/www/page-$p.html"; done
+
+cat > "$out/nginx/nginx.conf" <<NGINX
+worker_processes auto;
+pid $out/nginx/nginx.pid;
+error_log $out/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/html;
+  upstream origin { server 127.0.0.1:18080; keepalive 64; }
+  server { listen 127.0.0.1:18080; root $out/www; location / { try_files \$uri =404; } }
+  server { listen 127.0.0.1:18081; location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+  server { listen 127.0.0.1:18082; location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Accept-Encoding "";
+     sub_filter_once on;
+     sub_filter '<h1>Welcome to our shop</h1><p>Great prices every day.</p>' '<h1>Deals picked for you</h1><p>Extra 20% off sale items today.</p>';
+     sub_filter '<p>Sign up for our newsletter</p>' '<p>Your sale alerts are on</p>';
+     sub_filter '<p>Free shipping over \$50</p>' '<p>Free shipping on all sale orders</p>'; } }
+}
+NGINX
+
+pids=()
+cleanup() {
+  [ -f "$out/nginx/nginx.pid" ] && kill "$(cat "$out/nginx/nginx.pid")" 2>/dev/null || true
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+nginx -c "$out/nginx/nginx.conf"
+(cd bench && exec "$out/edgeseg" serve --config edgeseg.yaml) 2>"$out/edgeseg.log" & pids+=($!); pers=$!
+(cd bench && exec "$out/edgeseg" serve --config edgeseg-passthrough.yaml) 2>"$out/edgeseg-pass.log" & pids+=($!); pass=$!
+for port in 18080 18081 18082 18083 18084; do
+  for i in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/page-5k.html" && break; sleep 0.1; done
+done
+# The personalizing edgeseg must really personalize.
+# (Bodies are captured first: grep -q closing a pipe early fails it under pipefail.)
+body=$(curl -s -H 'Accept: text/html' -A 'Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36' "http://127.0.0.1:18083/page-60k.html?utm_campaign=promo")
+[[ $body == *"Deals picked for you"* ]] || { echo "edgeseg is not personalizing; see $out/edgeseg.log" >&2; exit 1; }
+body=$(curl -s "http://127.0.0.1:18082/page-60k.html")
+[[ $body == *"Deals picked for you"* ]] || { echo "nginx sub_filter not replacing" >&2; exit 1; }
+
+nginx_pids=$(pgrep -f "nginx: (master|worker)" | paste -sd, -)
+run() { # name port page pids [rate]
+  "$out/edgeseg-bench" -name "$1" -addr "127.0.0.1:$2" -path "/page-$3.html?utm_campaign=promo" -page "$3" \
+    -pids "$4" -d "$DURATION" -c "$CONNS" -rate "${5:-0}" | tee -a "$out/results.jsonl" >/dev/null
+}
+
+if [ "${1:-}" = soak ]; then
+  N=${VISITORS:-1000000}
+  echo "soak: $N distinct visitors through edgeseg (RSS sampled every 10%)"
+  for i in $(seq 10); do
+    "$out/edgeseg-bench" -name soak -addr 127.0.0.1:18083 -path "/page-5k.html?utm_campaign=promo" -visitors 0 \
+      -c "$CONNS" -d 600s -pids "$pers" -page soak -rate 0 -n $((N/10)) 2>/dev/null | sed "s/^/$((i*10))%: /"
+  done
+  exit 0
+fi
+
+: > "$out/results.jsonl"
+for page in $PAGES; do
+  echo "page $page: warm-up"
+  for port in 18081 18082 18083 18084; do "$out/edgeseg-bench" -addr 127.0.0.1:$port -path "/page-$page.html?utm_campaign=promo" -d 1s -c "$CONNS" >/dev/null; done
+  run nginx-proxy 18081 "$page" "$nginx_pids"
+  run nginx-subfilter 18082 "$page" "$nginx_pids"
+  run edgeseg-passthrough 18084 "$page" "$pass"
+  run edgeseg 18083 "$page" "$pers"
+  max=$(tail -1 "$out/results.jsonl" | sed 's/.*"rps":\([0-9.]*\).*/\1/')
+  half=$(awk "BEGIN{print int($max/2)}")
+  run edgeseg-passthrough 18084 "$page" "$pass" "$half"
+  run edgeseg 18083 "$page" "$pers" "$half"
+done
+echo
+"$out/edgeseg-bench" -table "$out/results.jsonl"

@@ -1,0 +1,161 @@
+// Command edgeseg-bench is the load generator of bench/run.sh: many
+// distinct visitors, each keeping the cookies it is given, at the highest
+// rate the target sustains (-rate 0) or at a fixed rate, with latency
+// measured from the intended send time so a stalled server is not hidden
+// (no coordinated omission). It prints one JSON line of results.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// result is what one run measured.
+type result struct {
+	Target   string  `json:"target"`
+	Requests int64   `json:"requests"`
+	Errors   int64   `json:"errors"`
+	Non2xx   int64   `json:"non_2xx"`
+	Seconds  float64 `json:"seconds"`
+	RPS      float64 `json:"rps"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	P999ms   float64 `json:"p999_ms"`
+	Bytes    int64   `json:"bytes"`
+	Rate     float64 `json:"rate,omitempty"`
+	// CPU is the target processes' CPU time per request, in microseconds.
+	CPUus float64 `json:"cpu_us_per_req"`
+	// RSSMB is the target processes' resident memory at the end, in MiB.
+	RSSMB float64 `json:"rss_mb"`
+	Page  string  `json:"page,omitempty"`
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:18083", "target host:port")
+	path := flag.String("path", "/", "request path")
+	name := flag.String("name", "", "target name for the output")
+	dur := flag.Duration("d", 6*time.Second, "duration")
+	conns := flag.Int("c", 32, "connections (and workers)")
+	rate := flag.Float64("rate", 0, "requests per second in all; 0 for as many as possible")
+	visitors := flag.Int("visitors", 10000, "distinct visitors; each keeps its cookie (0: every request a new visitor)")
+	pidList := flag.String("pids", "", "comma-separated PIDs of the target's processes, for CPU and RSS")
+	page := flag.String("page", "", "page label for the output")
+	limit := flag.Int64("n", 0, "stop after this many requests (0: run for -d)")
+	table := flag.String("table", "", "print the comparison table of a results file (JSON lines) and exit")
+	flag.Parse()
+	if *table != "" {
+		if err := printTable(*table, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	pids := parsePIDs(*pidList)
+	cpu0 := cpuTicks(pids)
+
+	client := &fasthttp.HostClient{Addr: *addr, MaxConns: *conns, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+		MaxIdemponentCallAttempts: 1, ReadBufferSize: 64 << 10}
+	cookies := make([]atomic.Pointer[[]byte], max(*visitors, 1))
+	var reqs, errs, non2xx, bytesIn atomic.Int64
+	lat := make([][]time.Duration, *conns)
+	deadline := time.Now().Add(*dur)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < *conns; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			var interval time.Duration
+			next := time.Now()
+			if *rate > 0 {
+				interval = time.Duration(float64(time.Second) * float64(*conns) / *rate)
+				next = next.Add(time.Duration(w) * interval / time.Duration(*conns))
+			}
+			samples := make([]time.Duration, 0, 1<<16)
+			for i := w; ; i += *conns {
+				if interval > 0 {
+					if d := time.Until(next); d > 0 {
+						time.Sleep(d)
+					}
+				} else {
+					next = time.Now()
+				}
+				if next.After(deadline) || *limit > 0 && reqs.Load() >= *limit {
+					break
+				}
+				req.Reset()
+				req.SetRequestURI(*path)
+				req.Header.SetHost("shop.test")
+				req.Header.Set("Accept", "text/html")
+				req.Header.Set("Sec-Fetch-Dest", "document")
+				req.Header.Set("Accept-Encoding", "identity")
+				req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36")
+				v := -1
+				if *visitors > 0 {
+					v = i % *visitors
+					if c := cookies[v].Load(); c != nil {
+						req.Header.SetCookieBytesKV([]byte("edgeseg"), *c)
+					}
+				}
+				err := client.Do(req, resp)
+				took := time.Since(next)
+				reqs.Add(1)
+				if err != nil {
+					errs.Add(1)
+				} else {
+					if resp.StatusCode() < 200 || resp.StatusCode() > 299 {
+						non2xx.Add(1)
+					}
+					bytesIn.Add(int64(len(resp.Body())))
+					if v >= 0 {
+						if c := resp.Header.PeekCookie("edgeseg"); len(c) > 0 {
+							ck := fasthttp.AcquireCookie()
+							if ck.ParseBytes(c) == nil {
+								val := append([]byte(nil), ck.Value()...)
+								cookies[v].Store(&val)
+							}
+							fasthttp.ReleaseCookie(ck)
+						}
+					}
+				}
+				samples = append(samples, took)
+				if interval > 0 {
+					next = next.Add(interval)
+				}
+			}
+			lat[w] = samples
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	var all []time.Duration
+	for _, s := range lat {
+		all = append(all, s...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	q := func(p float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		return float64(all[min(len(all)-1, int(p*float64(len(all))))].Microseconds()) / 1000
+	}
+	r := result{Target: *name, Requests: reqs.Load(), Errors: errs.Load(), Non2xx: non2xx.Load(), Seconds: elapsed,
+		RPS: float64(reqs.Load()) / elapsed, P50ms: q(0.50), P99ms: q(0.99), P999ms: q(0.999), Bytes: bytesIn.Load(), Rate: *rate, Page: *page}
+	if len(pids) > 0 && r.Requests > 0 {
+		r.CPUus = float64(cpuTicks(pids)-cpu0) * 1e6 / float64(clockTicks) / float64(r.Requests)
+		r.RSSMB = rssMB(pids)
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,111 @@
+package inject
+
+import "bytes"
+
+// Plan is where the slots of one document are: the result of tokenizing
+// it once. Many requests for the same page get the same origin bytes, so a
+// Plan cached by the bytes' hash lets Apply fill slots without scanning
+// again. A Plan is immutable and safe for concurrent use.
+type Plan struct {
+	slots []plannedSlot
+	heads []int // positions of </head> end tags, where a snippet goes
+	size  int   // length of the document it was made for
+}
+
+// plannedSlot is one fillable slot element: start tag html[start:end] with
+// its '>' at closeAt, inner HTML html[end:innerEnd], end tag up to closeEnd.
+type plannedSlot struct {
+	name                          []byte
+	start, closeAt, end, innerEnd int
+	closeEnd                      int
+	hasSeg                        bool
+}
+
+// Scan tokenizes html and returns its Plan. It finds every slot a rewrite
+// could fill, nested ones included: which of them are filled is decided
+// per request by Apply.
+func Scan(html []byte) *Plan {
+	p := &Plan{size: len(html)}
+	var s scanner
+	s.init(func([]byte) (Block, bool) { return Block{}, false }, nil)
+	s.plan = p
+	s.out = nil
+	s.discard = true
+	s.feed(html, true)
+	return p
+}
+
+// Slots returns how many fillable slots the document has.
+func (p *Plan) Slots() int { return len(p.slots) }
+
+// Size is the length of the document the Plan was made for.
+func (p *Plan) Size() int { return p.size }
+
+// Apply fills html's slots by lookup, as Slots would, using the Plan made
+// for exactly these bytes. It appends to dst.
+func (p *Plan) Apply(dst, html []byte, lookup Lookup, opts *Options) ([]byte, int) {
+	var head []byte
+	if opts != nil {
+		head = opts.HeadSnippet
+	}
+	mark, filled, skipUntil := 0, 0, -1
+	headAt := -1
+	for _, sl := range p.slots {
+		if sl.start < skipUntil {
+			continue // inside a slot already filled
+		}
+		if len(head) > 0 && headAt < 0 {
+			if h := p.headBefore(sl.start, skipUntil); h >= 0 {
+				dst = append(dst, html[mark:h]...)
+				dst = append(dst, head...)
+				mark, headAt = h, h
+			}
+		}
+		b, ok := lookup(sl.name)
+		if !ok {
+			continue
+		}
+		filled++
+		dst = append(dst, html[mark:sl.closeAt]...)
+		if b.Segment != "" && !sl.hasSeg {
+			dst = append(dst, ' ')
+			dst = append(dst, SegmentAttr...)
+			dst = append(dst, '=', '"')
+			dst = appendAttrEscaped(dst, b.Segment)
+			dst = append(dst, '"')
+		}
+		dst = append(dst, html[sl.closeAt:sl.end]...)
+		dst = append(dst, b.HTML...)
+		mark = sl.innerEnd
+		skipUntil = sl.closeEnd
+	}
+	if len(head) > 0 && headAt < 0 {
+		if h := p.headBefore(len(html)+1, skipUntil); h >= 0 && h >= mark {
+			dst = append(dst, html[mark:h]...)
+			dst = append(dst, head...)
+			mark = h
+		}
+	}
+	return append(dst, html[mark:]...), filled
+}
+
+// headBefore returns the first </head> position before limit that is not
+// inside the last filled slot (which ends at skipUntil), or -1.
+func (p *Plan) headBefore(limit, skipUntil int) int {
+	for _, h := range p.heads {
+		if h >= limit {
+			return -1
+		}
+		if h >= skipUntil {
+			return h
+		}
+	}
+	return -1
+}
+
+// recordSlot is called by the scanner in planning mode for every fillable
+// slot (one whose end tag was found).
+func (p *Plan) recordSlot(data []byte, i int, t tag, closeStart, closeEnd int) {
+	p.slots = append(p.slots, plannedSlot{name: bytes.Clone(t.slot), start: i, closeAt: t.closeAt, end: t.end,
+		innerEnd: closeStart, closeEnd: closeEnd, hasSeg: t.hasSeg})
+}
