@@ -54,8 +54,8 @@ cleanup() {
 }
 trap cleanup EXIT
 nginx -c "$out/nginx/nginx.conf"
-(cd bench && exec "$out/edgeseg" serve --config edgeseg.yaml) 2>"$out/edgeseg.log" & pids+=($!); pers=$!
-(cd bench && exec "$out/edgeseg" serve --config edgeseg-passthrough.yaml) 2>"$out/edgeseg-pass.log" & pids+=($!); pass=$!
+(cd bench && exec env GOGC=${GOGC:-100} "$out/edgeseg" serve --config edgeseg.yaml) 2>"$out/edgeseg.log" & pids+=($!); pers=$!
+(cd bench && exec env GOGC=${GOGC:-100} "$out/edgeseg" serve --config edgeseg-passthrough.yaml) 2>"$out/edgeseg-pass.log" & pids+=($!); pass=$!
 for port in 18080 18081 18082 18083 18084; do
   for i in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/page-5k.html" && break; sleep 0.1; done
 done

@@ -175,6 +175,9 @@ type PersonalizerOptions struct {
 }
 
 type personalizeMetrics struct {
+	// segments[i] counts assignments to the pipeline's i-th segment
+	// (priority order): [0] members who see blocks, [1] holdouts.
+	segments      atomic.Pointer[[][2]*metrics.Counter]
 	profileResets [8]*metrics.Counter
 	ruleErrors    *metrics.Counter
 	renderErrors  *metrics.Counter
@@ -214,12 +217,25 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 	p.m.previews = set.GetOrCreateCounter("edgeseg_previews_total")
 	p.m.assignments = set
 	p.pl.Store(o.Pipeline)
+	p.countSegments(o.Pipeline)
 	return p, nil
+}
+
+// countSegments creates the assignment counters of pl's segments.
+func (p *Personalizer) countSegments(pl *Pipeline) {
+	segs := pl.engine.Segments()
+	cs := make([][2]*metrics.Counter, len(segs))
+	for i, s := range segs {
+		cs[i][0] = p.m.assignments.GetOrCreateCounter(fmt.Sprintf(`edgeseg_segment_assignments_total{segment=%q,holdout="false"}`, s.Name))
+		cs[i][1] = p.m.assignments.GetOrCreateCounter(fmt.Sprintf(`edgeseg_segment_assignments_total{segment=%q,holdout="true"}`, s.Name))
+	}
+	p.m.segments.Store(&cs)
 }
 
 // Swap installs a new pipeline (after a config reload). Requests in flight
 // finish with the one they started with.
 func (p *Personalizer) Swap(pl *Pipeline) {
+	p.countSegments(pl)
 	p.pl.Store(pl)
 	p.assign.Clear()
 }
@@ -446,6 +462,22 @@ func (p *Personalizer) assignSegments(v *Visit) {
 		id = v.prof.ID
 	}
 	v.members = eng.Members(v.members, matched, id)
+	if cs := *p.m.segments.Load(); len(cs) == len(eng.Segments()) {
+		for i, s := range eng.Segments() {
+			if matched&(1<<uint(i)) == 0 {
+				continue
+			}
+			for _, m := range v.members {
+				if m.Segment == s {
+					if m.Holdout {
+						cs[i][1].Inc()
+					} else {
+						cs[i][0].Inc()
+					}
+				}
+			}
+		}
+	}
 }
 
 // end returns v to the pool.

@@ -221,6 +221,13 @@ func TestBrowsingMakesADealSeeker(t *testing.T) {
 	if !deal && !held {
 		t.Fatalf("after three sale pages, neither the deal-seekers hero nor its holdout:\n%s", body)
 	}
+	metrics := s.get("/_edgeseg/metrics")
+	for _, want := range []string{`edgeseg_segment_assignments_total{segment="deal-seekers"`, `edgeseg_requests_total{status="200",personalized=`,
+		`edgeseg_cache_hit_ratio{cache="assignment"}`, `edgeseg_cache_hits_total{cache="plans"}`, "edgeseg_request_duration_seconds_bucket", "edgeseg_origin_duration_seconds_bucket"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 	if deal {
 		if resp.Header.Get("Cache-Control") != "private, no-cache" || !strings.Contains(resp.Header.Get("Vary"), "Cookie") {
 			t.Errorf("personalized page headers: %v", resp.Header)
