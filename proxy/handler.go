@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/edgeseg/edgeseg/cache"
 	"github.com/edgeseg/edgeseg/config"
 )
 
@@ -34,6 +35,9 @@ type Options struct {
 	// Personalizer runs the personalization steps. If nil, edgeseg is a
 	// plain reverse proxy.
 	Personalizer *Personalizer
+	// OriginCache keeps unpersonalized origin responses for configured
+	// paths. If nil, every request goes to the origin.
+	OriginCache *cache.Origin
 }
 
 // Handler is edgeseg's request path: fasthttp hands it every request, and it
@@ -57,6 +61,7 @@ type Handler struct {
 	sem          chan struct{}
 	queueTimeout time.Duration
 	p            *Personalizer
+	ocache       *cache.Origin
 	probing      atomic.Bool
 	// testHookBeforeOrigin, when set by tests, runs just before the origin
 	// request (to inject panics and delays).
@@ -86,6 +91,7 @@ func New(opts Options) (*Handler, error) {
 		sem:          make(chan struct{}, cfg.Server.MaxConcurrency),
 		queueTimeout: cfg.Server.QueueTimeout,
 		p:            opts.Personalizer,
+		ocache:       opts.OriginCache,
 	}
 	if h.hostHeader == "origin" {
 		h.hostHeader = opts.Origin.host
@@ -111,6 +117,7 @@ type exchange struct {
 	personalized bool
 	cause        string
 	visit        *Visit
+	cache        string // origin cache: hit, miss, coalesced, or ""
 }
 
 // ServeHTTP is the request path, top to bottom (see ../shared/DESIGN.md):
@@ -166,7 +173,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	resp := fasthttp.AcquireResponse()
 	t0 := time.Now()
-	err := h.origin.Do(req, resp)
+	err := h.fetch(req, resp, &x)
 	x.originTime = time.Since(t0)
 	h.metrics.originLatency.Update(x.originTime.Seconds())
 	if err != nil {
@@ -195,6 +202,62 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	if x.visit != nil {
 		h.p.commit(ctx, x.visit, x.personalized)
 	}
+}
+
+// fetch is step 7: the origin, or for configured paths the origin cache.
+// A cacheable miss is fetched once however many visitors ask at once; the
+// leader buffers a cacheable body (within cache.origin.max_object_bytes)
+// and stores it, and everyone is answered from memory. Otherwise resp's
+// body is the origin's stream.
+func (h *Handler) fetch(req *fasthttp.Request, resp *fasthttp.Response, x *exchange) error {
+	oc := h.ocache
+	if !oc.Cacheable(req) {
+		return h.origin.Do(req, resp)
+	}
+	now := time.Now()
+	if r, ok := oc.Get(req, now); ok {
+		x.cache = "hit"
+		r.CopyTo(resp, now)
+		return nil
+	}
+	var doErr error
+	leader := false
+	r, _ := oc.Fetch(req, func() *cache.Response {
+		leader = true
+		if doErr = h.origin.Do(req, resp); doErr != nil {
+			return nil
+		}
+		ttl := oc.Freshness(resp, now)
+		n := resp.Header.ContentLength()
+		if ttl <= 0 || n < 0 || n > oc.MaxObject() {
+			return nil // not cacheable: resp keeps streaming
+		}
+		body, err := readLimited(nil, resp.BodyStream(), n)
+		_ = resp.CloseBodyStream()
+		if err != nil || len(body) != n {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			doErr = err
+			return nil
+		}
+		resp.SetBodyRaw(body)
+		cr := oc.Capture(req, resp, body, ttl, now)
+		oc.Store(req, cr)
+		return cr
+	})
+	switch {
+	case leader:
+		x.cache = "miss"
+		return doErr
+	case r != nil:
+		x.cache = "coalesced"
+		r.CopyTo(resp, time.Now())
+		return nil
+	}
+	// The request we waited for could not be cached: ask ourselves.
+	x.cache = "miss"
+	return h.origin.Do(req, resp)
 }
 
 // checkRequest returns why a request must be refused, or "".
@@ -378,6 +441,11 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 // stream hands resp's body (after prefix, bytes already read from it) to the
 // visitor as it arrives.
 func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, prefix []byte) {
+	if resp.BodyStream() == nil { // answered from memory (the origin cache)
+		ctx.Response.SetBody(resp.Body())
+		fasthttp.ReleaseResponse(resp)
+		return
+	}
 	n := resp.Header.ContentLength()
 	if n < 0 {
 		n = -1 // chunked to the visitor, whatever framing the origin used
@@ -459,6 +527,9 @@ func (h *Handler) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 		Str("remote", ctx.RemoteIP().String())
 	if x.cause != "" {
 		e = e.Str("cause", x.cause)
+	}
+	if x.cache != "" {
+		e = e.Str("cache", x.cache)
 	}
 	if x.visit != nil {
 		e = x.visit.logFields(e)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/edgeseg/edgeseg/cache"
 	"github.com/edgeseg/edgeseg/config"
 )
 
@@ -86,7 +87,11 @@ func startProxyURL(t *testing.T, originURL string, mutate func(*config.Config), 
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(Options{Config: cfg, Origin: org, Log: &log})
+	oc, err := cache.NewOrigin(cfg.Cache.Origin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Options{Config: cfg, Origin: org, Log: &log, OriginCache: oc})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
+	"github.com/edgeseg/edgeseg/cache"
 	"github.com/edgeseg/edgeseg/config"
 	"github.com/edgeseg/edgeseg/proxy"
 )
@@ -199,7 +200,11 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	h, err := proxy.New(proxy.Options{Config: cfg, Origin: origin, Log: &log, Metrics: set, Personalizer: p})
+	oc, err := cache.NewOrigin(cfg.Cache.Origin, set)
+	if err != nil {
+		return err
+	}
+	h, err := proxy.New(proxy.Options{Config: cfg, Origin: origin, Log: &log, Metrics: set, Personalizer: p, OriginCache: oc})
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -690,3 +691,37 @@ events: {sink: "` + sink + `"}
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// TestCachedPagesArePersonalizedPerVisitor: with the origin cache on, the
+// origin is asked once, and each visitor still gets their own blocks.
+func TestCachedPagesArePersonalizedPerVisitor(t *testing.T) {
+	d, err := NewDemoOrigin("../../examples/site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hits atomic.Int64
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" {
+			hits.Add(1)
+		}
+		d.ServeHTTP(w, r)
+	})
+	s := startStack(t, origin, func(y string) string {
+		return strings.Replace(y, "    paths: []                # e.g.", `    paths: ["/"]             # e.g.`, 1)
+	})
+	for i := 0; i < 3; i++ {
+		mobile, desktop := s.browser(uaIPhone), s.browser(uaDesktop)
+		mobile.header.Set("Accept-Encoding", "gzip")
+		if _, body := mobile.page("/"); !strings.Contains(body, "Shop on the go") {
+			t.Fatalf("mobile visitor %d did not get the mobile hero", i)
+		}
+		if _, body := desktop.page("/"); strings.Contains(body, "data-edgeseg-segment") {
+			t.Fatalf("desktop visitor %d got a segment's hero", i)
+		}
+		time.Sleep(20 * time.Millisecond) // let the cache admit the entry
+	}
+	// gzip and identity are two entries (Vary: Accept-Encoding).
+	if n := hits.Load(); n > 2 {
+		t.Fatalf("origin asked %d times for 6 requests of a cacheable page", n)
+	}
+}

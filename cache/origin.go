@@ -1,0 +1,233 @@
+package cache
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/cespare/xxhash/v2"
+	"github.com/valyala/fasthttp"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/edgeseg/edgeseg/config"
+)
+
+// Response is a cached origin response: unpersonalized, immutable, shared
+// by every request that hits it.
+type Response struct {
+	Status  int
+	Headers [][2][]byte
+	Body    []byte
+	Expires time.Time
+	Stored  time.Time
+	vary    [][]byte // request headers the response varies on
+}
+
+// CopyTo fills resp with r, with an Age header (the body is shared and
+// must not be modified).
+func (r *Response) CopyTo(resp *fasthttp.Response, now time.Time) {
+	resp.SetStatusCode(r.Status)
+	for _, kv := range r.Headers {
+		resp.Header.SetBytesKV(kv[0], kv[1])
+	}
+	resp.Header.Set("Age", strconv.Itoa(int(now.Sub(r.Stored)/time.Second)))
+	resp.SetBodyRaw(r.Body)
+}
+
+// Origin caches unpersonalized origin responses for configured paths,
+// honouring the origin's Cache-Control, Expires and Vary, and coalesces
+// concurrent misses for one key into one origin request. It is safe for
+// concurrent use.
+type Origin struct {
+	c          *Cache[uint64, *Response]
+	varies     *Cache[uint64, [][]byte] // Vary header names by URL
+	paths      []string
+	maxObject  int
+	defaultTTL time.Duration
+	group      singleflight.Group
+	hits       *metrics.Counter
+	misses     *metrics.Counter
+	coalesced  *metrics.Counter
+}
+
+// NewOrigin builds the origin cache from cfg, or returns nil when no path
+// is configured.
+func NewOrigin(cfg config.OriginCache, set *metrics.Set) (*Origin, error) {
+	if len(cfg.Paths) == 0 {
+		return nil, nil
+	}
+	c, err := New[uint64, *Response]("origin", cfg.CacheSize, set)
+	if err != nil {
+		return nil, err
+	}
+	v, err := New[uint64, [][]byte]("origin_vary", config.CacheSize{MaxItems: cfg.MaxItems, MaxBytes: 1 << 20}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	return &Origin{c: c, varies: v, paths: cfg.Paths, maxObject: int(cfg.MaxObjectBytes), defaultTTL: cfg.DefaultTTL,
+		hits:      set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="hit"}`),
+		misses:    set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="miss"}`),
+		coalesced: set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="coalesced"}`)}, nil
+}
+
+// MaxObject is the largest body stored.
+func (o *Origin) MaxObject() int { return o.maxObject }
+
+// Cacheable reports whether req may be answered from the cache: a GET for a
+// configured path, without credentials or a client asking to bypass caches.
+func (o *Origin) Cacheable(req *fasthttp.Request) bool {
+	if o == nil || !req.Header.IsGet() || len(req.Header.Peek("Authorization")) > 0 || len(req.Header.Peek("Range")) > 0 {
+		return false
+	}
+	if cc := req.Header.Peek("Cache-Control"); bytes.Contains(cc, []byte("no-store")) {
+		return false
+	}
+	path := string(req.URI().Path())
+	for _, p := range o.paths {
+		if p == path || strings.HasSuffix(p, "*") && strings.HasPrefix(path, p[:len(p)-1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// urlKey hashes host and request target.
+func urlKey(req *fasthttp.Request) uint64 {
+	h := xxhash.New()
+	_, _ = h.Write(req.Header.Host())
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write(req.Header.RequestURI())
+	return h.Sum64()
+}
+
+// key hashes the URL and the values of the request headers the response
+// varies on.
+func key(req *fasthttp.Request, vary [][]byte) uint64 {
+	h := xxhash.New()
+	_, _ = h.Write(req.Header.Host())
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write(req.Header.RequestURI())
+	for _, name := range vary {
+		_, _ = h.Write([]byte{0})
+		_, _ = h.Write(name)
+		_, _ = h.Write([]byte{'='})
+		_, _ = h.Write(req.Header.PeekBytes(name))
+	}
+	return h.Sum64()
+}
+
+// Get returns a fresh cached response for req.
+func (o *Origin) Get(req *fasthttp.Request, now time.Time) (*Response, bool) {
+	vary, _ := o.varies.Get(urlKey(req))
+	r, ok := o.c.Get(key(req, vary))
+	if !ok || !now.Before(r.Expires) {
+		o.misses.Inc()
+		return nil, false
+	}
+	o.hits.Inc()
+	return r, true
+}
+
+// Fetch coalesces concurrent misses for req's key: fetch runs once and its
+// result (a Response to store, or nil when the answer could not be cached)
+// is shared. shared reports that this caller waited for another's fetch.
+func (o *Origin) Fetch(req *fasthttp.Request, fetch func() *Response) (r *Response, shared bool) {
+	vary, _ := o.varies.Get(urlKey(req))
+	k := strconv.FormatUint(key(req, vary), 16)
+	v, _, sh := o.group.Do(k, func() (any, error) { return fetch(), nil })
+	if sh {
+		o.coalesced.Inc()
+	}
+	r, _ = v.(*Response)
+	return r, sh
+}
+
+// Freshness says how long resp may be cached by a shared cache, or 0 when
+// it must not be: no-store, private, no-cache, Set-Cookie, Vary: *, a
+// status other than 200, or no freshness and no default TTL.
+func (o *Origin) Freshness(resp *fasthttp.Response, now time.Time) time.Duration {
+	if resp.StatusCode() != fasthttp.StatusOK || hasSetCookie(&resp.Header) {
+		return 0
+	}
+	if v := resp.Header.Peek("Vary"); bytes.Contains(v, []byte("*")) {
+		return 0
+	}
+	cc := strings.ToLower(string(resp.Header.Peek("Cache-Control")))
+	var maxAge, sMaxAge time.Duration = -1, -1
+	for _, d := range strings.Split(cc, ",") {
+		d = strings.TrimSpace(d)
+		name, val, _ := strings.Cut(d, "=")
+		switch name {
+		case "no-store", "private", "no-cache":
+			return 0
+		case "max-age":
+			if n, err := strconv.Atoi(strings.Trim(val, `"`)); err == nil {
+				maxAge = time.Duration(n) * time.Second
+			}
+		case "s-maxage":
+			if n, err := strconv.Atoi(strings.Trim(val, `"`)); err == nil {
+				sMaxAge = time.Duration(n) * time.Second
+			}
+		}
+	}
+	switch {
+	case sMaxAge >= 0:
+		return sMaxAge
+	case maxAge >= 0:
+		return maxAge
+	}
+	if exp := resp.Header.Peek("Expires"); len(exp) > 0 {
+		t, err := fasthttp.ParseHTTPDate(exp)
+		if err != nil {
+			return 0 // an invalid Expires means already expired
+		}
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+		return 0
+	}
+	return o.defaultTTL
+}
+
+func hasSetCookie(h *fasthttp.ResponseHeader) bool {
+	for range h.Cookies() {
+		return true
+	}
+	return false
+}
+
+// Capture builds a Response from an origin response whose body is in
+// body (already read), fresh for ttl. It copies everything it keeps.
+func (o *Origin) Capture(req *fasthttp.Request, resp *fasthttp.Response, body []byte, ttl time.Duration, now time.Time) *Response {
+	r := &Response{Status: resp.StatusCode(), Body: bytes.Clone(body), Expires: now.Add(ttl), Stored: now}
+	for k, v := range resp.Header.All() {
+		if bytes.EqualFold(k, []byte("Content-Length")) || bytes.EqualFold(k, []byte("Transfer-Encoding")) || bytes.EqualFold(k, []byte("Age")) {
+			continue // framing is the server's; Age is set on every hit
+		}
+		r.Headers = append(r.Headers, [2][]byte{bytes.Clone(k), bytes.Clone(v)})
+	}
+	for _, name := range bytes.Split(resp.Header.Peek("Vary"), []byte(",")) {
+		if name = bytes.TrimSpace(name); len(name) > 0 {
+			r.vary = append(r.vary, bytes.Clone(name))
+		}
+	}
+	return r
+}
+
+// Store keeps r for req, by cost (body and headers), within max_bytes.
+func (o *Origin) Store(req *fasthttp.Request, r *Response) {
+	o.varies.Set(urlKey(req), r.vary, int64(16+len(r.vary)*16))
+	cost := int64(len(r.Body) + 256)
+	for _, kv := range r.Headers {
+		cost += int64(len(kv[0]) + len(kv[1]))
+	}
+	o.c.SetWithTTL(key(req, r.vary), r, cost, time.Until(r.Expires))
+}
+
+// Cache exposes the underlying cache (for tests and metrics).
+func (o *Origin) Cache() *Cache[uint64, *Response] { return o.c }

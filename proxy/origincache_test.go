@@ -1,0 +1,137 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgeseg/edgeseg/config"
+)
+
+func TestOriginCache(t *testing.T) {
+	var hits atomic.Int64
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		switch r.URL.Path {
+		case "/cached", "/other":
+			w.Header().Set("Cache-Control", "public, max-age=60")
+		case "/smax":
+			w.Header().Set("Cache-Control", "max-age=0, s-maxage=60")
+		case "/expires":
+			w.Header().Set("Expires", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat))
+		case "/expired":
+			w.Header().Set("Expires", "Thu, 01 Jan 1970 00:00:00 GMT")
+		case "/nostore":
+			w.Header().Set("Cache-Control", "no-store")
+		case "/private":
+			w.Header().Set("Cache-Control", "private, max-age=60")
+		case "/cookie":
+			w.Header().Set("Cache-Control", "max-age=60")
+			w.Header().Set("Set-Cookie", "session=secret")
+		case "/vary":
+			w.Header().Set("Cache-Control", "max-age=60")
+			w.Header().Set("Vary", "Accept-Language")
+			fmt.Fprint(w, r.Header.Get("Accept-Language"))
+			return
+		case "/big":
+			w.Header().Set("Cache-Control", "max-age=60")
+			fmt.Fprint(w, strings.Repeat("b", 300<<10))
+			return
+		case "/slow":
+			w.Header().Set("Cache-Control", "max-age=60")
+			time.Sleep(200 * time.Millisecond)
+		}
+		fmt.Fprintf(w, "body of %s", r.URL.Path)
+	})
+	p := startProxy(t, origin, func(c *config.Config) {
+		c.Cache.Origin.Paths = []string{"/cached", "/smax", "/expires", "/expired", "/nostore", "/private", "/cookie", "/vary", "/big", "/slow", "/none"}
+		c.Cache.Origin.MaxObjectBytes = 256 << 10
+	})
+	count := func(path string, n int) int64 {
+		before := hits.Load()
+		for i := 0; i < n; i++ {
+			resp, body := p.get(path)
+			if resp.StatusCode != 200 || (path != "/vary" && path != "/big" && body != "body of "+path) {
+				t.Fatalf("%s: %d %q", path, resp.StatusCode, body[:min(len(body), 40)])
+			}
+			if path == "/cookie" && resp.Header.Get("Set-Cookie") == "" {
+				t.Fatalf("Set-Cookie lost")
+			}
+			p.h.ocache.Cache().Wait()
+		}
+		return hits.Load() - before
+	}
+	for _, tc := range []struct {
+		path string
+		want int64 // origin requests for 3 proxied requests
+	}{
+		{"/cached", 1}, {"/smax", 1}, {"/expires", 1},
+		{"/expired", 3}, {"/nostore", 3}, {"/private", 3}, {"/cookie", 3}, {"/none", 3}, {"/big", 3},
+		{"/other", 3}, // not a configured path
+	} {
+		if got := count(tc.path, 3); got != tc.want {
+			t.Errorf("%s: %d origin requests for 3, want %d", tc.path, got, tc.want)
+		}
+	}
+	if resp, _ := p.get("/cached"); resp.Header.Get("Age") == "" {
+		t.Error("cache hit without Age")
+	}
+	// Vary: one entry per language.
+	langs := map[string]string{}
+	before := hits.Load()
+	for i := 0; i < 4; i++ {
+		for _, l := range []string{"de", "fr"} {
+			req, _ := http.NewRequest("GET", p.url+"/vary", nil)
+			req.Header.Set("Accept-Language", l)
+			_, body := p.do(req)
+			langs[l] = body
+			p.h.ocache.Cache().Wait()
+		}
+	}
+	if langs["de"] != "de" || langs["fr"] != "fr" || hits.Load()-before > 3 {
+		t.Errorf("vary: %v, %d origin requests for 8", langs, hits.Load()-before)
+	}
+	// Concurrent misses reach the origin once.
+	before = hits.Load()
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := p.client.Get(p.url + "/slow")
+			if err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if got := hits.Load() - before; got != 1 {
+		t.Errorf("coalescing: %d origin requests for 20 concurrent misses", got)
+	}
+}
+
+// TestOriginCacheEvictsByCost: a cache full of large pages stays within
+// its byte bound.
+func TestOriginCacheEvictsByCost(t *testing.T) {
+	page := strings.Repeat("p", 100<<10)
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		fmt.Fprint(w, page)
+	})
+	p := startProxy(t, origin, func(c *config.Config) {
+		c.Cache.Origin.Paths = []string{"/p/*"}
+		c.Cache.Origin.MaxBytes = 1 << 20
+		c.Cache.Origin.MaxItems = 100
+	})
+	for i := 0; i < 60; i++ {
+		p.get(fmt.Sprintf("/p/%d", i))
+	}
+	p.h.ocache.Cache().Wait()
+	if cost := p.h.ocache.Cache().Cost(); cost > 1<<20 {
+		t.Fatalf("cache holds %d bytes, bound 1 MiB", cost)
+	}
+}
