@@ -9,6 +9,10 @@ import (
 type Config struct {
 	// Listen is the address the proxy serves on. Default ":8080".
 	Listen string `yaml:"listen"`
+	// Personalize turns every personalization step on or off. Off, edgeseg
+	// is a plain reverse proxy: no cookie, no signals, no slots (a switch
+	// for incidents, and the baseline of the benchmarks). Default true.
+	Personalize bool `yaml:"personalize"`
 
 	Server    Server    `yaml:"server"`
 	Origin    Origin    `yaml:"origin"`
@@ -377,7 +381,8 @@ type Events struct {
 // Default returns a Config with every documented default and no origin.
 func Default() *Config {
 	return &Config{
-		Listen: ":8080",
+		Listen:      ":8080",
+		Personalize: true,
 		Server: Server{
 			ReadTimeout:        30 * time.Second,
 			WriteTimeout:       60 * time.Second,

@@ -196,9 +196,13 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	p, err := m.newPersonalizer(ctx, cfg, &log, set)
-	if err != nil {
-		return err
+	var p *proxy.Personalizer
+	if cfg.Personalize {
+		if p, err = m.newPersonalizer(ctx, cfg, &log, set); err != nil {
+			return err
+		}
+	} else {
+		log.Warn().Msg("personalize: false: edgeseg runs as a plain reverse proxy")
 	}
 	oc, err := cache.NewOrigin(cfg.Cache.Origin, set)
 	if err != nil {

@@ -725,3 +725,12 @@ func TestCachedPagesArePersonalizedPerVisitor(t *testing.T) {
 		t.Fatalf("origin asked %d times for 6 requests of a cacheable page", n)
 	}
 }
+
+func TestPersonalizeOffIsAPlainProxy(t *testing.T) {
+	s := startStack(t, nil, nil, "EDGESEG_PERSONALIZE=false")
+	b := s.browser(uaIPhone)
+	resp, body := b.page("/")
+	if strings.Contains(body, "data-edgeseg-segment") || profileCookie(resp) != nil || resp.Header.Get("Cache-Control") != "public, max-age=60" {
+		t.Fatalf("personalize: false still personalizes: %v", resp.Header)
+	}
+}
