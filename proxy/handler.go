@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,7 +65,11 @@ type Handler struct {
 	// testHookBeforeOrigin, when set by tests, runs just before the origin
 	// request (to inject panics and delays).
 	testHookBeforeOrigin func(*fasthttp.RequestCtx)
-	bufs                 sync.Pool // *[]byte scratch for bodies and headers
+	// bufs is a free list of body and header buffers. Unlike a sync.Pool it
+	// survives garbage collections: with many requests in flight, a pool
+	// emptied by every GC made each request grow fresh 64 KiB buffers,
+	// which in turn made the next GC come sooner.
+	bufs chan *[]byte
 }
 
 // New builds a Handler from opts.
@@ -92,6 +95,7 @@ func New(opts Options) (*Handler, error) {
 		queueTimeout: cfg.Server.QueueTimeout,
 		p:            opts.Personalizer,
 		ocache:       opts.OriginCache,
+		bufs:         make(chan *[]byte, 1024),
 	}
 	if h.hostHeader == "origin" {
 		h.hostHeader = opts.Origin.host
@@ -538,8 +542,10 @@ func (h *Handler) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 }
 
 func (h *Handler) getBuf() *[]byte {
-	if b, ok := h.bufs.Get().(*[]byte); ok {
+	select {
+	case b := <-h.bufs:
 		return b
+	default:
 	}
 	b := make([]byte, 0, 512)
 	return &b
@@ -547,10 +553,13 @@ func (h *Handler) getBuf() *[]byte {
 
 func (h *Handler) putBuf(b *[]byte) {
 	if cap(*b) > 1<<20 {
-		return // do not pool huge buffers
+		return // keep no huge buffers: they would pin memory
 	}
 	*b = (*b)[:0]
-	h.bufs.Put(b)
+	select {
+	case h.bufs <- b:
+	default: // the list is full: let the GC have it
+	}
 }
 
 // remoteIP returns the visitor's address after trusted proxies.

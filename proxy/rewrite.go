@@ -23,7 +23,6 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	}
 
 	rawp := h.getBuf()
-	defer h.putBuf(rawp)
 	src := resp.BodyStream()
 	if src == nil { // answered from memory (the origin cache)
 		src = bytes.NewReader(resp.Body())
@@ -32,15 +31,17 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	*rawp = raw
 	if errors.Is(err, errTooLarge) {
 		// Too large to rewrite: send what was read, then the rest, as is.
-		// The prefix outlives this call, so it cannot stay in the pool.
+		// The prefix outlives this call, so it cannot go back to the list.
 		h.metrics.rewriteSkipped.Inc()
 		prefix := append([]byte(nil), raw...)
+		h.putBuf(rawp)
 		h.stream(ctx, resp, prefix)
 		return false
 	}
 	_ = resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(resp)
 	if err != nil {
+		h.putBuf(rawp)
 		// Nothing has been sent yet, so the visitor gets a clean 502
 		// rather than a truncated page.
 		status, cause := originFailure(err)
@@ -60,45 +61,72 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		defer h.putBuf(htmlp)
 		html, err = h.codec.decode((*htmlp)[:0], raw, c, h.rewriteLimit)
 		*htmlp = html
-	}
-	if err != nil {
-		if !errors.Is(err, errTooLarge) {
-			h.metrics.rewriteErrors.Inc()
-			h.log.Debug().Err(err).Bytes("path", ctx.Path()).Msg("cannot decode body; passing it through")
+		if err != nil {
+			if !errors.Is(err, errTooLarge) {
+				h.metrics.rewriteErrors.Inc()
+				h.log.Debug().Err(err).Bytes("path", ctx.Path()).Msg("cannot decode body; passing it through")
+			}
+			h.sendBuf(ctx, rawp)
+			return false
 		}
-		ctx.Response.SetBody(raw)
-		return false
 	}
 
 	outp := h.getBuf()
-	defer h.putBuf(outp)
 	out, changed := h.safePersonalize(ctx, x, html, (*outp)[:0])
 	*outp = out
 	if !changed {
-		ctx.Response.SetBody(raw)
+		h.putBuf(outp)
+		h.sendBuf(ctx, rawp)
 		return false
 	}
-
-	body := ctx.Response.BodyWriter()
-	if c == codingIdentity {
-		_, _ = body.Write(out)
-	} else {
+	if c != codingIdentity {
 		encp := h.getBuf()
 		enc, err := h.codec.encode((*encp)[:0], out, c)
 		*encp = enc
+		h.putBuf(outp)
 		if err != nil {
 			h.putBuf(encp)
 			h.metrics.rewriteErrors.Inc()
 			h.log.Error().Err(err).Msg("cannot re-encode body; serving the origin's")
-			ctx.Response.SetBody(raw)
+			h.sendBuf(ctx, rawp)
 			return false
 		}
-		_, _ = body.Write(enc)
-		h.putBuf(encp)
+		outp = encp
 	}
+	h.putBuf(rawp)
+	h.sendBuf(ctx, outp)
 	markPersonalized(&ctx.Response.Header)
 	x.personalized = true
 	return true
+}
+
+// sendBuf makes *b the response body without copying it; the buffer goes
+// back to the free list when fasthttp has written (or dropped) the response.
+func (h *Handler) sendBuf(ctx *fasthttp.RequestCtx, b *[]byte) {
+	pb := &pooledBody{h: h, b: b}
+	pb.r.Reset(*b)
+	ctx.Response.SetBodyStream(pb, len(*b))
+}
+
+// pooledBody is a response body held in a buffer of the free list.
+type pooledBody struct {
+	h *Handler
+	b *[]byte
+	r bytes.Reader
+}
+
+func (p *pooledBody) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+// WriteTo lets fasthttp copy the body in one write.
+func (p *pooledBody) WriteTo(w io.Writer) (int64, error) { return p.r.WriteTo(w) }
+
+// Close returns the buffer; fasthttp calls it once the body is written.
+func (p *pooledBody) Close() error {
+	if p.b != nil {
+		p.h.putBuf(p.b)
+		p.b = nil
+	}
+	return nil
 }
 
 // safePersonalize runs step 8 and turns a panic in it into "unchanged", so
@@ -184,5 +212,3 @@ func addVary(rh *fasthttp.ResponseHeader, name string) {
 	}
 	rh.Set("Vary", string(v)+", "+name)
 }
-
-var _ io.Reader = (*originStream)(nil)
