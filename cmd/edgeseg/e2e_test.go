@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -733,4 +734,48 @@ func TestPersonalizeOffIsAPlainProxy(t *testing.T) {
 	if strings.Contains(body, "data-edgeseg-segment") || profileCookie(resp) != nil || resp.Header.Get("Cache-Control") != "public, max-age=60" {
 		t.Fatalf("personalize: false still personalizes: %v", resp.Header)
 	}
+}
+
+// TestDuplicateProfileCookies: a browser holding the cookie twice (set for
+// two paths or domains) is served with whichever copy verifies.
+func TestDuplicateProfileCookies(t *testing.T) {
+	s := startStack(t, nil, nil)
+	b := s.browser(uaDesktop)
+	resp, _ := b.page("/category/sale")
+	good := profileCookie(resp)
+	if good == nil {
+		t.Fatal("no cookie")
+	}
+	req, _ := http.NewRequest("GET", s.url+"/", nil)
+	req.Header.Set("User-Agent", uaDesktop)
+	req.Header.Set("Sec-Fetch-Dest", "document")
+	req.Header.Set("Cookie", "edgeseg=garbage; edgeseg="+good.Value)
+	raw := s.browser(uaDesktop)
+	resp, _ = raw.do(req)
+	next := profileCookie(resp)
+	if resp.StatusCode != 200 || next == nil {
+		t.Fatalf("status %d cookie %v", resp.StatusCode, next)
+	}
+	// The verified copy was used: the new cookie continues the same visitor.
+	if id(t, next.Value) != id(t, good.Value) {
+		t.Fatal("duplicate cookies: the valid profile was dropped")
+	}
+}
+
+// id reads the visitor id from a profile cookie (the payload is readable,
+// only signed).
+func id(t *testing.T, jwt string) string {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", jwt)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		ID string `json:"id"`
+	}
+	json.Unmarshal(raw, &c)
+	return c.ID
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"strings"
 	"time"
 
@@ -188,7 +189,10 @@ func printExplanation(m *Main, e *proxy.Explanation) {
 	w := m.Stdout
 	fmt.Fprintf(w, "consent: %s\n", e.Consent)
 	if e.Profile != nil {
-		fmt.Fprintf(w, "profile: %v\n", e.Profile)
+		fmt.Fprintln(w, "profile:")
+		for _, k := range sortedKeys(e.Profile) {
+			fmt.Fprintf(w, "  %-14s %v\n", k, e.Profile[k])
+		}
 	}
 	fmt.Fprintln(w, "signals:")
 	keys := []string{"device", "browser", "os", "bot", "hour", "weekday", "daypart", "referrer", "referrer_host", "utm", "country", "region", "language", "path"}
@@ -202,8 +206,8 @@ func printExplanation(m *Main, e *proxy.Explanation) {
 			mark = "YES"
 		}
 		fmt.Fprintf(w, "  [%s] %-20s p=%-3d %s\n", mark, r.Segment, r.Priority, r.Rule)
-		for k, v := range r.Reads {
-			fmt.Fprintf(w, "        %s = %s\n", k, v)
+		for _, k := range sortedKeys(r.Reads) {
+			fmt.Fprintf(w, "        %s = %s\n", k, r.Reads[k])
 		}
 		if r.Holdout != "" {
 			fmt.Fprintf(w, "        holdout: %s\n", r.Holdout)
@@ -214,8 +218,8 @@ func printExplanation(m *Main, e *proxy.Explanation) {
 	}
 	fmt.Fprintf(w, "segments: %s\n", strings.Join(e.Segments, ", "))
 	fmt.Fprintln(w, "slots:")
-	for slot, what := range e.Slots {
-		fmt.Fprintf(w, "  %-14s %s\n", slot, what)
+	for _, slot := range sortedKeys(e.Slots) {
+		fmt.Fprintf(w, "  %-14s %s\n", slot, e.Slots[slot])
 	}
 	for _, warn := range e.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
@@ -264,4 +268,13 @@ func (m *Main) runPreviewToken(ctx context.Context, args []string) error {
 	fmt.Fprintln(m.Stdout, tok)
 	fmt.Fprintf(m.Stderr, "append ?%s=%s to a page URL (valid for %v)\n", cfg.Preview.Param, tok, *ttl)
 	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -195,3 +195,22 @@ func TestConsent(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkExtract(b *testing.B) {
+	cfg := config.Default()
+	cfg.Signals.GeoCountryHeader = "CF-IPCountry"
+	e, _ := New(cfg)
+	var req fasthttp.Request
+	req.SetRequestURI("/category/sale?utm_source=news&utm_medium=email&utm_campaign=promo-1")
+	req.Header.SetHost("shop.example")
+	req.Header.SetUserAgent(uaAndroid)
+	req.Header.SetReferer("https://www.google.com/search?q=shoes")
+	req.Header.Set("Accept-Language", "de-DE,de;q=0.9,en;q=0.8")
+	req.Header.Set("CF-IPCountry", "DE")
+	var c Context
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Extract(Request{Req: &req, Now: now}, &c)
+	}
+}

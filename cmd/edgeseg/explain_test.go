@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeseg/edgeseg/segments/profile"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// goldenCookie mints a profile cookie with the example config's key for a
+// fixed visitor: three sale views today and two luxury views, two visits.
+func goldenCookie(t *testing.T, now time.Time) string {
+	c, err := profile.NewCodec(map[string][]byte{"demo-1": []byte("demo-secret-change-me-0123456789abcdef")}, "demo-1", 365*24*time.Hour, 1200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := profile.Settings{VisitGap: 30 * time.Minute, MaxCategories: 12, MaxProducts: 6, ConsiderationScore: 5, DecisionScore: 15}
+	p := profile.NewFresh(now.Add(-72 * time.Hour))
+	p.ID = "golden-visitor-00001"
+	p.Observe(profile.Event{Name: profile.CategoryView, Category: "luxury", Navigation: true}, now.Add(-72*time.Hour), s)
+	p.Observe(profile.Event{Name: profile.CategoryView, Category: "luxury", Navigation: true}, now.Add(-71*time.Hour), s)
+	for i := 3; i > 0; i-- {
+		p.Observe(profile.Event{Name: profile.CategoryView, Category: "sale", Navigation: true}, now.Add(-time.Duration(i)*time.Minute), s)
+	}
+	v, err := c.Encode(p, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestExplainGolden pins the explain output for fixed visitors.
+func TestExplainGolden(t *testing.T) {
+	now := time.Date(2026, 3, 4, 19, 30, 0, 0, time.UTC) // a Wednesday evening (UTC)
+	cookie := goldenCookie(t, now)
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"returning-deal-seeker", []string{"--url", "/", "--cookie", "edgeseg=" + cookie}},
+		{"mobile-from-promo", []string{"--url", "/?utm_campaign=promo-spring&utm_medium=cpc",
+			"--header", "User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+			"--header", "Sec-GPC: 1"}},
+	} {
+		for _, format := range []string{"text", "json"} {
+			t.Run(tc.name+"."+format, func(t *testing.T) {
+				m := NewMain()
+				var out bytes.Buffer
+				m.Stdout, m.Stderr, m.Environ = &out, io.Discard, nil
+				m.Now = func() time.Time { return now }
+				args := append([]string{"explain", "--config", "../../examples/edgeseg.yaml", "--format", format}, tc.args...)
+				if err := m.ParseFlags(args); err != nil {
+					t.Fatal(err)
+				}
+				if err := m.Run(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				got := out.Bytes()
+				golden := filepath.Join("testdata", "explain-"+tc.name+"."+format+".golden")
+				if *update {
+					os.WriteFile(golden, got, 0o644)
+				}
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatalf("%v (run with -update)", err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("explain output differs from %s:\n%s", golden, got)
+				}
+			})
+		}
+	}
+}
+
+var _ = strings.Contains
