@@ -372,10 +372,25 @@ type Events struct {
 	// QueueSize bounds events waiting to be written; when full, events are
 	// dropped and counted, never the response. Default 8192.
 	QueueSize int `yaml:"queue_size"`
-	// ClientEvents enables POST /_edgeseg/event. Default false.
+	// ClientEvents enables POST /_edgeseg/event, for engagement the proxy
+	// cannot see (scroll depth, video completion, clicks on a block).
+	// Default false.
 	ClientEvents bool `yaml:"client_events"`
+	// ClientMap lists the client events accepted and the behavior event
+	// each becomes. Others are refused.
+	ClientMap []ClientEvent `yaml:"client_map"`
 	// ClientEventsPerMinute rate-limits client events per visitor. Default 60.
 	ClientEventsPerMinute int `yaml:"client_events_per_minute"`
+}
+
+// ClientEvent maps an event a page sends to a behavior event.
+type ClientEvent struct {
+	// Name is what the page sends: {"event": "scroll_75"}.
+	Name string `yaml:"name"`
+	// Event is the behavior event it counts as (windows, rules, stage).
+	Event string `yaml:"event"`
+	// Conversion logs it as a conversion for uplift reports.
+	Conversion bool `yaml:"conversion"`
 }
 
 // Default returns a Config with every documented default and no origin.

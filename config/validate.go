@@ -273,6 +273,18 @@ func (c *Config) Validate() error {
 	if c.Events.MaxBackups < 0 {
 		bad("events.max_backups", "must not be negative")
 	}
+	for i, ce := range c.Events.ClientMap {
+		key := fmt.Sprintf("events.client_map[%d]", i)
+		if !eventNameRE.MatchString(ce.Name) {
+			bad(key+".name", "must be lower case letters, digits and underscores, got %q", ce.Name)
+		}
+		if !eventNameRE.MatchString(ce.Event) {
+			bad(key+".event", "must be lower case letters, digits and underscores, got %q", ce.Event)
+		}
+	}
+	if c.Events.ClientEvents && len(c.Events.ClientMap) == 0 {
+		bad("events.client_map", "is required when events.client_events is on: list the events pages may send")
+	}
 	if c.Events.ClientEventsPerMinute < 1 {
 		bad("events.client_events_per_minute", "must be positive")
 	}

@@ -38,6 +38,7 @@ type Personalizer struct {
 	templates *templates.Store
 	assign    *cache.Cache[uint64, uint64]
 	plans     *cache.Cache[uint64, *inject.Plan]
+	rate      *cache.Cache[uint64, *atomic.Int32] // client events per visitor and minute
 	events    *events.Logger
 	log       zerolog.Logger
 	m         personalizeMetrics
@@ -205,7 +206,11 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Personalizer{templates: o.Templates, assign: ac, plans: pc, events: o.Events, log: zerolog.Nop()}
+	rc, err := cache.New[uint64, *atomic.Int32]("client_event_rate", config.CacheSize{MaxItems: 100_000, MaxBytes: 8 << 20}, nil)
+	if err != nil {
+		return nil, err
+	}
+	p := &Personalizer{templates: o.Templates, assign: ac, plans: pc, rate: rc, events: o.Events, log: zerolog.Nop()}
 	if o.Log != nil {
 		p.log = *o.Log
 	}
@@ -314,8 +319,7 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 
 	// 4. context signals
 	if v.consent.Context {
-		peerTrusted := len(pl.trusted) > 0 && pl.trusted.contains(ctx.RemoteIP())
-		pl.extractor.Extract(signals.Request{Req: &ctx.Request, PeerTrusted: peerTrusted, Now: now}, &v.ctx)
+		pl.extractor.Extract(signalsRequest(ctx, pl, now), &v.ctx)
 		v.claims = pl.identity.Claims(h, v.claims[:0], now)
 	}
 
@@ -352,6 +356,12 @@ func (p *Personalizer) adjustRequest(v *Visit, req *fasthttp.Request) {
 	}
 	req.Header.Del("If-None-Match")
 	req.Header.Del("If-Modified-Since")
+}
+
+// signalsRequest is what signals.Extract reads of ctx.
+func signalsRequest(ctx *fasthttp.RequestCtx, pl *Pipeline, now time.Time) signals.Request {
+	peerTrusted := len(pl.trusted) > 0 && pl.trusted.contains(ctx.RemoteIP())
+	return signals.Request{Req: &ctx.Request, PeerTrusted: peerTrusted, Now: now}
 }
 
 // decodeProfile reads the profile cookie. Browsers may send the cookie
@@ -715,6 +725,9 @@ func (p *Personalizer) serveReserved(ctx *fasthttp.RequestCtx, h *Handler) bool 
 	switch string(ctx.Path()) {
 	case ReservedPrefix + "explain":
 		p.serveExplain(ctx)
+		return true
+	case ReservedPrefix + "event":
+		p.serveClientEvent(ctx)
 		return true
 	}
 	return false

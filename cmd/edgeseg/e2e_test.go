@@ -779,3 +779,79 @@ func id(t *testing.T, jwt string) string {
 	json.Unmarshal(raw, &c)
 	return c.ID
 }
+
+func TestClientEvents(t *testing.T) {
+	sink := filepath.Join(t.TempDir(), "events.jsonl")
+	s := startStack(t, nil, func(y string) string {
+		y = strings.Replace(y, "client_events: false", "client_events: true", 1)
+		y = strings.Replace(y, "client_events_per_minute: 60", "client_events_per_minute: 5", 1)
+		return strings.Replace(y, `sink: "off"`, `sink: "`+sink+`"`, 1)
+	})
+	b := s.browser(uaDesktop)
+	b.page("/") // get a profile
+	post := func(body string, hdr map[string]string) *http.Response {
+		req, _ := http.NewRequest("POST", s.url+"/_edgeseg/event", strings.NewReader(body))
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		for k, v := range hdr {
+			if v == "" {
+				req.Header.Del(k)
+			} else {
+				req.Header.Set(k, v)
+			}
+		}
+		resp, _ := b.do(req)
+		return resp
+	}
+	if r := post(`{"event":"scroll_75"}`, nil); r.StatusCode != 204 || profileCookie(r) == nil {
+		t.Fatalf("mapped event: %d cookie %v", r.StatusCode, profileCookie(r))
+	}
+	for _, tc := range []struct {
+		name, body string
+		hdr        map[string]string
+		status     int
+	}{
+		{"cross-site", `{"event":"scroll_75"}`, map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{"foreign origin", `{"event":"scroll_75"}`, map[string]string{"Sec-Fetch-Site": "", "Origin": "https://evil.example"}, 403},
+		{"no origin at all", `{"event":"scroll_75"}`, map[string]string{"Sec-Fetch-Site": ""}, 403},
+		{"unknown event", `{"event":"drop_tables"}`, nil, 400},
+		{"garbage", `{not json`, nil, 400},
+		{"too large", `{"event":"scroll_75","value":"` + strings.Repeat("x", 2000) + `"}`, nil, 413},
+	} {
+		if r := post(tc.body, tc.hdr); r.StatusCode != tc.status {
+			t.Errorf("%s: %d, want %d", tc.name, r.StatusCode, tc.status)
+		}
+	}
+	req, _ := http.NewRequest("GET", s.url+"/_edgeseg/event", nil)
+	if r, _ := b.do(req); r.StatusCode != 405 {
+		t.Errorf("GET: %d", r.StatusCode)
+	}
+	// The conversion is logged; then the per-minute limit (5) answers 429.
+	if r := post(`{"event":"newsletter_signup"}`, nil); r.StatusCode != 204 {
+		t.Fatalf("conversion event: %d", r.StatusCode)
+	}
+	limited := false
+	for i := 0; i < 10; i++ {
+		if r := post(`{"event":"scroll_75"}`, nil); r.StatusCode == 429 {
+			limited = r.Header.Get("Retry-After") != ""
+			break
+		}
+	}
+	if !limited {
+		t.Error("client events not rate-limited")
+	}
+	// Without consent nothing is kept.
+	g := s.browser(uaDesktop)
+	g.header.Set("Sec-GPC", "1")
+	req, _ = http.NewRequest("POST", s.url+"/_edgeseg/event", strings.NewReader(`{"event":"scroll_75"}`))
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Header.Set("Sec-GPC", "1")
+	if r, _ := g.do(req); r.StatusCode != 204 || profileCookie(r) != nil {
+		t.Errorf("no consent: %d cookie %v", r.StatusCode, profileCookie(r))
+	}
+	s.m.Close()
+	raw, _ := os.ReadFile(sink)
+	if !strings.Contains(string(raw), `"event":"signup"`) {
+		t.Errorf("client conversion not logged:\n%s", raw)
+	}
+}

@@ -1,0 +1,144 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/edgeseg/edgeseg/segments/profile"
+)
+
+// maxClientEvent bounds a client event's body.
+const maxClientEvent = 1 << 10
+
+// clientEvent is the body pages send (navigator.sendBeacon or fetch).
+type clientEvent struct {
+	Event string `json:"event"`
+	Value string `json:"value"`
+}
+
+// serveClientEvent handles POST /_edgeseg/event: engagement the proxy
+// cannot see, sent by the page. It is accepted only same-origin, small,
+// from a visitor with consent, for an event config maps, and at most
+// events.client_events_per_minute per visitor; it updates the profile like
+// any behavior event and answers 204.
+func (p *Personalizer) serveClientEvent(ctx *fasthttp.RequestCtx) {
+	pl := p.pl.Load()
+	ec := pl.cfg.Events
+	refuse := func(status int, msg string) {
+		ctx.SetStatusCode(status)
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetBodyString(msg + "\n")
+	}
+	switch {
+	case !ec.ClientEvents:
+		refuse(fasthttp.StatusNotFound, "404 Not Found")
+		return
+	case !ctx.IsPost():
+		ctx.Response.Header.Set("Allow", "POST")
+		refuse(fasthttp.StatusMethodNotAllowed, "POST only")
+		return
+	case !sameOrigin(&ctx.Request.Header):
+		refuse(fasthttp.StatusForbidden, "same-origin requests only")
+		return
+	case ctx.Request.Header.ContentLength() > maxClientEvent:
+		refuse(fasthttp.StatusRequestEntityTooLarge, "event too large")
+		return
+	}
+	// Read at most one byte past the limit, whether the body is streamed
+	// (chunked) or not: a huge body is refused without being read.
+	var body []byte
+	if st := ctx.RequestBodyStream(); st != nil {
+		body, _ = io.ReadAll(io.LimitReader(st, maxClientEvent+1))
+	} else {
+		body = ctx.Request.Body()
+	}
+	if len(body) > maxClientEvent {
+		refuse(fasthttp.StatusRequestEntityTooLarge, "event too large")
+		return
+	}
+	var ce clientEvent
+	if err := json.Unmarshal(body, &ce); err != nil || ce.Event == "" {
+		refuse(fasthttp.StatusBadRequest, `want {"event": "name"}`)
+		return
+	}
+	var mapped string
+	var conversion bool
+	for _, m := range ec.ClientMap {
+		if m.Name == ce.Event {
+			mapped, conversion = m.Event, m.Conversion
+		}
+	}
+	if mapped == "" {
+		refuse(fasthttp.StatusBadRequest, "unknown event")
+		return
+	}
+	now := time.Now()
+	consent := pl.consent.From(&ctx.Request.Header)
+	if !consent.Granted {
+		ctx.SetStatusCode(fasthttp.StatusNoContent) // nothing is kept without consent
+		return
+	}
+	prof, status := p.decodeProfile(&ctx.Request.Header, pl, now)
+	if status != profile.OK {
+		ctx.SetStatusCode(fasthttp.StatusNoContent) // events only for known visitors
+		return
+	}
+	if !p.allowClientEvent(prof.ID, now, ec.ClientEventsPerMinute) {
+		ctx.Response.Header.Set("Retry-After", "60")
+		refuse(fasthttp.StatusTooManyRequests, "too many events")
+		return
+	}
+	prof.Observe(profile.Event{Name: mapped}, now, pl.settings)
+	v := &Visit{p: p, pl: pl, now: now, consent: consent, prof: prof,
+		matched: true, match: profile.Match{Event: mapped, Value: clip(ce.Value, 64)}}
+	p.setCookie(ctx, v)
+	if conversion {
+		// The conversion carries the visitor's segments, as for any other.
+		if consent.Context {
+			pl.extractor.Extract(signalsRequest(ctx, pl, now), &v.ctx)
+		}
+		v.env.Fill(&v.ctx, prof, nil, now, pl.settings, prof.Last)
+		p.assignSegments(v)
+		p.emitConversion(v)
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// sameOrigin accepts requests the browser marks same-origin, or whose
+// Origin names the host asked for.
+func sameOrigin(h *fasthttp.RequestHeader) bool {
+	if site := h.Peek("Sec-Fetch-Site"); len(site) > 0 {
+		return bytes.Equal(site, []byte("same-origin"))
+	}
+	origin := h.Peek("Origin")
+	if i := bytes.Index(origin, []byte("://")); i >= 0 {
+		return bytes.EqualFold(origin[i+3:], h.Host())
+	}
+	return false
+}
+
+// allowClientEvent counts a visitor's events in the current minute.
+// Counters live in a bounded cache; one that was evicted starts again.
+func (p *Personalizer) allowClientEvent(visitor string, now time.Time, perMinute int) bool {
+	k := xxhash.Sum64String(visitor) ^ uint64(now.Unix()/60)*0x9E3779B97F4A7C15
+	n, ok := p.rate.Get(k)
+	if !ok {
+		n = new(atomic.Int32)
+		p.rate.SetWithTTL(k, n, 32, 2*time.Minute)
+		p.rate.Wait() // a limit that drops its counters limits nothing
+	}
+	return int(n.Add(1)) <= perMinute
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
