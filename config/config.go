@@ -453,7 +453,7 @@ func Default() *Config {
 			Assignment: CacheSize{MaxItems: 100_000, MaxBytes: 32 << 20, TTL: 10 * time.Minute},
 			Blocks:     CacheSize{MaxItems: 50_000, MaxBytes: 64 << 20, TTL: 10 * time.Minute},
 			Plans:      CacheSize{MaxItems: 10_000, MaxBytes: 16 << 20, TTL: time.Hour},
-			Profiles:   CacheSize{MaxItems: 100_000, MaxBytes: 128 << 20, TTL: time.Hour},
+			Profiles:   CacheSize{MaxItems: 50_000, MaxBytes: 32 << 20, TTL: time.Hour},
 			Origin: OriginCache{
 				CacheSize:      CacheSize{MaxItems: 10_000, MaxBytes: 256 << 20},
 				MaxObjectBytes: 1 << 20,
