@@ -89,7 +89,7 @@ func sampleEnvs() []Env {
 						p = profile.NewFresh(t.Add(-40 * 24 * time.Hour))
 						b(p, t)
 					}
-					ctx := signals.Context{Device: d, Hour: h, Daypart: daypartOf(h), Weekday: "wednesday",
+					ctx := signals.Context{Device: d, Hour: h, Daypart: signals.Daypart(h), Weekday: "wednesday",
 						Referrer: r.ref, UTM: signals.UTM{Medium: r.medium, Campaign: r.campaign}, Country: "US", Language: "en", Path: "/"}
 					var env Env
 					env.Fill(&ctx, p, nil, t, set, t.Add(-72*time.Hour).Unix())
@@ -99,16 +99,4 @@ func sampleEnvs() []Env {
 		}
 	}
 	return out
-}
-
-func daypartOf(h int) string {
-	switch {
-	case h >= 5 && h < 12:
-		return "morning"
-	case h >= 12 && h < 17:
-		return "afternoon"
-	case h >= 17 && h < 22:
-		return "evening"
-	}
-	return "night"
 }

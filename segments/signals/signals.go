@@ -139,7 +139,7 @@ func (e *Extractor) Extract(r Request, c *Context) {
 	wd := t.Weekday()
 	c.Weekday = weekdays[wd]
 	c.Weekend = wd == time.Saturday || wd == time.Sunday
-	c.Daypart = daypart(c.Hour)
+	c.Daypart = Daypart(c.Hour)
 
 	args := r.Req.URI().QueryArgs()
 	c.UTM = UTM{
@@ -196,7 +196,9 @@ func (e *Extractor) clean(v []byte) string {
 
 var weekdays = [...]string{"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"}
 
-func daypart(hour int) string {
+// Daypart names the part of the day an hour (0-23) falls in: morning
+// (5-11), afternoon (12-16), evening (17-21) or night (22-4).
+func Daypart(hour int) string {
 	switch {
 	case hour >= 5 && hour < 12:
 		return "morning"

@@ -80,8 +80,8 @@ func TestTime(t *testing.T) {
 		t.Fatalf("got hour=%d weekday=%s daypart=%s weekend=%v", c.Hour, c.Weekday, c.Daypart, c.Weekend)
 	}
 	for h, want := range map[int]string{0: "night", 4: "night", 5: "morning", 11: "morning", 12: "afternoon", 16: "afternoon", 17: "evening", 21: "evening", 22: "night"} {
-		if got := daypart(h); got != want {
-			t.Errorf("daypart(%d) = %s, want %s", h, got, want)
+		if got := Daypart(h); got != want {
+			t.Errorf("Daypart(%d) = %s, want %s", h, got, want)
 		}
 	}
 }
