@@ -537,7 +537,7 @@ func isHTML(ct []byte) bool {
 func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst []byte) ([]byte, bool) {
 	opts := inject.Options{}
 	if v.pl.cfg.Templates.DataLayer {
-		opts.HeadSnippet = v.dataLayer()
+		opts.HeadSnippet = v.dataLayer(cspNonce(ctx.Response.Header.Peek("Content-Security-Policy")))
 	}
 	// The same page is usually served many times: where its slots are is
 	// looked up by a hash of its bytes instead of tokenizing it again.
@@ -589,8 +589,32 @@ func (v *Visit) expose(slot, segment string, variant events.Variant, version uin
 	}
 }
 
+// cspNonce returns the script nonce of a Content-Security-Policy, so the
+// data layer script edgeseg adds runs on pages that only allow scripts
+// carrying it. "" when there is none.
+func cspNonce(csp []byte) string {
+	for _, dir := range bytes.Split(csp, []byte(";")) {
+		f := bytes.Fields(dir)
+		if len(f) == 0 || !(bytes.EqualFold(f[0], []byte("script-src")) || bytes.EqualFold(f[0], []byte("default-src"))) {
+			continue
+		}
+		for _, src := range f[1:] {
+			if n, ok := bytes.CutPrefix(src, []byte("'nonce-")); ok && bytes.HasSuffix(n, []byte("'")) {
+				n = n[:len(n)-1]
+				for _, c := range n {
+					if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=' || c == '-' || c == '_') {
+						return ""
+					}
+				}
+				return string(n)
+			}
+		}
+	}
+	return ""
+}
+
 // dataLayer is the <script> that hands the segments to the site's analytics.
-func (v *Visit) dataLayer() []byte {
+func (v *Visit) dataLayer(nonce string) []byte {
 	var segs, holds []string
 	for _, m := range v.members {
 		if m.Holdout {
@@ -600,7 +624,11 @@ func (v *Visit) dataLayer() []byte {
 		}
 	}
 	b, _ := json.Marshal(map[string]any{"segments": segs, "holdouts": holds})
-	return []byte("<script>window.edgeseg=" + string(b) + ";</script>")
+	open := "<script>"
+	if nonce != "" {
+		open = `<script nonce="` + nonce + `">`
+	}
+	return []byte(open + "window.edgeseg=" + string(b) + ";</script>")
 }
 
 // commit is step 9: the profile cookie when it changed and the response

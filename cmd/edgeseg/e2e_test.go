@@ -77,6 +77,9 @@ func startStack(t *testing.T, origin http.Handler, edit func(string) string, env
 		t.Fatal(err)
 	}
 	yml := strings.Replace(string(raw), "dir: templates ", "dir: "+mustAbs(t, "../../examples/templates")+" ", 1)
+	// The example's mobile-evening segment depends on the time of day;
+	// tests must not. It never matches here, so phones get "mobile".
+	yml = strings.Replace(yml, `rule: 'device == "mobile" && daypart == "evening"'`, `rule: 'device == "mobile" && daypart == "evening" && hour > 23'`, 1)
 	if edit != nil {
 		yml = edit(yml)
 	}
@@ -853,5 +856,21 @@ func TestClientEvents(t *testing.T) {
 	raw, _ := os.ReadFile(sink)
 	if !strings.Contains(string(raw), `"event":"signup"`) {
 		t.Errorf("client conversion not logged:\n%s", raw)
+	}
+}
+
+// TestDataLayer: with templates.data_layer on, the page gets
+// window.edgeseg before </head>, carrying the page's CSP nonce.
+func TestDataLayer(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'nonce-r4nd0m+/='")
+		fmt.Fprint(w, `<html><head><title>t</title></head><body><p>no slots</p></body></html>`)
+	})
+	s := startStack(t, origin, func(y string) string { return strings.Replace(y, "data_layer: false", "data_layer: true", 1) })
+	_, body := s.browser(uaIPhone).page("/")
+	want := `<title>t</title><script nonce="r4nd0m+/=">window.edgeseg={"holdouts":null,"segments":["mobile"]};</script></head>`
+	if !strings.Contains(body, want) {
+		t.Fatalf("data layer:\n%s", body)
 	}
 }

@@ -1,0 +1,93 @@
+package cache
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/edgeseg/edgeseg/config"
+)
+
+func TestFreshness(t *testing.T) {
+	o, err := NewOrigin(config.OriginCache{CacheSize: config.CacheSize{MaxItems: 10, MaxBytes: 1 << 20}, Paths: []string{"/"}, MaxObjectBytes: 1 << 20, DefaultTTL: 7 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		status  int
+		headers map[string]string
+		want    time.Duration
+	}{
+		{"max-age", 200, map[string]string{"Cache-Control": "public, max-age=60"}, time.Minute},
+		{"s-maxage wins", 200, map[string]string{"Cache-Control": "max-age=0, s-maxage=30"}, 30 * time.Second},
+		{"quoted", 200, map[string]string{"Cache-Control": `max-age="90"`}, 90 * time.Second},
+		{"expires", 200, map[string]string{"Expires": now.Add(time.Hour).Format(http.TimeFormat)}, time.Hour},
+		{"expired", 200, map[string]string{"Expires": now.Add(-time.Hour).Format(http.TimeFormat)}, 0},
+		{"bad expires", 200, map[string]string{"Expires": "0"}, 0},
+		{"default ttl", 200, nil, 7 * time.Second},
+		{"no-store", 200, map[string]string{"Cache-Control": "no-store, max-age=60"}, 0},
+		{"private", 200, map[string]string{"Cache-Control": "private, max-age=60"}, 0},
+		{"no-cache", 200, map[string]string{"Cache-Control": "no-cache"}, 0},
+		{"set-cookie", 200, map[string]string{"Cache-Control": "max-age=60", "Set-Cookie": "a=b"}, 0},
+		{"vary star", 200, map[string]string{"Cache-Control": "max-age=60", "Vary": "*"}, 0},
+		{"404", 404, map[string]string{"Cache-Control": "max-age=60"}, 0},
+	} {
+		var resp fasthttp.Response
+		resp.SetStatusCode(tc.status)
+		for k, v := range tc.headers {
+			resp.Header.Set(k, v)
+		}
+		if got := o.Freshness(&resp, now); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestCacheable(t *testing.T) {
+	o, _ := NewOrigin(config.OriginCache{CacheSize: config.CacheSize{MaxItems: 10, MaxBytes: 1 << 20}, Paths: []string{"/", "/category/*"}, MaxObjectBytes: 1 << 20}, nil)
+	for _, tc := range []struct {
+		method, uri string
+		headers     map[string]string
+		want        bool
+	}{
+		{"GET", "/", nil, true},
+		{"GET", "/category/sale", nil, true},
+		{"GET", "/product/x", nil, false},
+		{"POST", "/", nil, false},
+		{"HEAD", "/", nil, false},
+		{"GET", "/", map[string]string{"Authorization": "Bearer x"}, false},
+		{"GET", "/", map[string]string{"Range": "bytes=0-10"}, false},
+		{"GET", "/", map[string]string{"Cache-Control": "no-store"}, false},
+	} {
+		var req fasthttp.Request
+		req.Header.SetMethod(tc.method)
+		req.SetRequestURI(tc.uri)
+		for k, v := range tc.headers {
+			req.Header.Set(k, v)
+		}
+		if got := o.Cacheable(&req); got != tc.want {
+			t.Errorf("%s %s %v: %v", tc.method, tc.uri, tc.headers, got)
+		}
+	}
+	if none, _ := NewOrigin(config.OriginCache{}, nil); none != nil {
+		t.Error("an origin cache without paths")
+	}
+}
+
+func TestCacheBoundedByCost(t *testing.T) {
+	c, err := New[uint64, []byte]("t", config.CacheSize{MaxItems: 100, MaxBytes: 10 << 10}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(0); i < 100; i++ {
+		c.Set(i, make([]byte, 1024), 1024)
+	}
+	c.Wait()
+	if c.Cost() > 10<<10 {
+		t.Fatalf("cost %d over the 10 KiB bound", c.Cost())
+	}
+}
