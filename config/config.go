@@ -272,8 +272,6 @@ type EventMapping struct {
 	Conversion bool `yaml:"conversion"`
 	// Category sets a fixed category when the pattern captures none.
 	Category string `yaml:"category"`
-	// SearchParam names the query parameter holding a search term. Default "q".
-	SearchParam string `yaml:"search_param"`
 }
 
 // Segment is one audience rule.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"time"
 
@@ -102,12 +103,7 @@ func (p *Personalizer) Explain(ctx *fasthttp.RequestCtx, now time.Time) *Explana
 	return e
 }
 
-func ftoa(f float64) string { return strings.TrimRight(strings.TrimRight(jsonFloat(f), "0"), ".") }
-
-func jsonFloat(f float64) string {
-	b, _ := json.Marshal(float64(int(f*10000)) / 10000)
-	return string(b)
-}
+func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', 4, 64) }
 
 // readValue renders the value of one thing a rule reads, for explain.
 func readValue(env *segments.Env, read string) string {

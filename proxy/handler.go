@@ -433,10 +433,7 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	}
 
 	if x.visit != nil && h.p.wantsBody(x.visit, ctx, resp) {
-		if h.rewrite(ctx, resp, x) {
-			return
-		}
-		// rewrite streamed or failed; it has set the body already.
+		h.rewrite(ctx, resp, x) // sets the body: personalized, untouched or streamed
 		return
 	}
 	h.stream(ctx, resp, nil)

@@ -743,10 +743,8 @@ func (v *Visit) logFields(e *zerolog.Event) *zerolog.Event {
 	return e
 }
 
-func (p *Personalizer) writeMetrics(w io.Writer) {}
-
 // serveReserved answers /_edgeseg/explain (with a valid preview token).
-func (p *Personalizer) serveReserved(ctx *fasthttp.RequestCtx, h *Handler) bool {
+func (p *Personalizer) serveReserved(ctx *fasthttp.RequestCtx) bool {
 	if p == nil {
 		return false
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -719,5 +718,3 @@ func TestMakePrivateAndVary(t *testing.T) {
 		t.Errorf("markPersonalized: %s", e.String())
 	}
 }
-
-var _ = httptest.NewServer

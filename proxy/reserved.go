@@ -15,11 +15,8 @@ func (h *Handler) serveReserved(ctx *fasthttp.RequestCtx) {
 	case ReservedPrefix + "metrics":
 		ctx.Response.Header.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		h.metrics.set.WritePrometheus(ctx)
-		if h.p != nil {
-			h.p.writeMetrics(ctx)
-		}
 	default:
-		if h.p != nil && h.p.serveReserved(ctx, h) {
+		if h.p != nil && h.p.serveReserved(ctx) {
 			return
 		}
 		h.plainError(ctx, fasthttp.StatusNotFound, "404 Not Found")

@@ -559,7 +559,6 @@ func TestServeErrors(t *testing.T) {
 		t.Fatalf("unwritable sink: %v", err)
 	}
 	m.Close()
-	_ = fmt.Sprint
 }
 
 // TestNavigationsAreNotRevalidatedIntoStaleVariants: a browser revalidating

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -80,5 +79,3 @@ func TestExplainGolden(t *testing.T) {
 		}
 	}
 }
-
-var _ = strings.Contains

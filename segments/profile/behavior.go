@@ -22,7 +22,6 @@ type mapRule struct {
 	event      string
 	conversion bool
 	category   string
-	search     string
 	index      int
 }
 
@@ -37,7 +36,6 @@ type Match struct {
 	Category   string
 	Product    string
 	Value      string
-	SearchTerm string
 	Conversion bool
 	// Rule is the index of the behavior.events entry that matched.
 	Rule int
@@ -67,10 +65,6 @@ func NewMapper(cfg *config.Config) (*Mapper, error) {
 			continue
 		}
 		r.event, r.conversion, r.category, r.index = e.Event, e.Conversion, e.Category, i
-		r.search = e.SearchParam
-		if r.search == "" && e.Event == Search {
-			r.search = "q"
-		}
 		m.rules = append(m.rules, r)
 	}
 	if len(ps) > 0 {
@@ -161,9 +155,6 @@ func (m *Mapper) Lookup(method, path []byte, searchArg func(name string) []byte)
 		mt.Event, mt.Conversion, mt.Rule = r.event, r.conversion, r.index
 		if mt.Category == "" {
 			mt.Category = r.category
-		}
-		if r.search != "" && searchArg != nil {
-			mt.SearchTerm = clean(searchArg(r.search), 100)
 		}
 		return mt, true
 	}

@@ -1,7 +1,6 @@
 package inject
 
 import (
-	"bytes"
 	"io"
 )
 
@@ -42,12 +41,6 @@ func Slots(dst, html []byte, lookup Lookup, opts *Options) ([]byte, int) {
 	s.out = dst
 	s.feed(html, true)
 	return s.out, s.filled
-}
-
-// HasSlots reports whether html may contain a slot: a cheap check that lets
-// pages without slots skip the scan.
-func HasSlots(html []byte) bool {
-	return bytes.Contains(html, []byte(SlotAttr)) || containsFold(html, []byte(SlotAttr))
 }
 
 // Rewriter rewrites a document that arrives in chunks, writing the result
@@ -100,38 +93,4 @@ func (r *Rewriter) flush() error {
 		r.s.out = r.s.out[:0]
 	}
 	return nil
-}
-
-// containsFold reports whether sub (lower case ASCII) is in s, ignoring
-// ASCII case, in one pass over s.
-func containsFold(s, sub []byte) bool {
-	lo, up := sub[0], sub[0]-('a'-'A')
-	nextLo, nextUp := -2, -2 // -2: not searched yet; -1: none left
-	for i := 0; i+len(sub) <= len(s); {
-		if nextLo != -1 && nextLo < i {
-			nextLo = indexFrom(s, i, lo)
-		}
-		if nextUp != -1 && nextUp < i {
-			nextUp = indexFrom(s, i, up)
-		}
-		p := nextLo
-		if p < 0 || (nextUp >= 0 && nextUp < p) {
-			p = nextUp
-		}
-		if p < 0 || p+len(sub) > len(s) {
-			return false
-		}
-		if bytes.EqualFold(s[p:p+len(sub)], sub) {
-			return true
-		}
-		i = p + 1
-	}
-	return false
-}
-
-func indexFrom(s []byte, from int, c byte) int {
-	if j := bytes.IndexByte(s[from:], c); j >= 0 {
-		return from + j
-	}
-	return -1
 }

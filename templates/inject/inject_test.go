@@ -242,17 +242,6 @@ func outsideUnchanged(in, got []byte) string {
 	return ""
 }
 
-func TestHasSlots(t *testing.T) {
-	for in, want := range map[string]bool{
-		`<div data-edgeseg-slot="a">`: true, `<DIV DATA-EDGESEG-SLOT=a>`: true, `<div Data-Edgeseg-Slot=a>`: true,
-		`<div data-edgeseg-slo>`: false, ``: false, `dddddDDDD data-edgeseg`: false,
-	} {
-		if got := HasSlots([]byte(in)); got != want {
-			t.Errorf("HasSlots(%q) = %v", in, got)
-		}
-	}
-}
-
 // html5libInputs returns the inputs of the html5lib tokenizer tests.
 func html5libInputs(t testing.TB) []string {
 	files, _ := filepath.Glob("testdata/corpus/html5lib/*.test")
