@@ -153,3 +153,30 @@ func BenchmarkPlanNoSlots(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHandlerPersonalizedParallel60k runs many visitors at once, as
+// a loaded server does: allocations here include buffer churn that a
+// sequential benchmark hides.
+func BenchmarkHandlerPersonalizedParallel60k(b *testing.B) {
+	s := newBenchStack(b, "page-60k.html", true)
+	defer s.close()
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		cookie := ""
+		for pb.Next() {
+			navRequest(req, "/?utm_campaign=promo", cookie)
+			resp.Reset()
+			if err := s.client.Do(req, resp); err != nil {
+				b.Fatal(err)
+			}
+			if c := resp.Header.PeekCookie("edgeseg"); len(c) > 0 {
+				ck := fasthttp.AcquireCookie()
+				ck.ParseBytes(c)
+				cookie = string(ck.Value())
+				fasthttp.ReleaseCookie(ck)
+			}
+		}
+	})
+}

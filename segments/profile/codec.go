@@ -1,9 +1,10 @@
 package profile
 
 import (
-	"encoding/json"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -55,6 +56,8 @@ type Codec struct {
 	maxLen  int
 	parser  *jwt.Parser
 	signed  *cache.Cache[uint64, *signedProfile]
+	signer  *signer
+	bufs    sync.Pool // *[]byte for payloads and tokens
 }
 
 // signedProfile is a cookie this Codec signed, with the profile in it. A
@@ -106,6 +109,7 @@ func NewCodec(keys map[string][]byte, signKID string, maxAge time.Duration, maxL
 		// like are rejected before any key is used.
 		// Expiry is checked against the caller's clock below.
 		parser: jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithoutClaimsValidation()),
+		signer: newSigner(signKID, keys[signKID]),
 	}, nil
 }
 
@@ -255,34 +259,32 @@ func (c *Codec) encode(p *Profile, now time.Time) (string, error) {
 // estimate is the signed length of p without signing: header, payload and
 // an HS256 signature, base64url-encoded.
 func (c *Codec) estimate(p *Profile, now time.Time) int {
-	body, err := json.Marshal(c.claimsFor(p, now))
-	if err != nil {
-		return 1 << 30
-	}
-	header := len(`{"alg":"HS256","kid":""}`) + len(c.signKID)
-	b64 := func(n int) int { return (n*4 + 2) / 3 }
-	return b64(header) + 1 + b64(len(body)) + 1 + 43
+	bp := c.getBuf()
+	payload := appendClaims((*bp)[:0], p, dayOf(now), now.Add(c.maxAge))
+	*bp = payload
+	n := len(c.signer.header) + 1 + base64.RawURLEncoding.EncodedLen(len(payload)) + 1 + 43
+	c.bufs.Put(bp)
+	return n
 }
 
-func (c *Codec) claimsFor(p *Profile, now time.Time) claims {
-	base := dayOf(now)
-	q := *p
-	q.Cats = cloneCounters(p.Cats)
-	q.Events = cloneCounters(p.Events)
-	q.Recent = append([]Recency(nil), p.Recent...)
-	relDays(q.Cats, base)
-	relDays(q.Events, base)
-	relRecent(q.Recent, base)
-	return claims{Profile: q, Ver: version, Base: base, RegisteredClaims: jwt.RegisteredClaims{
-		ExpiresAt: jwt.NewNumericDate(now.Add(c.maxAge)),
-	}}
-}
-
+// sign returns p as a signed token.
 func (c *Codec) sign(p *Profile, now time.Time) (string, error) {
-	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c.claimsFor(p, now))
-	t.Header["kid"] = c.signKID
-	delete(t.Header, "typ") // saves bytes; the cookie name says what it is
-	return t.SignedString(c.keys[c.signKID])
+	bp, tp := c.getBuf(), c.getBuf()
+	payload := appendClaims((*bp)[:0], p, dayOf(now), now.Add(c.maxAge))
+	tok := c.signer.sign((*tp)[:0], payload)
+	s := string(tok)
+	*bp, *tp = payload, tok
+	c.bufs.Put(bp)
+	c.bufs.Put(tp)
+	return s, nil
+}
+
+func (c *Codec) getBuf() *[]byte {
+	if b, ok := c.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 1024)
+	return &b
 }
 
 // coreEvents are kept longest when pruning: rules and stages read them.
