@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -79,6 +80,30 @@ func NewSignedCache(cfg config.CacheSize, set *metrics.Set) (*cache.Cache[uint64
 	return cache.New[uint64, *signedProfile]("profiles", cfg, set)
 }
 
+// peekID hashes the visitor id at the start of a token's payload without
+// parsing it, for the signed-cookie cache. Tokens this Codec signs start
+// their payload with {"id":"…"; for anything else ok is false.
+func peekID(tok []byte) (uint64, bool) {
+	dot := bytes.IndexByte(tok, '.')
+	if dot < 0 || len(tok) < dot+1+64 {
+		return 0, false
+	}
+	var head [48]byte
+	n, err := base64.RawURLEncoding.Decode(head[:], tok[dot+1:dot+1+64])
+	if err != nil {
+		return 0, false
+	}
+	rest, ok := bytes.CutPrefix(head[:n], []byte(`{"id":"`))
+	if !ok {
+		return 0, false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end <= 0 {
+		return 0, false
+	}
+	return xxhash.Sum64(rest[:end]), true
+}
+
 // clone returns a deep copy of p.
 func (p *Profile) clone() *Profile {
 	q := *p
@@ -149,10 +174,12 @@ func (c *Codec) Decode(value []byte, now time.Time) (*Profile, Status, error) {
 		return NewFresh(now), Oversized, ErrOversized
 	}
 	if c.signed != nil {
-		if sp, ok := c.signed.Get(xxhash.Sum64(value)); ok && sp.cookie == string(value) && now.Unix() < sp.exp {
-			p := sp.p.clone()
-			p.Fresh, p.Changed = false, false
-			return p, OK, nil
+		if id, ok := peekID(value); ok {
+			if sp, ok := c.signed.Get(id); ok && sp.cookie == string(value) && now.Unix() < sp.exp {
+				p := sp.p.clone()
+				p.Fresh, p.Changed = false, false
+				return p, OK, nil
+			}
 		}
 	}
 	var cl claims
@@ -223,7 +250,10 @@ func (p *Profile) sane(now time.Time) error {
 func (c *Codec) Encode(p *Profile, now time.Time) (string, error) {
 	s, err := c.encode(p, now)
 	if err == nil && c.signed != nil {
-		c.signed.Set(xxhash.Sum64String(s), &signedProfile{cookie: s, exp: now.Add(c.maxAge).Unix(), p: p.clone()}, int64(2*len(s)+256))
+		// Keyed by visitor, not by cookie: the cache's admission favours
+		// keys that recur, and a visitor recurs while each cookie is
+		// presented once. Only the exact cookie matches on lookup.
+		c.signed.Set(xxhash.Sum64String(p.ID), &signedProfile{cookie: s, exp: now.Add(c.maxAge).Unix(), p: p.clone()}, int64(2*len(s)+256))
 	}
 	return s, err
 }
