@@ -69,6 +69,9 @@ type Server struct {
 	// Name is sent as the Server header of edgeseg's own responses; the
 	// origin's Server header is passed through. Default "edgeseg".
 	Name string `yaml:"name"`
+	// PprofListen, when set, serves Go's /debug/pprof profiles on this
+	// address (keep it on loopback). Default "" (off).
+	PprofListen string `yaml:"pprof_listen"`
 }
 
 // Origin configures the upstream site edgeseg sits in front of.

@@ -51,6 +51,11 @@ func (c *Config) Validate() error {
 	if s.MaxConcurrency <= 0 {
 		bad("server.max_concurrency", "must be positive, got %d", s.MaxConcurrency)
 	}
+	if s.PprofListen != "" {
+		if _, _, err := net.SplitHostPort(s.PprofListen); err != nil {
+			bad("server.pprof_listen", "must be host:port, got %q", s.PprofListen)
+		}
+	}
 	for i, p := range s.TrustedProxies {
 		if _, err := ParseCIDR(p); err != nil {
 			bad(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)

@@ -36,12 +36,13 @@ type headerDeleter interface {
 // (golang/go#50580). scratch is reused to hold the Connection value.
 func stripHopHeaders(h headerDeleter, scratch []byte) []byte {
 	scratch = append(scratch[:0], h.Peek("Connection")...)
-	for len(scratch) > 0 {
+	rest := scratch // consumed below; scratch keeps the buffer for reuse
+	for len(rest) > 0 {
 		var name []byte
-		if i := bytes.IndexByte(scratch, ','); i >= 0 {
-			name, scratch = scratch[:i], scratch[i+1:]
+		if i := bytes.IndexByte(rest, ','); i >= 0 {
+			name, rest = rest[:i], rest[i+1:]
 		} else {
-			name, scratch = scratch, nil
+			name, rest = rest, nil
 		}
 		name = bytes.TrimSpace(name)
 		if len(name) > 0 && !isFramingHeader(name) {
@@ -51,7 +52,7 @@ func stripHopHeaders(h headerDeleter, scratch []byte) []byte {
 	for _, k := range hopHeaders {
 		h.DelBytes(k)
 	}
-	return scratch
+	return scratch[:0]
 }
 
 // isFramingHeader reports whether name is a header fasthttp manages itself;

@@ -718,3 +718,20 @@ func TestMakePrivateAndVary(t *testing.T) {
 		t.Errorf("markPersonalized: %s", e.String())
 	}
 }
+
+// TestScratchBuffersKeepTheirCapacity: stripping headers must hand back
+// the buffer it was given, not a consumed remainder of it (a nil slice
+// after "Connection: keep-alive" made every request regrow its buffers).
+func TestScratchBuffersKeepTheirCapacity(t *testing.T) {
+	for _, conn := range []string{"", "keep-alive", "close, X-Foo", "Upgrade"} {
+		var h fasthttp.ResponseHeader
+		if conn != "" {
+			h.Set("Connection", conn)
+		}
+		buf := make([]byte, 0, 4096)
+		out := stripHopHeaders(&h, buf)
+		if cap(out) != 4096 || len(out) != 0 {
+			t.Errorf("Connection %q: got len %d cap %d, want the 4096-byte buffer back", conn, len(out), cap(out))
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"sync"
@@ -217,6 +219,11 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := proxy.NewServer(cfg, h, &log)
+	if cfg.Server.PprofListen != "" {
+		if err := m.servePprof(cfg.Server.PprofListen, &log); err != nil {
+			return err
+		}
+	}
 	m.Addr = ln.Addr().String()
 	log.Info().Str("listen", m.Addr).Str("origin", cfg.Origin.URL).Msg("edgeseg serving")
 	close(m.Ready)
@@ -234,5 +241,22 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 	}
 	<-errc
 	log.Info().Msg("stopped")
+	return nil
+}
+
+// servePprof serves Go's profiles on addr, for diagnosing a live process.
+func (m *Main) servePprof(addr string, log *zerolog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("server.pprof_listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	m.onClose(srv.Close)
+	log.Warn().Str("listen", ln.Addr().String()).Msg("serving /debug/pprof")
 	return nil
 }
