@@ -453,8 +453,8 @@ func Default() *Config {
 		Cache: Cache{
 			Assignment: CacheSize{MaxItems: 100_000, MaxBytes: 32 << 20, TTL: 10 * time.Minute},
 			Blocks:     CacheSize{MaxItems: 50_000, MaxBytes: 64 << 20, TTL: 10 * time.Minute},
-			Plans:      CacheSize{MaxItems: 10_000, MaxBytes: 16 << 20, TTL: time.Hour},
-			Profiles:   CacheSize{MaxItems: 50_000, MaxBytes: 32 << 20, TTL: time.Hour},
+			Plans:      CacheSize{MaxItems: 10_000, MaxBytes: 16 << 20}, // no TTL: a plan is valid as long as its bytes
+			Profiles:   CacheSize{MaxItems: 50_000, MaxBytes: 32 << 20}, // no TTL: entries carry their cookie's expiry
 			Origin: OriginCache{
 				CacheSize:      CacheSize{MaxItems: 10_000, MaxBytes: 256 << 20},
 				MaxObjectBytes: 1 << 20,
