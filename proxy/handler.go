@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,7 +70,8 @@ type Handler struct {
 	// survives garbage collections: with many requests in flight, a pool
 	// emptied by every GC made each request grow fresh 64 KiB buffers,
 	// which in turn made the next GC come sooner.
-	bufs chan *[]byte
+	bufs   chan *[]byte
+	bodies sync.Pool // *pooledBody
 }
 
 // New builds a Handler from opts.

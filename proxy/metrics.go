@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
 )
@@ -22,6 +23,8 @@ type proxyMetrics struct {
 	upgrades       *metrics.Counter
 	rewriteSkipped *metrics.Counter
 	rewriteErrors  *metrics.Counter
+	// byStatus caches the request counters: [status][personalized].
+	byStatus [600][2]atomic.Pointer[metrics.Counter]
 }
 
 func newProxyMetrics(set *metrics.Set) *proxyMetrics {
@@ -44,7 +47,19 @@ func newProxyMetrics(set *metrics.Set) *proxyMetrics {
 // request counts one finished request by status class and whether it was
 // personalized.
 func (m *proxyMetrics) request(status int, personalized bool) {
-	m.set.GetOrCreateCounter(`edgeseg_requests_total{status="` + strconv.Itoa(status) + `",personalized="` + strconv.FormatBool(personalized) + `"}`).Inc()
+	p := 0
+	if personalized {
+		p = 1
+	}
+	if status < 100 || status >= len(m.byStatus) {
+		status = 599
+	}
+	c := m.byStatus[status][p].Load()
+	if c == nil {
+		c = m.set.GetOrCreateCounter(`edgeseg_requests_total{status="` + strconv.Itoa(status) + `",personalized="` + strconv.FormatBool(personalized) + `"}`)
+		m.byStatus[status][p].Store(c)
+	}
+	c.Inc()
 }
 
 // originError counts an origin failure by cause.

@@ -564,17 +564,17 @@ func (v *Visit) fill(slot []byte) (inject.Block, bool) {
 			continue
 		}
 		if m.Holdout {
-			v.expose(string(slot), m.Segment.Name, events.Holdout, b.Version)
+			v.expose(b.Slot, m.Segment.Name, events.Holdout, b.Version)
 			return inject.Block{}, false
 		}
 		html, err := v.p.templates.Render(b, m.Segment, &v.env)
 		if err != nil {
 			v.p.m.renderErrors.Inc()
 			v.p.log.Warn().Err(err).Str("slot", string(slot)).Str("segment", m.Segment.Name).Msg("block failed to render; slot keeps its default")
-			v.expose(string(slot), m.Segment.Name, events.Default, b.Version)
+			v.expose(b.Slot, m.Segment.Name, events.Default, b.Version)
 			return inject.Block{}, false
 		}
-		v.expose(string(slot), m.Segment.Name, events.Block, b.Version)
+		v.expose(b.Slot, m.Segment.Name, events.Block, b.Version)
 		return inject.Block{HTML: html, Segment: m.Segment.Name}, true
 	}
 	if len(v.members) > 0 {

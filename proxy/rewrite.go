@@ -103,7 +103,11 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 // sendBuf makes *b the response body without copying it; the buffer goes
 // back to the free list when fasthttp has written (or dropped) the response.
 func (h *Handler) sendBuf(ctx *fasthttp.RequestCtx, b *[]byte) {
-	pb := &pooledBody{h: h, b: b}
+	pb, _ := h.bodies.Get().(*pooledBody)
+	if pb == nil {
+		pb = &pooledBody{h: h}
+	}
+	pb.b = b
 	pb.r.Reset(*b)
 	ctx.Response.SetBodyStream(pb, len(*b))
 }
@@ -125,6 +129,8 @@ func (p *pooledBody) Close() error {
 	if p.b != nil {
 		p.h.putBuf(p.b)
 		p.b = nil
+		p.r.Reset(nil)
+		p.h.bodies.Put(p)
 	}
 	return nil
 }
@@ -165,22 +171,21 @@ func makePrivate(rh *fasthttp.ResponseHeader) {
 		rh.Set("Cache-Control", "private")
 		return
 	}
-	var out []byte
+	var buf [128]byte
+	out := buf[:0]
 	private := false
-	for _, d := range bytes.Split(cc, []byte(",")) {
-		d = bytes.TrimSpace(d)
+	for rest := cc; len(rest) > 0; {
+		var d []byte
+		d, rest = nextListItem(rest)
 		name := d
 		if i := bytes.IndexByte(d, '='); i >= 0 {
 			name = d[:i]
 		}
 		switch {
-		case bytes.EqualFold(name, []byte("public")), bytes.EqualFold(name, []byte("s-maxage")):
+		case len(d) == 0, bytes.EqualFold(name, []byte("public")), bytes.EqualFold(name, []byte("s-maxage")):
 			continue
 		case bytes.EqualFold(name, []byte("private")), bytes.EqualFold(name, []byte("no-store")):
 			private = true
-		}
-		if len(d) == 0 {
-			continue
 		}
 		if len(out) > 0 {
 			out = append(out, ", "...)
@@ -191,17 +196,26 @@ func makePrivate(rh *fasthttp.ResponseHeader) {
 		if len(out) > 0 {
 			out = append([]byte("private, "), out...)
 		} else {
-			out = []byte("private")
+			out = append(out, "private"...)
 		}
 	}
 	rh.SetBytesV("Cache-Control", out)
 }
 
+// nextListItem splits the first item off a comma-separated header value.
+func nextListItem(v []byte) (item, rest []byte) {
+	if i := bytes.IndexByte(v, ','); i >= 0 {
+		return bytes.TrimSpace(v[:i]), v[i+1:]
+	}
+	return bytes.TrimSpace(v), nil
+}
+
 // addVary adds name to the Vary header unless it is there (or "*" is).
 func addVary(rh *fasthttp.ResponseHeader, name string) {
 	v := rh.Peek("Vary")
-	for _, p := range bytes.Split(v, []byte(",")) {
-		p = bytes.TrimSpace(p)
+	for rest := v; len(rest) > 0; {
+		var p []byte
+		p, rest = nextListItem(rest)
 		if bytes.EqualFold(p, []byte(name)) || bytes.Equal(p, []byte("*")) {
 			return
 		}
@@ -210,5 +224,6 @@ func addVary(rh *fasthttp.ResponseHeader, name string) {
 		rh.Set("Vary", name)
 		return
 	}
-	rh.Set("Vary", string(v)+", "+name)
+	var buf [128]byte
+	rh.SetBytesV("Vary", append(append(append(buf[:0], v...), ", "...), name...))
 }

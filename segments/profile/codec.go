@@ -244,16 +244,19 @@ func (p *Profile) sane(now time.Time) error {
 	return nil
 }
 
-// Encode signs p into a cookie value no longer than the size bound,
-// pruning the least useful data first: day counts older than a week, custom
-// events, products, the least-used categories, then older days of the rest.
+// Encode signs p into a cookie value no longer than the size bound.
+// p is kept (for returning visitors) and must not be modified afterwards.
+//
+// The value is pruned to the bound, the least useful data first: day
+// counts older than a week, custom events, products, the least-used
+// categories, then older days of the rest.
 func (c *Codec) Encode(p *Profile, now time.Time) (string, error) {
 	s, err := c.encode(p, now)
 	if err == nil && c.signed != nil {
 		// Keyed by visitor, not by cookie: the cache's admission favours
 		// keys that recur, and a visitor recurs while each cookie is
 		// presented once. Only the exact cookie matches on lookup.
-		c.signed.Set(xxhash.Sum64String(p.ID), &signedProfile{cookie: s, exp: now.Add(c.maxAge).Unix(), p: p.clone()}, int64(2*len(s)+256))
+		c.signed.Set(xxhash.Sum64String(p.ID), &signedProfile{cookie: s, exp: now.Add(c.maxAge).Unix(), p: p}, int64(2*len(s)+256))
 	}
 	return s, err
 }
