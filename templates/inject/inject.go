@@ -10,6 +10,11 @@ const SlotAttr = "data-edgeseg-slot"
 // SegmentAttr is added to a filled slot's start tag, naming the segment.
 const SegmentAttr = "data-edgeseg-segment"
 
+// MaxSlots bounds the slot markers looked at in one document; later ones
+// are left as the origin sent them. It keeps hostile pages (thousands of
+// unclosed markers) from making a rewrite slow.
+const MaxSlots = 64
+
 // Block is the content that fills one slot.
 type Block struct {
 	// HTML replaces the slot element's inner HTML, as is.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -375,4 +376,29 @@ func FuzzPlan(f *testing.F) {
 			t.Fatalf("plan differs from scan")
 		}
 	})
+}
+
+// TestHostileMarkers: thousands of unclosed slot markers in a large page
+// neither take long nor change a byte; a closed slot after the limit is
+// left alone, one before it is filled.
+func TestHostileMarkers(t *testing.T) {
+	var b bytes.Buffer
+	b.WriteString(`<div data-edgeseg-slot="hero">d</div>`)
+	for b.Len() < 2<<20 {
+		b.WriteString(`<p data-edgeseg-slot="x">unclosed `)
+	}
+	b.WriteString(`<div data-edgeseg-slot="late">d</div>`)
+	in := b.Bytes()
+	start := time.Now()
+	out, n := Slots(nil, in, testLookup, nil)
+	plan := Scan(in)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v", d)
+	}
+	if n != 1 || !bytes.HasPrefix(out, []byte(`<div data-edgeseg-slot="hero" data-edgeseg-segment="seg-hero">`)) || !bytes.HasSuffix(out, []byte(`<div data-edgeseg-slot="late">d</div>`)) {
+		t.Fatalf("filled %d", n)
+	}
+	if got, _ := plan.Apply(nil, in, testLookup, nil); !bytes.Equal(got, out) {
+		t.Fatal("plan differs from scan")
+	}
 }

@@ -33,6 +33,7 @@ type scanner struct {
 	head     []byte
 	headDone bool
 	maxSlot  int
+	slots    int // slot start tags seen, bounded by MaxSlots
 	out      []byte
 	filled   int
 	plain    bool // inside <plaintext>: the rest is text
@@ -158,7 +159,7 @@ func (s *scanner) onTag(data []byte, i int, t tag, final bool) (int, bool) {
 		}
 		return end, true
 	}
-	if !t.hasSlot || t.selfClose || isVoid(t.name) {
+	if !t.hasSlot || t.selfClose || isVoid(t.name) || s.slots >= MaxSlots {
 		return t.end, true
 	}
 	return s.slot(data, i, t, final)
@@ -167,11 +168,18 @@ func (s *scanner) onTag(data []byte, i int, t tag, final bool) (int, bool) {
 // slot handles a slot element's start tag: it finds the matching end tag
 // and fills the slot when lookup has a block for it.
 func (s *scanner) slot(data []byte, i int, t tag, final bool) (int, bool) {
-	_, closeStart, closeEnd := findSlotEnd(data, t.end, t.name)
+	// The end is looked for within maxSlot bytes only: unclosed markers
+	// must not make the scan quadratic.
+	window := data
+	if len(data)-t.end > s.maxSlot {
+		window = data[:t.end+s.maxSlot]
+	}
+	_, closeStart, closeEnd := findSlotEnd(window, t.end, t.name)
 	if closeStart < 0 {
 		if !final && len(data)-t.end <= s.maxSlot {
 			return i, false // wait for the end tag
 		}
+		s.slots++
 		// No end tag, or too long to hold: leave the slot as sent, and
 		// go on scanning inside it.
 		return t.end, true
@@ -179,6 +187,7 @@ func (s *scanner) slot(data []byte, i int, t tag, final bool) (int, bool) {
 	if s.plan != nil {
 		s.plan.recordSlot(data, i, t, closeStart, closeEnd)
 	}
+	s.slots++
 	b, ok := s.lookup(t.slot)
 	if !ok {
 		// Keep the origin's content; nested slots inside it are still live.
