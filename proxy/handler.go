@@ -66,6 +66,7 @@ type Handler struct {
 	// testHookBeforeOrigin, when set by tests, runs just before the origin
 	// request (to inject panics and delays).
 	testHookBeforeOrigin func(*fasthttp.RequestCtx)
+	testHookAfterRespond func(*fasthttp.RequestCtx)
 	// bufs is a free list of body and header buffers. Unlike a sync.Pool it
 	// survives garbage collections: with many requests in flight, a pool
 	// emptied by every GC made each request grow fresh 64 KiB buffers,
@@ -124,6 +125,7 @@ type exchange struct {
 	cause        string
 	visit        *Visit
 	cache        string // origin cache: hit, miss, coalesced, or ""
+	responded    bool   // the origin's answer is in ctx.Response
 }
 
 // ServeHTTP is the request path, top to bottom (see ../shared/DESIGN.md):
@@ -203,6 +205,10 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 
 	// 8. the response: personalized or passed through.
 	h.respond(ctx, resp, &x)
+	x.responded = true
+	if h.testHookAfterRespond != nil {
+		h.testHookAfterRespond(ctx)
+	}
 
 	// 9. profile cookie, caching headers, exposure events.
 	if x.visit != nil {
@@ -499,8 +505,8 @@ func (h *Handler) recoverPanic(ctx *fasthttp.RequestCtx, x *exchange) {
 	h.metrics.panics.Inc()
 	x.cause = "panic"
 	h.log.Error().Str("panic", fmt.Sprint(r)).Bytes("path", ctx.Path()).Bytes("stack", debug.Stack()).Msg("recovered panic in request path")
-	if ctx.Hijacked() {
-		return
+	if ctx.Hijacked() || x.responded {
+		return // the origin's page is already the answer: keep it
 	}
 	h.plainError(ctx, fasthttp.StatusBadGateway, "502 Bad Gateway: edgeseg failed to serve this request.")
 }

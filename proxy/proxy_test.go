@@ -552,6 +552,16 @@ func TestPanicRecovered(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("proxy stopped serving after a panic: %d", resp.StatusCode)
 	}
+	// A panic after the origin answered keeps the origin's page.
+	p.h.testHookAfterRespond = func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) == "/late-panic" {
+			panic("late panic")
+		}
+	}
+	resp, body := p.get("/late-panic")
+	if resp.StatusCode != 200 || !strings.HasPrefix(body, "GET 0 ") {
+		t.Fatalf("panic after the origin answered: %d %q", resp.StatusCode, body)
+	}
 }
 
 func TestLoadShedding(t *testing.T) {

@@ -873,3 +873,56 @@ func TestDataLayer(t *testing.T) {
 		t.Fatalf("data layer:\n%s", body)
 	}
 }
+
+// TestTemplateReloadUnderLoad: editors rewrite a block while visitors load
+// pages; every response is a whole page with a whole block (some version
+// of it), and a broken edit keeps the last good one.
+func TestTemplateReloadUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("../../examples/templates")); err != nil {
+		t.Fatal(err)
+	}
+	s := startStack(t, nil, func(y string) string {
+		return strings.Replace(y, "dir: "+mustAbs(t, "../../examples/templates")+" ", "dir: "+dir+" ", 1)
+	})
+	block := filepath.Join(dir, "hero", "mobile.hbs")
+	var stop atomic.Bool
+	var bad, total atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				b := s.browser(uaIPhone)
+				resp, body := b.page("/")
+				total.Add(1)
+				hero := body[strings.Index(body, `id="hero"`):]
+				hero = hero[:strings.Index(hero, "</section>")]
+				whole := strings.Contains(hero, "Shop on the go") || strings.Contains(hero, "Welcome to the Demo Shop") ||
+					strings.Contains(hero, "<h1>version ") && strings.Contains(hero, "</h1>")
+				if resp.StatusCode != 200 || !whole || !strings.HasSuffix(strings.TrimSpace(body), "</html>") {
+					bad.Add(1)
+				}
+			}
+		}()
+	}
+	// Edits are spaced past the watcher's debounce, so each is loaded.
+	for v := 1; v <= 8; v++ {
+		os.WriteFile(block, []byte(fmt.Sprintf("<h1>version %d</h1>", v)), 0o644)
+		time.Sleep(250 * time.Millisecond)
+	}
+	os.WriteFile(block, []byte("{{#if broken"), 0o644)
+	time.Sleep(400 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	if bad.Load() > 0 || total.Load() < 20 {
+		t.Fatalf("%d of %d responses were broken or half-rendered", bad.Load(), total.Load())
+	}
+	if _, body := s.browser(uaIPhone).page("/"); !strings.Contains(body, "<h1>version 8</h1>") {
+		t.Fatalf("a broken edit replaced the last good version:\n%s\n%s", body[strings.Index(body, `id="hero"`):][:300], s.stderr.String()[max(0, len(s.stderr.String())-1500):])
+	}
+	if !strings.Contains(s.stderr.String(), "previous version keeps serving") {
+		t.Error("the broken edit was not logged")
+	}
+}
