@@ -171,8 +171,8 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	}
 
 	// 2–6. consent, profile, signals, behavior, segments.
+	// The visit is released by finish, after the access log has read it.
 	x.visit = h.p.begin(ctx, x.start)
-	defer h.p.end(x.visit)
 	h.p.adjustRequest(x.visit, req)
 
 	// 7. the origin.
@@ -511,8 +511,10 @@ func (h *Handler) recoverPanic(ctx *fasthttp.RequestCtx, x *exchange) {
 	h.plainError(ctx, fasthttp.StatusBadGateway, "502 Bad Gateway: edgeseg failed to serve this request.")
 }
 
-// finish writes the access log line and request metrics.
+// finish writes the access log line and request metrics, then releases
+// the visit.
 func (h *Handler) finish(ctx *fasthttp.RequestCtx, x *exchange) {
+	defer h.p.end(x.visit)
 	d := time.Since(x.start)
 	status := ctx.Response.StatusCode()
 	h.metrics.latency.Update(d.Seconds())
