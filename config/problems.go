@@ -17,6 +17,7 @@ type Problem struct {
 	Msg string
 }
 
+// Error formats the problem as file:line: key: message.
 func (p Problem) Error() string {
 	var b strings.Builder
 	if p.File != "" {
@@ -37,6 +38,7 @@ func (p Problem) Error() string {
 // Problems is every problem found in one configuration. It is an error.
 type Problems []Problem
 
+// Error lists every problem, one per line.
 func (ps Problems) Error() string {
 	if len(ps) == 1 {
 		return "config: " + ps[0].Error()

@@ -114,6 +114,7 @@ type RuleError struct {
 	Msg          string
 }
 
+// Error says what is wrong and at which column.
 func (e *RuleError) Error() string {
 	return fmt.Sprintf("%s at column %d", e.Msg, e.Column)
 }

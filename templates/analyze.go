@@ -102,6 +102,10 @@ func knownPath(path string, data map[string]any) bool {
 	return false
 }
 
+// The Visit methods implement raymond's ast.Visitor: each records what
+// its node reads or calls and walks its children.
+
+// VisitProgram walks a program's statements.
 func (a *templateAnalysis) VisitProgram(p *ast.Program) interface{} {
 	for _, s := range p.Body {
 		s.Accept(a)

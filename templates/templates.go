@@ -28,6 +28,7 @@ type Problem struct {
 	Warning bool
 }
 
+// Error formats the problem as file:line: message.
 func (p Problem) Error() string {
 	if p.Line > 0 {
 		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
@@ -38,6 +39,7 @@ func (p Problem) Error() string {
 // Problems is every problem found in one load.
 type Problems []Problem
 
+// Error lists every problem, one per line.
 func (ps Problems) Error() string {
 	s := make([]string, len(ps))
 	for i, p := range ps {

@@ -49,6 +49,7 @@ type PatternError struct {
 	Msg     string
 }
 
+// Error says what is wrong, where, in which pattern.
 func (e *PatternError) Error() string {
 	return fmt.Sprintf("%s at column %d of %q", e.Msg, e.Column, e.Pattern)
 }

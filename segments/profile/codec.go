@@ -32,6 +32,7 @@ const (
 
 var statusNames = [...]string{"ok", "missing", "garbled", "tampered", "unknown_key", "expired", "oversized", "invalid"}
 
+// String names the status as metrics and logs do ("tampered").
 func (s Status) String() string {
 	if int(s) < len(statusNames) {
 		return statusNames[s]
