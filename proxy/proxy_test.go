@@ -566,8 +566,10 @@ func TestPanicRecovered(t *testing.T) {
 
 func TestLoadShedding(t *testing.T) {
 	release := make(chan struct{})
+	holding := make(chan struct{}, 1)
 	var once sync.Once
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		holding <- struct{}{}
 		<-release
 	})
 	p := startProxy(t, origin, func(c *config.Config) {
@@ -585,7 +587,7 @@ func TestLoadShedding(t *testing.T) {
 			done <- 0
 		}
 	}()
-	time.Sleep(100 * time.Millisecond)
+	<-holding // the only slot is taken
 	resp, _ := p.get("/second")
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("over capacity: status %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
