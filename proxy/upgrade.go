@@ -32,7 +32,8 @@ func (h *Handler) serveUpgrade(ctx *fasthttp.RequestCtx, req *fasthttp.Request, 
 	}
 	_ = oc.SetWriteDeadline(time.Now().Add(h.dialTimeout))
 	bw := bufio.NewWriter(oc)
-	if err := req.Header.Write(bw); err == nil {
+	err = req.Header.Write(bw)
+	if err == nil {
 		err = bw.Flush()
 	}
 	if err != nil {
