@@ -212,7 +212,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 
 	// 9. profile cookie, caching headers, exposure events.
 	if x.visit != nil {
-		h.p.commit(ctx, x.visit, x.personalized)
+		h.p.commit(ctx, x.visit)
 	}
 }
 
@@ -567,9 +567,4 @@ func (h *Handler) putBuf(b *[]byte) {
 	case h.bufs <- b:
 	default: // the list is full: let the GC have it
 	}
-}
-
-// remoteIP returns the visitor's address after trusted proxies.
-func (h *Handler) remoteIP(ctx *fasthttp.RequestCtx) net.IP {
-	return h.trusted.clientIP(ctx.RemoteIP(), ctx.Request.Header.Peek("X-Forwarded-For"))
 }

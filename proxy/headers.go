@@ -73,32 +73,6 @@ func (t trustedNets) contains(ip net.IP) bool {
 	return false
 }
 
-// clientIP returns the visitor's address: the peer, or when the peer is a
-// trusted proxy, the right-most address in X-Forwarded-For that is not.
-func (t trustedNets) clientIP(peer net.IP, xff []byte) net.IP {
-	if len(t) == 0 || !t.contains(peer) {
-		return peer
-	}
-	ip := peer
-	for len(xff) > 0 {
-		var part []byte
-		if i := bytes.LastIndexByte(xff, ','); i >= 0 {
-			part, xff = xff[i+1:], xff[:i]
-		} else {
-			part, xff = xff, nil
-		}
-		cand := net.ParseIP(string(bytes.TrimSpace(part)))
-		if cand == nil {
-			return ip
-		}
-		ip = cand
-		if !t.contains(cand) {
-			return cand
-		}
-	}
-	return ip
-}
-
 // setForwarded sets X-Forwarded-For, -Proto and -Host on the outgoing
 // request. From a trusted peer the incoming chain is kept and extended;
 // from anyone else it is replaced, so a visitor cannot forge their address.

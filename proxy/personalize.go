@@ -633,7 +633,7 @@ func (v *Visit) dataLayer(nonce string) []byte {
 
 // commit is step 9: the profile cookie when it changed and the response
 // is one that counts, the debug and preview headers, and events.
-func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit, personalized bool) {
+func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit) {
 	status := ctx.Response.StatusCode()
 	rh := &ctx.Response.Header
 	counts := status < 400 && (v.matched || isHTML(rh.ContentType()) || (status >= 300 && status < 400))

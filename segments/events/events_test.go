@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -179,7 +178,6 @@ func TestQueueOverflowDropsAndCounts(t *testing.T) {
 
 type blockingWriter struct {
 	release chan struct{}
-	once    sync.Once
 }
 
 func (b *blockingWriter) Write(p []byte) (int, error) {

@@ -86,8 +86,7 @@ func (s *scanner) feed(data []byte, final bool) int {
 	for i < len(data) && !s.plain {
 		lt := bytes.IndexByte(data[i:], '<')
 		if lt < 0 {
-			i = len(data)
-			break
+			break // the rest is text
 		}
 		i += lt
 		n, complete := s.markup(data, i, final, nameBuf[:0])
