@@ -25,15 +25,16 @@ type Response struct {
 	vary    [][]byte // request headers the response varies on
 }
 
-// CopyTo fills resp with r, with an Age header (the body is shared and
-// must not be modified).
+// CopyTo fills resp with r, with an Age header. The body is given as a
+// stream, as the origin client gives every body (it is shared, and read
+// only).
 func (r *Response) CopyTo(resp *fasthttp.Response, now time.Time) {
 	resp.SetStatusCode(r.Status)
 	for _, kv := range r.Headers {
 		resp.Header.SetBytesKV(kv[0], kv[1])
 	}
 	resp.Header.Set("Age", strconv.Itoa(int(now.Sub(r.Stored)/time.Second)))
-	resp.SetBodyRaw(r.Body)
+	resp.SetBodyStream(bytes.NewReader(r.Body), len(r.Body))
 }
 
 // Origin caches unpersonalized origin responses for configured paths,

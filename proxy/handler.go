@@ -253,7 +253,7 @@ func (h *Handler) fetch(req *fasthttp.Request, resp *fasthttp.Response, x *excha
 			doErr = err
 			return nil
 		}
-		resp.SetBodyRaw(body)
+		resp.SetBodyStream(bytes.NewReader(body), n)
 		cr := oc.Capture(req, resp, body, ttl, now)
 		oc.Store(req, cr)
 		return cr
@@ -450,11 +450,6 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 // stream hands resp's body (after prefix, bytes already read from it) to the
 // visitor as it arrives.
 func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, prefix []byte) {
-	if resp.BodyStream() == nil { // answered from memory (the origin cache)
-		ctx.Response.SetBody(resp.Body())
-		fasthttp.ReleaseResponse(resp)
-		return
-	}
 	n := resp.Header.ContentLength()
 	if n < 0 {
 		n = -1 // chunked to the visitor, whatever framing the origin used

@@ -23,11 +23,7 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	}
 
 	rawp := h.getBuf()
-	src := resp.BodyStream()
-	if src == nil { // answered from memory (the origin cache)
-		src = bytes.NewReader(resp.Body())
-	}
-	raw, err := readLimited((*rawp)[:0], src, h.rewriteLimit)
+	raw, err := readLimited((*rawp)[:0], resp.BodyStream(), h.rewriteLimit)
 	*rawp = raw
 	if errors.Is(err, errTooLarge) {
 		// Too large to rewrite: send what was read, then the rest, as is.
