@@ -1,6 +1,7 @@
 package segments
 
 import (
+	"sort"
 	"time"
 
 	"github.com/edgeseg/edgeseg/segments/profile"
@@ -143,6 +144,17 @@ func (e *Env) Products() []string {
 		return nil
 	}
 	return e.prof.Products
+}
+
+// Paths lists, sorted, every field path AppendValue knows: the names rules
+// read ("device", "utm.campaign", "visitor.visits").
+func Paths() []string {
+	out := make([]string, 0, len(readers))
+	for p := range readers {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // AppendValue appends the canonical value of a readable field path (the

@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/aymerick/raymond/ast"
+
+	"github.com/edgeseg/edgeseg/segments"
 )
 
 type located struct {
@@ -64,18 +66,22 @@ func (a *templateAnalysis) path(p *ast.PathExpression) {
 	}
 }
 
-// contextPaths are the fields a block can read besides data.*.
-var contextPaths = map[string]bool{
-	"segment.name": true, "segment.priority": true, "segment.data": true,
-	"signals.device": true, "signals.browser": true, "signals.os": true, "signals.bot": true,
-	"signals.hour": true, "signals.weekday": true, "signals.weekend": true, "signals.daypart": true,
-	"signals.referrer": true, "signals.referrer_host": true, "signals.country": true, "signals.region": true,
-	"signals.language": true, "signals.path": true, "signals.utm": true, "signals.utm.source": true,
-	"signals.utm.medium": true, "signals.utm.campaign": true, "signals.utm.term": true, "signals.utm.content": true,
-	"visitor.consent": true, "visitor.new": true, "visitor.visits": true, "visitor.pageviews": true,
-	"visitor.score": true, "visitor.stage": true, "visitor.days_since_last_visit": true,
-	"visitor.top_category": true, "visitor.top_categories": true, "visitor.products": true, "visitor.purchases": true,
-}
+// contextPaths are the fields a block can read besides data.*: every
+// value rules read (under signals. or visitor.), and what only blocks get.
+var contextPaths = func() map[string]bool {
+	m := map[string]bool{
+		"segment.name": true, "segment.priority": true, "segment.data": true, "signals.utm": true,
+		"visitor.top_categories": true, "visitor.products": true,
+	}
+	for _, p := range segments.Paths() {
+		if strings.HasPrefix(p, "visitor.") {
+			m[p] = true
+		} else {
+			m["signals."+p] = true
+		}
+	}
+	return m
+}()
 
 // knownPath reports whether path exists in the render context, with data
 // taken from the block's yaml.

@@ -97,7 +97,5 @@ func appendAll(env *segments.Env, buf []byte) []byte {
 	return append(buf, strings.Join(env.Products(), ",")...)
 }
 
-var allKeys = []string{"device", "browser", "os", "bot", "hour", "weekday", "weekend", "daypart", "referrer",
-	"referrer_host", "country", "region", "language", "path", "utm.source", "utm.medium", "utm.campaign",
-	"utm.term", "utm.content", "visitor.consent", "visitor.new", "visitor.visits", "visitor.pageviews",
-	"visitor.score", "visitor.stage", "visitor.days_since_last_visit", "visitor.top_category", "visitor.purchases"}
+// allKeys is every value a block could read through segments.Env.
+var allKeys = segments.Paths()
