@@ -182,7 +182,7 @@ type personalizeMetrics struct {
 	profileResets [8]*metrics.Counter
 	ruleErrors    *metrics.Counter
 	renderErrors  *metrics.Counter
-	assignments   *metrics.Set
+	set           *metrics.Set
 	previews      *metrics.Counter
 }
 
@@ -220,7 +220,7 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 	p.m.ruleErrors = set.GetOrCreateCounter("edgeseg_rule_errors_total")
 	p.m.renderErrors = set.GetOrCreateCounter("edgeseg_template_render_errors_total")
 	p.m.previews = set.GetOrCreateCounter("edgeseg_previews_total")
-	p.m.assignments = set
+	p.m.set = set
 	p.pl.Store(o.Pipeline)
 	p.countSegments(o.Pipeline)
 	return p, nil
@@ -231,8 +231,8 @@ func (p *Personalizer) countSegments(pl *Pipeline) {
 	segs := pl.engine.Segments()
 	cs := make([][2]*metrics.Counter, len(segs))
 	for i, s := range segs {
-		cs[i][0] = p.m.assignments.GetOrCreateCounter(fmt.Sprintf(`edgeseg_segment_assignments_total{segment=%q,holdout="false"}`, s.Name))
-		cs[i][1] = p.m.assignments.GetOrCreateCounter(fmt.Sprintf(`edgeseg_segment_assignments_total{segment=%q,holdout="true"}`, s.Name))
+		cs[i][0] = p.m.set.GetOrCreateCounter(fmt.Sprintf(`edgeseg_segment_assignments_total{segment=%q,holdout="false"}`, s.Name))
+		cs[i][1] = p.m.set.GetOrCreateCounter(fmt.Sprintf(`edgeseg_segment_assignments_total{segment=%q,holdout="true"}`, s.Name))
 	}
 	p.m.segments.Store(&cs)
 }

@@ -77,36 +77,35 @@ func NewIdentity(cfg *config.Config, getenv func(string) string) (*Identity, err
 // against an RSA public key (algorithm confusion).
 func (id *Identity) keyFor(t *jwt.Token) (any, error) {
 	kid, _ := t.Header["kid"].(string)
+	var k any
+	var ok bool
 	switch t.Method.(type) {
 	case *jwt.SigningMethodHMAC:
-		if k, ok := id.hmac[kid]; ok {
-			return k, nil
-		}
-		if kid == "" && len(id.hmac) == 1 {
-			for _, k := range id.hmac {
-				return k, nil
-			}
-		}
+		k, ok = pick(id.hmac, kid)
 	case *jwt.SigningMethodRSA, *jwt.SigningMethodRSAPSS:
-		if k, ok := id.rsa[kid]; ok {
-			return k, nil
-		}
-		if kid == "" && len(id.rsa) == 1 {
-			for _, k := range id.rsa {
-				return k, nil
-			}
-		}
+		k, ok = pick(id.rsa, kid)
 	case *jwt.SigningMethodECDSA:
-		if k, ok := id.ec[kid]; ok {
-			return k, nil
-		}
-		if kid == "" && len(id.ec) == 1 {
-			for _, k := range id.ec {
-				return k, nil
-			}
+		k, ok = pick(id.ec, kid)
+	}
+	if !ok {
+		return nil, fmt.Errorf("identity: no %s key for kid %q", t.Method.Alg(), kid)
+	}
+	return k, nil
+}
+
+// pick returns the key named kid, or the only key when the token names
+// none.
+func pick[K any](keys map[string]K, kid string) (K, bool) {
+	if k, ok := keys[kid]; ok {
+		return k, true
+	}
+	if kid == "" && len(keys) == 1 {
+		for _, k := range keys {
+			return k, true
 		}
 	}
-	return nil, fmt.Errorf("identity: no %s key for kid %q", t.Method.Alg(), kid)
+	var zero K
+	return zero, false
 }
 
 // Claims appends the allowed claims of a verified token in h to dst.
