@@ -295,9 +295,7 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 	pl := p.pl.Load()
 	h := &ctx.Request.Header
 	nav := isNavigation(h)
-	match, matched := pl.mapper.Lookup(h.Method(), ctx.Path(), func(name string) []byte {
-		return ctx.QueryArgs().Peek(name)
-	})
+	match, matched := pl.mapper.Lookup(h.Method(), ctx.Path())
 	if !nav && !matched {
 		return nil
 	}

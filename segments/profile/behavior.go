@@ -138,9 +138,8 @@ func compilePattern(p string) (mapRule, error) {
 }
 
 // Lookup returns the event for method and path (as the request has them;
-// path is the decoded path), and searchArg to read the search term from
-// the query. ok is false when no pattern matches.
-func (m *Mapper) Lookup(method, path []byte, searchArg func(name string) []byte) (Match, bool) {
+// path is the decoded path). ok is false when no pattern matches.
+func (m *Mapper) Lookup(method, path []byte) (Match, bool) {
 	if m == nil {
 		return Match{}, false
 	}

@@ -326,12 +326,6 @@ func TestMapper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := func(name string) []byte {
-		if name == "q" {
-			return []byte("red shoes")
-		}
-		return nil
-	}
 	for _, tc := range []struct {
 		method, path string
 		ok           bool
@@ -354,7 +348,7 @@ func TestMapper(t *testing.T) {
 		{"GET", "", false, Match{}},
 		{"GET", "/product/\xff\xfe/p", true, Match{Event: ProductView, Category: "", Product: "p"}},
 	} {
-		got, ok := m.Lookup([]byte(tc.method), []byte(tc.path), q)
+		got, ok := m.Lookup([]byte(tc.method), []byte(tc.path))
 		if ok != tc.ok || ok && got != tc.want {
 			t.Errorf("%s %q: got %+v %v, want %+v %v", tc.method, tc.path, got, ok, tc.want, tc.ok)
 		}
