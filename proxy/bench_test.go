@@ -118,6 +118,7 @@ func benchHandler(b *testing.B, page string, personalize, returning bool) {
 
 // The whole request path, origin to client, per page size. Allocations
 // include the in-process origin server and client (fasthttp: near zero).
+func BenchmarkHandlerPassThrough5k(b *testing.B)   { benchHandler(b, "page-5k.html", false, false) }
 func BenchmarkHandlerPassThrough60k(b *testing.B)  { benchHandler(b, "page-60k.html", false, false) }
 func BenchmarkHandlerPersonalized5k(b *testing.B)  { benchHandler(b, "page-5k.html", true, true) }
 func BenchmarkHandlerPersonalized60k(b *testing.B) { benchHandler(b, "page-60k.html", true, true) }
