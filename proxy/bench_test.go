@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
@@ -45,15 +47,7 @@ func newBenchStack(b *testing.B, page string, personalize bool) *benchStack {
 	org.client.Dial = func(string) (net.Conn, error) { return oln.Dial() }
 	var p *Personalizer
 	if personalize {
-		pl, err := NewPipeline(cfg, os.Getenv)
-		if err != nil {
-			b.Fatal(err)
-		}
-		store, _, err := templates.NewStore(cfg.Templates.Dir, cfg.Cache.Blocks, nil, &nop)
-		if err != nil {
-			b.Fatal(err)
-		}
-		p, _ = NewPersonalizer(PersonalizerOptions{Pipeline: pl, Templates: store, AssignCache: cfg.Cache.Assignment, PlanCache: cfg.Cache.Plans, Log: &nop, Metrics: metrics.NewSet()})
+		p = newBenchPersonalizer(b, cfg)
 	}
 	h, err := New(Options{Config: cfg, Origin: org, Log: &nop, Personalizer: p})
 	if err != nil {
@@ -64,6 +58,82 @@ func newBenchStack(b *testing.B, page string, personalize bool) *benchStack {
 	go srv.Serve(pln)
 	c := &fasthttp.HostClient{Addr: "edgeseg", Dial: func(string) (net.Conn, error) { return pln.Dial() }, MaxConns: 64}
 	return &benchStack{client: c, close: func() { srv.Shutdown(); osrv.Shutdown() }}
+}
+
+func newBenchPersonalizer(b *testing.B, cfg *config.Config) *Personalizer {
+	b.Helper()
+	nop := zerolog.Nop()
+	pl, err := NewPipeline(cfg, os.Getenv)
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, _, err := templates.NewStore(cfg.Templates.Dir, cfg.Cache.Blocks, nil, &nop)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := NewPersonalizer(PersonalizerOptions{Pipeline: pl, Templates: store, AssignCache: cfg.Cache.Assignment, PlanCache: cfg.Cache.Plans, Log: &nop, Metrics: metrics.NewSet()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// BenchmarkPersonalizeSteps is what personalization adds to a request,
+// without the network: steps 2–6 before the origin, filling the slots of a
+// 5 KB page, and step 9 (the re-signed profile cookie). Returning visitors
+// take turns, as under load, each sending back the cookie they were given
+// last; 10,000 of them keep the caches as cold as the bench/ runs do.
+func BenchmarkPersonalizeSteps(b *testing.B) {
+	for _, n := range []int{1, 10_000} {
+		b.Run(fmt.Sprintf("visitors=%d", n), func(b *testing.B) { benchSteps(b, n) })
+	}
+}
+
+func benchSteps(b *testing.B, visitors int) {
+	cfg, err := config.Load("../bench/edgeseg.yaml", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	html, err := os.ReadFile("../bench/testdata/page-5k.html")
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := newBenchPersonalizer(b, cfg)
+	var ctx fasthttp.RequestCtx
+	cookies := make([][]byte, visitors)
+	ck := fasthttp.AcquireCookie()
+	var out []byte
+	step := func(i int) {
+		ctx.Request.Reset()
+		navRequest(&ctx.Request, "/page-5k.html?utm_campaign=promo", "")
+		if cookies[i] != nil {
+			ctx.Request.Header.SetCookieBytesKV([]byte("edgeseg"), cookies[i])
+		}
+		ctx.Response.Reset()
+		v := p.begin(&ctx, time.Now())
+		ctx.Response.Header.SetContentType("text/html; charset=utf-8")
+		var changed bool
+		out, changed = p.personalize(&ctx, v, html, out[:0])
+		if !changed {
+			b.Fatal("not personalized")
+		}
+		p.commit(&ctx, v)
+		p.end(v)
+		if c := ctx.Response.Header.PeekCookie("edgeseg"); len(c) > 0 && ck.ParseBytes(c) == nil {
+			cookies[i] = append(cookies[i][:0], ck.Value()...)
+		}
+	}
+	for i := range cookies {
+		step(i)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		step(i)
+		if i++; i == visitors {
+			i = 0
+		}
+	}
 }
 
 // request builds a page navigation; cookie is the visitor's profile.

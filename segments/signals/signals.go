@@ -6,9 +6,11 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
+	"github.com/cespare/xxhash/v2"
 	useragent "github.com/medama-io/go-useragent"
 	"github.com/medama-io/go-useragent/agents"
 	"github.com/valyala/fasthttp"
@@ -68,6 +70,7 @@ func Lookup(kvs []KV, name string) string {
 // Extractor derives Contexts from requests. It is safe for concurrent use.
 type Extractor struct {
 	ua          *useragent.Parser
+	uaCache     *uaCache
 	loc         *time.Location
 	geoCountry  string
 	geoRegion   string
@@ -90,6 +93,7 @@ func New(cfg *config.Config) (*Extractor, error) {
 	}
 	e := &Extractor{
 		ua:          useragent.NewParser(),
+		uaCache:     new(uaCache),
 		loc:         loc,
 		geoCountry:  cfg.Signals.GeoCountryHeader,
 		geoRegion:   cfg.Signals.GeoRegionHeader,
@@ -221,36 +225,74 @@ func (e *Extractor) device(h *fasthttp.RequestHeader, c *Context) {
 	if len(ua) > 1024 {
 		ua = ua[:1024]
 	}
-	s := string(ua)
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "")
+	d := e.uaCache.get(ua)
+	if d == nil {
+		d = e.parseUA(ua)
+		e.uaCache.put(d)
 	}
-	p := e.ua.Parse(s)
-	c.Browser = string(p.Browser())
-	c.OS = string(p.OS())
-	switch p.Device() {
-	case agents.DeviceMobile:
-		c.Device = "mobile"
-	case agents.DeviceTablet:
-		c.Device = "tablet"
-	case agents.DeviceDesktop:
-		c.Device = "desktop"
-	case agents.DeviceTV:
-		c.Device = "tv"
-	case agents.DeviceBot:
-		c.Device, c.Bot = "bot", true
-	default:
-		c.Device = "unknown"
-		if isTool(ua) {
-			c.Device, c.Bot = "bot", true
-		}
-	}
+	c.Device, c.Browser, c.OS, c.Bot = d.device, d.browser, d.os, d.bot
 	if m := h.Peek("Sec-CH-UA-Mobile"); len(m) > 0 && !c.Bot {
 		if bytes.Equal(m, []byte("?1")) && c.Device == "desktop" {
 			c.Device = "mobile"
 		}
 	}
 }
+
+// parseUA classifies one User-Agent string.
+func (e *Extractor) parseUA(ua []byte) *uaClass {
+	d := &uaClass{ua: string(ua)}
+	s := d.ua
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "")
+	}
+	p := e.ua.Parse(s)
+	d.browser = string(p.Browser())
+	d.os = string(p.OS())
+	switch p.Device() {
+	case agents.DeviceMobile:
+		d.device = "mobile"
+	case agents.DeviceTablet:
+		d.device = "tablet"
+	case agents.DeviceDesktop:
+		d.device = "desktop"
+	case agents.DeviceTV:
+		d.device = "tv"
+	case agents.DeviceBot:
+		d.device, d.bot = "bot", true
+	default:
+		d.device = "unknown"
+		if isTool(ua) {
+			d.device, d.bot = "bot", true
+		}
+	}
+	return d
+}
+
+// uaClass is what a User-Agent string says, as device reads it.
+type uaClass struct {
+	ua                  string
+	device, browser, os string
+	bot                 bool
+}
+
+// uaCache remembers recent User-Agent classifications. Most traffic comes
+// from a few hundred browser builds, and parsing a UA costs more than the
+// rest of the context signals together. It is direct-mapped by a hash of
+// the string: a lookup is one hash and one comparison, never a lock, and
+// it holds at most uaCacheSize entries however many UAs arrive (a new one
+// replaces whatever shared its slot).
+type uaCache [uaCacheSize]atomic.Pointer[uaClass]
+
+const uaCacheSize = 4096 // a power of two
+
+func (c *uaCache) get(ua []byte) *uaClass {
+	if d := c[xxhash.Sum64(ua)&(uaCacheSize-1)].Load(); d != nil && d.ua == string(ua) {
+		return d
+	}
+	return nil
+}
+
+func (c *uaCache) put(d *uaClass) { c[xxhash.Sum64String(d.ua)&(uaCacheSize-1)].Store(d) }
 
 // isTool reports HTTP libraries and command-line clients, which get the
 // default content like crawlers do.
@@ -339,8 +381,11 @@ func matchHost(host string, list []string) bool {
 // primaryLanguage returns the primary subtag of the most preferred
 // language in an Accept-Language header.
 func primaryLanguage(v []byte) string {
-	best, bestQ := "", -1.0
-	for _, part := range bytes.Split(v, []byte(",")) {
+	var best []byte
+	bestQ := -1.0
+	for len(v) > 0 {
+		var part []byte
+		part, v, _ = bytes.Cut(v, []byte(","))
 		tag, params, _ := bytes.Cut(bytes.TrimSpace(part), []byte(";"))
 		q := 1.0
 		if p := bytes.TrimSpace(params); bytes.HasPrefix(p, []byte("q=")) {
@@ -354,9 +399,12 @@ func primaryLanguage(v []byte) string {
 		if len(tag) < 2 || len(tag) > 3 || !isAlpha(tag[0]) || !isAlpha(tag[1]) || q <= bestQ || q <= 0 {
 			continue
 		}
-		best, bestQ = strings.ToLower(string(tag)), q
+		best, bestQ = tag, q
 	}
-	return best
+	if best == nil {
+		return ""
+	}
+	return strings.ToLower(string(best))
 }
 
 func isAlpha(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }

@@ -1,6 +1,7 @@
 package signals
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -212,5 +213,60 @@ func BenchmarkExtract(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		e.Extract(Request{Req: &req, Now: now}, &c)
+	}
+}
+
+// TestDeviceCache: classifications are remembered per User-Agent string,
+// and the cache never answers for another string nor keeps per-request
+// hints: a flood of distinct UAs (more than the cache holds) and the same
+// UA with and without Sec-CH-UA-Mobile get what a fresh parse gives.
+func TestDeviceCache(t *testing.T) {
+	e, err := New(config.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	classify := func(ua string, hint bool) Context {
+		var req fasthttp.Request
+		req.SetRequestURI("/")
+		req.Header.SetUserAgent(ua)
+		if hint {
+			req.Header.Set("Sec-CH-UA-Mobile", "?1")
+		}
+		var c Context
+		e.Extract(Request{Req: &req, Now: time.Now()}, &c)
+		return c
+	}
+	type class struct {
+		device, browser, os string
+		bot                 bool
+	}
+	of := func(c Context) class { return class{c.Device, c.Browser, c.OS, c.Bot} }
+
+	if got := of(classify(uaMacSafar, true)); got.device != "mobile" {
+		t.Fatalf("mac UA with mobile hint: %+v", got)
+	}
+	if got := of(classify(uaMacSafar, false)); got.device != "desktop" {
+		t.Fatalf("the same UA without the hint must not inherit it from the cache: %+v", got)
+	}
+	known := []string{uaIPhone, uaAndroid, uaFirefox, uaGoogle, uaCurl, uaIPad, uaMacSafar}
+	want := map[string]class{}
+	for _, ua := range known {
+		want[ua] = of(classify(ua, false))
+	}
+	for i := range 3 * uaCacheSize {
+		ua := fmt.Sprintf("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/%d.0.0.0 Safari/537.36", i)
+		if i%3 == 0 {
+			ua = fmt.Sprintf("curl/%d.%d", i/100, i%100)
+		}
+		got := of(classify(ua, false))
+		wantBot := i%3 == 0
+		if got.bot != wantBot || (!wantBot && (got.device != "desktop" || got.browser != "Chrome")) {
+			t.Fatalf("%q: %+v", ua, got)
+		}
+	}
+	for _, ua := range known {
+		if got := of(classify(ua, false)); got != want[ua] {
+			t.Fatalf("%q after the flood: %+v, want %+v", ua, got, want[ua])
+		}
 	}
 }
