@@ -2,6 +2,7 @@ package segments
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -29,9 +30,13 @@ type Segment struct {
 	Holdout  float64
 	Data     map[string]any
 	// Index is the segment's position in config's segments list.
-	Index   int
-	program *vm.Program
-	reads   []string // what the rule reads, for explain and the cache key
+	Index int
+	// Fingerprint changes when anything a template can read of the
+	// segment (name, priority, data) changes, so renders cached for one
+	// config are not served for another.
+	Fingerprint uint64
+	program     *vm.Program
+	reads       []string // what the rule reads, for explain and the cache key
 }
 
 // Reads lists the signals and helper calls the rule reads ("device",
@@ -79,6 +84,7 @@ func New(cfg *config.Config) (*Engine, error) {
 			continue
 		}
 		s := &Segment{Name: sc.Name, Priority: sc.Priority, Rule: sc.Rule, Holdout: sc.Holdout, Data: sc.Data, Index: i, program: prog}
+		s.Fingerprint = fingerprint(s)
 		parts, ok := analyze(prog.Node())
 		if !ok {
 			e.cacheable = false
@@ -446,4 +452,14 @@ func CompileValue(read string) (func(*Env) string, error) {
 		}
 		return fmt.Sprint(out)
 	}, nil
+}
+
+// fingerprint hashes what templates can read of s. encoding/json writes
+// map keys sorted, so equal data hashes equal.
+func fingerprint(s *Segment) uint64 {
+	data, err := json.Marshal(s.Data)
+	if err != nil { // data from YAML always marshals; be safe anyway
+		data = fmt.Appendf(nil, "%v", s.Data)
+	}
+	return xxhash.Sum64(fmt.Appendf(nil, "%s\x00%d\x00%s", s.Name, s.Priority, data))
 }

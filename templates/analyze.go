@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/aymerick/raymond/ast"
@@ -27,12 +28,58 @@ type templateAnalysis struct {
 	partials []located
 	helpers  []located
 	scoped   int // depth inside blocks that change the context (each, with)
+	// dynamicPartial is the line of a partial call whose name is computed
+	// ({{> (expr)}}), or 0.
+	dynamicPartial int
 }
 
 func analyzeTemplate(p *ast.Program) *templateAnalysis {
 	a := &templateAnalysis{seen: map[string]bool{}}
 	p.Accept(a)
 	return a
+}
+
+// addPartials adds to a what the partials it calls read, and theirs in
+// turn: a partial renders with the block's context, so what it reads of
+// the visitor is part of the block's cache key. It returns the first call
+// that would recurse: rendering it would never end (raymond does not stop
+// it, and the stack overflow kills the process), so such blocks are refused.
+func (a *templateAnalysis) addPartials(progs map[string]*ast.Program) (cycle []string, line int) {
+	var walk func(calls []located, path []string) bool
+	walk = func(calls []located, path []string) bool {
+		for _, c := range calls {
+			prog, ok := progs[c.name]
+			if !ok {
+				continue // reported as a missing partial
+			}
+			if slices.Contains(path, c.name) {
+				cycle = append(append([]string(nil), path...), c.name)
+				return false
+			}
+			pa := analyzeTemplate(prog)
+			if pa.dynamicPartial > 0 {
+				// It may call anything, itself included.
+				cycle = append(append([]string(nil), path...), c.name, "(a computed name)")
+				return false
+			}
+			a.dynamic = a.dynamic || pa.dynamic
+			for _, r := range pa.reads {
+				if !a.seen[r] {
+					a.seen[r] = true
+					a.reads = append(a.reads, r)
+				}
+			}
+			if !walk(pa.partials, append(path, c.name)) {
+				if len(path) == 0 {
+					line = c.line
+				}
+				return false
+			}
+		}
+		return true
+	}
+	walk(a.partials, nil)
+	return cycle, line
 }
 
 func (a *templateAnalysis) path(p *ast.PathExpression) {
@@ -148,6 +195,7 @@ func (a *templateAnalysis) VisitPartial(p *ast.PartialStatement) interface{} {
 		a.partials = append(a.partials, located{pe.Original, p.Line})
 	} else {
 		a.dynamic = true
+		a.dynamicPartial = p.Line
 	}
 	for _, prm := range p.Params {
 		prm.Accept(a)

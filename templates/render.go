@@ -59,12 +59,16 @@ func (b *Block) Exec(seg *segments.Segment, env *segments.Env) (out string, err 
 }
 
 // Key returns the block cache key for rendering b for seg and env: the
-// slot, segment, version, and exactly the visitor values the block reads.
-func (b *Block) Key(env *segments.Env, buf []byte) (uint64, []byte) {
+// slot, segment (and what it holds), version, and exactly the visitor
+// values the block reads.
+func (b *Block) Key(seg *segments.Segment, env *segments.Env, buf []byte) (uint64, []byte) {
 	buf = append(buf[:0], b.Slot...)
 	buf = append(buf, 0)
 	buf = append(buf, b.Segment...)
 	buf = strconv.AppendUint(append(buf, 0), b.Version, 16)
+	if seg != nil {
+		buf = strconv.AppendUint(append(buf, 0), seg.Fingerprint, 16)
+	}
 	if b.dynamic {
 		buf = appendAll(env, buf)
 		return xxhash.Sum64(buf), buf

@@ -92,11 +92,25 @@ func (s *Store) Reload() Problems {
 // must not modify them. A render error is counted and returned; the caller
 // keeps the slot's default content.
 func (s *Store) Render(b *Block, seg *segments.Segment, env *segments.Env) ([]byte, error) {
+	if b.static {
+		// The same bytes for every visitor of seg: kept on the block itself.
+		if r := b.rendered.Load(); r != nil && r.seg == seg {
+			return r.out, nil
+		}
+		out, err := b.Exec(seg, env)
+		if err != nil {
+			s.errors.Inc()
+			return nil, err
+		}
+		r := &staticRender{seg: seg, out: []byte(out)}
+		b.rendered.Store(r)
+		return r.out, nil
+	}
 	bp, _ := s.bufs.Get().(*[]byte)
 	if bp == nil {
 		bp = new([]byte)
 	}
-	key, buf := b.Key(env, *bp)
+	key, buf := b.Key(seg, env, *bp)
 	*bp = buf
 	s.bufs.Put(bp)
 	if out, ok := s.blocks.Get(key); ok {

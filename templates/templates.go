@@ -10,12 +10,15 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/aymerick/raymond"
 	"github.com/aymerick/raymond/ast"
 	"github.com/aymerick/raymond/parser"
 	"github.com/cespare/xxhash/v2"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/edgeseg/edgeseg/segments"
 )
 
 // Problem is one thing wrong in the template directory, located by file
@@ -69,8 +72,33 @@ type Block struct {
 	Version uint64
 	reads   []string // context paths it reads, for the block cache key
 	dynamic bool     // reads paths that cannot be listed: key on everything
+	static  bool     // reads nothing of the visitor: one output per segment
 	// Source is kept to carry a good version over a failed reload.
 	source string
+	// rendered is the output of a block that reads nothing of the visitor,
+	// for the segment it was last rendered for.
+	rendered atomic.Pointer[staticRender]
+}
+
+// staticRender is a block's output for one segment (compared by pointer:
+// a config reload makes new segments, so nothing outlives its config).
+type staticRender struct {
+	seg *segments.Segment
+	out []byte
+}
+
+// readsNothingOfVisitor reports a block whose output depends only on its
+// segment and its own data.
+func (b *Block) readsNothingOfVisitor() bool {
+	if b.dynamic {
+		return false
+	}
+	for _, r := range b.reads {
+		if strings.HasPrefix(r, "signals.") || strings.HasPrefix(r, "visitor.") {
+			return false
+		}
+	}
+	return true
 }
 
 // Set is one loaded template directory. It is immutable.
@@ -149,6 +177,7 @@ func Load(dir string, prev *Set) (*Set, Problems) {
 	// partials first: blocks need them.
 	partials := map[string]*raymond.Template{}
 	partialSrc := map[string]string{}
+	partialProgs := map[string]*ast.Program{}
 	pfiles, _ := filepath.Glob(filepath.Join(dir, "_partials", "*.hbs"))
 	for _, f := range pfiles {
 		name := strings.TrimSuffix(filepath.Base(f), ".hbs")
@@ -162,7 +191,13 @@ func Load(dir string, prev *Set) (*Set, Problems) {
 			ps = append(ps, parseProblem(f, err))
 			continue
 		}
+		prog, err := parser.Parse(src)
+		if err != nil {
+			ps = append(ps, parseProblem(f, err))
+			continue
+		}
 		partials[name] = tpl
+		partialProgs[name] = prog
 		partialSrc[name] = src
 		set.Partials = append(set.Partials, name)
 	}
@@ -188,7 +223,7 @@ func Load(dir string, prev *Set) (*Set, Problems) {
 		files, _ := filepath.Glob(filepath.Join(dir, slot, "*.hbs"))
 		for _, f := range files {
 			seg := strings.TrimSuffix(filepath.Base(f), ".hbs")
-			b, perr := loadBlock(f, slot, seg, partials, partialHash)
+			b, perr := loadBlock(f, slot, seg, partials, partialProgs, partialHash)
 			if len(perr) > 0 {
 				ps = append(ps, perr...)
 			}
@@ -230,7 +265,7 @@ func parseProblem(file string, err error) Problem {
 
 // loadBlock parses one block file with its optional yaml data. It returns
 // nil when the block cannot be used.
-func loadBlock(f, slot, seg string, partials map[string]*raymond.Template, partialHash uint64) (*Block, Problems) {
+func loadBlock(f, slot, seg string, partials map[string]*raymond.Template, partialProgs map[string]*ast.Program, partialHash uint64) (*Block, Problems) {
 	var ps Problems
 	if !nameRE.MatchString(seg) {
 		return nil, Problems{{File: f, Msg: "block file names are SEGMENT.hbs, lower case letters, digits and dashes", Warning: true}}
@@ -265,7 +300,14 @@ func loadBlock(f, slot, seg string, partials map[string]*raymond.Template, parti
 	b.Version = xxhash.Sum64String(src) ^ partialHash*31 ^ xxhash.Sum64(dataSrc)*17
 
 	a := analyzeTemplate(prog)
+	if a.dynamicPartial > 0 {
+		return nil, Problems{{File: f, Line: a.dynamicPartial, Msg: "partial names must be written out ({{> name}}): a computed name cannot be checked for recursion"}}
+	}
+	if cycle, line := a.addPartials(partialProgs); cycle != nil {
+		return nil, Problems{{File: f, Line: line, Msg: fmt.Sprintf("partials call themselves (%s): recursive partials are not supported", strings.Join(cycle, " → "))}}
+	}
 	b.reads, b.dynamic = a.reads, a.dynamic
+	b.static = b.readsNothingOfVisitor()
 	for _, p := range a.partials {
 		if _, ok := partials[p.name]; !ok {
 			ps = append(ps, Problem{File: f, Line: p.line, Msg: fmt.Sprintf("partial %q not found in _partials/", p.name)})

@@ -132,18 +132,21 @@ func TestHelpers(t *testing.T) {
 
 func TestBlockCacheKey(t *testing.T) {
 	set, _ := Load("testdata/good", nil)
-	static := set.Lookup("hero", "static")
-	k1, _ := static.Key(env("mobile"), nil)
-	k2, _ := static.Key(env("desktop", "tv"), nil)
-	if k1 != k2 {
-		t.Error("static block keyed on visitor values it does not read")
-	}
+	seg := testSegment("deals")
 	deals := set.Lookup("hero", "deals")
-	a, _ := deals.Key(env("mobile", "tv"), nil)
-	b, _ := deals.Key(env("desktop", "tv"), nil)
-	c, _ := deals.Key(env("mobile", "sale"), nil)
+	a, _ := deals.Key(seg, env("mobile", "tv"), nil)
+	b, _ := deals.Key(seg, env("desktop", "tv"), nil)
+	c, _ := deals.Key(seg, env("mobile", "sale"), nil)
 	if a == b || a == c {
 		t.Error("block key ignores a value the block reads")
+	}
+	other := *seg
+	other.Fingerprint = 42 // another config's segment of the same name
+	if d, _ := deals.Key(&other, env("mobile", "tv"), nil); d == a {
+		t.Error("block key ignores the segment's config")
+	}
+	if !set.Lookup("hero", "static").static || deals.static {
+		t.Error("static: a block reading only its segment and data is rendered once per segment; others are not")
 	}
 }
 
@@ -252,5 +255,131 @@ func BenchmarkRenderMiss(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		blk.Exec(seg, e)
+	}
+}
+
+// TestPartialsInTheCacheKey: what a partial reads of the visitor keys the
+// block's renders like what the block reads itself, through nested
+// partials too, so one visitor's render is never served to another.
+func TestPartialsInTheCacheKey(t *testing.T) {
+	dir := t.TempDir()
+	for name, src := range map[string]string{
+		"_partials/dev.hbs":   `{{signals.device}}`,
+		"_partials/outer.hbs": `[{{> dev}}]`,
+		"hero/x.hbs":          `<b>{{> dev}}</b>`,
+		"hero/y.hbs":          `<i>{{> outer}}</i>`,
+	} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755)
+		os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644)
+	}
+	store, ps, err := NewStore(dir, config.CacheSize{MaxItems: 100, MaxBytes: 1 << 20}, nil, nil)
+	if err != nil || len(ps) > 0 {
+		t.Fatal(err, ps)
+	}
+	for _, tc := range []struct{ seg, mobile, desktop string }{
+		{"x", "<b>mobile</b>", "<b>desktop</b>"},
+		{"y", "<i>[mobile]</i>", "<i>[desktop]</i>"},
+	} {
+		b, seg := store.Set().Lookup("hero", tc.seg), testSegment(tc.seg)
+		for _, want := range []string{tc.mobile, tc.desktop, tc.mobile} {
+			device := "mobile"
+			if want == tc.desktop {
+				device = "desktop"
+			}
+			out, err := store.Render(b, seg, env(device))
+			store.BlockCache().Wait()
+			if err != nil || string(out) != want {
+				t.Fatalf("%s for %s: got %q (%v), want %q", tc.seg, device, out, err, want)
+			}
+		}
+	}
+}
+
+// TestRecursivePartialsRefused: a partial that calls itself, directly,
+// through another, or through a computed name, would render forever (and
+// overflow the stack, which no recover catches): such blocks are refused
+// at load with the file, line and cycle, and other blocks load.
+func TestRecursivePartialsRefused(t *testing.T) {
+	dir := t.TempDir()
+	for name, src := range map[string]string{
+		"_partials/self.hbs": `{{#if signals.device}}{{> self}}{{/if}}`,
+		"_partials/a.hbs":    `{{> b}}`,
+		"_partials/b.hbs":    `{{> a}}`,
+		"_partials/pick.hbs": `{{> (lookup . "name")}}`,
+		"_partials/ok.hbs":   `ok`,
+		"hero/direct.hbs":    "<b>\n{{> self}}</b>",
+		"hero/mutual.hbs":    `{{> a}}`,
+		"hero/computed.hbs":  `{{> (lookup data "p")}}`,
+		"hero/indirect.hbs":  `{{> pick}}`,
+		"hero/fine.hbs":      `<{{> ok}}|{{> ok}}>`,
+	} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755)
+		os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644)
+	}
+	set, ps := Load(dir, nil)
+	want := map[string]string{
+		"direct.hbs":   "self → self",
+		"mutual.hbs":   "a → b → a",
+		"computed.hbs": "must be written out",
+		"indirect.hbs": "pick → (a computed name)",
+	}
+	for _, p := range ps.Errors() {
+		base := filepath.Base(p.File)
+		if w, ok := want[base]; !ok || !strings.Contains(p.Msg, w) {
+			t.Errorf("unexpected problem: %v", p)
+		}
+		if base == "direct.hbs" && p.Line != 2 {
+			t.Errorf("direct.hbs: line %d, want 2", p.Line)
+		}
+		delete(want, base)
+	}
+	if len(want) > 0 {
+		t.Errorf("not refused: %v", want)
+	}
+	for _, seg := range []string{"direct", "mutual", "computed", "indirect"} {
+		if set.Lookup("hero", seg) != nil {
+			t.Errorf("%s loaded", seg)
+		}
+	}
+	b := set.Lookup("hero", "fine")
+	if b == nil {
+		t.Fatal("a block calling a partial twice is not a cycle")
+	}
+	if out, err := b.Exec(testSegment("fine"), env("mobile")); err != nil || out != "<ok|ok>" {
+		t.Fatalf("fine: %q %v", out, err)
+	}
+}
+
+// TestRenderFollowsSegmentConfig: a config reload that changes a segment's
+// data gets new renders at once, for blocks that read only the segment
+// (kept per segment) and blocks that read the visitor too (block cache).
+func TestRenderFollowsSegmentConfig(t *testing.T) {
+	store, ps, err := NewStore("testdata/good", config.CacheSize{MaxItems: 100, MaxBytes: 1 << 20}, nil, nil)
+	if err != nil || len(ps) > 0 {
+		t.Fatal(err, ps)
+	}
+	segmentFor := func(code string) *segments.Segment {
+		cfg := config.Default()
+		cfg.Segments = []config.Segment{{Name: "static", Rule: "true", Data: map[string]any{"code": code}},
+			{Name: "deals", Rule: "true", Data: map[string]any{"code": code}}}
+		eng, err := segments.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eng.Lookup("static")
+	}
+	old, next := segmentFor("OLD"), segmentFor("NEW")
+	if old.Fingerprint == next.Fingerprint || segmentFor("OLD").Fingerprint != old.Fingerprint {
+		t.Fatal("fingerprints must follow the segment's data, and only it")
+	}
+	static := store.Set().Lookup("hero", "static")
+	for _, tc := range []struct {
+		seg  *segments.Segment
+		want string
+	}{{old, "OLD"}, {next, "NEW"}, {old, "OLD"}} {
+		out, err := store.Render(static, tc.seg, env("mobile"))
+		if err != nil || !strings.Contains(string(out), tc.want) {
+			t.Fatalf("static block for %s: %q %v", tc.want, out, err)
+		}
 	}
 }
