@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Side-by-side performance run on one machine, in one go:
-#   nginx as the origin (127.0.0.1:18080), nginx proxy_pass (18081),
+#   nginx as the origin (127.0.0.1:18080, its own nginx, so each proxy's
+#   CPU time is its own), nginx proxy_pass (18081),
 #   nginx proxy_pass + sub_filter doing the three slot replacements (18082),
 #   edgeseg personalizing the same three slots (18083),
 #   edgeseg with nothing to personalize (18084).
-# For each page size (5k, 60k, 500k) every proxy gets a max-rate run; then
-# edgeseg pass-through and personalizing get a fixed-rate run at half of
-# edgeseg's max, for added latency. Results: bench/out/results.jsonl, and a
-# table with ratios measured in this run.
+# For each page size (5k, 60k, 500k), ROUNDS rounds each give every proxy a
+# max-rate run, in turn, so a noisy neighbour hits them all alike; then
+# edgeseg pass-through and personalizing get fixed-rate runs at half of
+# edgeseg's median max, for added latency. Results: bench/out/results.jsonl,
+# and a table of medians with ratios measured in this run.
 #
-#   bash bench/run.sh              # all pages, 6 s per run
-#   DURATION=3s PAGES=60k bash bench/run.sh
+#   bash bench/run.sh              # all pages, 3 rounds of 6 s per run
+#   DURATION=3s ROUNDS=1 PAGES=60k bash bench/run.sh
 #   bash bench/run.sh soak         # RSS while 1M distinct visitors arrive
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,7 @@ root=$PWD
 out=$root/bench/out
 mkdir -p "$out/www" "$out/nginx"
 DURATION=${DURATION:-6s}
+ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-32}
 PAGES=${PAGES:-"5k 60k 500k"}
 
@@ -28,6 +31,17 @@ go build -o "$out/edgeseg" ./cmd/edgeseg
 go build -o "$out/edgeseg-bench" ./cmd/edgeseg-bench
 for p in 5k 60k 500k; do cp "bench/testdata/page-$p.html" "$out/www/page-$p.html"; done
 
+cat > "$out/nginx/origin.conf" <<NGINX
+worker_processes auto;
+pid $out/nginx/origin.pid;
+error_log $out/nginx/origin-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/html;
+  server { listen 127.0.0.1:18080; root $out/www; location / { try_files \$uri =404; } }
+}
+NGINX
 cat > "$out/nginx/nginx.conf" <<NGINX
 worker_processes auto;
 pid $out/nginx/nginx.pid;
@@ -37,7 +51,6 @@ http {
   access_log off;
   default_type text/html;
   upstream origin { server 127.0.0.1:18080; keepalive 64; }
-  server { listen 127.0.0.1:18080; root $out/www; location / { try_files \$uri =404; } }
   server { listen 127.0.0.1:18081; location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }
   server { listen 127.0.0.1:18082; location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Accept-Encoding "";
      sub_filter_once on;
@@ -49,10 +62,13 @@ NGINX
 
 pids=()
 cleanup() {
-  [ -f "$out/nginx/nginx.pid" ] && kill "$(cat "$out/nginx/nginx.pid")" 2>/dev/null || true
+  for f in nginx origin; do
+    [ -f "$out/nginx/$f.pid" ] && kill "$(cat "$out/nginx/$f.pid")" 2>/dev/null || true
+  done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
+nginx -c "$out/nginx/origin.conf"
 nginx -c "$out/nginx/nginx.conf"
 (cd bench && exec env GOGC=${GOGC:-100} "$out/edgeseg" serve --config edgeseg.yaml) 2>"$out/edgeseg.log" & pids+=($!); pers=$!
 (cd bench && exec env GOGC=${GOGC:-100} "$out/edgeseg" serve --config edgeseg-passthrough.yaml) 2>"$out/edgeseg-pass.log" & pids+=($!); pass=$!
@@ -66,7 +82,8 @@ body=$(curl -s -H 'Accept: text/html' -A 'Mozilla/5.0 (X11; Linux x86_64) Chrome
 body=$(curl -s "http://127.0.0.1:18082/page-60k.html")
 [[ $body == *"Deals picked for you"* ]] || { echo "nginx sub_filter not replacing" >&2; exit 1; }
 
-nginx_pids=$(pgrep -f "nginx: (master|worker)" | paste -sd, -)
+# The proxies' own processes: nginx's master and workers, not the origin's.
+nginx_pids=$(pgrep -P "$(cat "$out/nginx/nginx.pid")" | paste -sd, -),$(cat "$out/nginx/nginx.pid")
 run() { # name port page pids [rate]
   "$out/edgeseg-bench" -name "$1" -addr "127.0.0.1:$2" -path "/page-$3.html?utm_campaign=promo" -page "$3" \
     -pids "$4" -d "$DURATION" -c "$CONNS" -rate "${5:-0}" | tee -a "$out/results.jsonl" >/dev/null
@@ -83,17 +100,26 @@ if [ "${1:-}" = soak ]; then
 fi
 
 : > "$out/results.jsonl"
+median_rps() { # target page
+  grep "\"target\":\"$1\"" "$out/results.jsonl" | grep "\"page\":\"$2\"" | grep -v '"rate"' |
+    sed 's/.*"rps":\([0-9.]*\).*/\1/' | sort -n | awk '{v[NR]=$1} END{print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'
+}
 for page in $PAGES; do
   echo "page $page: warm-up"
   for port in 18081 18082 18083 18084; do "$out/edgeseg-bench" -addr 127.0.0.1:$port -path "/page-$page.html?utm_campaign=promo" -d 1s -c "$CONNS" >/dev/null; done
-  run nginx-proxy 18081 "$page" "$nginx_pids"
-  run nginx-subfilter 18082 "$page" "$nginx_pids"
-  run edgeseg-passthrough 18084 "$page" "$pass"
-  run edgeseg 18083 "$page" "$pers"
-  max=$(tail -1 "$out/results.jsonl" | sed 's/.*"rps":\([0-9.]*\).*/\1/')
-  half=$(awk "BEGIN{print int($max/2)}")
-  run edgeseg-passthrough 18084 "$page" "$pass" "$half"
-  run edgeseg 18083 "$page" "$pers" "$half"
+  for round in $(seq "$ROUNDS"); do
+    echo "page $page: round $round of $ROUNDS at max rate"
+    run nginx-proxy 18081 "$page" "$nginx_pids"
+    run nginx-subfilter 18082 "$page" "$nginx_pids"
+    run edgeseg-passthrough 18084 "$page" "$pass"
+    run edgeseg 18083 "$page" "$pers"
+  done
+  half=$(awk "BEGIN{print int($(median_rps edgeseg "$page")/2)}")
+  for round in $(seq "$ROUNDS"); do
+    echo "page $page: round $round of $ROUNDS at $half req/s"
+    run edgeseg-passthrough 18084 "$page" "$pass" "$half"
+    run edgeseg 18083 "$page" "$pers" "$half"
+  done
 done
 echo
 "$out/edgeseg-bench" -table "$out/results.jsonl"

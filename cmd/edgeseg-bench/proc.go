@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -65,9 +66,14 @@ func rssMB(pids []int) float64 {
 	return kb / 1024
 }
 
-// printTable reads results (JSON lines) and prints them with ratios to
-// nginx+sub_filter and to edgeseg pass-through on the same page, measured
-// in the same run.
+// printTable reads results (JSON lines) and prints, per page, target and
+// load, the median of the rounds run (bench/run.sh interleaves them, so
+// a noisy neighbour hits every target alike), with ratios to
+// nginx+sub_filter and to edgeseg pass-through on the same page:
+//   - req/s: what each sustained on this machine, where the load generator
+//     and the origin share the cores with the proxy;
+//   - per core: the inverse of each proxy's own CPU time per request, what
+//     req/s would compare as if each proxy had the cores to itself.
 func printTable(path string, w io.Writer) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -85,38 +91,96 @@ func printTable(path string, w io.Writer) error {
 		}
 		rs = append(rs, r)
 	}
-	find := func(target, page string, fixed bool) *result {
-		for i := range rs {
-			if rs[i].Target == target && rs[i].Page == page && (rs[i].Rate > 0) == fixed {
-				return &rs[i]
+	rows := medians(rs)
+	find := func(target, page string) *row {
+		for i := range rows {
+			if rows[i].Target == target && rows[i].Page == page && rows[i].Rate == 0 {
+				return &rows[i]
 			}
 		}
 		return nil
 	}
 	ratio := func(a, b float64) string {
-		if b == 0 {
+		if a == 0 || b == 0 {
 			return "-"
 		}
 		return fmt.Sprintf("%.2fx", a/b)
 	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "page\ttarget\tload\treq/s\tp50 ms\tp99 ms\tp99.9 ms\tCPU µs/req\tRSS MiB\treq/s vs nginx+sub_filter\treq/s vs pass-through\terrors\t")
-	for _, r := range rs {
+	fmt.Fprintln(tw, "page\ttarget\tload\trounds\treq/s\t(min-max)\tp50 ms\tp99 ms\tp99.9 ms\tCPU µs/req\tRSS MiB\treq/s vs nginx+sub_filter\treq/s vs pass-through\tper core vs nginx+sub_filter\tper core vs pass-through\terrors\t")
+	for _, r := range rows {
 		load := "max"
 		if r.Rate > 0 {
 			load = fmt.Sprintf("%.0f/s", r.Rate)
 		}
-		vsNginx, vsPass := "-", "-"
+		vsNginx, vsPass, coreNginx, corePass := "-", "-", "-", "-"
 		if r.Rate == 0 {
-			if n := find("nginx-subfilter", r.Page, false); n != nil {
-				vsNginx = ratio(r.RPS, n.RPS)
+			if n := find("nginx-subfilter", r.Page); n != nil {
+				vsNginx, coreNginx = ratio(r.RPS, n.RPS), ratio(n.CPUus, r.CPUus)
 			}
-			if p := find("edgeseg-passthrough", r.Page, false); p != nil {
-				vsPass = ratio(r.RPS, p.RPS)
+			if p := find("edgeseg-passthrough", r.Page); p != nil {
+				vsPass, corePass = ratio(r.RPS, p.RPS), ratio(p.CPUus, r.CPUus)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t%s\t%s\t%d\t\n", r.Page, r.Target, load, r.RPS, r.P50ms, r.P99ms, r.P999ms,
-			r.CPUus, r.RSSMB, vsNginx, vsPass, r.Errors+r.Non2xx)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.0f-%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t%d\t\n", r.Page, r.Target, load, r.rounds,
+			r.RPS, r.minRPS, r.maxRPS, r.P50ms, r.P99ms, r.P999ms, r.CPUus, r.RSSMB, vsNginx, vsPass, coreNginx, corePass, r.Errors+r.Non2xx)
 	}
 	return tw.Flush()
+}
+
+// row is the median of the rounds of one page, target and load.
+type row struct {
+	result
+	rounds         int
+	minRPS, maxRPS float64
+}
+
+// medians groups rs by page, target and load (max, or a fixed rate), in
+// the order they first appear, and takes each figure's median; errors add
+// up and RSS is the largest seen.
+func medians(rs []result) []row {
+	type key struct {
+		page, target string
+		fixed        bool
+	}
+	var order []key
+	groups := map[key][]result{}
+	for _, r := range rs {
+		k := key{r.Page, r.Target, r.Rate > 0}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	out := make([]row, 0, len(order))
+	for _, k := range order {
+		g := groups[k]
+		med := func(get func(*result) float64) float64 {
+			v := make([]float64, len(g))
+			for i := range g {
+				v[i] = get(&g[i])
+			}
+			sort.Float64s(v)
+			if n := len(v); n%2 == 0 {
+				return (v[n/2-1] + v[n/2]) / 2
+			}
+			return v[len(v)/2]
+		}
+		r := row{result: g[0], rounds: len(g), minRPS: g[0].RPS, maxRPS: g[0].RPS}
+		r.RPS = med(func(x *result) float64 { return x.RPS })
+		r.Rate = med(func(x *result) float64 { return x.Rate })
+		r.P50ms = med(func(x *result) float64 { return x.P50ms })
+		r.P99ms = med(func(x *result) float64 { return x.P99ms })
+		r.P999ms = med(func(x *result) float64 { return x.P999ms })
+		r.CPUus = med(func(x *result) float64 { return x.CPUus })
+		r.Errors, r.Non2xx = 0, 0
+		for _, x := range g {
+			r.minRPS, r.maxRPS = min(r.minRPS, x.RPS), max(r.maxRPS, x.RPS)
+			r.RSSMB = max(r.RSSMB, x.RSSMB)
+			r.Errors += x.Errors
+			r.Non2xx += x.Non2xx
+		}
+		out = append(out, r)
+	}
+	return out
 }
