@@ -320,11 +320,8 @@ type Cache struct {
 	Blocks     CacheSize `yaml:"blocks"`
 	// Plans caches where the slots are in each distinct origin page (by a
 	// hash of its bytes), so the same page is not tokenized again.
-	Plans CacheSize `yaml:"plans"`
-	// Profiles caches the cookies this process signed, so a returning
-	// visitor's cookie need not be parsed and verified again.
-	Profiles CacheSize   `yaml:"profiles"`
-	Origin   OriginCache `yaml:"origin"`
+	Plans  CacheSize   `yaml:"plans"`
+	Origin OriginCache `yaml:"origin"`
 }
 
 // CacheSize sizes one ristretto cache.
@@ -454,7 +451,6 @@ func Default() *Config {
 			Assignment: CacheSize{MaxItems: 100_000, MaxBytes: 32 << 20, TTL: 10 * time.Minute},
 			Blocks:     CacheSize{MaxItems: 50_000, MaxBytes: 64 << 20, TTL: 10 * time.Minute},
 			Plans:      CacheSize{MaxItems: 10_000, MaxBytes: 16 << 20}, // no TTL: a plan is valid as long as its bytes
-			Profiles:   CacheSize{MaxItems: 50_000, MaxBytes: 32 << 20}, // no TTL: entries carry their cookie's expiry
 			Origin: OriginCache{
 				CacheSize:      CacheSize{MaxItems: 10_000, MaxBytes: 256 << 20},
 				MaxObjectBytes: 1 << 20,

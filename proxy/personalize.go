@@ -100,10 +100,6 @@ func NewPipeline(cfg *config.Config, getenv func(string) string) (*Pipeline, err
 		collect(err)
 	} else if pl.codec, err = profile.NewCodec(keys, signKID, cfg.Profile.MaxAge, cfg.Profile.MaxBytes); err != nil {
 		collect(err)
-	} else if signed, err := profile.NewSignedCache(cfg.Cache.Profiles, nil); err != nil {
-		collect(err)
-	} else {
-		pl.codec.CacheSigned(signed)
 	}
 	secret := cfg.Preview.Secret
 	if cfg.Preview.SecretEnv != "" {

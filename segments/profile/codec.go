@@ -1,19 +1,13 @@
 package profile
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
-	"github.com/cespare/xxhash/v2"
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/edgeseg/edgeseg/cache"
-	"github.com/edgeseg/edgeseg/config"
 )
 
 // Status says how a cookie decoded; anything but OK means a fresh profile.
@@ -57,62 +51,11 @@ type Codec struct {
 	maxAge  time.Duration
 	maxLen  int
 	parser  *jwt.Parser
-	signed  *cache.Cache[uint64, *signedProfile]
 	signer  *signer
-	bufs    sync.Pool // *[]byte for payloads and tokens
-}
-
-// signedProfile is a cookie this Codec signed, with the profile in it. A
-// returning visitor usually presents exactly the cookie they were given
-// last: finding it here saves parsing and verifying it. Only the exact
-// bytes match, so nothing unsigned can get in.
-type signedProfile struct {
-	cookie string
-	exp    int64
-	p      *Profile // never modified once cached; Decode hands out clones
-}
-
-// CacheSigned keeps the cookies this Codec signs in c, to skip verifying
-// them when they come back.
-func (c *Codec) CacheSigned(cc *cache.Cache[uint64, *signedProfile]) { c.signed = cc }
-
-// NewSignedCache builds the cache for CacheSigned.
-func NewSignedCache(cfg config.CacheSize, set *metrics.Set) (*cache.Cache[uint64, *signedProfile], error) {
-	return cache.New[uint64, *signedProfile]("profiles", cfg, set)
-}
-
-// peekID hashes the visitor id at the start of a token's payload without
-// parsing it, for the signed-cookie cache. Tokens this Codec signs start
-// their payload with {"id":"…"; for anything else ok is false.
-func peekID(tok []byte) (uint64, bool) {
-	dot := bytes.IndexByte(tok, '.')
-	if dot < 0 || len(tok) < dot+1+64 {
-		return 0, false
-	}
-	var head [48]byte
-	n, err := base64.RawURLEncoding.Decode(head[:], tok[dot+1:dot+1+64])
-	if err != nil {
-		return 0, false
-	}
-	rest, ok := bytes.CutPrefix(head[:n], []byte(`{"id":"`))
-	if !ok {
-		return 0, false
-	}
-	end := bytes.IndexByte(rest, '"')
-	if end <= 0 {
-		return 0, false
-	}
-	return xxhash.Sum64(rest[:end]), true
-}
-
-// clone returns a deep copy of p.
-func (p *Profile) clone() *Profile {
-	q := *p
-	q.Cats = cloneCounters(p.Cats)
-	q.Events = cloneCounters(p.Events)
-	q.Products = append([]string(nil), p.Products...)
-	q.Recent = append([]Recency(nil), p.Recent...)
-	return &q
+	// verifiers are the signers of every key by their encoded header, for
+	// verifyFast.
+	verifiers map[string]*signer
+	bufs      sync.Pool // *[]byte for payloads and tokens
 }
 
 // NewCodec returns a Codec that signs with keys[signKID] and verifies with
@@ -126,7 +69,7 @@ func NewCodec(keys map[string][]byte, signKID string, maxAge time.Duration, maxL
 			return nil, fmt.Errorf("profile: key %q: at least 32 bytes required", id)
 		}
 	}
-	return &Codec{
+	c := &Codec{
 		keys:    keys,
 		signKID: signKID,
 		maxAge:  maxAge,
@@ -134,9 +77,17 @@ func NewCodec(keys map[string][]byte, signKID string, maxAge time.Duration, maxL
 		// The algorithm is pinned: "none", RS256 with an HMAC key and the
 		// like are rejected before any key is used.
 		// Expiry is checked against the caller's clock below.
-		parser: jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithoutClaimsValidation()),
-		signer: newSigner(signKID, keys[signKID]),
-	}, nil
+		parser:    jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithoutClaimsValidation()),
+		verifiers: map[string]*signer{},
+	}
+	for id, k := range keys {
+		s := newSigner(id, k)
+		c.verifiers[s.header] = s
+		if id == signKID {
+			c.signer = s
+		}
+	}
+	return c, nil
 }
 
 // claims is the JWT body: the profile and the registered claims. Day
@@ -174,15 +125,15 @@ func (c *Codec) Decode(value []byte, now time.Time) (*Profile, Status, error) {
 	if len(value) > c.maxLen+256 || len(value) > 4096 {
 		return NewFresh(now), Oversized, ErrOversized
 	}
-	if c.signed != nil {
-		if id, ok := peekID(value); ok {
-			if sp, ok := c.signed.Get(id); ok && sp.cookie == string(value) && now.Unix() < sp.exp {
-				p := sp.p.clone()
-				p.Fresh, p.Changed = false, false
-				return p, OK, nil
-			}
-		}
+	if p, ok := c.decodeFast(value, now); ok {
+		return p, OK, nil
 	}
+	return c.decodeJWT(value, now)
+}
+
+// decodeJWT verifies and parses value with golang-jwt and encoding/json:
+// any token, classified by what is wrong with it.
+func (c *Codec) decodeJWT(value []byte, now time.Time) (*Profile, Status, error) {
 	var cl claims
 	_, err := c.parser.ParseWithClaims(string(value), &cl, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
@@ -246,23 +197,11 @@ func (p *Profile) sane(now time.Time) error {
 }
 
 // Encode signs p into a cookie value no longer than the size bound.
-// p is kept (for returning visitors) and must not be modified afterwards.
 //
 // The value is pruned to the bound, the least useful data first: day
 // counts older than a week, custom events, products, the least-used
 // categories, then older days of the rest.
 func (c *Codec) Encode(p *Profile, now time.Time) (string, error) {
-	s, err := c.encode(p, now)
-	if err == nil && c.signed != nil {
-		// Keyed by visitor, not by cookie: the cache's admission favours
-		// keys that recur, and a visitor recurs while each cookie is
-		// presented once. Only the exact cookie matches on lookup.
-		c.signed.Set(xxhash.Sum64String(p.ID), &signedProfile{cookie: s, exp: now.Add(c.maxAge).Unix(), p: p}, int64(2*len(s)+256))
-	}
-	return s, err
-}
-
-func (c *Codec) encode(p *Profile, now time.Time) (string, error) {
 	s, err := c.sign(p, now)
 	if err != nil || len(s) <= c.maxLen {
 		return s, err
