@@ -256,10 +256,7 @@ func (r *jsonReader) counters() ([]Counter, bool) {
 	empty, ok := r.open()
 	for more := !empty; ok && more; more, ok = r.next() {
 		var c Counter
-		if !r.byte('{') || !r.key("k") {
-			return nil, false
-		}
-		if c.Name, ok = r.str(); !ok || !r.byte(',') || !r.key("d") {
+		if c.Name, ok = r.named(); !ok {
 			return nil, false
 		}
 		if c.Days, ok = r.ints(); !ok || !r.byte('}') {
@@ -291,10 +288,7 @@ func (r *jsonReader) recents() ([]Recency, bool) {
 	empty, ok := r.open()
 	for more := !empty; ok && more; more, ok = r.next() {
 		var x Recency
-		if !r.byte('{') || !r.key("k") {
-			return nil, false
-		}
-		if x.Name, ok = r.str(); !ok || !r.byte(',') || !r.key("d") {
+		if x.Name, ok = r.named(); !ok {
 			return nil, false
 		}
 		v, ok := r.int(math.MinInt32, math.MaxInt32)
@@ -318,6 +312,16 @@ func (r *jsonReader) strings() ([]string, bool) {
 		ss = append(ss, s)
 	}
 	return ss, ok
+}
+
+// named reads the start of a counter or recency, {"k":"NAME","d":, and
+// returns NAME.
+func (r *jsonReader) named() (string, bool) {
+	if !r.byte('{') || !r.key("k") {
+		return "", false
+	}
+	name, ok := r.str()
+	return name, ok && r.byte(',') && r.key("d")
 }
 
 // key reads "name": exactly.
