@@ -67,12 +67,17 @@ type Handler struct {
 	// request (to inject panics and delays).
 	testHookBeforeOrigin func(*fasthttp.RequestCtx)
 	testHookAfterRespond func(*fasthttp.RequestCtx)
-	// bufs is a free list of body and header buffers. Unlike a sync.Pool it
-	// survives garbage collections: with many requests in flight, a pool
-	// emptied by every GC made each request grow fresh 64 KiB buffers,
-	// which in turn made the next GC come sooner.
-	bufs   chan *[]byte
-	bodies sync.Pool // *pooledBody
+	// bufs is a free list of body buffers, scratch one of small buffers
+	// for header work. Unlike a sync.Pool they survive garbage collections:
+	// with many requests in flight, a pool emptied by every GC made each
+	// request grow fresh 64 KiB buffers, which in turn made the next GC come
+	// sooner. Kept apart, a header never takes a page-sized buffer nor a page
+	// a small one it must grow. bufBytes is the capacity bufs holds, kept
+	// within maxFreeBodyBytes so a burst of large pages does not pin memory.
+	bufs     chan *[]byte
+	bufBytes atomic.Int64
+	scratch  chan *[]byte
+	bodies   sync.Pool // *pooledBody
 }
 
 // New builds a Handler from opts.
@@ -99,6 +104,7 @@ func New(opts Options) (*Handler, error) {
 		p:            opts.Personalizer,
 		ocache:       opts.OriginCache,
 		bufs:         make(chan *[]byte, 1024),
+		scratch:      make(chan *[]byte, 256),
 	}
 	if h.hostHeader == "origin" {
 		h.hostHeader = opts.Origin.host
@@ -376,7 +382,7 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 		req.SetBodyRaw(body)
 	}
 
-	scratch := h.getBuf()
+	scratch := h.getScratch()
 	*scratch = stripHopHeaders(&req.Header, *scratch)
 	if isUpgrade(&ctx.Request.Header) {
 		req.Header.Set("Connection", "Upgrade")
@@ -387,7 +393,7 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 	}
 	h.setForwarded(ctx, req, len(h.trusted) > 0 && h.trusted.contains(ctx.RemoteIP()))
 	*scratch = filterAcceptEncoding(&req.Header, *scratch)
-	h.putBuf(scratch)
+	h.putScratch(scratch)
 }
 
 // bodyReader passes the visitor's streamed request body to the origin and
@@ -427,9 +433,9 @@ func isUpgrade(h *fasthttp.RequestHeader) bool {
 // here or, when streamed, by the stream's Close.
 func (h *Handler) respond(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *exchange) {
 	resp.Header.CopyTo(&ctx.Response.Header)
-	scratch := h.getBuf()
+	scratch := h.getScratch()
 	*scratch = stripHopHeaders(&ctx.Response.Header, *scratch)
-	h.putBuf(scratch)
+	h.putScratch(scratch)
 	if h.via {
 		addVia(&ctx.Response.Header)
 	}
@@ -543,9 +549,47 @@ func (h *Handler) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 	e.Msg("request")
 }
 
+// maxFreeBodyBytes bounds the capacity of the body buffers kept for reuse;
+// maxScratchBytes the size of a scratch buffer worth keeping.
+const (
+	maxFreeBodyBytes = 64 << 20
+	maxScratchBytes  = 16 << 10
+)
+
+// getBuf returns an empty body buffer.
 func (h *Handler) getBuf() *[]byte {
 	select {
 	case b := <-h.bufs:
+		h.bufBytes.Add(-int64(cap(*b)))
+		return b
+	default:
+	}
+	b := make([]byte, 0, 4096)
+	return &b
+}
+
+// putBuf offers a body buffer back for reuse.
+func (h *Handler) putBuf(b *[]byte) {
+	n := int64(cap(*b))
+	if n > 1<<20 {
+		return // keep no huge buffers: let the GC have them
+	}
+	if h.bufBytes.Add(n) > maxFreeBodyBytes {
+		h.bufBytes.Add(-n)
+		return // nor too many
+	}
+	*b = (*b)[:0]
+	select {
+	case h.bufs <- b:
+	default: // the list is full
+		h.bufBytes.Add(-n)
+	}
+}
+
+// getScratch returns an empty buffer for header work.
+func (h *Handler) getScratch() *[]byte {
+	select {
+	case b := <-h.scratch:
 		return b
 	default:
 	}
@@ -553,13 +597,13 @@ func (h *Handler) getBuf() *[]byte {
 	return &b
 }
 
-func (h *Handler) putBuf(b *[]byte) {
-	if cap(*b) > 1<<20 {
-		return // keep no huge buffers: they would pin memory
+func (h *Handler) putScratch(b *[]byte) {
+	if cap(*b) > maxScratchBytes {
+		return
 	}
 	*b = (*b)[:0]
 	select {
-	case h.bufs <- b:
-	default: // the list is full: let the GC have it
+	case h.scratch <- b:
+	default:
 	}
 }
