@@ -275,10 +275,14 @@ type Visit struct {
 	members    []segments.Member
 	forced     string
 	cacheHit   bool
-	exposures  []exposure
-	set        *templates.Set
-	keyBuf     []byte
-	lookup     inject.Lookup
+	// personalized: the body was rewritten and its headers already made
+	// private, no-cache and Vary: Cookie.
+	personalized bool
+	exposures    []exposure
+	set          *templates.Set
+	keyBuf       []byte
+	cookieBuf    []byte
+	lookup       inject.Lookup
 }
 
 // begin runs steps 2–6. It returns nil for requests that are not page
@@ -301,6 +305,7 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 		v.lookup = v.fill
 	}
 	v.pl, v.now, v.navigation, v.match, v.matched = pl, now, nav, match, matched
+	v.personalized = false
 
 	// 2. consent
 	v.consent = pl.consent.From(h)
@@ -655,7 +660,8 @@ func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit) {
 
 func (p *Personalizer) setCookie(ctx *fasthttp.RequestCtx, v *Visit) {
 	pc := v.pl.cfg.Profile
-	val, err := v.pl.codec.Encode(v.prof, v.now)
+	var err error
+	v.cookieBuf, err = v.pl.codec.AppendEncode(v.cookieBuf[:0], v.prof, v.now)
 	if err != nil {
 		p.log.Warn().Err(err).Msg("profile cookie not written")
 		return
@@ -663,7 +669,7 @@ func (p *Personalizer) setCookie(ctx *fasthttp.RequestCtx, v *Visit) {
 	c := fasthttp.AcquireCookie()
 	defer fasthttp.ReleaseCookie(c)
 	c.SetKey(pc.Cookie)
-	c.SetValue(val)
+	c.SetValueBytes(v.cookieBuf)
 	c.SetPath(pc.Path)
 	if pc.Domain != "" {
 		c.SetDomain(pc.Domain)
@@ -677,10 +683,12 @@ func (p *Personalizer) setCookie(ctx *fasthttp.RequestCtx, v *Visit) {
 	// shared cache and handed to others. A tracked page must not be reused
 	// from the browser's cache either: the visit would go uncounted and the
 	// page could show a variant for an older state of the visitor.
-	if v.navigation && isHTML(ctx.Response.Header.ContentType()) {
+	switch {
+	case v.personalized:
+	case v.navigation && isHTML(ctx.Response.Header.ContentType()):
 		ctx.Response.Header.Set("Cache-Control", "private, no-cache")
 		addVary(&ctx.Response.Header, "Cookie")
-	} else {
+	default:
 		makePrivate(&ctx.Response.Header)
 	}
 }

@@ -93,6 +93,7 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	h.sendBuf(ctx, outp)
 	markPersonalized(&ctx.Response.Header)
 	x.personalized = true
+	x.visit.personalized = true
 	return true
 }
 

@@ -202,9 +202,16 @@ func (p *Profile) sane(now time.Time) error {
 // counts older than a week, custom events, products, the least-used
 // categories, then older days of the rest.
 func (c *Codec) Encode(p *Profile, now time.Time) (string, error) {
-	s, err := c.sign(p, now)
-	if err != nil || len(s) <= c.maxLen {
-		return s, err
+	b, err := c.AppendEncode(nil, p, now)
+	return string(b), err
+}
+
+// AppendEncode is Encode appending the cookie value to dst.
+func (c *Codec) AppendEncode(dst []byte, p *Profile, now time.Time) ([]byte, error) {
+	start := len(dst)
+	dst = c.sign(dst, p, now)
+	if len(dst)-start <= c.maxLen {
+		return dst, nil
 	}
 	q := *p
 	q.Cats = cloneCounters(p.Cats)
@@ -214,17 +221,14 @@ func (c *Codec) Encode(p *Profile, now time.Time) (string, error) {
 	today := dayOf(now)
 	for step := 0; ; step++ {
 		if !q.prune(today, step) {
-			return "", fmt.Errorf("%w: %d bytes after pruning everything", ErrOversized, len(s))
+			return dst[:start], fmt.Errorf("%w: %d bytes after pruning everything", ErrOversized, len(dst)-start)
 		}
 		if c.estimate(&q, now) > c.maxLen {
 			continue
 		}
-		if s, err = c.sign(&q, now); err != nil {
-			return "", err
-		}
-		if len(s) <= c.maxLen {
+		if dst = c.sign(dst[:start], &q, now); len(dst)-start <= c.maxLen {
 			*p = q // keep what the cookie keeps, so the next request agrees
-			return s, nil
+			return dst, nil
 		}
 	}
 }
@@ -240,16 +244,14 @@ func (c *Codec) estimate(p *Profile, now time.Time) int {
 	return n
 }
 
-// sign returns p as a signed token.
-func (c *Codec) sign(p *Profile, now time.Time) (string, error) {
-	bp, tp := c.getBuf(), c.getBuf()
+// sign appends p as a signed token to dst.
+func (c *Codec) sign(dst []byte, p *Profile, now time.Time) []byte {
+	bp := c.getBuf()
 	payload := appendClaims((*bp)[:0], p, dayOf(now), now.Add(c.maxAge))
-	tok := c.signer.sign((*tp)[:0], payload)
-	s := string(tok)
-	*bp, *tp = payload, tok
+	dst = c.signer.sign(dst, payload)
+	*bp = payload
 	c.bufs.Put(bp)
-	c.bufs.Put(tp)
-	return s, nil
+	return dst
 }
 
 func (c *Codec) getBuf() *[]byte {
