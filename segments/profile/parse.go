@@ -85,12 +85,14 @@ type jsonReader struct {
 	cs   []Counter
 }
 
-func newJSONReader(b []byte) *jsonReader {
-	r := &jsonReader{b: b, s: string(b)}
-	// Upper bounds: every number is followed by ',' ']' or '}', every
-	// counter opens with '{'.
-	r.days = make([]int32, 0, bytes.Count(b, []byte{','})+1)
-	r.cs = make([]Counter, 0, bytes.Count(b, []byte{'{'}))
+func newJSONReader(b []byte) jsonReader {
+	r := jsonReader{b: b, s: string(b)}
+	// Upper bounds: every number but the last in a list is followed by ',',
+	// every counter opens with {"k".
+	if n := bytes.Count(b, []byte(`{"k"`)); n > 0 {
+		r.cs = make([]Counter, 0, n)
+		r.days = make([]int32, 0, bytes.Count(b, []byte{','})+n)
+	}
 	return r
 }
 
