@@ -60,7 +60,7 @@ func newBenchStack(b *testing.B, page string, personalize bool) *benchStack {
 	return &benchStack{client: c, close: func() { srv.Shutdown(); osrv.Shutdown() }}
 }
 
-func newBenchPersonalizer(b *testing.B, cfg *config.Config) *Personalizer {
+func newBenchPersonalizer(b testing.TB, cfg *config.Config) *Personalizer {
 	b.Helper()
 	nop := zerolog.Nop()
 	pl, err := NewPipeline(cfg, os.Getenv)

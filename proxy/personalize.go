@@ -2,12 +2,11 @@ package proxy
 
 import (
 	"bytes"
-
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/cespare/xxhash/v2"
 	"io"
 	"strconv"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+	"github.com/zeebo/xxh3"
 
 	"github.com/edgeseg/edgeseg/cache"
 	"github.com/edgeseg/edgeseg/config"
@@ -37,7 +37,8 @@ type Personalizer struct {
 	pl        atomic.Pointer[Pipeline]
 	templates *templates.Store
 	assign    *cache.Cache[uint64, uint64]
-	plans     *cache.Cache[uint64, *inject.Plan]
+	plans     *cache.Cache[uint64, *pagePlan]
+	planSeed  uint64                              // random per process: page hashes cannot be aimed at
 	rate      *cache.Cache[uint64, *atomic.Int32] // client events per visitor and minute
 	events    *events.Logger
 	log       zerolog.Logger
@@ -198,7 +199,7 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 	if o.PlanCache.MaxItems == 0 {
 		o.PlanCache = config.Default().Cache.Plans
 	}
-	pc, err := cache.New[uint64, *inject.Plan]("plans", o.PlanCache, set)
+	pc, err := cache.New[uint64, *pagePlan]("plans", o.PlanCache, set)
 	if err != nil {
 		return nil, err
 	}
@@ -207,6 +208,11 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 		return nil, err
 	}
 	p := &Personalizer{templates: o.Templates, assign: ac, plans: pc, rate: rc, events: o.Events, log: zerolog.Nop()}
+	var seed [8]byte
+	if _, err := io.ReadFull(cryptoRand, seed[:]); err != nil {
+		return nil, fmt.Errorf("proxy: plan cache seed: %w", err)
+	}
+	p.planSeed = binary.LittleEndian.Uint64(seed[:])
 	if o.Log != nil {
 		p.log = *o.Log
 	}
@@ -538,19 +544,35 @@ func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst
 	if v.pl.cfg.Templates.DataLayer {
 		opts.HeadSnippet = v.dataLayer(cspNonce(ctx.Response.Header.Peek("Content-Security-Policy")))
 	}
-	// The same page is usually served many times: where its slots are is
-	// looked up by a hash of its bytes instead of tokenizing it again.
-	key := xxhash.Sum64(html)
-	plan, ok := p.plans.Get(key)
-	if !ok || plan.Size() != len(html) {
-		plan = inject.Scan(html)
-		p.plans.Set(key, plan, int64(64+plan.Slots()*96))
-	}
+	plan := p.planFor(html)
 	if plan.Slots() == 0 && opts.HeadSnippet == nil {
 		return dst, false
 	}
 	out, filled := plan.Apply(dst, html, v.lookup, &opts)
 	return out, filled > 0 || opts.HeadSnippet != nil
+}
+
+// pagePlan is a page's slot plan with the half of the page's 128-bit hash
+// that is not its cache key.
+type pagePlan struct {
+	plan  *inject.Plan
+	check uint64
+}
+
+// planFor returns where html's slots are. The same page is usually served
+// many times: the plan is looked up by a 128-bit hash of its bytes (and its
+// length) instead of tokenizing it again. The hash is seeded per process,
+// so a page whose content a visitor can influence (a search page echoing
+// the query) cannot be made to collide with another page and have that
+// page's plan applied to it.
+func (p *Personalizer) planFor(html []byte) *inject.Plan {
+	h := xxh3.Hash128Seed(html, p.planSeed)
+	if e, ok := p.plans.Get(h.Lo); ok && e.check == h.Hi && e.plan.Size() == len(html) {
+		return e.plan
+	}
+	plan := inject.Scan(html)
+	p.plans.Set(h.Lo, &pagePlan{plan: plan, check: h.Hi}, int64(96+plan.Slots()*96))
+	return plan
 }
 
 // fill is the inject.Lookup of a visit: the first of the visitor's

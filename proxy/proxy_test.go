@@ -16,8 +16,10 @@ import (
 
 	"github.com/andybalholm/brotli"
 	"github.com/valyala/fasthttp"
+	"github.com/zeebo/xxh3"
 
 	"github.com/edgeseg/edgeseg/config"
+	"github.com/edgeseg/edgeseg/templates/inject"
 )
 
 // echoOrigin answers with what it received, so tests can see the request as
@@ -765,5 +767,44 @@ func TestFreeListsAreBounded(t *testing.T) {
 	h.putScratch(&small)
 	if len(h.scratch) != 1 || cap(*h.getScratch()) != 512 {
 		t.Fatal("scratch list keeps what it should not, or lost what it should keep")
+	}
+}
+
+// TestPlanCacheChecksTheWholeHash: a cached slot plan is used only for the
+// page it was made for. Another page of the same length filed under the
+// same key, as a collision of the 64-bit key would file it, is scanned
+// afresh, so slots are filled where they are and nowhere else. The hash is
+// seeded per process, so such collisions cannot be aimed at.
+func TestPlanCacheChecksTheWholeHash(t *testing.T) {
+	cfg, err := config.Load("../bench/edgeseg.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newBenchPersonalizer(t, cfg)
+	page := []byte(`<p>aaaa</p><div data-edgeseg-slot="hero">x</div>`)
+	other := []byte(`<div data-edgeseg-slot="hero">x</div><p>aaaa</p>`)
+	fill := func(plan *inject.Plan) string {
+		out, _ := plan.Apply(nil, page, func([]byte) (inject.Block, bool) {
+			return inject.Block{HTML: []byte("Y"), Segment: "s"}, true
+		}, nil)
+		return string(out)
+	}
+	want := fill(inject.Scan(page))
+	h := xxh3.Hash128Seed(page, p.planSeed)
+
+	p.plans.Set(h.Lo, &pagePlan{plan: inject.Scan(other), check: h.Hi ^ 1}, 100)
+	p.plans.Wait()
+	if got := fill(p.planFor(page)); got != want {
+		t.Fatalf("another page's plan was applied:\n got %s\nwant %s", got, want)
+	}
+	// Had the check matched, that plan would have been used: the check is
+	// what tells the pages apart.
+	p.plans.Set(h.Lo, &pagePlan{plan: inject.Scan(other), check: h.Hi}, 100)
+	p.plans.Wait()
+	if got := fill(p.planFor(page)); got == want {
+		t.Fatal("test is vacuous: the misfiled plan gives the right output anyway")
+	}
+	if q := newBenchPersonalizer(t, cfg); q.planSeed == p.planSeed {
+		t.Fatal("two processes share a plan hash seed")
 	}
 }
