@@ -91,3 +91,30 @@ func TestCacheBoundedByCost(t *testing.T) {
 		t.Fatalf("cost %d over the 10 KiB bound", c.Cost())
 	}
 }
+
+// TestCheckedMissesOnTheOtherHalf: a Checked cache answers only for the
+// full 128-bit key; a key sharing the low half (what ristretto sees) misses.
+// Hashers draw their own seeds.
+func TestCheckedMissesOnTheOtherHalf(t *testing.T) {
+	c, err := NewChecked[string]("t", config.CacheSize{MaxItems: 100, MaxBytes: 1 << 20}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := NewHasher()
+	k := h.Sum([]byte("utm.source=x"))
+	c.Set(k, "mine", 10)
+	c.Wait()
+	if v, ok := c.Get(k); !ok || v != "mine" {
+		t.Fatalf("own key: %q %v", v, ok)
+	}
+	if v, ok := c.Get(Key128{Lo: k.Lo, Hi: k.Hi + 1}); ok {
+		t.Fatalf("a key sharing the low half got %q", v)
+	}
+	h2, _ := NewHasher()
+	if h2.Sum([]byte("utm.source=x")) == k {
+		t.Fatal("two hashers share a seed")
+	}
+	if h.Sum([]byte("utm.source=x")) != k {
+		t.Fatal("a hasher is not deterministic")
+	}
+}

@@ -16,7 +16,6 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
-	"github.com/zeebo/xxh3"
 
 	"github.com/edgeseg/edgeseg/cache"
 	"github.com/edgeseg/edgeseg/config"
@@ -36,14 +35,16 @@ import (
 type Personalizer struct {
 	pl        atomic.Pointer[Pipeline]
 	templates *templates.Store
-	assign    *cache.Cache[uint64, uint64]
-	plans     *cache.Cache[uint64, *pagePlan]
-	planSeed  uint64                              // random per process: page hashes cannot be aimed at
-	rate      *cache.Cache[uint64, *atomic.Int32] // client events per visitor and minute
-	events    *events.Logger
-	log       zerolog.Logger
-	m         personalizeMetrics
-	visits    sync.Pool
+	assign    *cache.Checked[uint64]
+	plans     *cache.Checked[*inject.Plan]
+	// keys hashes cache keys with a per-process seed: keys built from
+	// request values or page bytes cannot be aimed at each other.
+	keys   cache.Hasher
+	rate   *cache.Cache[uint64, *atomic.Int32] // client events per visitor and minute
+	events *events.Logger
+	log    zerolog.Logger
+	m      personalizeMetrics
+	visits sync.Pool
 }
 
 // Pipeline is everything derived from one config. Build it with
@@ -192,14 +193,14 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	ac, err := cache.New[uint64, uint64]("assignment", o.AssignCache, set)
+	ac, err := cache.NewChecked[uint64]("assignment", o.AssignCache, set)
 	if err != nil {
 		return nil, err
 	}
 	if o.PlanCache.MaxItems == 0 {
 		o.PlanCache = config.Default().Cache.Plans
 	}
-	pc, err := cache.New[uint64, *pagePlan]("plans", o.PlanCache, set)
+	pc, err := cache.NewChecked[*inject.Plan]("plans", o.PlanCache, set)
 	if err != nil {
 		return nil, err
 	}
@@ -208,11 +209,9 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 		return nil, err
 	}
 	p := &Personalizer{templates: o.Templates, assign: ac, plans: pc, rate: rc, events: o.Events, log: zerolog.Nop()}
-	var seed [8]byte
-	if _, err := io.ReadFull(cryptoRand, seed[:]); err != nil {
-		return nil, fmt.Errorf("proxy: plan cache seed: %w", err)
+	if p.keys, err = cache.NewHasher(); err != nil {
+		return nil, err
 	}
-	p.planSeed = binary.LittleEndian.Uint64(seed[:])
 	if o.Log != nil {
 		p.log = *o.Log
 	}
@@ -249,9 +248,6 @@ func (p *Personalizer) Swap(pl *Pipeline) {
 
 // Pipeline returns the current pipeline.
 func (p *Personalizer) Pipeline() *Pipeline { return p.pl.Load() }
-
-// AssignCache exposes the assignment cache (for tests and metrics).
-func (p *Personalizer) AssignCache() *cache.Cache[uint64, uint64] { return p.assign }
 
 // exposure is one slot's outcome on a page.
 type exposure struct {
@@ -453,9 +449,12 @@ func (p *Personalizer) assignSegments(v *Visit) {
 	if v.ctx.Bot || len(eng.Segments()) == 0 {
 		return
 	}
-	key, cacheable, buf := eng.Key(&v.env, v.keyBuf)
+	// The pipeline version is part of the key, so a new config never
+	// uses assignments made under an old one.
+	buf := binary.AppendUvarint(v.keyBuf[:0], v.pl.version)
+	buf, cacheable := eng.AppendKey(&v.env, buf)
 	v.keyBuf = buf
-	key ^= v.pl.version * 0x9E3779B97F4A7C15
+	key := p.keys.Sum(buf)
 	var matched uint64
 	hit := false
 	if cacheable {
@@ -552,13 +551,6 @@ func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst
 	return out, filled > 0 || opts.HeadSnippet != nil
 }
 
-// pagePlan is a page's slot plan with the half of the page's 128-bit hash
-// that is not its cache key.
-type pagePlan struct {
-	plan  *inject.Plan
-	check uint64
-}
-
 // planFor returns where html's slots are. The same page is usually served
 // many times: the plan is looked up by a 128-bit hash of its bytes (and its
 // length) instead of tokenizing it again. The hash is seeded per process,
@@ -566,12 +558,12 @@ type pagePlan struct {
 // the query) cannot be made to collide with another page and have that
 // page's plan applied to it.
 func (p *Personalizer) planFor(html []byte) *inject.Plan {
-	h := xxh3.Hash128Seed(html, p.planSeed)
-	if e, ok := p.plans.Get(h.Lo); ok && e.check == h.Hi && e.plan.Size() == len(html) {
-		return e.plan
+	key := p.keys.Sum(html)
+	if plan, ok := p.plans.Get(key); ok && plan.Size() == len(html) {
+		return plan
 	}
 	plan := inject.Scan(html)
-	p.plans.Set(h.Lo, &pagePlan{plan: plan, check: h.Hi}, int64(96+plan.Slots()*96))
+	p.plans.Set(key, plan, int64(96+plan.Slots()*96))
 	return plan
 }
 

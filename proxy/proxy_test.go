@@ -16,8 +16,8 @@ import (
 
 	"github.com/andybalholm/brotli"
 	"github.com/valyala/fasthttp"
-	"github.com/zeebo/xxh3"
 
+	"github.com/edgeseg/edgeseg/cache"
 	"github.com/edgeseg/edgeseg/config"
 	"github.com/edgeseg/edgeseg/templates/inject"
 )
@@ -790,21 +790,21 @@ func TestPlanCacheChecksTheWholeHash(t *testing.T) {
 		return string(out)
 	}
 	want := fill(inject.Scan(page))
-	h := xxh3.Hash128Seed(page, p.planSeed)
+	k := p.keys.Sum(page)
 
-	p.plans.Set(h.Lo, &pagePlan{plan: inject.Scan(other), check: h.Hi ^ 1}, 100)
+	p.plans.Set(cache.Key128{Lo: k.Lo, Hi: k.Hi ^ 1}, inject.Scan(other), 100)
 	p.plans.Wait()
 	if got := fill(p.planFor(page)); got != want {
 		t.Fatalf("another page's plan was applied:\n got %s\nwant %s", got, want)
 	}
 	// Had the check matched, that plan would have been used: the check is
 	// what tells the pages apart.
-	p.plans.Set(h.Lo, &pagePlan{plan: inject.Scan(other), check: h.Hi}, 100)
+	p.plans.Set(k, inject.Scan(other), 100)
 	p.plans.Wait()
 	if got := fill(p.planFor(page)); got == want {
 		t.Fatal("test is vacuous: the misfiled plan gives the right output anyway")
 	}
-	if q := newBenchPersonalizer(t, cfg); q.planSeed == p.planSeed {
+	if q := newBenchPersonalizer(t, cfg); q.keys.Sum(page) == k {
 		t.Fatal("two processes share a plan hash seed")
 	}
 }

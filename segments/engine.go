@@ -264,21 +264,21 @@ func Bucket(visitorID, segment string) float64 {
 	return float64(h.Sum64()>>11) / float64(1<<53)
 }
 
-// Key returns the cache key of env: a hash of exactly the values the rules
-// read. ok is false when the rules cannot be keyed (a helper called with a
+// AppendKey appends the cache key of env to buf: exactly the values the
+// rules read, each named and length-delimited, so two different sets of
+// values never give the same bytes (callers hash them, see cache.Hasher).
+// ok is false when the rules cannot be keyed (a helper called with a
 // non-constant argument), and the caller must evaluate every time.
-func (e *Engine) Key(env *Env, buf []byte) (key uint64, ok bool, _ []byte) {
+func (e *Engine) AppendKey(env *Env, buf []byte) (_ []byte, ok bool) {
 	if !e.cacheable {
-		return 0, false, buf
+		return buf, false
 	}
-	buf = buf[:0]
 	for _, p := range e.keyParts {
 		buf = append(buf, p.name...)
 		buf = append(buf, 0)
 		buf = p.read(env, buf)
-		buf = append(buf, 0)
 	}
-	return xxhash.Sum64(buf), true, buf
+	return buf, true
 }
 
 // keyPart appends the canonical value of one thing a rule reads.
@@ -288,7 +288,13 @@ type keyPart struct {
 }
 
 func str(f func(*Env) string) func(*Env, []byte) []byte {
-	return func(e *Env, b []byte) []byte { return append(b, f(e)...) }
+	return func(e *Env, b []byte) []byte { return AppendString(b, f(e)) }
+}
+
+// AppendString appends s to a cache key, prefixed by its length: values
+// come from requests and may hold any byte, separators included.
+func AppendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 func num(f func(*Env) int) func(*Env, []byte) []byte {
 	return func(e *Env, b []byte) []byte { return binary.AppendVarint(b, int64(f(e))) }

@@ -172,13 +172,19 @@ func TestHoldoutDeterministicAndFair(t *testing.T) {
 	}
 }
 
+// key is env's assignment cache key, as bytes.
+func key(e *Engine, env *Env) (string, bool) {
+	b, ok := e.AppendKey(env, nil)
+	return string(b), ok
+}
+
 func TestKeyReadsOnlyWhatRulesRead(t *testing.T) {
 	e := engine(t, seg("a", `device == "mobile" && views("sale", 7) >= 3`, 0), seg("b", `utm.campaign matches "^promo"`, 0))
-	k1, ok, _ := e.Key(visitor(nil, 1), nil)
+	k1, ok := key(e, visitor(nil, 1))
 	if !ok {
 		t.Fatal("not cacheable")
 	}
-	k2, _, _ := e.Key(visitor(func(c *signals.Context) { c.Hour = 3; c.Path = "/other" }, 1), nil)
+	k2, _ := key(e, visitor(func(c *signals.Context) { c.Hour = 3; c.Path = "/other" }, 1))
 	if k1 != k2 {
 		t.Error("key changed with values no rule reads")
 	}
@@ -187,21 +193,34 @@ func TestKeyReadsOnlyWhatRulesRead(t *testing.T) {
 		"views":    visitor(nil, 2),
 		"campaign": visitor(func(c *signals.Context) { c.UTM.Campaign = "promo" }, 1),
 	} {
-		if k, _, _ := e.Key(env, nil); k == k1 {
+		if k, _ := key(e, env); k == k1 {
 			t.Errorf("key did not change with %s", name)
 		}
 	}
 	// A helper with a computed argument cannot be keyed.
 	dyn := engine(t, seg("a", `views(utm.content, 7) > 1`, 0))
-	if _, ok, _ := dyn.Key(visitor(nil, 0), nil); ok {
+	if _, ok := key(dyn, visitor(nil, 0)); ok {
 		t.Error("computed helper argument claimed cacheable")
 	}
 	// Whole-struct use keys on every field of it.
 	whole := engine(t, seg("a", `visitor.visits > 0 && utm != nil`, 0))
-	ka, _, _ := whole.Key(visitor(nil, 0), nil)
-	kb, _, _ := whole.Key(visitor(func(c *signals.Context) { c.UTM.Term = "x" }, 0), nil)
+	ka, _ := key(whole, visitor(nil, 0))
+	kb, _ := key(whole, visitor(func(c *signals.Context) { c.UTM.Term = "x" }, 0))
 	if ka == kb {
 		t.Error("whole utm struct read but key ignores utm.term")
+	}
+}
+
+// TestKeyValuesAreDelimited: values come from requests and may hold any
+// byte. Two visitors whose values split the same bytes differently (here
+// around a NUL and a field name, as a crafted query string can) must not
+// share a key, or one could have the other's cached assignment.
+func TestKeyValuesAreDelimited(t *testing.T) {
+	e := engine(t, seg("a", `utm.medium == "m" && utm.source == ""`, 0))
+	a, _ := key(e, visitor(func(c *signals.Context) { c.UTM.Medium, c.UTM.Source = "m\x00utm.source\x00s", "" }, 0))
+	b, _ := key(e, visitor(func(c *signals.Context) { c.UTM.Medium, c.UTM.Source = "m", "s\x00utm.source\x00" }, 0))
+	if a == b {
+		t.Fatal("different values, same key")
 	}
 }
 
@@ -210,12 +229,17 @@ func TestKeyReadsOnlyWhatRulesRead(t *testing.T) {
 // evaluation: a cached result is never wrong for the current signals.
 func TestCacheNeverStale(t *testing.T) {
 	e := engine(t, seg("deals", `views("sale", 7) >= 3`, 2), seg("mobile", `device == "mobile"`, 1), seg("promo", `utm.campaign matches "^promo"`, 0))
-	c, err := cache.New[uint64, uint64]("assignment", config.CacheSize{MaxItems: 1000, MaxBytes: 1 << 20}, nil)
+	c, err := cache.NewChecked[uint64]("assignment", config.CacheSize{MaxItems: 1000, MaxBytes: 1 << 20}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hasher, err := cache.NewHasher()
 	if err != nil {
 		t.Fatal(err)
 	}
 	assign := func(env *Env) uint64 {
-		k, ok, _ := e.Key(env, nil)
+		b, ok := e.AppendKey(env, nil)
+		k := hasher.Sum(b)
 		if ok {
 			if m, hit := c.Get(k); hit {
 				return m
@@ -317,17 +341,18 @@ func mustMint(t *testing.T, p *Previews, seg string, now time.Time) string {
 
 func BenchmarkAssignCacheHit(b *testing.B) {
 	e := engine(b, seg("deals", `views("sale", 7) >= 3 || utm.campaign matches "^promo"`, 2), seg("mobile", `device == "mobile"`, 1))
-	c, _ := cache.New[uint64, uint64]("a", config.CacheSize{MaxItems: 1000, MaxBytes: 1 << 20}, nil)
+	c, _ := cache.NewChecked[uint64]("a", config.CacheSize{MaxItems: 1000, MaxBytes: 1 << 20}, nil)
+	hasher, _ := cache.NewHasher()
 	env := visitor(nil, 3)
-	k, _, buf := e.Key(env, nil)
+	buf, _ := e.AppendKey(env, nil)
 	m, _ := e.Eval(env)
-	c.Set(k, m, 16)
+	c.Set(hasher.Sum(buf), m, 16)
 	c.Wait()
 	var dst []Member
 	b.ReportAllocs()
 	for b.Loop() {
-		k, _, buf = e.Key(env, buf)
-		m, _ := c.Get(k)
+		buf, _ = e.AppendKey(env, buf[:0])
+		m, _ := c.Get(hasher.Sum(buf))
 		dst = e.Members(dst[:0], m, "visitor-1")
 	}
 }

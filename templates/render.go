@@ -1,11 +1,9 @@
 package templates
 
 import (
+	"encoding/binary"
 	"fmt"
-	"strconv"
 	"strings"
-
-	"github.com/cespare/xxhash/v2"
 
 	"github.com/edgeseg/edgeseg/segments"
 )
@@ -58,47 +56,54 @@ func (b *Block) Exec(seg *segments.Segment, env *segments.Env) (out string, err 
 	return out, nil
 }
 
-// Key returns the block cache key for rendering b for seg and env: the
-// slot, segment (and what it holds), version, and exactly the visitor
-// values the block reads.
-func (b *Block) Key(seg *segments.Segment, env *segments.Env, buf []byte) (uint64, []byte) {
-	buf = append(buf[:0], b.Slot...)
-	buf = append(buf, 0)
-	buf = append(buf, b.Segment...)
-	buf = strconv.AppendUint(append(buf, 0), b.Version, 16)
+// AppendKey appends to buf the block cache key for rendering b for seg and
+// env: the slot, segment (and what it holds), version, and exactly the
+// visitor values the block reads, each length-delimited (see
+// segments.AppendString), so different values never give the same bytes.
+func (b *Block) AppendKey(buf []byte, seg *segments.Segment, env *segments.Env) []byte {
+	buf = segments.AppendString(buf, b.Slot)
+	buf = segments.AppendString(buf, b.Segment)
+	buf = binary.AppendUvarint(buf, b.Version)
 	if seg != nil {
-		buf = strconv.AppendUint(append(buf, 0), seg.Fingerprint, 16)
+		buf = binary.AppendUvarint(buf, seg.Fingerprint)
 	}
 	if b.dynamic {
-		buf = appendAll(env, buf)
-		return xxhash.Sum64(buf), buf
+		return appendAll(env, buf)
 	}
 	for _, r := range b.reads {
-		buf = append(append(buf, 0), r...)
-		buf = append(buf, '=')
 		switch {
 		case strings.HasPrefix(r, "signals."):
+			buf = segments.AppendString(buf, r)
 			buf, _ = env.AppendValue(r[len("signals."):], buf)
 		case r == "visitor.top_categories":
-			buf = append(buf, strings.Join(env.TopCategories(5), ",")...)
+			buf = appendList(segments.AppendString(buf, r), env.TopCategories(5))
 		case r == "visitor.products":
-			buf = append(buf, strings.Join(env.Products(), ",")...)
+			buf = appendList(segments.AppendString(buf, r), env.Products())
 		case strings.HasPrefix(r, "visitor."):
+			buf = segments.AppendString(buf, r)
 			buf, _ = env.AppendValue(r, buf)
 		}
 	}
-	return xxhash.Sum64(buf), buf
+	return buf
+}
+
+// appendList appends a list of values, counted and each delimited.
+func appendList(buf []byte, vs []string) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(vs)))
+	for _, v := range vs {
+		buf = segments.AppendString(buf, v)
+	}
+	return buf
 }
 
 // appendAll appends every value a block could read.
 func appendAll(env *segments.Env, buf []byte) []byte {
 	for _, k := range allKeys {
-		buf = append(append(buf, 0), k...)
+		buf = segments.AppendString(buf, k)
 		buf, _ = env.AppendValue(k, buf)
 	}
-	buf = append(buf, strings.Join(env.TopCategories(5), ",")...)
-	buf = append(buf, 0)
-	return append(buf, strings.Join(env.Products(), ",")...)
+	buf = appendList(buf, env.TopCategories(5))
+	return appendList(buf, env.Products())
 }
 
 // allKeys is every value a block could read through segments.Env.

@@ -23,7 +23,8 @@ import (
 type Store struct {
 	dir      string
 	set      atomic.Pointer[Set]
-	blocks   *cache.Cache[uint64, []byte]
+	blocks   *cache.Checked[[]byte]
+	keys     cache.Hasher // seeded per process: keys hold request values
 	log      *zerolog.Logger
 	mu       sync.Mutex // serializes reloads
 	reloads  *metrics.Counter
@@ -37,7 +38,11 @@ type Store struct {
 // NewStore loads dir. Problems that are errors are returned with the Store,
 // which serves every block that did load.
 func NewStore(dir string, blockCache config.CacheSize, set *metrics.Set, log *zerolog.Logger) (*Store, Problems, error) {
-	c, err := cache.New[uint64, []byte]("blocks", blockCache, set)
+	c, err := cache.NewChecked[[]byte]("blocks", blockCache, set)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := cache.NewHasher()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -49,7 +54,7 @@ func NewStore(dir string, blockCache config.CacheSize, set *metrics.Set, log *ze
 		log = &l
 	}
 	s := &Store{
-		dir: dir, blocks: c, log: log,
+		dir: dir, blocks: c, keys: keys, log: log,
 		reloads:  set.GetOrCreateCounter("edgeseg_template_reloads_total"),
 		failures: set.GetOrCreateCounter("edgeseg_template_reload_problems_total"),
 		errors:   set.GetOrCreateCounter("edgeseg_template_errors_total"),
@@ -110,7 +115,8 @@ func (s *Store) Render(b *Block, seg *segments.Segment, env *segments.Env) ([]by
 	if bp == nil {
 		bp = new([]byte)
 	}
-	key, buf := b.Key(seg, env, *bp)
+	buf := b.AppendKey((*bp)[:0], seg, env)
+	key := s.keys.Sum(buf)
 	*bp = buf
 	s.bufs.Put(bp)
 	if out, ok := s.blocks.Get(key); ok {
@@ -127,7 +133,7 @@ func (s *Store) Render(b *Block, seg *segments.Segment, env *segments.Env) ([]by
 }
 
 // BlockCache exposes the block cache (for tests and metrics).
-func (s *Store) BlockCache() *cache.Cache[uint64, []byte] { return s.blocks }
+func (s *Store) BlockCache() *cache.Checked[[]byte] { return s.blocks }
 
 // Watch reloads the Set when files under the directory change, until ctx
 // is done. Bursts of events (an editor saving, a ConfigMap swap) are

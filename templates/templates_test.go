@@ -134,19 +134,28 @@ func TestBlockCacheKey(t *testing.T) {
 	set, _ := Load("testdata/good", nil)
 	seg := testSegment("deals")
 	deals := set.Lookup("hero", "deals")
-	a, _ := deals.Key(seg, env("mobile", "tv"), nil)
-	b, _ := deals.Key(seg, env("desktop", "tv"), nil)
-	c, _ := deals.Key(seg, env("mobile", "sale"), nil)
+	key := func(seg *segments.Segment, e *segments.Env) string { return string(deals.AppendKey(nil, seg, e)) }
+	a, b, c := key(seg, env("mobile", "tv")), key(seg, env("desktop", "tv")), key(seg, env("mobile", "sale"))
 	if a == b || a == c {
 		t.Error("block key ignores a value the block reads")
 	}
 	other := *seg
 	other.Fingerprint = 42 // another config's segment of the same name
-	if d, _ := deals.Key(&other, env("mobile", "tv"), nil); d == a {
+	if key(&other, env("mobile", "tv")) == a {
 		t.Error("block key ignores the segment's config")
 	}
 	if !set.Lookup("hero", "static").static || deals.static {
 		t.Error("static: a block reading only its segment and data is rendered once per segment; others are not")
+	}
+	// Lists are counted and delimited: one category named "a,b" is not
+	// the two categories a and b.
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "hero"), 0o755)
+	os.WriteFile(filepath.Join(dir, "hero", "x.hbs"), []byte(`{{#each visitor.top_categories}}[{{this}}]{{/each}}`), 0o644)
+	lists, _ := Load(dir, nil)
+	x := lists.Lookup("hero", "x")
+	if string(x.AppendKey(nil, seg, env("mobile", "a,b"))) == string(x.AppendKey(nil, seg, env("mobile", "a", "b"))) {
+		t.Error("top categories a,b and a + b share a key")
 	}
 }
 
