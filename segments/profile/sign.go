@@ -21,11 +21,27 @@ type signer struct {
 	macs   sync.Pool
 }
 
+// macState is a pooled HMAC with room for its sum, so summing does not
+// allocate.
+type macState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
+
 func newSigner(kid string, key []byte) *signer {
 	h := `{"alg":"HS256","kid":` + strconv.Quote(kid) + `}`
 	s := &signer{header: base64.RawURLEncoding.EncodeToString([]byte(h))}
-	s.macs.New = func() any { return hmac.New(sha256.New, key) }
+	s.macs.New = func() any { return &macState{h: hmac.New(sha256.New, key)} }
 	return s
+}
+
+// mac writes the HMAC of b into sum.
+func (s *signer) mac(b []byte, sum *[sha256.Size]byte) {
+	m := s.macs.Get().(*macState)
+	m.h.Reset()
+	m.h.Write(b)
+	*sum = [sha256.Size]byte(m.h.Sum(m.sum[:0]))
+	s.macs.Put(m)
 }
 
 // sign appends header.payload.signature for the JSON payload to dst.
@@ -34,14 +50,10 @@ func (s *signer) sign(dst, payload []byte) []byte {
 	dst = append(dst, s.header...)
 	dst = append(dst, '.')
 	dst = base64.RawURLEncoding.AppendEncode(dst, payload)
-	mac := s.macs.Get().(hash.Hash)
-	mac.Reset()
-	mac.Write(dst[start:])
 	var sum [sha256.Size]byte
+	s.mac(dst[start:], &sum)
 	dst = append(dst, '.')
-	dst = base64.RawURLEncoding.AppendEncode(dst, mac.Sum(sum[:0]))
-	s.macs.Put(mac)
-	return dst
+	return base64.RawURLEncoding.AppendEncode(dst, sum[:])
 }
 
 // appendClaims appends the JSON of p's claims, as the claims struct's
