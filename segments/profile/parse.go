@@ -69,19 +69,18 @@ type fastClaims struct {
 }
 
 // jsonReader reads the JSON appendClaims writes. Every method returns
-// false on anything else, without panicking, whatever the input. Strings
-// are cut from one copy of the whole payload, and every counter's days
-// from one array, so a profile costs a handful of allocations.
+// false on anything else, without panicking, whatever the input. Every
+// counter's days come from one array, and the usual event names are not
+// allocated at all, so a profile costs a handful of small allocations.
 type jsonReader struct {
 	b    []byte
-	s    string // b as a string, for the strings handed out
 	i    int
 	days []int32 // backing array of every Counter.Days
 	cs   []Counter
 }
 
 func newJSONReader(b []byte) jsonReader {
-	r := jsonReader{b: b, s: string(b)}
+	r := jsonReader{b: b}
 	// Upper bounds: every number but the last in a list is followed by ',',
 	// every counter opens with {"k".
 	if n := bytes.Count(b, []byte(`{"k"`)); n > 0 {
@@ -99,24 +98,50 @@ func (r *jsonReader) byte(c byte) bool {
 	return false
 }
 
-// str reads a string without escapes, as valid UTF-8.
-func (r *jsonReader) str() (string, bool) {
+// raw reads a string without escapes, as valid UTF-8, and returns its
+// bytes (in the payload: copy before keeping).
+func (r *jsonReader) raw() ([]byte, bool) {
 	if !r.byte('"') {
-		return "", false
+		return nil, false
 	}
 	start := r.i
 	for r.i < len(r.b) {
 		switch c := r.b[r.i]; {
 		case c == '"':
-			s := r.s[start:r.i]
+			b := r.b[start:r.i]
 			r.i++
-			return s, utf8.ValidString(s)
+			return b, utf8.Valid(b)
 		case c == '\\' || c < 0x20:
-			return "", false
+			return nil, false
 		}
 		r.i++
 	}
-	return "", false
+	return nil, false
+}
+
+// str reads a string; names of the built-in events come without allocating.
+func (r *jsonReader) str() (string, bool) {
+	b, ok := r.raw()
+	if !ok {
+		return "", false
+	}
+	switch string(b) {
+	case PageView:
+		return PageView, true
+	case CategoryView:
+		return CategoryView, true
+	case ProductView:
+		return ProductView, true
+	case CartAdd:
+		return CartAdd, true
+	case CheckoutStart:
+		return CheckoutStart, true
+	case Purchase:
+		return Purchase, true
+	case Search:
+		return Search, true
+	}
+	return string(b), true
 }
 
 // int reads an integer within [lo, hi].
@@ -173,12 +198,12 @@ func (r *jsonReader) claims(cl *fastClaims) bool {
 		if !first && !r.byte(',') {
 			return false
 		}
-		key, ok := r.str()
+		key, ok := r.raw()
 		if !ok || !r.byte(':') {
 			return false
 		}
 		var bit int
-		switch key {
+		switch string(key) {
 		case "id":
 			bit = fID
 			cl.ID, ok = r.str()
@@ -323,8 +348,8 @@ func (r *jsonReader) named() (string, bool) {
 
 // key reads "name": exactly.
 func (r *jsonReader) key(name string) bool {
-	k, ok := r.str()
-	return ok && k == name && r.byte(':')
+	k, ok := r.raw()
+	return ok && string(k) == name && r.byte(':')
 }
 
 // decodeFast is Decode's fast path: ok=false sends tok to golang-jwt.
