@@ -218,6 +218,17 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 	for s := profile.Missing + 1; s <= profile.Invalid; s++ {
 		p.m.profileResets[s] = set.GetOrCreateCounter(`edgeseg_profile_resets_total{reason="` + s.String() + `"}`)
 	}
+	uaStat := func(hits bool) func() float64 {
+		return func() float64 {
+			h, m := p.pl.Load().extractor.UserAgentCacheStats()
+			if hits {
+				return float64(h)
+			}
+			return float64(m)
+		}
+	}
+	set.GetOrCreateGauge(`edgeseg_cache_hits_total{cache="user_agents"}`, uaStat(true))
+	set.GetOrCreateGauge(`edgeseg_cache_misses_total{cache="user_agents"}`, uaStat(false))
 	p.m.ruleErrors = set.GetOrCreateCounter("edgeseg_rule_errors_total")
 	p.m.renderErrors = set.GetOrCreateCounter("edgeseg_template_render_errors_total")
 	p.m.previews = set.GetOrCreateCounter("edgeseg_previews_total")
@@ -241,6 +252,7 @@ func (p *Personalizer) countSegments(pl *Pipeline) {
 // Swap installs a new pipeline (after a config reload). Requests in flight
 // finish with the one they started with.
 func (p *Personalizer) Swap(pl *Pipeline) {
+	pl.extractor.KeepUserAgents(p.pl.Load().extractor)
 	p.countSegments(pl)
 	p.pl.Store(pl)
 	p.assign.Clear()

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -232,6 +233,11 @@ func TestBrowsingMakesADealSeeker(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+	// The same browser made every request: its User-Agent was classified
+	// once and then found in the table.
+	if m := regexp.MustCompile(`edgeseg_cache_hits_total\{cache="user_agents"\} (\d+)`).FindStringSubmatch(metrics); m == nil || m[1] == "0" {
+		t.Errorf("user agent table hits: %v", m)
 	}
 	if deal {
 		if resp.Header.Get("Cache-Control") != "private, no-cache" || !strings.Contains(resp.Header.Get("Vary"), "Cookie") {

@@ -69,8 +69,7 @@ func Lookup(kvs []KV, name string) string {
 
 // Extractor derives Contexts from requests. It is safe for concurrent use.
 type Extractor struct {
-	ua          *useragent.Parser
-	uaCache     *uaCache
+	ua          *userAgents
 	loc         *time.Location
 	geoCountry  string
 	geoRegion   string
@@ -92,8 +91,7 @@ func New(cfg *config.Config) (*Extractor, error) {
 		return nil, fmt.Errorf("signals: time zone %q: %w", cfg.Signals.TimeZone, err)
 	}
 	e := &Extractor{
-		ua:          useragent.NewParser(),
-		uaCache:     new(uaCache),
+		ua:          &userAgents{parser: useragent.NewParser()},
 		loc:         loc,
 		geoCountry:  cfg.Signals.GeoCountryHeader,
 		geoRegion:   cfg.Signals.GeoRegionHeader,
@@ -225,10 +223,13 @@ func (e *Extractor) device(h *fasthttp.RequestHeader, c *Context) {
 	if len(ua) > 1024 {
 		ua = ua[:1024]
 	}
-	d := e.uaCache.get(ua)
-	if d == nil {
-		d = e.parseUA(ua)
-		e.uaCache.put(d)
+	d := e.ua.table.get(ua)
+	if d != nil {
+		e.ua.hits.Add(1)
+	} else {
+		e.ua.misses.Add(1)
+		d = e.ua.parse(ua)
+		e.ua.table.put(d)
 	}
 	c.Device, c.Browser, c.OS, c.Bot = d.device, d.browser, d.os, d.bot
 	if m := h.Peek("Sec-CH-UA-Mobile"); len(m) > 0 && !c.Bot {
@@ -238,14 +239,36 @@ func (e *Extractor) device(h *fasthttp.RequestHeader, c *Context) {
 	}
 }
 
-// parseUA classifies one User-Agent string.
-func (e *Extractor) parseUA(ua []byte) *uaClass {
+// userAgents classifies User-Agent strings: the parser and a table of
+// recent classifications, with its hit counts. Nothing in it depends on
+// config, so an Extractor built on reload keeps its predecessor's.
+type userAgents struct {
+	parser       *useragent.Parser
+	table        uaCache
+	hits, misses atomic.Uint64
+}
+
+// KeepUserAgents makes e classify User-Agents with prev's parser and table
+// (after a config reload: no rebuilt parser, no cold table, counts go on).
+func (e *Extractor) KeepUserAgents(prev *Extractor) {
+	if prev != nil {
+		e.ua = prev.ua
+	}
+}
+
+// UserAgentCacheStats returns the hits and misses of the User-Agent table.
+func (e *Extractor) UserAgentCacheStats() (hits, misses uint64) {
+	return e.ua.hits.Load(), e.ua.misses.Load()
+}
+
+// parse classifies one User-Agent string.
+func (u *userAgents) parse(ua []byte) *uaClass {
 	d := &uaClass{ua: string(ua)}
 	s := d.ua
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "")
 	}
-	p := e.ua.Parse(s)
+	p := u.parser.Parse(s)
 	d.browser = string(p.Browser())
 	d.os = string(p.OS())
 	switch p.Device() {

@@ -270,3 +270,31 @@ func TestDeviceCache(t *testing.T) {
 		}
 	}
 }
+
+// TestUserAgentsKeptAcrossReload: an Extractor built on config reload
+// keeps its predecessor's table and counts, so a reload does not send
+// every visitor's User-Agent through the parser again.
+func TestUserAgentsKeptAcrossReload(t *testing.T) {
+	classify := func(e *Extractor) {
+		var req fasthttp.Request
+		req.SetRequestURI("/")
+		req.Header.SetUserAgent(uaAndroid)
+		var c Context
+		e.Extract(Request{Req: &req, Now: time.Now()}, &c)
+		if c.Device != "mobile" {
+			t.Fatalf("device %q", c.Device)
+		}
+	}
+	old, _ := New(config.Default())
+	classify(old)
+	classify(old)
+	if h, m := old.UserAgentCacheStats(); h != 1 || m != 1 {
+		t.Fatalf("hits %d misses %d, want 1 and 1", h, m)
+	}
+	next, _ := New(config.Default())
+	next.KeepUserAgents(old)
+	classify(next)
+	if h, m := next.UserAgentCacheStats(); h != 2 || m != 1 {
+		t.Fatalf("after reload: hits %d misses %d, want 2 and 1", h, m)
+	}
+}
