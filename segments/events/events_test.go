@@ -166,7 +166,10 @@ func TestQueueOverflowDropsAndCounts(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		l.Emit(Event{Type: "exposure", Time: time.Now(), Visitor: "v"})
 	}
-	if d := time.Since(start); d > 100*time.Millisecond {
+	// Emit never waits for the sink: 1000 calls take microseconds each
+	// (a blocking Emit would hang here until the sink is released). The
+	// bound leaves room for the race detector on a busy machine.
+	if d := time.Since(start); d > time.Second {
 		t.Fatalf("Emit blocked for %v with a stuck sink", d)
 	}
 	if l.Dropped() < 980 {
