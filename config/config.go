@@ -49,6 +49,11 @@ type Server struct {
 	// MaxBodyBytes is the largest request body accepted; larger get 413.
 	// Bodies are streamed to the origin, never held whole. Default 64MiB.
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// WriteBufferBytes is the buffer each response is written through: a
+	// response up to this size (head and body) leaves in one write. It is
+	// held only while a response is being written, so at most
+	// MaxConcurrency of them. Default 64KiB; 4KiB to 1MiB.
+	WriteBufferBytes ByteSize `yaml:"write_buffer_bytes"`
 	// MaxConcurrency is how many requests are served at once; past it new
 	// requests wait up to QueueTimeout and then get 503 with Retry-After.
 	// Default 4096.
@@ -401,6 +406,7 @@ func Default() *Config {
 			WriteTimeout:       60 * time.Second,
 			IdleTimeout:        120 * time.Second,
 			MaxHeaderBytes:     32 << 10,
+			WriteBufferBytes:   64 << 10,
 			MaxBodyBytes:       64 << 20,
 			MaxConcurrency:     4096,
 			QueueTimeout:       time.Second,

@@ -112,6 +112,8 @@ func TestValidate(t *testing.T) {
 		{"upgrade timeout", func(c *Config) { c.Server.UpgradeIdleTimeout = 0 }, "server.upgrade_idle_timeout"},
 		{"header too small", func(c *Config) { c.Server.MaxHeaderBytes = 8 << 10 }, "server.max_header_bytes: must be between 16KiB and 1MiB"},
 		{"header too big", func(c *Config) { c.Server.MaxHeaderBytes = 2 << 20 }, "server.max_header_bytes"},
+		{"write buffer too small", func(c *Config) { c.Server.WriteBufferBytes = 1 << 10 }, "server.write_buffer_bytes: must be between 4KiB and 1MiB"},
+		{"write buffer too big", func(c *Config) { c.Server.WriteBufferBytes = 2 << 20 }, "server.write_buffer_bytes"},
 		{"body", func(c *Config) { c.Server.MaxBodyBytes = 0 }, "server.max_body_bytes: must be positive"},
 		{"concurrency", func(c *Config) { c.Server.MaxConcurrency = 0 }, "server.max_concurrency: must be positive"},
 		{"trusted proxy", func(c *Config) { c.Server.TrustedProxies = []string{"10.0.0.0/33"} }, `server.trusted_proxies[0]: invalid CIDR "10.0.0.0/33"`},

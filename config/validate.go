@@ -42,6 +42,9 @@ func (c *Config) Validate() error {
 	positive("server.queue_timeout", s.QueueTimeout)
 	positive("server.shutdown_timeout", s.ShutdownTimeout)
 	positive("server.upgrade_idle_timeout", s.UpgradeIdleTimeout)
+	if s.WriteBufferBytes < 4<<10 || s.WriteBufferBytes > 1<<20 {
+		bad("server.write_buffer_bytes", "must be between 4KiB and 1MiB, got %v", s.WriteBufferBytes)
+	}
 	if s.MaxHeaderBytes < 16<<10 || s.MaxHeaderBytes > 1<<20 {
 		bad("server.max_header_bytes", "must be between 16KiB and 1MiB (real sites' cookies need 16KiB), got %v", s.MaxHeaderBytes)
 	}

@@ -27,7 +27,7 @@ func NewServer(cfg *config.Config, h *Handler, log *zerolog.Logger) *Server {
 		Name:         cfg.Server.Name,
 		// The request head must fit the read buffer: this is the header limit.
 		ReadBufferSize:               int(cfg.Server.MaxHeaderBytes),
-		WriteBufferSize:              16 << 10,
+		WriteBufferSize:              int(cfg.Server.WriteBufferBytes),
 		ReadTimeout:                  cfg.Server.ReadTimeout,
 		WriteTimeout:                 cfg.Server.WriteTimeout,
 		IdleTimeout:                  cfg.Server.IdleTimeout,

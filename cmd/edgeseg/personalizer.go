@@ -129,7 +129,8 @@ func (m *Main) reloadLoop(ctx context.Context, cfg *config.Config, p *proxy.Pers
 // warnRestartOnly says which changed keys need a restart to apply.
 func warnRestartOnly(log *zerolog.Logger, old, next *config.Config) {
 	if old.Listen != next.Listen || old.Origin != next.Origin || old.Server.MaxConcurrency != next.Server.MaxConcurrency ||
-		old.Server.MaxHeaderBytes != next.Server.MaxHeaderBytes || old.Templates.Dir != next.Templates.Dir ||
+		old.Server.MaxHeaderBytes != next.Server.MaxHeaderBytes || old.Server.WriteBufferBytes != next.Server.WriteBufferBytes ||
+		old.Templates.Dir != next.Templates.Dir ||
 		!cacheEqual(old.Cache, next.Cache) || old.Events.Sink != next.Events.Sink {
 		log.Warn().Msg("listen, server, origin, cache, templates.dir and events changes apply after a restart; segments, behavior, signals, consent, profile and preview apply now")
 	}
