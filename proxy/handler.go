@@ -67,17 +67,12 @@ type Handler struct {
 	// request (to inject panics and delays).
 	testHookBeforeOrigin func(*fasthttp.RequestCtx)
 	testHookAfterRespond func(*fasthttp.RequestCtx)
-	// bufs is a free list of body buffers, scratch one of small buffers
-	// for header work. Unlike a sync.Pool they survive garbage collections:
-	// with many requests in flight, a pool emptied by every GC made each
-	// request grow fresh 64 KiB buffers, which in turn made the next GC come
-	// sooner. Kept apart, a header never takes a page-sized buffer nor a page
-	// a small one it must grow. bufBytes is the capacity bufs holds, kept
-	// within maxFreeBodyBytes so a burst of large pages does not pin memory.
-	bufs     chan *[]byte
-	bufBytes atomic.Int64
-	scratch  chan *[]byte
-	bodies   sync.Pool // *pooledBody
+	// bufs holds body buffers, scratch small buffers for header work: kept
+	// apart, a header never takes a page-sized buffer nor a page a small
+	// one it must grow.
+	bufs    *freeList
+	scratch *freeList
+	bodies  sync.Pool // *pooledBody
 }
 
 // New builds a Handler from opts.
@@ -103,8 +98,8 @@ func New(opts Options) (*Handler, error) {
 		queueTimeout: cfg.Server.QueueTimeout,
 		p:            opts.Personalizer,
 		ocache:       opts.OriginCache,
-		bufs:         make(chan *[]byte, 1024),
-		scratch:      make(chan *[]byte, 256),
+		bufs:         newBodyBuffers(),
+		scratch:      newScratchBuffers(),
 	}
 	if h.hostHeader == "origin" {
 		h.hostHeader = opts.Origin.host
@@ -382,7 +377,7 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 		req.SetBodyRaw(body)
 	}
 
-	scratch := h.getScratch()
+	scratch := h.scratch.get()
 	*scratch = stripHopHeaders(&req.Header, *scratch)
 	if isUpgrade(&ctx.Request.Header) {
 		req.Header.Set("Connection", "Upgrade")
@@ -393,7 +388,7 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 	}
 	h.setForwarded(ctx, req, len(h.trusted) > 0 && h.trusted.contains(ctx.RemoteIP()))
 	*scratch = filterAcceptEncoding(&req.Header, *scratch)
-	h.putScratch(scratch)
+	h.scratch.put(scratch)
 }
 
 // bodyReader passes the visitor's streamed request body to the origin and
@@ -433,9 +428,9 @@ func isUpgrade(h *fasthttp.RequestHeader) bool {
 // here or, when streamed, by the stream's Close.
 func (h *Handler) respond(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *exchange) {
 	resp.Header.CopyTo(&ctx.Response.Header)
-	scratch := h.getScratch()
+	scratch := h.scratch.get()
 	*scratch = stripHopHeaders(&ctx.Response.Header, *scratch)
-	h.putScratch(scratch)
+	h.scratch.put(scratch)
 	if h.via {
 		addVia(&ctx.Response.Header)
 	}
@@ -549,6 +544,20 @@ func (h *Handler) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 	e.Msg("request")
 }
 
+// freeList keeps buffers for reuse. Unlike a sync.Pool it survives
+// garbage collections: with many requests in flight, a pool emptied by
+// every GC made each request grow fresh 64 KiB buffers, which in turn made
+// the next GC come sooner. It keeps no buffer larger than maxCap and at
+// most maxHeld bytes of capacity in all, so a burst of large pages does
+// not pin memory for good.
+type freeList struct {
+	ch      chan *[]byte
+	held    atomic.Int64 // capacity of the buffers in ch
+	maxCap  int
+	maxHeld int64
+	newCap  int // capacity of a buffer made when the list is empty
+}
+
 // maxFreeBodyBytes bounds the capacity of the body buffers kept for reuse;
 // maxScratchBytes the size of a scratch buffer worth keeping.
 const (
@@ -556,54 +565,43 @@ const (
 	maxScratchBytes  = 16 << 10
 )
 
-// getBuf returns an empty body buffer.
-func (h *Handler) getBuf() *[]byte {
+// newBodyBuffers is the free list of response bodies: none past 1 MiB kept.
+func newBodyBuffers() *freeList {
+	return &freeList{ch: make(chan *[]byte, 1024), newCap: 4096, maxCap: 1 << 20, maxHeld: maxFreeBodyBytes}
+}
+
+// newScratchBuffers is the free list of header scratch buffers.
+func newScratchBuffers() *freeList {
+	return &freeList{ch: make(chan *[]byte, 256), newCap: 512, maxCap: maxScratchBytes, maxHeld: 256 * maxScratchBytes}
+}
+
+// get returns an empty buffer.
+func (l *freeList) get() *[]byte {
 	select {
-	case b := <-h.bufs:
-		h.bufBytes.Add(-int64(cap(*b)))
+	case b := <-l.ch:
+		l.held.Add(-int64(cap(*b)))
 		return b
 	default:
 	}
-	b := make([]byte, 0, 4096)
+	b := make([]byte, 0, l.newCap)
 	return &b
 }
 
-// putBuf offers a body buffer back for reuse.
-func (h *Handler) putBuf(b *[]byte) {
+// put offers b back for reuse; it is dropped when too large or when the
+// list holds enough.
+func (l *freeList) put(b *[]byte) {
 	n := int64(cap(*b))
-	if n > 1<<20 {
-		return // keep no huge buffers: let the GC have them
+	if n > int64(l.maxCap) {
+		return
 	}
-	if h.bufBytes.Add(n) > maxFreeBodyBytes {
-		h.bufBytes.Add(-n)
-		return // nor too many
-	}
-	*b = (*b)[:0]
-	select {
-	case h.bufs <- b:
-	default: // the list is full
-		h.bufBytes.Add(-n)
-	}
-}
-
-// getScratch returns an empty buffer for header work.
-func (h *Handler) getScratch() *[]byte {
-	select {
-	case b := <-h.scratch:
-		return b
-	default:
-	}
-	b := make([]byte, 0, 512)
-	return &b
-}
-
-func (h *Handler) putScratch(b *[]byte) {
-	if cap(*b) > maxScratchBytes {
+	if l.held.Add(n) > l.maxHeld {
+		l.held.Add(-n)
 		return
 	}
 	*b = (*b)[:0]
 	select {
-	case h.scratch <- b:
-	default:
+	case l.ch <- b:
+	default: // the list is full
+		l.held.Add(-n)
 	}
 }

@@ -744,32 +744,32 @@ func TestScratchBuffersKeepTheirCapacity(t *testing.T) {
 // and scratch buffers past maxScratchBytes are not kept, and the byte
 // count follows buffers out of and back into the list.
 func TestFreeListsAreBounded(t *testing.T) {
-	h := &Handler{bufs: make(chan *[]byte, 1024), scratch: make(chan *[]byte, 256)}
+	h := &Handler{bufs: newBodyBuffers(), scratch: newScratchBuffers()}
 	for range 200 {
 		b := make([]byte, 0, 1<<20) // 200 MiB offered in all
-		h.putBuf(&b)
+		h.bufs.put(&b)
 	}
-	if n := h.bufBytes.Load(); n > maxFreeBodyBytes || n != int64(len(h.bufs))<<20 {
-		t.Fatalf("kept %d bytes in %d buffers; want at most %d, as counted", n, len(h.bufs), maxFreeBodyBytes)
+	if n := h.bufs.held.Load(); n > maxFreeBodyBytes || n != int64(len(h.bufs.ch))<<20 {
+		t.Fatalf("kept %d bytes in %d buffers; want at most %d, as counted", n, len(h.bufs.ch), maxFreeBodyBytes)
 	}
 	huge := make([]byte, 0, 2<<20)
-	h.putBuf(&huge)
-	kept := len(h.bufs)
+	h.bufs.put(&huge)
+	kept := len(h.bufs.ch)
 	for range kept {
-		if b := h.getBuf(); cap(*b) != 1<<20 || len(*b) != 0 {
+		if b := h.bufs.get(); cap(*b) != 1<<20 || len(*b) != 0 {
 			t.Fatalf("got a buffer of len %d cap %d", len(*b), cap(*b))
 		}
 	}
-	if n := h.bufBytes.Load(); n != 0 {
+	if n := h.bufs.held.Load(); n != 0 {
 		t.Fatalf("%d bytes counted with the list empty", n)
 	}
-	if b := h.getBuf(); cap(*b) == 2<<20 {
+	if b := h.bufs.get(); cap(*b) == 2<<20 {
 		t.Fatal("a buffer past 1 MiB was kept")
 	}
 	big, small := make([]byte, 0, maxScratchBytes+1), make([]byte, 0, 512)
-	h.putScratch(&big)
-	h.putScratch(&small)
-	if len(h.scratch) != 1 || cap(*h.getScratch()) != 512 {
+	h.scratch.put(&big)
+	h.scratch.put(&small)
+	if len(h.scratch.ch) != 1 || cap(*h.scratch.get()) != 512 {
 		t.Fatal("scratch list keeps what it should not, or lost what it should keep")
 	}
 }

@@ -22,7 +22,7 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		return false
 	}
 
-	rawp := h.getBuf()
+	rawp := h.bufs.get()
 	raw, err := readLimited((*rawp)[:0], resp.BodyStream(), h.rewriteLimit)
 	*rawp = raw
 	if errors.Is(err, errTooLarge) {
@@ -30,14 +30,14 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		// The prefix outlives this call, so it cannot go back to the list.
 		h.metrics.rewriteSkipped.Inc()
 		prefix := append([]byte(nil), raw...)
-		h.putBuf(rawp)
+		h.bufs.put(rawp)
 		h.stream(ctx, resp, prefix)
 		return false
 	}
 	_ = resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(resp)
 	if err != nil {
-		h.putBuf(rawp)
+		h.bufs.put(rawp)
 		// Nothing has been sent yet, so the visitor gets a clean 502
 		// rather than a truncated page.
 		status, cause := originFailure(err)
@@ -53,8 +53,8 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 
 	html := raw
 	if c != codingIdentity {
-		htmlp := h.getBuf()
-		defer h.putBuf(htmlp)
+		htmlp := h.bufs.get()
+		defer h.bufs.put(htmlp)
 		html, err = h.codec.decode((*htmlp)[:0], raw, c, h.rewriteLimit)
 		*htmlp = html
 		if err != nil {
@@ -67,21 +67,21 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		}
 	}
 
-	outp := h.getBuf()
+	outp := h.bufs.get()
 	out, changed := h.safePersonalize(ctx, x, html, (*outp)[:0])
 	*outp = out
 	if !changed {
-		h.putBuf(outp)
+		h.bufs.put(outp)
 		h.sendBuf(ctx, rawp)
 		return false
 	}
 	if c != codingIdentity {
-		encp := h.getBuf()
+		encp := h.bufs.get()
 		enc, err := h.codec.encode((*encp)[:0], out, c)
 		*encp = enc
-		h.putBuf(outp)
+		h.bufs.put(outp)
 		if err != nil {
-			h.putBuf(encp)
+			h.bufs.put(encp)
 			h.metrics.rewriteErrors.Inc()
 			h.log.Error().Err(err).Msg("cannot re-encode body; serving the origin's")
 			h.sendBuf(ctx, rawp)
@@ -89,7 +89,7 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		}
 		outp = encp
 	}
-	h.putBuf(rawp)
+	h.bufs.put(rawp)
 	h.sendBuf(ctx, outp)
 	markPersonalized(&ctx.Response.Header)
 	x.personalized = true
@@ -124,7 +124,7 @@ func (p *pooledBody) WriteTo(w io.Writer) (int64, error) { return p.r.WriteTo(w)
 // Close returns the buffer; fasthttp calls it once the body is written.
 func (p *pooledBody) Close() error {
 	if p.b != nil {
-		p.h.putBuf(p.b)
+		p.h.bufs.put(p.b)
 		p.b = nil
 		p.r.Reset(nil)
 		p.h.bodies.Put(p)
