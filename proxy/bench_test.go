@@ -117,7 +117,7 @@ func benchSteps(b *testing.B, visitors int) {
 		if !changed {
 			b.Fatal("not personalized")
 		}
-		p.commit(&ctx, v)
+		p.commit(&ctx, v, changed)
 		p.end(v)
 		if c := ctx.Response.Header.PeekCookie("edgeseg"); len(c) > 0 && ck.ParseBytes(c) == nil {
 			cookies[i] = append(cookies[i][:0], ck.Value()...)

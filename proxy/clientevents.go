@@ -97,7 +97,7 @@ func (p *Personalizer) serveClientEvent(ctx *fasthttp.RequestCtx) {
 	prof.Observe(profile.Event{Name: mapped}, now, pl.settings)
 	v := &Visit{p: p, pl: pl, now: now, consent: consent, prof: prof,
 		matched: true, match: profile.Match{Event: mapped, Value: clip(ce.Value, 64)}}
-	p.setCookie(ctx, v)
+	p.setCookie(ctx, v, false)
 	if conversion {
 		// The conversion carries the visitor's segments, as for any other.
 		if consent.Context {

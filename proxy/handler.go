@@ -213,7 +213,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 
 	// 9. profile cookie, caching headers, exposure events.
 	if x.visit != nil {
-		h.p.commit(ctx, x.visit)
+		h.p.commit(ctx, x.visit, x.personalized)
 	}
 }
 

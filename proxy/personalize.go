@@ -289,14 +289,11 @@ type Visit struct {
 	members    []segments.Member
 	forced     string
 	cacheHit   bool
-	// personalized: the body was rewritten and its headers already made
-	// private, no-cache and Vary: Cookie.
-	personalized bool
-	exposures    []exposure
-	set          *templates.Set
-	keyBuf       []byte
-	cookieBuf    []byte
-	lookup       inject.Lookup
+	exposures  []exposure
+	set        *templates.Set
+	keyBuf     []byte
+	cookieBuf  []byte
+	lookup     inject.Lookup
 }
 
 // begin runs steps 2–6. It returns nil for requests that are not page
@@ -319,7 +316,6 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 		v.lookup = v.fill
 	}
 	v.pl, v.now, v.navigation, v.match, v.matched = pl, now, nav, match, matched
-	v.personalized = false
 
 	// 2. consent
 	v.consent = pl.consent.From(h)
@@ -658,12 +654,13 @@ func (v *Visit) dataLayer(nonce string) []byte {
 
 // commit is step 9: the profile cookie when it changed and the response
 // is one that counts, the debug and preview headers, and events.
-func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit) {
+// personalized says the body was rewritten, its caching headers already set.
+func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit, personalized bool) {
 	status := ctx.Response.StatusCode()
 	rh := &ctx.Response.Header
 	counts := status < 400 && (v.matched || isHTML(rh.ContentType()) || (status >= 300 && status < 400))
 	if v.prof != nil && v.consent.Granted && v.prof.Changed && counts {
-		p.setCookie(ctx, v)
+		p.setCookie(ctx, v, personalized)
 	}
 	if v.pl.cfg.Templates.DebugHeader {
 		rh.Set("X-Edgeseg-Segments", v.segmentList())
@@ -684,7 +681,9 @@ func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit) {
 	}
 }
 
-func (p *Personalizer) setCookie(ctx *fasthttp.RequestCtx, v *Visit) {
+// setCookie writes the visit's profile cookie and keeps the response out of
+// shared caches. personalized: markPersonalized already did the latter.
+func (p *Personalizer) setCookie(ctx *fasthttp.RequestCtx, v *Visit, personalized bool) {
 	pc := v.pl.cfg.Profile
 	var err error
 	v.cookieBuf, err = v.pl.codec.AppendEncode(v.cookieBuf[:0], v.prof, v.now)
@@ -710,7 +709,7 @@ func (p *Personalizer) setCookie(ctx *fasthttp.RequestCtx, v *Visit) {
 	// from the browser's cache either: the visit would go uncounted and the
 	// page could show a variant for an older state of the visitor.
 	switch {
-	case v.personalized:
+	case personalized:
 	case v.navigation && isHTML(ctx.Response.Header.ContentType()):
 		ctx.Response.Header.Set("Cache-Control", "private, no-cache")
 		addVary(&ctx.Response.Header, "Cookie")

@@ -93,7 +93,6 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	h.sendBuf(ctx, outp)
 	markPersonalized(&ctx.Response.Header)
 	x.personalized = true
-	x.visit.personalized = true
 	return true
 }
 
