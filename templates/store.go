@@ -97,30 +97,23 @@ func (s *Store) Reload() Problems {
 // must not modify them. A render error is counted and returned; the caller
 // keeps the slot's default content.
 func (s *Store) Render(b *Block, seg *segments.Segment, env *segments.Env) ([]byte, error) {
+	var key cache.Key128
 	if b.static {
 		// The same bytes for every visitor of seg: kept on the block itself.
 		if r := b.rendered.Load(); r != nil && r.seg == seg {
 			return r.out, nil
 		}
-		out, err := b.Exec(seg, env)
-		if err != nil {
-			s.errors.Inc()
-			return nil, err
+	} else {
+		bp, _ := s.bufs.Get().(*[]byte)
+		if bp == nil {
+			bp = new([]byte)
 		}
-		r := &staticRender{seg: seg, out: []byte(out)}
-		b.rendered.Store(r)
-		return r.out, nil
-	}
-	bp, _ := s.bufs.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	buf := b.AppendKey((*bp)[:0], seg, env)
-	key := s.keys.Sum(buf)
-	*bp = buf
-	s.bufs.Put(bp)
-	if out, ok := s.blocks.Get(key); ok {
-		return out, nil
+		*bp = b.AppendKey((*bp)[:0], seg, env)
+		key = s.keys.Sum(*bp)
+		s.bufs.Put(bp)
+		if out, ok := s.blocks.Get(key); ok {
+			return out, nil
+		}
 	}
 	out, err := b.Exec(seg, env)
 	if err != nil {
@@ -128,7 +121,11 @@ func (s *Store) Render(b *Block, seg *segments.Segment, env *segments.Env) ([]by
 		return nil, err
 	}
 	v := []byte(out)
-	s.blocks.Set(key, v, int64(len(v)+64))
+	if b.static {
+		b.rendered.Store(&staticRender{seg: seg, out: v})
+	} else {
+		s.blocks.Set(key, v, int64(len(v)+64))
+	}
 	return v, nil
 }
 
