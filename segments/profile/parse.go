@@ -170,6 +170,18 @@ func (r *jsonReader) int(lo, hi int64) (int64, bool) {
 	return v, v >= lo && v <= hi
 }
 
+// count reads an int.
+func (r *jsonReader) count() (int, bool) {
+	v, ok := r.int(math.MinInt+1, math.MaxInt)
+	return int(v), ok
+}
+
+// int32 reads an int32.
+func (r *jsonReader) int32() (int32, bool) {
+	v, ok := r.int(math.MinInt32, math.MaxInt32)
+	return int32(v), ok
+}
+
 // field bits, to refuse a repeated key (encoding/json would keep the last).
 const (
 	fID = 1 << iota
@@ -215,14 +227,10 @@ func (r *jsonReader) claims(cl *fastClaims) bool {
 			cl.Last, ok = r.int(math.MinInt64+1, math.MaxInt64)
 		case "n":
 			bit = fVisits
-			var v int64
-			v, ok = r.int(math.MinInt+1, math.MaxInt)
-			cl.Visits = int(v)
+			cl.Visits, ok = r.count()
 		case "pv":
 			bit = fPageViews
-			var v int64
-			v, ok = r.int(math.MinInt+1, math.MaxInt)
-			cl.PageViews = int(v)
+			cl.PageViews, ok = r.count()
 		case "c":
 			bit = fCats
 			cl.Cats, ok = r.counters()
@@ -237,12 +245,10 @@ func (r *jsonReader) claims(cl *fastClaims) bool {
 			cl.Recent, ok = r.recents()
 		case "v":
 			bit = fVer
-			_, ok = r.int(math.MinInt+1, math.MaxInt)
+			_, ok = r.count()
 		case "b":
 			bit = fBase
-			var v int64
-			v, ok = r.int(math.MinInt32, math.MaxInt32)
-			cl.Base = int32(v)
+			cl.Base, ok = r.int32()
 		case "exp":
 			bit = fExp
 			cl.Exp, ok = r.int(0, 1<<53) // beyond, a float64 date loses precision
@@ -296,11 +302,11 @@ func (r *jsonReader) ints() ([]int32, bool) {
 	start := len(r.days)
 	empty, ok := r.open()
 	for more := !empty; ok && more; more, ok = r.next() {
-		var v int64
-		if v, ok = r.int(math.MinInt32, math.MaxInt32); !ok {
+		var v int32
+		if v, ok = r.int32(); !ok {
 			return nil, false
 		}
-		r.days = append(r.days, int32(v))
+		r.days = append(r.days, v)
 	}
 	return r.days[start:len(r.days):len(r.days)], ok
 }
@@ -313,11 +319,9 @@ func (r *jsonReader) recents() ([]Recency, bool) {
 		if x.Name, ok = r.named(); !ok {
 			return nil, false
 		}
-		v, ok := r.int(math.MinInt32, math.MaxInt32)
-		if !ok || !r.byte('}') {
+		if x.Day, ok = r.int32(); !ok || !r.byte('}') {
 			return nil, false
 		}
-		x.Day = int32(v)
 		rs = append(rs, x)
 	}
 	return rs, ok
