@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -91,7 +92,7 @@ func New(cfg *config.Config) (*Extractor, error) {
 		return nil, fmt.Errorf("signals: time zone %q: %w", cfg.Signals.TimeZone, err)
 	}
 	e := &Extractor{
-		ua:          &userAgents{parser: useragent.NewParser()},
+		ua:          &userAgents{},
 		loc:         loc,
 		geoCountry:  cfg.Signals.GeoCountryHeader,
 		geoRegion:   cfg.Signals.GeoRegionHeader,
@@ -243,6 +244,9 @@ func (e *Extractor) device(h *fasthttp.RequestHeader, c *Context) {
 // recent classifications, with its hit counts. Nothing in it depends on
 // config, so an Extractor built on reload keeps its predecessor's.
 type userAgents struct {
+	// The parser is built on first use: an Extractor whose userAgents are
+	// replaced on reload (KeepUserAgents) never builds one.
+	once         sync.Once
 	parser       *useragent.Parser
 	table        uaCache
 	hits, misses atomic.Uint64
@@ -268,6 +272,7 @@ func (u *userAgents) parse(ua []byte) *uaClass {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "")
 	}
+	u.once.Do(func() { u.parser = useragent.NewParser() })
 	p := u.parser.Parse(s)
 	d.browser = string(p.Browser())
 	d.os = string(p.OS())
