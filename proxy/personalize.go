@@ -555,6 +555,12 @@ func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst
 	if plan.Slots() == 0 && opts.HeadSnippet == nil {
 		return dst, false
 	}
+	// Blocks are UTF-8; a page in another encoding gets them in its own.
+	opts.Charset = inject.PageCharset(ctx.Response.Header.ContentType(), plan)
+	if !opts.Charset.Supported() {
+		p.log.Debug().Str("charset", opts.Charset.Name()).Bytes("path", ctx.Path()).Msg("page encoding cannot take blocks; serving it unchanged")
+		return dst, false
+	}
 	out, filled := plan.Apply(dst, html, v.lookup, &opts)
 	return out, filled > 0 || opts.HeadSnippet != nil
 }

@@ -15,4 +15,8 @@
 // the slot's own tag name to find the slot's end. Input may arrive in chunks
 // split anywhere: an incomplete token is carried over to the next Write.
 // A slot whose end tag never arrives is left as the origin sent it.
+//
+// Blocks are UTF-8; Options.Charset (from PageCharset) writes them in the
+// document's own encoding, so a windows-1252 or Shift_JIS page does not
+// get UTF-8 bytes it would show as mojibake.
 package inject

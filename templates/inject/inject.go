@@ -36,6 +36,11 @@ type Options struct {
 	// MaxSlotBytes bounds how much of one slot's content is held while its
 	// end tag is looked for; past it the slot is left unfilled. Default 1 MiB.
 	MaxSlotBytes int
+	// Charset is the document's encoding (PageCharset); blocks, which are
+	// UTF-8, are written in it. The zero Charset (and nil Options) is an
+	// unknown encoding: non-ASCII characters are written as character
+	// references, which read the same in any ASCII-compatible encoding.
+	Charset Charset
 }
 
 // Slots rewrites a whole document: it appends html, with slots filled by

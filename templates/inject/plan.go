@@ -10,6 +10,10 @@ type Plan struct {
 	slots []plannedSlot
 	heads []int // positions of </head> end tags, where a snippet goes
 	size  int   // length of the document it was made for
+	// declared is the encoding the document's byte order mark (bom) or
+	// <meta> declaration names, zero for none (see PageCharset).
+	declared Charset
+	bom      bool
 }
 
 // plannedSlot is one fillable slot element: start tag html[start:end] with
@@ -26,6 +30,7 @@ type plannedSlot struct {
 // per request by Apply.
 func Scan(html []byte) *Plan {
 	p := &Plan{size: len(html)}
+	p.declared, p.bom = declaredCharset(html)
 	var s scanner
 	s.init(func([]byte) (Block, bool) { return Block{}, false }, nil)
 	s.plan = p
@@ -45,8 +50,10 @@ func (p *Plan) Size() int { return p.size }
 // for exactly these bytes. It appends to dst.
 func (p *Plan) Apply(dst, html []byte, lookup Lookup, opts *Options) ([]byte, int) {
 	var head []byte
+	var cs Charset
 	if opts != nil {
 		head = opts.HeadSnippet
+		cs = opts.Charset
 	}
 	mark, filled, skipUntil := 0, 0, -1
 	headAt := -1
@@ -75,7 +82,7 @@ func (p *Plan) Apply(dst, html []byte, lookup Lookup, opts *Options) ([]byte, in
 			dst = append(dst, '"')
 		}
 		dst = append(dst, html[sl.closeAt:sl.end]...)
-		dst = append(dst, b.HTML...)
+		dst = cs.AppendHTML(dst, b.HTML)
 		mark = sl.innerEnd
 		skipUntil = sl.closeEnd
 	}

@@ -30,6 +30,7 @@ func isVoid(name []byte) bool {
 // in one piece up to the next edit (mark is where the uncopied span starts).
 type scanner struct {
 	lookup   Lookup
+	charset  Charset
 	head     []byte
 	headDone bool
 	maxSlot  int
@@ -48,6 +49,7 @@ func (s *scanner) init(lookup Lookup, opts *Options) {
 	s.lookup = lookup
 	s.maxSlot = 1 << 20
 	if opts != nil {
+		s.charset = opts.Charset
 		s.head = opts.HeadSnippet
 		if opts.MaxSlotBytes > 0 {
 			s.maxSlot = opts.MaxSlotBytes
@@ -203,7 +205,7 @@ func (s *scanner) slot(data []byte, i int, t tag, final bool) (int, bool) {
 		s.out = append(s.out, '"')
 	}
 	s.copyTo(data, t.end)
-	s.out = append(s.out, b.HTML...)
+	s.out = s.charset.AppendHTML(s.out, b.HTML)
 	s.mark = closeStart // the origin's inner HTML is dropped
 	return closeEnd, true
 }
