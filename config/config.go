@@ -58,6 +58,10 @@ type Server struct {
 	// requests wait up to QueueTimeout and then get 503 with Retry-After.
 	// Default 4096.
 	MaxConcurrency int `yaml:"max_concurrency"`
+	// MaxConnections bounds the client connections open at once, idle
+	// keep-alive ones included (each costs ~20KiB while idle); past it a
+	// new connection gets 503 with Retry-After and is closed. Default 20000.
+	MaxConnections int `yaml:"max_connections"`
 	// QueueTimeout is how long a request waits for a free slot. Default 1s.
 	QueueTimeout time.Duration `yaml:"queue_timeout"`
 	// ShutdownTimeout bounds the graceful drain on SIGTERM/SIGINT. Default 30s.
@@ -409,6 +413,7 @@ func Default() *Config {
 			WriteBufferBytes:   64 << 10,
 			MaxBodyBytes:       64 << 20,
 			MaxConcurrency:     4096,
+			MaxConnections:     20000,
 			QueueTimeout:       time.Second,
 			ShutdownTimeout:    30 * time.Second,
 			UpgradeIdleTimeout: 5 * time.Minute,

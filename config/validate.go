@@ -54,6 +54,9 @@ func (c *Config) Validate() error {
 	if s.MaxConcurrency <= 0 {
 		bad("server.max_concurrency", "must be positive, got %d", s.MaxConcurrency)
 	}
+	if s.MaxConnections <= 0 {
+		bad("server.max_connections", "must be positive, got %d", s.MaxConnections)
+	}
 	if s.PprofListen != "" {
 		if _, _, err := net.SplitHostPort(s.PprofListen); err != nil {
 			bad("server.pprof_listen", "must be host:port, got %q", s.PprofListen)

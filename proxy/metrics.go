@@ -23,6 +23,7 @@ type proxyMetrics struct {
 	upgrades       *metrics.Counter
 	rewriteSkipped *metrics.Counter
 	rewriteErrors  *metrics.Counter
+	connsRefused   *metrics.Counter
 	// byStatus caches the request counters: [status][personalized].
 	byStatus [600][2]atomic.Pointer[metrics.Counter]
 }
@@ -41,6 +42,7 @@ func newProxyMetrics(set *metrics.Set) *proxyMetrics {
 		upgrades:       set.GetOrCreateCounter("edgeseg_upgrades_total"),
 		rewriteSkipped: set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="too_large"}`),
 		rewriteErrors:  set.GetOrCreateCounter("edgeseg_rewrite_errors_total"),
+		connsRefused:   set.GetOrCreateCounter("edgeseg_connections_refused_total"),
 	}
 }
 

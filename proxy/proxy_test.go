@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
@@ -882,5 +883,53 @@ func TestWriteBufferSendsPagesInOneWrite(t *testing.T) {
 		if n := ln.writes.Load(); (n == 1) != tc.oneWrite {
 			t.Errorf("buffer %v: the %d-byte page took %d writes", tc.buf, len(page), n)
 		}
+	}
+}
+
+// TestConnectionLimit: past server.max_connections a new connection gets
+// 503 with Retry-After and is closed; idle keep-alive connections count;
+// a closed one frees its place.
+func TestConnectionLimit(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
+	p := startProxy(t, origin, func(c *config.Config) { c.Server.MaxConnections = 2 })
+	// Two keep-alive connections, each served once and left open.
+	var held []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("connection %d: %v %v", i, resp, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		held = append(held, c)
+	}
+	status, rest := p.raw("GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+	if !strings.Contains(status, "503") || !strings.Contains(rest, "Retry-After: 1") || !strings.Contains(rest, "Connection: close") {
+		t.Fatalf("third connection: %q\n%s", status, rest)
+	}
+	held[0].Close()
+	// The server notices the close on its next read; the place comes back.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, body := p.get("/_edgeseg/metrics")
+		if resp.StatusCode == 200 {
+			for _, want := range []string{"edgeseg_connections_refused_total ", "edgeseg_connections_open 2"} {
+				if !strings.Contains(body, want) {
+					t.Fatalf("metrics lack %q:\n%s", want, body)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed connection's place never came back: %d", resp.StatusCode)
+		}
+		p.client.CloseIdleConnections()
+		time.Sleep(20 * time.Millisecond)
 	}
 }

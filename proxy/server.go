@@ -17,6 +17,10 @@ import (
 type Server struct {
 	srv      *fasthttp.Server
 	shutdown time.Duration
+	maxConns int
+	name     string
+	metrics  *proxyMetrics
+	log      *zerolog.Logger
 }
 
 // NewServer builds the listening server for h.
@@ -37,16 +41,18 @@ func NewServer(cfg *config.Config, h *Handler, log *zerolog.Logger) *Server {
 		NoDefaultContentType:         true,
 		NoDefaultDate:                false,
 		CloseOnShutdown:              true,
-		ReduceMemoryUsage:            false,
+		ReduceMemoryUsage:            true,
 		Logger:                       fasthttpLogger{log},
 		SecureErrorLogMessage:        true,
 	}
-	return &Server{srv: s, shutdown: cfg.Server.ShutdownTimeout}
+	return &Server{srv: s, shutdown: cfg.Server.ShutdownTimeout, maxConns: cfg.Server.MaxConnections,
+		name: cfg.Server.Name, metrics: h.metrics, log: log}
 }
 
-// Serve accepts connections on ln until Shutdown.
+// Serve accepts connections on ln until Shutdown, at most
+// server.max_connections open at once.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.srv.Serve(ln)
+	err := s.srv.Serve(newConnLimiter(ln, s.maxConns, s.name, s.metrics))
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}

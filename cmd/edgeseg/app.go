@@ -219,6 +219,13 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := proxy.NewServer(cfg, h, &log)
+	// Past the open file limit, accepting fails and visitors wait, where
+	// past max_connections they would get a 503 at once.
+	need := uint64(cfg.Server.MaxConnections + cfg.Origin.MaxConns + 64)
+	if limit := openFileLimit(); limit > 0 && limit < need {
+		log.Warn().Uint64("open_file_limit", limit).Int("max_connections", cfg.Server.MaxConnections).Int("origin_max_conns", cfg.Origin.MaxConns).
+			Msg("the open file limit is below server.max_connections + origin.max_conns: raise it (ulimit -n, --ulimit nofile=) or lower server.max_connections")
+	}
 	if cfg.Server.PprofListen != "" {
 		if err := m.servePprof(cfg.Server.PprofListen, &log); err != nil {
 			return err

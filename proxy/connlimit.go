@@ -1,0 +1,70 @@
+package proxy
+
+import (
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// connLimiter is a listener that keeps at most max connections open. A
+// connection past the limit is answered 503 with Retry-After and closed
+// at once, so a flood of connections (or of idle keep-alive ones) costs
+// a bounded amount of memory instead of a goroutine and buffers each.
+type connLimiter struct {
+	net.Listener
+	open    atomic.Int64
+	max     int64
+	refusal []byte
+	metrics *proxyMetrics
+}
+
+func newConnLimiter(ln net.Listener, max int, name string, m *proxyMetrics) *connLimiter {
+	body := "edgeseg is serving too many connections; retry shortly\n"
+	refusal := "HTTP/1.1 503 Service Unavailable\r\nServer: " + name +
+		"\r\nRetry-After: 1\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	l := &connLimiter{Listener: ln, max: int64(max), refusal: []byte(refusal), metrics: m}
+	if m != nil {
+		m.set.GetOrCreateGauge("edgeseg_connections_open", func() float64 { return float64(l.open.Load()) })
+	}
+	return l
+}
+
+// Accept returns the next connection within the limit, refusing the ones
+// past it.
+func (l *connLimiter) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open.Add(1) <= l.max {
+			return &limitedConn{Conn: c, l: l}, nil
+		}
+		l.open.Add(-1)
+		if l.metrics != nil {
+			l.metrics.connsRefused.Inc()
+		}
+		// A fresh socket's send buffer takes the short answer without
+		// blocking; the deadline covers a peer that is not reading anyway.
+		_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		_, _ = c.Write(l.refusal)
+		_ = c.Close()
+	}
+}
+
+// limitedConn gives its place back once closed, however often Close is
+// called.
+type limitedConn struct {
+	net.Conn
+	l    *connLimiter
+	once sync.Once
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return err
+}
