@@ -14,6 +14,7 @@
 #   bash bench/run.sh              # all pages, 3 rounds of 6 s per run
 #   DURATION=3s ROUNDS=1 PAGES=60k bash bench/run.sh
 #   bash bench/run.sh soak         # RSS while 1M distinct visitors arrive
+#   bash bench/run.sh idle         # RSS with IDLE (8000) idle keep-alive connections
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -88,6 +89,17 @@ run() { # name port page pids [rate]
   "$out/edgeseg-bench" -name "$1" -addr "127.0.0.1:$2" -path "/page-$3.html?utm_campaign=promo" -page "$3" \
     -pids "$4" -d "$DURATION" -c "$CONNS" -rate "${5:-0}" | tee -a "$out/results.jsonl" >/dev/null
 }
+
+if [ "${1:-}" = idle ]; then
+  N=${IDLE:-8000}
+  echo "idle: $N keep-alive connections, each served the 60 KB page once, left open"
+  ulimit -n $((N + 4096)) 2>/dev/null || true
+  for t in "edgeseg 18083 $pers" "edgeseg-passthrough 18084 $pass" "nginx-subfilter 18082 $nginx_pids"; do
+    set -- $t
+    printf '%-20s ' "$1"; "$out/edgeseg-bench" -addr "127.0.0.1:$2" -path "/page-60k.html?utm_campaign=promo" -pids "$3" -idle "$N"
+  done
+  exit 0
+fi
 
 if [ "${1:-}" = soak ]; then
   N=${VISITORS:-1000000}

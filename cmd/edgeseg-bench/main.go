@@ -50,6 +50,7 @@ func main() {
 	page := flag.String("page", "", "page label for the output")
 	limit := flag.Int64("n", 0, "stop after this many requests (0: run for -d)")
 	table := flag.String("table", "", "print the comparison table of a results file (JSON lines) and exit")
+	idle := flag.Int("idle", 0, "open this many keep-alive connections, fetch -path once on each, and report the targets' RSS with them idle")
 	flag.Parse()
 	if *table != "" {
 		if err := printTable(*table, os.Stdout); err != nil {
@@ -59,6 +60,13 @@ func main() {
 		return
 	}
 	pids := parsePIDs(*pidList)
+	if *idle > 0 {
+		if err := holdIdle(*addr, *path, *idle, pids, 3*time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	cpu0 := cpuTicks(pids)
 
 	client := &fasthttp.HostClient{Addr: *addr, MaxConns: *conns, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
