@@ -180,6 +180,8 @@ type personalizeMetrics struct {
 	profileResets [8]*metrics.Counter
 	ruleErrors    *metrics.Counter
 	renderErrors  *metrics.Counter
+	noTransform   *metrics.Counter // pages the origin marked no-transform
+	badCharset    *metrics.Counter // pages in an encoding blocks cannot go into
 	set           *metrics.Set
 	previews      *metrics.Counter
 }
@@ -232,6 +234,8 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 	p.m.ruleErrors = set.GetOrCreateCounter("edgeseg_rule_errors_total")
 	p.m.renderErrors = set.GetOrCreateCounter("edgeseg_template_render_errors_total")
 	p.m.previews = set.GetOrCreateCounter("edgeseg_previews_total")
+	p.m.noTransform = set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="no_transform"}`)
+	p.m.badCharset = set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="charset"}`)
 	p.m.set = set
 	p.pl.Store(o.Pipeline)
 	p.countSegments(o.Pipeline)
@@ -524,6 +528,12 @@ func (p *Personalizer) wantsBody(v *Visit, ctx *fasthttp.RequestCtx, resp *fasth
 	if !isHTML(resp.Header.ContentType()) || len(resp.Header.Peek("Content-Range")) > 0 {
 		return false
 	}
+	// The origin asked intermediaries not to change the page (RFC 9111
+	// no-transform): it is served as sent; the visit still counts.
+	if hasDirective(resp.Header.Peek("Cache-Control"), "no-transform") {
+		p.m.noTransform.Inc()
+		return false
+	}
 	if v.pl.cfg.Templates.DataLayer {
 		return true
 	}
@@ -558,6 +568,7 @@ func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst
 	// Blocks are UTF-8; a page in another encoding gets them in its own.
 	opts.Charset = inject.PageCharset(ctx.Response.Header.ContentType(), plan)
 	if !opts.Charset.Supported() {
+		p.m.badCharset.Inc()
 		p.log.Debug().Str("charset", opts.Charset.Name()).Bytes("path", ctx.Path()).Msg("page encoding cannot take blocks; serving it unchanged")
 		return dst, false
 	}

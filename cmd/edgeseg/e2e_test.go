@@ -949,3 +949,33 @@ func TestTemplateReloadUnderLoad(t *testing.T) {
 		t.Error("the broken edit was not logged")
 	}
 }
+
+// TestNoTransformPagesAreServedAsSent: an origin response with
+// Cache-Control: no-transform is not rewritten (RFC 9111), but the visit
+// still counts in the profile and the skip is counted.
+func TestNoTransformPagesAreServedAsSent(t *testing.T) {
+	page := `<!doctype html><html><head></head><body><div data-edgeseg-slot="hero"><p>default</p></div></body></html>`
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if r.URL.Path == "/fixed" {
+			w.Header().Set("Cache-Control", "max-age=60, No-Transform")
+		}
+		io.WriteString(w, page)
+	})
+	s := startStack(t, origin, func(y string) string { return strings.ReplaceAll(y, "holdout: 0.1", "holdout: 0") })
+	b := s.browser(uaIPhone)
+	if _, body := b.page("/open"); !strings.Contains(body, "Shop on the go") {
+		t.Fatalf("ordinary page not personalized:\n%s", body)
+	}
+	resp, body := b.page("/fixed")
+	if body != page {
+		t.Fatalf("no-transform page changed:\n%s", body)
+	}
+	if profileCookie(resp) == nil {
+		t.Error("the visit to a no-transform page was not counted in the profile")
+	}
+	_, metrics := s.browser(uaIPhone).page("/_edgeseg/metrics")
+	if !strings.Contains(metrics, `edgeseg_rewrite_skipped_total{reason="no_transform"} 1`) {
+		t.Errorf("skip not counted:\n%s", metrics)
+	}
+}
