@@ -232,6 +232,20 @@ func BenchmarkPlanNoSlots(b *testing.B) {
 	}
 }
 
+// BenchmarkMayHaveSlots is what the same page pays since a page without
+// a slot marker is not scanned (compare BenchmarkPlanNoSlots).
+func BenchmarkMayHaveSlots(b *testing.B) {
+	html, _ := os.ReadFile("../bench/testdata/page-60k.html")
+	html = []byte(strings.ReplaceAll(string(html), "data-edgeseg-slot", "data-other-attr"))
+	b.SetBytes(int64(len(html)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if inject.MayHaveSlots(html) {
+			b.Fatal("found a marker")
+		}
+	}
+}
+
 // BenchmarkHandlerPersonalizedParallel60k runs many visitors at once, as
 // a loaded server does: allocations here include buffer churn that a
 // sequential benchmark hides.

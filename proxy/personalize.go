@@ -561,7 +561,7 @@ func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst
 	if v.pl.cfg.Templates.DataLayer {
 		opts.HeadSnippet = v.dataLayer(cspNonce(ctx.Response.Header.Peek("Content-Security-Policy")))
 	}
-	plan := p.planFor(html)
+	plan := p.planFor(html, opts.HeadSnippet != nil)
 	if plan.Slots() == 0 && opts.HeadSnippet == nil {
 		return dst, false
 	}
@@ -582,12 +582,20 @@ func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst
 // so a page whose content a visitor can influence (a search page echoing
 // the query) cannot be made to collide with another page and have that
 // page's plan applied to it.
-func (p *Personalizer) planFor(html []byte) *inject.Plan {
+//
+// A page without a slot marker is not scanned at all unless a head snippet
+// needs its </head>: that matters for pages that differ on every request.
+func (p *Personalizer) planFor(html []byte, needHead bool) *inject.Plan {
 	key := p.keys.Sum(html)
-	if plan, ok := p.plans.Get(key); ok && plan.Size() == len(html) {
+	if plan, ok := p.plans.Get(key); ok && plan.Size() == len(html) && (plan.HeadsKnown() || !needHead) {
 		return plan
 	}
-	plan := inject.Scan(html)
+	var plan *inject.Plan
+	if !needHead && !inject.MayHaveSlots(html) {
+		plan = inject.Unmarked(html)
+	} else {
+		plan = inject.Scan(html)
+	}
 	p.plans.Set(key, plan, int64(96+plan.Slots()*96))
 	return plan
 }

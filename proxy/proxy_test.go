@@ -799,14 +799,14 @@ func TestPlanCacheChecksTheWholeHash(t *testing.T) {
 
 	p.plans.Set(cache.Key128{Lo: k.Lo, Hi: k.Hi ^ 1}, inject.Scan(other), 100)
 	p.plans.Wait()
-	if got := fill(p.planFor(page)); got != want {
+	if got := fill(p.planFor(page, false)); got != want {
 		t.Fatalf("another page's plan was applied:\n got %s\nwant %s", got, want)
 	}
 	// Had the check matched, that plan would have been used: the check is
 	// what tells the pages apart.
 	p.plans.Set(k, inject.Scan(other), 100)
 	p.plans.Wait()
-	if got := fill(p.planFor(page)); got == want {
+	if got := fill(p.planFor(page, false)); got == want {
 		t.Fatal("test is vacuous: the misfiled plan gives the right output anyway")
 	}
 	if q := newBenchPersonalizer(t, cfg); q.keys.Sum(page) == k {
@@ -931,5 +931,31 @@ func TestConnectionLimit(t *testing.T) {
 		}
 		p.client.CloseIdleConnections()
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestUnmarkedPagesSkipTheScan: a page without a slot marker gets a plan
+// without being scanned, and when a head snippet is wanted later (the
+// data layer turned on by a reload) that plan is not reused: the page is
+// scanned for its </head>.
+func TestUnmarkedPagesSkipTheScan(t *testing.T) {
+	cfg, err := config.Load("../bench/edgeseg.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newBenchPersonalizer(t, cfg)
+	page := []byte(`<html><head><title>t</title></head><body><p class="no-slots">x</p></body></html>`)
+	plan := p.planFor(page, false)
+	if plan.HeadsKnown() || plan.Slots() != 0 {
+		t.Fatalf("unmarked page was scanned: heads known %v, %d slots", plan.HeadsKnown(), plan.Slots())
+	}
+	p.plans.Wait()
+	if p.planFor(page, false) != plan {
+		t.Fatal("the unmarked page's plan was not cached")
+	}
+	withHead := p.planFor(page, true)
+	out, _ := withHead.Apply(nil, page, func([]byte) (inject.Block, bool) { return inject.Block{}, false }, &inject.Options{HeadSnippet: []byte("<script>dl</script>")})
+	if !withHead.HeadsKnown() || !bytes.Contains(out, []byte("<script>dl</script></head>")) {
+		t.Fatalf("head snippet not placed:\n%s", out)
 	}
 }

@@ -371,9 +371,13 @@ func FuzzPlan(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		opts := &Options{HeadSnippet: []byte("<x>")}
 		want, _ := Slots(nil, in, testLookup, opts)
-		got, _ := Scan(in).Apply(nil, in, testLookup, opts)
+		plan := Scan(in)
+		got, _ := plan.Apply(nil, in, testLookup, opts)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("plan differs from scan")
+		}
+		if plan.Slots() > 0 && !MayHaveSlots(in) {
+			t.Fatalf("MayHaveSlots misses a slot")
 		}
 	})
 }
@@ -414,5 +418,36 @@ func TestHostileMarkers(t *testing.T) {
 	}
 	if got, _ := plan.Apply(nil, in, testLookup, nil); !bytes.Equal(got, out) {
 		t.Fatal("plan differs from scan")
+	}
+}
+
+func TestMayHaveSlots(t *testing.T) {
+	cases := []struct {
+		html string
+		want bool
+	}{
+		{`<div data-edgeseg-slot="hero">`, true},
+		{`<DIV DATA-EDGESEG-SLOT=hero>`, true},
+		{`<div Data-EdgeSeg-Slot='hero'>`, true},
+		{`edgeseg-slot`, true}, // at both ends of the input
+		{`<p class="a-b c-d">no marker</p>`, false},
+		{`<div data-edgeseg_slot="x">`, false},
+		{`<div data-edgeseg-slo`, false},
+		{`-slot edgeseg-`, false},
+		{``, false},
+		{`-`, false},
+	}
+	for _, c := range cases {
+		if got := MayHaveSlots([]byte(c.html)); got != c.want {
+			t.Errorf("MayHaveSlots(%q) = %v, want %v", c.html, got, c.want)
+		}
+	}
+	// Every case file with a fillable slot has the marker.
+	files, _ := filepath.Glob("testdata/cases/*.html")
+	for _, file := range files {
+		b, _ := os.ReadFile(file)
+		if Scan(b).Slots() > 0 && !MayHaveSlots(b) {
+			t.Errorf("%s: slots found, marker not", file)
+		}
 	}
 }

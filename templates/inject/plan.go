@@ -14,6 +14,9 @@ type Plan struct {
 	// <meta> declaration names, zero for none (see PageCharset).
 	declared Charset
 	bom      bool
+	// noHeads is set on a Plan made by Unmarked: it has no </head>
+	// positions, so it cannot place a head snippet.
+	noHeads bool
 }
 
 // plannedSlot is one fillable slot element: start tag html[start:end] with
@@ -39,6 +42,39 @@ func Scan(html []byte) *Plan {
 	s.feed(html, true)
 	return p
 }
+
+// MayHaveSlots reports whether html contains the slot attribute's name, in
+// any case. A document without it has no slots, and finding that out
+// this way is many times cheaper than Scan: most pages of a site have no
+// slots, and pages that change on every request (a CSRF token, a nonce)
+// cannot reuse a cached Plan.
+func MayHaveSlots(html []byte) bool {
+	// "-" is the only byte of the name that case folding leaves alone:
+	// each one is looked at for "edgeseg-slot" around it.
+	const pre, post = "edgeseg", "slot"
+	for i := 0; ; {
+		j := bytes.IndexByte(html[i:], '-')
+		if j < 0 {
+			return false
+		}
+		k := i + j
+		if k >= len(pre) && k+1+len(post) <= len(html) &&
+			bytes.EqualFold(html[k-len(pre):k], []byte(pre)) && bytes.EqualFold(html[k+1:k+1+len(post)], []byte(post)) {
+			return true
+		}
+		i = k + 1
+	}
+}
+
+// Unmarked returns the Plan of a document MayHaveSlots found no slot in,
+// without scanning it. It places no head snippet: Scan when one is needed.
+func Unmarked(html []byte) *Plan {
+	return &Plan{size: len(html), noHeads: true}
+}
+
+// HeadsKnown reports whether the Plan knows where the document's </head>
+// is (false for a Plan made by Unmarked).
+func (p *Plan) HeadsKnown() bool { return !p.noHeads }
 
 // Slots returns how many fillable slots the document has.
 func (p *Plan) Slots() int { return len(p.slots) }
