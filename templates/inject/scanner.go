@@ -356,7 +356,7 @@ func parseTag(data []byte, i int, nameBuf []byte) (t tag, ok bool) {
 		}
 	}
 	start := p
-	for p < len(data) && !isSpace(data[p]) && data[p] != '/' && data[p] != '>' {
+	for p < len(data) && class[data[p]]&nameEnd == 0 {
 		p++
 	}
 	if p >= len(data) {
@@ -388,7 +388,7 @@ func parseTag(data []byte, i int, nameBuf []byte) (t tag, ok bool) {
 		// attribute name (a leading '=' is part of the name, per the spec)
 		ns := p
 		p++
-		for p < len(data) && !isSpace(data[p]) && data[p] != '/' && data[p] != '>' && data[p] != '=' {
+		for p < len(data) && class[data[p]]&attrEnd == 0 {
 			p++
 		}
 		an := data[ns:p]
@@ -419,7 +419,7 @@ func parseTag(data []byte, i int, nameBuf []byte) (t tag, ok bool) {
 				// "a=>" : empty value; '>' ends the tag
 			default:
 				vs := p
-				for p < len(data) && !isSpace(data[p]) && data[p] != '>' {
+				for p < len(data) && class[data[p]]&valueEnd == 0 {
 					p++
 				}
 				val = data[vs:p]
@@ -458,9 +458,26 @@ func appendAttrEscaped(dst []byte, s string) []byte {
 }
 
 func isAlpha(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'
-}
+func isSpace(c byte) bool { return class[c]&space != 0 }
+
+// Byte classes of the tag tokenizer, looked up instead of compared.
+const (
+	space    = 1 << iota // HTML whitespace
+	nameEnd              // ends a tag name: whitespace, '/', '>'
+	attrEnd              // ends an attribute name: nameEnd and '='
+	valueEnd             // ends an unquoted value: whitespace, '>'
+)
+
+var class = func() (t [256]uint8) {
+	for _, c := range []byte(" \t\n\r\f") {
+		t[c] |= space | nameEnd | attrEnd | valueEnd
+	}
+	t['/'] |= nameEnd | attrEnd
+	t['>'] |= nameEnd | attrEnd | valueEnd
+	t['='] |= attrEnd
+	return t
+}()
+
 func lower(c byte) byte {
 	if c >= 'A' && c <= 'Z' {
 		return c + 32
