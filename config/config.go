@@ -70,6 +70,12 @@ type Server struct {
 	// edgeseg. Only from those is an incoming X-Forwarded-For / -Proto kept and
 	// appended to; from anyone else it is replaced. Default none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MetricsAllow lists the CIDRs (or bare IPs) that may read
+	// /_edgeseg/metrics; to anyone else, and to any request relayed by a
+	// proxy (one with X-Forwarded-For or Forwarded), it is a 404: metrics
+	// name the segments and their sizes. Default loopback and the private
+	// ranges (10/8, 172.16/12, 192.168/16, fc00::/7), where scrapers run.
+	MetricsAllow []string `yaml:"metrics_allow"`
 	// Via adds "Via: 1.1 edgeseg" both ways. Default false.
 	Via bool `yaml:"via"`
 	// UpgradeIdleTimeout closes a relayed WebSocket/Upgrade connection after
@@ -414,6 +420,7 @@ func Default() *Config {
 			MaxBodyBytes:       64 << 20,
 			MaxConcurrency:     4096,
 			MaxConnections:     20000,
+			MetricsAllow:       []string{"127.0.0.0/8", "::1", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"},
 			QueueTimeout:       time.Second,
 			ShutdownTimeout:    30 * time.Second,
 			UpgradeIdleTimeout: 5 * time.Minute,

@@ -118,6 +118,8 @@ func TestValidate(t *testing.T) {
 		{"concurrency", func(c *Config) { c.Server.MaxConcurrency = 0 }, "server.max_concurrency: must be positive"},
 		{"trusted proxy", func(c *Config) { c.Server.TrustedProxies = []string{"10.0.0.0/33"} }, `server.trusted_proxies[0]: invalid CIDR "10.0.0.0/33"`},
 		{"trusted ip", func(c *Config) { c.Server.TrustedProxies = []string{"nope"} }, `invalid IP or CIDR "nope"`},
+		{"metrics allow", func(c *Config) { c.Server.MetricsAllow = []string{"127.0.0.1", "10.0.0.0/99"} }, `server.metrics_allow[1]: invalid CIDR "10.0.0.0/99"`},
+		{"max connections", func(c *Config) { c.Server.MaxConnections = 0 }, "server.max_connections: must be positive"},
 		{"origin missing", func(c *Config) { c.Origin.URL = "" }, "origin.url: is required"},
 		{"origin scheme", func(c *Config) { c.Origin.URL = "ftp://x" }, `origin.url: scheme must be http or https, got "ftp"`},
 		{"origin no host", func(c *Config) { c.Origin.URL = "http://" }, "origin.url: must name a host"},

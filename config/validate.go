@@ -67,6 +67,11 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)
 		}
 	}
+	for i, p := range s.MetricsAllow {
+		if _, err := ParseCIDR(p); err != nil {
+			bad(fmt.Sprintf("server.metrics_allow[%d]", i), "%v", err)
+		}
+	}
 
 	// origin
 	o := c.Origin

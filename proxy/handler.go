@@ -47,7 +47,8 @@ type Handler struct {
 	origin       *Origin
 	log          zerolog.Logger
 	metrics      *proxyMetrics
-	trusted      trustedNets
+	trusted      netSet
+	metricsAllow netSet
 	via          bool
 	hostHeader   string
 	rewriteLimit int
@@ -113,6 +114,13 @@ func New(opts Options) (*Handler, error) {
 			return nil, fmt.Errorf("proxy: server.trusted_proxies: %w", err)
 		}
 		h.trusted = append(h.trusted, n)
+	}
+	for _, s := range cfg.Server.MetricsAllow {
+		n, err := config.ParseCIDR(s)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: server.metrics_allow: %w", err)
+		}
+		h.metricsAllow = append(h.metricsAllow, n)
 	}
 	return h, nil
 }

@@ -61,10 +61,10 @@ func isFramingHeader(name []byte) bool {
 	return bytes.EqualFold(name, []byte("Content-Length")) || bytes.EqualFold(name, []byte("Host"))
 }
 
-// trustedNets is the set of proxies whose forwarding headers are believed.
-type trustedNets []*net.IPNet
+// netSet is a set of networks: trusted proxies, metrics readers.
+type netSet []*net.IPNet
 
-func (t trustedNets) contains(ip net.IP) bool {
+func (t netSet) contains(ip net.IP) bool {
 	for _, n := range t {
 		if n.Contains(ip) {
 			return true

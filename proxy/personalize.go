@@ -59,7 +59,7 @@ type Pipeline struct {
 	engine    *segments.Engine
 	previews  *segments.Previews
 	settings  profile.Settings
-	trusted   trustedNets
+	trusted   netSet
 	// version changes with every pipeline, so cached assignments of an old
 	// config are never used by a new one.
 	version uint64

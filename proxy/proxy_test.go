@@ -959,3 +959,38 @@ func TestUnmarkedPagesSkipTheScan(t *testing.T) {
 		t.Fatalf("head snippet not placed:\n%s", out)
 	}
 }
+
+// TestMetricsOnlyForAllowedPeers: metrics name segments and their sizes,
+// so only server.metrics_allow may read them, and never through a proxy.
+func TestMetricsOnlyForAllowedPeers(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	metrics := func(p *testProxy, hdr string) int {
+		req, _ := http.NewRequest(http.MethodGet, p.url+"/_edgeseg/metrics", nil)
+		if hdr != "" {
+			k, v, _ := strings.Cut(hdr, ": ")
+			req.Header.Set(k, v)
+		}
+		resp, body := p.do(req)
+		if resp.StatusCode == 200 && !strings.Contains(body, "edgeseg_requests_total") && !strings.Contains(body, "edgeseg_request_duration_seconds") {
+			t.Fatalf("200 without metrics:\n%s", body)
+		}
+		return resp.StatusCode
+	}
+	p := startProxy(t, origin, nil) // default: loopback and private ranges
+	for _, c := range []struct {
+		hdr  string
+		want int
+	}{
+		{"", 200},
+		{"X-Forwarded-For: 203.0.113.9", 404},
+		{"Forwarded: for=203.0.113.9", 404},
+	} {
+		if got := metrics(p, c.hdr); got != c.want {
+			t.Errorf("loopback peer, %q: %d, want %d", c.hdr, got, c.want)
+		}
+	}
+	q := startProxy(t, origin, func(c *config.Config) { c.Server.MetricsAllow = []string{"10.0.0.0/8"} })
+	if got := metrics(q, ""); got != 404 {
+		t.Errorf("peer outside metrics_allow: %d, want 404", got)
+	}
+}

@@ -13,6 +13,10 @@ func (h *Handler) serveReserved(ctx *fasthttp.RequestCtx) {
 	case ReservedPrefix + "health":
 		h.serveHealth(ctx)
 	case ReservedPrefix + "metrics":
+		if !h.mayReadMetrics(ctx) {
+			h.plainError(ctx, fasthttp.StatusNotFound, "404 Not Found")
+			return
+		}
 		ctx.Response.Header.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		h.metrics.set.WritePrometheus(ctx)
 	default:
@@ -57,4 +61,15 @@ func (h *Handler) probe() {
 	if err := h.origin.Do(req, resp); err != nil {
 		h.log.Debug().Err(err).Msg("health probe failed")
 	}
+}
+
+// mayReadMetrics reports a metrics request from an allowed address that no
+// proxy relayed: behind a load balancer every visitor arrives from its
+// (often private) address, with X-Forwarded-For.
+func (h *Handler) mayReadMetrics(ctx *fasthttp.RequestCtx) bool {
+	rh := &ctx.Request.Header
+	if len(rh.Peek("X-Forwarded-For")) > 0 || len(rh.Peek("Forwarded")) > 0 {
+		return false
+	}
+	return h.metricsAllow.contains(ctx.RemoteIP())
 }
