@@ -125,6 +125,11 @@ type Rewrite struct {
 	// MaxBodyBytes is the largest HTML body (after decompression) that is
 	// personalized. Larger bodies are streamed through untouched. Default 4MiB.
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// MaxBufferedBytes bounds the memory all rewrites in flight hold at once
+	// (the page as read, decoded, rewritten and re-encoded, until it is
+	// written to a visitor who may read slowly). A page arriving past it is
+	// streamed through unpersonalized. Default 256MiB; at least 64KiB.
+	MaxBufferedBytes ByteSize `yaml:"max_buffered_bytes"`
 	// GzipLevel is the level used to re-compress rewritten HTML (1-9). Default 5.
 	GzipLevel int `yaml:"gzip_level"`
 	// BrotliLevel is the quality used to re-compress rewritten HTML (0-11). Default 4.
@@ -435,7 +440,7 @@ func Default() *Config {
 			WriteTimeout:    30 * time.Second,
 			HealthWindow:    30 * time.Second,
 		},
-		Rewrite: Rewrite{MaxBodyBytes: 4 << 20, GzipLevel: 5, BrotliLevel: 4},
+		Rewrite: Rewrite{MaxBodyBytes: 4 << 20, MaxBufferedBytes: 256 << 20, GzipLevel: 5, BrotliLevel: 4},
 		Log:     Log{Level: "info", Format: "auto", Access: true, AccessSample: 1},
 		Signals: Signals{
 			TimeZone: "UTC",

@@ -105,6 +105,9 @@ func (c *Config) Validate() error {
 	if c.Rewrite.MaxBodyBytes <= 0 || c.Rewrite.MaxBodyBytes > 256<<20 {
 		bad("rewrite.max_body_bytes", "must be between 1 byte and 256MiB, got %v", c.Rewrite.MaxBodyBytes)
 	}
+	if c.Rewrite.MaxBufferedBytes < 64<<10 {
+		bad("rewrite.max_buffered_bytes", "must be at least 64KiB, got %v", c.Rewrite.MaxBufferedBytes)
+	}
 	if c.Rewrite.GzipLevel < 1 || c.Rewrite.GzipLevel > 9 {
 		bad("rewrite.gzip_level", "must be 1 to 9, got %d", c.Rewrite.GzipLevel)
 	}

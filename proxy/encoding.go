@@ -105,18 +105,28 @@ func (cd *codec) decode(dst, body []byte, c coding, limit int) ([]byte, error) {
 	default:
 		return dst, fmt.Errorf("unsupported content encoding")
 	}
-	return readLimited(dst, r, limit)
+	return readLimited(dst, r, limit, nil)
 }
 
+// errNoBudget is returned when rewrites in flight already hold
+// rewrite.max_buffered_bytes.
+var errNoBudget = errors.New("rewrites in flight hold rewrite.max_buffered_bytes")
+
 // readLimited appends all of r to dst, failing with errTooLarge past limit.
-func readLimited(dst []byte, r io.Reader, limit int) ([]byte, error) {
+// grow, when set, is asked for every growth of dst's capacity; when it
+// refuses, reading stops with errNoBudget.
+func readLimited(dst []byte, r io.Reader, limit int, grow func(n int) bool) ([]byte, error) {
 	start := len(dst)
 	for {
 		if len(dst)-start > limit {
 			return dst, errTooLarge
 		}
 		if cap(dst)-len(dst) < 4096 {
-			dst = slices.Grow(dst, max(4096, cap(dst)))
+			n := max(4096, cap(dst))
+			if grow != nil && !grow(n) {
+				return dst, errNoBudget
+			}
+			dst = slices.Grow(dst, n)
 		}
 		n, err := r.Read(dst[len(dst):cap(dst)])
 		dst = dst[:len(dst)+n]

@@ -52,6 +52,7 @@ type Handler struct {
 	via          bool
 	hostHeader   string
 	rewriteLimit int
+	buffered     *byteBudget // bytes rewrites in flight hold, at most rewrite.max_buffered_bytes
 	codec        *codec
 	upgradeIdle  time.Duration
 	dialTimeout  time.Duration
@@ -89,6 +90,7 @@ func New(opts Options) (*Handler, error) {
 		via:          cfg.Server.Via,
 		hostHeader:   cfg.Origin.HostHeader,
 		rewriteLimit: int(cfg.Rewrite.MaxBodyBytes),
+		buffered:     &byteBudget{max: int64(cfg.Rewrite.MaxBufferedBytes)},
 		codec:        newCodec(cfg.Rewrite.GzipLevel, cfg.Rewrite.BrotliLevel),
 		upgradeIdle:  cfg.Server.UpgradeIdleTimeout,
 		dialTimeout:  cfg.Origin.DialTimeout,
@@ -115,6 +117,8 @@ func New(opts Options) (*Handler, error) {
 		}
 		h.trusted = append(h.trusted, n)
 	}
+	buffered := h.buffered
+	h.metrics.set.GetOrCreateGauge("edgeseg_rewrite_buffered_bytes", func() float64 { return float64(buffered.used.Load()) })
 	for _, s := range cfg.Server.MetricsAllow {
 		n, err := config.ParseCIDR(s)
 		if err != nil {
@@ -253,7 +257,7 @@ func (h *Handler) fetch(req *fasthttp.Request, resp *fasthttp.Response, x *excha
 		if ttl <= 0 || n < 0 || n > oc.MaxObject() {
 			return nil // not cacheable: resp keeps streaming
 		}
-		body, err := readLimited(nil, resp.BodyStream(), n)
+		body, err := readLimited(nil, resp.BodyStream(), n, nil)
 		_ = resp.CloseBodyStream()
 		if err != nil || len(body) != n {
 			if err == nil {

@@ -24,6 +24,7 @@ type proxyMetrics struct {
 	rewriteSkipped *metrics.Counter
 	rewriteErrors  *metrics.Counter
 	connsRefused   *metrics.Counter
+	noBudget       *metrics.Counter
 	// byStatus caches the request counters: [status][personalized].
 	byStatus [600][2]atomic.Pointer[metrics.Counter]
 }
@@ -43,6 +44,7 @@ func newProxyMetrics(set *metrics.Set) *proxyMetrics {
 		rewriteSkipped: set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="too_large"}`),
 		rewriteErrors:  set.GetOrCreateCounter("edgeseg_rewrite_errors_total"),
 		connsRefused:   set.GetOrCreateCounter("edgeseg_connections_refused_total"),
+		noBudget:       set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="memory"}`),
 	}
 }
 

@@ -6,14 +6,16 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
 )
 
 // rewrite reads an HTML body that may be personalized, within the rewrite
 // limit, and answers with it personalized, or untouched when nothing
-// changed or anything failed. Bodies past the limit are streamed through.
-// It returns whether the body was personalized.
+// changed or anything failed. Bodies past the limit, and bodies arriving
+// while rewrites in flight hold rewrite.max_buffered_bytes, are streamed
+// through. It returns whether the body was personalized.
 func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *exchange) bool {
 	c := parseCoding(resp.Header.ContentEncoding())
 	if c == codingUnknown || resp.Header.ContentLength() > h.rewriteLimit {
@@ -22,13 +24,39 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		return false
 	}
 
+	// Every buffer this page fills counts against h.buffered until the
+	// response is written (the body buffer's Close gives it back) or,
+	// when no buffer becomes the body, until rewrite returns.
+	held := 0
+	take := func(n int) bool {
+		if !h.buffered.take(n) {
+			return false
+		}
+		held += n
+		return true
+	}
+	defer func() { h.buffered.give(held) }()
+	send := func(b *[]byte) {
+		h.sendBuf(ctx, b, held)
+		held = 0
+	}
+
 	rawp := h.bufs.get()
-	raw, err := readLimited((*rawp)[:0], resp.BodyStream(), h.rewriteLimit)
-	*rawp = raw
-	if errors.Is(err, errTooLarge) {
-		// Too large to rewrite: send what was read, then the rest, as is.
-		// The prefix outlives this call, so it cannot go back to the list.
-		h.metrics.rewriteSkipped.Inc()
+	var raw []byte
+	err := errNoBudget
+	if take(cap(*rawp)) {
+		raw, err = readLimited((*rawp)[:0], resp.BodyStream(), h.rewriteLimit, take)
+		*rawp = raw
+	}
+	if errors.Is(err, errTooLarge) || errors.Is(err, errNoBudget) {
+		// Too large to rewrite, or no memory left for it: send what was
+		// read, then the rest, as is. The prefix outlives this call, so it
+		// cannot go back to the list.
+		if errors.Is(err, errTooLarge) {
+			h.metrics.rewriteSkipped.Inc()
+		} else {
+			h.metrics.noBudget.Inc()
+		}
 		prefix := append([]byte(nil), raw...)
 		h.bufs.put(rawp)
 		h.stream(ctx, resp, prefix)
@@ -55,28 +83,48 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	if c != codingIdentity {
 		htmlp := h.bufs.get()
 		defer h.bufs.put(htmlp)
-		html, err = h.codec.decode((*htmlp)[:0], raw, c, h.rewriteLimit)
+		limit := min(h.rewriteLimit, int(h.buffered.left()))
+		html, err = h.codec.decode((*htmlp)[:0], raw, c, limit)
 		*htmlp = html
+		if err == nil && !take(cap(html)) {
+			err = errNoBudget
+		}
 		if err != nil {
-			if !errors.Is(err, errTooLarge) {
+			switch {
+			case errors.Is(err, errNoBudget), errors.Is(err, errTooLarge) && limit < h.rewriteLimit:
+				h.metrics.noBudget.Inc()
+			case !errors.Is(err, errTooLarge):
 				h.metrics.rewriteErrors.Inc()
 				h.log.Debug().Err(err).Bytes("path", ctx.Path()).Msg("cannot decode body; passing it through")
 			}
-			h.sendBuf(ctx, rawp)
+			send(rawp)
 			return false
 		}
 	}
 
 	outp := h.bufs.get()
+	if !take(max(cap(*outp), len(html)+len(html)/8+4096)) {
+		h.metrics.noBudget.Inc()
+		h.bufs.put(outp)
+		send(rawp)
+		return false
+	}
 	out, changed := h.safePersonalize(ctx, x, html, (*outp)[:0])
 	*outp = out
 	if !changed {
 		h.bufs.put(outp)
-		h.sendBuf(ctx, rawp)
+		send(rawp)
 		return false
 	}
 	if c != codingIdentity {
 		encp := h.bufs.get()
+		if !take(max(cap(*encp), len(out)/2)) {
+			h.metrics.noBudget.Inc()
+			h.bufs.put(encp)
+			h.bufs.put(outp)
+			send(rawp)
+			return false
+		}
 		enc, err := h.codec.encode((*encp)[:0], out, c)
 		*encp = enc
 		h.bufs.put(outp)
@@ -84,35 +132,62 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 			h.bufs.put(encp)
 			h.metrics.rewriteErrors.Inc()
 			h.log.Error().Err(err).Msg("cannot re-encode body; serving the origin's")
-			h.sendBuf(ctx, rawp)
+			send(rawp)
 			return false
 		}
 		outp = encp
 	}
 	h.bufs.put(rawp)
-	h.sendBuf(ctx, outp)
+	send(outp)
 	markPersonalized(&ctx.Response.Header)
 	x.personalized = true
 	return true
 }
 
+// byteBudget bounds the bytes held by something many requests do at once.
+type byteBudget struct {
+	used atomic.Int64
+	max  int64
+}
+
+// take counts n more bytes unless that passes the bound.
+func (b *byteBudget) take(n int) bool {
+	if b.used.Add(int64(n)) > b.max {
+		b.used.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+// give returns n bytes taken earlier.
+func (b *byteBudget) give(n int) {
+	if n != 0 {
+		b.used.Add(-int64(n))
+	}
+}
+
+// left is how many bytes may still be taken.
+func (b *byteBudget) left() int64 { return max(0, b.max-b.used.Load()) }
+
 // sendBuf makes *b the response body without copying it; the buffer goes
-// back to the free list when fasthttp has written (or dropped) the response.
-func (h *Handler) sendBuf(ctx *fasthttp.RequestCtx, b *[]byte) {
+// back to the free list, and held bytes to h.buffered, when fasthttp has
+// written (or dropped) the response.
+func (h *Handler) sendBuf(ctx *fasthttp.RequestCtx, b *[]byte, held int) {
 	pb, _ := h.bodies.Get().(*pooledBody)
 	if pb == nil {
 		pb = &pooledBody{h: h}
 	}
-	pb.b = b
+	pb.b, pb.held = b, held
 	pb.r.Reset(*b)
 	ctx.Response.SetBodyStream(pb, len(*b))
 }
 
 // pooledBody is a response body held in a buffer of the free list.
 type pooledBody struct {
-	h *Handler
-	b *[]byte
-	r bytes.Reader
+	h    *Handler
+	b    *[]byte
+	held int // bytes of h.buffered to give back
+	r    bytes.Reader
 }
 
 func (p *pooledBody) Read(b []byte) (int, error) { return p.r.Read(b) }
@@ -124,7 +199,8 @@ func (p *pooledBody) WriteTo(w io.Writer) (int64, error) { return p.r.WriteTo(w)
 func (p *pooledBody) Close() error {
 	if p.b != nil {
 		p.h.bufs.put(p.b)
-		p.b = nil
+		p.h.buffered.give(p.held)
+		p.b, p.held = nil, 0
 		p.r.Reset(nil)
 		p.h.bodies.Put(p)
 	}

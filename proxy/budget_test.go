@@ -1,0 +1,142 @@
+package proxy
+
+import (
+	"bytes"
+	"compress/gzip"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+
+	"github.com/edgeseg/edgeseg/config"
+)
+
+// TestRewriteBudget: rewrites in flight hold at most
+// rewrite.max_buffered_bytes. A page arriving when it is spent, or that
+// would pass it while being read, is served as the origin sent it, whole;
+// once memory is given back pages are personalized again, and every path
+// gives back all it took.
+func TestRewriteBudget(t *testing.T) {
+	page, err := os.ReadFile("../bench/testdata/page-5k.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat(page, 6) // 30 KB: read in several growths
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(page)
+	zw.Close()
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		switch r.URL.Path {
+		case "/gz":
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write(gz.Bytes())
+		case "/big":
+			w.Write(big)
+		default:
+			w.Write(page)
+		}
+	}))
+	defer origin.Close()
+
+	cfg, err := config.Load("../bench/edgeseg.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Origin.URL = origin.URL
+	cfg.Rewrite.MaxBufferedBytes = 1 << 20
+	nop := zerolog.Nop()
+	org, err := NewOrigin(cfg.Origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Options{Config: cfg, Origin: org, Log: &nop, Personalizer: newBenchPersonalizer(t, cfg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := fasthttputil.NewInmemoryListener()
+	srv := NewServer(cfg, h, &nop)
+	go srv.Serve(ln)
+	defer srv.Shutdown()
+	client := &fasthttp.HostClient{Addr: "edgeseg", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+
+	get := func(path string) (personalized bool, body []byte) {
+		t.Helper()
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		navRequest(req, path+"?utm_campaign=promo", "")
+		req.Header.Set("Accept-Encoding", "gzip")
+		if err := client.Do(req, resp); err != nil {
+			t.Fatal(err)
+		}
+		b, err := resp.BodyUncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Contains(b, []byte("Deals picked for you")), append([]byte(nil), b...)
+	}
+	settled := func() {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for h.buffered.used.Load() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("rewrites still hold %d bytes after their responses", h.buffered.used.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	for _, path := range []string{"/", "/gz", "/big"} {
+		if ok, _ := get(path); !ok {
+			t.Fatalf("%s not personalized with memory to spare", path)
+		}
+		settled()
+	}
+
+	// Spent: pages pass through, whole.
+	h.buffered.take(1 << 20)
+	for _, c := range []struct {
+		path string
+		want []byte
+	}{{"/", page}, {"/gz", page}, {"/big", big}} {
+		ok, body := get(c.path)
+		if ok || !bytes.Equal(body, c.want) {
+			t.Fatalf("%s with no memory left: personalized %v, origin's page %v", c.path, ok, bytes.Equal(body, c.want))
+		}
+	}
+	h.buffered.give(1 << 20)
+	settled()
+
+	// Nearly spent: the 30 KB page runs out while being read, and what was
+	// read goes out ahead of the rest, nothing lost.
+	// (An empty free list: the read starts from a new, small buffer.)
+	for len(h.bufs.ch) > 0 {
+		h.bufs.get()
+	}
+	h.buffered.take(1<<20 - 12<<10)
+	ok, body := get("/big")
+	if ok || !bytes.Equal(body, big) {
+		t.Fatalf("page cut off by the budget: personalized %v, whole %v (%d of %d bytes)", ok, bytes.Equal(body, big), len(body), len(big))
+	}
+	h.buffered.give(1<<20 - 12<<10)
+	settled()
+
+	if ok, _ := get("/"); !ok {
+		t.Fatal("not personalized again once memory was given back")
+	}
+	settled()
+	var m strings.Builder
+	h.metrics.set.WritePrometheus(&m)
+	if !strings.Contains(m.String(), `edgeseg_rewrite_skipped_total{reason="memory"} 4`) {
+		t.Errorf("skips for memory not counted:\n%s", m.String())
+	}
+}
