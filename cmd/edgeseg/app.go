@@ -193,6 +193,7 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 // serve wires the packages from cfg and serves until ctx is done.
 func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 	log := m.newLogger(cfg.Log)
+	setMemoryLimit(&log)
 	set := metrics.NewSet()
 	origin, err := proxy.NewOrigin(cfg.Origin)
 	if err != nil {
