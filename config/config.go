@@ -125,6 +125,10 @@ type Rewrite struct {
 	// MaxBodyBytes is the largest HTML body (after decompression) that is
 	// personalized. Larger bodies are streamed through untouched. Default 4MiB.
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// Stream rewrites an uncompressed page that the origin streams (no
+	// Content-Length) as it arrives, so the visitor gets its head as early
+	// as without edgeseg; false buffers it whole like any other. Default true.
+	Stream bool `yaml:"stream"`
 	// MaxBufferedBytes bounds the memory all rewrites in flight hold at once
 	// (the page as read, decoded, rewritten and re-encoded, until it is
 	// written to a visitor who may read slowly). A page arriving past it is
@@ -440,7 +444,7 @@ func Default() *Config {
 			WriteTimeout:    30 * time.Second,
 			HealthWindow:    30 * time.Second,
 		},
-		Rewrite: Rewrite{MaxBodyBytes: 4 << 20, MaxBufferedBytes: 256 << 20, GzipLevel: 5, BrotliLevel: 4},
+		Rewrite: Rewrite{MaxBodyBytes: 4 << 20, Stream: true, MaxBufferedBytes: 256 << 20, GzipLevel: 5, BrotliLevel: 4},
 		Log:     Log{Level: "info", Format: "auto", Access: true, AccessSample: 1},
 		Signals: Signals{
 			TimeZone: "UTC",

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,17 +34,19 @@ func TestRewriteBudget(t *testing.T) {
 	zw := gzip.NewWriter(&gz)
 	zw.Write(page)
 	zw.Close()
+	// With Content-Length: pages are buffered (a streamed one is not).
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		body := page
 		switch r.URL.Path {
 		case "/gz":
 			w.Header().Set("Content-Encoding", "gzip")
-			w.Write(gz.Bytes())
+			body = gz.Bytes()
 		case "/big":
-			w.Write(big)
-		default:
-			w.Write(page)
+			body = big
 		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
 	}))
 	defer origin.Close()
 

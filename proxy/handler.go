@@ -52,6 +52,7 @@ type Handler struct {
 	via          bool
 	hostHeader   string
 	rewriteLimit int
+	streamPages  bool        // rewrite.stream
 	buffered     *byteBudget // bytes rewrites in flight hold, at most rewrite.max_buffered_bytes
 	codec        *codec
 	upgradeIdle  time.Duration
@@ -90,6 +91,7 @@ func New(opts Options) (*Handler, error) {
 		via:          cfg.Server.Via,
 		hostHeader:   cfg.Origin.HostHeader,
 		rewriteLimit: int(cfg.Rewrite.MaxBodyBytes),
+		streamPages:  cfg.Rewrite.Stream,
 		buffered:     &byteBudget{max: int64(cfg.Rewrite.MaxBufferedBytes)},
 		codec:        newCodec(cfg.Rewrite.GzipLevel, cfg.Rewrite.BrotliLevel),
 		upgradeIdle:  cfg.Server.UpgradeIdleTimeout,
@@ -139,6 +141,7 @@ type exchange struct {
 	visit        *Visit
 	cache        string // origin cache: hit, miss, coalesced, or ""
 	responded    bool   // the origin's answer is in ctx.Response
+	streamed     bool   // a streamed page personalized as it is sent: it owns the visit
 }
 
 // ServeHTTP is the request path, top to bottom (see ../shared/DESIGN.md):
@@ -522,7 +525,9 @@ func (h *Handler) recoverPanic(ctx *fasthttp.RequestCtx, x *exchange) {
 // finish writes the access log line and request metrics, then releases
 // the visit.
 func (h *Handler) finish(ctx *fasthttp.RequestCtx, x *exchange) {
-	defer h.p.end(x.visit)
+	if !x.streamed {
+		defer h.p.end(x.visit)
+	}
 	d := time.Since(x.start)
 	status := ctx.Response.StatusCode()
 	h.metrics.latency.Update(d.Seconds())
@@ -549,6 +554,9 @@ func (h *Handler) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 	}
 	if x.cache != "" {
 		e = e.Str("cache", x.cache)
+	}
+	if x.streamed {
+		e = e.Bool("streamed", true)
 	}
 	if x.visit != nil {
 		e = x.visit.logFields(e)

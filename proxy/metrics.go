@@ -25,6 +25,7 @@ type proxyMetrics struct {
 	rewriteErrors  *metrics.Counter
 	connsRefused   *metrics.Counter
 	noBudget       *metrics.Counter
+	streamedPages  [2]*metrics.Counter // [filled]
 	// byStatus caches the request counters: [status][personalized].
 	byStatus [600][2]atomic.Pointer[metrics.Counter]
 }
@@ -45,6 +46,10 @@ func newProxyMetrics(set *metrics.Set) *proxyMetrics {
 		rewriteErrors:  set.GetOrCreateCounter("edgeseg_rewrite_errors_total"),
 		connsRefused:   set.GetOrCreateCounter("edgeseg_connections_refused_total"),
 		noBudget:       set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="memory"}`),
+		streamedPages: [2]*metrics.Counter{
+			set.GetOrCreateCounter(`edgeseg_rewrite_streamed_total{filled="false"}`),
+			set.GetOrCreateCounter(`edgeseg_rewrite_streamed_total{filled="true"}`),
+		},
 	}
 }
 
@@ -69,4 +74,14 @@ func (m *proxyMetrics) request(status int, personalized bool) {
 // originError counts an origin failure by cause.
 func (m *proxyMetrics) originError(cause string) {
 	m.set.GetOrCreateCounter(fmt.Sprintf(`edgeseg_origin_errors_total{cause=%q}`, cause)).Inc()
+}
+
+// streamed counts a streamed page rewritten as it was sent, by whether a
+// slot was filled.
+func (m *proxyMetrics) streamed(filled bool) {
+	i := 0
+	if filled {
+		i = 1
+	}
+	m.streamedPages[i].Inc()
 }

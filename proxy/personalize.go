@@ -697,7 +697,7 @@ func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit, personalized b
 	// filled or not: holdout visitors see the default and are the
 	// baseline uplift is measured against.
 	if len(v.exposures) > 0 && v.forced == "" && status == fasthttp.StatusOK {
-		p.emitExposures(ctx, v)
+		p.emitExposures(string(ctx.Path()), v)
 	}
 	if v.matched && counts && v.prof != nil && v.consent.Granted {
 		if v.pl.cfg.Behavior.Events[v.match.Rule].Conversion {
@@ -757,11 +757,10 @@ func (v *Visit) segmentList() string {
 	return string(b)
 }
 
-func (p *Personalizer) emitExposures(ctx *fasthttp.RequestCtx, v *Visit) {
+func (p *Personalizer) emitExposures(path string, v *Visit) {
 	if p.events == nil || v.prof == nil || !v.consent.Granted {
 		return
 	}
-	path := string(ctx.Path())
 	for _, e := range v.exposures {
 		p.events.Emit(events.Event{Type: "exposure", Time: v.now, Visitor: v.prof.ID, Segment: e.segment, Slot: e.slot,
 			Variant: e.variant, Path: path, Version: strconv.FormatUint(e.version, 16)})

@@ -23,6 +23,10 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		h.stream(ctx, resp, nil)
 		return false
 	}
+	if h.streamPages && c == codingIdentity && resp.Header.ContentLength() < 0 {
+		h.rewriteStreamed(ctx, resp, x)
+		return true
+	}
 
 	// Every buffer this page fills counts against h.buffered until the
 	// response is written (the body buffer's Close gives it back) or,

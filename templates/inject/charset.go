@@ -92,6 +92,14 @@ func isUTF8Label(label []byte) bool {
 	return bytes.EqualFold(label, []byte("utf-8")) || bytes.EqualFold(label, []byte("utf8"))
 }
 
+// SniffCharset is PageCharset for a page that is still arriving: head is
+// its first bytes, at least the first 1024 of them when the page is that
+// long (where HTML allows a <meta> declaration to be).
+func SniffCharset(contentType, head []byte) Charset {
+	declared, bom := declaredCharset(head)
+	return PageCharset(contentType, &Plan{declared: declared, bom: bom})
+}
+
 // charsetOf resolves a label. A <meta> naming UTF-16 means UTF-8: the
 // declaration could only be read because the bytes are ASCII-compatible.
 func charsetOf(label string, transport bool) Charset {
@@ -153,6 +161,18 @@ func byteOrderMark(page []byte) string {
 
 // prescanLimit is how far into a page a <meta> declaration counts.
 const prescanLimit = 1024
+
+// SniffBytes is how much of a page SniffCharset needs to see: the first
+// 1024 bytes, or only a byte order mark's 3 when contentType names a known
+// encoding (which then outranks any <meta>).
+func SniffBytes(contentType []byte) int {
+	if label := contentTypeCharset(contentType); len(label) > 0 {
+		if isUTF8Label(label) || charsetOf(string(label), true).name != "" {
+			return 3
+		}
+	}
+	return prescanLimit
+}
 
 // metaCharset returns the label declared by the first <meta charset> or
 // <meta http-equiv="Content-Type" content="...; charset=..."> among the

@@ -151,3 +151,21 @@ func FuzzCharset(f *testing.F) {
 		}
 	})
 }
+
+func TestSniffBytes(t *testing.T) {
+	for ct, want := range map[string]int{
+		"text/html; charset=utf-8":     3,
+		"text/html; charset=Shift_JIS": 3,
+		"text/html":                    1024,
+		"text/html; charset=bogus":     1024,
+	} {
+		if got := SniffBytes([]byte(ct)); got != want {
+			t.Errorf("SniffBytes(%q) = %d, want %d", ct, got, want)
+		}
+	}
+	// A streamed page's head decides as the whole page would.
+	page := []byte(`<meta charset="windows-1252"><p>` + strings.Repeat("x", 2000))
+	if got := SniffCharset([]byte("text/html"), page[:SniffBytes([]byte("text/html"))]); got.Name() != "windows-1252" {
+		t.Errorf("sniffed %q", got.Name())
+	}
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// streamingOrigin sends a page in two parts, the hero slot split between
+// them, and the second only once release is closed: as a server that
+// flushes its head before it has rendered the rest.
+func streamingOrigin(release <-chan struct{}) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		filler := strings.Repeat("<p>filler</p>", 100)
+		if r.URL.Path == "/small" {
+			filler = "" // a first part shorter than a charset sniff
+		}
+		first := `<!doctype html><html><head><title>Streamed</title></head><body>` + filler +
+			`<section id="hero" data-edgeseg-slot="hero"><h1>Welcome`
+		io.WriteString(w, first)
+		w.(http.Flusher).Flush()
+		if r.URL.Path == "/broken" {
+			// The origin dies mid-page.
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+			return
+		}
+		<-release
+		io.WriteString(w, `</h1><p>default</p></section><p id="own">the rest of the page</p></body></html>`)
+	})
+}
+
+// TestStreamedPagesArePersonalizedAsTheyArrive: a page the origin streams
+// reaches the visitor part by part, not after the origin has finished,
+// and is personalized all the same, the slot split across the parts
+// included; its exposures are recorded when it is complete.
+func TestStreamedPagesArePersonalizedAsTheyArrive(t *testing.T) {
+	for _, path := range []string{"/", "/small"} {
+		t.Run(path, func(t *testing.T) { testStreamedPage(t, path) })
+	}
+}
+
+func testStreamedPage(t *testing.T, path string) {
+	release := make(chan struct{})
+	sink := filepath.Join(t.TempDir(), "events.jsonl")
+	s := startStack(t, streamingOrigin(release), func(y string) string {
+		y = strings.ReplaceAll(y, "holdout: 0.1", "holdout: 0")
+		return strings.Replace(y, `sink: "off"`, `sink: "`+sink+`"`, 1)
+	})
+	// Released at the latest when the test ends, so a failing test does not
+	// leave the origin's handler waiting and the server unable to close.
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce)
+	c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET %s?utm_campaign=promo HTTP/1.1\r\nHost: shop\r\nAccept: text/html\r\nUser-Agent: %s\r\n\r\n", path, uaDesktop)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first part arrives while the origin is still holding the rest.
+	got := make([]byte, 0, 4096)
+	buf := make([]byte, 4096)
+	for !strings.Contains(string(got), "<title>Streamed</title>") {
+		n, err := resp.Body.Read(buf)
+		if err != nil {
+			t.Fatalf("reading the first part: %v (got %q)", err, got)
+		}
+		got = append(got, buf[:n]...)
+	}
+	releaseOnce()
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(got) + string(rest)
+	for _, want := range []string{`data-edgeseg-segment="deal-seekers"`, "Deals picked for you", `<p id="own">the rest of the page</p>`} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("streamed page lacks %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "<p>default</p>") || resp.Header.Get("Cache-Control") != "private, no-cache" || resp.Header.Get("Set-Cookie") == "" {
+		t.Fatalf("slot default kept or headers wrong: %v\n%s", resp.Header, page)
+	}
+	if !strings.Contains(s.get("/_edgeseg/metrics"), `edgeseg_rewrite_streamed_total{filled="true"} 1`) {
+		t.Error("streamed rewrite not counted")
+	}
+	s.m.Close() // drains the event queue
+	raw, _ := os.ReadFile(sink)
+	if !strings.Contains(string(raw), `"type":"exposure"`) || !strings.Contains(string(raw), `"slot":"hero"`) {
+		t.Fatalf("no exposure recorded for the streamed page:\n%s", raw)
+	}
+}
+
+// TestStreamedPageOriginFailure: an origin that dies mid-page leaves the
+// visitor a page cut short (the response is not completed), and edgeseg
+// serving on.
+func TestStreamedPageOriginFailure(t *testing.T) {
+	s := startStack(t, streamingOrigin(nil), nil)
+	b := s.browser(uaDesktop)
+	req, _ := http.NewRequest(http.MethodGet, s.url+"/broken?utm_campaign=promo", nil)
+	req.Header.Set("Accept", "text/html")
+	resp, err := b.c.Do(req)
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Fatal("a page the origin cut short reached the visitor as complete")
+	}
+	if r, err := http.Get(s.url + "/_edgeseg/health"); err != nil {
+		t.Fatalf("edgeseg stopped serving: %v", err)
+	} else {
+		r.Body.Close()
+	}
+}
