@@ -125,9 +125,10 @@ type Rewrite struct {
 	// MaxBodyBytes is the largest HTML body (after decompression) that is
 	// personalized. Larger bodies are streamed through untouched. Default 4MiB.
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
-	// Stream rewrites an uncompressed page that the origin streams (no
-	// Content-Length) as it arrives, so the visitor gets its head as early
-	// as without edgeseg; false buffers it whole like any other. Default true.
+	// Stream rewrites a page that the origin streams (no Content-Length) as
+	// it arrives, gzip and brotli decoded and re-encoded on the way, so the
+	// visitor gets its head as early as without edgeseg; false buffers it
+	// whole like any other. Default true.
 	Stream bool `yaml:"stream"`
 	// MaxBufferedBytes bounds the memory all rewrites in flight hold at once
 	// (the page as read, decoded, rewritten and re-encoded, until it is

@@ -201,3 +201,57 @@ func (cd *codec) encode(dst, body []byte, c coding) ([]byte, error) {
 func newRawDeflate(w io.Writer) (*flate.Writer, error) {
 	return flate.NewWriter(w, flate.DefaultCompression)
 }
+
+// streamEncoder re-encodes a page as it is written: Flush sends on what
+// was written so far, Close ends the encoding.
+type streamEncoder interface {
+	io.Writer
+	Flush() error
+	Close() error
+}
+
+// newStreamEncoder returns a gzip or brotli encoder writing to w, from
+// the pools encode uses.
+func (cd *codec) newStreamEncoder(w io.Writer, c coding) streamEncoder {
+	if c == codingBrotli {
+		if bw, _ := cd.brW.Get().(*brotli.Writer); bw != nil {
+			bw.Reset(w)
+			return bw
+		}
+		return brotli.NewWriterLevel(w, cd.brotliLevel)
+	}
+	if zw, _ := cd.gzipW.Get().(*gzip.Writer); zw != nil {
+		zw.Reset(w)
+		return zw
+	}
+	zw, err := gzip.NewWriterLevel(w, cd.gzipLevel)
+	if err != nil { // the level was validated with the config
+		zw = gzip.NewWriter(w)
+	}
+	return zw
+}
+
+// putStreamEncoder returns e to its pool.
+func (cd *codec) putStreamEncoder(e streamEncoder) {
+	switch w := e.(type) {
+	case *gzip.Writer:
+		w.Reset(io.Discard)
+		cd.gzipW.Put(w)
+	case *brotli.Writer:
+		w.Reset(io.Discard)
+		cd.brW.Put(w)
+	}
+}
+
+// newStreamDecoder returns a reader of r's gzip or brotli content. It reads
+// r only as far as it must to return what has arrived.
+func (cd *codec) newStreamDecoder(r io.Reader, c coding) (io.Reader, error) {
+	if c == codingBrotli {
+		return brotli.NewReader(r), nil
+	}
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	return zr, nil
+}

@@ -23,8 +23,8 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		h.stream(ctx, resp, nil)
 		return false
 	}
-	if h.streamPages && c == codingIdentity && resp.Header.ContentLength() < 0 {
-		h.rewriteStreamed(ctx, resp, x)
+	if h.streamPages && c != codingDeflate && resp.Header.ContentLength() < 0 {
+		h.rewriteStreamed(ctx, resp, x, c)
 		return true
 	}
 

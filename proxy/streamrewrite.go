@@ -15,8 +15,9 @@ import (
 // A page the origin streams (no Content-Length: it sends the head before
 // it has rendered the rest) is personalized as it arrives rather than
 // buffered whole, so the visitor's browser starts on the head as early as
-// it would without edgeseg. Only uncompressed pages are: a compressed one
-// is buffered, decoded, rewritten and re-encoded as before.
+// it would without edgeseg. A gzip or brotli page is decoded and
+// re-encoded as it goes, flushed after each of the origin's chunks;
+// deflate (rare, and ambiguous: zlib or raw) is buffered.
 
 // errRewritePanic cuts a streamed page short after a bug in the rewriter:
 // part of the page is already with the visitor, so nothing better is left.
@@ -36,8 +37,12 @@ type rewriteStream struct {
 	plain bool             // an encoding blocks cannot go into: pass through
 	head  []byte           // bytes held until the encoding is known
 	sniff int              // how many: inject.SniffBytes
-	out   bytes.Buffer     // rewritten, not yet read by fasthttp
+	out   bytes.Buffer     // rewritten (and re-encoded), not yet read by fasthttp
 	buf   []byte
+	c     coding
+	dec   io.Reader     // the page decoded, when the origin compressed it
+	enc   streamEncoder // re-encodes into out; nil for identity
+	dst   io.Writer     // where rewritten HTML goes: enc or out
 	eof   bool
 	fail  error
 }
@@ -45,12 +50,17 @@ type rewriteStream struct {
 // rewriteStreamed answers with the streamed page resp, personalized as it
 // arrives. The caching headers of a personalized page are set now: the
 // head goes out before anyone knows whether a slot will be filled.
-func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *exchange) {
+func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *exchange, c coding) {
 	v := x.visit
-	s := &rewriteStream{h: h, v: v, path: string(ctx.Path()), buf: make([]byte, 16<<10),
+	s := &rewriteStream{h: h, v: v, path: string(ctx.Path()), buf: make([]byte, 16<<10), c: c,
 		ctype: append([]byte(nil), resp.Header.ContentType()...)}
 	s.sniff = inject.SniffBytes(s.ctype)
 	s.src = newOriginStream(resp, nil, &h.log, ctx.Path())
+	s.dst = &s.out
+	if c != codingIdentity {
+		s.enc = h.codec.newStreamEncoder(&s.out, c)
+		s.dst = s.enc
+	}
 	if v.pl.cfg.Templates.DataLayer {
 		s.opts.HeadSnippet = v.dataLayer(cspNonce(ctx.Response.Header.Peek("Content-Security-Policy")))
 	}
@@ -77,9 +87,16 @@ func (s *rewriteStream) Read(p []byte) (n int, err error) {
 		if s.eof {
 			return 0, io.EOF
 		}
-		m, rerr := s.src.Read(s.buf)
+		m, rerr := s.read()
 		if m > 0 {
 			s.feed(s.buf[:m])
+			if s.enc != nil && rerr == nil {
+				// What the origin sent so far goes on now, not when the
+				// compressor's block is full.
+				if err := s.enc.Flush(); err != nil {
+					rerr = err
+				}
+			}
 		}
 		switch {
 		case errors.Is(rerr, io.EOF):
@@ -94,11 +111,26 @@ func (s *rewriteStream) Read(p []byte) (n int, err error) {
 	return s.out.Read(p)
 }
 
-// feed takes the origin's next chunk.
+// read reads the page's next bytes into s.buf, decoded.
+func (s *rewriteStream) read() (int, error) {
+	if s.c == codingIdentity {
+		return s.src.Read(s.buf)
+	}
+	if s.dec == nil {
+		d, err := s.h.codec.newStreamDecoder(s.src, s.c)
+		if err != nil {
+			return 0, err
+		}
+		s.dec = d
+	}
+	return s.dec.Read(s.buf)
+}
+
+// feed takes the page's next decoded chunk.
 func (s *rewriteStream) feed(b []byte) {
 	switch {
 	case s.plain:
-		s.out.Write(b)
+		_, _ = s.dst.Write(b)
 	case s.rw != nil:
 		_, _ = s.rw.Write(b) // writes to s.out, which does not fail
 	default:
@@ -115,9 +147,9 @@ func (s *rewriteStream) start() {
 	if !s.opts.Charset.Supported() {
 		s.plain = true
 		s.h.p.m.badCharset.Inc()
-		s.out.Write(s.head)
+		_, _ = s.dst.Write(s.head)
 	} else {
-		s.rw = inject.NewRewriter(&s.out, s.lookup, &s.opts)
+		s.rw = inject.NewRewriter(s.dst, s.lookup, &s.opts)
 		_, _ = s.rw.Write(s.head)
 	}
 	s.head = nil
@@ -130,6 +162,11 @@ func (s *rewriteStream) end() {
 	}
 	if s.rw != nil {
 		_ = s.rw.Close()
+	}
+	if s.enc != nil {
+		if err := s.enc.Close(); err != nil {
+			s.fail = err
+		}
 	}
 }
 
@@ -151,6 +188,10 @@ func (s *rewriteStream) lookup(slot []byte) (b inject.Block, ok bool) {
 // it is safe to call again.
 func (s *rewriteStream) Close() error {
 	err := s.src.Close()
+	if s.enc != nil {
+		s.h.codec.putStreamEncoder(s.enc)
+		s.enc = nil
+	}
 	if s.v != nil {
 		filled := 0
 		if s.rw != nil {

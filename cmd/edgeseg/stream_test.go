@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"compress/gzip"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/andybalholm/brotli"
 )
 
 // streamingOrigin sends a page in two parts, the hero slot split between
@@ -26,8 +29,23 @@ func streamingOrigin(release <-chan struct{}) http.Handler {
 		}
 		first := `<!doctype html><html><head><title>Streamed</title></head><body>` + filler +
 			`<section id="hero" data-edgeseg-slot="hero"><h1>Welcome`
-		io.WriteString(w, first)
-		w.(http.Flusher).Flush()
+		var out io.Writer = w
+		flush := func() { w.(http.Flusher).Flush() }
+		switch enc := r.URL.Query().Get("enc"); enc {
+		case "gzip":
+			zw := gzip.NewWriter(w)
+			defer zw.Close()
+			out, flush = zw, func() { zw.Flush(); w.(http.Flusher).Flush() }
+		case "br":
+			bw := brotli.NewWriter(w)
+			defer bw.Close()
+			out, flush = bw, func() { bw.Flush(); w.(http.Flusher).Flush() }
+		}
+		if enc := r.URL.Query().Get("enc"); enc != "" {
+			w.Header().Set("Content-Encoding", enc)
+		}
+		io.WriteString(out, first)
+		flush()
 		if r.URL.Path == "/broken" {
 			// The origin dies mid-page.
 			conn, _, _ := w.(http.Hijacker).Hijack()
@@ -35,7 +53,7 @@ func streamingOrigin(release <-chan struct{}) http.Handler {
 			return
 		}
 		<-release
-		io.WriteString(w, `</h1><p>default</p></section><p id="own">the rest of the page</p></body></html>`)
+		io.WriteString(out, `</h1><p>default</p></section><p id="own">the rest of the page</p></body></html>`)
 	})
 }
 
@@ -44,12 +62,12 @@ func streamingOrigin(release <-chan struct{}) http.Handler {
 // and is personalized all the same, the slot split across the parts
 // included; its exposures are recorded when it is complete.
 func TestStreamedPagesArePersonalizedAsTheyArrive(t *testing.T) {
-	for _, path := range []string{"/", "/small"} {
-		t.Run(path, func(t *testing.T) { testStreamedPage(t, path) })
+	for _, c := range []struct{ path, enc string }{{"/", ""}, {"/small", ""}, {"/", "gzip"}, {"/small", "br"}} {
+		t.Run(c.path+" "+c.enc, func(t *testing.T) { testStreamedPage(t, c.path, c.enc) })
 	}
 }
 
-func testStreamedPage(t *testing.T, path string) {
+func testStreamedPage(t *testing.T, path, enc string) {
 	release := make(chan struct{})
 	sink := filepath.Join(t.TempDir(), "events.jsonl")
 	s := startStack(t, streamingOrigin(release), func(y string) string {
@@ -66,24 +84,35 @@ func testStreamedPage(t *testing.T, path string) {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "GET %s?utm_campaign=promo HTTP/1.1\r\nHost: shop\r\nAccept: text/html\r\nUser-Agent: %s\r\n\r\n", path, uaDesktop)
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
+	fmt.Fprintf(c, "GET %s?utm_campaign=promo&enc=%s HTTP/1.1\r\nHost: shop\r\nAccept: text/html\r\nAccept-Encoding: gzip, br\r\nUser-Agent: %s\r\n\r\n", path, enc, uaDesktop)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got := resp.Header.Get("Content-Encoding"); got != enc {
+		t.Fatalf("Content-Encoding %q, want %q", got, enc)
+	}
+	body := resp.Body
+	switch enc {
+	case "gzip":
+		if body, err = gzip.NewReader(resp.Body); err != nil {
+			t.Fatal(err)
+		}
+	case "br":
+		body = io.NopCloser(brotli.NewReader(resp.Body))
 	}
 	// The first part arrives while the origin is still holding the rest.
 	got := make([]byte, 0, 4096)
 	buf := make([]byte, 4096)
 	for !strings.Contains(string(got), "<title>Streamed</title>") {
-		n, err := resp.Body.Read(buf)
+		n, err := body.Read(buf)
 		if err != nil {
 			t.Fatalf("reading the first part: %v (got %q)", err, got)
 		}
 		got = append(got, buf[:n]...)
 	}
 	releaseOnce()
-	rest, err := io.ReadAll(resp.Body)
+	rest, err := io.ReadAll(body)
 	if err != nil {
 		t.Fatal(err)
 	}
