@@ -287,6 +287,7 @@ type Visit struct {
 	status     profile.Status
 	lastSeen   int64
 	navigation bool
+	prefetch   bool // fetched ahead of a navigation that may not happen: not counted
 	match      profile.Match
 	matched    bool
 	env        segments.Env
@@ -309,7 +310,8 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 	}
 	pl := p.pl.Load()
 	h := &ctx.Request.Header
-	nav := isNavigation(h)
+	prefetch := isPrefetch(h)
+	nav := isNavigation(h, prefetch)
 	match, matched := pl.mapper.Lookup(h.Method(), ctx.Path())
 	if !nav && !matched {
 		return nil
@@ -320,6 +322,7 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 		v.lookup = v.fill
 	}
 	v.pl, v.now, v.navigation, v.match, v.matched = pl, now, nav, match, matched
+	v.prefetch = prefetch
 
 	// 2. consent
 	v.consent = pl.consent.From(h)
@@ -336,8 +339,8 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 		v.claims = pl.identity.Claims(h, v.claims[:0], now)
 	}
 
-	// 5. behavior
-	if v.prof != nil {
+	// 5. behavior (a prefetch is not a visit: the page may never be seen)
+	if v.prof != nil && !v.prefetch {
 		ev := profile.Event{Navigation: nav && (h.IsGet() || h.IsHead())}
 		if matched {
 			ev.Name, ev.Category, ev.Product = match.Event, match.Category, match.Product
@@ -414,17 +417,30 @@ func (p *Personalizer) decodeProfile(h *fasthttp.RequestHeader, pl *Pipeline, no
 }
 
 // isNavigation reports a request for a page (not an asset or API call).
-func isNavigation(h *fasthttp.RequestHeader) bool {
+// A page prefetched with <link rel=prefetch> comes with Sec-Fetch-Dest
+// "empty" but is the document a navigation will show, so it is one.
+func isNavigation(h *fasthttp.RequestHeader, prefetch bool) bool {
 	if !h.IsGet() && !h.IsHead() && !h.IsPost() {
 		return false
 	}
+	html := bytes.Contains(h.Peek("Accept"), []byte("text/html"))
 	if d := h.Peek("Sec-Fetch-Dest"); len(d) > 0 {
-		return bytes.Equal(d, []byte("document"))
+		return bytes.Equal(d, []byte("document")) || prefetch && html && h.IsGet() && bytes.Equal(d, []byte("empty"))
 	}
 	if h.IsPost() {
 		return false
 	}
-	return bytes.Contains(h.Peek("Accept"), []byte("text/html"))
+	return html
+}
+
+// isPrefetch reports a request made ahead of a navigation that may never
+// happen: speculation rules and <link rel=prefetch> (Sec-Purpose), the
+// legacy Purpose and X-Moz headers, Safari's X-Purpose: preview.
+func isPrefetch(h *fasthttp.RequestHeader) bool {
+	return bytes.Contains(h.Peek("Sec-Purpose"), []byte("prefetch")) ||
+		bytes.EqualFold(h.Peek("Purpose"), []byte("prefetch")) ||
+		bytes.EqualFold(h.Peek("X-Moz"), []byte("prefetch")) ||
+		bytes.EqualFold(h.Peek("X-Purpose"), []byte("preview"))
 }
 
 // previewSegment returns the segment a valid preview token forces, or "".
@@ -683,7 +699,7 @@ func (v *Visit) dataLayer(nonce string) []byte {
 func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit, personalized bool) {
 	status := ctx.Response.StatusCode()
 	rh := &ctx.Response.Header
-	counts := status < 400 && (v.matched || isHTML(rh.ContentType()) || (status >= 300 && status < 400))
+	counts := status < 400 && !v.prefetch && (v.matched || isHTML(rh.ContentType()) || (status >= 300 && status < 400))
 	if v.prof != nil && v.consent.Granted && v.prof.Changed && counts {
 		p.setCookie(ctx, v, personalized)
 	}
@@ -696,7 +712,7 @@ func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit, personalized b
 	// Exposures are recorded for every page whose slots were looked at,
 	// filled or not: holdout visitors see the default and are the
 	// baseline uplift is measured against.
-	if len(v.exposures) > 0 && v.forced == "" && status == fasthttp.StatusOK {
+	if len(v.exposures) > 0 && v.forced == "" && !v.prefetch && status == fasthttp.StatusOK {
 		p.emitExposures(string(ctx.Path()), v)
 	}
 	if v.matched && counts && v.prof != nil && v.consent.Granted {
@@ -788,6 +804,9 @@ func (v *Visit) logFields(e *zerolog.Event) *zerolog.Event {
 		return e
 	}
 	e = e.Str("segments", v.segmentList()).Bool("consent", v.consent.Granted)
+	if v.prefetch {
+		e = e.Bool("prefetch", true)
+	}
 	if v.status != profile.OK && v.status != profile.Missing {
 		e = e.Str("profile_reset", v.status.String())
 	}

@@ -979,3 +979,47 @@ func TestNoTransformPagesAreServedAsSent(t *testing.T) {
 		t.Errorf("skip not counted:\n%s", metrics)
 	}
 }
+
+// TestPrefetchesAreNotVisits: a page fetched ahead of a navigation that may
+// never happen (speculation rules, <link rel=prefetch>) is personalized,
+// since it may be the page shown, but counts as no page view, exposure or
+// conversion, and sets no cookie.
+func TestPrefetchesAreNotVisits(t *testing.T) {
+	sink := filepath.Join(t.TempDir(), "events.jsonl")
+	s := startStack(t, nil, func(y string) string {
+		y = strings.ReplaceAll(y, "holdout: 0.1", "holdout: 0")
+		return strings.Replace(y, `sink: "off"`, `sink: "`+sink+`"`, 1)
+	})
+	b := s.browser(uaDesktop)
+	resp, _ := b.page("/category/sale")
+	before := profileCookie(resp)
+	if before == nil {
+		t.Fatal("no profile cookie on an ordinary page view")
+	}
+	for _, h := range []map[string]string{
+		{"Sec-Purpose": "prefetch;prerender", "Sec-Fetch-Dest": "document"}, // speculation rules
+		{"Sec-Purpose": "prefetch", "Sec-Fetch-Dest": "empty"},              // <link rel=prefetch>
+		{"Purpose": "prefetch"},
+	} {
+		b.header = http.Header{}
+		for k, v := range h {
+			b.header.Set(k, v)
+		}
+		resp, body := b.page("/?utm_campaign=promo")
+		if !strings.Contains(body, "Deals picked for you") {
+			t.Errorf("%v: prefetched page not personalized", h)
+		}
+		if c := profileCookie(resp); c != nil {
+			t.Errorf("%v: a prefetch set the profile cookie", h)
+		}
+		resp, _ = b.page("/checkout/complete")
+		if profileCookie(resp) != nil {
+			t.Errorf("%v: a prefetched checkout counted", h)
+		}
+	}
+	s.m.Close() // drains the event queue
+	raw, _ := os.ReadFile(sink)
+	if strings.Contains(string(raw), `"type":"conversion"`) || strings.Contains(string(raw), `"path":"/"`) {
+		t.Fatalf("prefetches recorded as exposures or conversions:\n%s", raw)
+	}
+}
