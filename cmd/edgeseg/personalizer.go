@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"syscall"
 	"time"
 
@@ -59,7 +60,23 @@ func (m *Main) newPersonalizer(ctx context.Context, cfg *config.Config, log *zer
 			log.Warn().Err(err).Msg("cannot watch templates; reload with SIGHUP")
 		}
 	}
-	go m.reloadLoop(wctx, cfg, p, store, log)
+	// Watch before serving: an edit made just after start is not missed.
+	var changes <-chan fsnotify.Event
+	if cfg.File() != "" {
+		if w, err := fsnotify.NewWatcher(); err != nil {
+			log.Warn().Err(err).Msg("cannot watch the config file; reload with SIGHUP")
+		} else if err := w.Add(filepath.Dir(cfg.File())); err != nil {
+			// Watch the directory: editors and ConfigMaps replace files.
+			w.Close()
+			log.Warn().Err(err).Msg("cannot watch the config file; reload with SIGHUP")
+		} else {
+			m.onClose(w.Close)
+			changes = w.Events
+		}
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go m.reloadLoop(wctx, cfg, p, store, log, hup, changes)
 	return p, nil
 }
 
@@ -75,20 +92,9 @@ func logTemplateProblems(log *zerolog.Logger, ps templates.Problems) {
 
 // reloadLoop reloads config and templates on SIGHUP, and config when its
 // file changes. A config that fails to load keeps the previous one serving.
-func (m *Main) reloadLoop(ctx context.Context, cfg *config.Config, p *proxy.Personalizer, store *templates.Store, log *zerolog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+func (m *Main) reloadLoop(ctx context.Context, cfg *config.Config, p *proxy.Personalizer, store *templates.Store, log *zerolog.Logger,
+	hup chan os.Signal, changes <-chan fsnotify.Event) {
 	defer signal.Stop(hup)
-	var changes <-chan fsnotify.Event
-	if cfg.File() != "" {
-		if w, err := fsnotify.NewWatcher(); err == nil {
-			defer w.Close()
-			// Watch the directory: editors and ConfigMaps replace files.
-			if err := w.Add(filepath.Dir(cfg.File())); err == nil {
-				changes = w.Events
-			}
-		}
-	}
 	reload := func(why string) {
 		next, err := m.loadConfig(cfg.File())
 		if err == nil {
@@ -128,11 +134,10 @@ func (m *Main) reloadLoop(ctx context.Context, cfg *config.Config, p *proxy.Pers
 
 // warnRestartOnly says which changed keys need a restart to apply.
 func warnRestartOnly(log *zerolog.Logger, old, next *config.Config) {
-	if old.Listen != next.Listen || old.Origin != next.Origin || old.Server.MaxConcurrency != next.Server.MaxConcurrency ||
-		old.Server.MaxHeaderBytes != next.Server.MaxHeaderBytes || old.Server.WriteBufferBytes != next.Server.WriteBufferBytes ||
-		old.Templates.Dir != next.Templates.Dir ||
+	if old.Listen != next.Listen || old.Origin != next.Origin || !reflect.DeepEqual(old.Server, next.Server) ||
+		old.Rewrite != next.Rewrite || old.Templates.Dir != next.Templates.Dir ||
 		!cacheEqual(old.Cache, next.Cache) || old.Events.Sink != next.Events.Sink {
-		log.Warn().Msg("listen, server, origin, cache, templates.dir and events changes apply after a restart; segments, behavior, signals, consent, profile and preview apply now")
+		log.Warn().Msg("listen, server, origin, rewrite, cache, templates.dir and events changes apply after a restart; segments, behavior, signals, consent, profile and preview apply now")
 	}
 }
 
