@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -31,9 +32,20 @@ func newBenchStack(b *testing.B, page string, personalize bool) *benchStack {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return newBenchStackFor(b, body, personalize, false)
+}
+
+// newBenchStackFor serves body from the origin, streamed (without a
+// Content-Length) when chunked.
+func newBenchStackFor(b *testing.B, body []byte, personalize, chunked bool) *benchStack {
+	b.Helper()
 	oln := fasthttputil.NewInmemoryListener()
 	osrv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("text/html; charset=utf-8")
+		if chunked {
+			ctx.SetBodyStream(bytes.NewReader(body), -1)
+			return
+		}
 		ctx.SetBody(body)
 	}}
 	go osrv.Serve(oln)
@@ -245,6 +257,43 @@ func BenchmarkPlanNoSlots(b *testing.B) {
 // BenchmarkMayHaveSlots is what the same page pays now that a page without
 // a slot marker is not scanned.
 func BenchmarkMayHaveSlots(b *testing.B) { benchUnmarked(b, inject.MayHaveSlots) }
+
+// BenchmarkHandlerStreamed60k is a 60 KB page the origin streams, for a
+// visitor with blocks: with its slots (tokenized as it passes) and with
+// none (passed on untokenized while edgeseg watches for a marker).
+func BenchmarkHandlerStreamed60k(b *testing.B) {
+	page, err := os.ReadFile("../bench/testdata/page-60k.html")
+	if err != nil {
+		b.Fatal(err)
+	}
+	unmarked := []byte(strings.ReplaceAll(string(page), "data-edgeseg-slot", "data-other-attr"))
+	for _, c := range []struct {
+		name string
+		body []byte
+		want bool
+	}{{"slots", page, true}, {"no-slots", unmarked, false}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := newBenchStackFor(b, c.body, true, true)
+			defer s.close()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			navRequest(req, "/?utm_campaign=promo", "")
+			if err := s.client.Do(req, resp); err != nil {
+				b.Fatal(err)
+			}
+			if got := bytes.Contains(resp.Body(), []byte("Deals picked for you")); got != c.want {
+				b.Fatalf("personalized %v, want %v", got, c.want)
+			}
+			b.SetBytes(int64(len(c.body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				resp.Reset()
+				if err := s.client.Do(req, resp); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
 
 // BenchmarkHandlerPersonalizedParallel60k runs many visitors at once, as
 // a loaded server does: allocations here include buffer churn that a

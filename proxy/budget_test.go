@@ -50,43 +50,7 @@ func TestRewriteBudget(t *testing.T) {
 	}))
 	defer origin.Close()
 
-	cfg, err := config.Load("../bench/edgeseg.yaml", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Origin.URL = origin.URL
-	cfg.Rewrite.MaxBufferedBytes = 1 << 20
-	nop := zerolog.Nop()
-	org, err := NewOrigin(cfg.Origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := New(Options{Config: cfg, Origin: org, Log: &nop, Personalizer: newBenchPersonalizer(t, cfg)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := fasthttputil.NewInmemoryListener()
-	srv := NewServer(cfg, h, &nop)
-	go srv.Serve(ln)
-	defer srv.Shutdown()
-	client := &fasthttp.HostClient{Addr: "edgeseg", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
-
-	get := func(path string) (personalized bool, body []byte) {
-		t.Helper()
-		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseRequest(req)
-		defer fasthttp.ReleaseResponse(resp)
-		navRequest(req, path+"?utm_campaign=promo", "")
-		req.Header.Set("Accept-Encoding", "gzip")
-		if err := client.Do(req, resp); err != nil {
-			t.Fatal(err)
-		}
-		b, err := resp.BodyUncompressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return bytes.Contains(b, []byte("Deals picked for you")), append([]byte(nil), b...)
-	}
+	h, get := personalizingStack(t, origin.URL, func(c *config.Config) { c.Rewrite.MaxBufferedBytes = 1 << 20 })
 	settled := func() {
 		t.Helper()
 		deadline := time.Now().Add(2 * time.Second)
@@ -141,5 +105,55 @@ func TestRewriteBudget(t *testing.T) {
 	h.metrics.set.WritePrometheus(&m)
 	if !strings.Contains(m.String(), `edgeseg_rewrite_skipped_total{reason="memory"} 4`) {
 		t.Errorf("skips for memory not counted:\n%s", m.String())
+	}
+}
+
+// personalizingStack starts edgeseg, with the bench config (deal-seekers
+// for ?utm_campaign=promo), in front of originURL, and returns it with a
+// client that fetches a path as a deal seeker's navigation: whether the
+// deal-seekers hero is in the page, and the page, decoded.
+func personalizingStack(t *testing.T, originURL string, mutate func(*config.Config)) (*Handler, func(path string) (bool, []byte)) {
+	t.Helper()
+	cfg, err := config.Load("../bench/edgeseg.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Origin.URL = originURL
+	if mutate != nil {
+		mutate(cfg)
+	}
+	nop := zerolog.Nop()
+	org, err := NewOrigin(cfg.Origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Options{Config: cfg, Origin: org, Log: &nop, Personalizer: newBenchPersonalizer(t, cfg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := fasthttputil.NewInmemoryListener()
+	srv := NewServer(cfg, h, &nop)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	client := &fasthttp.HostClient{Addr: "edgeseg", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	return h, func(path string) (bool, []byte) {
+		t.Helper()
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		navRequest(req, path+sep+"utm_campaign=promo", "")
+		req.Header.Set("Accept-Encoding", "gzip")
+		if err := client.Do(req, resp); err != nil {
+			t.Fatal(err)
+		}
+		b, err := resp.BodyUncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Contains(b, []byte("Deals picked for you")), append([]byte(nil), b...)
 	}
 }

@@ -231,9 +231,16 @@ func (cd *codec) newStreamEncoder(w io.Writer, c coding) streamEncoder {
 	return zw
 }
 
-// putStreamEncoder returns e to its pool.
-func (cd *codec) putStreamEncoder(e streamEncoder) {
-	switch w := e.(type) {
+// putStreamCoders returns a stream's decoder and encoder (either may be
+// nil) to their pools.
+func (cd *codec) putStreamCoders(dec io.Reader, enc streamEncoder) {
+	switch r := dec.(type) {
+	case *gzip.Reader:
+		cd.gzipR.Put(r)
+	case *brotli.Reader:
+		cd.brR.Put(r)
+	}
+	switch w := enc.(type) {
 	case *gzip.Writer:
 		w.Reset(io.Discard)
 		cd.gzipW.Put(w)
@@ -243,11 +250,25 @@ func (cd *codec) putStreamEncoder(e streamEncoder) {
 	}
 }
 
-// newStreamDecoder returns a reader of r's gzip or brotli content. It reads
-// r only as far as it must to return what has arrived.
+// newStreamDecoder returns a reader of r's gzip or brotli content, from the
+// pools decode uses. It reads r only as far as it must to return what has
+// arrived.
 func (cd *codec) newStreamDecoder(r io.Reader, c coding) (io.Reader, error) {
 	if c == codingBrotli {
+		if br, _ := cd.brR.Get().(*brotli.Reader); br != nil {
+			if err := br.Reset(r); err != nil {
+				return nil, fmt.Errorf("br: %w", err)
+			}
+			return br, nil
+		}
 		return brotli.NewReader(r), nil
+	}
+	if zr, _ := cd.gzipR.Get().(*gzip.Reader); zr != nil {
+		if err := zr.Reset(r); err != nil {
+			cd.gzipR.Put(zr)
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		return zr, nil
 	}
 	zr, err := gzip.NewReader(r)
 	if err != nil {

@@ -76,6 +76,7 @@ type Handler struct {
 	bufs    *freeList
 	scratch *freeList
 	bodies  sync.Pool // *pooledBody
+	streams sync.Pool // *rewriteStream
 }
 
 // New builds a Handler from opts.

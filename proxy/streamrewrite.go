@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"slices"
 
 	"github.com/valyala/fasthttp"
 
@@ -33,18 +34,27 @@ type rewriteStream struct {
 	path  string
 	ctype []byte // Content-Type, for the encoding
 	opts  inject.Options
-	rw    *inject.Rewriter // nil until the encoding is known
-	plain bool             // an encoding blocks cannot go into: pass through
-	head  []byte           // bytes held until the encoding is known
-	sniff int              // how many: inject.SniffBytes
-	out   bytes.Buffer     // rewritten (and re-encoded), not yet read by fasthttp
-	buf   []byte
-	c     coding
-	dec   io.Reader     // the page decoded, when the origin compressed it
-	enc   streamEncoder // re-encodes into out; nil for identity
-	dst   io.Writer     // where rewritten HTML goes: enc or out
-	eof   bool
-	fail  error
+	rw    *inject.Rewriter // nil until the encoding is known and a marker seen
+	spare *inject.Rewriter // kept with the stream in the pool, for rw
+	plain bool             // nothing to rewrite (any more): pass through
+	// Until a slot marker shows up the page passes through untouched and
+	// untokenized (most pages have none); seen keeps what was sent, so the
+	// tokenizer can catch up when one does.
+	watching bool
+	seen     *[]byte      // from h.bufs while watching
+	held     int          // bytes of seen counted against h.buffered
+	resend   dropWriter   // the rewriter's output once a marker showed up
+	head     []byte       // bytes held until the encoding is known
+	sniff    int          // how many: inject.SniffBytes
+	began    bool         // start has run: the encoding is known
+	out      bytes.Buffer // rewritten (and re-encoded), not yet read by fasthttp
+	buf      []byte
+	c        coding
+	dec      io.Reader     // the page decoded, when the origin compressed it
+	enc      streamEncoder // re-encodes into out; nil for identity
+	dst      io.Writer     // where rewritten HTML goes: enc or out
+	eof      bool
+	fail     error
 }
 
 // rewriteStreamed answers with the streamed page resp, personalized as it
@@ -52,8 +62,12 @@ type rewriteStream struct {
 // head goes out before anyone knows whether a slot will be filled.
 func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *exchange, c coding) {
 	v := x.visit
-	s := &rewriteStream{h: h, v: v, path: string(ctx.Path()), buf: make([]byte, 16<<10), c: c,
-		ctype: append([]byte(nil), resp.Header.ContentType()...)}
+	s, _ := h.streams.Get().(*rewriteStream)
+	if s == nil {
+		s = &rewriteStream{h: h, buf: make([]byte, 16<<10)}
+	}
+	s.v, s.path, s.c = v, string(ctx.Path()), c
+	s.ctype = append(s.ctype[:0], resp.Header.ContentType()...)
 	s.sniff = inject.SniffBytes(s.ctype)
 	s.src = newOriginStream(resp, nil, &h.log, ctx.Path())
 	s.dst = &s.out
@@ -131,9 +145,11 @@ func (s *rewriteStream) feed(b []byte) {
 	switch {
 	case s.plain:
 		_, _ = s.dst.Write(b)
+	case s.watching:
+		s.watch(b)
 	case s.rw != nil:
 		_, _ = s.rw.Write(b) // writes to s.out, which does not fail
-	default:
+	case !s.began:
 		s.head = append(s.head, b...)
 		if len(s.head) >= s.sniff {
 			s.start()
@@ -143,21 +159,126 @@ func (s *rewriteStream) feed(b []byte) {
 
 // start decides the page's encoding from its head and starts rewriting.
 func (s *rewriteStream) start() {
+	s.began = true
 	s.opts.Charset = inject.SniffCharset(s.ctype, s.head)
 	if !s.opts.Charset.Supported() {
 		s.plain = true
 		s.h.p.m.badCharset.Inc()
 		_, _ = s.dst.Write(s.head)
+	} else if s.opts.HeadSnippet == nil {
+		s.watching = true
+		s.seen = s.h.bufs.get()
+		*s.seen = (*s.seen)[:0]
+		s.held = cap(*s.seen)
+		if !s.h.buffered.take(s.held) {
+			s.held = 0
+			s.stopWatching(s.head)
+			s.plain = true
+		} else {
+			s.watch(s.head)
+		}
 	} else {
-		s.rw = inject.NewRewriter(s.dst, s.lookup, &s.opts)
+		// The data layer goes before </head>: tokenize from the start.
+		s.rw = s.rewriter(s.dst)
 		_, _ = s.rw.Write(s.head)
 	}
-	s.head = nil
+	s.head = s.head[:0]
+}
+
+// markerLen is the longest a slot marker's name runs into the next chunk.
+const markerLen = len(inject.SlotAttr)
+
+// watch sends b on untouched unless it (with the end of what came before)
+// holds a slot marker; then the tokenizer catches up on what was sent and
+// rewriting starts with b.
+func (s *rewriteStream) watch(b []byte) {
+	from := max(0, len(*s.seen)-markerLen)
+	if len(*s.seen)+len(b) > s.h.rewriteLimit || !s.keep(b) {
+		// Past the rewrite limit or out of memory: a marker found later
+		// could not be placed; the rest passes through.
+		s.stopWatching(b)
+		s.plain = true
+		return
+	}
+	seen := *s.seen
+	if !inject.MayHaveSlots(seen[from:]) {
+		_, _ = s.dst.Write(b)
+		return
+	}
+	// The tokenizer catches up on what was sent; the tail it holds back
+	// (an unfinished tag or element) was sent too, so its output begins
+	// with those bytes again and they are dropped.
+	sent := seen[:len(seen)-len(b)]
+	s.resend.w = s.dst
+	rw := s.rewriter(&s.resend)
+	s.resend.n = len(rw.Skip(sent))
+	_, _ = rw.Write(b)
+	s.stopWatching(nil)
+	s.rw = rw
+}
+
+// rewriter returns the stream's Rewriter, new or reused, writing to w.
+func (s *rewriteStream) rewriter(w io.Writer) *inject.Rewriter {
+	if s.spare == nil {
+		s.spare = inject.NewRewriter(w, s.lookup, &s.opts)
+	} else {
+		s.spare.Reset(w, s.lookup, &s.opts)
+	}
+	return s.spare
+}
+
+// dropWriter drops the first n bytes written to it: bytes already sent.
+type dropWriter struct {
+	w io.Writer
+	n int
+}
+
+func (d *dropWriter) Write(p []byte) (int, error) {
+	all := len(p)
+	if d.n > 0 {
+		k := min(d.n, len(p))
+		p, d.n = p[k:], d.n-k
+	}
+	if len(p) > 0 {
+		if _, err := d.w.Write(p); err != nil {
+			return 0, err
+		}
+	}
+	return all, nil
+}
+
+// keep appends b to seen, within h.buffered.
+func (s *rewriteStream) keep(b []byte) bool {
+	seen := *s.seen
+	if need := len(seen) + len(b); need > cap(seen) {
+		newCap := max(need, 2*cap(seen))
+		if !s.h.buffered.take(newCap - cap(seen)) {
+			return false
+		}
+		s.held += newCap - cap(seen)
+		seen = slices.Grow(seen, newCap-len(seen))
+	}
+	*s.seen = append(seen, b...)
+	return true
+}
+
+// stopWatching sends b on (when set) and lets go of what was kept.
+func (s *rewriteStream) stopWatching(b []byte) {
+	if b != nil {
+		_, _ = s.dst.Write(b)
+	}
+	if s.seen != nil {
+		s.h.bufs.put(s.seen)
+		s.seen = nil
+	}
+	s.watching = false
+	s.h.buffered.give(s.held)
+	s.held = 0
 }
 
 // end processes what the origin's last chunk left.
 func (s *rewriteStream) end() {
-	if s.rw == nil && !s.plain {
+	if !s.began {
 		s.start()
 	}
 	if s.rw != nil {
@@ -187,22 +308,26 @@ func (s *rewriteStream) lookup(slot []byte) (b inject.Block, ok bool) {
 // ends the visit. fasthttp calls it once the body is written or dropped;
 // it is safe to call again.
 func (s *rewriteStream) Close() error {
+	if s.v == nil {
+		return nil // closed already
+	}
 	err := s.src.Close()
-	if s.enc != nil {
-		s.h.codec.putStreamEncoder(s.enc)
-		s.enc = nil
+	if s.watching {
+		s.stopWatching(nil)
 	}
-	if s.v != nil {
-		filled := 0
-		if s.rw != nil {
-			filled = s.rw.Filled()
-		}
-		s.h.metrics.streamed(filled > 0)
-		if s.eof && len(s.v.exposures) > 0 && s.v.forced == "" && !s.v.prefetch {
-			s.h.p.emitExposures(s.path, s.v)
-		}
-		s.h.p.end(s.v)
-		s.v = nil
+	filled := 0
+	if s.rw != nil {
+		filled = s.rw.Filled()
 	}
+	s.h.metrics.streamed(filled > 0)
+	if s.eof && len(s.v.exposures) > 0 && s.v.forced == "" && !s.v.prefetch {
+		s.h.p.emitExposures(s.path, s.v)
+	}
+	s.h.p.end(s.v)
+	s.h.codec.putStreamCoders(s.dec, s.enc)
+	// Back to the pool with its buffers, nothing else.
+	*s = rewriteStream{h: s.h, buf: s.buf, head: s.head[:0], ctype: s.ctype[:0], out: s.out, spare: s.spare}
+	s.out.Reset()
+	s.h.streams.Put(s)
 	return err
 }

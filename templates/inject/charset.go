@@ -96,8 +96,19 @@ func isUTF8Label(label []byte) bool {
 // its first bytes, at least the first 1024 of them when the page is that
 // long (where HTML allows a <meta> declaration to be).
 func SniffCharset(contentType, head []byte) Charset {
-	declared, bom := declaredCharset(head)
-	return PageCharset(contentType, &Plan{declared: declared, bom: bom})
+	if label := byteOrderMark(head); label != "" {
+		return charsetOf(label, true)
+	}
+	if label := contentTypeCharset(contentType); len(label) > 0 {
+		if isUTF8Label(label) {
+			return UTF8
+		}
+		if c := charsetOf(string(label), true); c.name != "" {
+			return c // outranks any <meta>: no need to look
+		}
+	}
+	declared, _ := declaredCharset(head)
+	return declared
 }
 
 // charsetOf resolves a label. A <meta> naming UTF-16 means UTF-8: the

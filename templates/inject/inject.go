@@ -70,6 +70,14 @@ func NewRewriter(w io.Writer, lookup Lookup, opts *Options) *Rewriter {
 	return r
 }
 
+// Reset makes r a new Rewriter writing to w, keeping the buffers it grew.
+func (r *Rewriter) Reset(w io.Writer, lookup Lookup, opts *Options) {
+	carry, out := r.carry[:0], r.s.out[:0]
+	*r = Rewriter{w: w, carry: carry}
+	r.s.init(lookup, opts)
+	r.s.out = out
+}
+
 // Write feeds the next chunk of the document.
 func (r *Rewriter) Write(p []byte) (int, error) {
 	if r.err != nil {
@@ -79,6 +87,24 @@ func (r *Rewriter) Write(p []byte) (int, error) {
 	n := r.s.feed(r.carry, false)
 	r.carry = append(r.carry[:0], r.carry[n:]...)
 	return len(p), r.flush()
+}
+
+// Skip advances the Rewriter over p, which the caller has already sent on
+// as it is and which holds no slot marker (MayHaveSlots is false for it),
+// writing nothing: it only learns where the document stands (inside a
+// script, a comment...) so that what follows is read rightly. It returns
+// the tail of p held back as an incomplete token: the output of the next
+// Write begins with those bytes again, and the caller drops them.
+func (r *Rewriter) Skip(p []byte) (held []byte) {
+	r.carry = append(r.carry, p...)
+	lookup := r.s.lookup
+	r.s.lookup = func([]byte) (Block, bool) { return Block{}, false }
+	r.s.discard = true
+	n := r.s.feed(r.carry, false)
+	r.s.discard, r.s.lookup = false, lookup
+	r.s.out = r.s.out[:0]
+	r.carry = append(r.carry[:0], r.carry[n:]...)
+	return r.carry
 }
 
 // Close processes what is left and flushes it. It does not close the writer.

@@ -451,3 +451,80 @@ func TestMayHaveSlots(t *testing.T) {
 		}
 	}
 }
+
+// TestSkipThenRewrite: a page whose start was sent on untouched while no
+// marker had been seen, and which is rewritten from there (after Skip over
+// what was sent), comes out exactly as rewriting it whole would.
+func TestSkipThenRewrite(t *testing.T) {
+	var docs [][]byte
+	cases, _ := filepath.Glob("testdata/cases/*.html")
+	for _, f := range cases {
+		b, _ := os.ReadFile(f)
+		docs = append(docs, b)
+	}
+	pages, _ := filepath.Glob("testdata/corpus/real-pages/*.html")
+	for _, f := range pages {
+		b, _ := os.ReadFile(f)
+		docs = append(docs, markSlots(b, 3))
+	}
+	rng := rand.New(rand.NewSource(1))
+	for i, in := range docs {
+		want, _ := Slots(nil, in, testLookup, nil)
+		// Split points before the first marker: every one for small pages,
+		// 40 random ones for large.
+		limit := len(in)
+		for limit > 0 && MayHaveSlots(in[:limit]) {
+			limit = bytes.Index(bytes.ToLower(in), []byte("edgeseg-slot"))
+		}
+		splits := []int{0, limit}
+		if limit < 2000 {
+			for k := 1; k < limit; k++ {
+				splits = append(splits, k)
+			}
+		} else {
+			for n := 0; n < 40; n++ {
+				splits = append(splits, rng.Intn(limit))
+			}
+		}
+		for _, k := range splits {
+			if MayHaveSlots(in[:k]) {
+				continue
+			}
+			var out bytes.Buffer
+			r := NewRewriter(&out, testLookup, nil)
+			held := append([]byte(nil), r.Skip(in[:k])...)
+			r.Write(in[k:])
+			r.Close()
+			if !bytes.HasPrefix(out.Bytes(), held) {
+				t.Fatalf("doc %d split %d: output does not begin with the held bytes", i, k)
+			}
+			got := append(append([]byte(nil), in[:k]...), out.Bytes()[len(held):]...)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("doc %d split %d: differs from a whole rewrite", i, k)
+			}
+		}
+	}
+}
+
+// TestRewriterReset: one Rewriter reset between documents rewrites each as
+// a new one would, whatever the last one left in it.
+func TestRewriterReset(t *testing.T) {
+	files, _ := filepath.Glob("testdata/cases/*.html")
+	var out bytes.Buffer
+	r := NewRewriter(&out, testLookup, nil)
+	for _, f := range files {
+		in, _ := os.ReadFile(f)
+		want, _ := Slots(nil, in, testLookup, nil)
+		for _, cut := range []int{len(in) / 2, len(in)} {
+			out.Reset()
+			r.Reset(&out, testLookup, nil)
+			r.Write(in[:cut]) // the first pass stops mid-document
+			if cut == len(in) {
+				r.Close()
+				if !bytes.Equal(out.Bytes(), want) {
+					t.Fatalf("%s: reused Rewriter differs", f)
+				}
+			}
+		}
+	}
+}
