@@ -149,6 +149,10 @@ func (s *rewriteStream) feed(b []byte) {
 		s.watch(b)
 	case s.rw != nil:
 		_, _ = s.rw.Write(b) // writes to s.out, which does not fail
+		if s.rw.Pending() == 0 && s.opts.HeadSnippet == nil {
+			// Caught up: what follows is not tokenized until the next marker.
+			s.beginWatching()
+		}
 	case !s.began:
 		s.head = append(s.head, b...)
 		if len(s.head) >= s.sniff {
@@ -166,16 +170,10 @@ func (s *rewriteStream) start() {
 		s.h.p.m.badCharset.Inc()
 		_, _ = s.dst.Write(s.head)
 	} else if s.opts.HeadSnippet == nil {
-		s.watching = true
-		s.seen = s.h.bufs.get()
-		*s.seen = (*s.seen)[:0]
-		s.held = cap(*s.seen)
-		if !s.h.buffered.take(s.held) {
-			s.held = 0
-			s.stopWatching(s.head)
-			s.plain = true
-		} else {
+		if s.beginWatching() {
 			s.watch(s.head)
+		} else {
+			_, _ = s.dst.Write(s.head)
 		}
 	} else {
 		// The data layer goes before </head>: tokenize from the start.
@@ -187,6 +185,21 @@ func (s *rewriteStream) start() {
 
 // markerLen is the longest a slot marker's name runs into the next chunk.
 const markerLen = len(inject.SlotAttr)
+
+// beginWatching starts sending chunks on untokenized, kept in a buffer
+// from the free list; without memory for that, the rest of the page
+// passes through (and false is returned).
+func (s *rewriteStream) beginWatching() bool {
+	s.seen = s.h.bufs.get()
+	*s.seen = (*s.seen)[:0]
+	if !s.h.buffered.take(cap(*s.seen)) {
+		s.h.bufs.put(s.seen)
+		s.seen, s.plain = nil, true
+		return false
+	}
+	s.held, s.watching = cap(*s.seen), true
+	return true
+}
 
 // watch sends b on untouched unless it (with the end of what came before)
 // holds a slot marker; then the tokenizer catches up on what was sent and
@@ -209,12 +222,13 @@ func (s *rewriteStream) watch(b []byte) {
 	// (an unfinished tag or element) was sent too, so its output begins
 	// with those bytes again and they are dropped.
 	sent := seen[:len(seen)-len(b)]
-	s.resend.w = s.dst
-	rw := s.rewriter(&s.resend)
-	s.resend.n = len(rw.Skip(sent))
-	_, _ = rw.Write(b)
+	if s.rw == nil {
+		s.resend.w = s.dst
+		s.rw = s.rewriter(&s.resend)
+	}
+	s.resend.n = len(s.rw.Skip(sent))
 	s.stopWatching(nil)
-	s.rw = rw
+	s.feed(b)
 }
 
 // rewriter returns the stream's Rewriter, new or reused, writing to w.

@@ -70,6 +70,12 @@ func NewRewriter(w io.Writer, lookup Lookup, opts *Options) *Rewriter {
 	return r
 }
 
+// Pending reports how many bytes r holds back, not yet written: an
+// incomplete token, or a slot whose end has not arrived. At 0 everything
+// fed has been written, and the caller may send on bytes it then gives
+// to Skip.
+func (r *Rewriter) Pending() int { return len(r.carry) }
+
 // Reset makes r a new Rewriter writing to w, keeping the buffers it grew.
 func (r *Rewriter) Reset(w io.Writer, lookup Lookup, opts *Options) {
 	carry, out := r.carry[:0], r.s.out[:0]

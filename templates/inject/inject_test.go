@@ -468,6 +468,7 @@ func TestSkipThenRewrite(t *testing.T) {
 		docs = append(docs, markSlots(b, 3))
 	}
 	rng := rand.New(rand.NewSource(1))
+	resumed := 0
 	for i, in := range docs {
 		want, _ := Slots(nil, in, testLookup, nil)
 		// Split points before the first marker: every one for small pages,
@@ -503,7 +504,37 @@ func TestSkipThenRewrite(t *testing.T) {
 				t.Fatalf("doc %d split %d: differs from a whole rewrite", i, k)
 			}
 		}
+		// Rewriting, then sending on a stretch without markers while
+		// nothing is pending, then rewriting again.
+		for n := 0; n < 40; n++ {
+			a := rng.Intn(len(in) + 1)
+			b := a + rng.Intn(len(in)-a+1)
+			var out bytes.Buffer
+			r := NewRewriter(&out, testLookup, nil)
+			r.Write(in[:a])
+			if r.Pending() != 0 || MayHaveSlots(in[max(0, a-len(SlotAttr)):b]) {
+				continue
+			}
+			got := append([]byte(nil), out.Bytes()...)
+			got = append(got, in[a:b]...)
+			out.Reset()
+			held := append([]byte(nil), r.Skip(in[a:b])...)
+			r.Write(in[b:])
+			r.Close()
+			if !bytes.HasPrefix(out.Bytes(), held) {
+				t.Fatalf("doc %d resumed at %d-%d: output does not begin with the held bytes", i, a, b)
+			}
+			got = append(got, out.Bytes()[len(held):]...)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("doc %d resumed at %d-%d: differs from a whole rewrite", i, a, b)
+			}
+			resumed++
+		}
 	}
+	if resumed < 100 {
+		t.Fatalf("only %d resumed rewrites were tried", resumed)
+	}
+	t.Logf("%d resumed rewrites", resumed)
 }
 
 // TestRewriterReset: one Rewriter reset between documents rewrites each as
