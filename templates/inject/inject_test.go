@@ -559,3 +559,36 @@ func TestRewriterReset(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSkip: sending on a stretch without markers untokenized (Skip), at
+// the start or once nothing is pending, never changes the page a whole
+// rewrite makes.
+func FuzzSkip(f *testing.F) {
+	files, _ := filepath.Glob("testdata/cases/*.html")
+	for _, file := range files {
+		b, _ := os.ReadFile(file)
+		f.Add(b, uint16(0), uint16(len(b)/3))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, a16, b16 uint16) {
+		want, _ := Slots(nil, in, testLookup, nil)
+		a := int(a16) % (len(in) + 1)
+		b := a + int(b16)%(len(in)-a+1)
+		var out bytes.Buffer
+		r := NewRewriter(&out, testLookup, nil)
+		r.Write(in[:a])
+		if r.Pending() != 0 || MayHaveSlots(in[max(0, a-len(SlotAttr)):b]) {
+			return
+		}
+		got := append(append([]byte(nil), out.Bytes()...), in[a:b]...)
+		out.Reset()
+		held := append([]byte(nil), r.Skip(in[a:b])...)
+		r.Write(in[b:])
+		r.Close()
+		if !bytes.HasPrefix(out.Bytes(), held) {
+			t.Fatalf("output does not begin with the held bytes %q", held)
+		}
+		if got = append(got, out.Bytes()[len(held):]...); !bytes.Equal(got, want) {
+			t.Fatalf("skipping %d-%d changed the page:\n got %q\nwant %q", a, b, got, want)
+		}
+	})
+}
