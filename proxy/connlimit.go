@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"net"
 	"strconv"
 	"sync"
@@ -14,11 +15,16 @@ import (
 // a bounded amount of memory instead of a goroutine and buffers each.
 type connLimiter struct {
 	net.Listener
-	open    atomic.Int64
-	max     int64
-	refusal []byte
-	metrics *proxyMetrics
+	open     atomic.Int64
+	max      int64
+	refusing atomic.Int64 // refusals in progress
+	refusal  []byte
+	metrics  *proxyMetrics
 }
+
+// maxRefusing bounds the refusals answered at once; past it a connection
+// is closed without an answer.
+const maxRefusing = 1024
 
 func newConnLimiter(ln net.Listener, max int, name string, m *proxyMetrics) *connLimiter {
 	body := "edgeseg is serving too many connections; retry shortly\n"
@@ -47,12 +53,31 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		if l.metrics != nil {
 			l.metrics.connsRefused.Inc()
 		}
-		// A fresh socket's send buffer takes the short answer without
-		// blocking; the deadline covers a peer that is not reading anyway.
-		_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		_, _ = c.Write(l.refusal)
-		_ = c.Close()
+		if l.refusing.Add(1) > maxRefusing {
+			l.refusing.Add(-1)
+			_ = c.Close()
+			continue
+		}
+		go l.refuse(c)
 	}
+}
+
+// refuse answers a connection past the limit with 503 once its request
+// head has arrived (within a second): a client that is still sending takes
+// an answer that comes first for a broken connection, not a 503.
+func (l *connLimiter) refuse(c net.Conn) {
+	defer l.refusing.Add(-1)
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	var buf [4096]byte
+	for n := 0; n < len(buf); {
+		k, err := c.Read(buf[n:])
+		n += k
+		if err != nil || bytes.Contains(buf[:n], []byte("\r\n\r\n")) {
+			break
+		}
+	}
+	_, _ = c.Write(l.refusal)
+	_ = c.Close()
 }
 
 // limitedConn gives its place back once closed, however often Close is
