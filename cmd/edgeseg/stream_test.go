@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/andybalholm/brotli"
+	"github.com/chromedp/chromedp"
 )
 
 // streamingOrigin sends a page in two parts, the hero slot split between
@@ -155,5 +156,41 @@ func TestStreamedPageOriginFailure(t *testing.T) {
 		t.Fatalf("edgeseg stopped serving: %v", err)
 	} else {
 		r.Body.Close()
+	}
+}
+
+// TestRealBrowserStreamedPage: Chromium renders a page the origin streams
+// gzip-compressed in two parts, the hero slot split between them, with the
+// deal seeker's block in it.
+func TestRealBrowserStreamedPage(t *testing.T) {
+	exe := findChromium(t)
+	release := make(chan struct{})
+	close(release) // the second part follows the first at once
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+		streamingOrigin(release).ServeHTTP(w, r)
+	})
+	s := startStack(t, origin, func(y string) string { return strings.ReplaceAll(y, "holdout: 0.1", "holdout: 0") })
+	ctx := newBrowser(t, exe)
+	if err := chromedp.Do(ctx, chromedp.Emulate(desktop), chromedp.Navigate(s.url+"/?utm_campaign=promo&enc=gzip"), chromedp.WaitVisible(`#own`)); err != nil {
+		t.Fatal(err)
+	}
+	hero, err := chromedp.Run(ctx, chromedp.Text(`#hero h1`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := chromedp.Run(ctx, chromedp.Text(`#own`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hero != "Deals picked for you" || own != "the rest of the page" {
+		t.Fatalf("hero %q, own %q\n%s", hero, own, s.stderr.String())
+	}
+	if !strings.Contains(s.get("/_edgeseg/metrics"), `edgeseg_rewrite_streamed_total{filled="true"} 1`) {
+		t.Error("the page was not rewritten as a stream")
 	}
 }
