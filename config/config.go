@@ -215,8 +215,10 @@ type Profile struct {
 	Path string `yaml:"path"`
 	// MaxAge of the cookie and of the token inside. Default 8760h (365 days).
 	MaxAge time.Duration `yaml:"max_age"`
-	// Secure marks the cookie Secure. Turn off only for plain-http tests.
-	// Default true.
+	// Secure marks the cookie Secure on every response. Off, it is still
+	// Secure on a request that reached the site over HTTPS (TLS, or the
+	// proxy in front saying so with X-Forwarded-Proto or Forwarded), so
+	// only plain-http visits (a local demo) get it without. Default true.
 	Secure bool `yaml:"secure"`
 	// Keys are the HMAC keys that verify profiles, by key id. At least one
 	// with 32+ bytes; empty runs with a random key per process (profiles then

@@ -742,7 +742,7 @@ func (p *Personalizer) setCookie(ctx *fasthttp.RequestCtx, v *Visit, personalize
 	}
 	c.SetMaxAge(int(pc.MaxAge / time.Second))
 	c.SetHTTPOnly(true)
-	c.SetSecure(pc.Secure)
+	c.SetSecure(pc.Secure || overHTTPS(ctx))
 	c.SetSameSite(fasthttp.CookieSameSiteLaxMode)
 	ctx.Response.Header.SetCookie(c)
 	// A response that sets a visitor's cookie must not be stored by a
@@ -830,3 +830,28 @@ func (p *Personalizer) serveReserved(ctx *fasthttp.RequestCtx) bool {
 }
 
 var cryptoRand = rand.Reader
+
+// overHTTPS reports a request that reached the site over HTTPS, as the
+// proxy in front says (X-Forwarded-Proto, Forwarded). The claim is taken
+// from anyone: all it can do is make the sender's own cookie Secure.
+func overHTTPS(ctx *fasthttp.RequestCtx) bool {
+	if ctx.IsTLS() {
+		return true
+	}
+	h := &ctx.Request.Header
+	if p := h.Peek("X-Forwarded-Proto"); len(p) > 0 {
+		first, _, _ := bytes.Cut(p, []byte(","))
+		return bytes.EqualFold(bytes.TrimSpace(first), []byte("https"))
+	}
+	for rest := h.Peek("Forwarded"); len(rest) > 0; {
+		var part []byte
+		part, rest, _ = bytes.Cut(rest, []byte(";"))
+		if i := bytes.IndexByte(part, ','); i >= 0 {
+			part, rest = part[:i], nil // the first hop only
+		}
+		if k, v, ok := bytes.Cut(bytes.TrimSpace(part), []byte("=")); ok && bytes.EqualFold(k, []byte("proto")) {
+			return bytes.EqualFold(bytes.Trim(v, `"`), []byte("https"))
+		}
+	}
+	return false
+}

@@ -1023,3 +1023,30 @@ func TestPrefetchesAreNotVisits(t *testing.T) {
 		t.Fatalf("prefetches recorded as exposures or conversions:\n%s", raw)
 	}
 }
+
+// TestCookieSecureOverHTTPS: with profile.secure off (the example config,
+// for the demo on plain http), the profile cookie is still Secure on a
+// visit that reached the site over HTTPS, as the proxy in front says.
+func TestCookieSecureOverHTTPS(t *testing.T) {
+	s := startStack(t, nil, nil)
+	for _, c := range []struct {
+		header, value string
+		secure        bool
+	}{
+		{"", "", false},
+		{"X-Forwarded-Proto", "https", true},
+		{"X-Forwarded-Proto", "http", false},
+		{"Forwarded", `for=203.0.113.9;proto="https"`, true},
+		{"Forwarded", "for=203.0.113.9;proto=http, for=10.0.0.1;proto=https", false},
+	} {
+		b := s.browser(uaDesktop)
+		if c.header != "" {
+			b.header.Set(c.header, c.value)
+		}
+		resp, _ := b.page("/")
+		ck := profileCookie(resp)
+		if ck == nil || ck.Secure != c.secure {
+			t.Errorf("%s: %s: cookie %v, want Secure %v", c.header, c.value, ck, c.secure)
+		}
+	}
+}
