@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +61,8 @@ type Pipeline struct {
 	previews  *segments.Previews
 	settings  profile.Settings
 	trusted   netSet
+	// placeholders names the secrets still set to an example's placeholder.
+	placeholders []string
 	// version changes with every pipeline, so cached assignments of an old
 	// config are never used by a new one.
 	version uint64
@@ -106,6 +109,14 @@ func NewPipeline(cfg *config.Config, getenv func(string) string) (*Pipeline, err
 	secret := cfg.Preview.Secret
 	if cfg.Preview.SecretEnv != "" {
 		secret = getenv(cfg.Preview.SecretEnv)
+	}
+	for i, k := range cfg.Profile.Keys {
+		if isPlaceholder(k.Value(getenv)) {
+			pl.placeholders = append(pl.placeholders, fmt.Sprintf("profile.keys[%d]", i))
+		}
+	}
+	if isPlaceholder(secret) {
+		pl.placeholders = append(pl.placeholders, "preview.secret")
 	}
 	if secret != "" {
 		if pl.previews, err = segments.NewPreviews(secret); err != nil {
@@ -156,6 +167,17 @@ func (pl *Pipeline) Engine() *segments.Engine { return pl.engine }
 
 // Previews returns the preview token signer, or nil when previews are off.
 func (pl *Pipeline) Previews() *segments.Previews { return pl.previews }
+
+// PlaceholderSecrets names the secrets (profile keys, the preview secret)
+// still set to a placeholder like the example config's, which is published
+// with edgeseg: anyone can sign profile cookies or preview tokens with it.
+func (pl *Pipeline) PlaceholderSecrets() []string { return pl.placeholders }
+
+// isPlaceholder reports a secret that says it is one ("change-me").
+func isPlaceholder(secret string) bool {
+	s := strings.ToLower(secret)
+	return strings.Contains(s, "change-me") || strings.Contains(s, "changeme")
+}
 
 // Ephemeral reports whether profiles are signed with a per-process key.
 func (pl *Pipeline) Ephemeral() bool { return len(pl.cfg.Profile.Keys) == 0 }

@@ -45,6 +45,10 @@ type Main struct {
 	Ready chan struct{}
 	Addr  string
 
+	// demo is set by the demo command: a local run, where warnings about
+	// production settings (placeholder secrets, file limits) are noise.
+	demo bool
+
 	mu      sync.Mutex
 	closers []func() error
 }
@@ -223,7 +227,7 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 	// Past the open file limit, accepting fails and visitors wait, where
 	// past max_connections they would get a 503 at once.
 	need := uint64(cfg.Server.MaxConnections + cfg.Origin.MaxConns + 64)
-	if limit := openFileLimit(); limit > 0 && limit < need {
+	if limit := openFileLimit(); !m.demo && limit > 0 && limit < need {
 		log.Warn().Uint64("open_file_limit", limit).Int("max_connections", cfg.Server.MaxConnections).Int("origin_max_conns", cfg.Origin.MaxConns).
 			Msg("the open file limit is below server.max_connections + origin.max_conns: raise it (ulimit -n, --ulimit nofile=) or lower server.max_connections")
 	}

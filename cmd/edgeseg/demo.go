@@ -53,6 +53,7 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(m.Stderr, "demo shop origin on http://%s — open the proxy at http://%s\n", ln.Addr(), displayAddr(cfg.Listen))
+	m.demo = true
 	return m.serve(ctx, cfg)
 }
 

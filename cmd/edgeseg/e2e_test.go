@@ -1050,3 +1050,23 @@ func TestCookieSecureOverHTTPS(t *testing.T) {
 		}
 	}
 }
+
+// TestPlaceholderSecretsAreLoud: serving with the example config's
+// published secrets says so at error level, naming each; a secret of one's
+// own does not.
+func TestPlaceholderSecretsAreLoud(t *testing.T) {
+	s := startStack(t, nil, nil)
+	logs := s.stderr.String()
+	for _, k := range []string{`"key":"profile.keys[0]"`, `"key":"preview.secret"`} {
+		if !strings.Contains(logs, k) || !strings.Contains(logs, "published placeholder") {
+			t.Errorf("no error about %s:\n%s", k, logs)
+		}
+	}
+	own := startStack(t, nil, func(y string) string {
+		y = strings.Replace(y, `secret: "demo-secret-change-me-0123456789abcdef"`, `secret: "a-secret-of-our-own-0123456789abcdef"`, 1)
+		return strings.Replace(y, `secret: "demo-preview-secret-change-me-0123456789"`, `secret: "another-secret-of-ours-0123456789"`, 1)
+	})
+	if strings.Contains(own.stderr.String(), "published placeholder") {
+		t.Errorf("own secrets reported as placeholders:\n%s", own.stderr.String())
+	}
+}
