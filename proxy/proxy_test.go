@@ -1000,3 +1000,33 @@ func TestMetricsOnlyForAllowedPeers(t *testing.T) {
 		t.Errorf("peer outside metrics_allow: %d, want 404", got)
 	}
 }
+
+// TestShutdownBeforeServe: a shutdown that comes before Serve has started
+// (a SIGTERM right after start) still ends it.
+func TestShutdownBeforeServe(t *testing.T) {
+	cfg := testConfig("http://127.0.0.1:1")
+	nop := zerolog.Nop()
+	org, err := NewOrigin(cfg.Origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Options{Config: cfg, Origin: org, Log: &nop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(cfg, h, &nop)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve kept serving after Shutdown")
+	}
+}

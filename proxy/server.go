@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -21,6 +22,10 @@ type Server struct {
 	name     string
 	metrics  *proxyMetrics
 	log      *zerolog.Logger
+
+	mu     sync.Mutex
+	ln     net.Listener // what Serve serves, closed by Shutdown
+	closed bool         // Shutdown has been called
 }
 
 // NewServer builds the listening server for h.
@@ -52,6 +57,13 @@ func NewServer(cfg *config.Config, h *Handler, log *zerolog.Logger) *Server {
 // Serve accepts connections on ln until Shutdown, at most
 // server.max_connections open at once.
 func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ln.Close()
+	}
+	s.ln = ln
+	s.mu.Unlock()
 	err := s.srv.Serve(newConnLimiter(ln, s.maxConns, s.name, s.metrics))
 	if errors.Is(err, net.ErrClosed) {
 		return nil
@@ -61,10 +73,22 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // Shutdown stops accepting connections and waits for in-flight requests to
 // finish, up to server.shutdown_timeout.
+//
+// Shutdown called before Serve has started (a SIGTERM right after start)
+// makes Serve return at once: fasthttp alone would not know the listener
+// yet, and Serve would then serve on.
 func (s *Server) Shutdown() error {
+	s.mu.Lock()
+	s.closed = true
+	ln := s.ln
+	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), s.shutdown)
 	defer cancel()
-	return s.srv.ShutdownWithContext(ctx)
+	err := s.srv.ShutdownWithContext(ctx)
+	if ln != nil {
+		_ = ln.Close() // already closed when fasthttp had it
+	}
+	return err
 }
 
 // serveParseError answers requests fasthttp could not read.
