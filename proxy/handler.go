@@ -468,13 +468,53 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 // visitor as it arrives.
 func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, prefix []byte) {
 	n := resp.Header.ContentLength()
+	events := bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream"))
 	if n < 0 {
 		n = -1 // chunked to the visitor, whatever framing the origin used
+		if !ctx.Request.Header.IsHTTP11() && !events {
+			if prefix = h.readForHTTP10(ctx, resp, prefix); prefix == nil {
+				return
+			}
+		}
 	}
-	if bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream")) {
+	if events {
 		ctx.Response.ImmediateHeaderFlush = true
 	}
 	ctx.Response.SetBodyStream(newOriginStream(resp, prefix, &h.log, ctx.Path()), n)
+}
+
+// readForHTTP10 reads a body of unknown length whole for an HTTP/1.0
+// client, which cannot read chunked framing (the only one fasthttp has
+// for such bodies), and answers with its length. A body past
+// rewrite.max_body_bytes or rewrite.max_buffered_bytes, or one the origin
+// breaks off, cannot be: what was read is returned, to go out first as
+// the prefix of a chunked body. nil means answered.
+func (h *Handler) readForHTTP10(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, prefix []byte) []byte {
+	held := 0
+	take := func(n int) bool {
+		if !h.buffered.take(n) {
+			return false
+		}
+		held += n
+		return true
+	}
+	bp := h.bufs.get()
+	if !take(cap(*bp)) {
+		h.bufs.put(bp)
+		return append([]byte{}, prefix...)
+	}
+	body, err := readLimited(append((*bp)[:0], prefix...), resp.BodyStream(), h.rewriteLimit, take)
+	*bp = body
+	if err != nil {
+		rest := append([]byte{}, body...)
+		h.bufs.put(bp)
+		h.buffered.give(held)
+		return rest
+	}
+	_ = resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(resp)
+	h.sendBuf(ctx, bp, held)
+	return nil
 }
 
 // hasBody reports whether a response with status may carry a body.

@@ -1030,3 +1030,29 @@ func TestShutdownBeforeServe(t *testing.T) {
 		t.Fatal("Serve kept serving after Shutdown")
 	}
 }
+
+// TestHTTP10ClientsGetLengths: an HTTP/1.0 client cannot read chunked
+// framing, so a body the origin streams without a length reaches it
+// whole, with a Content-Length.
+func TestHTTP10ClientsGetLengths(t *testing.T) {
+	body := strings.Repeat("console.log(1);\n", 2000)
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		for i := 0; i < len(body); i += 4000 {
+			io.WriteString(w, body[i:min(i+4000, len(body))])
+			w.(http.Flusher).Flush()
+		}
+	})
+	p := startProxy(t, origin, nil)
+	status, rest := p.raw("GET /app.js HTTP/1.0\r\nHost: a\r\n\r\n")
+	head, got, _ := strings.Cut(rest, "\r\n\r\n")
+	if !strings.Contains(status, "200") || strings.Contains(strings.ToLower(head), "transfer-encoding") ||
+		!strings.Contains(head, fmt.Sprintf("Content-Length: %d", len(body))) || got != body {
+		t.Fatalf("HTTP/1.0: %s\n%s\n(%d bytes of body, want %d)", status, head, len(got), len(body))
+	}
+	// HTTP/1.1 clients still get it streamed.
+	_, rest = p.raw("GET /app.js HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	if head, _, _ := strings.Cut(rest, "\r\n\r\n"); !strings.Contains(strings.ToLower(head), "transfer-encoding: chunked") {
+		t.Fatalf("HTTP/1.1 no longer streamed:\n%s", head)
+	}
+}

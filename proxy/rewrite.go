@@ -23,7 +23,7 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		h.stream(ctx, resp, nil)
 		return false
 	}
-	if h.streamPages && c != codingDeflate && resp.Header.ContentLength() < 0 {
+	if h.streamPages && c != codingDeflate && resp.Header.ContentLength() < 0 && ctx.Request.Header.IsHTTP11() {
 		h.rewriteStreamed(ctx, resp, x, c)
 		return true
 	}

@@ -194,3 +194,27 @@ func TestRealBrowserStreamedPage(t *testing.T) {
 		t.Error("the page was not rewritten as a stream")
 	}
 }
+
+// TestStreamedPageForHTTP10: an HTTP/1.0 client, which cannot read chunked
+// framing, gets a page the origin streams buffered and personalized, with
+// its length.
+func TestStreamedPageForHTTP10(t *testing.T) {
+	release := make(chan struct{})
+	close(release)
+	s := startStack(t, streamingOrigin(release), func(y string) string { return strings.ReplaceAll(y, "holdout: 0.1", "holdout: 0") })
+	c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET /?utm_campaign=promo HTTP/1.0\r\nHost: shop\r\nAccept: text/html\r\nUser-Agent: %s\r\n\r\n", uaDesktop)
+	raw, _ := io.ReadAll(c)
+	head, body, _ := strings.Cut(string(raw), "\r\n\r\n")
+	if strings.Contains(strings.ToLower(head), "transfer-encoding") || !strings.Contains(head, fmt.Sprintf("Content-Length: %d", len(body))) {
+		t.Fatalf("framing for HTTP/1.0:\n%s", head)
+	}
+	if !strings.Contains(body, "Deals picked for you") || !strings.Contains(body, `<p id="own">the rest of the page</p>`) {
+		t.Fatalf("page:\n%s", body)
+	}
+}
