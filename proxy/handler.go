@@ -490,30 +490,23 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 // breaks off, cannot be: what was read is returned, to go out first as
 // the prefix of a chunked body. nil means answered.
 func (h *Handler) readForHTTP10(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, prefix []byte) []byte {
-	held := 0
-	take := func(n int) bool {
-		if !h.buffered.take(n) {
-			return false
-		}
-		held += n
-		return true
-	}
+	hold := h.buffered.hold()
 	bp := h.bufs.get()
-	if !take(cap(*bp)) {
+	if !hold.take(cap(*bp)) {
 		h.bufs.put(bp)
 		return append([]byte{}, prefix...)
 	}
-	body, err := readLimited(append((*bp)[:0], prefix...), resp.BodyStream(), h.rewriteLimit, take)
+	body, err := readLimited(append((*bp)[:0], prefix...), resp.BodyStream(), h.rewriteLimit, hold.take)
 	*bp = body
 	if err != nil {
 		rest := append([]byte{}, body...)
 		h.bufs.put(bp)
-		h.buffered.give(held)
+		hold.release()
 		return rest
 	}
 	_ = resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(resp)
-	h.sendBuf(ctx, bp, held)
+	h.sendBuf(ctx, bp, hold.handOver())
 	return nil
 }
 

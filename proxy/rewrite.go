@@ -31,19 +31,10 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	// Every buffer this page fills counts against h.buffered until the
 	// response is written (the body buffer's Close gives it back) or,
 	// when no buffer becomes the body, until rewrite returns.
-	held := 0
-	take := func(n int) bool {
-		if !h.buffered.take(n) {
-			return false
-		}
-		held += n
-		return true
-	}
-	defer func() { h.buffered.give(held) }()
-	send := func(b *[]byte) {
-		h.sendBuf(ctx, b, held)
-		held = 0
-	}
+	hold := h.buffered.hold()
+	take := hold.take
+	defer hold.release()
+	send := func(b *[]byte) { h.sendBuf(ctx, b, hold.handOver()) }
 
 	rawp := h.bufs.get()
 	var raw []byte
@@ -168,6 +159,38 @@ func (b *byteBudget) give(n int) {
 	if n != 0 {
 		b.used.Add(-int64(n))
 	}
+}
+
+// hold starts counting what one user takes from b.
+func (b *byteBudget) hold() *budgetHold { return &budgetHold{b: b} }
+
+// budgetHold is what one user (a page being rewritten) holds of a budget.
+type budgetHold struct {
+	b *byteBudget
+	n int
+}
+
+// take takes n more bytes for the holder, unless that passes the bound.
+func (h *budgetHold) take(n int) bool {
+	if !h.b.take(n) {
+		return false
+	}
+	h.n += n
+	return true
+}
+
+// release gives back all the holder took.
+func (h *budgetHold) release() {
+	h.b.give(h.n)
+	h.n = 0
+}
+
+// handOver returns what the holder took, for another to give back, and
+// holds nothing any more.
+func (h *budgetHold) handOver() int {
+	n := h.n
+	h.n = 0
+	return n
 }
 
 // left is how many bytes may still be taken.
