@@ -42,7 +42,7 @@ type rewriteStream struct {
 	// tokenizer can catch up when one does.
 	watching bool
 	seen     *[]byte      // from h.bufs while watching
-	held     int          // bytes of seen counted against h.buffered
+	hold     budgetHold   // what seen holds of h.buffered
 	resend   dropWriter   // the rewriter's output once a marker showed up
 	head     []byte       // bytes held until the encoding is known
 	sniff    int          // how many: inject.SniffBytes
@@ -67,6 +67,7 @@ func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Respo
 		s = &rewriteStream{h: h, buf: make([]byte, 16<<10)}
 	}
 	s.v, s.path, s.c = v, string(ctx.Path()), c
+	s.hold = budgetHold{b: h.buffered}
 	s.ctype = append(s.ctype[:0], resp.Header.ContentType()...)
 	s.sniff = inject.SniffBytes(s.ctype)
 	s.src = newOriginStream(resp, nil, &h.log, ctx.Path())
@@ -192,12 +193,12 @@ const markerLen = len(inject.SlotAttr)
 func (s *rewriteStream) beginWatching() bool {
 	s.seen = s.h.bufs.get()
 	*s.seen = (*s.seen)[:0]
-	if !s.h.buffered.take(cap(*s.seen)) {
+	if !s.hold.take(cap(*s.seen)) {
 		s.h.bufs.put(s.seen)
 		s.seen, s.plain = nil, true
 		return false
 	}
-	s.held, s.watching = cap(*s.seen), true
+	s.watching = true
 	return true
 }
 
@@ -266,10 +267,9 @@ func (s *rewriteStream) keep(b []byte) bool {
 	seen := *s.seen
 	if need := len(seen) + len(b); need > cap(seen) {
 		newCap := max(need, 2*cap(seen))
-		if !s.h.buffered.take(newCap - cap(seen)) {
+		if !s.hold.take(newCap - cap(seen)) {
 			return false
 		}
-		s.held += newCap - cap(seen)
 		seen = slices.Grow(seen, newCap-len(seen))
 	}
 	*s.seen = append(seen, b...)
@@ -286,8 +286,7 @@ func (s *rewriteStream) stopWatching(b []byte) {
 		s.seen = nil
 	}
 	s.watching = false
-	s.h.buffered.give(s.held)
-	s.held = 0
+	s.hold.release()
 }
 
 // end processes what the origin's last chunk left.
