@@ -490,13 +490,14 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 // breaks off, cannot be: what was read is returned, to go out first as
 // the prefix of a chunked body. nil means answered.
 func (h *Handler) readForHTTP10(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, prefix []byte) []byte {
+	limit := h.rewriteLimit - len(prefix) // a prefix was read within the limit already
 	hold := h.buffered.hold()
 	bp := h.bufs.get()
-	if !hold.take(cap(*bp)) {
+	if limit < 0 || !hold.take(cap(*bp)) {
 		h.bufs.put(bp)
 		return append([]byte{}, prefix...)
 	}
-	body, err := readLimited(append((*bp)[:0], prefix...), resp.BodyStream(), h.rewriteLimit, hold.take)
+	body, err := readLimited(append((*bp)[:0], prefix...), resp.BodyStream(), limit, hold.take)
 	*bp = body
 	if err != nil {
 		rest := append([]byte{}, body...)
