@@ -62,18 +62,27 @@ func PageCharset(contentType []byte, plan *Plan) Charset {
 	if plan != nil && plan.bom {
 		return plan.declared
 	}
-	if label := contentTypeCharset(contentType); len(label) > 0 {
-		if isUTF8Label(label) {
-			return UTF8 // the common case, without a lookup
-		}
-		if c := charsetOf(string(label), true); c.name != "" {
-			return c
-		}
+	if c, ok := headerCharset(contentType); ok {
+		return c
 	}
 	if plan != nil {
 		return plan.declared
 	}
 	return Charset{}
+}
+
+// headerCharset is the encoding Content-Type's charset names, if it names
+// one this package knows.
+func headerCharset(contentType []byte) (Charset, bool) {
+	label := contentTypeCharset(contentType)
+	switch {
+	case len(label) == 0:
+		return Charset{}, false
+	case isUTF8Label(label):
+		return UTF8, true // the common case, without a lookup
+	}
+	c := charsetOf(string(label), true)
+	return c, c.name != ""
 }
 
 // declaredCharset is what a page's own bytes say of its encoding: a byte
@@ -99,13 +108,8 @@ func SniffCharset(contentType, head []byte) Charset {
 	if label := byteOrderMark(head); label != "" {
 		return charsetOf(label, true)
 	}
-	if label := contentTypeCharset(contentType); len(label) > 0 {
-		if isUTF8Label(label) {
-			return UTF8
-		}
-		if c := charsetOf(string(label), true); c.name != "" {
-			return c // outranks any <meta>: no need to look
-		}
+	if c, ok := headerCharset(contentType); ok {
+		return c // outranks any <meta>: no need to look
 	}
 	declared, _ := declaredCharset(head)
 	return declared
@@ -177,10 +181,8 @@ const prescanLimit = 1024
 // 1024 bytes, or only a byte order mark's 3 when contentType names a known
 // encoding (which then outranks any <meta>).
 func SniffBytes(contentType []byte) int {
-	if label := contentTypeCharset(contentType); len(label) > 0 {
-		if isUTF8Label(label) || charsetOf(string(label), true).name != "" {
-			return 3
-		}
+	if _, ok := headerCharset(contentType); ok {
+		return 3
 	}
 	return prescanLimit
 }
