@@ -34,9 +34,7 @@ func (m *Main) newPersonalizer(ctx context.Context, cfg *config.Config, log *zer
 	if pl.Ephemeral() {
 		log.Warn().Msg("profile.keys is empty: profiles are signed with a random per-process key, so they reset on restart and differ between replicas")
 	}
-	if !m.demo {
-		warnPlaceholders(log, pl)
-	}
+	m.warnPlaceholders(log, pl)
 	store, ps, err := templates.NewStore(cfg.Templates.Dir, cfg.Cache.Blocks, set, log)
 	if err != nil {
 		return nil, err
@@ -104,9 +102,7 @@ func (m *Main) reloadLoop(ctx context.Context, cfg *config.Config, p *proxy.Pers
 			var pl *proxy.Pipeline
 			if pl, err = proxy.NewPipeline(next, m.getenv); err == nil {
 				warnRestartOnly(log, cfg, next)
-				if !m.demo {
-					warnPlaceholders(log, pl)
-				}
+				m.warnPlaceholders(log, pl)
 				p.Swap(pl)
 				for _, w := range pl.Engine().Warnings {
 					log.Warn().Msg("segments: " + w)
@@ -139,8 +135,12 @@ func (m *Main) reloadLoop(ctx context.Context, cfg *config.Config, p *proxy.Pers
 }
 
 // warnPlaceholders says, at error level, which secrets are still the
-// example config's published placeholders.
-func warnPlaceholders(log *zerolog.Logger, pl *proxy.Pipeline) {
+// example config's published placeholders (not in the demo, which is
+// meant to run with them).
+func (m *Main) warnPlaceholders(log *zerolog.Logger, pl *proxy.Pipeline) {
+	if m.demo {
+		return
+	}
 	for _, k := range pl.PlaceholderSecrets() {
 		log.Error().Str("key", k).Msg("this secret is a published placeholder (the example config's): anyone can sign profile cookies or preview tokens with it; give it a secret of your own (secret_env) before serving real visitors")
 	}
