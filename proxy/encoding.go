@@ -72,28 +72,13 @@ func (cd *codec) decode(dst, body []byte, c coding, limit int) ([]byte, error) {
 			return dst, errTooLarge
 		}
 		return append(dst, body...), nil
-	case codingGzip:
-		zr, _ := cd.gzipR.Get().(*gzip.Reader)
-		var err error
-		if zr == nil {
-			zr, err = gzip.NewReader(src)
-		} else {
-			err = zr.Reset(src)
-		}
+	case codingGzip, codingBrotli:
+		d, err := cd.newStreamDecoder(src, c)
 		if err != nil {
-			return dst, fmt.Errorf("gzip: %w", err)
+			return dst, err
 		}
-		defer cd.gzipR.Put(zr)
-		r = zr
-	case codingBrotli:
-		br, _ := cd.brR.Get().(*brotli.Reader)
-		if br == nil {
-			br = brotli.NewReader(src)
-		} else if err := br.Reset(src); err != nil {
-			return dst, fmt.Errorf("br: %w", err)
-		}
-		defer cd.brR.Put(br)
-		r = br
+		defer cd.putStreamCoders(d, nil)
+		r = d
 	case codingDeflate:
 		// "deflate" is zlib-wrapped by the RFC, raw in some servers: try both.
 		zr, err := zlib.NewReader(src)
@@ -148,35 +133,13 @@ func (cd *codec) encode(dst, body []byte, c coding) ([]byte, error) {
 	switch c {
 	case codingIdentity:
 		return append(dst, body...), nil
-	case codingGzip:
-		zw, _ := cd.gzipW.Get().(*gzip.Writer)
-		if zw == nil {
-			var err error
-			if zw, err = gzip.NewWriterLevel(buf, cd.gzipLevel); err != nil {
-				return dst, err
-			}
-		} else {
-			zw.Reset(buf)
-		}
-		defer cd.gzipW.Put(zw)
-		if _, err := zw.Write(body); err != nil {
+	case codingGzip, codingBrotli:
+		w := cd.newStreamEncoder(buf, c)
+		defer cd.putStreamCoders(nil, w)
+		if _, err := w.Write(body); err != nil {
 			return dst, err
 		}
-		if err := zw.Close(); err != nil {
-			return dst, err
-		}
-	case codingBrotli:
-		bw, _ := cd.brW.Get().(*brotli.Writer)
-		if bw == nil {
-			bw = brotli.NewWriterLevel(buf, cd.brotliLevel)
-		} else {
-			bw.Reset(buf)
-		}
-		defer cd.brW.Put(bw)
-		if _, err := bw.Write(body); err != nil {
-			return dst, err
-		}
-		if err := bw.Close(); err != nil {
+		if err := w.Close(); err != nil {
 			return dst, err
 		}
 	case codingDeflate:
@@ -210,8 +173,8 @@ type streamEncoder interface {
 	Close() error
 }
 
-// newStreamEncoder returns a gzip or brotli encoder writing to w, from
-// the pools encode uses.
+// newStreamEncoder returns a pooled gzip or brotli encoder writing to w
+// (putStreamCoders gives it back).
 func (cd *codec) newStreamEncoder(w io.Writer, c coding) streamEncoder {
 	if c == codingBrotli {
 		if bw, _ := cd.brW.Get().(*brotli.Writer); bw != nil {
@@ -250,9 +213,9 @@ func (cd *codec) putStreamCoders(dec io.Reader, enc streamEncoder) {
 	}
 }
 
-// newStreamDecoder returns a reader of r's gzip or brotli content, from the
-// pools decode uses. It reads r only as far as it must to return what has
-// arrived.
+// newStreamDecoder returns a pooled reader of r's gzip or brotli content
+// (putStreamCoders gives it back). It reads r only as far as it must to
+// return what has arrived.
 func (cd *codec) newStreamDecoder(r io.Reader, c coding) (io.Reader, error) {
 	if c == codingBrotli {
 		if br, _ := cd.brR.Get().(*brotli.Reader); br != nil {
