@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -103,7 +102,7 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 func TestRealBrowser(t *testing.T) {
 	exe := findChromium(t)
 	// Holdouts off: this test checks what a member sees.
-	s := startStack(t, nil, func(y string) string { return strings.ReplaceAll(y, "holdout: 0.1", "holdout: 0") })
+	s := startStack(t, nil, noHoldouts)
 	shots := artifactDir(t)
 
 	t.Run("deal seeker", func(t *testing.T) {

@@ -86,7 +86,7 @@ const dealHero = "You have been hunting bargains — here is"
 func TestLegacyEncodingsGetBlocksInTheirEncoding(t *testing.T) {
 	origin, u16 := legacyOrigin(t)
 	// Holdouts off: every visitor here must see the block.
-	s := startStack(t, origin, func(y string) string { return strings.ReplaceAll(y, "holdout: 0.1", "holdout: 0") })
+	s := startStack(t, origin, noHoldouts)
 	for _, p := range legacyPages() {
 		t.Run(p.path, func(t *testing.T) {
 			b := s.browser(uaDesktop)
@@ -123,7 +123,7 @@ func TestLegacyEncodingsGetBlocksInTheirEncoding(t *testing.T) {
 func TestRealBrowserReadsLegacyEncodings(t *testing.T) {
 	exe := findChromium(t)
 	origin, _ := legacyOrigin(t)
-	s := startStack(t, origin, func(y string) string { return strings.ReplaceAll(y, "holdout: 0.1", "holdout: 0") })
+	s := startStack(t, origin, noHoldouts)
 	ctx := newBrowser(t, exe)
 	if err := chromedp.Do(ctx, chromedp.Emulate(desktop)); err != nil {
 		t.Fatal(err)

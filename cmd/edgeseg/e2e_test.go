@@ -113,6 +113,10 @@ func startStack(t *testing.T, origin http.Handler, edit func(string) string, env
 	return s
 }
 
+// noHoldouts edits the example config for startStack so that no visitor
+// is held out: for tests that check what a segment's members see.
+func noHoldouts(y string) string { return strings.ReplaceAll(y, "holdout: 0.1", "holdout: 0") }
+
 func mustAbs(t *testing.T, p string) string {
 	a, err := filepath.Abs(p)
 	if err != nil {
@@ -962,7 +966,7 @@ func TestNoTransformPagesAreServedAsSent(t *testing.T) {
 		}
 		io.WriteString(w, page)
 	})
-	s := startStack(t, origin, func(y string) string { return strings.ReplaceAll(y, "holdout: 0.1", "holdout: 0") })
+	s := startStack(t, origin, noHoldouts)
 	b := s.browser(uaIPhone)
 	if _, body := b.page("/open"); !strings.Contains(body, "Shop on the go") {
 		t.Fatalf("ordinary page not personalized:\n%s", body)
@@ -987,7 +991,7 @@ func TestNoTransformPagesAreServedAsSent(t *testing.T) {
 func TestPrefetchesAreNotVisits(t *testing.T) {
 	sink := filepath.Join(t.TempDir(), "events.jsonl")
 	s := startStack(t, nil, func(y string) string {
-		y = strings.ReplaceAll(y, "holdout: 0.1", "holdout: 0")
+		y = noHoldouts(y)
 		return strings.Replace(y, `sink: "off"`, `sink: "`+sink+`"`, 1)
 	})
 	b := s.browser(uaDesktop)

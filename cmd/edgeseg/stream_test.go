@@ -72,7 +72,7 @@ func testStreamedPage(t *testing.T, path, enc string) {
 	release := make(chan struct{})
 	sink := filepath.Join(t.TempDir(), "events.jsonl")
 	s := startStack(t, streamingOrigin(release), func(y string) string {
-		y = strings.ReplaceAll(y, "holdout: 0.1", "holdout: 0")
+		y = noHoldouts(y)
 		return strings.Replace(y, `sink: "off"`, `sink: "`+sink+`"`, 1)
 	})
 	// Released at the latest when the test ends, so a failing test does not
@@ -174,7 +174,7 @@ func TestRealBrowserStreamedPage(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		streamingOrigin(release).ServeHTTP(w, r)
 	})
-	s := startStack(t, origin, func(y string) string { return strings.ReplaceAll(y, "holdout: 0.1", "holdout: 0") })
+	s := startStack(t, origin, noHoldouts)
 	ctx := newBrowser(t, exe)
 	if err := chromedp.Do(ctx, chromedp.Emulate(desktop), chromedp.Navigate(s.url+"/?utm_campaign=promo&enc=gzip"), chromedp.WaitVisible(`#own`)); err != nil {
 		t.Fatal(err)
@@ -201,7 +201,7 @@ func TestRealBrowserStreamedPage(t *testing.T) {
 func TestStreamedPageForHTTP10(t *testing.T) {
 	release := make(chan struct{})
 	close(release)
-	s := startStack(t, streamingOrigin(release), func(y string) string { return strings.ReplaceAll(y, "holdout: 0.1", "holdout: 0") })
+	s := startStack(t, streamingOrigin(release), noHoldouts)
 	c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
 	if err != nil {
 		t.Fatal(err)
