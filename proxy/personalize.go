@@ -734,7 +734,7 @@ func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit, personalized b
 	// Exposures are recorded for every page whose slots were looked at,
 	// filled or not: holdout visitors see the default and are the
 	// baseline uplift is measured against.
-	if len(v.exposures) > 0 && v.forced == "" && !v.prefetch && status == fasthttp.StatusOK {
+	if v.hasExposures() && status == fasthttp.StatusOK {
 		p.emitExposures(string(ctx.Path()), v)
 	}
 	if v.matched && counts && v.prof != nil && v.consent.Granted {
@@ -793,6 +793,12 @@ func (v *Visit) segmentList() string {
 		}
 	}
 	return string(b)
+}
+
+// hasExposures reports slots looked at on a page that counts as seen: not
+// a preview (it forces a segment) nor a prefetch (it may never be shown).
+func (v *Visit) hasExposures() bool {
+	return len(v.exposures) > 0 && v.forced == "" && !v.prefetch
 }
 
 func (p *Personalizer) emitExposures(path string, v *Visit) {

@@ -333,7 +333,7 @@ func (s *rewriteStream) Close() error {
 		filled = s.rw.Filled()
 	}
 	s.h.metrics.streamed(filled > 0)
-	if s.eof && len(s.v.exposures) > 0 && s.v.forced == "" && !s.v.prefetch {
+	if s.eof && s.v.hasExposures() {
 		s.h.p.emitExposures(s.path, s.v)
 	}
 	s.h.p.end(s.v)
