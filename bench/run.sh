@@ -5,6 +5,9 @@
 #   nginx proxy_pass + sub_filter doing the three slot replacements (18082),
 #   edgeseg personalizing the same three slots (18083),
 #   edgeseg with nothing to personalize (18084).
+# With CACHE=1, the same three again with each keeping the origin's pages in
+# memory (nginx proxy_cache 18085, edgeseg's cache.origin 18086 and 18087),
+# compared with each other: what the origin cache buys when pages allow it.
 # For each page size (5k, 60k, 500k), ROUNDS rounds each give every proxy a
 # max-rate run, in turn, so a noisy neighbour hits them all alike; then
 # edgeseg pass-through and personalizing get fixed-rate runs at half of
@@ -13,6 +16,7 @@
 #
 #   bash bench/run.sh              # all pages, 3 rounds of 6 s per run
 #   DURATION=3s ROUNDS=1 PAGES=60k bash bench/run.sh
+#   CACHE=1 bash bench/run.sh      # also the origin-cache variants
 #   bash bench/run.sh soak         # RSS while 1M distinct visitors arrive
 #   bash bench/run.sh idle         # RSS with IDLE (8000) idle keep-alive connections
 set -euo pipefail
@@ -24,6 +28,7 @@ DURATION=${DURATION:-6s}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-32}
 PAGES=${PAGES:-"5k 60k 500k"}
+CACHE=${CACHE:-0}
 
 if ! command -v nginx >/dev/null; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; else echo "need nginx (apt-get install nginx-light)" >&2; exit 1; fi
@@ -58,8 +63,22 @@ http {
      sub_filter '<h1>Welcome to our shop</h1><p>Great prices every day.</p>' '<h1>Deals picked for you</h1><p>Extra 20% off sale items today.</p>';
      sub_filter '<p>Sign up for our newsletter</p>' '<p>Your sale alerts are on</p>';
      sub_filter '<p>Free shipping over \$50</p>' '<p>Free shipping on all sale orders</p>'; } }
+  proxy_cache_path $out/nginx/cache keys_zone=pages:10m max_size=256m;
+  server { listen 127.0.0.1:18085; location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Accept-Encoding "";
+     proxy_cache pages; proxy_cache_valid 200 10m; proxy_cache_lock on;
+     sub_filter_once on;
+     sub_filter '<h1>Welcome to our shop</h1><p>Great prices every day.</p>' '<h1>Deals picked for you</h1><p>Extra 20% off sale items today.</p>';
+     sub_filter '<p>Sign up for our newsletter</p>' '<p>Your sale alerts are on</p>';
+     sub_filter '<p>Free shipping over \$50</p>' '<p>Free shipping on all sale orders</p>'; } }
 }
 NGINX
+# The origin-cache variants: the same configs, on other ports, with the
+# bench pages cached (nginx's origin sends no freshness: a default TTL).
+for v in "edgeseg.yaml 18083 18086" "edgeseg-passthrough.yaml 18084 18087"; do
+  set -- $v
+  { sed -e "s/:$2\"/:$3\"/" -e "s|dir: templates|dir: $root/bench/templates|" "bench/$1"
+    printf 'cache:\n  origin:\n    paths: ["/page-*"]\n    default_ttl: 10m\n'; } > "$out/cache-$1"
+done
 
 pids=()
 cleanup() {
@@ -73,7 +92,13 @@ nginx -c "$out/nginx/origin.conf"
 nginx -c "$out/nginx/nginx.conf"
 (cd bench && exec env GOGC=${GOGC:-100} "$out/edgeseg" serve --config edgeseg.yaml) 2>"$out/edgeseg.log" & pids+=($!); pers=$!
 (cd bench && exec env GOGC=${GOGC:-100} "$out/edgeseg" serve --config edgeseg-passthrough.yaml) 2>"$out/edgeseg-pass.log" & pids+=($!); pass=$!
-for port in 18080 18081 18082 18083 18084; do
+ports="18080 18081 18082 18083 18084"
+if [ "$CACHE" = 1 ]; then
+  (cd bench && exec env GOGC=${GOGC:-100} "$out/edgeseg" serve --config "$out/cache-edgeseg.yaml") 2>"$out/edgeseg-cache.log" & pids+=($!); persc=$!
+  (cd bench && exec env GOGC=${GOGC:-100} "$out/edgeseg" serve --config "$out/cache-edgeseg-passthrough.yaml") 2>"$out/edgeseg-pass-cache.log" & pids+=($!); passc=$!
+  ports="$ports 18085 18086 18087"
+fi
+for port in $ports; do
   for i in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/page-5k.html" && break; sleep 0.1; done
 done
 # The personalizing edgeseg must really personalize.
@@ -82,6 +107,12 @@ body=$(curl -s -H 'Accept: text/html' -A 'Mozilla/5.0 (X11; Linux x86_64) Chrome
 [[ $body == *"Deals picked for you"* ]] || { echo "edgeseg is not personalizing; see $out/edgeseg.log" >&2; exit 1; }
 body=$(curl -s "http://127.0.0.1:18082/page-60k.html")
 [[ $body == *"Deals picked for you"* ]] || { echo "nginx sub_filter not replacing" >&2; exit 1; }
+if [ "$CACHE" = 1 ]; then
+  for port in 18086 18085; do
+    body=$(curl -s -H 'Accept: text/html' -A 'Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36' "http://127.0.0.1:$port/page-60k.html?utm_campaign=promo")
+    [[ $body == *"Deals picked for you"* ]] || { echo "the cached proxy on $port is not personalizing" >&2; exit 1; }
+  done
+fi
 
 # The proxies' own processes: nginx's master and workers, not the origin's.
 nginx_pids=$(pgrep -P "$(cat "$out/nginx/nginx.pid")" | paste -sd, -),$(cat "$out/nginx/nginx.pid")
@@ -118,19 +149,29 @@ median_rps() { # target page
 }
 for page in $PAGES; do
   echo "page $page: warm-up"
-  for port in 18081 18082 18083 18084; do "$out/edgeseg-bench" -addr 127.0.0.1:$port -path "/page-$page.html?utm_campaign=promo" -d 1s -c "$CONNS" >/dev/null; done
+  for port in ${ports#18080 }; do "$out/edgeseg-bench" -addr 127.0.0.1:$port -path "/page-$page.html?utm_campaign=promo" -d 1s -c "$CONNS" >/dev/null; done
   for round in $(seq "$ROUNDS"); do
     echo "page $page: round $round of $ROUNDS at max rate"
     run nginx-proxy 18081 "$page" "$nginx_pids"
     run nginx-subfilter 18082 "$page" "$nginx_pids"
     run edgeseg-passthrough 18084 "$page" "$pass"
     run edgeseg 18083 "$page" "$pers"
+    if [ "$CACHE" = 1 ]; then
+      run nginx-subfilter+cache 18085 "$page" "$nginx_pids"
+      run edgeseg-passthrough+cache 18087 "$page" "$passc"
+      run edgeseg+cache 18086 "$page" "$persc"
+    fi
   done
   half=$(awk "BEGIN{print int($(median_rps edgeseg "$page")/2)}")
+  [ "$CACHE" = 1 ] && halfc=$(awk "BEGIN{print int($(median_rps edgeseg+cache "$page")/2)}")
   for round in $(seq "$ROUNDS"); do
-    echo "page $page: round $round of $ROUNDS at $half req/s"
+    echo "page $page: round $round of $ROUNDS at half of edgeseg's max"
     run edgeseg-passthrough 18084 "$page" "$pass" "$half"
     run edgeseg 18083 "$page" "$pers" "$half"
+    if [ "$CACHE" = 1 ]; then
+      run edgeseg-passthrough+cache 18087 "$page" "$passc" "$halfc"
+      run edgeseg+cache 18086 "$page" "$persc" "$halfc"
+    fi
   done
 done
 echo

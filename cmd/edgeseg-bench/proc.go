@@ -76,6 +76,9 @@ func rssMB(pids []int) float64 {
 //     req/s would compare as if each proxy had the cores to itself;
 //   - p99 vs pass-through: at the same fixed rate, the p99 latency
 //     personalizing adds.
+//
+// A target named "name+variant" (edgeseg+cache) is compared with the
+// baselines of the same variant (nginx-subfilter+cache).
 func printTable(path string, w io.Writer) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -116,14 +119,20 @@ func printTable(path string, w io.Writer) error {
 			load = fmt.Sprintf("%.0f/s", r.Rate)
 		}
 		vsNginx, vsPass, coreNginx, corePass, addedP99 := "-", "-", "-", "-", "-"
+		// A target is compared with the baselines run the same way: "edgeseg+cache"
+		// with "nginx-subfilter+cache" and "edgeseg-passthrough+cache".
+		variant := ""
+		if i := strings.IndexByte(r.Target, '+'); i >= 0 {
+			variant = r.Target[i:]
+		}
 		if r.Rate == 0 {
-			if n := find("nginx-subfilter", r.Page, false); n != nil {
+			if n := find("nginx-subfilter"+variant, r.Page, false); n != nil {
 				vsNginx, coreNginx = ratio(r.RPS, n.RPS), ratio(n.CPUus, r.CPUus)
 			}
-			if p := find("edgeseg-passthrough", r.Page, false); p != nil {
+			if p := find("edgeseg-passthrough"+variant, r.Page, false); p != nil {
 				vsPass, corePass = ratio(r.RPS, p.RPS), ratio(p.CPUus, r.CPUus)
 			}
-		} else if p := find("edgeseg-passthrough", r.Page, true); p != nil && p.Target != r.Target && p.Rate == r.Rate {
+		} else if p := find("edgeseg-passthrough"+variant, r.Page, true); p != nil && p.Target != r.Target && p.Rate == r.Rate {
 			// The same fixed rate: what personalizing adds to the tail.
 			addedP99 = fmt.Sprintf("%+.2f ms", r.P99ms-p.P99ms)
 		}
