@@ -55,6 +55,44 @@ type rewriteStream struct {
 	dst      io.Writer     // where rewritten HTML goes: enc or out
 	eof      bool
 	fail     error
+	// Until the decoder has given its first bytes, the origin's bytes it
+	// read are kept in raw: a body that does not decode (mislabelled or
+	// corrupt from the start) then goes to the visitor as the origin sent
+	// it, like any body edgeseg cannot rewrite, instead of an empty answer.
+	raw     []byte
+	keepRaw bool
+	asSent  bool // passing the origin's bytes on undecoded
+}
+
+// maxRawHead bounds what is kept for that: a decoder gives its first bytes
+// long before this unless the body is not what its label says.
+const maxRawHead = 64 << 10
+
+// rawRecorder is the origin's body as the decoder reads it, keeping what
+// it reads until the decoder has given bytes.
+type rawRecorder struct{ s *rewriteStream }
+
+func (r rawRecorder) Read(p []byte) (int, error) {
+	s := r.s
+	n, err := s.src.Read(p)
+	if s.keepRaw {
+		if len(s.raw)+n > maxRawHead {
+			s.dropRaw()
+		} else {
+			s.raw = append(s.raw, p[:n]...)
+		}
+	}
+	return n, err
+}
+
+// dropRaw stops keeping the origin's bytes; a pooled stream keeps a small
+// buffer for the next page, not a large one.
+func (s *rewriteStream) dropRaw() {
+	s.keepRaw = false
+	if cap(s.raw) > 4<<10 {
+		s.raw = nil
+	}
+	s.raw = s.raw[:0]
 }
 
 // rewriteStreamed answers with the streamed page resp, personalized as it
@@ -128,17 +166,42 @@ func (s *rewriteStream) Read(p []byte) (n int, err error) {
 
 // read reads the page's next bytes into s.buf, decoded.
 func (s *rewriteStream) read() (int, error) {
-	if s.c == codingIdentity {
+	if s.c == codingIdentity || s.asSent {
 		return s.src.Read(s.buf)
 	}
 	if s.dec == nil {
-		d, err := s.h.codec.newStreamDecoder(s.src, s.c)
+		s.keepRaw = true
+		d, err := s.h.codec.newStreamDecoder(rawRecorder{s}, s.c)
 		if err != nil {
-			return 0, err
+			return s.sendAsSent(err)
 		}
 		s.dec = d
 	}
-	return s.dec.Read(s.buf)
+	n, err := s.dec.Read(s.buf)
+	if s.keepRaw && n > 0 {
+		s.dropRaw()
+	} else if s.keepRaw && err != nil && !errors.Is(err, io.EOF) {
+		return s.sendAsSent(err)
+	}
+	return n, err
+}
+
+// sendAsSent gives up on a body whose start does not decode: what the
+// origin sent so far goes out as it came, and so will the rest. Nothing
+// has been written to the visitor yet; the re-encoder, which has not
+// written either, is dropped.
+func (s *rewriteStream) sendAsSent(err error) (int, error) {
+	if !s.keepRaw {
+		return 0, err // past maxRawHead: nothing better than cutting it short
+	}
+	s.h.metrics.rewriteErrors.Inc()
+	s.h.log.Debug().Err(err).Str("path", s.path).Msg("cannot decode streamed body; passing it through")
+	s.asSent, s.plain = true, true
+	s.h.codec.putStreamCoders(nil, s.enc)
+	s.enc, s.dst = nil, &s.out
+	s.out.Write(s.raw)
+	s.dropRaw()
+	return 0, nil
 }
 
 // feed takes the page's next decoded chunk.
@@ -291,6 +354,9 @@ func (s *rewriteStream) stopWatching(b []byte) {
 
 // end processes what the origin's last chunk left.
 func (s *rewriteStream) end() {
+	if s.asSent {
+		return
+	}
 	if !s.began {
 		s.start()
 	}
@@ -338,8 +404,9 @@ func (s *rewriteStream) Close() error {
 	}
 	s.h.p.end(s.v)
 	s.h.codec.putStreamCoders(s.dec, s.enc)
+	s.dropRaw()
 	// Back to the pool with its buffers, nothing else.
-	*s = rewriteStream{h: s.h, buf: s.buf, head: s.head[:0], ctype: s.ctype[:0], out: s.out, spare: s.spare}
+	*s = rewriteStream{h: s.h, buf: s.buf, head: s.head[:0], ctype: s.ctype[:0], out: s.out, spare: s.spare, raw: s.raw}
 	s.out.Reset()
 	s.h.streams.Put(s)
 	return err

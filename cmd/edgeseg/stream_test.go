@@ -159,6 +159,49 @@ func TestStreamedPageOriginFailure(t *testing.T) {
 	}
 }
 
+// TestStreamedPageThatDoesNotDecode: a streamed page labelled gzip or br
+// whose bytes are not (a misconfigured origin) reaches the visitor as the
+// origin sent it, whole, in several chunks, as the same page with a
+// length would; before, the visitor got no answer at all.
+func TestStreamedPageThatDoesNotDecode(t *testing.T) {
+	page := `<!doctype html><html><head><title>Mislabelled</title></head><body>` + strings.Repeat("<p>filler</p>", 5000) +
+		`<section id="hero" data-edgeseg-slot="hero"><h1>Welcome</h1></section></body></html>`
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Encoding", r.URL.Query().Get("enc"))
+		for i := 0; i < len(page); i += 8 << 10 {
+			io.WriteString(w, page[i:min(i+8<<10, len(page))])
+			w.(http.Flusher).Flush()
+		}
+	})
+	s := startStack(t, origin, noHoldouts)
+	for _, enc := range []string{"gzip", "br"} {
+		t.Run(enc, func(t *testing.T) {
+			b := s.browser(uaDesktop)
+			req, _ := http.NewRequest(http.MethodGet, s.url+"/?utm_campaign=promo&enc="+enc, nil)
+			req.Header.Set("Accept", "text/html")
+			req.Header.Set("Accept-Encoding", "gzip, br")
+			req.Header.Set("User-Agent", uaDesktop)
+			resp, err := b.c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			got, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatalf("reading the page: %v", err)
+			}
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != enc || string(got) != page {
+				t.Fatalf("%d, Content-Encoding %q, %d bytes of %d, same: %v", resp.StatusCode, resp.Header.Get("Content-Encoding"), len(got), len(page), string(got) == page)
+			}
+		})
+	}
+	// Both went the streamed way, and were counted as not rewritable.
+	if m := s.get("/_edgeseg/metrics"); !strings.Contains(m, "edgeseg_rewrite_errors_total 2") {
+		t.Errorf("rewrite errors not counted:\n%s", m)
+	}
+}
+
 // TestRealBrowserStreamedPage: Chromium renders a page the origin streams
 // gzip-compressed in two parts, the hero slot split between them, with the
 // deal seeker's block in it.
