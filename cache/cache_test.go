@@ -35,6 +35,11 @@ func TestFreshness(t *testing.T) {
 		{"set-cookie", 200, map[string]string{"Cache-Control": "max-age=60", "Set-Cookie": "a=b"}, 0},
 		{"vary star", 200, map[string]string{"Cache-Control": "max-age=60", "Vary": "*"}, 0},
 		{"404", 404, map[string]string{"Cache-Control": "max-age=60"}, 0},
+		{"huge max-age", 200, map[string]string{"Cache-Control": "max-age=99999999999999999999"}, maxFreshness},
+		{"max-age past 2^31", 200, map[string]string{"Cache-Control": "max-age=10000000000"}, maxFreshness},
+		{"negative max-age", 200, map[string]string{"Cache-Control": "max-age=-5"}, 7 * time.Second},
+		{"signed max-age", 200, map[string]string{"Cache-Control": "max-age=+5"}, 7 * time.Second},
+		{"far expires", 200, map[string]string{"Expires": "Fri, 31 Dec 9999 23:59:59 GMT"}, maxFreshness},
 	} {
 		var resp fasthttp.Response
 		resp.SetStatusCode(tc.status)
@@ -45,6 +50,40 @@ func TestFreshness(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
+}
+
+// FuzzFreshness: whatever caching headers an origin sends, a response is
+// kept for no time or for a lifetime between a second and 2^31 seconds
+// (or the default TTL), never a negative or overflowed one.
+func FuzzFreshness(f *testing.F) {
+	for _, s := range [][3]string{
+		{"public, max-age=60", "", ""},
+		{`max-age="90", s-maxage=x`, "", "Accept-Encoding"},
+		{"max-age=99999999999999999999", "Thu, 01 Jan 1970 00:00:00 GMT", ""},
+		{"", "Fri, 31 Dec 9999 23:59:59 GMT", ""},
+		{"no-store", "", "*"},
+		{"s-maxage=-1,,max-age", "0", ","},
+	} {
+		f.Add(s[0], s[1], s[2])
+	}
+	o, err := NewOrigin(config.OriginCache{CacheSize: config.CacheSize{MaxItems: 10, MaxBytes: 1 << 20}, Paths: []string{"/"}, MaxObjectBytes: 1 << 20, DefaultTTL: 7 * time.Second}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, cc, expires, vary string) {
+		var resp fasthttp.Response
+		resp.Header.Set("Cache-Control", cc)
+		resp.Header.Set("Expires", expires)
+		resp.Header.Set("Vary", vary)
+		d := o.Freshness(&resp, now)
+		if d < 0 || d > maxFreshness {
+			t.Fatalf("Cache-Control %q Expires %q: lifetime %v", cc, expires, d)
+		}
+		if now.Add(d).Before(now) {
+			t.Fatalf("Cache-Control %q Expires %q: %v overflows the expiry time", cc, expires, d)
+		}
+	})
 }
 
 func TestCacheable(t *testing.T) {

@@ -167,13 +167,9 @@ func (o *Origin) Freshness(resp *fasthttp.Response, now time.Time) time.Duration
 		case "no-store", "private", "no-cache":
 			return 0
 		case "max-age":
-			if n, err := strconv.Atoi(strings.Trim(val, `"`)); err == nil {
-				maxAge = time.Duration(n) * time.Second
-			}
+			maxAge = deltaSeconds(val, maxAge)
 		case "s-maxage":
-			if n, err := strconv.Atoi(strings.Trim(val, `"`)); err == nil {
-				sMaxAge = time.Duration(n) * time.Second
-			}
+			sMaxAge = deltaSeconds(val, sMaxAge)
 		}
 	}
 	switch {
@@ -188,11 +184,30 @@ func (o *Origin) Freshness(resp *fasthttp.Response, now time.Time) time.Duration
 			return 0 // an invalid Expires means already expired
 		}
 		if d := t.Sub(now); d > 0 {
-			return d
+			return min(d, maxFreshness)
 		}
 		return 0
 	}
 	return o.defaultTTL
+}
+
+// maxFreshness is the largest lifetime a response is given: RFC 9111
+// §1.2.2 caps delta-seconds at 2^31, and a time.Duration of seconds
+// beyond it soon overflows.
+const maxFreshness = (1 << 31) * time.Second
+
+// deltaSeconds parses a max-age or s-maxage value (bare or quoted), or
+// returns prev when it is not a number of seconds.
+func deltaSeconds(val string, prev time.Duration) time.Duration {
+	val = strings.Trim(val, `"`)
+	if val == "" || strings.Trim(val, "0123456789") != "" {
+		return prev
+	}
+	n, err := strconv.ParseUint(val, 10, 64)
+	if err != nil || n > uint64(maxFreshness/time.Second) {
+		return maxFreshness // a number too large to hold is "for ever"
+	}
+	return time.Duration(n) * time.Second
 }
 
 func hasSetCookie(h *fasthttp.ResponseHeader) bool {
