@@ -424,7 +424,7 @@ func primaryLanguage(v []byte) string {
 		if i := bytes.IndexByte(tag, '-'); i >= 0 {
 			tag = tag[:i]
 		}
-		if len(tag) < 2 || len(tag) > 3 || !isAlpha(tag[0]) || !isAlpha(tag[1]) || q <= bestQ || q <= 0 {
+		if len(tag) < 2 || len(tag) > 3 || !allAlpha(tag) || q <= bestQ || q <= 0 {
 			continue
 		}
 		best, bestQ = tag, q
@@ -436,3 +436,12 @@ func primaryLanguage(v []byte) string {
 }
 
 func isAlpha(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
+
+func allAlpha(b []byte) bool {
+	for _, c := range b {
+		if !isAlpha(c) {
+			return false
+		}
+	}
+	return true
+}

@@ -2,8 +2,10 @@ package signals
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
@@ -297,4 +299,70 @@ func TestUserAgentsKeptAcrossReload(t *testing.T) {
 	if h, m := next.UserAgentCacheStats(); h != 2 || m != 1 {
 		t.Fatalf("after reload: hits %d misses %d, want 2 and 1", h, m)
 	}
+}
+
+// FuzzExtract: whatever a request carries, the context it gives is one
+// templates, rules and logs can take: every string valid UTF-8 and
+// bounded, the classes from their fixed sets.
+func FuzzExtract(f *testing.F) {
+	for _, s := range [][6]string{
+		{uaIPhone, "https://www.google.com/search?q=x", "de-CH;q=0.9,*;q=0.1", "DE", "/p?utm_source=news&utm_medium=email&ref=a", "plan=gold"},
+		{uaMacSafar, "android-app://com.google.android.gm/", "en-US,en;q=0.5", "zz", "/?utm_medium=cpc", ""},
+		{"Mozilla/5.0 \xff\xfe (X11)", "http://user@[::1]:80/x", "q=1;de", "\xff\xfe", "/%ff%fe?utm_campaign=%c3%28", "plan=\xff"},
+		{"", "//", ",,;q=,", "", "/" + string(make([]byte, 300)), ""},
+		{"curl/8", "https://" + string(make([]byte, 300)), "e-, xx;q=NaN, yy;q=1e400", "D\x00", "/?utm_source=" + string(make([]byte, 600)), "plan="},
+	} {
+		f.Add(s[0], s[1], s[2], s[3], s[4], s[5])
+	}
+	cfg := config.Default()
+	cfg.Signals.GeoCountryHeader = "CF-IPCountry"
+	cfg.Signals.GeoRegionHeader = "CF-Region"
+	cfg.Signals.Cookies = []string{"plan"}
+	cfg.Signals.Headers = []string{"X-Tier"}
+	cfg.Signals.Query = []string{"ref"}
+	e, err := New(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	devices := map[string]bool{"mobile": true, "tablet": true, "desktop": true, "tv": true, "bot": true, "unknown": true}
+	referrers := map[string]bool{"search": true, "social": true, "email": true, "paid": true, "internal": true, "direct": true, "other": true}
+	f.Fuzz(func(t *testing.T, ua, ref, lang, country, uri, cookie string) {
+		var req fasthttp.Request
+		req.SetRequestURI(uri)
+		req.Header.SetHost("shop.example")
+		req.Header.SetUserAgent(ua)
+		req.Header.SetReferer(ref)
+		req.Header.Set("Accept-Language", lang)
+		req.Header.Set("CF-IPCountry", country)
+		req.Header.Set("CF-Region", country+lang)
+		req.Header.Set("X-Tier", ua)
+		req.Header.Set("Cookie", cookie)
+		req.Header.Set("Sec-CH-UA-Mobile", lang)
+		var c Context
+		e.Extract(Request{Req: &req, Now: time.Unix(int64(len(uri))*7919, 0), PeerTrusted: true}, &c)
+
+		if !devices[c.Device] || !referrers[c.Referrer] || c.Bot != (c.Device == "bot") {
+			t.Fatalf("device %q bot %v referrer %q", c.Device, c.Bot, c.Referrer)
+		}
+		if c.Hour < 0 || c.Hour > 23 || c.Daypart != Daypart(c.Hour) || c.Weekday == "" {
+			t.Fatalf("time %d %q %q", c.Hour, c.Daypart, c.Weekday)
+		}
+		if c.Country != "" && (len(c.Country) != 2 || strings.ToUpper(c.Country) != c.Country || !isAlpha(c.Country[0]) || !isAlpha(c.Country[1])) {
+			t.Fatalf("country %q", c.Country)
+		}
+		if c.Language != "" && (len(c.Language) < 2 || len(c.Language) > 3 || strings.ToLower(c.Language) != c.Language) {
+			t.Fatalf("language %q", c.Language)
+		}
+		strs := []string{c.Browser, c.OS, c.ReferrerHost, c.UTM.Source, c.UTM.Medium, c.UTM.Campaign, c.UTM.Term, c.UTM.Content, c.Region, c.Path, c.Method}
+		for _, kvs := range [][]KV{c.Cookies, c.Headers, c.Query} {
+			for _, kv := range kvs {
+				strs = append(strs, kv.Value)
+			}
+		}
+		for _, s := range strs {
+			if !utf8.ValidString(s) || len(s) > 3*256 {
+				t.Fatalf("%q: not valid UTF-8 or too long (%d bytes)", s, len(s))
+			}
+		}
+	})
 }
