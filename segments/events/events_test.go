@@ -243,3 +243,70 @@ func BenchmarkEmit(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// FuzzReport: whatever an event file holds, the report reads it to the
+// end without failing, and its figures are consistent: counts add up,
+// shares are shares, no arm converts more visitors than it has.
+func FuzzReport(f *testing.F) {
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	f.Add(ev("exposure", "v1", "deals", "hero", Block, t0) + "\n" + ev("conversion", "v1", "", "", "", t0.Add(time.Minute)) + "\n" +
+		ev("exposure", "v2", "deals", "hero", Holdout, t0) + "\n" + ev("exposure", "v2", "mobile", "", Default, t0))
+	f.Add(`{"type":"exposure","time":"0001-01-01T00:00:01Z","visitor":"a","segment":"s","slot":"x","variant":"block"}` + "\n" +
+		`{"type":"exposure","time":"9999-12-31T23:59:59Z","visitor":"a","segment":"s","slot":"y","variant":"holdout"}`)
+	f.Add("{garbled\n\n\r\n{\"type\":\"conversion\"}\n[1,2]\nnull\n\"x\"")
+	f.Fuzz(func(t *testing.T, data string) {
+		r := NewReport(ReportOptions{MinVisitors: 1, Known: []string{"deals"}})
+		if err := r.Add("fuzz.jsonl", strings.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		rep := r.Finish()
+		lines := strings.Count(data, "\n")
+		if data != "" && !strings.HasSuffix(data, "\n") {
+			lines++
+		}
+		if rep.Lines != lines || rep.Events+rep.Skipped > rep.Lines {
+			t.Fatalf("%d lines read of %d, %d events, %d skipped", rep.Lines, lines, rep.Events, rep.Skipped)
+		}
+		for _, s := range rep.Segments {
+			if s.Visitors < 1 || s.Visitors > rep.Visitors || s.Share <= 0 || s.Share > 1 {
+				t.Fatalf("segment %+v of %d visitors", s, rep.Visitors)
+			}
+		}
+		for _, o := range rep.Overlaps {
+			if o.Both < 1 || o.Share <= 0 || o.Share > 1 {
+				t.Fatalf("overlap %+v", o)
+			}
+		}
+		for _, u := range rep.Uplift {
+			if u.BlockConverted > u.BlockVisitors || u.HoldoutConvert > u.HoldoutVisitors || u.BlockVisitors+u.HoldoutVisitors == 0 ||
+				math.IsNaN(u.P) || u.P < 0 || u.P > 1 {
+				t.Fatalf("uplift %+v", u)
+			}
+		}
+	})
+}
+
+// TestReportSkipsWhatItCannotHold: a log naming more slots than a report
+// tells apart, or an event time nanoseconds cannot hold, is skipped line
+// by line and said so, not folded into another slot's figures.
+func TestReportSkipsWhatItCannotHold(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	for i := range maxSlots + 1 {
+		b.WriteString(ev("exposure", "v", "deals", fmt.Sprintf("slot-%d", i), Block, t0) + "\n")
+	}
+	b.WriteString(ev("exposure", "w", "deals", "slot-0", Block, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)) + "\n")
+	r := NewReport(ReportOptions{})
+	if err := r.Add("big.jsonl", strings.NewReader(b.String())); err != nil {
+		t.Fatal(err)
+	}
+	rep := r.Finish()
+	if rep.Skipped != 2 || len(rep.SkippedLines) != 2 ||
+		rep.SkippedLines[0] != fmt.Sprintf("big.jsonl:%d: more than %d slots", maxSlots+1, maxSlots) ||
+		rep.SkippedLines[1] != fmt.Sprintf("big.jsonl:%d: time out of range", maxSlots+2) {
+		t.Fatalf("skipped %d: %q", rep.Skipped, rep.SkippedLines)
+	}
+	if rep.Visitors != 1 || len(rep.Segments) != 1 || len(rep.Segments[0].Exposures) != maxSlots {
+		t.Fatalf("visitors %d, segments %+v", rep.Visitors, len(rep.Segments))
+	}
+}

@@ -115,6 +115,17 @@ func NewReport(opts ReportOptions) *Reporter {
 // maxLine bounds one event line; longer lines are skipped as garbled.
 const maxLine = 64 << 10
 
+// maxSlots bounds the distinct slot names a report tells apart; a log
+// with more is not one edgeseg wrote.
+const maxSlots = 4096
+
+// Event times outside these are garbled: nanoseconds since 1970 hold
+// them, and no exposure happened before 2000.
+var (
+	minEventTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxEventTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // Add reads one file of JSON-lines events. Bad lines are counted and
 // skipped; only a read error fails.
 func (r *Reporter) Add(name string, in io.Reader) error {
@@ -170,6 +181,10 @@ func (r *Reporter) line(name string, n int, raw []byte) {
 		r.skip(name, n, "missing type, time or visitor")
 		return
 	}
+	if e.Time.Before(minEventTime) || !e.Time.Before(maxEventTime) {
+		r.skip(name, n, "time out of range")
+		return
+	}
 	if !r.opts.Since.IsZero() && e.Time.Before(r.opts.Since) || !r.opts.Until.IsZero() && !e.Time.Before(r.opts.Until) {
 		return
 	}
@@ -189,18 +204,22 @@ func (r *Reporter) line(name string, n int, raw []byte) {
 	if e.Segment == "" {
 		return // a default exposure with no segment: counted as traffic only
 	}
-	si, ok := r.segIdx[e.Segment]
-	if !ok {
-		if len(r.segNames) >= 64 {
-			r.skip(name, n, "more than 64 segments")
-			return
-		}
+	si, segOK := r.segIdx[e.Segment]
+	li, slotOK := r.slotIdx[e.Slot]
+	switch {
+	case !segOK && len(r.segNames) >= 64:
+		r.skip(name, n, "more than 64 segments")
+		return
+	case !slotOK && len(r.slots) >= maxSlots:
+		r.skip(name, n, fmt.Sprintf("more than %d slots", maxSlots))
+		return
+	}
+	if !segOK {
 		si = uint16(len(r.segNames))
 		r.segIdx[e.Segment] = si
 		r.segNames = append(r.segNames, e.Segment)
 	}
-	li, ok := r.slotIdx[e.Slot]
-	if !ok {
+	if !slotOK {
 		li = uint16(len(r.slots))
 		r.slotIdx[e.Slot] = li
 		r.slots = append(r.slots, e.Slot)
