@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -266,4 +267,36 @@ func TestByteSize(t *testing.T) {
 	if s := ByteSize(2 << 20).String(); s != "2MiB" {
 		t.Errorf("String = %s", s)
 	}
+}
+
+// FuzzParse: whatever a config file holds, loading it gives a config or
+// an error naming the file, never a panic, and a config that validates
+// validates again (Validate only reads and fills defaults once).
+func FuzzParse(f *testing.F) {
+	example, err := os.ReadFile("../examples/edgeseg.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(example)
+	f.Add([]byte("origin:\n  url: http://127.0.0.1:9000\nsegments:\n  - name: a\n    rule: 'device == \"mobile\"'\n"))
+	f.Add([]byte("origin: &a {url: *a}\n"))
+	f.Add([]byte("server:\n  max_header_bytes: 99999999999999999999 TB\n  read_timeout: -1s\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		c, err := Parse("fuzz.yaml", raw)
+		if err != nil {
+			if !strings.Contains(err.Error(), "fuzz.yaml") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			if !strings.Contains(err.Error(), "fuzz.yaml") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("valid once, not twice: %v", err)
+		}
+	})
 }
