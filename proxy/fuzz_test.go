@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,7 +50,9 @@ type fuzzStack struct {
 	close  func()
 }
 
-func newFuzzStack(t testing.TB) *fuzzStack {
+// newFuzzOrigin serves the origin whose answer each request's
+// X-Fuzz-Variant picks.
+func newFuzzOrigin() (ln *fasthttputil.InmemoryListener, stop func()) {
 	oln := fasthttputil.NewInmemoryListener()
 	gz := func(b []byte) []byte {
 		var buf bytes.Buffer
@@ -94,7 +97,11 @@ func newFuzzStack(t testing.TB) *fuzzStack {
 		ctx.SetBody(bodies[coding])
 	}}
 	go osrv.Serve(oln) //nolint:errcheck
+	return oln, func() { _ = osrv.Shutdown() }
+}
 
+// newFuzzStack is the handler in front of the origin listening on oln.
+func newFuzzStack(t testing.TB, oln *fasthttputil.InmemoryListener) *fuzzStack {
 	cfg, err := config.Load("../examples/edgeseg.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +148,7 @@ func newFuzzStack(t testing.TB) *fuzzStack {
 	pln := fasthttputil.NewInmemoryListener()
 	srv := NewServer(cfg, h, &nop)
 	go srv.Serve(pln) //nolint:errcheck
-	return &fuzzStack{h: h, panics: h.metrics.panics, dial: pln.Dial, close: func() { _ = srv.Shutdown(); _ = osrv.Shutdown() }}
+	return &fuzzStack{h: h, panics: h.metrics.panics, dial: pln.Dial, close: func() { _ = srv.Shutdown() }}
 }
 
 // fuzzHeaders turns arbitrary text into header lines, without the ones
@@ -188,7 +195,9 @@ func FuzzRequest(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.method, s.variant, s.target, s.headers, s.body)
 	}
-	st := newFuzzStack(f)
+	oln, stop := newFuzzOrigin()
+	defer stop()
+	st := newFuzzStack(f, oln)
 	defer st.close()
 	f.Fuzz(func(t *testing.T, method, variant byte, target, headers, body string) {
 		if !strings.HasPrefix(target, "/") || strings.ContainsAny(target, " \r\n\t") || len(target) > 4096 {
@@ -266,4 +275,152 @@ func mustGzip(t *testing.T, b []byte) io.Reader {
 		t.Fatalf("gzip: %v", err)
 	}
 	return r
+}
+
+// FuzzOriginResponse puts the handler in front of an origin that answers
+// with whatever the input holds: any status line, any headers (framing
+// and coding included), any body. Whatever it sends: no panic, no 500,
+// an answer within the deadline; an answer fasthttp itself can read
+// reaches the visitor with its status, and a page in it reaches the
+// visitor whole.
+func FuzzOriginResponse(f *testing.F) {
+	for _, s := range []struct {
+		status  uint16
+		headers string
+		body    byte
+	}{
+		{200, "Content-Type: text/html; charset=utf-8", 1},
+		{200, "Content-Type: text/html\nContent-Encoding: gzip\nContent-Length: 5", 2},
+		{200, "Content-Type: text/html\nTransfer-Encoding: chunked", 3},
+		{200, "Content-Type: text/html\nTransfer-Encoding: chunked\nContent-Length: 10", 1},
+		{200, "Content-Type: text/html\nContent-Encoding: gzip, br", 2},
+		{304, "Content-Type: text/html\nContent-Length: 7", 1},
+		{204, "Content-Type: text/html", 1},
+		{103, "Link: </a.css>; rel=preload", 1},
+		{200, "Content-Type: text/html\nContent-Length: 99999999999999999999", 0},
+		{200, "Content-Type: text/html; charset=\xff\nContent-Encoding: \xff\nVary: *\nCache-Control: max-age=60", 1},
+		{999, "Content-Type:\nLocation: //evil\nSet-Cookie: edgeseg=forged", 0},
+	} {
+		f.Add(s.status, s.headers, s.body, []byte("<html><body><div data-edgeseg-slot=\"hero\">x</div>"), false)
+		f.Add(s.status, s.headers, s.body, []byte{}, true)
+	}
+	var answer atomic.Pointer[[]byte]
+	oln := fasthttputil.NewInmemoryListener()
+	defer oln.Close()
+	go func() {
+		for {
+			c, err := oln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var req fasthttp.Request
+				if req.Read(bufio.NewReader(c)) != nil {
+					return
+				}
+				_, _ = c.Write(*answer.Load())
+			}()
+		}
+	}()
+	st := newFuzzStack(f, oln)
+	defer st.close()
+	page := []byte(fuzzPage)
+	gz := func(b []byte) []byte {
+		var buf bytes.Buffer
+		w := gzip.NewWriter(&buf)
+		_, _ = w.Write(b)
+		_ = w.Close()
+		return buf.Bytes()
+	}
+	chunked := func(b []byte) []byte {
+		var buf bytes.Buffer
+		for len(b) > 0 {
+			n := min(len(b), 100)
+			fmt.Fprintf(&buf, "%x\r\n%s\r\n", n, b[:n])
+			b = b[n:]
+		}
+		buf.WriteString("0\r\n\r\n")
+		return buf.Bytes()
+	}
+	var n atomic.Int64
+	f.Fuzz(func(t *testing.T, status uint16, headers string, which byte, body []byte, cached bool) {
+		switch which % 4 {
+		case 1:
+			body = page
+		case 2:
+			body = gz(page)
+		case 3:
+			body = chunked(page)
+		}
+		var raw bytes.Buffer
+		fmt.Fprintf(&raw, "HTTP/1.1 %d Fuzz\r\n", status)
+		for _, line := range strings.Split(headers, "\n") {
+			if line = strings.TrimRight(line, "\r"); line != "" {
+				raw.WriteString(line + "\r\n")
+			}
+		}
+		raw.WriteString("Connection: close\r\n\r\n")
+		raw.Write(body)
+		b := raw.Bytes()
+		answer.Store(&b)
+
+		// What fasthttp's client makes of it on its own (within a bound: a
+		// Content-Length is a size to allocate for it).
+		var want fasthttp.Response
+		wantErr := want.ReadLimitBody(bufio.NewReader(bytes.NewReader(b)), 1<<20)
+
+		path := "/page"
+		if cached {
+			path = fmt.Sprintf("/cached/%d", n.Add(1)) // a fresh key: no answer of an earlier input
+		}
+		req := "GET " + path + " HTTP/1.1\r\nHost: shop.test\r\nAccept: text/html\r\nAccept-Encoding: gzip\r\n" +
+			"User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148\r\n\r\n"
+		before := st.panics.Get()
+		c, err := st.dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		var resp fasthttp.Response
+		br := bufio.NewReader(c)
+		if err := resp.Header.Read(br); err != nil {
+			t.Fatalf("no answer for an origin sending\n%q\n: %v", b, err)
+		}
+		var bodyErr error
+		if hasBody(resp.StatusCode()) {
+			bodyErr = resp.ReadBody(br, 1<<20)
+		}
+		if bodyErr != nil && wantErr == nil {
+			t.Fatalf("body cut short (%v) for an origin sending\n%q", bodyErr, b)
+		}
+		if st.panics.Get() != before {
+			t.Fatalf("panic for an origin sending\n%q", b)
+		}
+		got := resp.StatusCode()
+		if got == fasthttp.StatusInternalServerError && want.StatusCode() != got {
+			t.Fatalf("500 for an origin sending\n%q\n%s", b, resp.Body())
+		}
+		if wantErr != nil || want.StatusCode() < 200 {
+			return // not an answer: a 502 is right
+		}
+		if got != want.StatusCode() {
+			t.Fatalf("status %d, the origin's was %d, for an origin sending\n%q\n(fasthttp reads it: %v)\n%s", got, want.StatusCode(), b, wantErr, resp.Body())
+		}
+		originBody, err := want.BodyUncompressed()
+		if err != nil || !bytes.Equal(originBody, page) || got != fasthttp.StatusOK {
+			return
+		}
+		visitorBody, err := resp.BodyUncompressed()
+		if err != nil {
+			t.Fatalf("the page does not decode (%v) for an origin sending\n%q", err, b)
+		}
+		if !bytes.HasPrefix(visitorBody, []byte("<!doctype html><html><head>")) || !bytes.HasSuffix(visitorBody, []byte("<footer>end of page</footer></body></html>")) {
+			t.Fatalf("page not whole for an origin sending\n%q\n%q", b, visitorBody)
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,7 @@ type Handler struct {
 	via          bool
 	hostHeader   string
 	rewriteLimit int
+	writeBuffer  int         // server.write_buffer_bytes: what fasthttp holds before it sends
 	streamPages  bool        // rewrite.stream
 	buffered     *byteBudget // bytes rewrites in flight hold, at most rewrite.max_buffered_bytes
 	codec        *codec
@@ -92,6 +94,7 @@ func New(opts Options) (*Handler, error) {
 		via:          cfg.Server.Via,
 		hostHeader:   cfg.Origin.HostHeader,
 		rewriteLimit: int(cfg.Rewrite.MaxBodyBytes),
+		writeBuffer:  max(int(cfg.Server.WriteBufferBytes), 4096),
 		streamPages:  cfg.Rewrite.Stream,
 		buffered:     &byteBudget{max: int64(cfg.Rewrite.MaxBufferedBytes)},
 		codec:        newCodec(cfg.Rewrite.GzipLevel, cfg.Rewrite.BrotliLevel),
@@ -461,18 +464,41 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		h.rewrite(ctx, resp, x) // sets the body: personalized, untouched or streamed
 		return
 	}
-	h.stream(ctx, resp, nil)
+	h.stream(ctx, resp, nil, x)
 }
 
 // stream hands resp's body (after prefix, bytes already read from it) to the
 // visitor as it arrives.
-func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, prefix []byte) {
+func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, prefix []byte, x *exchange) {
 	n := resp.Header.ContentLength()
 	events := bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream"))
+	var first *[]byte
+	if len(prefix) == 0 && n != 0 && !events {
+		// fasthttp sends nothing, head included, before the first chunk of
+		// a body of unknown length, or before its write buffer is full (or
+		// the body ends) for one with a length; if the body fails before
+		// then, the visitor gets a closed connection and no answer at all.
+		// So that much is read here first, where a failure (an app server
+		// crashing after its headers, framing that does not parse) can
+		// still be answered with a clean 502. An event stream's head goes
+		// out at once, so it is not held for this.
+		var err error
+		if first, err = h.firstBytes(resp, min(n, h.writeBuffer)); err != nil {
+			fasthttp.ReleaseResponse(resp)
+			h.originBrokeOff(ctx, x, err)
+			return
+		}
+		prefix = *first
+	}
 	if n < 0 {
 		n = -1 // chunked to the visitor, whatever framing the origin used
 		if !ctx.Request.Header.IsHTTP11() && !events {
-			if prefix = h.readForHTTP10(ctx, resp, prefix); prefix == nil {
+			prefix = h.readForHTTP10(ctx, resp, prefix)
+			if first != nil {
+				h.bufs.put(first) // what is left of it was copied
+				first = nil
+			}
+			if prefix == nil {
 				return
 			}
 		}
@@ -480,7 +506,55 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 	if events {
 		ctx.Response.ImmediateHeaderFlush = true
 	}
-	ctx.Response.SetBodyStream(newOriginStream(resp, prefix, &h.log, ctx.Path()), n)
+	s := newOriginStream(resp, prefix, h.bufs, &h.log, ctx.Path())
+	s.first = first
+	ctx.Response.SetBodyStream(s, n)
+}
+
+// firstBytes reads the first bytes of resp's body into a buffer from
+// h.bufs: want of them (fewer at the end of the body), or when want is
+// negative whatever the first read gives.
+func (h *Handler) firstBytes(resp *fasthttp.Response, want int) (*[]byte, error) {
+	bp := h.bufs.get()
+	b := (*bp)[:0]
+	r := resp.BodyStream()
+	for empty := 0; empty < 100; { // a reader may return nothing and no error; not for ever
+		if cap(b)-len(b) < 4096 && (want < 0 || cap(b) < want) {
+			b = slices.Grow(b, max(4096, min(cap(b), want-len(b))))
+		}
+		end := cap(b)
+		if want >= 0 {
+			end = min(end, want)
+		}
+		n, err := r.Read(b[len(b):end])
+		b = b[:len(b)+n]
+		if errors.Is(err, io.EOF) || err == nil && (want < 0 && n > 0 || len(b) == want) {
+			break
+		}
+		if err != nil {
+			*bp = b
+			h.bufs.put(bp)
+			return nil, err
+		}
+		if n == 0 {
+			empty++
+		}
+	}
+	*bp = b
+	return bp, nil
+}
+
+// originBrokeOff answers a visitor whose origin failed after its head but
+// before anything was sent on: a clean 502 (or 504), not a truncated page.
+func (h *Handler) originBrokeOff(ctx *fasthttp.RequestCtx, x *exchange, err error) {
+	status, cause := originFailure(err)
+	if status == fasthttp.StatusRequestEntityTooLarge {
+		status = fasthttp.StatusBadGateway
+	}
+	x.cause = cause
+	h.metrics.originError(cause)
+	h.log.Warn().Err(err).Str("cause", cause).Bytes("path", ctx.Path()).Msg("origin failed before anything was sent on")
+	h.plainError(ctx, status, originErrorText(status))
 }
 
 // readForHTTP10 reads a body of unknown length whole for an HTTP/1.0

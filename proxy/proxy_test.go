@@ -425,9 +425,10 @@ func TestOriginSlow(t *testing.T) {
 	}
 }
 
-// resetOrigin is a raw TCP origin that sends headers and half a body, then
+// resetOrigin is a raw TCP origin that sends headers announcing a body of
+// length bytes (chunked when length is -1), then sent bytes of it, then
 // resets the connection.
-func resetOrigin(t *testing.T, contentType string) string {
+func resetOrigin(t *testing.T, contentType string, length, sent int) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -442,8 +443,16 @@ func resetOrigin(t *testing.T, contentType string) string {
 			go func(c net.Conn) {
 				buf := make([]byte, 4096)
 				c.Read(buf)
-				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: 100000\r\n\r\n", contentType)
-				c.Write(bytes.Repeat([]byte("x"), 5000))
+				body := bytes.Repeat([]byte("x"), sent)
+				if length < 0 {
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n", contentType)
+					if sent > 0 {
+						fmt.Fprintf(c, "%x\r\n%s\r\n", sent, body)
+					}
+				} else {
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", contentType, length)
+					c.Write(body)
+				}
 				time.Sleep(20 * time.Millisecond)
 				c.(*net.TCPConn).SetLinger(0)
 				c.Close()
@@ -453,22 +462,53 @@ func resetOrigin(t *testing.T, contentType string) string {
 	return "http://" + ln.Addr().String()
 }
 
+// TestOriginResetMidBody: an origin that breaks off before fasthttp would
+// have sent anything (its write buffer is not full; a chunked body has
+// not begun) gets the visitor a clean 502; one that breaks off later, a
+// body that ends in an error, never one that looks complete.
 func TestOriginResetMidBody(t *testing.T) {
-	p := startProxyURL(t, resetOrigin(t, "application/octet-stream"), nil, nil)
-	resp, err := p.client.Get(p.url + "/file")
-	var n int64
-	if err == nil {
-		// Headers may already be out: the body must then end in an error.
-		n, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+	for _, tc := range []struct {
+		name         string
+		length, sent int
+		clean        bool
+	}{
+		{"length, within the write buffer", 100000, 5000, true},
+		{"length, nothing sent", 100000, 0, true},
+		{"chunked, nothing sent", -1, 0, true},
+		{"length, past the write buffer", 1 << 20, 200 << 10, false},
+		{"chunked, first chunk sent", -1, 5000, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startProxyURL(t, resetOrigin(t, "application/octet-stream", tc.length, tc.sent), nil, nil)
+			resp, err := p.client.Get(p.url + "/file")
+			if tc.clean {
+				if err != nil {
+					t.Fatalf("no answer: %v", err)
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusBadGateway || err != nil || !strings.HasPrefix(string(body), "502 Bad Gateway") {
+					t.Fatalf("%d %q (%v), want a clean 502", resp.StatusCode, body, err)
+				}
+				if !strings.Contains(p.logs.String(), "origin failed before anything was sent on") {
+					t.Errorf("no log line for the reset")
+				}
+			} else {
+				var n int64
+				if err == nil {
+					n, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if err == nil {
+					t.Fatalf("client got a complete-looking body (%d bytes) from a reset origin", n)
+				}
+				if !strings.Contains(p.logs.String(), "origin failed mid-body") {
+					t.Errorf("no log line for the reset")
+				}
+			}
+			p.mustServe()
+		})
 	}
-	if err == nil || n >= 100000 {
-		t.Fatalf("client got a complete-looking body (%d bytes, err %v) from a reset origin", n, err)
-	}
-	if !strings.Contains(p.logs.String(), "origin failed mid-body") {
-		t.Errorf("no log line for the reset")
-	}
-	p.mustServe()
 }
 
 func TestHealth(t *testing.T) {

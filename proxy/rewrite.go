@@ -20,7 +20,7 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	c := parseCoding(resp.Header.ContentEncoding())
 	if c == codingUnknown || resp.Header.ContentLength() > h.rewriteLimit {
 		h.metrics.rewriteSkipped.Inc()
-		h.stream(ctx, resp, nil)
+		h.stream(ctx, resp, nil, x)
 		return false
 	}
 	if h.streamPages && c != codingDeflate && resp.Header.ContentLength() < 0 && ctx.Request.Header.IsHTTP11() {
@@ -54,23 +54,14 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		}
 		prefix := append([]byte(nil), raw...)
 		h.bufs.put(rawp)
-		h.stream(ctx, resp, prefix)
+		h.stream(ctx, resp, prefix, x)
 		return false
 	}
 	_ = resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(resp)
 	if err != nil {
 		h.bufs.put(rawp)
-		// Nothing has been sent yet, so the visitor gets a clean 502
-		// rather than a truncated page.
-		status, cause := originFailure(err)
-		if status == fasthttp.StatusRequestEntityTooLarge {
-			status = fasthttp.StatusBadGateway
-		}
-		x.cause = cause
-		h.metrics.originError(cause)
-		h.log.Warn().Err(err).Str("cause", cause).Bytes("path", ctx.Path()).Msg("origin failed mid-body")
-		h.plainError(ctx, status, originErrorText(status))
+		h.originBrokeOff(ctx, x, err)
 		return false
 	}
 

@@ -108,7 +108,7 @@ func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Respo
 	s.hold = budgetHold{b: h.buffered}
 	s.ctype = append(s.ctype[:0], resp.Header.ContentType()...)
 	s.sniff = inject.SniffBytes(s.ctype)
-	s.src = newOriginStream(resp, nil, &h.log, ctx.Path())
+	s.src = newOriginStream(resp, nil, h.bufs, &h.log, ctx.Path())
 	s.dst = &s.out
 	if c != codingIdentity {
 		s.enc = h.codec.newStreamEncoder(&s.out, c)
@@ -117,6 +117,19 @@ func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Respo
 	if v.pl.cfg.Templates.DataLayer {
 		s.opts.HeadSnippet = v.dataLayer(cspNonce(ctx.Response.Header.Peek("Content-Security-Policy")))
 	}
+	// The first bytes are made before the answer is handed to fasthttp
+	// (which sends the head only with them anyway): an origin that breaks
+	// off before then gets the visitor a clean 502, not no answer at all.
+	if err := s.pump(); err != nil && !errors.Is(err, io.EOF) && s.out.Len() == 0 {
+		s.abandon()
+		if errors.Is(err, errRewritePanic) {
+			x.cause = "panic"
+			h.plainError(ctx, fasthttp.StatusBadGateway, "502 Bad Gateway: edgeseg failed to serve this request.")
+			return
+		}
+		h.originBrokeOff(ctx, x, err)
+		return
+	}
 	markPersonalized(&ctx.Response.Header)
 	ctx.Response.SetBodyStream(s, -1)
 	x.streamed = true // the stream, not finish, ends the visit
@@ -124,21 +137,30 @@ func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Respo
 
 // Read hands on the next rewritten bytes, reading from the origin as
 // needed.
-func (s *rewriteStream) Read(p []byte) (n int, err error) {
+func (s *rewriteStream) Read(p []byte) (int, error) {
+	if err := s.pump(); err != nil {
+		return 0, err
+	}
+	return s.out.Read(p)
+}
+
+// pump reads and rewrites until there are bytes to hand on; io.EOF at the
+// end of the page, or why it was cut short.
+func (s *rewriteStream) pump() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.h.metrics.panics.Inc()
 			s.h.log.Error().Str("panic", fmt.Sprint(r)).Str("path", s.path).Bytes("stack", debug.Stack()).Msg("recovered panic while rewriting a streamed page; cutting it short")
 			s.fail = errRewritePanic
-			n, err = 0, s.fail
+			err = s.fail
 		}
 	}()
 	for s.out.Len() == 0 {
 		if s.fail != nil {
-			return 0, s.fail
+			return s.fail
 		}
 		if s.eof {
-			return 0, io.EOF
+			return io.EOF
 		}
 		m, rerr := s.read()
 		if m > 0 {
@@ -161,7 +183,7 @@ func (s *rewriteStream) Read(p []byte) (n int, err error) {
 			s.fail = rerr
 		}
 	}
-	return s.out.Read(p)
+	return nil
 }
 
 // read reads the page's next bytes into s.buf, decoded.
@@ -390,10 +412,6 @@ func (s *rewriteStream) Close() error {
 	if s.v == nil {
 		return nil // closed already
 	}
-	err := s.src.Close()
-	if s.watching {
-		s.stopWatching(nil)
-	}
 	filled := 0
 	if s.rw != nil {
 		filled = s.rw.Filled()
@@ -403,6 +421,20 @@ func (s *rewriteStream) Close() error {
 		s.h.p.emitExposures(s.path, s.v)
 	}
 	s.h.p.end(s.v)
+	return s.release()
+}
+
+// abandon releases a stream that never became the visitor's body; the
+// visit stays with the request.
+func (s *rewriteStream) abandon() { _ = s.release() }
+
+// release closes the origin's response and puts the stream back in the
+// pool.
+func (s *rewriteStream) release() error {
+	err := s.src.Close()
+	if s.watching {
+		s.stopWatching(nil)
+	}
 	s.h.codec.putStreamCoders(s.dec, s.enc)
 	s.dropRaw()
 	// Back to the pool with its buffers, nothing else.

@@ -159,6 +159,53 @@ func TestStreamedPageOriginFailure(t *testing.T) {
 	}
 }
 
+// TestStreamedPageOriginFailsBeforeItsBody: a page the origin announces
+// (chunked, to be personalized as it streams) and then breaks before its
+// first byte, by closing or by framing that does not parse, gets the
+// visitor a clean 502 rather than a connection closed with no answer; the
+// visit it held is released, and edgeseg serves on.
+func TestStreamedPageOriginFailsBeforeItsBody(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n")
+		if r.URL.Path == "/garbled" {
+			buf.WriteString("zz\r\n<html>\r\n")
+		}
+		buf.Flush()
+	})
+	s := startStack(t, origin, noHoldouts)
+	for _, path := range []string{"/closed", "/garbled"} {
+		t.Run(path, func(t *testing.T) {
+			b := s.browser(uaDesktop)
+			req, _ := http.NewRequest(http.MethodGet, s.url+path+"?utm_campaign=promo", nil)
+			req.Header.Set("Accept", "text/html")
+			req.Header.Set("User-Agent", uaDesktop)
+			resp, err := b.c.Do(req)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadGateway || err != nil || !strings.HasPrefix(string(body), "502 Bad Gateway") {
+				t.Fatalf("%d %q (%v), want a clean 502", resp.StatusCode, body, err)
+			}
+		})
+	}
+	m := s.get("/_edgeseg/metrics")
+	if !strings.Contains(m, `edgeseg_origin_errors_total{cause="connection reset"} 1`) || !strings.Contains(m, `edgeseg_origin_errors_total{cause="origin error"} 1`) {
+		t.Errorf("origin errors not counted:\n%s", m)
+	}
+	if r, err := http.Get(s.url + "/_edgeseg/health"); err != nil {
+		t.Fatalf("edgeseg stopped serving: %v", err)
+	} else {
+		r.Body.Close()
+	}
+}
+
 // TestStreamedPageThatDoesNotDecode: a streamed page labelled gzip or br
 // whose bytes are not (a misconfigured origin) reaches the visitor as the
 // origin sent it, whole, in several chunks, as the same page with a
