@@ -392,3 +392,35 @@ func TestRenderFollowsSegmentConfig(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTemplate: whatever an editor writes in a block and a partial, the
+// set loads (with problems naming the file) and the block renders or
+// fails with an error; nothing panics.
+func FuzzTemplate(f *testing.F) {
+	f.Add(`<h1>{{upper segment.name}}</h1>{{> price}}`, `<b>{{formatCurrency 1234.5 "EUR"}}</b>`)
+	f.Add(`{{#each visitor.categories}}{{this}}{{/each}}{{#if (gt visitor.visits 2)}}x{{/if}}`, `{{> price}}`)
+	f.Add(`{{#with}}{{/with}}{{lookup}}{{formatCurrency}}{{truncate "x" -5}}{{pluralize}}`, `{{{{raw}}}}{{/raw}}`)
+	f.Add(strings.Repeat(`{{#if signals.device}}`, 200)+strings.Repeat(`{{/if}}`, 200), `{{> (lookup . "x")}}`)
+	f.Fuzz(func(t *testing.T, block, partial string) {
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, "hero"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "_partials"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "hero", "deals.hbs"), []byte(block), 0o644)
+		os.WriteFile(filepath.Join(dir, "_partials", "price.hbs"), []byte(partial), 0o644)
+		set, ps := Load(dir, nil)
+		for _, p := range ps {
+			if !strings.HasPrefix(p.File, dir) {
+				t.Fatalf("problem does not name a file: %+v", p)
+			}
+		}
+		if b := set.Lookup("hero", "deals"); b != nil {
+			if _, err := b.Exec(testSegment("deals"), env("mobile", "tv", "sale")); err != nil && !strings.Contains(err.Error(), "hero/deals.hbs") {
+				t.Fatalf("render error does not name the file: %v", err)
+			}
+		}
+	})
+}
