@@ -96,7 +96,10 @@ type Origin struct {
 	URL string `yaml:"url"`
 	// HostHeader is the Host sent to the origin. Empty keeps the client's Host
 	// (what a site behind a load balancer usually expects); "origin" sends the
-	// origin URL's host; anything else is sent as is. Default "".
+	// origin URL's host; anything else is sent as is. When set, Location and
+	// Content-Location values pointing at that host or the URL's are made
+	// relative, so the origin's redirects keep the visitor on edgeseg (not
+	// when the visitor asked for that very host). Default "".
 	HostHeader string `yaml:"host_header"`
 	// MaxConns caps open connections to the origin. Default 512.
 	MaxConns int `yaml:"max_conns"`

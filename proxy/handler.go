@@ -52,6 +52,7 @@ type Handler struct {
 	metricsAllow netSet
 	via          bool
 	hostHeader   string
+	originAt     [][]byte // with hostHeader: the origin's own URL prefixes, made relative in redirects
 	rewriteLimit int
 	writeBuffer  int         // server.write_buffer_bytes: what fasthttp holds before it sends
 	streamPages  bool        // rewrite.stream
@@ -112,6 +113,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if h.hostHeader == "origin" {
 		h.hostHeader = opts.Origin.host
+	}
+	if h.hostHeader != "" {
+		h.originAt = originPrefixes(h.hostHeader, opts.Origin.host)
 	}
 	if opts.Log != nil {
 		h.log = *opts.Log
@@ -452,6 +456,9 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	h.scratch.put(scratch)
 	if h.via {
 		addVia(&ctx.Response.Header)
+	}
+	if h.originAt != nil {
+		h.relocate(&ctx.Response.Header, ctx.Request.Header.Host())
 	}
 
 	if ctx.IsHead() || !hasBody(resp.StatusCode()) {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"net"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -156,4 +157,52 @@ func filterAcceptEncoding(h *fasthttp.RequestHeader, out []byte) []byte {
 func codingSupported(name []byte) bool {
 	return bytes.EqualFold(name, []byte("gzip")) || bytes.EqualFold(name, []byte("br")) ||
 		bytes.EqualFold(name, []byte("deflate")) || bytes.EqualFold(name, []byte("identity"))
+}
+
+// originPrefixes are the URL prefixes ("http://host", "https://host") under
+// which the origin knows itself when edgeseg sends it a Host other than the
+// visitor's (origin.host_header): redirects it makes to them would take the
+// visitor past edgeseg.
+func originPrefixes(hosts ...string) [][]byte {
+	var out [][]byte
+	for _, h := range hosts {
+		if h == "" {
+			continue
+		}
+		h = strings.ToLower(h)
+		out = append(out, []byte("http://"+h), []byte("https://"+h))
+	}
+	return out
+}
+
+// relocate makes Location and Content-Location values that point at the
+// origin's own host relative ("/path?query"), so the visitor's browser
+// resolves them against the host it asked (visitorHost), edgeseg's. Other
+// values (other hosts, relative ones, the visitor's own host, where a
+// redirect may be changing the scheme) are left alone.
+func (h *Handler) relocate(hdr *fasthttp.ResponseHeader, visitorHost []byte) {
+	for _, name := range [...]string{fasthttp.HeaderLocation, fasthttp.HeaderContentLocation} {
+		v := hdr.Peek(name)
+		if len(v) == 0 {
+			continue
+		}
+		for _, p := range h.originAt {
+			if len(v) < len(p) || !bytes.EqualFold(v[:len(p)], p) {
+				continue
+			}
+			rest := v[len(p):]
+			if len(rest) > 0 && rest[0] != '/' && rest[0] != '?' && rest[0] != '#' {
+				continue // another host: "https://shop.example.evil" or a port
+			}
+			if host := p[bytes.IndexByte(p, '/')+2:]; bytes.EqualFold(host, visitorHost) {
+				break
+			}
+			rel := make([]byte, 0, len(rest)+1)
+			if len(rest) == 0 || rest[0] != '/' {
+				rel = append(rel, '/')
+			}
+			hdr.SetBytesV(name, append(rel, rest...))
+			break
+		}
+	}
 }

@@ -1096,3 +1096,82 @@ func TestHTTP10ClientsGetLengths(t *testing.T) {
 		t.Fatalf("HTTP/1.1 no longer streamed:\n%s", head)
 	}
 }
+
+// TestHostHeader: origin.host_header decides the Host the origin sees;
+// when it is not the visitor's, the origin's redirects to itself are made
+// relative, so the visitor stays on edgeseg, and nothing else is touched.
+func TestHostHeader(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Seen-Host", r.Host)
+		switch r.URL.Path {
+		case "/own":
+			w.Header().Set("Location", "http://"+r.Host+"/login?next=%2F#top")
+			w.Header().Set("Content-Location", "http://"+r.Host+"/own.html")
+		case "/own-bare":
+			w.Header().Set("Location", "HTTPS://"+strings.ToUpper(r.Host))
+		case "/own-query":
+			w.Header().Set("Location", "http://"+r.Host+"?a=1")
+		case "/other":
+			w.Header().Set("Location", "https://elsewhere.example/x")
+		case "/lookalike":
+			w.Header().Set("Location", "http://"+r.Host+"1/x") // another port
+		case "/relative":
+			w.Header().Set("Location", "/already")
+		}
+		w.WriteHeader(http.StatusFound)
+	})
+	o := httptest.NewServer(origin)
+	t.Cleanup(o.Close)
+	originHost := strings.TrimPrefix(o.URL, "http://")
+	for _, tc := range []struct {
+		hostHeader string
+		visitor    string // Host the visitor sends; "" for edgeseg's address
+		seen       string // Host the origin saw; "" for the visitor's
+		want       map[string]string
+	}{
+		{"", "", "", map[string]string{
+			"/own": "http://{visitor}/login?next=%2F#top", "/own-bare": "HTTPS://{VISITOR}", "/other": "https://elsewhere.example/x", "/relative": "/already"}},
+		{"origin", "", originHost, map[string]string{
+			"/own": "/login?next=%2F#top", "/own-bare": "/", "/own-query": "/?a=1", "/other": "https://elsewhere.example/x",
+			"/lookalike": "http://" + originHost + "1/x", "/relative": "/already"}},
+		{"cms.internal", "", "cms.internal", map[string]string{
+			"/own": "/login?next=%2F#top", "/own-bare": "/", "/other": "https://elsewhere.example/x"}},
+		// The visitor asked for the host the origin is told: a redirect to
+		// it may be one to https, and is left as it is.
+		{"cms.internal", "cms.internal", "cms.internal", map[string]string{
+			"/own": "http://cms.internal/login?next=%2F#top", "/own-bare": "HTTPS://CMS.INTERNAL"}},
+	} {
+		t.Run(tc.hostHeader+"/"+tc.visitor, func(t *testing.T) {
+			p := startProxyURL(t, o.URL, func(c *config.Config) { c.Origin.HostHeader = tc.hostHeader }, o)
+			visitor := tc.visitor
+			if visitor == "" {
+				visitor = p.addr
+			}
+			seen := tc.seen
+			if seen == "" {
+				seen = visitor
+			}
+			for path, want := range tc.want {
+				want = strings.NewReplacer("{visitor}", visitor, "{VISITOR}", strings.ToUpper(visitor)).Replace(want)
+				req, _ := http.NewRequest(http.MethodGet, p.url+path, nil)
+				req.Host = visitor
+				resp, _ := p.do(req)
+				if got := resp.Header.Get("Location"); got != want {
+					t.Errorf("%s: Location %q, want %q", path, got, want)
+				}
+				if got := resp.Header.Get("X-Seen-Host"); got != seen {
+					t.Errorf("%s: the origin saw Host %q, want %q", path, got, seen)
+				}
+				if path == "/own" {
+					wantCL := "/own.html"
+					if tc.hostHeader == "" || tc.visitor != "" {
+						wantCL = "http://" + seen + "/own.html"
+					}
+					if got := resp.Header.Get("Content-Location"); got != wantCL {
+						t.Errorf("Content-Location %q, want %q", got, wantCL)
+					}
+				}
+			}
+		})
+	}
+}
