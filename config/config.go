@@ -99,7 +99,9 @@ type Origin struct {
 	// origin URL's host; anything else is sent as is. When set, Location and
 	// Content-Location values pointing at that host or the URL's are made
 	// relative, so the origin's redirects keep the visitor on edgeseg (not
-	// when the visitor asked for that very host). Default "".
+	// when the visitor asked for that very host), and a Set-Cookie whose
+	// Domain the visitor's host is not within loses the Domain (a browser
+	// would refuse it). Default "".
 	HostHeader string `yaml:"host_header"`
 	// MaxConns caps open connections to the origin. Default 512.
 	MaxConns int `yaml:"max_conns"`

@@ -107,6 +107,7 @@ func newFuzzStack(t testing.TB, oln *fasthttputil.InmemoryListener) *fuzzStack {
 		t.Fatal(err)
 	}
 	cfg.Origin.URL = "http://origin.test"
+	cfg.Origin.HostHeader = "origin" // the origin's redirects and cookies are turned towards the visitor
 	cfg.Templates.Watch = false
 	cfg.Server.TrustedProxies = []string{"0.0.0.0/0", "::/0"}
 	cfg.Signals.GeoCountryHeader = "CF-IPCountry"
@@ -421,6 +422,27 @@ func FuzzOriginResponse(f *testing.F) {
 		}
 		if !bytes.HasPrefix(visitorBody, []byte("<!doctype html><html><head>")) || !bytes.HasSuffix(visitorBody, []byte("<footer>end of page</footer></body></html>")) {
 			t.Fatalf("page not whole for an origin sending\n%q\n%q", b, visitorBody)
+		}
+	})
+}
+
+// FuzzCookieDomain: dropping a foreign Domain from a Set-Cookie value
+// keeps the cookie's name and value and every other attribute.
+func FuzzCookieDomain(f *testing.F) {
+	f.Add("a=1; Domain=cms.internal; Path=/", "shop.example")
+	f.Add("a=1;Domain=;domain=x;;", "x")
+	f.Add("a=1; Domain=.example", "www.shop.example")
+	f.Fuzz(func(t *testing.T, v, host string) {
+		got := withoutForeignDomain([]byte(v), []byte(host))
+		if got == nil {
+			return
+		}
+		nameValue, _, _ := strings.Cut(v, ";")
+		if !strings.HasPrefix(string(got), strings.TrimRight(nameValue, " ")) || len(got) >= len(v) {
+			t.Fatalf("%q for %q became %q", v, host, got)
+		}
+		if strings.Contains(strings.ToLower(string(got)), "domain=") && strings.Count(strings.ToLower(v), "domain=") == 1 {
+			t.Fatalf("%q for %q kept its Domain: %q", v, host, got)
 		}
 	})
 }

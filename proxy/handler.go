@@ -458,7 +458,10 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		addVia(&ctx.Response.Header)
 	}
 	if h.originAt != nil {
+		// The origin was told another Host: what it says of itself is
+		// turned towards the visitor's.
 		h.relocate(&ctx.Response.Header, ctx.Request.Header.Host())
+		hostOnlyCookies(&ctx.Response.Header, ctx.Request.Header.Host())
 	}
 
 	if ctx.IsHead() || !hasBody(resp.StatusCode()) {

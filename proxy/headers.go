@@ -206,3 +206,65 @@ func (h *Handler) relocate(hdr *fasthttp.ResponseHeader, visitorHost []byte) {
 		}
 	}
 }
+
+// hostOnlyCookies drops the Domain attribute of the origin's Set-Cookie
+// values whose Domain the visitor's host is not within: a browser would
+// refuse such a cookie (the origin, told another Host, named its own
+// domain), while without a Domain it is kept for the visitor's host, as
+// the site meant. Other cookies are left exactly as they are.
+func hostOnlyCookies(hdr *fasthttp.ResponseHeader, visitorHost []byte) {
+	host := visitorHost
+	if h, _, err := net.SplitHostPort(string(visitorHost)); err == nil {
+		host = []byte(h)
+	}
+	var fixed [][]byte
+	changed := false
+	for _, v := range hdr.Cookies() {
+		nv := withoutForeignDomain(v, host)
+		changed = changed || nv != nil
+		if nv == nil {
+			nv = append([]byte(nil), v...)
+		}
+		fixed = append(fixed, nv)
+	}
+	if !changed {
+		return
+	}
+	hdr.DelAllCookies()
+	for _, v := range fixed {
+		hdr.AddBytesV(fasthttp.HeaderSetCookie, v)
+	}
+}
+
+// withoutForeignDomain returns the Set-Cookie value v without its Domain
+// attribute when host is not within that domain, or nil when v is fine.
+func withoutForeignDomain(v, host []byte) []byte {
+	rest := v
+	for off := 0; len(rest) > 0; {
+		attr, next, _ := bytes.Cut(rest, []byte(";"))
+		name, val, _ := bytes.Cut(attr, []byte("="))
+		if off > 0 && bytes.EqualFold(bytes.TrimSpace(name), []byte("domain")) {
+			d := bytes.TrimPrefix(bytes.TrimSpace(val), []byte("."))
+			if len(d) == 0 || bytes.EqualFold(host, d) ||
+				len(host) > len(d) && host[len(host)-len(d)-1] == '.' && bytes.EqualFold(host[len(host)-len(d):], d) {
+				return nil
+			}
+			end := off + len(attr)
+			if len(next) < len(rest)-len(attr) { // a ';' followed
+				end++
+			}
+			out := append([]byte(nil), v[:off]...)
+			out = bytes.TrimRight(out, "; ")
+			if tail := bytes.TrimLeft(v[end:], " "); len(tail) > 0 {
+				out = append(append(out, "; "...), tail...)
+			}
+			return out
+		}
+		off += len(attr) + 1
+		rest = next
+		if off > len(v) {
+			break
+		}
+	}
+	return nil
+}

@@ -1099,10 +1099,17 @@ func TestHTTP10ClientsGetLengths(t *testing.T) {
 
 // TestHostHeader: origin.host_header decides the Host the origin sees;
 // when it is not the visitor's, the origin's redirects to itself are made
-// relative, so the visitor stays on edgeseg, and nothing else is touched.
+// relative, so the visitor stays on edgeseg, cookies for its own domain
+// become the visitor host's, and nothing else is touched.
 func TestHostHeader(t *testing.T) {
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Seen-Host", r.Host)
+		host, _, _ := net.SplitHostPort(r.Host)
+		if host == "" {
+			host = r.Host
+		}
+		w.Header().Add("Set-Cookie", "sid=1; Domain="+host+"; Path=/; HttpOnly")
+		w.Header().Add("Set-Cookie", "pref=2; Path=/")
 		switch r.URL.Path {
 		case "/own":
 			w.Header().Set("Location", "http://"+r.Host+"/login?next=%2F#top")
@@ -1162,6 +1169,13 @@ func TestHostHeader(t *testing.T) {
 				if got := resp.Header.Get("X-Seen-Host"); got != seen {
 					t.Errorf("%s: the origin saw Host %q, want %q", path, got, seen)
 				}
+				sid := "sid=1; Domain=" + strings.Split(seen, ":")[0] + "; Path=/; HttpOnly"
+				if tc.hostHeader != "" && tc.visitor == "" && !strings.HasPrefix(seen, "127.0.0.1") {
+					sid = "sid=1; Path=/; HttpOnly" // a domain the browser would refuse for the visitor's host
+				}
+				if got := resp.Header.Values("Set-Cookie"); len(got) != 2 || got[0] != sid || got[1] != "pref=2; Path=/" {
+					t.Errorf("%s: Set-Cookie %q, want %q and pref", path, got, sid)
+				}
 				if path == "/own" {
 					wantCL := "/own.html"
 					if tc.hostHeader == "" || tc.visitor != "" {
@@ -1173,5 +1187,25 @@ func TestHostHeader(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestWithoutForeignDomain(t *testing.T) {
+	for _, tc := range []struct{ v, host, want string }{
+		{"a=1; Domain=cms.internal; Path=/", "shop.example", "a=1; Path=/"},
+		{"a=1; Path=/; domain=.CMS.internal", "shop.example", "a=1; Path=/"},
+		{"a=1;Domain=cms.internal;Secure", "shop.example", "a=1; Secure"},
+		{"a=1; Domain=shop.example", "shop.example", ""},
+		{"a=1; Domain=.example", "www.shop.example", ""},
+		{"a=1; Domain=hop.example", "shop.example", "a=1"},
+		{"a=1; Domain=", "shop.example", ""},
+		{"a=1; Path=/", "shop.example", ""},
+		{"domain=x; Path=/", "shop.example", ""}, // a cookie named domain
+		{"a=1", "shop.example", ""},
+	} {
+		got := withoutForeignDomain([]byte(tc.v), []byte(tc.host))
+		if string(got) != tc.want || (tc.want == "") != (got == nil) {
+			t.Errorf("%q for %s: %q, want %q", tc.v, tc.host, got, tc.want)
+		}
 	}
 }
