@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"compress/gzip"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -30,10 +29,7 @@ func TestRewriteBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	big := bytes.Repeat(page, 6) // 30 KB: read in several growths
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(page)
-	zw.Close()
+	gz := gzipped(page)
 	// With Content-Length: pages are buffered (a streamed one is not).
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -41,7 +37,7 @@ func TestRewriteBudget(t *testing.T) {
 		switch r.URL.Path {
 		case "/gz":
 			w.Header().Set("Content-Encoding", "gzip")
-			body = gz.Bytes()
+			body = gz
 		case "/big":
 			body = big
 		}

@@ -54,22 +54,8 @@ type fuzzStack struct {
 // X-Fuzz-Variant picks.
 func newFuzzOrigin() (ln *fasthttputil.InmemoryListener, stop func()) {
 	oln := fasthttputil.NewInmemoryListener()
-	gz := func(b []byte) []byte {
-		var buf bytes.Buffer
-		w := gzip.NewWriter(&buf)
-		_, _ = w.Write(b)
-		_ = w.Close()
-		return buf.Bytes()
-	}
-	br := func(b []byte) []byte {
-		var buf bytes.Buffer
-		w := brotli.NewWriter(&buf)
-		_, _ = w.Write(b)
-		_ = w.Close()
-		return buf.Bytes()
-	}
 	page := []byte(fuzzPage)
-	bodies := [4][]byte{page, gz(page), br(page), []byte("\x1f\x8b not gzip " + fuzzPage)}
+	bodies := [4][]byte{page, gzipped(page), brotlied(page), []byte("\x1f\x8b not gzip " + fuzzPage)}
 	osrv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		variant, _ := strconv.ParseUint(string(ctx.Request.Header.Peek("X-Fuzz-Variant")), 16, 8)
 		ctx.SetContentType([4]string{"text/html; charset=utf-8", "text/html", "text/html; charset=windows-1252", "application/json"}[variant&fuzzTypeMask])
@@ -327,13 +313,6 @@ func FuzzOriginResponse(f *testing.F) {
 	st := newFuzzStack(f, oln)
 	defer st.close()
 	page := []byte(fuzzPage)
-	gz := func(b []byte) []byte {
-		var buf bytes.Buffer
-		w := gzip.NewWriter(&buf)
-		_, _ = w.Write(b)
-		_ = w.Close()
-		return buf.Bytes()
-	}
 	chunked := func(b []byte) []byte {
 		var buf bytes.Buffer
 		for len(b) > 0 {
@@ -350,7 +329,7 @@ func FuzzOriginResponse(f *testing.F) {
 		case 1:
 			body = page
 		case 2:
-			body = gz(page)
+			body = gzipped(page)
 		case 3:
 			body = chunked(page)
 		}

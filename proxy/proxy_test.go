@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -18,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/andybalholm/brotli"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
@@ -206,14 +204,7 @@ func TestChunkedOriginResponse(t *testing.T) {
 
 func TestCompressedBodiesPassUntouched(t *testing.T) {
 	payload := bytes.Repeat([]byte("<p>hello compressed world</p>"), 200)
-	var gz, br bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(payload)
-	zw.Close()
-	bw := brotli.NewWriter(&br)
-	bw.Write(payload)
-	bw.Close()
-	bodies := map[string][]byte{"gzip": gz.Bytes(), "br": br.Bytes()}
+	bodies := map[string][]byte{"gzip": gzipped(payload), "br": brotlied(payload)}
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		enc := strings.TrimPrefix(r.URL.Path, "/")
 		w.Header().Set("Content-Type", "application/javascript")
