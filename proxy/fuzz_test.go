@@ -138,6 +138,21 @@ func newFuzzStack(t testing.TB, oln *fasthttputil.InmemoryListener) *fuzzStack {
 	return &fuzzStack{h: h, panics: h.metrics.panics, dial: pln.Dial, close: func() { _ = srv.Shutdown() }}
 }
 
+// send writes req on a new connection to the handler and returns what
+// comes back, within a deadline.
+func (st *fuzzStack) send(t *testing.T, req []byte) *bufio.Reader {
+	c, err := st.dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	return bufio.NewReader(c)
+}
+
 // fuzzHeaders turns arbitrary text into header lines, without the ones
 // that would make the exchange wait for bytes that never come (a body
 // length, Expect) or end the head early.
@@ -202,19 +217,11 @@ func FuzzRequest(f *testing.F) {
 			req.WriteString("\r\n")
 		}
 		before := st.panics.Get()
-		c, err := st.dial()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.Write(req.Bytes()); err != nil {
-			t.Fatal(err)
-		}
+		answer := st.send(t, req.Bytes())
 		resp := fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseResponse(resp)
 		resp.SkipBody = m == "HEAD"
-		if err := resp.Read(bufio.NewReader(c)); err != nil {
+		if err := resp.Read(answer); err != nil {
 			t.Fatalf("no answer to\n%q\n: %v", req.String(), err)
 		}
 		if n := st.panics.Get(); n != before {
@@ -229,6 +236,7 @@ func FuzzRequest(f *testing.F) {
 			return
 		}
 		page := resp.Body()
+		var err error
 		switch string(resp.Header.ContentEncoding()) {
 		case "gzip":
 			if variant&fuzzCodingMask == 3<<2 {
@@ -357,17 +365,8 @@ func FuzzOriginResponse(f *testing.F) {
 		req := "GET " + path + " HTTP/1.1\r\nHost: shop.test\r\nAccept: text/html\r\nAccept-Encoding: gzip\r\n" +
 			"User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148\r\n\r\n"
 		before := st.panics.Get()
-		c, err := st.dial()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := io.WriteString(c, req); err != nil {
-			t.Fatal(err)
-		}
+		br := st.send(t, []byte(req))
 		var resp fasthttp.Response
-		br := bufio.NewReader(c)
 		if err := resp.Header.Read(br); err != nil {
 			t.Fatalf("no answer for an origin sending\n%q\n: %v", b, err)
 		}
