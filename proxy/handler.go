@@ -527,8 +527,9 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 func (h *Handler) firstBytes(resp *fasthttp.Response, want int) (*[]byte, error) {
 	bp := h.bufs.get()
 	b := (*bp)[:0]
-	r := resp.BodyStream()
-	for empty := 0; empty < 100; { // a reader may return nothing and no error; not for ever
+	r := resp.BodyStream() // nil for a body set whole: nothing to read ahead
+	// A reader may return nothing and no error; not for ever.
+	for empty := 0; r != nil && empty < 100; {
 		if cap(b)-len(b) < 4096 && (want < 0 || cap(b) < want) {
 			b = slices.Grow(b, max(4096, min(cap(b), want-len(b))))
 		}
