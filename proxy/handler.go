@@ -611,6 +611,10 @@ func (h *Handler) plainError(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.Response.SetBodyString(msg + "\n")
 }
 
+// failedText answers a request edgeseg itself failed to serve (a bug,
+// caught), before anything was sent.
+const failedText = "502 Bad Gateway: edgeseg failed to serve this request."
+
 func originErrorText(status int) string {
 	switch status {
 	case fasthttp.StatusGatewayTimeout:
@@ -639,7 +643,7 @@ func (h *Handler) recoverPanic(ctx *fasthttp.RequestCtx, x *exchange) {
 	if ctx.Hijacked() || x.responded {
 		return // the origin's page is already the answer: keep it
 	}
-	h.plainError(ctx, fasthttp.StatusBadGateway, "502 Bad Gateway: edgeseg failed to serve this request.")
+	h.plainError(ctx, fasthttp.StatusBadGateway, failedText)
 }
 
 // finish writes the access log line and request metrics, then releases

@@ -124,7 +124,7 @@ func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Respo
 		s.abandon()
 		if errors.Is(err, errRewritePanic) {
 			x.cause = "panic"
-			h.plainError(ctx, fasthttp.StatusBadGateway, "502 Bad Gateway: edgeseg failed to serve this request.")
+			h.plainError(ctx, fasthttp.StatusBadGateway, failedText)
 			return
 		}
 		h.originBrokeOff(ctx, x, err)
