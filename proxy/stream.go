@@ -22,7 +22,7 @@ type originStream struct {
 	path   string // copied: the RequestCtx is gone when this is read
 	failed bool
 	// first holds prefix when it is a buffer from bufs, to go back to it
-	// once read; WriteTo copies through a buffer from bufs.
+	// once read.
 	first *[]byte
 	bufs  *freeList
 }
@@ -65,50 +65,6 @@ func (s *originStream) Close() error {
 	fasthttp.ReleaseResponse(s.resp)
 	s.resp, s.r = nil, nil
 	return err
-}
-
-// WriteTo hands fasthttp a body with a length without a copy through a
-// buffer of its own: the prefix goes out from where it was read, and the
-// buffer it was read into carries the rest.
-func (s *originStream) WriteTo(w io.Writer) (int64, error) {
-	var n int64
-	if len(s.prefix) > 0 {
-		m, err := w.Write(s.prefix)
-		n += int64(m)
-		s.prefix = s.prefix[m:]
-		if err != nil {
-			return n, err
-		}
-	}
-	if s.r == nil {
-		return n, nil
-	}
-	bp := s.first
-	s.first, s.prefix = nil, nil
-	if bp == nil {
-		bp = s.bufs.get()
-	}
-	defer s.bufs.put(bp)
-	buf := (*bp)[:cap(*bp)]
-	if len(buf) < 4096 {
-		buf = make([]byte, 4096)
-	}
-	for {
-		m, err := s.Read(buf)
-		if m > 0 {
-			k, werr := w.Write(buf[:m])
-			n += int64(k)
-			if werr != nil {
-				return n, werr
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-	}
 }
 
 // putFirst gives the buffer of the body's first bytes back.
