@@ -483,7 +483,8 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 	n := resp.Header.ContentLength()
 	events := bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream"))
 	var first *[]byte
-	if len(prefix) == 0 && n != 0 && !events {
+	_, inMemory := resp.BodyStream().(*bytes.Reader) // from the origin cache: cannot fail
+	if len(prefix) == 0 && n != 0 && !events && !inMemory {
 		// fasthttp sends nothing, head included, before the first chunk of
 		// a body of unknown length, or before its write buffer is full (or
 		// the body ends) for one with a length; if the body fails before
@@ -491,7 +492,8 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 		// So that much is read here first, where a failure (an app server
 		// crashing after its headers, framing that does not parse) can
 		// still be answered with a clean 502. An event stream's head goes
-		// out at once, so it is not held for this.
+		// out at once, so it is not held for this; a body in memory is not
+		// read twice.
 		var err error
 		if first, err = h.firstBytes(resp, min(n, h.writeBuffer)); err != nil {
 			fasthttp.ReleaseResponse(resp)
