@@ -74,10 +74,11 @@ http {
 NGINX
 # The origin-cache variants: the same configs, on other ports, with the
 # bench pages cached (nginx's origin sends no freshness: a default TTL).
+# (read, not set --: the script's own arguments, soak or idle, must survive.)
 for v in "edgeseg.yaml 18083 18086" "edgeseg-passthrough.yaml 18084 18087"; do
-  set -- $v
-  { sed -e "s/:$2\"/:$3\"/" -e "s|dir: templates|dir: $root/bench/templates|" "bench/$1"
-    printf 'cache:\n  origin:\n    paths: ["/page-*"]\n    default_ttl: 10m\n'; } > "$out/cache-$1"
+  read -r conf port cport <<< "$v"
+  { sed -e "s/:$port\"/:$cport\"/" -e "s|dir: templates|dir: $root/bench/templates|" "bench/$conf"
+    printf 'cache:\n  origin:\n    paths: ["/page-*"]\n    default_ttl: 10m\n'; } > "$out/cache-$conf"
 done
 
 pids=()
