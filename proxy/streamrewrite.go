@@ -121,7 +121,7 @@ func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Respo
 	// (which sends the head only with them anyway): an origin that breaks
 	// off before then gets the visitor a clean 502, not no answer at all.
 	if err := s.pump(); err != nil && !errors.Is(err, io.EOF) && s.out.Len() == 0 {
-		s.abandon()
+		_ = s.release() // never the visitor's body: the visit stays with the request
 		if errors.Is(err, errRewritePanic) {
 			x.cause = "panic"
 			h.plainError(ctx, fasthttp.StatusBadGateway, failedText)
@@ -424,12 +424,9 @@ func (s *rewriteStream) Close() error {
 	return s.release()
 }
 
-// abandon releases a stream that never became the visitor's body; the
-// visit stays with the request.
-func (s *rewriteStream) abandon() { _ = s.release() }
-
 // release closes the origin's response and puts the stream back in the
-// pool.
+// pool; Close does it for a stream that was the visitor's body, after
+// ending the visit.
 func (s *rewriteStream) release() error {
 	err := s.src.Close()
 	if s.watching {
