@@ -148,7 +148,7 @@ func (p *Plan) headBefore(limit, skipUntil int) int {
 
 // recordSlot is called by the scanner in planning mode for every fillable
 // slot (one whose end tag was found).
-func (p *Plan) recordSlot(data []byte, i int, t tag, closeStart, closeEnd int) {
+func (p *Plan) recordSlot(data []byte, i int, t *tag, closeStart, closeEnd int) {
 	p.slots = append(p.slots, plannedSlot{name: bytes.Clone(t.slot), start: i, closeAt: t.closeAt, end: t.end,
 		innerEnd: closeStart, closeEnd: closeEnd, hasSeg: t.hasSeg})
 }

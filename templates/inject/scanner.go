@@ -68,15 +68,26 @@ func (s *scanner) copyTo(data []byte, i int) {
 
 // tag is one parsed start or end tag.
 type tag struct {
-	end       int    // index just past '>'
-	name      []byte // lower-cased into nameBuf
+	end       int // index just past '>'
+	nameAt    int // the name as written is data[nameAt:nameEnd]
 	closing   bool
 	selfClose bool
 	slot      []byte // value of SlotAttr, if present
 	hasSlot   bool
 	hasSeg    bool // already carries SegmentAttr
 	closeAt   int  // index of '>' (or of "/>")
+	nameEnd   int
+	// low is the name lower-cased when it has at most len(low) bytes, as
+	// every name the scanner looks for has; lowLen is 0 for longer names.
+	// An array, not a slice into a buffer: a tag that pointed into itself
+	// would have to live on the heap.
+	low    [12]byte
+	lowLen int
 }
+
+// lname is the tag's name lower-cased, or empty when it is longer than any
+// name the scanner looks for.
+func (t *tag) lname() []byte { return t.low[:t.lowLen] }
 
 // feed tokenizes data, appending output to s.out. It returns how many bytes
 // of data were consumed (and written out); unless final, the rest is an
@@ -84,14 +95,14 @@ type tag struct {
 func (s *scanner) feed(data []byte, final bool) int {
 	s.mark = 0
 	i := 0
-	var nameBuf [16]byte
+	var t tag
 	for i < len(data) && !s.plain {
-		lt := bytes.IndexByte(data[i:], '<')
+		lt := indexNear(data[i:], '<')
 		if lt < 0 {
 			break // the rest is text
 		}
 		i += lt
-		n, complete := s.markup(data, i, final, nameBuf[:0])
+		n, complete := s.markup(data, i, final, &t)
 		if !complete {
 			s.copyTo(data, i)
 			return i
@@ -105,7 +116,7 @@ func (s *scanner) feed(data []byte, final bool) int {
 // markup handles the token starting at data[i] == '<' and returns the index
 // after it. complete is false when the token needs more input; with final
 // set, an incomplete token is taken as text.
-func (s *scanner) markup(data []byte, i int, final bool, nameBuf []byte) (int, bool) {
+func (s *scanner) markup(data []byte, i int, final bool, t *tag) (int, bool) {
 	rest := data[i:]
 	if len(rest) < 2 {
 		return len(data), final
@@ -124,8 +135,7 @@ func (s *scanner) markup(data []byte, i int, final bool, nameBuf []byte) (int, b
 		}
 		return i + end + 1, true
 	case c == '/' || isAlpha(c):
-		t, ok := parseTag(data, i, nameBuf)
-		if !ok {
+		if !parseTag(data, i, t) {
 			return len(data), final
 		}
 		if t.end == 0 { // "</>", "</ ": text
@@ -137,30 +147,30 @@ func (s *scanner) markup(data []byte, i int, final bool, nameBuf []byte) (int, b
 }
 
 // onTag handles a complete start or end tag at data[i:t.end].
-func (s *scanner) onTag(data []byte, i int, t tag, final bool) (int, bool) {
+func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	if t.closing {
-		if s.plan != nil && string(t.name) == "head" {
+		if s.plan != nil && string(t.lname()) == "head" {
 			s.plan.heads = append(s.plan.heads, i)
 		}
-		if !s.headDone && string(t.name) == "head" {
+		if !s.headDone && string(t.lname()) == "head" {
 			s.copyTo(data, i)
 			s.out = append(s.out, s.head...)
 			s.headDone = true
 		}
 		return t.end, true
 	}
-	if isRawText(t.name) && !t.selfClose {
-		if string(t.name) == "plaintext" {
+	if isRawText(t.lname()) && !t.selfClose {
+		if string(t.lname()) == "plaintext" {
 			s.plain = true
 			return len(data), true
 		}
-		end := findEndTag(data, t.end, t.name)
+		end := findEndTag(data, t.end, t.lname())
 		if end < 0 {
 			return len(data), final
 		}
 		return end, true
 	}
-	if !t.hasSlot || t.selfClose || isVoid(t.name) || s.slots >= MaxSlots {
+	if !t.hasSlot || t.selfClose || isVoid(t.lname()) || s.slots >= MaxSlots {
 		return t.end, true
 	}
 	return s.slot(data, i, t, final)
@@ -168,14 +178,14 @@ func (s *scanner) onTag(data []byte, i int, t tag, final bool) (int, bool) {
 
 // slot handles a slot element's start tag: it finds the matching end tag
 // and fills the slot when lookup has a block for it.
-func (s *scanner) slot(data []byte, i int, t tag, final bool) (int, bool) {
+func (s *scanner) slot(data []byte, i int, t *tag, final bool) (int, bool) {
 	// The end is looked for within maxSlot bytes only: unclosed markers
 	// must not make the scan quadratic.
 	window := data
 	if len(data)-t.end > s.maxSlot {
 		window = data[:t.end+s.maxSlot]
 	}
-	_, closeStart, closeEnd := findSlotEnd(window, t.end, t.name)
+	_, closeStart, closeEnd := findSlotEnd(window, t.end, data[t.nameAt:t.nameEnd])
 	if closeStart < 0 {
 		if !final && len(data)-t.end <= s.maxSlot {
 			return i, false // wait for the end tag
@@ -210,14 +220,14 @@ func (s *scanner) slot(data []byte, i int, t tag, final bool) (int, bool) {
 	return closeEnd, true
 }
 
-// findSlotEnd finds the end tag matching a start tag named name whose
-// content begins at from, counting nested elements of the same name and
-// skipping comments and raw-text elements. It returns the content's end
+// findSlotEnd finds the end tag matching a start tag named name (in any
+// case) whose content begins at from, counting nested elements of the same
+// name and skipping comments and raw-text elements. It returns the content's end
 // and the end tag's span, or closeStart -1 when it is not in data.
 func findSlotEnd(data []byte, from int, name []byte) (innerEnd, closeStart, closeEnd int) {
 	depth := 1
 	i := from
-	var nameBuf [16]byte
+	var t tag
 	for i < len(data) {
 		lt := bytes.IndexByte(data[i:], '<')
 		if lt < 0 {
@@ -242,15 +252,14 @@ func findSlotEnd(data []byte, from int, name []byte) (innerEnd, closeStart, clos
 			}
 			i += end + 1
 		case c == '/' || isAlpha(c):
-			t, ok := parseTag(data, i, nameBuf[:0])
-			if !ok {
+			if !parseTag(data, i, &t) {
 				return 0, -1, -1
 			}
 			if t.end == 0 {
 				i++
 				continue
 			}
-			same := bytes.Equal(t.name, name)
+			same := equalFoldASCII(data[t.nameAt:t.nameEnd], name)
 			switch {
 			case t.closing && same:
 				depth--
@@ -259,11 +268,11 @@ func findSlotEnd(data []byte, from int, name []byte) (innerEnd, closeStart, clos
 				}
 			case !t.closing && same && !t.selfClose:
 				depth++
-			case !t.closing && isRawText(t.name) && !t.selfClose:
-				if string(t.name) == "plaintext" {
+			case !t.closing && isRawText(t.lname()) && !t.selfClose:
+				if string(t.lname()) == "plaintext" {
 					return 0, -1, -1
 				}
-				end := findEndTag(data, t.end, t.name)
+				end := findEndTag(data, t.end, t.lname())
 				if end < 0 {
 					return 0, -1, -1
 				}
@@ -337,22 +346,24 @@ func findEndTag(data []byte, from int, name []byte) int {
 	}
 }
 
-// parseTag parses a start or end tag at data[i] == '<'. ok is false when the
-// tag is incomplete. t.end == 0 means "not a tag" (e.g. "</ "), to be
-// treated as text.
-func parseTag(data []byte, i int, nameBuf []byte) (t tag, ok bool) {
+// parseTag parses a start or end tag at data[i] == '<' into t. It returns
+// false when the tag is incomplete. t.end == 0 means "not a tag" (e.g.
+// "</ "), to be treated as text. t is filled in place, not returned: it is
+// parsed once per tag of every page, and copying it cost more than parsing.
+func parseTag(data []byte, i int, t *tag) bool {
+	*t = tag{}
 	p := i + 1
 	if data[p] == '/' {
 		t.closing = true
 		p++
 		if p >= len(data) {
-			return t, false
+			return false
 		}
 		if !isAlpha(data[p]) {
-			if data[p] == '>' { // "</>" is dropped by browsers; copy as text
-				return tag{}, true
-			}
-			return tag{}, true
+			// "</>" is dropped by browsers, "</ " is a bogus comment:
+			// either way, copied as text.
+			t.end = 0
+			return true
 		}
 	}
 	start := p
@@ -360,12 +371,15 @@ func parseTag(data []byte, i int, nameBuf []byte) (t tag, ok bool) {
 		p++
 	}
 	if p >= len(data) {
-		return t, false
+		return false
 	}
-	for _, c := range data[start:p] {
-		nameBuf = append(nameBuf, lower(c))
+	t.nameAt, t.nameEnd = start, p
+	if p-start <= len(t.low) {
+		for k, c := range data[start:p] {
+			t.low[k] = lower(c)
+		}
+		t.lowLen = p - start
 	}
-	t.name = nameBuf
 	// attributes
 	for {
 		for p < len(data) && (isSpace(data[p]) || data[p] == '/') {
@@ -373,17 +387,17 @@ func parseTag(data []byte, i int, nameBuf []byte) (t tag, ok bool) {
 				t.selfClose = true
 				t.closeAt = p
 				t.end = p + 2
-				return t, true
+				return true
 			}
 			p++
 		}
 		if p >= len(data) {
-			return t, false
+			return false
 		}
 		if data[p] == '>' {
 			t.closeAt = p
 			t.end = p + 1
-			return t, true
+			return true
 		}
 		// attribute name (a leading '=' is part of the name, per the spec)
 		ns := p
@@ -396,7 +410,7 @@ func parseTag(data []byte, i int, nameBuf []byte) (t tag, ok bool) {
 			p++
 		}
 		if p >= len(data) {
-			return t, false
+			return false
 		}
 		var val []byte
 		if data[p] == '=' {
@@ -405,13 +419,13 @@ func parseTag(data []byte, i int, nameBuf []byte) (t tag, ok bool) {
 				p++
 			}
 			if p >= len(data) {
-				return t, false
+				return false
 			}
 			switch q := data[p]; q {
 			case '"', '\'':
-				e := bytes.IndexByte(data[p+1:], q)
+				e := indexNear(data[p+1:], q)
 				if e < 0 {
-					return t, false
+					return false
 				}
 				val = data[p+1 : p+1+e]
 				p += e + 2
@@ -439,6 +453,27 @@ func parseTag(data []byte, i int, nameBuf []byte) (t tag, ok bool) {
 			}
 		}
 	}
+}
+
+// indexNear is bytes.IndexByte for a byte that is usually near: the
+// closing quote of an attribute value, the '<' after the text between two
+// tags. Most are a few bytes away, fewer than it takes the vectorised
+// search to pay for its setup, so the first bytes are looked at one at a
+// time.
+func indexNear(v []byte, q byte) int {
+	const short = 16
+	for i, c := range v[:min(len(v), short)] {
+		if c == q {
+			return i
+		}
+	}
+	if len(v) <= short {
+		return -1
+	}
+	if e := bytes.IndexByte(v[short:], q); e >= 0 {
+		return short + e
+	}
+	return -1
 }
 
 func appendAttrEscaped(dst []byte, s string) []byte {
@@ -477,6 +512,20 @@ var class = func() (t [256]uint8) {
 	t['='] |= attrEnd
 	return t
 }()
+
+// equalFoldASCII reports whether a and b are the same tag name: equal
+// but for the case of ASCII letters, as HTML compares names.
+func equalFoldASCII(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if lower(a[i]) != lower(b[i]) {
+			return false
+		}
+	}
+	return true
+}
 
 func lower(c byte) byte {
 	if c >= 'A' && c <= 'Z' {
