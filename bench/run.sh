@@ -8,7 +8,8 @@
 # With CACHE=1, the same three again with each keeping the origin's pages in
 # memory (nginx proxy_cache 18085, edgeseg's cache.origin 18086 and 18087),
 # compared with each other: what the origin cache buys when pages allow it.
-# For each page size (5k, 60k, 500k), ROUNDS rounds each give every proxy a
+# For each page (5k, 60k, 500k, and 60k-dyn: 60k made different on every
+# request, as an application server's pages are), ROUNDS rounds each give every proxy a
 # max-rate run, in turn, so a noisy neighbour hits them all alike; then
 # edgeseg pass-through and personalizing get fixed-rate runs at half of
 # edgeseg's median max, for added latency. Results: bench/out/results.jsonl,
@@ -27,7 +28,7 @@ mkdir -p "$out/www" "$out/nginx"
 DURATION=${DURATION:-6s}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-32}
-PAGES=${PAGES:-"5k 60k 500k"}
+PAGES=${PAGES:-"5k 60k 500k 60k-dyn"}
 CACHE=${CACHE:-0}
 
 if ! command -v nginx >/dev/null; then
@@ -36,6 +37,12 @@ fi
 go build -o "$out/edgeseg" ./cmd/edgeseg
 go build -o "$out/edgeseg-bench" ./cmd/edgeseg-bench
 for p in 5k 60k 500k; do cp "bench/testdata/page-$p.html" "$out/www/page-$p.html"; done
+# 60k-dyn: the 60 KB page as an application server sends it, different on
+# every request (a CSRF token from nginx's SSI) and chunked, without a
+# Content-Length: no proxy can reuse its work on it from one request to the
+# next, and edgeseg streams it.
+sed 's|<head>|<head><meta name="csrf-token" content="<!--# echo var="request_id" -->">|' \
+  bench/testdata/page-60k.html > "$out/www/page-60k-dyn.html"
 
 cat > "$out/nginx/origin.conf" <<NGINX
 worker_processes auto;
@@ -45,7 +52,8 @@ events { worker_connections 4096; }
 http {
   access_log off;
   default_type text/html;
-  server { listen 127.0.0.1:18080; root $out/www; location / { try_files \$uri =404; } }
+  server { listen 127.0.0.1:18080; root $out/www; location / { try_files \$uri =404; }
+    location = /page-60k-dyn.html { ssi on; } }
 }
 NGINX
 cat > "$out/nginx/nginx.conf" <<NGINX

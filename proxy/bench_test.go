@@ -23,6 +23,7 @@ import (
 // benchmark measures the request path, not the kernel's loopback.
 type benchStack struct {
 	client *fasthttp.HostClient
+	dial   func() (net.Conn, error) // a connection of its own to edgeseg
 	close  func()
 }
 
@@ -37,7 +38,7 @@ func newBenchStack(b *testing.B, page string, personalize bool) *benchStack {
 
 // newBenchStackFor serves body from the origin, streamed (without a
 // Content-Length) when chunked.
-func newBenchStackFor(b *testing.B, body []byte, personalize, chunked bool) *benchStack {
+func newBenchStackFor(b testing.TB, body []byte, personalize, chunked bool) *benchStack {
 	b.Helper()
 	oln := fasthttputil.NewInmemoryListener()
 	osrv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
@@ -69,7 +70,7 @@ func newBenchStackFor(b *testing.B, body []byte, personalize, chunked bool) *ben
 	srv := NewServer(cfg, h, &nop)
 	go srv.Serve(pln)
 	c := &fasthttp.HostClient{Addr: "edgeseg", Dial: func(string) (net.Conn, error) { return pln.Dial() }, MaxConns: 64}
-	return &benchStack{client: c, close: func() { srv.Shutdown(); osrv.Shutdown() }}
+	return &benchStack{client: c, dial: pln.Dial, close: func() { srv.Shutdown(); osrv.Shutdown() }}
 }
 
 func newBenchPersonalizer(b testing.TB, cfg *config.Config) *Personalizer {

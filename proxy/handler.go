@@ -520,6 +520,10 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 	}
 	s := newOriginStream(resp, prefix, h.bufs, &h.log, ctx.Path())
 	s.first = first
+	if n < 0 {
+		ctx.Response.SetBodyStream(chunkedOrigin{s}, -1)
+		return
+	}
 	ctx.Response.SetBodyStream(s, n)
 }
 

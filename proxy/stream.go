@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"io"
+	"slices"
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -74,4 +75,51 @@ func (s *originStream) putFirst() {
 		s.bufs.put(s.first)
 		s.first = nil
 	}
+}
+
+// chunkBytes is how much of the origin's body a chunk sent to the visitor
+// carries at most.
+const chunkBytes = 32 << 10
+
+// chunkedOrigin is an originStream sent to the visitor chunked. fasthttp
+// sends each Read of such a body as one chunk, flushed, and reads 4 KB at a
+// time: a 60 KB page went out in fifteen writes. Through WriteTo, what each
+// read from the origin gives (up to chunkBytes) goes out as one chunk, as
+// soon as it arrives, as before. A type of its own: a body with a length is
+// copied faster without a WriteTo (fasthttp reads it straight into its
+// write buffer).
+type chunkedOrigin struct{ *originStream }
+
+// SupportsBodyWriteTo tells fasthttp WriteTo may be used instead of Read:
+// it sends the same bytes, with the same promptness.
+func (c chunkedOrigin) SupportsBodyWriteTo() bool { return true }
+
+// WriteTo writes the body to w, one Write per read from the origin.
+func (c chunkedOrigin) WriteTo(w io.Writer) (int64, error) {
+	bp := c.bufs.get()
+	defer c.bufs.put(bp)
+	b := slices.Grow((*bp)[:0], chunkBytes)
+	*bp = b
+	b = b[:chunkBytes]
+	var sent int64
+	// A reader may return nothing and no error; not for ever.
+	for empty := 0; empty < 100; {
+		n, err := c.Read(b)
+		if n > 0 {
+			m, werr := w.Write(b[:n])
+			sent += int64(m)
+			if werr != nil {
+				return sent, werr
+			}
+		} else if err == nil {
+			empty++
+		}
+		if errors.Is(err, io.EOF) {
+			return sent, nil
+		}
+		if err != nil {
+			return sent, err
+		}
+	}
+	return sent, io.ErrNoProgress
 }

@@ -1,13 +1,18 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/edgeseg/edgeseg/config"
 )
@@ -74,3 +79,64 @@ func TestStreamedPagesWatchForMarkers(t *testing.T) {
 		t.Fatalf("/split past the limit: personalized %v\n%s", ok, body)
 	}
 }
+
+// TestChunkedPagesGoOutInFewChunks: a page without a length goes to the
+// visitor in chunks as large as what each read from the origin gives, not
+// in the 4 KB pieces fasthttp reads a body stream in, each flushed in a
+// write of its own: fifteen writes for a 60 KB page made a chunked page
+// cost three times the CPU of one with a length. Passed through and
+// personalized as it streams.
+func TestChunkedPagesGoOutInFewChunks(t *testing.T) {
+	page, err := os.ReadFile("../bench/testdata/page-60k.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, personalize := range []bool{false, true} {
+		s := newBenchStackFor(t, page, personalize, true)
+		defer s.close()
+		c, err := s.dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := fasthttp.AcquireRequest()
+		navRequest(req, "/?utm_campaign=promo", "")
+		req.SetConnectionClose()
+		bw := bufio.NewWriter(c)
+		if err := req.Write(bw); err != nil || bw.Flush() != nil {
+			t.Fatal(err)
+		}
+		raw, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, chunked, ok := bytes.Cut(raw, []byte("\r\n\r\n"))
+		if !ok || !bytes.Contains(head, []byte("Transfer-Encoding: chunked")) {
+			t.Fatalf("personalize %v: not chunked:\n%s", personalize, head)
+		}
+		var body []byte
+		chunks := 0
+		for {
+			line, rest, ok := bytes.Cut(chunked, []byte("\r\n"))
+			n, err := strconv.ParseInt(string(line), 16, 32)
+			if !ok || err != nil || int(n)+2 > len(rest) {
+				t.Fatalf("personalize %v: bad chunk framing at %q", personalize, trunc(chunked))
+			}
+			if n == 0 {
+				break
+			}
+			chunks++
+			body = append(body, rest[:n]...)
+			chunked = rest[n+2:]
+		}
+		if got := bytes.Contains(body, []byte("Deals picked for you")); got != personalize || !personalize && !bytes.Equal(body, page) {
+			t.Fatalf("personalize %v: wrong body (personalized %v, %d bytes)", personalize, got, len(body))
+		}
+		// Reads from the origin are of 16 KB (rewriting) or 32 KB, after a
+		// first one of what it has sent so far.
+		if max := len(page)/(16<<10) + 3; chunks > max {
+			t.Errorf("personalize %v: %d chunks for a %d-byte page, want at most %d", personalize, chunks, len(page), max)
+		}
+	}
+}
+
+func trunc(b []byte) []byte { return b[:min(len(b), 40)] }

@@ -144,6 +144,30 @@ func (s *rewriteStream) Read(p []byte) (int, error) {
 	return s.out.Read(p)
 }
 
+// SupportsBodyWriteTo tells fasthttp WriteTo may be used instead of Read.
+func (s *rewriteStream) SupportsBodyWriteTo() bool { return true }
+
+// WriteTo writes the rewritten page to w as it is made: one Write, one chunk
+// to the visitor, per read from the origin, instead of one per 4 KB Read
+// fasthttp would make.
+func (s *rewriteStream) WriteTo(w io.Writer) (int64, error) {
+	var sent int64
+	for {
+		if err := s.pump(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return sent, nil
+			}
+			return sent, err
+		}
+		n, err := w.Write(s.out.Bytes())
+		sent += int64(n)
+		s.out.Reset()
+		if err != nil {
+			return sent, err
+		}
+	}
+}
+
 // pump reads and rewrites until there are bytes to hand on; io.EOF at the
 // end of the page, or why it was cut short.
 func (s *rewriteStream) pump() (err error) {
