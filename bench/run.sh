@@ -9,8 +9,9 @@
 # memory (nginx proxy_cache 18085, edgeseg's cache.origin 18086 and 18087),
 # compared with each other: what the origin cache buys when pages allow it.
 # For each page (5k, 60k, 500k, and 60k-dyn: 60k made different on every
-# request, as an application server's pages are), ROUNDS rounds each give every proxy a
-# max-rate run, in turn, so a noisy neighbour hits them all alike; then
+# request and sent chunked, as an application server's pages are), ROUNDS
+# rounds each give every proxy a max-rate run, in turn, so a noisy
+# neighbour hits them all alike; then
 # edgeseg pass-through and personalizing get fixed-rate runs at half of
 # edgeseg's median max, for added latency. Results: bench/out/results.jsonl,
 # and a table of medians with ratios measured in this run.
@@ -18,6 +19,7 @@
 #   bash bench/run.sh              # all pages, 3 rounds of 6 s per run
 #   DURATION=3s ROUNDS=1 PAGES=60k bash bench/run.sh
 #   CACHE=1 bash bench/run.sh      # also the origin-cache variants
+#   GOMAXPROCS=1 bash bench/run.sh # passed to the edgeseg processes (GOGC too)
 #   bash bench/run.sh soak         # RSS while 1M distinct visitors arrive
 #   bash bench/run.sh idle         # RSS with IDLE (8000) idle keep-alive connections
 set -euo pipefail
@@ -99,12 +101,12 @@ cleanup() {
 trap cleanup EXIT
 nginx -c "$out/nginx/origin.conf"
 nginx -c "$out/nginx/nginx.conf"
-(cd bench && exec env GOGC=${GOGC:-100} "$out/edgeseg" serve --config edgeseg.yaml) 2>"$out/edgeseg.log" & pids+=($!); pers=$!
-(cd bench && exec env GOGC=${GOGC:-100} "$out/edgeseg" serve --config edgeseg-passthrough.yaml) 2>"$out/edgeseg-pass.log" & pids+=($!); pass=$!
+(cd bench && exec env GOGC=${GOGC:-100} ${GOMAXPROCS:+GOMAXPROCS=$GOMAXPROCS} "$out/edgeseg" serve --config edgeseg.yaml) 2>"$out/edgeseg.log" & pids+=($!); pers=$!
+(cd bench && exec env GOGC=${GOGC:-100} ${GOMAXPROCS:+GOMAXPROCS=$GOMAXPROCS} "$out/edgeseg" serve --config edgeseg-passthrough.yaml) 2>"$out/edgeseg-pass.log" & pids+=($!); pass=$!
 ports="18080 18081 18082 18083 18084"
 if [ "$CACHE" = 1 ]; then
-  (cd bench && exec env GOGC=${GOGC:-100} "$out/edgeseg" serve --config "$out/cache-edgeseg.yaml") 2>"$out/edgeseg-cache.log" & pids+=($!); persc=$!
-  (cd bench && exec env GOGC=${GOGC:-100} "$out/edgeseg" serve --config "$out/cache-edgeseg-passthrough.yaml") 2>"$out/edgeseg-pass-cache.log" & pids+=($!); passc=$!
+  (cd bench && exec env GOGC=${GOGC:-100} ${GOMAXPROCS:+GOMAXPROCS=$GOMAXPROCS} "$out/edgeseg" serve --config "$out/cache-edgeseg.yaml") 2>"$out/edgeseg-cache.log" & pids+=($!); persc=$!
+  (cd bench && exec env GOGC=${GOGC:-100} ${GOMAXPROCS:+GOMAXPROCS=$GOMAXPROCS} "$out/edgeseg" serve --config "$out/cache-edgeseg-passthrough.yaml") 2>"$out/edgeseg-pass-cache.log" & pids+=($!); passc=$!
   ports="$ports 18085 18086 18087"
 fi
 for port in $ports; do
