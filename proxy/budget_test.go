@@ -104,11 +104,10 @@ func TestRewriteBudget(t *testing.T) {
 	}
 }
 
-// personalizingStack starts edgeseg, with the bench config (deal-seekers
-// for ?utm_campaign=promo), in front of originURL, and returns it with a
-// client that fetches a path as a deal seeker's navigation: whether the
-// deal-seekers hero is in the page, and the page, decoded.
-func personalizingStack(t *testing.T, originURL string, mutate func(*config.Config)) (*Handler, func(path string) (bool, []byte)) {
+// personalizingServer starts edgeseg as personalizingStack does and returns
+// it with its listener, for tests that speak to it over a connection of
+// their own.
+func personalizingServer(t *testing.T, originURL string, mutate func(*config.Config)) (*Handler, *fasthttputil.InmemoryListener) {
 	t.Helper()
 	cfg, err := config.Load("../bench/edgeseg.yaml", nil)
 	if err != nil {
@@ -131,6 +130,16 @@ func personalizingStack(t *testing.T, originURL string, mutate func(*config.Conf
 	srv := NewServer(cfg, h, &nop)
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Shutdown() })
+	return h, ln
+}
+
+// personalizingStack starts edgeseg, with the bench config (deal-seekers
+// for ?utm_campaign=promo), in front of originURL, and returns it with a
+// client that fetches a path as a deal seeker's navigation: whether the
+// deal-seekers hero is in the page, and the page, decoded.
+func personalizingStack(t *testing.T, originURL string, mutate func(*config.Config)) (*Handler, func(path string) (bool, []byte)) {
+	t.Helper()
+	h, ln := personalizingServer(t, originURL, mutate)
 	client := &fasthttp.HostClient{Addr: "edgeseg", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
 	return h, func(path string) (bool, []byte) {
 		t.Helper()

@@ -140,3 +140,74 @@ func TestChunkedPagesGoOutInFewChunks(t *testing.T) {
 }
 
 func trunc(b []byte) []byte { return b[:min(len(b), 40)] }
+
+// TestStreamsGoOnAsTheyArrive: what the origin has sent of a body without a
+// length reaches the visitor before the origin sends the rest, passed
+// through (a file, an event stream) and personalized as it streams. The
+// origin sends its second part only once the visitor has the first.
+func TestStreamsGoOnAsTheyArrive(t *testing.T) {
+	cases := map[string]struct{ ctype, first, second string }{
+		"/file":   {"application/octet-stream", "part-one\n", "part-two\n"},
+		"/events": {"text/event-stream", "data: one\n\n", "data: two\n\n"},
+		"/page": {"text/html; charset=utf-8", "<!doctype html><html><head><title>t</title></head><body><p>first</p>",
+			`<section data-edgeseg-slot="hero"><p>default</p></section></body></html>`},
+	}
+	release := make(chan struct{})
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := cases[r.URL.Path]
+		w.Header().Set("Content-Type", c.ctype)
+		io.WriteString(w, c.first)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-time.After(5 * time.Second):
+		}
+		io.WriteString(w, c.second)
+	}))
+	defer origin.Close()
+	_, ln := personalizingServer(t, origin.URL, nil)
+	for path, c := range cases {
+		conn, err := ln.Dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := fasthttp.AcquireRequest()
+		navRequest(req, path+"?utm_campaign=promo", "")
+		req.SetConnectionClose()
+		bw := bufio.NewWriter(conn)
+		if err := req.Write(bw); err != nil || bw.Flush() != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		resp := fasthttp.AcquireResponse()
+		resp.StreamBody = true
+		if err := resp.Read(bufio.NewReader(conn)); err != nil {
+			t.Fatalf("%s: no answer while the origin waits, its first part held back (%v)", path, err)
+		}
+		body := resp.BodyStream()
+		var got []byte
+		buf := make([]byte, 1024)
+		for !bytes.Contains(got, []byte(c.first)) {
+			n, err := body.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				t.Fatalf("%s: the first part was held back until the rest came (%v); have %q", path, err, got)
+			}
+		}
+		release <- struct{}{}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		rest, err := io.ReadAll(body)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		got = append(got, rest...)
+		if path == "/page" {
+			if !bytes.Contains(got, []byte("Deals picked for you")) || !bytes.HasPrefix(got, []byte(c.first)) {
+				t.Errorf("%s: not personalized as it streamed:\n%s", path, got)
+			}
+		} else if string(got) != c.first+c.second {
+			t.Errorf("%s: body %q", path, got)
+		}
+		conn.Close()
+	}
+}
