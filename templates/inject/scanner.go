@@ -70,13 +70,13 @@ func (s *scanner) copyTo(data []byte, i int) {
 type tag struct {
 	end       int // index just past '>'
 	nameAt    int // the name as written is data[nameAt:nameEnd]
+	nameEnd   int
 	closing   bool
 	selfClose bool
 	slot      []byte // value of SlotAttr, if present
 	hasSlot   bool
 	hasSeg    bool // already carries SegmentAttr
 	closeAt   int  // index of '>' (or of "/>")
-	nameEnd   int
 	// low is the name lower-cased when it has at most len(low) bytes, as
 	// every name the scanner looks for has; lowLen is 0 for longer names.
 	// An array, not a slice into a buffer: a tag that pointed into itself
@@ -222,8 +222,9 @@ func (s *scanner) slot(data []byte, i int, t *tag, final bool) (int, bool) {
 
 // findSlotEnd finds the end tag matching a start tag named name (in any
 // case) whose content begins at from, counting nested elements of the same
-// name and skipping comments and raw-text elements. It returns the content's end
-// and the end tag's span, or closeStart -1 when it is not in data.
+// name and skipping comments and raw-text elements. It returns the
+// content's end and the end tag's span, or closeStart -1 when it is not in
+// data.
 func findSlotEnd(data []byte, from int, name []byte) (innerEnd, closeStart, closeEnd int) {
 	depth := 1
 	i := from
