@@ -520,7 +520,9 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 	}
 	s := newOriginStream(resp, prefix, h.bufs, &h.log, ctx.Path())
 	s.first = first
-	if n < 0 {
+	if n < 0 && !events {
+		// An event stream is left to fasthttp's 4 KB reads: its messages
+		// are small, and it may stay open for hours, holding its buffer.
 		ctx.Response.SetBodyStream(chunkedOrigin{s}, -1)
 		return
 	}
