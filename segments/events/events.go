@@ -52,7 +52,24 @@ type Logger struct {
 	failed  *metrics.Counter
 	log     *zerolog.Logger
 	once    sync.Once
+	// batchBytes bounds one write to the sink: a file's rotation happens
+	// between writes, so a write is kept well below the rotation size.
+	batchBytes  int
+	lastFailure time.Time // of the last failure logged
+	// The writer runs every interval, or when kicked: once kickAt events
+	// are queued, and on Close.
+	kick     chan struct{}
+	kickAt   int
+	interval time.Duration
 }
+
+// flushInterval is how long an event waits at most, when few come, before
+// it is written.
+const flushInterval = 100 * time.Millisecond
+
+// maxBatchBytes is the most one write to the sink carries (and one more
+// event).
+const maxBatchBytes = 64 << 10
 
 // Options configure a Logger.
 type Options struct {
@@ -75,14 +92,7 @@ func New(o Options) (*Logger, error) {
 		l := zerolog.Nop()
 		o.Log = &l
 	}
-	l := &Logger{
-		q:       make(chan Event, max(o.QueueSize, 1)),
-		done:    make(chan struct{}),
-		dropped: o.Metrics.GetOrCreateCounter("edgeseg_events_dropped_total"),
-		written: o.Metrics.GetOrCreateCounter("edgeseg_events_written_total"),
-		failed:  o.Metrics.GetOrCreateCounter("edgeseg_events_write_errors_total"),
-		log:     o.Log,
-	}
+	l := newLogger(o.QueueSize, o.Metrics, o.Log)
 	switch o.Sink {
 	case "stdout":
 		l.w = os.Stdout
@@ -96,6 +106,9 @@ func New(o Options) (*Logger, error) {
 			return nil, fmt.Errorf("events: sink %s: %w", o.Sink, err)
 		}
 		l.w, l.closer = f, f
+		if o.MaxFileBytes > 0 {
+			l.batchBytes = int(min(maxBatchBytes, o.MaxFileBytes/4))
+		}
 	}
 	go l.run()
 	return l, nil
@@ -107,23 +120,49 @@ func NewWriter(w io.Writer, queue int, set *metrics.Set) *Logger {
 		set = metrics.NewSet()
 	}
 	nop := zerolog.Nop()
-	l := &Logger{q: make(chan Event, max(queue, 1)), w: w, done: make(chan struct{}), log: &nop,
-		dropped: set.GetOrCreateCounter("edgeseg_events_dropped_total"),
-		written: set.GetOrCreateCounter("edgeseg_events_written_total"),
-		failed:  set.GetOrCreateCounter("edgeseg_events_write_errors_total")}
+	l := newLogger(queue, set, &nop)
+	l.w = w
 	go l.run()
 	return l
 }
 
+func newLogger(queue int, set *metrics.Set, log *zerolog.Logger) *Logger {
+	queue = max(queue, 1)
+	return &Logger{
+		q:          make(chan Event, queue),
+		kick:       make(chan struct{}, 1),
+		kickAt:     max(queue/4, 1),
+		done:       make(chan struct{}),
+		dropped:    set.GetOrCreateCounter("edgeseg_events_dropped_total"),
+		written:    set.GetOrCreateCounter("edgeseg_events_written_total"),
+		failed:     set.GetOrCreateCounter("edgeseg_events_write_errors_total"),
+		log:        log,
+		batchBytes: maxBatchBytes,
+		interval:   flushInterval,
+	}
+}
+
 // Emit queues e. It never blocks: a full queue drops e and counts it.
+// The writer is woken only when the queue is a quarter full: waking it
+// for every event cost more than writing the event.
 func (l *Logger) Emit(e Event) {
 	if l == nil {
 		return
 	}
 	select {
 	case l.q <- e:
+		if len(l.q) >= l.kickAt {
+			l.wake()
+		}
 	default:
 		l.dropped.Inc()
+	}
+}
+
+func (l *Logger) wake() {
+	select {
+	case l.kick <- struct{}{}:
+	default: // already woken
 	}
 }
 
@@ -143,46 +182,91 @@ func (l *Logger) Dropped() uint64 {
 	return l.dropped.Get()
 }
 
-// failingWriter counts and logs write failures of the sink (a full disk,
-// a closed pipe): the events are lost, requests are not affected.
-type failingWriter struct {
-	w      io.Writer
-	failed *metrics.Counter
-	log    *zerolog.Logger
-	last   time.Time
+// lines collects what zerolog writes, one line per event, so that the
+// events queued together reach the sink in one write: with a write of its
+// own each (and a wake-up of the writer for each), an event cost ~5 µs of
+// CPU, three of them per personalized page view.
+type lines struct {
+	buf []byte
+	n   int // events in buf
 }
 
-func (f *failingWriter) Write(p []byte) (int, error) {
-	n, err := f.w.Write(p)
-	if err != nil {
-		f.failed.Inc()
-		if time.Since(f.last) > 10*time.Second { // do not flood the log
-			f.last = time.Now()
-			f.log.Error().Err(err).Msg("events: sink write failed; events are being lost")
-		}
-	}
-	return n, err
+func (b *lines) Write(p []byte) (int, error) {
+	b.buf = append(b.buf, p...)
+	b.n++
+	return len(p), nil
 }
 
 func (l *Logger) run() {
 	defer close(l.done)
-	zl := zerolog.New(&failingWriter{w: l.w, failed: l.failed, log: l.log})
-	for e := range l.q {
-		ev := zl.Log().Str("type", e.Type).Time("time", e.Time).Str("visitor", e.Visitor)
-		if e.Type == "exposure" {
-			ev = ev.Str("segment", e.Segment).Str("slot", e.Slot).Str("variant", string(e.Variant)).Str("path", e.Path)
-			if e.Version != "" {
-				ev = ev.Str("version", e.Version)
-			}
-		} else {
-			ev = ev.Str("event", e.Event).Strs("segments", e.Segments).Strs("holdouts", e.Holdouts)
-			if e.Value != "" {
-				ev = ev.Str("value", e.Value)
-			}
+	var b lines
+	zl := zerolog.New(&b)
+	tick := time.NewTicker(l.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-l.kick:
 		}
-		ev.Send()
-		l.written.Inc()
+		if !l.drain(zl, &b) {
+			return
+		}
 	}
+}
+
+// drain writes everything queued, in writes of up to batchBytes. It
+// returns false once the queue is closed and empty.
+func (l *Logger) drain(zl zerolog.Logger, b *lines) bool {
+	defer l.flush(b)
+	for {
+		select {
+		case e, ok := <-l.q:
+			if !ok {
+				return false
+			}
+			encode(zl, e)
+			if len(b.buf) >= l.batchBytes {
+				l.flush(b)
+			}
+		default:
+			return true
+		}
+	}
+}
+
+func encode(zl zerolog.Logger, e Event) {
+	ev := zl.Log().Str("type", e.Type).Time("time", e.Time).Str("visitor", e.Visitor)
+	if e.Type == "exposure" {
+		ev = ev.Str("segment", e.Segment).Str("slot", e.Slot).Str("variant", string(e.Variant)).Str("path", e.Path)
+		if e.Version != "" {
+			ev = ev.Str("version", e.Version)
+		}
+	} else {
+		ev = ev.Str("event", e.Event).Strs("segments", e.Segments).Strs("holdouts", e.Holdouts)
+		if e.Value != "" {
+			ev = ev.Str("value", e.Value)
+		}
+	}
+	ev.Send()
+}
+
+// flush writes the collected lines to the sink. A failed write (a full
+// disk, a closed pipe) loses its events, counted and logged; requests are
+// not affected.
+func (l *Logger) flush(b *lines) {
+	if b.n == 0 {
+		return
+	}
+	if _, err := l.w.Write(b.buf); err != nil {
+		l.failed.Add(b.n)
+		if time.Since(l.lastFailure) > 10*time.Second { // do not flood the log
+			l.lastFailure = time.Now()
+			l.log.Error().Err(err).Int("events", b.n).Msg("events: sink write failed; events are being lost")
+		}
+	} else {
+		l.written.Add(b.n)
+	}
+	b.buf, b.n = b.buf[:0], 0
 }
 
 // Close drains the queue and closes the sink.
@@ -190,7 +274,10 @@ func (l *Logger) Close() error {
 	if l == nil {
 		return nil
 	}
-	l.once.Do(func() { close(l.q) })
+	l.once.Do(func() {
+		close(l.q)
+		l.wake()
+	})
 	<-l.done
 	if l.closer != nil {
 		return l.closer.Close()

@@ -2,12 +2,14 @@ package events
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -308,5 +310,77 @@ func TestReportSkipsWhatItCannotHold(t *testing.T) {
 	}
 	if rep.Visitors != 1 || len(rep.Segments) != 1 || len(rep.Segments[0].Exposures) != maxSlots {
 		t.Fatalf("visitors %d, segments %+v", rep.Visitors, len(rep.Segments))
+	}
+}
+
+// writesRecorder keeps each write the sink gets; the first waits for
+// release, so events queue behind it.
+type writesRecorder struct {
+	mu      sync.Mutex
+	writes  [][]byte
+	release chan struct{}
+	once    sync.Once
+}
+
+func (w *writesRecorder) Write(p []byte) (int, error) {
+	w.once.Do(func() { <-w.release })
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes = append(w.writes, append([]byte(nil), p...))
+	return len(p), nil
+}
+
+func (w *writesRecorder) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.writes)
+}
+
+// TestEventsAreWrittenInBatches: events queued together reach the sink in
+// few writes, each of whole lines (a file rotates between writes, so no
+// line is split across files); an event alone is written within the flush
+// interval, not held for others to come or until Close.
+func TestEventsAreWrittenInBatches(t *testing.T) {
+	w := &writesRecorder{release: make(chan struct{})}
+	set := metrics.NewSet()
+	l := NewWriter(w, 2000, set)
+	l.Emit(Event{Type: "exposure", Time: time.Now(), Visitor: "first"})
+	for i := 0; i < 1000; i++ {
+		l.Emit(Event{Type: "exposure", Time: time.Now(), Visitor: fmt.Sprint("v", i), Segment: "s", Slot: "hero", Variant: Block})
+	}
+	close(w.release)
+	deadline := time.Now().Add(5 * time.Second)
+	for set.GetOrCreateCounter("edgeseg_events_written_total").Get() < 1001 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	n := w.count()
+	l.Emit(Event{Type: "conversion", Time: time.Now(), Visitor: "alone", Event: "purchase"})
+	for w.count() == n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if w.count() != n+1 {
+		t.Fatalf("an event alone was not written before Close")
+	}
+	l.Close()
+	lines := 0
+	for _, p := range w.writes {
+		if len(p) == 0 || p[len(p)-1] != '\n' {
+			t.Fatalf("a write ends mid-line: %q", p[max(0, len(p)-40):])
+		}
+		for _, line := range bytes.Split(p[:len(p)-1], []byte("\n")) {
+			if !json.Valid(line) {
+				t.Fatalf("not a JSON line: %q", line)
+			}
+			lines++
+		}
+		if len(p) > maxBatchBytes+1024 {
+			t.Errorf("a write of %d bytes", len(p))
+		}
+	}
+	if lines != 1002 || l.Dropped() != 0 || l.Failed() != 0 {
+		t.Fatalf("%d lines written, %d dropped, %d failed; want 1002, 0, 0", lines, l.Dropped(), l.Failed())
+	}
+	if len(w.writes) > 20 {
+		t.Errorf("1002 events in %d writes", len(w.writes))
 	}
 }
