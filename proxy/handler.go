@@ -28,8 +28,11 @@ const ReservedPrefix = "/_edgeseg/"
 type Options struct {
 	Config *config.Config
 	Origin *Origin
-	// Log receives access and error lines. If nil, nothing is logged.
+	// Log receives error lines, and access lines unless AccessLog is set.
+	// If nil, nothing is logged.
 	Log *zerolog.Logger
+	// AccessLog, if set, receives the access lines (one per request).
+	AccessLog *zerolog.Logger
 	// Metrics receives the request path's metrics and is served at
 	// /_edgeseg/metrics. If nil, a private set is used.
 	Metrics *metrics.Set
@@ -47,6 +50,7 @@ type Options struct {
 type Handler struct {
 	origin       *Origin
 	log          zerolog.Logger
+	access       zerolog.Logger // access lines
 	metrics      *proxyMetrics
 	trusted      netSet
 	metricsAllow netSet
@@ -119,6 +123,10 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.Log != nil {
 		h.log = *opts.Log
+	}
+	h.access = h.log
+	if opts.AccessLog != nil {
+		h.access = *opts.AccessLog
 	}
 	for _, s := range cfg.Server.TrustedProxies {
 		n, err := config.ParseCIDR(s)
@@ -674,7 +682,7 @@ func (h *Handler) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 	if status >= 500 {
 		lvl = zerolog.WarnLevel
 	}
-	e := h.log.WithLevel(lvl)
+	e := h.access.WithLevel(lvl)
 	if e == nil {
 		return
 	}

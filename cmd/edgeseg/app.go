@@ -161,12 +161,12 @@ func (m *Main) loadConfig(path string) (*config.Config, error) {
 	return config.Load(path, m.Environ)
 }
 
-// newLogger builds the zerolog logger from cfg: JSON, or console on a TTY.
-func (m *Main) newLogger(cfg config.Log) zerolog.Logger {
-	w := m.Stderr
+// newLogger builds a zerolog logger from cfg writing to w (m.Stderr, or a
+// lineWriter in front of it): JSON, or console when stderr is a TTY.
+func (m *Main) newLogger(cfg config.Log, w io.Writer) zerolog.Logger {
 	console := cfg.Format == "console"
 	if cfg.Format == "auto" {
-		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		if f, ok := m.Stderr.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
 			console = true
 		}
 	}
@@ -196,9 +196,16 @@ func (m *Main) runServe(ctx context.Context, args []string) error {
 
 // serve wires the packages from cfg and serves until ctx is done.
 func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
-	log := m.newLogger(cfg.Log)
+	log := m.newLogger(cfg.Log, m.Stderr)
 	setMemoryLimit(&log)
 	set := metrics.NewSet()
+	var access *zerolog.Logger
+	if cfg.Log.Access {
+		lw := newLineWriter(m.Stderr, set.GetOrCreateCounter("edgeseg_log_lines_dropped_total"))
+		defer lw.Close()
+		a := m.newLogger(cfg.Log, lw)
+		access = &a
+	}
 	origin, err := proxy.NewOrigin(cfg.Origin)
 	if err != nil {
 		return err
@@ -215,7 +222,7 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	h, err := proxy.New(proxy.Options{Config: cfg, Origin: origin, Log: &log, Metrics: set, Personalizer: p, OriginCache: oc})
+	h, err := proxy.New(proxy.Options{Config: cfg, Origin: origin, Log: &log, AccessLog: access, Metrics: set, Personalizer: p, OriginCache: oc})
 	if err != nil {
 		return err
 	}
