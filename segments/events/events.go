@@ -56,11 +56,10 @@ type Logger struct {
 	// between writes, so a write is kept well below the rotation size.
 	batchBytes  int
 	lastFailure time.Time // of the last failure logged
-	// The writer runs every interval, or when kicked: once kickAt events
-	// are queued, and on Close.
-	kick     chan struct{}
-	kickAt   int
-	interval time.Duration
+	// The writer runs every flushInterval, or when kicked: once kickAt
+	// events are queued, and on Close.
+	kick   chan struct{}
+	kickAt int
 }
 
 // flushInterval is how long an event waits at most, when few come, before
@@ -138,7 +137,6 @@ func newLogger(queue int, set *metrics.Set, log *zerolog.Logger) *Logger {
 		failed:     set.GetOrCreateCounter("edgeseg_events_write_errors_total"),
 		log:        log,
 		batchBytes: maxBatchBytes,
-		interval:   flushInterval,
 	}
 }
 
@@ -201,7 +199,7 @@ func (l *Logger) run() {
 	defer close(l.done)
 	var b lines
 	zl := zerolog.New(&b)
-	tick := time.NewTicker(l.interval)
+	tick := time.NewTicker(flushInterval)
 	defer tick.Stop()
 	for {
 		select {
