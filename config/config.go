@@ -352,8 +352,14 @@ type Cache struct {
 	Blocks     CacheSize `yaml:"blocks"`
 	// Plans caches where the slots are in each distinct origin page (by a
 	// hash of its bytes), so the same page is not tokenized again.
-	Plans  CacheSize   `yaml:"plans"`
-	Origin OriginCache `yaml:"origin"`
+	Plans CacheSize `yaml:"plans"`
+	// Codings keeps compressed pages decoded and personalized pages
+	// re-encoded (gzip, br, deflate), by a hash of the bytes they were made
+	// from: the same origin page, and the same personalized page for a whole
+	// segment, are decompressed and compressed once rather than on every
+	// request.
+	Codings CacheSize   `yaml:"codings"`
+	Origin  OriginCache `yaml:"origin"`
 }
 
 // CacheSize sizes one ristretto cache.
@@ -486,6 +492,7 @@ func Default() *Config {
 			Assignment: CacheSize{MaxItems: 100_000, MaxBytes: 32 << 20, TTL: 10 * time.Minute},
 			Blocks:     CacheSize{MaxItems: 50_000, MaxBytes: 64 << 20, TTL: 10 * time.Minute},
 			Plans:      CacheSize{MaxItems: 10_000, MaxBytes: 16 << 20}, // no TTL: a plan is valid as long as its bytes
+			Codings:    CacheSize{MaxItems: 10_000, MaxBytes: 64 << 20}, // no TTL: as for plans
 			Origin: OriginCache{
 				CacheSize:      CacheSize{MaxItems: 10_000, MaxBytes: 256 << 20},
 				MaxObjectBytes: 1 << 20,

@@ -254,7 +254,7 @@ func (c *Config) Validate() error {
 	for _, cs := range []struct {
 		key string
 		s   CacheSize
-	}{{"cache.assignment", c.Cache.Assignment}, {"cache.blocks", c.Cache.Blocks}, {"cache.plans", c.Cache.Plans}, {"cache.origin", c.Cache.Origin.CacheSize}} {
+	}{{"cache.assignment", c.Cache.Assignment}, {"cache.blocks", c.Cache.Blocks}, {"cache.plans", c.Cache.Plans}, {"cache.codings", c.Cache.Codings}, {"cache.origin", c.Cache.Origin.CacheSize}} {
 		if cs.s.MaxItems < 1 {
 			bad(cs.key+".max_items", "must be positive, got %d", cs.s.MaxItems)
 		}

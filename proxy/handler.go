@@ -128,6 +128,13 @@ func New(opts Options) (*Handler, error) {
 	if opts.AccessLog != nil {
 		h.access = *opts.AccessLog
 	}
+	memo, err := cache.NewChecked[[]byte]("codings", cfg.Cache.Codings, h.metrics.set)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: cache.codings: %w", err)
+	}
+	if err := h.codec.remember(memo); err != nil {
+		return nil, fmt.Errorf("proxy: cache.codings: %w", err)
+	}
 	for _, s := range cfg.Server.TrustedProxies {
 		n, err := config.ParseCIDR(s)
 		if err != nil {

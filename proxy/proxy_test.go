@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
@@ -226,21 +227,55 @@ func TestCompressedBodiesPassUntouched(t *testing.T) {
 	}
 }
 
+// TestCodecRoundTrip: every coding round-trips, the decoded size limit
+// holds, and with a memo the second time round (answered from it, other
+// dst contents kept) gives the same bytes as the first.
 func TestCodecRoundTrip(t *testing.T) {
-	cd := newCodec(5, 4)
+	memo, err := cache.NewChecked[[]byte]("codings", config.Default().Cache.Codings, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remembering := newCodec(5, 4)
+	if err := remembering.remember(memo); err != nil {
+		t.Fatal(err)
+	}
 	html := bytes.Repeat([]byte("<div data-edgeseg-slot=\"x\">ä</div>"), 500)
-	for _, c := range []coding{codingIdentity, codingGzip, codingBrotli, codingDeflate} {
-		enc, err := cd.encode(nil, html, c)
-		if err != nil {
-			t.Fatal(err)
+	other := bytes.Repeat([]byte("<p>another page</p>"), 300)
+	for _, cd := range []*codec{newCodec(5, 4), remembering} {
+		for round := 0; round < 2; round++ {
+			for _, c := range []coding{codingIdentity, codingGzip, codingBrotli, codingDeflate} {
+				for _, page := range [][]byte{html, other} {
+					enc, err := cd.encode([]byte("kept"), page, c)
+					if err != nil || !bytes.HasPrefix(enc, []byte("kept")) {
+						t.Fatal(err)
+					}
+					enc = enc[len("kept"):]
+					dec, err := cd.decode([]byte("kept"), enc, c, 1<<20)
+					if err != nil || !bytes.Equal(dec, append([]byte("kept"), page...)) {
+						t.Fatalf("coding %d, round %d: round trip failed: %v", c, round, err)
+					}
+					if _, err := cd.decode(nil, enc, c, 100); err != errTooLarge {
+						t.Fatalf("coding %d, round %d: limit not enforced: %v", c, round, err)
+					}
+				}
+			}
+			memo.Wait()
 		}
-		dec, err := cd.decode(nil, enc, c, 1<<20)
-		if err != nil || !bytes.Equal(dec, html) {
-			t.Fatalf("coding %d: round trip failed: %v", c, err)
-		}
-		if _, err := cd.decode(nil, enc, c, 100); err != errTooLarge {
-			t.Fatalf("coding %d: limit not enforced: %v", c, err)
-		}
+	}
+	var m strings.Builder
+	set := metrics.NewSet()
+	memo2, _ := cache.NewChecked[[]byte]("codings", config.Default().Cache.Codings, set)
+	cd := newCodec(5, 4)
+	cd.remember(memo2)
+	enc, _ := cd.encode(nil, html, codingGzip)
+	memo2.Wait()
+	cd.encode(nil, html, codingGzip)
+	cd.decode(nil, enc, codingGzip, 1<<20)
+	memo2.Wait()
+	cd.decode(nil, enc, codingGzip, 1<<20)
+	set.WritePrometheus(&m)
+	if !strings.Contains(m.String(), `edgeseg_cache_hits_total{cache="codings"} 2`) {
+		t.Errorf("memo not used:\n%s", m.String())
 	}
 	// raw deflate, as some servers send it
 	var raw bytes.Buffer
@@ -250,8 +285,11 @@ func TestCodecRoundTrip(t *testing.T) {
 	if dec, err := cd.decode(nil, raw.Bytes(), codingDeflate, 1<<20); err != nil || !bytes.Equal(dec, html) {
 		t.Fatalf("raw deflate: %v", err)
 	}
-	if _, err := cd.decode(nil, []byte("not gzip at all"), codingGzip, 1<<20); err == nil {
-		t.Fatal("garbage decoded as gzip")
+	for range 2 {
+		if _, err := cd.decode(nil, []byte("not gzip at all"), codingGzip, 1<<20); err == nil {
+			t.Fatal("garbage decoded as gzip")
+		}
+		memo2.Wait()
 	}
 }
 

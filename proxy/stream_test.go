@@ -92,7 +92,7 @@ func TestChunkedPagesGoOutInFewChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, personalize := range []bool{false, true} {
-		s := newBenchStackFor(t, page, personalize, true)
+		s := newBenchStackFor(t, page, personalize, true, "")
 		defer s.close()
 		c, err := s.dial()
 		if err != nil {

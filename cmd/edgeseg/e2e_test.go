@@ -288,6 +288,23 @@ func TestEveryCompressionIsRewrittenAndReencoded(t *testing.T) {
 	s := startStack(t, origin, nil)
 	for _, enc := range []string{"", "gzip", "br", "deflate"} {
 		t.Run("enc="+enc, func(t *testing.T) {
+			// Pages decoded and re-encoded once are kept (cache.codings):
+			// each visitor still gets their own variant, whoever came first.
+			var first string
+			for i, ua := range []string{uaIPhone, uaDesktop, uaIPhone, uaDesktop, uaIPhone} {
+				d := s.browser(ua)
+				d.header.Set("Accept-Encoding", "gzip, deflate, br, zstd")
+				_, body := d.page("/?enc=" + enc)
+				if mobile := strings.Contains(body, "Shop on the go"); mobile != (ua == uaIPhone) || !strings.Contains(body, "rest ü") {
+					t.Fatalf("visitor %d (%s): wrong variant:\n%s", i, ua, body)
+				}
+				if ua == uaIPhone && first != "" && body != first {
+					t.Fatalf("visitor %d: the same variant differs:\n%s\n%s", i, body, first)
+				}
+				if ua == uaIPhone {
+					first = body
+				}
+			}
 			b := s.browser(uaIPhone) // mobile: the "mobile" hero
 			b.header.Set("Accept-Encoding", "gzip, deflate, br, zstd")
 			resp, body := b.page("/?enc=" + enc)

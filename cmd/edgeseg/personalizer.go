@@ -156,7 +156,7 @@ func warnRestartOnly(log *zerolog.Logger, old, next *config.Config) {
 }
 
 func cacheEqual(a, b config.Cache) bool {
-	return a.Assignment == b.Assignment && a.Blocks == b.Blocks && a.Plans == b.Plans && a.Origin.CacheSize == b.Origin.CacheSize
+	return a.Assignment == b.Assignment && a.Blocks == b.Blocks && a.Plans == b.Plans && a.Codings == b.Codings && a.Origin.CacheSize == b.Origin.CacheSize
 }
 
 func profileSettings() profile.Settings {
