@@ -301,20 +301,23 @@ func BenchmarkHandlerStreamed60k(b *testing.B) {
 }
 
 // BenchmarkHandlerCompressed60k is the 60 KB page from an origin that
-// compresses it, personalized for a browser that takes it compressed: the
-// page is decoded and the result re-encoded once (cache.codings), not per
-// request.
+// compresses it, personalized for a browser that takes it compressed: with
+// a length, the page is decoded and the result re-encoded once
+// (cache.codings), not per request; streamed (chunked, as nginx's gzip
+// module sends), it is decoded and re-encoded as it passes, every time.
 func BenchmarkHandlerCompressed60k(b *testing.B) {
 	page, err := os.ReadFile("../bench/testdata/page-60k.html")
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, c := range []struct {
-		enc  string
-		body []byte
-	}{{"gzip", gzipped(page)}, {"br", brotlied(page)}} {
-		b.Run(c.enc, func(b *testing.B) {
-			s := newBenchStackFor(b, c.body, true, false, c.enc)
+		name, enc string
+		body      []byte
+		chunked   bool
+	}{{"gzip", "gzip", gzipped(page), false}, {"br", "br", brotlied(page), false},
+		{"gzip-streamed", "gzip", gzipped(page), true}, {"br-streamed", "br", brotlied(page), true}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := newBenchStackFor(b, c.body, true, c.chunked, c.enc)
 			defer s.close()
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			navRequest(req, "/?utm_campaign=promo", "")
