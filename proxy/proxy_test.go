@@ -1238,3 +1238,22 @@ func TestWithoutForeignDomain(t *testing.T) {
 		}
 	}
 }
+
+// TestCodecRefusesUnknownCodings: a coding it cannot undo is an error from
+// a codec with a memo too, not a lookup out of bounds.
+func TestCodecRefusesUnknownCodings(t *testing.T) {
+	memo, err := cache.NewChecked[[]byte]("codings", config.Default().Cache.Codings, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cd := newCodec(5, 4)
+	if err := cd.remember(memo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cd.decode(nil, []byte("x"), codingUnknown, 1<<20); err == nil {
+		t.Error("decoded an unknown coding")
+	}
+	if _, err := cd.encode(nil, []byte("x"), codingUnknown); err == nil {
+		t.Error("encoded an unknown coding")
+	}
+}
