@@ -227,18 +227,26 @@ func TestCompressedBodiesPassUntouched(t *testing.T) {
 	}
 }
 
+// rememberingCodec is a codec keeping what it codes in a cache of its own,
+// whose metrics go to set (nil: none).
+func rememberingCodec(t *testing.T, set *metrics.Set) (*codec, *cache.Checked[[]byte]) {
+	t.Helper()
+	memo, err := cache.NewChecked[[]byte]("codings", config.Default().Cache.Codings, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cd := newCodec(5, 4)
+	if err := cd.remember(memo); err != nil {
+		t.Fatal(err)
+	}
+	return cd, memo
+}
+
 // TestCodecRoundTrip: every coding round-trips, the decoded size limit
 // holds, and with a memo the second time round (answered from it, other
 // dst contents kept) gives the same bytes as the first.
 func TestCodecRoundTrip(t *testing.T) {
-	memo, err := cache.NewChecked[[]byte]("codings", config.Default().Cache.Codings, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	remembering := newCodec(5, 4)
-	if err := remembering.remember(memo); err != nil {
-		t.Fatal(err)
-	}
+	remembering, memo := rememberingCodec(t, nil)
 	html := bytes.Repeat([]byte("<div data-edgeseg-slot=\"x\">ä</div>"), 500)
 	other := bytes.Repeat([]byte("<p>another page</p>"), 300)
 	for _, cd := range []*codec{newCodec(5, 4), remembering} {
@@ -264,9 +272,7 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 	var m strings.Builder
 	set := metrics.NewSet()
-	memo2, _ := cache.NewChecked[[]byte]("codings", config.Default().Cache.Codings, set)
-	cd := newCodec(5, 4)
-	cd.remember(memo2)
+	cd, memo2 := rememberingCodec(t, set)
 	enc, _ := cd.encode(nil, html, codingGzip)
 	memo2.Wait()
 	cd.encode(nil, html, codingGzip)
@@ -1242,14 +1248,7 @@ func TestWithoutForeignDomain(t *testing.T) {
 // TestCodecRefusesUnknownCodings: a coding it cannot undo is an error from
 // a codec with a memo too, not a lookup out of bounds.
 func TestCodecRefusesUnknownCodings(t *testing.T) {
-	memo, err := cache.NewChecked[[]byte]("codings", config.Default().Cache.Codings, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cd := newCodec(5, 4)
-	if err := cd.remember(memo); err != nil {
-		t.Fatal(err)
-	}
+	cd, _ := rememberingCodec(t, nil)
 	if _, err := cd.decode(nil, []byte("x"), codingUnknown, 1<<20); err == nil {
 		t.Error("decoded an unknown coding")
 	}
