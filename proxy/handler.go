@@ -332,6 +332,9 @@ func (h *Handler) checkRequest(ctx *fasthttp.RequestCtx) string {
 	if ctx.Request.Header.ContentLength() == -1 && hasRawHeader(ctx.Request.Header.RawHeaders(), "content-length") {
 		return "both Content-Length and Transfer-Encoding"
 	}
+	if !rawHeaderNamesValid(ctx.Request.Header.RawHeaders()) {
+		return "invalid header name"
+	}
 	return ""
 }
 
@@ -466,6 +469,10 @@ func isUpgrade(h *fasthttp.RequestHeader) bool {
 // here or, when streamed, by the stream's Close.
 func (h *Handler) respond(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *exchange) {
 	resp.Header.CopyTo(&ctx.Response.Header)
+	// The status line is edgeseg's: an HTTP/1.0 origin's version must not
+	// reach a visitor who may be sent a chunked body.
+	ctx.Response.Header.SetProtocol(nil)
+	dropInvalidHeaderNames(&ctx.Response.Header)
 	scratch := h.scratch.get()
 	*scratch = stripHopHeaders(&ctx.Response.Header, *scratch)
 	h.scratch.put(scratch)

@@ -62,6 +62,73 @@ func isFramingHeader(name []byte) bool {
 	return bytes.EqualFold(name, []byte("Content-Length")) || bytes.EqualFold(name, []byte("Host"))
 }
 
+// tokenBytes marks the bytes an RFC 9110 token is made of: what a header
+// name may hold.
+var tokenBytes = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range []byte("!#$%&'*+-.^_`|~") {
+		t[c] = true
+	}
+	return t
+}()
+
+// validHeaderName reports whether name is a token, as a header name must be.
+// fasthttp accepts names with a space inside ("X A: b") and would forward
+// them; a line that parsers read differently is refused or dropped instead.
+func validHeaderName(name []byte) bool {
+	if len(name) == 0 {
+		return false
+	}
+	for _, c := range name {
+		if !tokenBytes[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// rawHeaderNamesValid reports whether every line of a raw header block starts
+// with a valid name. Continuation lines (obs-fold) have none: fasthttp joins
+// them to the line before.
+func rawHeaderNamesValid(raw []byte) bool {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
+			continue
+		}
+		if c := bytes.IndexByte(line, ':'); c <= 0 || !validHeaderName(line[:c]) {
+			return false
+		}
+	}
+	return true
+}
+
+// dropInvalidHeaderNames removes from an origin's response the headers whose
+// names are not tokens: a browser would reject the response, or read the line
+// differently from the origin's intent.
+func dropInvalidHeaderNames(h *fasthttp.ResponseHeader) {
+	var bad [][]byte
+	for k := range h.All() {
+		if !validHeaderName(k) {
+			bad = append(bad, bytes.Clone(k))
+		}
+	}
+	for _, k := range bad {
+		h.DelBytes(k)
+	}
+}
+
 // netSet is a set of networks: trusted proxies, metrics readers.
 type netSet []*net.IPNet
 

@@ -593,6 +593,12 @@ func TestBadRequests(t *testing.T) {
 	if !strings.Contains(status, "200") || !strings.Contains(rest, "X-Origin-Uri: /ok?x=1") {
 		t.Fatalf("absolute URI to own host: %s\n%s", status, rest)
 	}
+	// A folded line (obs-fold) is joined to the one before, as RFC 9112
+	// allows, and forwarded.
+	status, rest = p.raw("GET / HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\nX-Folded: a\r\n b\r\n\r\n")
+	if !strings.Contains(status, "200") || !strings.Contains(rest, "X-Folded: a b") {
+		t.Fatalf("folded header: %s\n%s", status, rest)
+	}
 	// 16 KiB of cookies, as real sites send, fit the default limit.
 	status, _ = p.raw("GET / HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\nCookie: " + strings.Repeat("c", 16<<10) + "\r\n\r\n")
 	if !strings.Contains(status, "200") {
@@ -751,6 +757,112 @@ func TestWebSocketRelay(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("idle close took %v", d)
+	}
+}
+
+// TestMalformedHeaderLinesStopAtTheEdge: header lines that parsers read
+// differently are refused by edgeseg itself, never forwarded for the origin
+// to read its own way.
+func TestMalformedHeaderLinesStopAtTheEdge(t *testing.T) {
+	var reached atomic.Int32
+	p := startProxyURL(t, rawOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", &reached), nil, nil)
+	for _, tc := range []struct{ name, line string }{
+		// fasthttp reads "X A" as a name; another parser may read "X".
+		{"space in a name", "X A: b"},
+		{"space before the colon", "Content-Length : 0"},
+		{"tab in a name", "X\tA: b"},
+		{"no colon", "Garbage"},
+		{"control byte in a value", "X-A: a\x01b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, _ := p.raw("GET / HTTP/1.1\r\nHost: shop.test\r\n" + tc.line + "\r\n\r\n")
+			if !strings.Contains(status, " 400 ") {
+				t.Fatalf("got %q, want 400", status)
+			}
+		})
+	}
+	if n := reached.Load(); n != 0 {
+		t.Fatalf("%d malformed requests reached the origin", n)
+	}
+	status, _ := p.raw("GET / HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\nX-Fine: a\r\n\r\n")
+	if !strings.Contains(status, " 200 ") || reached.Load() != 1 {
+		t.Fatalf("a well-formed request: %q, %d at the origin", status, reached.Load())
+	}
+}
+
+// rawOrigin answers every request with response, verbatim, then closes
+// the connection. It counts the requests it reads in reached, if not nil.
+func rawOrigin(t *testing.T, response string, reached *atomic.Int32) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for { // the request's head
+					line, err := br.ReadString('\n')
+					if err != nil || line == "\r\n" {
+						break
+					}
+				}
+				if reached != nil {
+					reached.Add(1)
+				}
+				io.WriteString(c, response)
+			}(c)
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// TestOddOriginResponses: what an old or careless origin sends reaches the
+// visitor as valid HTTP/1.1.
+func TestOddOriginResponses(t *testing.T) {
+	page := `<html><body><div data-edgeseg-slot="hero">default</div></body></html>`
+	for _, tc := range []struct {
+		name, response string
+		wantHeader     string // in the visitor's response
+		notHeader      string // must not be
+	}{
+		{
+			// An HTTP/1.0 origin ending its body by closing: the visitor
+			// gets it chunked, which an "HTTP/1.0" status line would
+			// forbid, so the status line is edgeseg's own.
+			name:       "HTTP/1.0 origin",
+			response:   "HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n" + page,
+			wantHeader: "Transfer-Encoding: chunked",
+		},
+		{
+			name:       "space in a header name",
+			response:   "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX A: b\r\nX-Kept: 1\r\nContent-Length: " + strconv.Itoa(len(page)) + "\r\n\r\n" + page,
+			wantHeader: "X-Kept: 1",
+			notHeader:  "X A",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, personalize := range []bool{false, true} {
+				p := startProxyURL(t, rawOrigin(t, tc.response, nil), func(c *config.Config) { c.Personalize = personalize }, nil)
+				status, rest := p.raw("GET / HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n")
+				if status != "HTTP/1.1 200 OK" {
+					t.Fatalf("personalize=%v: status line %q", personalize, status)
+				}
+				head, body, _ := strings.Cut(rest, "\r\n\r\n")
+				if !strings.Contains(head, tc.wantHeader) || (tc.notHeader != "" && strings.Contains(head, tc.notHeader)) {
+					t.Errorf("personalize=%v: headers\n%s", personalize, head)
+				}
+				if !strings.Contains(body, "default</div>") {
+					t.Errorf("personalize=%v: body %q", personalize, body)
+				}
+			}
+		})
 	}
 }
 
