@@ -545,7 +545,7 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 	if n < 0 && !events {
 		// An event stream is left to fasthttp's 4 KB reads: its messages
 		// are small, and it may stay open for hours, holding its buffer.
-		ctx.Response.SetBodyStream(chunkedOrigin{s}, -1)
+		ctx.Response.SetBodyStream(chunkedOrigin{s, h.writeBuffer}, -1)
 		return
 	}
 	ctx.Response.SetBodyStream(s, n)
@@ -553,10 +553,14 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 
 // firstBytes reads the first bytes of resp's body into a buffer from
 // h.bufs: want of them (fewer at the end of the body), or when want is
-// negative whatever the first read gives.
+// negative whatever the first read gives, up to a write buffer's worth at
+// least: a page the origin has sent whole by then goes out in one piece.
 func (h *Handler) firstBytes(resp *fasthttp.Response, want int) (*[]byte, error) {
 	bp := h.bufs.get()
 	b := (*bp)[:0]
+	if want < 0 {
+		b = slices.Grow(b, h.writeBuffer)
+	}
 	r := resp.BodyStream() // nil for a body set whole: nothing to read ahead
 	// A reader may return nothing and no error; not for ever.
 	for empty := 0; r != nil && empty < 100; {

@@ -77,18 +77,18 @@ func (s *originStream) putFirst() {
 	}
 }
 
-// chunkBytes is how much of the origin's body a chunk sent to the visitor
-// carries at most.
-const chunkBytes = 32 << 10
-
 // chunkedOrigin is an originStream sent to the visitor chunked. fasthttp
 // sends each Read of such a body as one chunk, flushed, and reads 4 KB at a
 // time: a 60 KB page went out in fifteen writes. Through WriteTo, what each
-// read from the origin gives (up to chunkBytes) goes out as one chunk, as
-// soon as it arrives, as before. A type of its own: a body with a length is
-// copied faster without a WriteTo (fasthttp reads it straight into its
-// write buffer).
-type chunkedOrigin struct{ *originStream }
+// read from the origin gives goes out as one chunk, as soon as it arrives:
+// up to size bytes (the server's write buffer), so a page the origin has
+// sent whole by then leaves in one write. A type of its own: a body with a
+// length is copied faster without a WriteTo (fasthttp reads it straight
+// into its write buffer).
+type chunkedOrigin struct {
+	*originStream
+	size int
+}
 
 // SupportsBodyWriteTo tells fasthttp WriteTo may be used instead of Read:
 // it sends the same bytes, with the same promptness.
@@ -96,12 +96,22 @@ func (c chunkedOrigin) SupportsBodyWriteTo() bool { return true }
 
 // WriteTo writes the body to w, one Write per read from the origin.
 func (c chunkedOrigin) WriteTo(w io.Writer) (int64, error) {
+	var sent int64
+	if len(c.prefix) > 0 {
+		// Read before the head went out: sent from its own buffer.
+		m, err := w.Write(c.prefix)
+		sent += int64(m)
+		c.prefix = nil
+		c.putFirst()
+		if err != nil {
+			return sent, err
+		}
+	}
 	bp := c.bufs.get()
 	defer c.bufs.put(bp)
-	b := slices.Grow((*bp)[:0], chunkBytes)
+	b := slices.Grow((*bp)[:0], c.size)
 	*bp = b
-	b = b[:chunkBytes]
-	var sent int64
+	b = b[:c.size]
 	// A reader may return nothing and no error; not for ever.
 	for empty := 0; empty < 100; {
 		n, err := c.Read(b)
