@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -51,6 +53,7 @@ func main() {
 	limit := flag.Int64("n", 0, "stop after this many requests (0: run for -d)")
 	table := flag.String("table", "", "print the comparison table of a results file (JSON lines) and exit")
 	idle := flag.Int("idle", 0, "open this many keep-alive connections, fetch -path once on each, and report the targets' RSS with them idle")
+	slowAt := flag.Duration("slow", 0, "also print to stderr, by 100 ms of the run, how many requests took longer than this and the slowest: whether slow requests come spread out or in bursts")
 	flag.Parse()
 	if *table != "" {
 		if err := printTable(*table, os.Stdout); err != nil {
@@ -74,6 +77,7 @@ func main() {
 	cookies := make([]atomic.Pointer[[]byte], max(*visitors, 1))
 	var reqs, errs, non2xx, bytesIn atomic.Int64
 	lat := make([][]time.Duration, *conns)
+	slow := make([][]slowRequest, *conns)
 	deadline := time.Now().Add(*dur)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -136,6 +140,9 @@ func main() {
 					}
 				}
 				samples = append(samples, took)
+				if *slowAt > 0 && took > *slowAt {
+					slow[w] = append(slow[w], slowRequest{at: next.Sub(start), took: took})
+				}
 				if interval > 0 {
 					next = next.Add(interval)
 				}
@@ -165,5 +172,36 @@ func main() {
 	if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	if *slowAt > 0 {
+		printSlow(os.Stderr, slow, *slowAt)
+	}
+}
+
+// slowRequest is a request that took longer than -slow: when it was meant
+// to be sent, from the start of the run, and how long it took.
+type slowRequest struct{ at, took time.Duration }
+
+// printSlow prints, for each 100 ms of the run with a slow request, how
+// many there were and the slowest.
+func printSlow(w io.Writer, slow [][]slowRequest, limit time.Duration) {
+	const window = 100 * time.Millisecond
+	count := map[time.Duration]int{}
+	worst := map[time.Duration]time.Duration{}
+	for _, s := range slow {
+		for _, r := range s {
+			k := r.at.Truncate(window)
+			count[k]++
+			worst[k] = max(worst[k], r.took)
+		}
+	}
+	keys := make([]time.Duration, 0, len(count))
+	for k := range count {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	fmt.Fprintf(w, "requests slower than %v, by %v of the run:\n", limit, window)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %6.1fs  %5d  slowest %v\n", k.Seconds(), count[k], worst[k].Round(100*time.Microsecond))
 	}
 }
