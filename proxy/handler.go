@@ -357,13 +357,7 @@ func absoluteHost(uri []byte) ([]byte, bool) {
 // hasRawHeader reports whether the raw header block has a line named name
 // (lower case).
 func hasRawHeader(raw []byte, name string) bool {
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
+	for line := range rawHeaderLines(raw) {
 		if c := bytes.IndexByte(line, ':'); c > 0 && bytes.EqualFold(bytes.TrimSpace(line[:c]), []byte(name)) {
 			return true
 		}

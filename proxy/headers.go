@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"iter"
 	"net"
 	"strings"
 
@@ -92,18 +93,29 @@ func validHeaderName(name []byte) bool {
 	return true
 }
 
+// rawHeaderLines yields the lines of a raw header block, without their
+// line ends.
+func rawHeaderLines(raw []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for len(raw) > 0 {
+			line := raw
+			if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+				line, raw = raw[:i], raw[i+1:]
+			} else {
+				raw = nil
+			}
+			if !yield(bytes.TrimSuffix(line, []byte("\r"))) {
+				return
+			}
+		}
+	}
+}
+
 // rawHeaderNamesValid reports whether every line of a raw header block starts
 // with a valid name. Continuation lines (obs-fold) have none: fasthttp joins
 // them to the line before.
 func rawHeaderNamesValid(raw []byte) bool {
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
+	for line := range rawHeaderLines(raw) {
 		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
 			continue
 		}

@@ -464,6 +464,27 @@ func TestOriginSlow(t *testing.T) {
 // length bytes (chunked when length is -1), then sent bytes of it, then
 // resets the connection.
 func resetOrigin(t *testing.T, contentType string, length, sent int) string {
+	return rawServer(t, func(c net.Conn) {
+		buf := make([]byte, 4096)
+		c.Read(buf)
+		body := bytes.Repeat([]byte("x"), sent)
+		if length < 0 {
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n", contentType)
+			if sent > 0 {
+				fmt.Fprintf(c, "%x\r\n%s\r\n", sent, body)
+			}
+		} else {
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", contentType, length)
+			c.Write(body)
+		}
+		time.Sleep(20 * time.Millisecond)
+		c.(*net.TCPConn).SetLinger(0)
+	})
+}
+
+// rawServer serves each connection on loopback with handle, which may
+// leave it open, and returns the server's URL.
+func rawServer(t *testing.T, handle func(net.Conn)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -475,23 +496,10 @@ func resetOrigin(t *testing.T, contentType string, length, sent int) string {
 			if err != nil {
 				return
 			}
-			go func(c net.Conn) {
-				buf := make([]byte, 4096)
-				c.Read(buf)
-				body := bytes.Repeat([]byte("x"), sent)
-				if length < 0 {
-					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n", contentType)
-					if sent > 0 {
-						fmt.Fprintf(c, "%x\r\n%s\r\n", sent, body)
-					}
-				} else {
-					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", contentType, length)
-					c.Write(body)
-				}
-				time.Sleep(20 * time.Millisecond)
-				c.(*net.TCPConn).SetLinger(0)
-				c.Close()
-			}(c)
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
 		}
 	}()
 	return "http://" + ln.Addr().String()
@@ -793,34 +801,19 @@ func TestMalformedHeaderLinesStopAtTheEdge(t *testing.T) {
 // rawOrigin answers every request with response, verbatim, then closes
 // the connection. It counts the requests it reads in reached, if not nil.
 func rawOrigin(t *testing.T, response string, reached *atomic.Int32) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	return rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for { // the request's head
+			line, err := br.ReadString('\n')
+			if err != nil || line == "\r\n" {
+				break
 			}
-			go func(c net.Conn) {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for { // the request's head
-					line, err := br.ReadString('\n')
-					if err != nil || line == "\r\n" {
-						break
-					}
-				}
-				if reached != nil {
-					reached.Add(1)
-				}
-				io.WriteString(c, response)
-			}(c)
 		}
-	}()
-	return "http://" + ln.Addr().String()
+		if reached != nil {
+			reached.Add(1)
+		}
+		io.WriteString(c, response)
+	})
 }
 
 // TestOddOriginResponses: what an old or careless origin sends reaches the
