@@ -165,6 +165,10 @@ type exchange struct {
 	cache        string // origin cache: hit, miss, coalesced, or ""
 	responded    bool   // the origin's answer is in ctx.Response
 	streamed     bool   // a streamed page personalized as it is sent: it owns the visit
+	// prefix is what the origin cache read of a body it could not keep (a
+	// streamed page past cache.origin.max_object_bytes): the body starts
+	// with it, then goes on in the origin's stream.
+	prefix []byte
 }
 
 // ServeHTTP is the request path, top to bottom (see ../shared/DESIGN.md):
@@ -280,11 +284,25 @@ func (h *Handler) fetch(req *fasthttp.Request, resp *fasthttp.Response, x *excha
 		}
 		ttl := oc.Freshness(resp, now)
 		n := resp.Header.ContentLength()
-		if ttl <= 0 || n < 0 || n > oc.MaxObject() {
+		if ttl <= 0 || n > oc.MaxObject() {
 			return nil // not cacheable: resp keeps streaming
 		}
-		body, err := readLimited(nil, resp.BodyStream(), n, nil)
+		limit := n
+		if n < 0 {
+			// Sent without a length (chunked, or until the origin closes):
+			// kept if it ends within the bound, else sent on from where
+			// reading stopped.
+			limit = oc.MaxObject()
+		}
+		body, err := readLimited(nil, resp.BodyStream(), limit, nil)
+		if n < 0 && errors.Is(err, errTooLarge) {
+			x.prefix = body
+			return nil
+		}
 		_ = resp.CloseBodyStream()
+		if n < 0 {
+			n = len(body)
+		}
 		if err != nil || len(body) != n {
 			if err == nil {
 				err = io.ErrUnexpectedEOF
@@ -490,7 +508,7 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		h.rewrite(ctx, resp, x) // sets the body: personalized, untouched or streamed
 		return
 	}
-	h.stream(ctx, resp, nil, x)
+	h.stream(ctx, resp, x.prefix, x)
 }
 
 // stream hands resp's body (after prefix, bytes already read from it) to the

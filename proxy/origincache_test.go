@@ -41,6 +41,9 @@ func TestOriginCache(t *testing.T) {
 			w.Header().Set("Cache-Control", "max-age=60")
 			fmt.Fprint(w, strings.Repeat("b", 300<<10))
 			return
+		case "/chunked": // no length: net/http sends it chunked after a flush
+			w.Header().Set("Cache-Control", "max-age=60")
+			w.(http.Flusher).Flush()
 		case "/slow":
 			w.Header().Set("Cache-Control", "max-age=60")
 			time.Sleep(500 * time.Millisecond) // long enough for every caller to be waiting
@@ -48,7 +51,7 @@ func TestOriginCache(t *testing.T) {
 		fmt.Fprintf(w, "body of %s", r.URL.Path)
 	})
 	p := startProxy(t, origin, func(c *config.Config) {
-		c.Cache.Origin.Paths = []string{"/cached", "/smax", "/expires", "/expired", "/nostore", "/private", "/cookie", "/vary", "/big", "/slow", "/none"}
+		c.Cache.Origin.Paths = []string{"/cached", "/smax", "/expires", "/expired", "/nostore", "/private", "/cookie", "/vary", "/big", "/slow", "/none", "/chunked"}
 		c.Cache.Origin.MaxObjectBytes = 256 << 10
 	})
 	count := func(path string, n int) int64 {
@@ -69,13 +72,17 @@ func TestOriginCache(t *testing.T) {
 		path string
 		want int64 // origin requests for 3 proxied requests
 	}{
-		{"/cached", 1}, {"/smax", 1}, {"/expires", 1},
+		{"/cached", 1}, {"/smax", 1}, {"/expires", 1}, {"/chunked", 1},
 		{"/expired", 3}, {"/nostore", 3}, {"/private", 3}, {"/cookie", 3}, {"/none", 3}, {"/big", 3},
 		{"/other", 3}, // not a configured path
 	} {
 		if got := count(tc.path, 3); got != tc.want {
 			t.Errorf("%s: %d origin requests for 3, want %d", tc.path, got, tc.want)
 		}
+	}
+	// Past max_object_bytes and chunked: not kept, served whole.
+	if _, body := p.get("/big"); len(body) != 300<<10 {
+		t.Errorf("/big: %d bytes, want %d", len(body), 300<<10)
 	}
 	if resp, _ := p.get("/cached"); resp.Header.Get("Age") == "" {
 		t.Error("cache hit without Age")

@@ -20,7 +20,7 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	c := parseCoding(resp.Header.ContentEncoding())
 	if c == codingUnknown || resp.Header.ContentLength() > h.rewriteLimit {
 		h.metrics.rewriteSkipped.Inc()
-		h.stream(ctx, resp, nil, x)
+		h.stream(ctx, resp, x.prefix, x)
 		return false
 	}
 	if h.streamPages && c != codingDeflate && resp.Header.ContentLength() < 0 && ctx.Request.Header.IsHTTP11() {
@@ -37,10 +37,11 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	send := func(b *[]byte) { h.sendBuf(ctx, b, hold.handOver()) }
 
 	rawp := h.bufs.get()
-	var raw []byte
+	raw := x.prefix
 	err := errNoBudget
 	if take(cap(*rawp)) {
-		raw, err = readLimited((*rawp)[:0], resp.BodyStream(), h.rewriteLimit, take)
+		// Past what the origin cache read already, if it read any.
+		raw, err = readLimited(append((*rawp)[:0], x.prefix...), resp.BodyStream(), h.rewriteLimit-len(x.prefix), take)
 		*rawp = raw
 	}
 	if errors.Is(err, errTooLarge) || errors.Is(err, errNoBudget) {

@@ -108,7 +108,7 @@ func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Respo
 	s.hold = budgetHold{b: h.buffered}
 	s.ctype = append(s.ctype[:0], resp.Header.ContentType()...)
 	s.sniff = inject.SniffBytes(s.ctype)
-	s.src = newOriginStream(resp, nil, h.bufs, &h.log, ctx.Path())
+	s.src = newOriginStream(resp, x.prefix, h.bufs, &h.log, ctx.Path())
 	s.dst = &s.out
 	if c != codingIdentity {
 		s.enc = h.codec.newStreamEncoder(&s.out, c)

@@ -757,6 +757,69 @@ func TestCachedPagesArePersonalizedPerVisitor(t *testing.T) {
 	}
 }
 
+// TestStreamedPagesAreCachedToo: application servers send pages chunked,
+// without a length; a cacheable one is kept like any other, and one larger
+// than cache.origin.max_object_bytes is still served whole and personalized,
+// through the buffered rewrite and the streamed one.
+func TestStreamedPagesAreCachedToo(t *testing.T) {
+	d, err := NewDemoOrigin("../../examples/site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hits atomic.Int64
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		rec := httptest.NewRecorder()
+		d.ServeHTTP(rec, r)
+		body := rec.Body.Bytes()
+		if r.URL.Query().Get("big") != "" { // past max_object_bytes, below the rewrite limit
+			body = bytes.Replace(body, []byte("</body>"), []byte("<!--"+strings.Repeat("x", 80<<10)+"--></body>"), 1)
+		}
+		w.Header().Set("Content-Type", rec.Header().Get("Content-Type"))
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		half := len(body) / 2
+		w.Write(body[:half])
+		w.(http.Flusher).Flush() // chunked from here
+		w.Write(body[half:])
+	})
+	for _, tc := range []struct{ stream, memory string }{{"true", "256MiB"}, {"false", "256MiB"}, {"false", "64KiB"}} {
+		// With 64KiB for all rewrites, the big page cannot be rewritten:
+		// it must still arrive whole.
+		personalized := tc.memory != "64KiB"
+		t.Run("rewrite.stream="+tc.stream+",max_buffered_bytes="+tc.memory, func(t *testing.T) {
+			s := startStack(t, origin, func(y string) string {
+				y = strings.Replace(y, "    paths: []                # e.g.", `    paths: ["/"]             # e.g.`, 1)
+				y = strings.Replace(y, "max_object_bytes: 1MiB", "max_object_bytes: 64KiB", 1)
+				y = strings.Replace(y, "max_buffered_bytes: 256MiB", "max_buffered_bytes: "+tc.memory, 1)
+				return strings.Replace(y, "  stream: true ", "  stream: "+tc.stream+" ", 1)
+			})
+			for _, path := range []string{"/", "/?big=1"} {
+				before := hits.Load()
+				for i := 0; i < 3; i++ {
+					resp, body := s.browser(uaIPhone).page(path)
+					if resp.StatusCode != 200 || (personalized || path == "/") != strings.Contains(body, "Shop on the go") || !strings.Contains(body, "</html>") {
+						t.Fatalf("%s, visitor %d: %d, personalized %v, whole %v", path, i, resp.StatusCode,
+							strings.Contains(body, "Shop on the go"), strings.Contains(body, "</html>"))
+					}
+					if path != "/" && !strings.Contains(body, strings.Repeat("x", 80<<10)) {
+						t.Fatalf("%s: body cut short (%d bytes)", path, len(body))
+					}
+					time.Sleep(50 * time.Millisecond) // let the cache admit the entry (asynchronous)
+				}
+				n := hits.Load() - before
+				if path == "/" && n > 2 || path != "/" && n != 3 {
+					t.Errorf("%s: the origin was asked %d times for 3 requests", path, n)
+				}
+			}
+			// A crawler's page is passed through, not rewritten: whole too.
+			_, body := s.browser("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)").page("/?big=1")
+			if !strings.Contains(body, strings.Repeat("x", 80<<10)+"--></body>") {
+				t.Errorf("the page passed through was cut short (%d bytes)", len(body))
+			}
+		})
+	}
+}
+
 func TestPersonalizeOffIsAPlainProxy(t *testing.T) {
 	s := startStack(t, nil, nil, "EDGESEG_PERSONALIZE=false")
 	b := s.browser(uaIPhone)
