@@ -117,6 +117,42 @@ func TestCacheable(t *testing.T) {
 	}
 }
 
+// TestIgnoredQueryParametersShareAnEntry: tracking parameters named in
+// ignore_query do not split the cache; every other part of the URL does.
+func TestIgnoredQueryParametersShareAnEntry(t *testing.T) {
+	o, _ := NewOrigin(config.OriginCache{CacheSize: config.CacheSize{MaxItems: 10, MaxBytes: 1 << 20}, Paths: []string{"/"},
+		MaxObjectBytes: 1 << 20, IgnoreQuery: []string{"utm_*", "gclid"}}, nil)
+	plain, _ := NewOrigin(config.OriginCache{CacheSize: config.CacheSize{MaxItems: 10, MaxBytes: 1 << 20}, Paths: []string{"/"},
+		MaxObjectBytes: 1 << 20}, nil)
+	key := func(o *Origin, uri string) uint64 {
+		var req fasthttp.Request
+		req.SetRequestURI(uri)
+		req.Header.SetHost("shop.test")
+		return o.key(&req, nil)
+	}
+	base := key(o, "/p?id=1")
+	for _, tc := range []struct {
+		uri  string
+		same bool
+	}{
+		{"/p?id=1&utm_source=ads&utm_campaign=promo", true},
+		{"/p?gclid=Cj0KCQ&id=1", true},
+		{"/p?id=1&gclid=", true},
+		{"/p?id=2&utm_source=ads", false},
+		{"/p?id=1&gclid2=x", false}, // not a prefix pattern
+		{"/p?id=1&utm=x", false},    // "utm_*" needs the underscore
+		{"/p", false},
+		{"/q?id=1", false},
+	} {
+		if got := key(o, tc.uri) == base; got != tc.same {
+			t.Errorf("%s: same entry as /p?id=1: %v, want %v", tc.uri, got, tc.same)
+		}
+	}
+	if key(plain, "/p?id=1&utm_source=ads") == key(plain, "/p?id=1") {
+		t.Error("without ignore_query, every parameter is part of the key")
+	}
+}
+
 func TestCacheBoundedByCost(t *testing.T) {
 	c, err := New[uint64, []byte]("t", config.CacheSize{MaxItems: 100, MaxBytes: 10 << 10}, nil)
 	if err != nil {

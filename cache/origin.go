@@ -45,6 +45,7 @@ type Origin struct {
 	c          *Cache[uint64, *Response]
 	varies     *Cache[uint64, [][]byte] // Vary header names by URL
 	paths      []string
+	ignore     []string // query parameters left out of keys; a trailing * is a prefix
 	maxObject  int
 	defaultTTL time.Duration
 	group      singleflight.Group
@@ -70,7 +71,7 @@ func NewOrigin(cfg config.OriginCache, set *metrics.Set) (*Origin, error) {
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	return &Origin{c: c, varies: v, paths: cfg.Paths, maxObject: int(cfg.MaxObjectBytes), defaultTTL: cfg.DefaultTTL,
+	return &Origin{c: c, varies: v, paths: cfg.Paths, ignore: cfg.IgnoreQuery, maxObject: int(cfg.MaxObjectBytes), defaultTTL: cfg.DefaultTTL,
 		hits:      set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="hit"}`),
 		misses:    set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="miss"}`),
 		coalesced: set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="coalesced"}`)}, nil
@@ -98,21 +99,17 @@ func (o *Origin) Cacheable(req *fasthttp.Request) bool {
 }
 
 // urlKey hashes host and request target.
-func urlKey(req *fasthttp.Request) uint64 {
+func (o *Origin) urlKey(req *fasthttp.Request) uint64 {
 	h := xxhash.New()
-	_, _ = h.Write(req.Header.Host())
-	_, _ = h.Write([]byte{0})
-	_, _ = h.Write(req.Header.RequestURI())
+	o.writeURL(h, req)
 	return h.Sum64()
 }
 
 // key hashes the URL and the values of the request headers the response
 // varies on.
-func key(req *fasthttp.Request, vary [][]byte) uint64 {
+func (o *Origin) key(req *fasthttp.Request, vary [][]byte) uint64 {
 	h := xxhash.New()
-	_, _ = h.Write(req.Header.Host())
-	_, _ = h.Write([]byte{0})
-	_, _ = h.Write(req.Header.RequestURI())
+	o.writeURL(h, req)
 	for _, name := range vary {
 		_, _ = h.Write([]byte{0})
 		_, _ = h.Write(name)
@@ -122,10 +119,43 @@ func key(req *fasthttp.Request, vary [][]byte) uint64 {
 	return h.Sum64()
 }
 
+// writeURL writes host and request target to h, without the query
+// parameters cache.origin.ignore_query names.
+func (o *Origin) writeURL(h *xxhash.Digest, req *fasthttp.Request) {
+	_, _ = h.Write(req.Header.Host())
+	_, _ = h.Write([]byte{0})
+	uri := req.Header.RequestURI()
+	path, query, ok := bytes.Cut(uri, []byte{'?'})
+	if !ok || len(o.ignore) == 0 {
+		_, _ = h.Write(uri)
+		return
+	}
+	_, _ = h.Write(path)
+	_, _ = h.Write([]byte{'?'})
+	for len(query) > 0 {
+		var pair []byte
+		pair, query, _ = bytes.Cut(query, []byte{'&'})
+		if name, _, _ := bytes.Cut(pair, []byte{'='}); !o.ignored(name) {
+			_, _ = h.Write(pair)
+			_, _ = h.Write([]byte{'&'})
+		}
+	}
+}
+
+// ignored reports whether a query parameter is left out of keys.
+func (o *Origin) ignored(name []byte) bool {
+	for _, p := range o.ignore {
+		if prefix, ok := strings.CutSuffix(p, "*"); ok && bytes.HasPrefix(name, []byte(prefix)) || string(name) == p {
+			return true
+		}
+	}
+	return false
+}
+
 // Get returns a fresh cached response for req.
 func (o *Origin) Get(req *fasthttp.Request, now time.Time) (*Response, bool) {
-	vary, _ := o.varies.Get(urlKey(req))
-	r, ok := o.c.Get(key(req, vary))
+	vary, _ := o.varies.Get(o.urlKey(req))
+	r, ok := o.c.Get(o.key(req, vary))
 	if !ok || !now.Before(r.Expires) {
 		o.misses.Inc()
 		return nil, false
@@ -138,8 +168,8 @@ func (o *Origin) Get(req *fasthttp.Request, now time.Time) (*Response, bool) {
 // result (a Response to store, or nil when the answer could not be cached)
 // is shared. shared reports that this caller waited for another's fetch.
 func (o *Origin) Fetch(req *fasthttp.Request, fetch func() *Response) (r *Response, shared bool) {
-	vary, _ := o.varies.Get(urlKey(req))
-	k := strconv.FormatUint(key(req, vary), 16)
+	vary, _ := o.varies.Get(o.urlKey(req))
+	k := strconv.FormatUint(o.key(req, vary), 16)
 	v, _, sh := o.group.Do(k, func() (any, error) { return fetch(), nil })
 	if sh {
 		o.coalesced.Inc()
@@ -237,12 +267,12 @@ func (o *Origin) Capture(req *fasthttp.Request, resp *fasthttp.Response, body []
 
 // Store keeps r for req, by cost (body and headers), within max_bytes.
 func (o *Origin) Store(req *fasthttp.Request, r *Response) {
-	o.varies.Set(urlKey(req), r.vary, int64(16+len(r.vary)*16))
+	o.varies.Set(o.urlKey(req), r.vary, int64(16+len(r.vary)*16))
 	cost := int64(len(r.Body) + 256)
 	for _, kv := range r.Headers {
 		cost += int64(len(kv[0]) + len(kv[1]))
 	}
-	o.c.SetWithTTL(key(req, r.vary), r, cost, time.Until(r.Expires))
+	o.c.SetWithTTL(o.key(req, r.vary), r, cost, time.Until(r.Expires))
 }
 
 // Cache exposes the underlying cache (for tests and metrics).

@@ -383,6 +383,12 @@ type OriginCache struct {
 	// DefaultTTL applies when the origin sends no freshness; 0 caches only
 	// responses that say how long they are fresh. Default 0.
 	DefaultTTL time.Duration `yaml:"default_ttl"`
+	// IgnoreQuery names query parameters left out of the cache key, so a
+	// page reached with tracking parameters ("utm_*", "gclid", "fbclid":
+	// a new value on every ad click) is one entry, not one per click. A
+	// trailing * matches a prefix. Only for parameters the origin's page
+	// does not depend on. Default none.
+	IgnoreQuery []string `yaml:"ignore_query"`
 }
 
 // Preview configures editors' preview tokens and /_edgeseg/explain.

@@ -270,6 +270,11 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("cache.origin.paths[%d]", i), "must start with /, got %q", pth)
 		}
 	}
+	for i, q := range c.Cache.Origin.IgnoreQuery {
+		if name := strings.TrimSuffix(q, "*"); name == "" || strings.ContainsAny(name, "*&=?# ") {
+			bad(fmt.Sprintf("cache.origin.ignore_query[%d]", i), "must be a query parameter name, with at most a trailing *, got %q", q)
+		}
+	}
 	if c.Cache.Origin.MaxObjectBytes <= 0 {
 		bad("cache.origin.max_object_bytes", "must be positive")
 	}
