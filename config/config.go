@@ -137,8 +137,9 @@ type Rewrite struct {
 	Stream bool `yaml:"stream"`
 	// MaxBufferedBytes bounds the memory all rewrites in flight hold at once
 	// (the page as read, decoded, rewritten and re-encoded, until it is
-	// written to a visitor who may read slowly). A page arriving past it is
-	// streamed through unpersonalized. Default 256MiB; at least 64KiB.
+	// written to a visitor who may read slowly), and pages being read into
+	// the origin cache. A page arriving past it is streamed through
+	// unpersonalized, and not kept. Default 256MiB; at least 64KiB.
 	MaxBufferedBytes ByteSize `yaml:"max_buffered_bytes"`
 	// GzipLevel is the level used to re-compress rewritten HTML (1-9). Default 5.
 	GzipLevel int `yaml:"gzip_level"`

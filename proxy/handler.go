@@ -287,15 +287,30 @@ func (h *Handler) fetch(req *fasthttp.Request, resp *fasthttp.Response, x *excha
 		if ttl <= 0 || n > oc.MaxObject() {
 			return nil // not cacheable: resp keeps streaming
 		}
-		limit := n
-		if n < 0 {
+		// Pages being read to be kept count against the rewrite budget,
+		// so many misses at once (a flood of distinct URLs) cannot hold
+		// max_concurrency × max_object_bytes; once read, the cache's own
+		// bound takes over.
+		hold := h.buffered.hold()
+		defer hold.release()
+		limit, grow := n, hold.take
+		if n >= 0 {
+			if !hold.take(n) {
+				h.metrics.cacheNoBudget.Inc()
+				return nil // not kept: resp keeps streaming
+			}
+			grow = nil
+		} else {
 			// Sent without a length (chunked, or until the origin closes):
 			// kept if it ends within the bound, else sent on from where
 			// reading stopped.
 			limit = oc.MaxObject()
 		}
-		body, err := readLimited(nil, resp.BodyStream(), limit, nil)
-		if n < 0 && errors.Is(err, errTooLarge) {
+		body, err := readLimited(nil, resp.BodyStream(), limit, grow)
+		if errors.Is(err, errTooLarge) || errors.Is(err, errNoBudget) {
+			if errors.Is(err, errNoBudget) {
+				h.metrics.cacheNoBudget.Inc()
+			}
 			x.prefix = body
 			return nil
 		}

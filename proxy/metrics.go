@@ -25,6 +25,7 @@ type proxyMetrics struct {
 	rewriteErrors  *metrics.Counter
 	connsRefused   *metrics.Counter
 	noBudget       *metrics.Counter
+	cacheNoBudget  *metrics.Counter
 	streamedPages  [2]*metrics.Counter // [filled]
 	// byStatus caches the request counters: [status][personalized].
 	byStatus [600][2]atomic.Pointer[metrics.Counter]
@@ -46,6 +47,7 @@ func newProxyMetrics(set *metrics.Set) *proxyMetrics {
 		rewriteErrors:  set.GetOrCreateCounter("edgeseg_rewrite_errors_total"),
 		connsRefused:   set.GetOrCreateCounter("edgeseg_connections_refused_total"),
 		noBudget:       set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="memory"}`),
+		cacheNoBudget:  set.GetOrCreateCounter(`edgeseg_origin_cache_skipped_total{reason="memory"}`),
 		streamedPages: [2]*metrics.Counter{
 			set.GetOrCreateCounter(`edgeseg_rewrite_streamed_total{filled="false"}`),
 			set.GetOrCreateCounter(`edgeseg_rewrite_streamed_total{filled="true"}`),

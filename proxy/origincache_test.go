@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -142,5 +143,43 @@ func TestOriginCacheEvictsByCost(t *testing.T) {
 	p.h.ocache.Cache().Wait()
 	if cost := p.h.ocache.Cache().Cost(); cost > 1<<20 {
 		t.Fatalf("cache holds %d bytes, bound 1 MiB", cost)
+	}
+}
+
+// TestOriginCacheFillsWithinTheRewriteBudget: pages read to be kept count
+// against rewrite.max_buffered_bytes; past it they are served whole, not
+// kept, and counted.
+func TestOriginCacheFillsWithinTheRewriteBudget(t *testing.T) {
+	page := strings.Repeat("p", 100<<10)
+	var hits atomic.Int64
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Cache-Control", "max-age=600")
+		if r.URL.Path == "/chunked" {
+			w.(http.Flusher).Flush()
+		} else {
+			w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+		}
+		fmt.Fprint(w, page)
+	})
+	p := startProxy(t, origin, func(c *config.Config) {
+		c.Cache.Origin.Paths = []string{"/*"}
+		c.Cache.Origin.MaxObjectBytes = 256 << 10
+		c.Rewrite.MaxBufferedBytes = 64 << 10
+	})
+	for _, path := range []string{"/length", "/chunked"} {
+		before := hits.Load()
+		for i := 0; i < 3; i++ {
+			if resp, body := p.get(path); resp.StatusCode != 200 || body != page {
+				t.Fatalf("%s: %d, %d bytes", path, resp.StatusCode, len(body))
+			}
+			p.h.ocache.Cache().Wait()
+		}
+		if n := hits.Load() - before; n != 3 {
+			t.Errorf("%s: %d origin requests for 3: kept past the budget", path, n)
+		}
+	}
+	if n := p.h.metrics.cacheNoBudget.Get(); n != 6 {
+		t.Errorf("edgeseg_origin_cache_skipped_total{reason=\"memory\"} = %d, want 6", n)
 	}
 }
