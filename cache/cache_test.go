@@ -40,6 +40,14 @@ func TestFreshness(t *testing.T) {
 		{"negative max-age", 200, map[string]string{"Cache-Control": "max-age=-5"}, 7 * time.Second},
 		{"signed max-age", 200, map[string]string{"Cache-Control": "max-age=+5"}, 7 * time.Second},
 		{"far expires", 200, map[string]string{"Expires": "Fri, 31 Dec 9999 23:59:59 GMT"}, maxFreshness},
+		// A cache before the origin says how much of the lifetime is spent.
+		{"aged max-age", 200, map[string]string{"Cache-Control": "max-age=60", "Age": "45"}, 15 * time.Second},
+		{"aged s-maxage", 200, map[string]string{"Cache-Control": "s-maxage=60", "Age": "45"}, 15 * time.Second},
+		{"aged past max-age", 200, map[string]string{"Cache-Control": "max-age=60", "Age": "600"}, 0},
+		{"aged default", 200, map[string]string{"Age": "2"}, 5 * time.Second},
+		{"aged expires", 200, map[string]string{"Expires": now.Add(time.Hour).Format(http.TimeFormat), "Age": "600"}, time.Hour},
+		{"bad age", 200, map[string]string{"Cache-Control": "max-age=60", "Age": "-5"}, time.Minute},
+		{"huge age", 200, map[string]string{"Cache-Control": "max-age=60", "Age": "99999999999999999999"}, 0},
 	} {
 		var resp fasthttp.Response
 		resp.SetStatusCode(tc.status)
@@ -52,30 +60,31 @@ func TestFreshness(t *testing.T) {
 	}
 }
 
-// FuzzFreshness: whatever caching headers an origin sends, a response is
+// FuzzFreshness: whatever caching headers (and Age) an origin sends, a response is
 // kept for no time or for a lifetime between a second and 2^31 seconds
 // (or the default TTL), never a negative or overflowed one.
 func FuzzFreshness(f *testing.F) {
-	for _, s := range [][3]string{
-		{"public, max-age=60", "", ""},
-		{`max-age="90", s-maxage=x`, "", "Accept-Encoding"},
-		{"max-age=99999999999999999999", "Thu, 01 Jan 1970 00:00:00 GMT", ""},
-		{"", "Fri, 31 Dec 9999 23:59:59 GMT", ""},
-		{"no-store", "", "*"},
-		{"s-maxage=-1,,max-age", "0", ","},
+	for _, s := range [][4]string{
+		{"public, max-age=60", "", "", ""},
+		{`max-age="90", s-maxage=x`, "", "Accept-Encoding", "30"},
+		{"max-age=99999999999999999999", "Thu, 01 Jan 1970 00:00:00 GMT", "", "99999999999999999999"},
+		{"", "Fri, 31 Dec 9999 23:59:59 GMT", "", "-1"},
+		{"no-store", "", "*", ""},
+		{"s-maxage=-1,,max-age", "0", ",", "x"},
 	} {
-		f.Add(s[0], s[1], s[2])
+		f.Add(s[0], s[1], s[2], s[3])
 	}
 	o, err := NewOrigin(config.OriginCache{CacheSize: config.CacheSize{MaxItems: 10, MaxBytes: 1 << 20}, Paths: []string{"/"}, MaxObjectBytes: 1 << 20, DefaultTTL: 7 * time.Second}, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, cc, expires, vary string) {
+	f.Fuzz(func(t *testing.T, cc, expires, vary, age string) {
 		var resp fasthttp.Response
 		resp.Header.Set("Cache-Control", cc)
 		resp.Header.Set("Expires", expires)
 		resp.Header.Set("Vary", vary)
+		resp.Header.Set("Age", age)
 		d := o.Freshness(&resp, now)
 		if d < 0 || d > maxFreshness {
 			t.Fatalf("Cache-Control %q Expires %q: lifetime %v", cc, expires, d)

@@ -22,7 +22,8 @@ type Response struct {
 	Body    []byte
 	Expires time.Time
 	Stored  time.Time
-	vary    [][]byte // request headers the response varies on
+	age     time.Duration // how old it was when stored (the origin's Age)
+	vary    [][]byte      // request headers the response varies on
 }
 
 // CopyTo fills resp with r, with an Age header. The body is given as a
@@ -33,7 +34,7 @@ func (r *Response) CopyTo(resp *fasthttp.Response, now time.Time) {
 	for _, kv := range r.Headers {
 		resp.Header.SetBytesKV(kv[0], kv[1])
 	}
-	resp.Header.Set("Age", strconv.Itoa(int(now.Sub(r.Stored)/time.Second)))
+	resp.Header.Set("Age", strconv.Itoa(int((r.age+now.Sub(r.Stored))/time.Second)))
 	resp.SetBodyStream(bytes.NewReader(r.Body), len(r.Body))
 }
 
@@ -202,11 +203,14 @@ func (o *Origin) Freshness(resp *fasthttp.Response, now time.Time) time.Duration
 			sMaxAge = deltaSeconds(val, sMaxAge)
 		}
 	}
+	// What a cache between edgeseg and the origin says of the response's
+	// age is time already spent of a max-age (RFC 9111 §4.2.3); Expires is
+	// a date, already measured against the clock.
 	switch {
 	case sMaxAge >= 0:
-		return sMaxAge
+		return max(0, sMaxAge-age(&resp.Header))
 	case maxAge >= 0:
-		return maxAge
+		return max(0, maxAge-age(&resp.Header))
 	}
 	if exp := resp.Header.Peek("Expires"); len(exp) > 0 {
 		t, err := fasthttp.ParseHTTPDate(exp)
@@ -218,7 +222,12 @@ func (o *Origin) Freshness(resp *fasthttp.Response, now time.Time) time.Duration
 		}
 		return 0
 	}
-	return o.defaultTTL
+	return max(0, o.defaultTTL-age(&resp.Header))
+}
+
+// age is the response's Age header, or 0 without a valid one.
+func age(h *fasthttp.ResponseHeader) time.Duration {
+	return max(0, deltaSeconds(string(h.Peek("Age")), 0))
 }
 
 // maxFreshness is the largest lifetime a response is given: RFC 9111
@@ -250,7 +259,7 @@ func hasSetCookie(h *fasthttp.ResponseHeader) bool {
 // Capture builds a Response from an origin response whose body is in
 // body (already read), fresh for ttl. It copies everything it keeps.
 func (o *Origin) Capture(req *fasthttp.Request, resp *fasthttp.Response, body []byte, ttl time.Duration, now time.Time) *Response {
-	r := &Response{Status: resp.StatusCode(), Body: bytes.Clone(body), Expires: now.Add(ttl), Stored: now}
+	r := &Response{Status: resp.StatusCode(), Body: bytes.Clone(body), Expires: now.Add(ttl), Stored: now, age: age(&resp.Header)}
 	for k, v := range resp.Header.All() {
 		if bytes.EqualFold(k, []byte("Content-Length")) || bytes.EqualFold(k, []byte("Transfer-Encoding")) || bytes.EqualFold(k, []byte("Age")) {
 			continue // framing is the server's; Age is set on every hit

@@ -42,6 +42,12 @@ func TestOriginCache(t *testing.T) {
 			w.Header().Set("Cache-Control", "max-age=60")
 			fmt.Fprint(w, strings.Repeat("b", 300<<10))
 			return
+		case "/aged": // from a cache before the origin: half its lifetime spent
+			w.Header().Set("Cache-Control", "max-age=60")
+			w.Header().Set("Age", "30")
+		case "/stale": // spent already
+			w.Header().Set("Cache-Control", "max-age=60")
+			w.Header().Set("Age", "90")
 		case "/chunked": // no length: net/http sends it chunked after a flush
 			w.Header().Set("Cache-Control", "max-age=60")
 			w.(http.Flusher).Flush()
@@ -52,7 +58,7 @@ func TestOriginCache(t *testing.T) {
 		fmt.Fprintf(w, "body of %s", r.URL.Path)
 	})
 	p := startProxy(t, origin, func(c *config.Config) {
-		c.Cache.Origin.Paths = []string{"/cached", "/smax", "/expires", "/expired", "/nostore", "/private", "/cookie", "/vary", "/big", "/slow", "/none", "/chunked"}
+		c.Cache.Origin.Paths = []string{"/cached", "/smax", "/expires", "/expired", "/nostore", "/private", "/cookie", "/vary", "/big", "/slow", "/none", "/chunked", "/aged", "/stale"}
 		c.Cache.Origin.MaxObjectBytes = 256 << 10
 	})
 	count := func(path string, n int) int64 {
@@ -73,7 +79,7 @@ func TestOriginCache(t *testing.T) {
 		path string
 		want int64 // origin requests for 3 proxied requests
 	}{
-		{"/cached", 1}, {"/smax", 1}, {"/expires", 1}, {"/chunked", 1},
+		{"/cached", 1}, {"/smax", 1}, {"/expires", 1}, {"/chunked", 1}, {"/aged", 1}, {"/stale", 3},
 		{"/expired", 3}, {"/nostore", 3}, {"/private", 3}, {"/cookie", 3}, {"/none", 3}, {"/big", 3},
 		{"/other", 3}, // not a configured path
 	} {
@@ -87,6 +93,9 @@ func TestOriginCache(t *testing.T) {
 	}
 	if resp, _ := p.get("/cached"); resp.Header.Get("Age") == "" {
 		t.Error("cache hit without Age")
+	}
+	if resp, _ := p.get("/aged"); resp.Header.Get("Age") != "30" && resp.Header.Get("Age") != "31" {
+		t.Errorf("hit of a response 30 s old when stored: Age %q", resp.Header.Get("Age"))
 	}
 	// Vary: one entry per language.
 	langs := map[string]string{}
