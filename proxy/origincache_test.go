@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -190,5 +191,68 @@ func TestOriginCacheFillsWithinTheRewriteBudget(t *testing.T) {
 	}
 	if n := p.h.metrics.cacheNoBudget.Get(); n != 6 {
 		t.Errorf("edgeseg_origin_cache_skipped_total{reason=\"memory\"} = %d, want 6", n)
+	}
+}
+
+// TestOriginCacheUnderConcurrentMisses: many visitors at once on cached
+// paths, pages with and without a length, within and past the size kept,
+// each URL with a body of its own: everyone gets their page whole.
+func TestOriginCacheUnderConcurrentMisses(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		size := 1 << 10
+		if strings.HasPrefix(r.URL.Path, "/big") {
+			size = 80 << 10 // past max_object_bytes
+		}
+		body := strings.Repeat(r.URL.Path+"?"+r.URL.RawQuery+";", size/len(r.URL.Path))
+		w.Header().Set("Cache-Control", "max-age=60")
+		if strings.HasSuffix(r.URL.Path, "/chunked") {
+			w.(http.Flusher).Flush()
+		} else {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		}
+		time.Sleep(time.Millisecond) // long enough for misses to coalesce
+		fmt.Fprint(w, body)
+	})
+	p := startProxy(t, origin, func(c *config.Config) {
+		c.Cache.Origin.Paths = []string{"/*"}
+		c.Cache.Origin.MaxObjectBytes = 64 << 10
+		c.Cache.Origin.IgnoreQuery = []string{"utm_*"}
+	})
+	paths := []string{"/small/length", "/small/chunked", "/big/length", "/big/chunked"}
+	var wg sync.WaitGroup
+	errs := make(chan string, 1000)
+	for g := 0; g < 24; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				path := paths[(g+i)%len(paths)]
+				query := fmt.Sprintf("v=%d", i%3)
+				resp, err := p.client.Get(p.url + path + "?" + query + "&utm_source=" + strconv.Itoa(g))
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				// Pages differing only in an ignored parameter share an
+				// entry: the body is the one of whoever came first.
+				want := path + "?" + query + "&utm_source="
+				size := 1 << 10
+				if strings.HasPrefix(path, "/big") {
+					size = 80 << 10
+				}
+				n := size / len(path)
+				if err != nil || resp.StatusCode != 200 || strings.Count(string(body), want) != n || !strings.HasSuffix(string(body), ";") {
+					errs <- fmt.Sprintf("%s?%s: %d, %d bytes, %d copies of the line (want %d), err %v", path, query, resp.StatusCode, len(body), strings.Count(string(body), want), n, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
