@@ -162,6 +162,43 @@ func TestIgnoredQueryParametersShareAnEntry(t *testing.T) {
 	}
 }
 
+func TestNotModified(t *testing.T) {
+	lm := "Sun, 01 Mar 2026 12:00:00 GMT"
+	tagged := &Response{Status: 200, Headers: [][2][]byte{{[]byte("ETag"), []byte(`"v1"`)}, {[]byte("Last-Modified"), []byte(lm)}}}
+	weak := &Response{Status: 200, Headers: [][2][]byte{{[]byte("Etag"), []byte(`W/"v1"`)}}}
+	dated := &Response{Status: 200, Headers: [][2][]byte{{[]byte("Last-Modified"), []byte(lm)}}}
+	bare := &Response{Status: 200}
+	for _, tc := range []struct {
+		name    string
+		r       *Response
+		headers map[string]string
+		want    bool
+	}{
+		{"same tag", tagged, map[string]string{"If-None-Match": `"v1"`}, true},
+		{"weak request tag", tagged, map[string]string{"If-None-Match": `W/"v1"`}, true},
+		{"weak stored tag", weak, map[string]string{"If-None-Match": `"v1"`}, true},
+		{"in a list", tagged, map[string]string{"If-None-Match": `"v0", "v1"`}, true},
+		{"star", tagged, map[string]string{"If-None-Match": "*"}, true},
+		{"other tag", tagged, map[string]string{"If-None-Match": `"v2"`}, false},
+		{"no stored tag", dated, map[string]string{"If-None-Match": `"v1"`}, false},
+		{"tag wins over date", tagged, map[string]string{"If-None-Match": `"v2"`, "If-Modified-Since": lm}, false},
+		{"not modified since", dated, map[string]string{"If-Modified-Since": lm}, true},
+		{"modified since", dated, map[string]string{"If-Modified-Since": "Sat, 28 Feb 2026 12:00:00 GMT"}, false},
+		{"bad date", dated, map[string]string{"If-Modified-Since": "yesterday"}, false},
+		{"no date stored", bare, map[string]string{"If-Modified-Since": lm}, false},
+		{"unconditional", tagged, nil, false},
+	} {
+		var req fasthttp.Request
+		req.SetRequestURI("/")
+		for k, v := range tc.headers {
+			req.Header.Set(k, v)
+		}
+		if got := tc.r.NotModified(&req); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestCacheBoundedByCost(t *testing.T) {
 	c, err := New[uint64, []byte]("t", config.CacheSize{MaxItems: 100, MaxBytes: 10 << 10}, nil)
 	if err != nil {

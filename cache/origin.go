@@ -38,6 +38,50 @@ func (r *Response) CopyTo(resp *fasthttp.Response, now time.Time) {
 	resp.SetBodyStream(bytes.NewReader(r.Body), len(r.Body))
 }
 
+// NotModified reports whether req's conditional headers match r, so a 304
+// can answer it (RFC 9110 §13.2.2): If-None-Match by weak comparison of
+// entity tags, else If-Modified-Since against Last-Modified.
+func (r *Response) NotModified(req *fasthttp.Request) bool {
+	if r.Status != fasthttp.StatusOK {
+		return false
+	}
+	if inm := req.Header.Peek("If-None-Match"); len(inm) > 0 {
+		etag := weakTag(r.header("ETag"))
+		if len(etag) == 0 {
+			return false
+		}
+		for _, t := range bytes.Split(inm, []byte(",")) {
+			if t = bytes.TrimSpace(t); string(t) == "*" || bytes.Equal(weakTag(t), etag) {
+				return true
+			}
+		}
+		return false
+	}
+	ims := req.Header.Peek("If-Modified-Since")
+	lm := r.header("Last-Modified")
+	if len(ims) == 0 || len(lm) == 0 {
+		return false
+	}
+	since, err1 := fasthttp.ParseHTTPDate(ims)
+	modified, err2 := fasthttp.ParseHTTPDate(lm)
+	return err1 == nil && err2 == nil && !modified.After(since)
+}
+
+// header returns the value of r's header name.
+func (r *Response) header(name string) []byte {
+	for _, kv := range r.Headers {
+		if bytes.EqualFold(kv[0], []byte(name)) {
+			return kv[1]
+		}
+	}
+	return nil
+}
+
+// weakTag is an entity tag without its weakness mark, for weak comparison.
+func weakTag(t []byte) []byte {
+	return bytes.TrimPrefix(bytes.TrimSpace(t), []byte("W/"))
+}
+
 // Origin caches unpersonalized origin responses for configured paths,
 // honouring the origin's Cache-Control, Expires and Vary, and coalesces
 // concurrent misses for one key into one origin request. It is safe for

@@ -273,6 +273,12 @@ func (h *Handler) fetch(req *fasthttp.Request, resp *fasthttp.Response, x *excha
 	if r, ok := oc.Get(req, now); ok {
 		x.cache = "hit"
 		r.CopyTo(resp, now)
+		// A request that kept its conditional headers (not a navigation
+		// that may be personalized: those lose them) is answered as the
+		// origin would.
+		if r.NotModified(req) {
+			resp.SetStatusCode(fasthttp.StatusNotModified)
+		}
 		return nil
 	}
 	var doErr error

@@ -21,6 +21,7 @@ func TestOriginCache(t *testing.T) {
 		switch r.URL.Path {
 		case "/cached", "/other":
 			w.Header().Set("Cache-Control", "public, max-age=60")
+			w.Header().Set("ETag", `"c1"`)
 		case "/smax":
 			w.Header().Set("Cache-Control", "max-age=0, s-maxage=60")
 		case "/expires":
@@ -95,12 +96,23 @@ func TestOriginCache(t *testing.T) {
 	if resp, _ := p.get("/cached"); resp.Header.Get("Age") == "" {
 		t.Error("cache hit without Age")
 	}
+	// A revalidation the hit can answer gets a 304, without a body.
+	req, _ := http.NewRequest("GET", p.url+"/cached", nil)
+	req.Header.Set("If-None-Match", `"c1"`)
+	before := hits.Load()
+	if resp, body := p.do(req); resp.StatusCode != 304 || body != "" || resp.Header.Get("ETag") != `"c1"` || hits.Load() != before {
+		t.Errorf("revalidating a hit: %d %q %v, %d origin requests", resp.StatusCode, body, resp.Header, hits.Load()-before)
+	}
+	req.Header.Set("If-None-Match", `"c0"`)
+	if resp, body := p.do(req); resp.StatusCode != 200 || body != "body of /cached" {
+		t.Errorf("revalidating a hit with another tag: %d %q", resp.StatusCode, body)
+	}
 	if resp, _ := p.get("/aged"); resp.Header.Get("Age") != "30" && resp.Header.Get("Age") != "31" {
 		t.Errorf("hit of a response 30 s old when stored: Age %q", resp.Header.Get("Age"))
 	}
 	// Vary: one entry per language.
 	langs := map[string]string{}
-	before := hits.Load()
+	before = hits.Load()
 	for i := 0; i < 4; i++ {
 		for _, l := range []string{"de", "fr"} {
 			req, _ := http.NewRequest("GET", p.url+"/vary", nil)

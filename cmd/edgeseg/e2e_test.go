@@ -592,7 +592,11 @@ func TestServeErrors(t *testing.T) {
 // a page it got personalized for an earlier state must get the whole page,
 // not a 304 that keeps the old variant on screen.
 func TestNavigationsAreNotRevalidatedIntoStaleVariants(t *testing.T) {
+	var assets atomic.Int64
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/app.js" {
+			assets.Add(1)
+		}
 		w.Header().Set("ETag", `"v1"`)
 		w.Header().Set("Cache-Control", "public, max-age=600")
 		if r.Header.Get("If-None-Match") != "" {
@@ -602,22 +606,46 @@ func TestNavigationsAreNotRevalidatedIntoStaleVariants(t *testing.T) {
 		w.Header().Set("Content-Type", "text/html")
 		fmt.Fprint(w, `<div id="hero" data-edgeseg-slot="hero">default</div>`)
 	})
-	s := startStack(t, origin, nil)
-	b := s.browser(uaIPhone)
-	b.header.Set("If-None-Match", `W/"v1"`)
-	resp, body := b.page("/")
-	if resp.StatusCode != 200 || !strings.Contains(body, "Shop on the go") {
-		t.Fatalf("conditional navigation: %d %q", resp.StatusCode, body)
-	}
-	if cc := resp.Header.Get("Cache-Control"); cc != "private, no-cache" {
-		t.Fatalf("tracked page Cache-Control %q", cc)
-	}
-	// Assets keep conditional requests (and their 304s).
-	req, _ := http.NewRequest("GET", s.url+"/app.js", nil)
-	req.Header.Set("If-None-Match", `"v1"`)
-	req.Header.Set("Sec-Fetch-Dest", "script")
-	if resp, _ := b.do(req); resp.StatusCode != 304 {
-		t.Fatalf("asset revalidation: %d", resp.StatusCode)
+	// The same with the origin cache, which answers revalidations itself.
+	for _, cached := range []bool{false, true} {
+		s := startStack(t, origin, func(y string) string {
+			if cached {
+				y = strings.Replace(y, "    paths: []                # e.g.", `    paths: ["/*"]            # e.g.`, 1)
+			}
+			return y
+		})
+		b := s.browser(uaIPhone)
+		for i := 0; i < 2; i++ { // the second from the cache, when there is one
+			b.header.Set("If-None-Match", `W/"v1"`)
+			resp, body := b.page("/")
+			if resp.StatusCode != 200 || !strings.Contains(body, "Shop on the go") {
+				t.Fatalf("cached %v: conditional navigation %d: %d %q", cached, i, resp.StatusCode, body)
+			}
+			if cc := resp.Header.Get("Cache-Control"); cc != "private, no-cache" {
+				t.Fatalf("cached %v: tracked page Cache-Control %q", cached, cc)
+			}
+			time.Sleep(20 * time.Millisecond) // let the cache admit the entry (asynchronous)
+		}
+		// Assets keep conditional requests (and their 304s).
+		before := assets.Load()
+		for i := 0; i < 3; i++ {
+			req, _ := http.NewRequest("GET", s.url+"/app.js", nil)
+			req.Header.Set("Sec-Fetch-Dest", "script")
+			if i > 0 {
+				req.Header.Set("If-None-Match", `"v1"`)
+			}
+			want := 304
+			if i == 0 {
+				want = 200 // fills the cache, when there is one
+			}
+			if resp, body := b.do(req); resp.StatusCode != want || want == 304 && body != "" {
+				t.Fatalf("cached %v: asset request %d: %d %q", cached, i, resp.StatusCode, body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n := assets.Load() - before; cached && n != 1 || !cached && n != 3 {
+			t.Errorf("cached %v: the origin was asked for the asset %d times for 3", cached, n)
+		}
 	}
 }
 
