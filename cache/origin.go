@@ -24,6 +24,9 @@ type Response struct {
 	Stored  time.Time
 	age     time.Duration // how old it was when stored (the origin's Age)
 	vary    [][]byte      // request headers the response varies on
+	// staleOK: the origin allows it to answer past its freshness when
+	// the origin fails (no must-revalidate, proxy-revalidate, s-maxage).
+	staleOK bool
 }
 
 // CopyTo fills resp with r, with an Age header. The body is given as a
@@ -93,10 +96,12 @@ type Origin struct {
 	ignore     []string // query parameters left out of keys; a trailing * is a prefix
 	maxObject  int
 	defaultTTL time.Duration
+	stale      time.Duration // cache.origin.stale_if_error
 	group      singleflight.Group
 	hits       *metrics.Counter
 	misses     *metrics.Counter
 	coalesced  *metrics.Counter
+	staleHits  *metrics.Counter
 }
 
 // NewOrigin builds the origin cache from cfg, or returns nil when no path
@@ -116,10 +121,11 @@ func NewOrigin(cfg config.OriginCache, set *metrics.Set) (*Origin, error) {
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	return &Origin{c: c, varies: v, paths: cfg.Paths, ignore: cfg.IgnoreQuery, maxObject: int(cfg.MaxObjectBytes), defaultTTL: cfg.DefaultTTL,
+	return &Origin{c: c, varies: v, paths: cfg.Paths, ignore: cfg.IgnoreQuery, maxObject: int(cfg.MaxObjectBytes), defaultTTL: cfg.DefaultTTL, stale: cfg.StaleIfError,
 		hits:      set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="hit"}`),
 		misses:    set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="miss"}`),
-		coalesced: set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="coalesced"}`)}, nil
+		coalesced: set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="coalesced"}`),
+		staleHits: set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="stale"}`)}, nil
 }
 
 // MaxObject is the largest body stored.
@@ -209,6 +215,22 @@ func (o *Origin) Get(req *fasthttp.Request, now time.Time) (*Response, bool) {
 	return r, true
 }
 
+// Stale returns a kept response for req that is past its freshness but
+// within cache.origin.stale_if_error of it, and allowed to answer when the
+// origin fails.
+func (o *Origin) Stale(req *fasthttp.Request, now time.Time) (*Response, bool) {
+	if o.stale <= 0 {
+		return nil, false
+	}
+	vary, _ := o.varies.Get(o.urlKey(req))
+	r, ok := o.c.Get(o.key(req, vary))
+	if !ok || !r.staleOK || !now.Before(r.Expires.Add(o.stale)) {
+		return nil, false
+	}
+	o.staleHits.Inc()
+	return r, true
+}
+
 // Fetch coalesces concurrent misses for req's key: fetch runs once and its
 // result (a Response to store, or nil when the answer could not be cached)
 // is shared. shared reports that this caller waited for another's fetch.
@@ -269,6 +291,18 @@ func (o *Origin) Freshness(resp *fasthttp.Response, now time.Time) time.Duration
 	return max(0, o.defaultTTL-age(&resp.Header))
 }
 
+// HasDirective reports whether a comma-separated header value (such as
+// Cache-Control) has the directive name, with or without an argument.
+func HasDirective(cc []byte, name string) bool {
+	for _, d := range bytes.Split(cc, []byte(",")) {
+		d, _, _ = bytes.Cut(bytes.TrimSpace(d), []byte("="))
+		if bytes.EqualFold(bytes.TrimSpace(d), []byte(name)) {
+			return true
+		}
+	}
+	return false
+}
+
 // age is the response's Age header, or 0 without a valid one.
 func age(h *fasthttp.ResponseHeader) time.Duration {
 	return max(0, deltaSeconds(string(h.Peek("Age")), 0))
@@ -303,7 +337,9 @@ func hasSetCookie(h *fasthttp.ResponseHeader) bool {
 // Capture builds a Response from an origin response whose body is in
 // body (already read), fresh for ttl. It copies everything it keeps.
 func (o *Origin) Capture(req *fasthttp.Request, resp *fasthttp.Response, body []byte, ttl time.Duration, now time.Time) *Response {
-	r := &Response{Status: resp.StatusCode(), Body: bytes.Clone(body), Expires: now.Add(ttl), Stored: now, age: age(&resp.Header)}
+	cc := resp.Header.Peek("Cache-Control")
+	r := &Response{Status: resp.StatusCode(), Body: bytes.Clone(body), Expires: now.Add(ttl), Stored: now, age: age(&resp.Header),
+		staleOK: !HasDirective(cc, "must-revalidate") && !HasDirective(cc, "proxy-revalidate") && !HasDirective(cc, "s-maxage")}
 	for k, v := range resp.Header.All() {
 		if bytes.EqualFold(k, []byte("Content-Length")) || bytes.EqualFold(k, []byte("Transfer-Encoding")) || bytes.EqualFold(k, []byte("Age")) {
 			continue // framing is the server's; Age is set on every hit
@@ -325,7 +361,11 @@ func (o *Origin) Store(req *fasthttp.Request, r *Response) {
 	for _, kv := range r.Headers {
 		cost += int64(len(kv[0]) + len(kv[1]))
 	}
-	o.c.SetWithTTL(o.key(req, r.vary), r, cost, time.Until(r.Expires))
+	ttl := time.Until(r.Expires)
+	if r.staleOK {
+		ttl += o.stale // kept to answer when the origin fails
+	}
+	o.c.SetWithTTL(o.key(req, r.vary), r, cost, ttl)
 }
 
 // Cache exposes the underlying cache (for tests and metrics).

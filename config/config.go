@@ -384,6 +384,12 @@ type OriginCache struct {
 	// DefaultTTL applies when the origin sends no freshness; 0 caches only
 	// responses that say how long they are fresh. Default 0.
 	DefaultTTL time.Duration `yaml:"default_ttl"`
+	// StaleIfError is how long past its freshness a kept page may still
+	// answer when the origin fails (refused, reset, timed out, or answered
+	// 500, 502, 503 or 504), instead of the error; never for a page sent
+	// with must-revalidate, proxy-revalidate or s-maxage, which forbid it
+	// (RFC 9111 §5.2.2). 0 turns it off. Default 0.
+	StaleIfError time.Duration `yaml:"stale_if_error"`
 	// IgnoreQuery names query parameters left out of the cache key, so a
 	// page reached with tracking parameters ("utm_*", "gclid", "fbclid":
 	// a new value on every ad click) is one entry, not one per click. A

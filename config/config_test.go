@@ -180,6 +180,7 @@ func TestValidate(t *testing.T) {
 		{"cache ttl", func(c *Config) { c.Cache.Origin.TTL = -time.Second }, "cache.origin.ttl: must not be negative"},
 		{"cache path", func(c *Config) { c.Cache.Origin.Paths = []string{"category/*"} }, "cache.origin.paths[0]: must start with /"},
 		{"ignored query", func(c *Config) { c.Cache.Origin.IgnoreQuery = []string{"utm_*", "*id"} }, "cache.origin.ignore_query[1]: must be a query parameter name"},
+		{"stale if error", func(c *Config) { c.Cache.Origin.StaleIfError = -time.Second }, "cache.origin.stale_if_error: must not be negative"},
 		{"ignored query empty", func(c *Config) { c.Cache.Origin.IgnoreQuery = []string{"*"} }, "cache.origin.ignore_query[0]: must be a query parameter name"},
 		{"cache object", func(c *Config) { c.Cache.Origin.MaxObjectBytes = 0 }, "cache.origin.max_object_bytes"},
 		{"preview secret", func(c *Config) { c.Preview.Secret = "short" }, "preview.secret: must be at least 32 bytes"},

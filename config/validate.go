@@ -275,6 +275,9 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("cache.origin.ignore_query[%d]", i), "must be a query parameter name, with at most a trailing *, got %q", q)
 		}
 	}
+	if c.Cache.Origin.StaleIfError < 0 {
+		bad("cache.origin.stale_if_error", "must not be negative")
+	}
 	if c.Cache.Origin.MaxObjectBytes <= 0 {
 		bad("cache.origin.max_object_bytes", "must be positive")
 	}

@@ -285,7 +285,12 @@ func (h *Handler) fetch(req *fasthttp.Request, resp *fasthttp.Response, x *excha
 	leader := false
 	r, _ := oc.Fetch(req, func() *cache.Response {
 		leader = true
-		if doErr = h.origin.Do(req, resp); doErr != nil {
+		doErr = h.origin.Do(req, resp)
+		if st := h.stale(req, resp, doErr, x, now); st != nil {
+			doErr = nil
+			return st // for those waiting too
+		}
+		if doErr != nil {
 			return nil
 		}
 		ttl := oc.Freshness(resp, now)
@@ -338,7 +343,9 @@ func (h *Handler) fetch(req *fasthttp.Request, resp *fasthttp.Response, x *excha
 	})
 	switch {
 	case leader:
-		x.cache = "miss"
+		if x.cache == "" {
+			x.cache = "miss"
+		}
 		return doErr
 	case r != nil:
 		x.cache = "coalesced"
@@ -347,7 +354,40 @@ func (h *Handler) fetch(req *fasthttp.Request, resp *fasthttp.Response, x *excha
 	}
 	// The request we waited for could not be cached: ask ourselves.
 	x.cache = "miss"
-	return h.origin.Do(req, resp)
+	err := h.origin.Do(req, resp)
+	if h.stale(req, resp, err, x, time.Now()) != nil {
+		return nil
+	}
+	return err
+}
+
+// stale puts in resp, in place of what the origin answered, a kept copy
+// past its freshness, when the origin failed (err, or a 500, 502, 503 or
+// 504) and cache.origin.stale_if_error allows it; it returns the copy, or
+// nil when the origin's answer stands.
+func (h *Handler) stale(req *fasthttp.Request, resp *fasthttp.Response, err error, x *exchange, now time.Time) *cache.Response {
+	switch {
+	case err != nil:
+	case resp.StatusCode() == fasthttp.StatusInternalServerError, resp.StatusCode() == fasthttp.StatusBadGateway,
+		resp.StatusCode() == fasthttp.StatusServiceUnavailable, resp.StatusCode() == fasthttp.StatusGatewayTimeout:
+	default:
+		return nil
+	}
+	st, ok := h.ocache.Stale(req, now)
+	if !ok {
+		return nil
+	}
+	if err != nil {
+		_, cause := originFailure(err)
+		h.metrics.originError(cause) // masked for the visitor, not for ops
+		h.log.Warn().Err(err).Str("cause", cause).Bytes("path", req.URI().Path()).Msg("origin request failed; answering with the page kept past its freshness")
+	} else {
+		h.log.Warn().Int("status", resp.StatusCode()).Bytes("path", req.URI().Path()).Msg("origin answered with an error; answering with the page kept past its freshness")
+	}
+	resp.Reset() // the failed answer, its body stream closed
+	st.CopyTo(resp, now)
+	x.cache = "stale"
+	return st
 }
 
 // checkRequest returns why a request must be refused, or "".

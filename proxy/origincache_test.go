@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -266,5 +267,73 @@ func TestOriginCacheUnderConcurrentMisses(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// TestOriginCacheServesStaleWhenTheOriginFails: with stale_if_error, a page
+// past its freshness answers for an origin that errs or is gone, unless it
+// was sent with a directive that forbids it; without, the error stands.
+func TestOriginCacheServesStaleWhenTheOriginFails(t *testing.T) {
+	var failing atomic.Bool
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, "down for maintenance")
+			return
+		}
+		switch r.URL.Path {
+		case "/revalidate":
+			w.Header().Set("Cache-Control", "max-age=1, must-revalidate")
+		case "/shared":
+			w.Header().Set("Cache-Control", "s-maxage=1")
+		default:
+			w.Header().Set("Cache-Control", "max-age=1")
+		}
+		fmt.Fprintf(w, "body of %s", r.URL.Path)
+	})
+	o := httptest.NewServer(origin)
+	defer o.Close()
+	for _, window := range []time.Duration{time.Minute, 0} {
+		failing.Store(false)
+		p := startProxyURL(t, o.URL, func(c *config.Config) {
+			c.Cache.Origin.Paths = []string{"/*"}
+			c.Cache.Origin.StaleIfError = window
+		}, nil)
+		for _, path := range []string{"/page", "/revalidate", "/shared"} {
+			if resp, body := p.get(path); resp.StatusCode != 200 || body != "body of "+path {
+				t.Fatalf("%s: %d %q", path, resp.StatusCode, body)
+			}
+		}
+		p.h.ocache.Cache().Wait()
+		time.Sleep(1100 * time.Millisecond) // past max-age=1
+		failing.Store(true)
+		for _, tc := range []struct {
+			path  string
+			stale bool
+		}{{"/page", window > 0}, {"/revalidate", false}, {"/shared", false}} {
+			resp, body := p.get(tc.path)
+			if tc.stale && (resp.StatusCode != 200 || body != "body of "+tc.path || resp.Header.Get("Age") == "0") {
+				t.Errorf("stale_if_error %v, %s: %d %q Age %q, want the stale page", window, tc.path, resp.StatusCode, body, resp.Header.Get("Age"))
+			}
+			if !tc.stale && (resp.StatusCode != 503 || body != "down for maintenance") {
+				t.Errorf("stale_if_error %v, %s: %d %q, want the origin's 503", window, tc.path, resp.StatusCode, body)
+			}
+		}
+	}
+	// An origin that is gone altogether.
+	failing.Store(false)
+	p := startProxyURL(t, o.URL, func(c *config.Config) {
+		c.Cache.Origin.Paths = []string{"/*"}
+		c.Cache.Origin.StaleIfError = time.Minute
+	}, nil)
+	p.get("/page")
+	p.h.ocache.Cache().Wait()
+	time.Sleep(1100 * time.Millisecond)
+	o.Close()
+	if resp, body := p.get("/page"); resp.StatusCode != 200 || body != "body of /page" {
+		t.Errorf("origin gone: %d %q, want the stale page", resp.StatusCode, body)
+	}
+	if !strings.Contains(p.logs.String(), "answering with the page kept past its freshness") {
+		t.Error("a stale answer is not logged")
 	}
 }

@@ -568,7 +568,7 @@ func (p *Personalizer) wantsBody(v *Visit, ctx *fasthttp.RequestCtx, resp *fasth
 	}
 	// The origin asked intermediaries not to change the page (RFC 9111
 	// no-transform): it is served as sent; the visit still counts.
-	if hasDirective(resp.Header.Peek("Cache-Control"), "no-transform") {
+	if cache.HasDirective(resp.Header.Peek("Cache-Control"), "no-transform") {
 		p.m.noTransform.Inc()
 		return false
 	}

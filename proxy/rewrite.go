@@ -293,22 +293,6 @@ func makePrivate(rh *fasthttp.ResponseHeader) {
 	rh.SetBytesV("Cache-Control", out)
 }
 
-// hasDirective reports whether a comma-separated header value (such as
-// Cache-Control) has the directive name, with or without a value.
-func hasDirective(v []byte, name string) bool {
-	for rest := v; len(rest) > 0; {
-		var d []byte
-		d, rest = nextListItem(rest)
-		if i := bytes.IndexByte(d, '='); i >= 0 {
-			d = bytes.TrimSpace(d[:i])
-		}
-		if bytes.EqualFold(d, []byte(name)) {
-			return true
-		}
-	}
-	return false
-}
-
 // nextListItem splits the first item off a comma-separated header value.
 func nextListItem(v []byte) (item, rest []byte) {
 	if i := bytes.IndexByte(v, ','); i >= 0 {
