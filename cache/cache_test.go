@@ -121,6 +121,29 @@ func TestCacheable(t *testing.T) {
 			t.Errorf("%s %s %v: %v", tc.method, tc.uri, tc.headers, got)
 		}
 	}
+	signedIn, _ := NewOrigin(config.OriginCache{CacheSize: config.CacheSize{MaxItems: 10, MaxBytes: 1 << 20}, Paths: []string{"/"},
+		MaxObjectBytes: 1 << 20, BypassCookies: []string{"sessionid", "wordpress_logged_in_*"}}, nil)
+	for _, tc := range []struct {
+		cookie string
+		want   bool
+	}{
+		{"", true},
+		{"_ga=GA1.2; edgeseg=abc", true},
+		{"_ga=GA1.2; sessionid=abc", false},
+		{"sessionid=abc", false},
+		{"a=1;wordpress_logged_in_5f2c=admin%7C123", false},
+		{"xsessionid=1; sessionidx=2", true},
+		{"note=sessionid", true}, // a value, not a name
+	} {
+		var req fasthttp.Request
+		req.SetRequestURI("/")
+		if tc.cookie != "" {
+			req.Header.Set("Cookie", tc.cookie)
+		}
+		if got := signedIn.Cacheable(&req); got != tc.want {
+			t.Errorf("Cookie %q: cacheable %v, want %v", tc.cookie, got, tc.want)
+		}
+	}
 	if none, _ := NewOrigin(config.OriginCache{}, nil); none != nil {
 		t.Error("an origin cache without paths")
 	}

@@ -94,6 +94,7 @@ type Origin struct {
 	varies     *Cache[uint64, [][]byte] // Vary header names by URL
 	paths      []string
 	ignore     []string // query parameters left out of keys; a trailing * is a prefix
+	bypass     []string // cookies that keep a request away from the cache; likewise
 	maxObject  int
 	defaultTTL time.Duration
 	stale      time.Duration // cache.origin.stale_if_error
@@ -121,7 +122,7 @@ func NewOrigin(cfg config.OriginCache, set *metrics.Set) (*Origin, error) {
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	return &Origin{c: c, varies: v, paths: cfg.Paths, ignore: cfg.IgnoreQuery, maxObject: int(cfg.MaxObjectBytes), defaultTTL: cfg.DefaultTTL, stale: cfg.StaleIfError,
+	return &Origin{c: c, varies: v, paths: cfg.Paths, ignore: cfg.IgnoreQuery, bypass: cfg.BypassCookies, maxObject: int(cfg.MaxObjectBytes), defaultTTL: cfg.DefaultTTL, stale: cfg.StaleIfError,
 		hits:      set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="hit"}`),
 		misses:    set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="miss"}`),
 		coalesced: set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="coalesced"}`),
@@ -138,6 +139,9 @@ func (o *Origin) Cacheable(req *fasthttp.Request) bool {
 		return false
 	}
 	if cc := req.Header.Peek("Cache-Control"); bytes.Contains(cc, []byte("no-store")) {
+		return false
+	}
+	if len(o.bypass) > 0 && o.hasBypassCookie(req.Header.Peek("Cookie")) {
 		return false
 	}
 	path := string(req.URI().Path())
@@ -194,8 +198,25 @@ func (o *Origin) writeURL(h *xxhash.Digest, req *fasthttp.Request) {
 }
 
 // ignored reports whether a query parameter is left out of keys.
-func (o *Origin) ignored(name []byte) bool {
-	for _, p := range o.ignore {
+func (o *Origin) ignored(name []byte) bool { return matchName(o.ignore, name) }
+
+// hasBypassCookie reports whether a Cookie header names a cookie of
+// bypass_cookies.
+func (o *Origin) hasBypassCookie(cookies []byte) bool {
+	for len(cookies) > 0 {
+		var pair []byte
+		pair, cookies, _ = bytes.Cut(cookies, []byte{';'})
+		if name, _, _ := bytes.Cut(bytes.TrimSpace(pair), []byte{'='}); matchName(o.bypass, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchName reports whether name is one of patterns, where a trailing *
+// matches any name it prefixes.
+func matchName(patterns []string, name []byte) bool {
+	for _, p := range patterns {
 		if prefix, ok := strings.CutSuffix(p, "*"); ok && bytes.HasPrefix(name, []byte(prefix)) || string(name) == p {
 			return true
 		}

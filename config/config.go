@@ -396,6 +396,12 @@ type OriginCache struct {
 	// trailing * matches a prefix. Only for parameters the origin's page
 	// does not depend on. Default none.
 	IgnoreQuery []string `yaml:"ignore_query"`
+	// BypassCookies names cookies (a trailing * for a prefix) whose
+	// presence keeps a request away from the cache, neither answered from
+	// it nor filling it: sessions of signed-in users ("sessionid",
+	// "wordpress_logged_in_*"), whose pages an origin may mark cacheable
+	// by mistake. Default none.
+	BypassCookies []string `yaml:"bypass_cookies"`
 }
 
 // Preview configures editors' preview tokens and /_edgeseg/explain.

@@ -180,6 +180,7 @@ func TestValidate(t *testing.T) {
 		{"cache ttl", func(c *Config) { c.Cache.Origin.TTL = -time.Second }, "cache.origin.ttl: must not be negative"},
 		{"cache path", func(c *Config) { c.Cache.Origin.Paths = []string{"category/*"} }, "cache.origin.paths[0]: must start with /"},
 		{"ignored query", func(c *Config) { c.Cache.Origin.IgnoreQuery = []string{"utm_*", "*id"} }, "cache.origin.ignore_query[1]: must be a query parameter name"},
+		{"bypass cookie", func(c *Config) { c.Cache.Origin.BypassCookies = []string{"session id"} }, "cache.origin.bypass_cookies[0]: must be a cookie name"},
 		{"stale if error", func(c *Config) { c.Cache.Origin.StaleIfError = -time.Second }, "cache.origin.stale_if_error: must not be negative"},
 		{"ignored query empty", func(c *Config) { c.Cache.Origin.IgnoreQuery = []string{"*"} }, "cache.origin.ignore_query[0]: must be a query parameter name"},
 		{"cache object", func(c *Config) { c.Cache.Origin.MaxObjectBytes = 0 }, "cache.origin.max_object_bytes"},

@@ -270,9 +270,14 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("cache.origin.paths[%d]", i), "must start with /, got %q", pth)
 		}
 	}
-	for i, q := range c.Cache.Origin.IgnoreQuery {
-		if name := strings.TrimSuffix(q, "*"); name == "" || strings.ContainsAny(name, "*&=?# ") {
-			bad(fmt.Sprintf("cache.origin.ignore_query[%d]", i), "must be a query parameter name, with at most a trailing *, got %q", q)
+	for _, names := range []struct {
+		key, what string
+		list      []string
+	}{{"cache.origin.ignore_query", "a query parameter name", c.Cache.Origin.IgnoreQuery}, {"cache.origin.bypass_cookies", "a cookie name", c.Cache.Origin.BypassCookies}} {
+		for i, q := range names.list {
+			if name := strings.TrimSuffix(q, "*"); name == "" || strings.ContainsAny(name, "*&=?#;, ") {
+				bad(fmt.Sprintf("%s[%d]", names.key, i), "must be %s, with at most a trailing *, got %q", names.what, q)
+			}
 		}
 	}
 	if c.Cache.Origin.StaleIfError < 0 {

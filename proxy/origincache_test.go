@@ -337,3 +337,41 @@ func TestOriginCacheServesStaleWhenTheOriginFails(t *testing.T) {
 		t.Error("a stale answer is not logged")
 	}
 }
+
+// TestSignedInVisitorsBypassTheCache: an origin that marks pages cacheable
+// though they name the signed-in user; with the session cookie in
+// bypass_cookies, nobody gets another's page.
+func TestSignedInVisitorsBypassTheCache(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60") // by mistake
+		who := "anonymous"
+		if c, err := r.Cookie("sessionid"); err == nil {
+			who = c.Value
+		}
+		fmt.Fprintf(w, "hello %s", who)
+	})
+	p := startProxy(t, origin, func(c *config.Config) {
+		c.Cache.Origin.Paths = []string{"/*"}
+		c.Cache.Origin.BypassCookies = []string{"sessionid"}
+	})
+	get := func(cookie string) string {
+		req, _ := http.NewRequest("GET", p.url+"/account", nil)
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		_, body := p.do(req)
+		p.h.ocache.Cache().Wait()
+		return body
+	}
+	for _, tc := range []struct{ cookie, want string }{
+		{"", "hello anonymous"},
+		{"_ga=1; sessionid=alice", "hello alice"},
+		{"", "hello anonymous"},
+		{"sessionid=bob", "hello bob"},
+		{"_ga=2", "hello anonymous"},
+	} {
+		if got := get(tc.cookie); got != tc.want {
+			t.Errorf("Cookie %q: %q, want %q", tc.cookie, got, tc.want)
+		}
+	}
+}
