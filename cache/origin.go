@@ -122,7 +122,8 @@ func NewOrigin(cfg config.OriginCache, set *metrics.Set) (*Origin, error) {
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	return &Origin{c: c, varies: v, paths: cfg.Paths, ignore: cfg.IgnoreQuery, bypass: cfg.BypassCookies, maxObject: int(cfg.MaxObjectBytes), defaultTTL: cfg.DefaultTTL, stale: cfg.StaleIfError,
+	return &Origin{c: c, varies: v, paths: cfg.Paths, ignore: cfg.IgnoreQuery, bypass: cfg.BypassCookies,
+		maxObject: int(cfg.MaxObjectBytes), defaultTTL: cfg.DefaultTTL, stale: cfg.StaleIfError,
 		hits:      set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="hit"}`),
 		misses:    set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="miss"}`),
 		coalesced: set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="coalesced"}`),
@@ -224,10 +225,15 @@ func matchName(patterns []string, name []byte) bool {
 	return false
 }
 
+// lookup returns what is kept for req, fresh or not.
+func (o *Origin) lookup(req *fasthttp.Request) (*Response, bool) {
+	vary, _ := o.varies.Get(o.urlKey(req))
+	return o.c.Get(o.key(req, vary))
+}
+
 // Get returns a fresh cached response for req.
 func (o *Origin) Get(req *fasthttp.Request, now time.Time) (*Response, bool) {
-	vary, _ := o.varies.Get(o.urlKey(req))
-	r, ok := o.c.Get(o.key(req, vary))
+	r, ok := o.lookup(req)
 	if !ok || !now.Before(r.Expires) {
 		o.misses.Inc()
 		return nil, false
@@ -243,8 +249,7 @@ func (o *Origin) Stale(req *fasthttp.Request, now time.Time) (*Response, bool) {
 	if o.stale <= 0 {
 		return nil, false
 	}
-	vary, _ := o.varies.Get(o.urlKey(req))
-	r, ok := o.c.Get(o.key(req, vary))
+	r, ok := o.lookup(req)
 	if !ok || !r.staleOK || !now.Before(r.Expires.Add(o.stale)) {
 		return nil, false
 	}
