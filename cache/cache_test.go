@@ -262,3 +262,43 @@ func TestCheckedMissesOnTheOtherHalf(t *testing.T) {
 		t.Fatal("a hasher is not deterministic")
 	}
 }
+
+// TestStaleWindows: how long past its freshness a kept page may answer
+// while it is fetched anew, or when the origin fails: the config's window
+// or the origin's directive, the longer; never when the origin forbids it.
+func TestStaleWindows(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name, cc                    string
+		cfgRevalidate, cfgError     time.Duration
+		after                       time.Duration // past freshness
+		wantRevalidating, wantStale bool
+	}{
+		{"fresh", "max-age=60", time.Minute, time.Minute, -time.Second, false, true},
+		{"config windows", "max-age=60", time.Minute, time.Minute, 30 * time.Second, true, true},
+		{"past them", "max-age=60", time.Minute, time.Minute, 2 * time.Minute, false, false},
+		{"directives", "max-age=60, stale-while-revalidate=120, stale-if-error=300", 0, 0, 90 * time.Second, true, true},
+		{"directive past", "max-age=60, stale-while-revalidate=120, stale-if-error=300", 0, 0, 200 * time.Second, false, true},
+		{"longer wins", "max-age=60, stale-while-revalidate=10", time.Minute, 0, 30 * time.Second, true, false},
+		{"off", "max-age=60", 0, 0, time.Second, false, false},
+		{"must-revalidate", "max-age=60, must-revalidate, stale-while-revalidate=120", time.Minute, time.Minute, time.Second, false, false},
+		{"s-maxage", "s-maxage=60", time.Minute, time.Minute, time.Second, false, false},
+	} {
+		o, _ := NewOrigin(config.OriginCache{CacheSize: config.CacheSize{MaxItems: 10, MaxBytes: 1 << 20}, Paths: []string{"/"},
+			MaxObjectBytes: 1 << 20, StaleIfError: tc.cfgError, StaleWhileRevalidate: tc.cfgRevalidate}, nil)
+		var req fasthttp.Request
+		req.SetRequestURI("/")
+		var resp fasthttp.Response
+		resp.Header.Set("Cache-Control", tc.cc)
+		r := o.Capture(&req, &resp, []byte("page"), time.Minute, now)
+		o.Store(&req, r)
+		o.Cache().Wait()
+		at := r.Expires.Add(tc.after)
+		if _, got := o.Revalidating(&req, at); got != tc.wantRevalidating {
+			t.Errorf("%s: revalidating %v, want %v", tc.name, got, tc.wantRevalidating)
+		}
+		if _, got := o.Stale(&req, at); got != tc.wantStale && tc.after >= 0 {
+			t.Errorf("%s: stale %v, want %v", tc.name, got, tc.wantStale)
+		}
+	}
+}

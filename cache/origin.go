@@ -24,9 +24,13 @@ type Response struct {
 	Stored  time.Time
 	age     time.Duration // how old it was when stored (the origin's Age)
 	vary    [][]byte      // request headers the response varies on
-	// staleOK: the origin allows it to answer past its freshness when
-	// the origin fails (no must-revalidate, proxy-revalidate, s-maxage).
-	staleOK bool
+	// staleOK: the origin allows it to answer past its freshness (no
+	// must-revalidate, proxy-revalidate, s-maxage); for how long, when the
+	// origin fails or while it is fetched anew, its stale-if-error and
+	// stale-while-revalidate say, or the config (the longer).
+	staleOK           bool
+	staleIfError      time.Duration
+	staleRevalidating time.Duration
 }
 
 // CopyTo fills resp with r, with an Age header. The body is given as a
@@ -98,11 +102,13 @@ type Origin struct {
 	maxObject  int
 	defaultTTL time.Duration
 	stale      time.Duration // cache.origin.stale_if_error
+	revalidate time.Duration // cache.origin.stale_while_revalidate
 	group      singleflight.Group
 	hits       *metrics.Counter
 	misses     *metrics.Counter
 	coalesced  *metrics.Counter
 	staleHits  *metrics.Counter
+	updating   *metrics.Counter
 }
 
 // NewOrigin builds the origin cache from cfg, or returns nil when no path
@@ -123,11 +129,12 @@ func NewOrigin(cfg config.OriginCache, set *metrics.Set) (*Origin, error) {
 		set = metrics.NewSet()
 	}
 	return &Origin{c: c, varies: v, paths: cfg.Paths, ignore: cfg.IgnoreQuery, bypass: cfg.BypassCookies,
-		maxObject: int(cfg.MaxObjectBytes), defaultTTL: cfg.DefaultTTL, stale: cfg.StaleIfError,
+		maxObject: int(cfg.MaxObjectBytes), defaultTTL: cfg.DefaultTTL, stale: cfg.StaleIfError, revalidate: cfg.StaleWhileRevalidate,
 		hits:      set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="hit"}`),
 		misses:    set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="miss"}`),
 		coalesced: set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="coalesced"}`),
-		staleHits: set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="stale"}`)}, nil
+		staleHits: set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="stale"}`),
+		updating:  set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="updating"}`)}, nil
 }
 
 // MaxObject is the largest body stored.
@@ -243,17 +250,26 @@ func (o *Origin) Get(req *fasthttp.Request, now time.Time) (*Response, bool) {
 }
 
 // Stale returns a kept response for req that is past its freshness but
-// within cache.origin.stale_if_error of it, and allowed to answer when the
-// origin fails.
+// within stale-if-error of it (the origin's, or cache.origin's), to answer
+// in place of an origin that failed.
 func (o *Origin) Stale(req *fasthttp.Request, now time.Time) (*Response, bool) {
-	if o.stale <= 0 {
-		return nil, false
-	}
 	r, ok := o.lookup(req)
-	if !ok || !r.staleOK || !now.Before(r.Expires.Add(o.stale)) {
+	if !ok || !r.staleOK || !now.Before(r.Expires.Add(max(o.stale, r.staleIfError))) {
 		return nil, false
 	}
 	o.staleHits.Inc()
+	return r, true
+}
+
+// Revalidating returns a kept response for req that is past its freshness
+// but within stale-while-revalidate of it (the origin's, or cache.origin's),
+// to answer while the page is fetched anew.
+func (o *Origin) Revalidating(req *fasthttp.Request, now time.Time) (*Response, bool) {
+	r, ok := o.lookup(req)
+	if !ok || !r.staleOK || now.Before(r.Expires) || !now.Before(r.Expires.Add(max(o.revalidate, r.staleRevalidating))) {
+		return nil, false
+	}
+	o.updating.Inc()
 	return r, true
 }
 
@@ -329,6 +345,18 @@ func HasDirective(cc []byte, name string) bool {
 	return false
 }
 
+// directiveSeconds is the delta-seconds argument of a Cache-Control
+// directive (stale-if-error=60), or 0.
+func directiveSeconds(cc []byte, name string) time.Duration {
+	for _, d := range bytes.Split(cc, []byte(",")) {
+		k, v, _ := bytes.Cut(bytes.TrimSpace(d), []byte("="))
+		if bytes.EqualFold(bytes.TrimSpace(k), []byte(name)) {
+			return max(0, deltaSeconds(string(bytes.TrimSpace(v)), 0))
+		}
+	}
+	return 0
+}
+
 // age is the response's Age header, or 0 without a valid one.
 func age(h *fasthttp.ResponseHeader) time.Duration {
 	return max(0, deltaSeconds(string(h.Peek("Age")), 0))
@@ -365,7 +393,9 @@ func hasSetCookie(h *fasthttp.ResponseHeader) bool {
 func (o *Origin) Capture(req *fasthttp.Request, resp *fasthttp.Response, body []byte, ttl time.Duration, now time.Time) *Response {
 	cc := resp.Header.Peek("Cache-Control")
 	r := &Response{Status: resp.StatusCode(), Body: bytes.Clone(body), Expires: now.Add(ttl), Stored: now, age: age(&resp.Header),
-		staleOK: !HasDirective(cc, "must-revalidate") && !HasDirective(cc, "proxy-revalidate") && !HasDirective(cc, "s-maxage")}
+		staleOK:           !HasDirective(cc, "must-revalidate") && !HasDirective(cc, "proxy-revalidate") && !HasDirective(cc, "s-maxage"),
+		staleIfError:      directiveSeconds(cc, "stale-if-error"),
+		staleRevalidating: directiveSeconds(cc, "stale-while-revalidate")}
 	for k, v := range resp.Header.All() {
 		if bytes.EqualFold(k, []byte("Content-Length")) || bytes.EqualFold(k, []byte("Transfer-Encoding")) || bytes.EqualFold(k, []byte("Age")) {
 			continue // framing is the server's; Age is set on every hit
@@ -389,7 +419,8 @@ func (o *Origin) Store(req *fasthttp.Request, r *Response) {
 	}
 	ttl := time.Until(r.Expires)
 	if r.staleOK {
-		ttl += o.stale // kept to answer when the origin fails
+		// kept to answer when the origin fails, or while it is asked anew
+		ttl += max(o.stale, r.staleIfError, o.revalidate, r.staleRevalidating)
 	}
 	o.c.SetWithTTL(o.key(req, r.vary), r, cost, ttl)
 }

@@ -388,8 +388,16 @@ type OriginCache struct {
 	// answer when the origin fails (refused, reset, timed out, or answered
 	// 500, 502, 503 or 504), instead of the error; never for a page sent
 	// with must-revalidate, proxy-revalidate or s-maxage, which forbid it
-	// (RFC 9111 §5.2.2). 0 turns it off. Default 0.
+	// (RFC 9111 §5.2.2). An origin's stale-if-error directive (RFC 5861)
+	// is honoured too, the longer window winning. Default 0.
 	StaleIfError time.Duration `yaml:"stale_if_error"`
+	// StaleWhileRevalidate is how long past its freshness a kept page is
+	// still served at once while it is fetched anew in the background
+	// (RFC 5861), so visitors do not wait for the origin each time a hot
+	// page expires. An origin's own stale-while-revalidate and
+	// stale-if-error directives are honoured too, the longer window
+	// winning; the same directives forbid both. Default 0.
+	StaleWhileRevalidate time.Duration `yaml:"stale_while_revalidate"`
 	// IgnoreQuery names query parameters left out of the cache key, so a
 	// page reached with tracking parameters ("utm_*", "gclid", "fbclid":
 	// a new value on every ad click) is one entry, not one per click. A

@@ -181,6 +181,7 @@ func TestValidate(t *testing.T) {
 		{"cache path", func(c *Config) { c.Cache.Origin.Paths = []string{"category/*"} }, "cache.origin.paths[0]: must start with /"},
 		{"ignored query", func(c *Config) { c.Cache.Origin.IgnoreQuery = []string{"utm_*", "*id"} }, "cache.origin.ignore_query[1]: must be a query parameter name"},
 		{"bypass cookie", func(c *Config) { c.Cache.Origin.BypassCookies = []string{"session id"} }, "cache.origin.bypass_cookies[0]: must be a cookie name"},
+		{"stale while revalidate", func(c *Config) { c.Cache.Origin.StaleWhileRevalidate = -time.Second }, "cache.origin.stale_while_revalidate: must not be negative"},
 		{"stale if error", func(c *Config) { c.Cache.Origin.StaleIfError = -time.Second }, "cache.origin.stale_if_error: must not be negative"},
 		{"ignored query empty", func(c *Config) { c.Cache.Origin.IgnoreQuery = []string{"*"} }, "cache.origin.ignore_query[0]: must be a query parameter name"},
 		{"cache object", func(c *Config) { c.Cache.Origin.MaxObjectBytes = 0 }, "cache.origin.max_object_bytes"},

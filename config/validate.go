@@ -283,6 +283,9 @@ func (c *Config) Validate() error {
 	if c.Cache.Origin.StaleIfError < 0 {
 		bad("cache.origin.stale_if_error", "must not be negative")
 	}
+	if c.Cache.Origin.StaleWhileRevalidate < 0 {
+		bad("cache.origin.stale_while_revalidate", "must not be negative")
+	}
 	if c.Cache.Origin.MaxObjectBytes <= 0 {
 		bad("cache.origin.max_object_bytes", "must be positive")
 	}

@@ -72,6 +72,7 @@ type Handler struct {
 	queueTimeout time.Duration
 	p            *Personalizer
 	ocache       *cache.Origin
+	refreshes    chan struct{} // kept pages being fetched anew in the background, at most maxRefreshes
 	probing      atomic.Bool
 	// testHookBeforeOrigin, when set by tests, runs just before the origin
 	// request (to inject panics and delays).
@@ -112,6 +113,7 @@ func New(opts Options) (*Handler, error) {
 		queueTimeout: cfg.Server.QueueTimeout,
 		p:            opts.Personalizer,
 		ocache:       opts.OriginCache,
+		refreshes:    make(chan struct{}, maxRefreshes),
 		bufs:         newBodyBuffers(),
 		scratch:      newScratchBuffers(),
 	}
@@ -281,6 +283,17 @@ func (h *Handler) fetch(req *fasthttp.Request, resp *fasthttp.Response, x *excha
 		}
 		return nil
 	}
+	if r, ok := oc.Revalidating(req, now); ok {
+		// Past its freshness, within stale-while-revalidate: answered at
+		// once, and fetched anew behind it for those to come.
+		x.cache = "updating"
+		r.CopyTo(resp, now)
+		if r.NotModified(req) {
+			resp.SetStatusCode(fasthttp.StatusNotModified)
+		}
+		h.refresh(req)
+		return nil
+	}
 	var doErr error
 	leader := false
 	r, _ := oc.Fetch(req, func() *cache.Response {
@@ -293,52 +306,8 @@ func (h *Handler) fetch(req *fasthttp.Request, resp *fasthttp.Response, x *excha
 		if doErr != nil {
 			return nil
 		}
-		ttl := oc.Freshness(resp, now)
-		n := resp.Header.ContentLength()
-		if ttl <= 0 || n > oc.MaxObject() {
-			return nil // not cacheable: resp keeps streaming
-		}
-		// Pages being read to be kept count against the rewrite budget,
-		// so many misses at once (a flood of distinct URLs) cannot hold
-		// max_concurrency × max_object_bytes; once read, the cache's own
-		// bound takes over.
-		hold := h.buffered.hold()
-		defer hold.release()
-		limit, grow := n, hold.take
-		if n >= 0 {
-			if !hold.take(n) {
-				h.metrics.cacheNoBudget.Inc()
-				return nil // not kept: resp keeps streaming
-			}
-			grow = nil
-		} else {
-			// Sent without a length (chunked, or until the origin closes):
-			// kept if it ends within the bound, else sent on from where
-			// reading stopped.
-			limit = oc.MaxObject()
-		}
-		body, err := readLimited(nil, resp.BodyStream(), limit, grow)
-		if errors.Is(err, errTooLarge) || errors.Is(err, errNoBudget) {
-			if errors.Is(err, errNoBudget) {
-				h.metrics.cacheNoBudget.Inc()
-			}
-			x.prefix = body
-			return nil
-		}
-		_ = resp.CloseBodyStream()
-		if n < 0 {
-			n = len(body)
-		}
-		if err != nil || len(body) != n {
-			if err == nil {
-				err = io.ErrUnexpectedEOF
-			}
-			doErr = err
-			return nil
-		}
-		resp.SetBodyStream(bytes.NewReader(body), n)
-		cr := oc.Capture(req, resp, body, ttl, now)
-		oc.Store(req, cr)
+		var cr *cache.Response
+		cr, x.prefix, doErr = h.keep(req, resp, now)
 		return cr
 	})
 	switch {
@@ -359,6 +328,97 @@ func (h *Handler) fetch(req *fasthttp.Request, resp *fasthttp.Response, x *excha
 		return nil
 	}
 	return err
+}
+
+// keep stores resp, the origin's answer to req, in the origin cache when
+// it may be kept, reading its body (within cache.origin.max_object_bytes
+// and the rewrite budget) and setting it back in resp from memory. When
+// the body ran past either, prefix is what was read of it, and resp's
+// stream goes on from there; when it may not be kept, resp is untouched.
+func (h *Handler) keep(req *fasthttp.Request, resp *fasthttp.Response, now time.Time) (r *cache.Response, prefix []byte, err error) {
+	oc := h.ocache
+	ttl := oc.Freshness(resp, now)
+	n := resp.Header.ContentLength()
+	if ttl <= 0 || n > oc.MaxObject() {
+		return nil, nil, nil
+	}
+	// Pages being read to be kept count against the rewrite budget, so
+	// many misses at once (a flood of distinct URLs) cannot hold
+	// max_concurrency × max_object_bytes; once read, the cache's own bound
+	// takes over.
+	hold := h.buffered.hold()
+	defer hold.release()
+	limit, grow := n, hold.take
+	if n >= 0 {
+		if !hold.take(n) {
+			h.metrics.cacheNoBudget.Inc()
+			return nil, nil, nil
+		}
+		grow = nil
+	} else {
+		// Sent without a length (chunked, or until the origin closes): kept
+		// if it ends within the bound, else sent on from where reading
+		// stopped.
+		limit = oc.MaxObject()
+	}
+	body, err := readLimited(nil, resp.BodyStream(), limit, grow)
+	if errors.Is(err, errTooLarge) || errors.Is(err, errNoBudget) {
+		if errors.Is(err, errNoBudget) {
+			h.metrics.cacheNoBudget.Inc()
+		}
+		return nil, body, nil
+	}
+	_ = resp.CloseBodyStream()
+	if n < 0 {
+		n = len(body)
+	}
+	if err != nil || len(body) != n {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, nil, err
+	}
+	resp.SetBodyStream(bytes.NewReader(body), n)
+	r = oc.Capture(req, resp, body, ttl, now)
+	oc.Store(req, r)
+	return r, nil, nil
+}
+
+// maxRefreshes bounds the kept pages fetched anew in the background at once.
+const maxRefreshes = 64
+
+// refresh fetches req's page anew for the origin cache, in the background,
+// once however many ask at once (with a miss in the foreground too), and
+// at most maxRefreshes pages at a time: past that, a later request for the
+// page will ask again.
+func (h *Handler) refresh(req *fasthttp.Request) {
+	select {
+	case h.refreshes <- struct{}{}:
+	default:
+		return
+	}
+	r := fasthttp.AcquireRequest()
+	req.CopyTo(r)
+	go func() {
+		defer func() { <-h.refreshes }()
+		defer fasthttp.ReleaseRequest(r)
+		defer func() {
+			if p := recover(); p != nil {
+				h.metrics.panics.Inc()
+				h.log.Error().Interface("panic", p).Bytes("stack", debug.Stack()).Msg("panic refreshing a kept page")
+			}
+		}()
+		h.ocache.Fetch(r, func() *cache.Response {
+			resp := fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseResponse(resp) // closes a body not kept
+			if err := h.origin.Do(r, resp); err != nil {
+				h.log.Debug().Err(err).Bytes("path", r.URI().Path()).Msg("refreshing a kept page failed; it is served until stale_while_revalidate ends")
+				return nil
+			}
+			kept, _, _ := h.keep(r, resp, time.Now())
+			return kept
+		})
+	}()
 }
 
 // stale puts in resp, in place of what the origin answered, a kept copy

@@ -375,3 +375,81 @@ func TestSignedInVisitorsBypassTheCache(t *testing.T) {
 		}
 	}
 }
+
+// TestOriginCacheRevalidatesInTheBackground: past its freshness, within
+// stale-while-revalidate (the config's or the origin's directive), a kept
+// page answers at once while one request fetches it anew behind it; a page
+// that forbids it waits for the origin.
+func TestOriginCacheRevalidatesInTheBackground(t *testing.T) {
+	var version, fetches atomic.Int64
+	var slow atomic.Bool
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		if slow.Load() {
+			time.Sleep(300 * time.Millisecond)
+		}
+		switch r.URL.Path {
+		case "/directive":
+			w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=60")
+		case "/revalidate":
+			w.Header().Set("Cache-Control", "max-age=1, must-revalidate")
+		default:
+			w.Header().Set("Cache-Control", "max-age=1")
+		}
+		fmt.Fprintf(w, "version %d", version.Load())
+	})
+	for _, tc := range []struct {
+		name, path string
+		window     time.Duration // the config's
+		background bool
+	}{
+		{"config", "/page", time.Minute, true},
+		{"directive", "/directive", 0, true},
+		{"off", "/page", 0, false},
+		{"forbidden", "/revalidate", time.Minute, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			version.Store(1)
+			slow.Store(false)
+			p := startProxy(t, origin, func(c *config.Config) {
+				c.Cache.Origin.Paths = []string{"/*"}
+				c.Cache.Origin.StaleWhileRevalidate = tc.window
+			})
+			if _, body := p.get(tc.path); body != "version 1" {
+				t.Fatalf("first: %q", body)
+			}
+			p.h.ocache.Cache().Wait()
+			time.Sleep(1100 * time.Millisecond) // past max-age=1
+			version.Store(2)
+			slow.Store(true)
+			before := fetches.Load()
+			start := time.Now()
+			_, body := p.get(tc.path)
+			took := time.Since(start)
+			if tc.background {
+				if body != "version 1" || took > 250*time.Millisecond {
+					t.Fatalf("within the window: %q after %v, want version 1 at once", body, took)
+				}
+				// The refresh lands behind it: the next visitors get version 2.
+				deadline := time.Now().Add(3 * time.Second)
+				for {
+					p.h.ocache.Cache().Wait()
+					if _, body = p.get(tc.path); body == "version 2" || time.Now().After(deadline) {
+						break
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				if body != "version 2" {
+					t.Fatalf("the page was not fetched anew: %q", body)
+				}
+				if n := fetches.Load() - before; n != 1 {
+					t.Errorf("%d origin requests to refresh, want 1", n)
+				}
+				return
+			}
+			if body != "version 2" || took < 250*time.Millisecond {
+				t.Fatalf("outside the window: %q after %v, want version 2 from the origin", body, took)
+			}
+		})
+	}
+}
