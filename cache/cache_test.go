@@ -110,6 +110,7 @@ func TestCacheable(t *testing.T) {
 		{"GET", "/", map[string]string{"Authorization": "Bearer x"}, false},
 		{"GET", "/", map[string]string{"Range": "bytes=0-10"}, false},
 		{"GET", "/", map[string]string{"Cache-Control": "no-store"}, false},
+		{"GET", "/", map[string]string{"Content-Length": "5"}, false},
 	} {
 		var req fasthttp.Request
 		req.Header.SetMethod(tc.method)
@@ -120,6 +121,12 @@ func TestCacheable(t *testing.T) {
 		if got := o.Cacheable(&req); got != tc.want {
 			t.Errorf("%s %s %v: %v", tc.method, tc.uri, tc.headers, got)
 		}
+	}
+	var chunked fasthttp.Request
+	chunked.SetRequestURI("/")
+	chunked.Header.SetContentLength(-1) // a body of unknown length, as prepareRequest streams it
+	if o.Cacheable(&chunked) {
+		t.Error("a GET with a chunked body is cacheable")
 	}
 	signedIn, _ := NewOrigin(config.OriginCache{CacheSize: config.CacheSize{MaxItems: 10, MaxBytes: 1 << 20}, Paths: []string{"/"},
 		MaxObjectBytes: 1 << 20, BypassCookies: []string{"sessionid", "wordpress_logged_in_*"}}, nil)

@@ -141,10 +141,14 @@ func NewOrigin(cfg config.OriginCache, set *metrics.Set) (*Origin, error) {
 func (o *Origin) MaxObject() int { return o.maxObject }
 
 // Cacheable reports whether req may be answered from the cache: a GET for a
-// configured path, without credentials or a client asking to bypass caches.
+// configured path, without a body, credentials, a range, a bypass cookie
+// or a client asking caches not to store.
 func (o *Origin) Cacheable(req *fasthttp.Request) bool {
 	if o == nil || !req.Header.IsGet() || len(req.Header.Peek("Authorization")) > 0 || len(req.Header.Peek("Range")) > 0 {
 		return false
+	}
+	if n := req.Header.ContentLength(); n > 0 || n == -1 {
+		return false // a GET with a body (-1: chunked): odd, and its answer not keyed by it
 	}
 	if cc := req.Header.Peek("Cache-Control"); bytes.Contains(cc, []byte("no-store")) {
 		return false

@@ -90,6 +90,11 @@ func TestOriginCache(t *testing.T) {
 			t.Errorf("%s: %d origin requests for 3, want %d", tc.path, got, tc.want)
 		}
 	}
+	// A GET with a body goes to the origin, cached page or not.
+	before := hits.Load()
+	if status, _ := p.raw("GET /cached HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello"); !strings.Contains(status, "200") || hits.Load() != before+1 {
+		t.Errorf("a GET with a body: %q, %d origin requests", status, hits.Load()-before)
+	}
 	// Past max_object_bytes and chunked: not kept, served whole.
 	if _, body := p.get("/big"); len(body) != 300<<10 {
 		t.Errorf("/big: %d bytes, want %d", len(body), 300<<10)
@@ -100,7 +105,7 @@ func TestOriginCache(t *testing.T) {
 	// A revalidation the hit can answer gets a 304, without a body.
 	req, _ := http.NewRequest("GET", p.url+"/cached", nil)
 	req.Header.Set("If-None-Match", `"c1"`)
-	before := hits.Load()
+	before = hits.Load()
 	if resp, body := p.do(req); resp.StatusCode != 304 || body != "" || resp.Header.Get("ETag") != `"c1"` || hits.Load() != before {
 		t.Errorf("revalidating a hit: %d %q %v, %d origin requests", resp.StatusCode, body, resp.Header, hits.Load()-before)
 	}
