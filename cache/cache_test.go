@@ -60,6 +60,31 @@ func TestFreshness(t *testing.T) {
 	}
 }
 
+// TestFreshnessBoundedByTTL: cache.origin.ttl caps what the origin allows.
+func TestFreshnessBoundedByTTL(t *testing.T) {
+	o, _ := NewOrigin(config.OriginCache{CacheSize: config.CacheSize{MaxItems: 10, MaxBytes: 1 << 20, TTL: 30 * time.Second},
+		Paths: []string{"/"}, MaxObjectBytes: 1 << 20, DefaultTTL: 7 * time.Second}, nil)
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		headers map[string]string
+		want    time.Duration
+	}{
+		{map[string]string{"Cache-Control": "max-age=60"}, 30 * time.Second},
+		{map[string]string{"Cache-Control": "max-age=10"}, 10 * time.Second},
+		{map[string]string{"Expires": now.Add(time.Hour).Format(http.TimeFormat)}, 30 * time.Second},
+		{nil, 7 * time.Second},
+		{map[string]string{"Cache-Control": "no-store"}, 0},
+	} {
+		var resp fasthttp.Response
+		for k, v := range tc.headers {
+			resp.Header.Set(k, v)
+		}
+		if got := o.Freshness(&resp, now); got != tc.want {
+			t.Errorf("%v: %v, want %v", tc.headers, got, tc.want)
+		}
+	}
+}
+
 // FuzzFreshness: whatever caching headers (and Age) an origin sends, a response is
 // kept for no time or for a lifetime between a second and 2^31 seconds
 // (or the default TTL), never a negative or overflowed one.

@@ -101,6 +101,7 @@ type Origin struct {
 	bypass     []string // cookies that keep a request away from the cache; likewise
 	maxObject  int
 	defaultTTL time.Duration
+	maxTTL     time.Duration // cache.origin.ttl: the longest freshness given, 0 for no bound
 	stale      time.Duration // cache.origin.stale_if_error
 	revalidate time.Duration // cache.origin.stale_while_revalidate
 	group      singleflight.Group
@@ -129,7 +130,7 @@ func NewOrigin(cfg config.OriginCache, set *metrics.Set) (*Origin, error) {
 		set = metrics.NewSet()
 	}
 	return &Origin{c: c, varies: v, paths: cfg.Paths, ignore: cfg.IgnoreQuery, bypass: cfg.BypassCookies,
-		maxObject: int(cfg.MaxObjectBytes), defaultTTL: cfg.DefaultTTL, stale: cfg.StaleIfError, revalidate: cfg.StaleWhileRevalidate,
+		maxObject: int(cfg.MaxObjectBytes), defaultTTL: cfg.DefaultTTL, maxTTL: cfg.TTL, stale: cfg.StaleIfError, revalidate: cfg.StaleWhileRevalidate,
 		hits:      set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="hit"}`),
 		misses:    set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="miss"}`),
 		coalesced: set.GetOrCreateCounter(`edgeseg_origin_cache_requests_total{result="coalesced"}`),
@@ -291,10 +292,20 @@ func (o *Origin) Fetch(req *fasthttp.Request, fetch func() *Response) (r *Respon
 	return r, sh
 }
 
-// Freshness says how long resp may be cached by a shared cache, or 0 when
-// it must not be: no-store, private, no-cache, Set-Cookie, Vary: *, a
-// status other than 200, or no freshness and no default TTL.
+// Freshness says how long resp may be cached by a shared cache, at most
+// cache.origin.ttl when set, or 0 when it must not be: no-store, private,
+// no-cache, Set-Cookie, Vary: *, a status other than 200, or no freshness
+// and no default TTL.
 func (o *Origin) Freshness(resp *fasthttp.Response, now time.Time) time.Duration {
+	d := o.freshness(resp, now)
+	if o.maxTTL > 0 {
+		d = min(d, o.maxTTL)
+	}
+	return d
+}
+
+// freshness is Freshness before cache.origin.ttl bounds it.
+func (o *Origin) freshness(resp *fasthttp.Response, now time.Time) time.Duration {
 	if resp.StatusCode() != fasthttp.StatusOK || hasSetCookie(&resp.Header) {
 		return 0
 	}

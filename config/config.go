@@ -369,7 +369,8 @@ type CacheSize struct {
 	MaxItems int `yaml:"max_items"`
 	// MaxBytes bounds the entries' total cost in bytes.
 	MaxBytes ByteSize `yaml:"max_bytes"`
-	// TTL of an entry; 0 keeps entries until evicted.
+	// TTL of an entry; 0 keeps entries until evicted. For cache.origin, the
+	// longest freshness a page is given, whatever its origin allows.
 	TTL time.Duration `yaml:"ttl"`
 }
 
