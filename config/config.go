@@ -326,7 +326,8 @@ type Segment struct {
 	Enabled *bool `yaml:"enabled"`
 	// Data is handed to this segment's templates as segment.data.
 	Data map[string]any `yaml:"data"`
-	// Description is free text for people reading reports.
+	// Description is free text for the people who read and edit the config;
+	// edgeseg does not use it.
 	Description string `yaml:"description"`
 }
 
