@@ -399,6 +399,10 @@ func (h *Handler) refresh(req *fasthttp.Request) {
 	}
 	r := fasthttp.AcquireRequest()
 	req.CopyTo(r)
+	// The page itself is wanted, not whether one visitor's copy is current:
+	// a 304 would leave the stale page in place and be asked for again.
+	r.Header.Del("If-None-Match")
+	r.Header.Del("If-Modified-Since")
 	go func() {
 		defer func() { <-h.refreshes }()
 		defer fasthttp.ReleaseRequest(r)

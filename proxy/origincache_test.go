@@ -458,3 +458,41 @@ func TestOriginCacheRevalidatesInTheBackground(t *testing.T) {
 		})
 	}
 }
+
+// TestBackgroundRefreshIsUnconditional: a revalidation (If-None-Match)
+// answered from a page past its freshness triggers a refresh that asks for
+// the page itself; were it conditional, the origin's 304 would leave the
+// stale page in place, and every request after would ask again.
+func TestBackgroundRefreshIsUnconditional(t *testing.T) {
+	var fetches atomic.Int64
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		w.Header().Set("Cache-Control", "max-age=1")
+		w.Header().Set("ETag", `"same"`)
+		if r.Header.Get("If-None-Match") == `"same"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		fmt.Fprint(w, "the page")
+	})
+	p := startProxy(t, origin, func(c *config.Config) {
+		c.Cache.Origin.Paths = []string{"/*"}
+		c.Cache.Origin.StaleWhileRevalidate = time.Minute
+	})
+	p.get("/asset")
+	p.h.ocache.Cache().Wait()
+	time.Sleep(1100 * time.Millisecond)
+	before := fetches.Load()
+	for i := 0; i < 5; i++ {
+		req, _ := http.NewRequest("GET", p.url+"/asset", nil)
+		req.Header.Set("If-None-Match", `"same"`)
+		if resp, _ := p.do(req); resp.StatusCode != 304 {
+			t.Fatalf("revalidation %d: %d", i, resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond) // the refresh lands
+		p.h.ocache.Cache().Wait()
+	}
+	if n := fetches.Load() - before; n != 1 {
+		t.Errorf("%d origin requests for 5 revalidations past freshness, want 1 (the refresh)", n)
+	}
+}
