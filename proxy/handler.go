@@ -416,7 +416,9 @@ func (h *Handler) refresh(req *fasthttp.Request) {
 			resp := fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseResponse(resp) // closes a body not kept
 			if err := h.origin.Do(r, resp); err != nil {
-				h.log.Debug().Err(err).Bytes("path", r.URI().Path()).Msg("refreshing a kept page failed; it is served until stale_while_revalidate ends")
+				_, cause := originFailure(err)
+				h.metrics.originError(cause)
+				h.log.Warn().Err(err).Str("cause", cause).Bytes("path", r.URI().Path()).Msg("refreshing a kept page failed; it is served until its stale-while-revalidate ends")
 				return nil
 			}
 			kept, _, _ := h.keep(r, resp, time.Now())
