@@ -262,10 +262,13 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 }
 
 // fetch is step 7: the origin, or for configured paths the origin cache.
+// A fresh kept page answers at once; one past its freshness, within
+// stale-while-revalidate, too, while it is fetched anew in the background.
 // A cacheable miss is fetched once however many visitors ask at once; the
 // leader buffers a cacheable body (within cache.origin.max_object_bytes)
-// and stores it, and everyone is answered from memory. Otherwise resp's
-// body is the origin's stream.
+// and stores it, and everyone is answered from memory; an origin that
+// fails may be answered for with a page within stale-if-error. Otherwise
+// resp's body is the origin's stream.
 func (h *Handler) fetch(req *fasthttp.Request, resp *fasthttp.Response, x *exchange) error {
 	oc := h.ocache
 	if !oc.Cacheable(req) {
@@ -274,23 +277,12 @@ func (h *Handler) fetch(req *fasthttp.Request, resp *fasthttp.Response, x *excha
 	now := time.Now()
 	if r, ok := oc.Get(req, now); ok {
 		x.cache = "hit"
-		r.CopyTo(resp, now)
-		// A request that kept its conditional headers (not a navigation
-		// that may be personalized: those lose them) is answered as the
-		// origin would.
-		if r.NotModified(req) {
-			resp.SetStatusCode(fasthttp.StatusNotModified)
-		}
+		fromCache(r, req, resp, now)
 		return nil
 	}
 	if r, ok := oc.Revalidating(req, now); ok {
-		// Past its freshness, within stale-while-revalidate: answered at
-		// once, and fetched anew behind it for those to come.
 		x.cache = "updating"
-		r.CopyTo(resp, now)
-		if r.NotModified(req) {
-			resp.SetStatusCode(fasthttp.StatusNotModified)
-		}
+		fromCache(r, req, resp, now)
 		h.refresh(req)
 		return nil
 	}
@@ -328,6 +320,16 @@ func (h *Handler) fetch(req *fasthttp.Request, resp *fasthttp.Response, x *excha
 		return nil
 	}
 	return err
+}
+
+// fromCache puts r in resp, or a 304 when req's conditional headers match
+// it: requests that keep them (not navigations that may be personalized,
+// which lose them) are answered as the origin would.
+func fromCache(r *cache.Response, req *fasthttp.Request, resp *fasthttp.Response, now time.Time) {
+	r.CopyTo(resp, now)
+	if r.NotModified(req) {
+		resp.SetStatusCode(fasthttp.StatusNotModified)
+	}
 }
 
 // keep stores resp, the origin's answer to req, in the origin cache when
