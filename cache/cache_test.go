@@ -2,6 +2,7 @@ package cache
 
 import (
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -332,5 +333,33 @@ func TestStaleWindows(t *testing.T) {
 		if _, got := o.Stale(&req, at); got != tc.wantStale && tc.after >= 0 {
 			t.Errorf("%s: stale %v, want %v", tc.name, got, tc.wantStale)
 		}
+	}
+}
+
+// TestPurgesAreBounded: past maxPurges purged URLs, a purge empties all.
+func TestPurgesAreBounded(t *testing.T) {
+	o, _ := NewOrigin(config.OriginCache{CacheSize: config.CacheSize{MaxItems: 10, MaxBytes: 1 << 20}, Paths: []string{"/"}, MaxObjectBytes: 1 << 20}, nil)
+	now := time.Now()
+	var kept fasthttp.Request
+	kept.SetRequestURI("/kept")
+	var resp fasthttp.Response
+	o.Store(&kept, o.Capture(&kept, &resp, []byte("page"), time.Hour, now))
+	o.Cache().Wait()
+	later := now.Add(time.Second)
+	var req fasthttp.Request
+	for i := 0; i < maxPurges; i++ {
+		req.SetRequestURI("/other/" + strconv.Itoa(i))
+		o.Purge(&req, later)
+	}
+	if _, ok := o.Get(&kept, later); !ok {
+		t.Fatal("purging other pages purged this one")
+	}
+	req.SetRequestURI("/one-more")
+	o.Purge(&req, later)
+	if _, ok := o.Get(&kept, later); ok {
+		t.Fatal("past maxPurges, a purge did not empty the cache")
+	}
+	if len(o.purged) != 0 {
+		t.Fatalf("%d purged URLs still remembered", len(o.purged))
 	}
 }

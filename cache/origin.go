@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -110,7 +112,20 @@ type Origin struct {
 	coalesced  *metrics.Counter
 	staleHits  *metrics.Counter
 	updating   *metrics.Counter
+
+	// purged holds when each purged URL (by urlKey) was purged, and
+	// purgedAll when everything was: what was stored before then answers
+	// no more, whatever its variant. A map, not a cache that may drop
+	// entries; bounded by maxPurges.
+	purgeMu   sync.RWMutex
+	purged    map[uint64]time.Time
+	purgedAll time.Time
+	purges    atomic.Bool // any purge yet: lookups skip the lock until then
 }
+
+// maxPurges bounds the purged URLs remembered; past it, a purge clears
+// the whole cache instead.
+const maxPurges = 100_000
 
 // NewOrigin builds the origin cache from cfg, or returns nil when no path
 // is configured.
@@ -237,10 +252,48 @@ func matchName(patterns []string, name []byte) bool {
 	return false
 }
 
-// lookup returns what is kept for req, fresh or not.
+// lookup returns what is kept for req, fresh or not, unless it was purged.
 func (o *Origin) lookup(req *fasthttp.Request) (*Response, bool) {
-	vary, _ := o.varies.Get(o.urlKey(req))
-	return o.c.Get(o.key(req, vary))
+	uk := o.urlKey(req)
+	vary, _ := o.varies.Get(uk)
+	r, ok := o.c.Get(o.key(req, vary))
+	if ok && o.purges.Load() {
+		o.purgeMu.RLock()
+		at, purged := o.purged[uk]
+		all := o.purgedAll
+		o.purgeMu.RUnlock()
+		if purged && !r.Stored.After(at) || !r.Stored.After(all) {
+			return nil, false
+		}
+	}
+	return r, ok
+}
+
+// Purge makes every variant kept for the URL of req (its Host and request
+// target, ignore_query applied) answer no more: the next request for it
+// goes to the origin. A page being fetched as it is purged is not kept
+// either.
+func (o *Origin) Purge(req *fasthttp.Request, now time.Time) {
+	o.purgeMu.Lock()
+	defer o.purgeMu.Unlock()
+	o.purges.Store(true)
+	if len(o.purged) >= maxPurges {
+		o.purgedAll, o.purged = now, nil
+		return
+	}
+	if o.purged == nil {
+		o.purged = map[uint64]time.Time{}
+	}
+	o.purged[o.urlKey(req)] = now
+}
+
+// PurgeAll makes everything kept answer no more; it goes as it is
+// replaced or evicted.
+func (o *Origin) PurgeAll(now time.Time) {
+	o.purgeMu.Lock()
+	defer o.purgeMu.Unlock()
+	o.purges.Store(true)
+	o.purgedAll, o.purged = now, nil
 }
 
 // Get returns a fresh cached response for req.

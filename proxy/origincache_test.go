@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -494,5 +495,86 @@ func TestBackgroundRefreshIsUnconditional(t *testing.T) {
 	}
 	if n := fetches.Load() - before; n != 1 {
 		t.Errorf("%d origin requests for 5 revalidations past freshness, want 1 (the refresh)", n)
+	}
+}
+
+// TestPurge: ops empty the cache of a page, every variant of it, or of
+// everything; nobody else may.
+func TestPurge(t *testing.T) {
+	var hits atomic.Int64
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Vary", "Accept-Language")
+		fmt.Fprintf(w, "%s %s", r.URL.RequestURI(), r.Header.Get("Accept-Language"))
+	})
+	p := startProxy(t, origin, func(c *config.Config) {
+		c.Cache.Origin.Paths = []string{"/*"}
+	})
+	get := func(uri, lang string) {
+		req, _ := http.NewRequest("GET", p.url+uri, nil)
+		req.Header.Set("Accept-Language", lang)
+		p.do(req)
+		p.h.ocache.Cache().Wait()
+	}
+	fill := func() {
+		for _, uri := range []string{"/a?x=1", "/b"} {
+			for _, lang := range []string{"de", "fr"} {
+				get(uri, lang)
+			}
+		}
+	}
+	asks := func(uri string) int64 { // origin requests for both variants of uri
+		before := hits.Load()
+		get(uri, "de")
+		get(uri, "fr")
+		return hits.Load() - before
+	}
+	purge := func(query string) int {
+		req, _ := http.NewRequest("POST", p.url+"/_edgeseg/purge?"+query, nil)
+		resp, _ := p.do(req)
+		return resp.StatusCode
+	}
+	fill()
+	if n := asks("/a?x=1"); n != 0 {
+		t.Fatalf("not cached: %d origin requests", n)
+	}
+	if s := purge("path=" + url.QueryEscape("/a?x=1")); s != 200 {
+		t.Fatalf("purge: %d", s)
+	}
+	if n := asks("/a?x=1"); n != 2 {
+		t.Errorf("purged page: %d origin requests for its two variants, want 2", n)
+	}
+	if n := asks("/a?x=1"); n != 0 {
+		t.Errorf("after the purge the page is kept again: %d origin requests", n)
+	}
+	if n := asks("/b"); n != 0 {
+		t.Errorf("another page was purged too: %d origin requests", n)
+	}
+	if s := purge("all=1"); s != 200 {
+		t.Fatalf("purge all: %d", s)
+	}
+	if n := asks("/b"); n != 2 {
+		t.Errorf("after purging all: %d origin requests, want 2", n)
+	}
+	for _, tc := range []struct {
+		method, query, forwarded string
+		want                     int
+	}{
+		{"GET", "all=1", "", 405},
+		{"POST", "", "", 400},
+		{"POST", "path=a", "", 400},
+		{"POST", "all=1", "203.0.113.9", 404}, // relayed: not ops
+	} {
+		req, _ := http.NewRequest(tc.method, p.url+"/_edgeseg/purge?"+tc.query, nil)
+		if tc.forwarded != "" {
+			req.Header.Set("X-Forwarded-For", tc.forwarded)
+		}
+		if resp, _ := p.do(req); resp.StatusCode != tc.want {
+			t.Errorf("%s ?%s (forwarded %q): %d, want %d", tc.method, tc.query, tc.forwarded, resp.StatusCode, tc.want)
+		}
+	}
+	if n := asks("/b"); n != 0 {
+		t.Errorf("a refused purge purged: %d origin requests", n)
 	}
 }

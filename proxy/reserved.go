@@ -19,12 +19,58 @@ func (h *Handler) serveReserved(ctx *fasthttp.RequestCtx) {
 		}
 		ctx.Response.Header.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		h.metrics.set.WritePrometheus(ctx)
+	case ReservedPrefix + "purge":
+		h.servePurge(ctx)
 	default:
 		if h.p != nil && h.p.serveReserved(ctx) {
 			return
 		}
 		h.plainError(ctx, fasthttp.StatusNotFound, "404 Not Found")
 	}
+}
+
+// servePurge empties the origin cache of a page, POST
+// /_edgeseg/purge?path=/category/sale (every variant of it; the path and
+// query as visitors request them, host= for another than this request's
+// Host), or of everything (?all=1). Only for those who may read metrics,
+// and each replica has its own cache: purge each.
+func (h *Handler) servePurge(ctx *fasthttp.RequestCtx) {
+	if h.ocache == nil || !h.mayReadMetrics(ctx) {
+		h.plainError(ctx, fasthttp.StatusNotFound, "404 Not Found")
+		return
+	}
+	if !ctx.IsPost() {
+		h.plainError(ctx, fasthttp.StatusMethodNotAllowed, "405 Method Not Allowed: POST to purge")
+		ctx.Response.Header.Set("Allow", "POST")
+		return
+	}
+	args := ctx.QueryArgs()
+	now := time.Now()
+	switch path := args.Peek("path"); {
+	case args.Has("all"):
+		h.ocache.PurgeAll(now)
+		h.log.Info().Msg("origin cache purged")
+	case len(path) > 0 && path[0] == '/':
+		req := fasthttp.AcquireRequest()
+		defer fasthttp.ReleaseRequest(req)
+		req.SetRequestURIBytes(path)
+		// The cache keys pages by the Host the origin was asked for.
+		switch host := args.Peek("host"); {
+		case h.hostHeader != "":
+			req.Header.SetHost(h.hostHeader)
+		case len(host) > 0:
+			req.Header.SetHostBytes(host)
+		default:
+			req.Header.SetHostBytes(ctx.Host())
+		}
+		h.ocache.Purge(req, now)
+		h.log.Info().Bytes("host", req.Header.Host()).Bytes("path", path).Msg("page purged from the origin cache")
+	default:
+		h.plainError(ctx, fasthttp.StatusBadRequest, "400 Bad Request: give path=/… (the page to purge) or all=1")
+		return
+	}
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString("purged\n")
 }
 
 // serveHealth answers 200 while the origin answered within the health
