@@ -123,8 +123,8 @@ type Origin struct {
 	purges    atomic.Bool // any purge yet: lookups skip the lock until then
 }
 
-// maxPurges bounds the purged URLs remembered; past it, a purge clears
-// the whole cache instead.
+// maxPurges bounds the purged URLs remembered (each scheme counting); past
+// it, a purge empties the whole cache instead.
 const maxPurges = 100_000
 
 // NewOrigin builds the origin cache from cfg, or returns nil when no path
@@ -202,9 +202,13 @@ func (o *Origin) key(req *fasthttp.Request, vary [][]byte) uint64 {
 	return h.Sum64()
 }
 
-// writeURL writes host and request target to h, without the query
-// parameters cache.origin.ignore_query names.
+// writeURL writes scheme, host and request target to h, without the query
+// parameters cache.origin.ignore_query names. The scheme is the
+// X-Forwarded-Proto edgeseg tells the origin: a page asked for over http
+// may link to http:// pages, and must not reach a visitor on https.
 func (o *Origin) writeURL(h *xxhash.Digest, req *fasthttp.Request) {
+	_, _ = h.Write(req.Header.Peek("X-Forwarded-Proto"))
+	_, _ = h.Write([]byte{0})
 	_, _ = h.Write(req.Header.Host())
 	_, _ = h.Write([]byte{0})
 	uri := req.Header.RequestURI()
@@ -270,9 +274,9 @@ func (o *Origin) lookup(req *fasthttp.Request) (*Response, bool) {
 }
 
 // Purge makes every variant kept for the URL of req (its Host and request
-// target, ignore_query applied) answer no more: the next request for it
-// goes to the origin. A page being fetched as it is purged is not kept
-// either.
+// target, ignore_query applied; both schemes unless its X-Forwarded-Proto
+// names one) answer no more: the next request for it goes to the origin.
+// A page being fetched as it is purged is not kept either.
 func (o *Origin) Purge(req *fasthttp.Request, now time.Time) {
 	o.purgeMu.Lock()
 	defer o.purgeMu.Unlock()
@@ -284,7 +288,16 @@ func (o *Origin) Purge(req *fasthttp.Request, now time.Time) {
 	if o.purged == nil {
 		o.purged = map[uint64]time.Time{}
 	}
-	o.purged[o.urlKey(req)] = now
+	proto := append([]byte(nil), req.Header.Peek("X-Forwarded-Proto")...)
+	for _, scheme := range []string{"http", "https"} { // both, unless req names one
+		if len(proto) == 0 {
+			req.Header.Set("X-Forwarded-Proto", scheme)
+		}
+		o.purged[o.urlKey(req)] = now
+	}
+	if len(proto) == 0 {
+		req.Header.Del("X-Forwarded-Proto")
+	}
 }
 
 // PurgeAll makes everything kept answer no more; it goes as it is

@@ -578,3 +578,47 @@ func TestPurge(t *testing.T) {
 		t.Errorf("a refused purge purged: %d origin requests", n)
 	}
 }
+
+// TestSchemesAreKeptApart: a page asked for over http may link to http://
+// pages; it must not answer a visitor on https, as nginx's default cache
+// key ($scheme$proxy_host$request_uri) keeps them apart too.
+func TestSchemesAreKeptApart(t *testing.T) {
+	var hits atomic.Int64
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Cache-Control", "max-age=600")
+		fmt.Fprintf(w, `<a href="%s://shop.test/next">next</a>`, r.Header.Get("X-Forwarded-Proto"))
+	})
+	p := startProxy(t, origin, func(c *config.Config) {
+		c.Cache.Origin.Paths = []string{"/*"}
+		c.Server.TrustedProxies = []string{"127.0.0.1"} // the load balancer says which scheme
+	})
+	get := func(proto string) string {
+		req, _ := http.NewRequest("GET", p.url+"/page", nil)
+		req.Header.Set("X-Forwarded-Proto", proto)
+		_, body := p.do(req)
+		p.h.ocache.Cache().Wait()
+		return body
+	}
+	for i := 0; i < 2; i++ {
+		if body := get("http"); !strings.Contains(body, `"http://`) {
+			t.Fatalf("http visitor %d got %q", i, body)
+		}
+		if body := get("https"); !strings.Contains(body, `"https://`) {
+			t.Fatalf("https visitor %d got %q", i, body)
+		}
+	}
+	if n := hits.Load(); n != 2 {
+		t.Fatalf("%d origin requests for 2 pages asked for twice each, want 2", n)
+	}
+	// A purge names no scheme: both go.
+	req, _ := http.NewRequest("POST", p.url+"/_edgeseg/purge?path=/page", nil)
+	if resp, _ := p.do(req); resp.StatusCode != 200 {
+		t.Fatalf("purge: %d", resp.StatusCode)
+	}
+	get("http")
+	get("https")
+	if n := hits.Load(); n != 4 {
+		t.Errorf("after the purge: %d origin requests in all, want 4", n)
+	}
+}
