@@ -123,7 +123,7 @@ type Origin struct {
 	purges    atomic.Bool // any purge yet: lookups skip the lock until then
 }
 
-// maxPurges bounds the purged URLs remembered (each scheme counting); past
+// maxPurges bounds the purged request targets remembered; past
 // it, a purge empties the whole cache instead.
 const maxPurges = 100_000
 
@@ -202,15 +202,26 @@ func (o *Origin) key(req *fasthttp.Request, vary [][]byte) uint64 {
 	return h.Sum64()
 }
 
-// writeURL writes scheme, host and request target to h, without the query
-// parameters cache.origin.ignore_query names. The scheme is the
-// X-Forwarded-Proto edgeseg tells the origin: a page asked for over http
-// may link to http:// pages, and must not reach a visitor on https.
+// writeURL writes to h what the origin builds a page's own URLs from:
+// the scheme and host edgeseg tells it (X-Forwarded-Proto, Host and
+// X-Forwarded-Host, the last one passed on from a trusted load balancer),
+// and the request target. A page asked for over http may link to http://
+// pages, and one built for another forwarded host to that host's: neither
+// may answer a visitor it was not made for (web cache poisoning through
+// an unkeyed header).
 func (o *Origin) writeURL(h *xxhash.Digest, req *fasthttp.Request) {
 	_, _ = h.Write(req.Header.Peek("X-Forwarded-Proto"))
 	_, _ = h.Write([]byte{0})
 	_, _ = h.Write(req.Header.Host())
 	_, _ = h.Write([]byte{0})
+	_, _ = h.Write(req.Header.Peek("X-Forwarded-Host"))
+	_, _ = h.Write([]byte{0})
+	o.writeTarget(h, req)
+}
+
+// writeTarget writes the request target to h, without the query
+// parameters cache.origin.ignore_query names.
+func (o *Origin) writeTarget(h *xxhash.Digest, req *fasthttp.Request) {
 	uri := req.Header.RequestURI()
 	path, query, ok := bytes.Cut(uri, []byte{'?'})
 	if !ok || len(o.ignore) == 0 {
@@ -258,12 +269,12 @@ func matchName(patterns []string, name []byte) bool {
 
 // lookup returns what is kept for req, fresh or not, unless it was purged.
 func (o *Origin) lookup(req *fasthttp.Request) (*Response, bool) {
-	uk := o.urlKey(req)
-	vary, _ := o.varies.Get(uk)
+	vary, _ := o.varies.Get(o.urlKey(req))
 	r, ok := o.c.Get(o.key(req, vary))
 	if ok && o.purges.Load() {
+		pk := o.targetKey(req)
 		o.purgeMu.RLock()
-		at, purged := o.purged[uk]
+		at, purged := o.purged[pk]
 		all := o.purgedAll
 		o.purgeMu.RUnlock()
 		if purged && !r.Stored.After(at) || !r.Stored.After(all) {
@@ -273,10 +284,10 @@ func (o *Origin) lookup(req *fasthttp.Request) (*Response, bool) {
 	return r, ok
 }
 
-// Purge makes every variant kept for the URL of req (its Host and request
-// target, ignore_query applied; both schemes unless its X-Forwarded-Proto
-// names one) answer no more: the next request for it goes to the origin.
-// A page being fetched as it is purged is not kept either.
+// Purge makes every page kept for the request target of req (path and
+// query, ignore_query applied), whatever its host, scheme or variant,
+// answer no more: the next request for it goes to the origin. A page being
+// fetched as it is purged is not kept either.
 func (o *Origin) Purge(req *fasthttp.Request, now time.Time) {
 	o.purgeMu.Lock()
 	defer o.purgeMu.Unlock()
@@ -288,16 +299,14 @@ func (o *Origin) Purge(req *fasthttp.Request, now time.Time) {
 	if o.purged == nil {
 		o.purged = map[uint64]time.Time{}
 	}
-	proto := append([]byte(nil), req.Header.Peek("X-Forwarded-Proto")...)
-	for _, scheme := range []string{"http", "https"} { // both, unless req names one
-		if len(proto) == 0 {
-			req.Header.Set("X-Forwarded-Proto", scheme)
-		}
-		o.purged[o.urlKey(req)] = now
-	}
-	if len(proto) == 0 {
-		req.Header.Del("X-Forwarded-Proto")
-	}
+	o.purged[o.targetKey(req)] = now
+}
+
+// targetKey hashes req's request target alone, as purges name pages.
+func (o *Origin) targetKey(req *fasthttp.Request) uint64 {
+	h := xxhash.New()
+	o.writeTarget(h, req)
+	return h.Sum64()
 }
 
 // PurgeAll makes everything kept answer no more; it goes as it is

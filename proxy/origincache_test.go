@@ -622,3 +622,33 @@ func TestSchemesAreKeptApart(t *testing.T) {
 		t.Errorf("after the purge: %d origin requests in all, want 4", n)
 	}
 }
+
+// TestForwardedHostCannotPoisonTheCache: behind a load balancer that
+// passes on a visitor's X-Forwarded-Host, an origin that builds links from
+// it must not have one visitor's page (links to evil.example) kept for all.
+func TestForwardedHostCannotPoisonTheCache(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		fmt.Fprintf(w, `<script src="//%s/app.js"></script>`, r.Header.Get("X-Forwarded-Host"))
+	})
+	p := startProxy(t, origin, func(c *config.Config) {
+		c.Cache.Origin.Paths = []string{"/*"}
+		c.Server.TrustedProxies = []string{"127.0.0.1"}
+	})
+	get := func(fwdHost string) string {
+		req, _ := http.NewRequest("GET", p.url+"/page", nil)
+		req.Host = "shop.test"
+		if fwdHost != "" {
+			req.Header.Set("X-Forwarded-Host", fwdHost)
+		}
+		_, body := p.do(req)
+		p.h.ocache.Cache().Wait()
+		return body
+	}
+	get("evil.example") // the attacker's request fills the cache first
+	for _, fwd := range []string{"shop.test", ""} {
+		if body := get(fwd); strings.Contains(body, "evil.example") {
+			t.Fatalf("X-Forwarded-Host %q: got the attacker's page %q", fwd, body)
+		}
+	}
+}

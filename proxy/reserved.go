@@ -30,10 +30,10 @@ func (h *Handler) serveReserved(ctx *fasthttp.RequestCtx) {
 }
 
 // servePurge empties the origin cache of a page, POST
-// /_edgeseg/purge?path=/category/sale (every variant of it; the path and
-// query as visitors request them, host= for another than this request's
-// Host), or of everything (?all=1). Only for those who may read metrics,
-// and each replica has its own cache: purge each.
+// /_edgeseg/purge?path=/category/sale (the path and query as visitors
+// request them; for every host, scheme and variant), or of everything
+// (?all=1). Only for those who may read metrics, and each replica has its
+// own cache: purge each.
 func (h *Handler) servePurge(ctx *fasthttp.RequestCtx) {
 	if h.ocache == nil || !h.mayReadMetrics(ctx) {
 		h.plainError(ctx, fasthttp.StatusNotFound, "404 Not Found")
@@ -54,17 +54,8 @@ func (h *Handler) servePurge(ctx *fasthttp.RequestCtx) {
 		req := fasthttp.AcquireRequest()
 		defer fasthttp.ReleaseRequest(req)
 		req.SetRequestURIBytes(path)
-		// The cache keys pages by the Host the origin was asked for.
-		switch host := args.Peek("host"); {
-		case h.hostHeader != "":
-			req.Header.SetHost(h.hostHeader)
-		case len(host) > 0:
-			req.Header.SetHostBytes(host)
-		default:
-			req.Header.SetHostBytes(ctx.Host())
-		}
 		h.ocache.Purge(req, now)
-		h.log.Info().Bytes("host", req.Header.Host()).Bytes("path", path).Msg("page purged from the origin cache")
+		h.log.Info().Bytes("path", path).Msg("page purged from the origin cache")
 	default:
 		h.plainError(ctx, fasthttp.StatusBadRequest, "400 Bad Request: give path=/… (the page to purge) or all=1")
 		return
