@@ -363,3 +363,27 @@ func TestPurgesAreBounded(t *testing.T) {
 		t.Fatalf("%d purged URLs still remembered", len(o.purged))
 	}
 }
+
+func TestHasDirective(t *testing.T) {
+	for _, tc := range []struct {
+		cc, name string
+		want     bool
+	}{
+		{"no-transform", "no-transform", true},
+		{"public, No-Transform, max-age=60", "no-transform", true},
+		{"max-age=60", "max-age", true},
+		{" s-maxage = 5 ", "s-maxage", true},
+		{"no-transformx", "no-transform", false},
+		{`private="no-transform"`, "no-transform", false},
+		{"", "no-transform", false},
+	} {
+		if got := HasDirective([]byte(tc.cc), tc.name); got != tc.want {
+			t.Errorf("%q has %s: %v", tc.cc, tc.name, got)
+		}
+	}
+	// It runs on every personalized page.
+	cc := []byte("public, max-age=60, no-transform")
+	if n := testing.AllocsPerRun(100, func() { HasDirective(cc, "no-transform") }); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}

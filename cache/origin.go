@@ -424,27 +424,36 @@ func (o *Origin) freshness(resp *fasthttp.Response, now time.Time) time.Duration
 }
 
 // HasDirective reports whether a comma-separated header value (such as
-// Cache-Control) has the directive name, with or without an argument.
+// Cache-Control) has the directive name, with or without an argument. It
+// runs on every personalized page (no-transform): it does not allocate.
 func HasDirective(cc []byte, name string) bool {
-	for _, d := range bytes.Split(cc, []byte(",")) {
-		d, _, _ = bytes.Cut(bytes.TrimSpace(d), []byte("="))
-		if bytes.EqualFold(bytes.TrimSpace(d), []byte(name)) {
-			return true
-		}
-	}
-	return false
+	_, ok := directive(cc, name)
+	return ok
 }
 
 // directiveSeconds is the delta-seconds argument of a Cache-Control
 // directive (stale-if-error=60), or 0.
 func directiveSeconds(cc []byte, name string) time.Duration {
-	for _, d := range bytes.Split(cc, []byte(",")) {
-		k, v, _ := bytes.Cut(bytes.TrimSpace(d), []byte("="))
+	v, _ := directive(cc, name)
+	return max(0, deltaSeconds(string(v), 0))
+}
+
+// directive finds the directive name in a comma-separated header value
+// and returns its argument (empty when it has none).
+func directive(cc []byte, name string) (arg []byte, ok bool) {
+	for len(cc) > 0 {
+		d := cc
+		if i := bytes.IndexByte(cc, ','); i >= 0 {
+			d, cc = cc[:i], cc[i+1:]
+		} else {
+			cc = nil
+		}
+		k, v, _ := bytes.Cut(d, []byte{'='})
 		if bytes.EqualFold(bytes.TrimSpace(k), []byte(name)) {
-			return max(0, deltaSeconds(string(bytes.TrimSpace(v)), 0))
+			return bytes.TrimSpace(v), true
 		}
 	}
-	return 0
+	return nil, false
 }
 
 // age is the response's Age header, or 0 without a valid one.
