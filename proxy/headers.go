@@ -153,10 +153,28 @@ func (t netSet) contains(ip net.IP) bool {
 	return false
 }
 
+// proxyOnlyHeaders are what proxies tell an origin about a request, beyond
+// X-Forwarded-For/-Proto/-Host, and the URL overrides some frameworks take
+// from them (X-Original-URL: a page served for another path, and kept for
+// it by any cache). Only a trusted peer may send them on; from anyone else
+// they are dropped, so a visitor cannot forge where they come from or have
+// another page served under this one's URL.
+var proxyOnlyHeaders = []string{
+	"Forwarded", "X-Real-IP", "X-Client-IP", "True-Client-IP",
+	"X-Forwarded-Port", "X-Forwarded-Scheme", "X-Forwarded-Ssl", "X-Forwarded-Server", "X-Forwarded-Prefix",
+	"X-Original-URL", "X-Rewrite-URL",
+}
+
 // setForwarded sets X-Forwarded-For, -Proto and -Host on the outgoing
 // request. From a trusted peer the incoming chain is kept and extended;
-// from anyone else it is replaced, so a visitor cannot forge their address.
+// from anyone else it is replaced, so a visitor cannot forge their address,
+// and the other proxy headers are dropped.
 func (h *Handler) setForwarded(ctx *fasthttp.RequestCtx, req *fasthttp.Request, peerTrusted bool) {
+	if !peerTrusted {
+		for _, k := range proxyOnlyHeaders {
+			req.Header.Del(k)
+		}
+	}
 	peer := ctx.RemoteIP().String()
 	xff := req.Header.Peek("X-Forwarded-For")
 	if peerTrusted && len(xff) > 0 {

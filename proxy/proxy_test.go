@@ -184,6 +184,41 @@ func TestForwardedForTrustedProxy(t *testing.T) {
 	}
 }
 
+// TestProxyHeadersOnlyFromTrustedPeers: what only a proxy may tell the
+// origin (the client's address, scheme, port, a URL override) is dropped
+// when a visitor sends it, and passed on from a trusted load balancer.
+func TestProxyHeadersOnlyFromTrustedPeers(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, k := range proxyOnlyHeaders {
+			if v := r.Header.Get(k); v != "" {
+				w.Header().Set("X-Seen-"+k, v)
+			}
+		}
+		w.Header().Set("X-Seen-Other", r.Header.Get("X-Custom"))
+	})
+	for _, trusted := range []bool{false, true} {
+		p := startProxy(t, origin, func(c *config.Config) {
+			if trusted {
+				c.Server.TrustedProxies = []string{"127.0.0.0/8"}
+			}
+		})
+		req, _ := http.NewRequest("GET", p.url+"/", nil)
+		for _, k := range proxyOnlyHeaders {
+			req.Header.Set(k, "forged")
+		}
+		req.Header.Set("X-Custom", "kept")
+		resp, _ := p.do(req)
+		for _, k := range proxyOnlyHeaders {
+			if got := resp.Header.Get("X-Seen-" + k); (got == "forged") != trusted {
+				t.Errorf("trusted peer %v: %s reached the origin as %q", trusted, k, got)
+			}
+		}
+		if resp.Header.Get("X-Seen-Other") != "kept" {
+			t.Errorf("trusted peer %v: another header was dropped", trusted)
+		}
+	}
+}
+
 func TestChunkedOriginResponse(t *testing.T) {
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
