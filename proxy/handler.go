@@ -171,6 +171,9 @@ type exchange struct {
 	// streamed page past cache.origin.max_object_bytes): the body starts
 	// with it, then goes on in the origin's stream.
 	prefix []byte
+	// proxyHeaders: the visitor's request carries headers only a proxy
+	// may send (proxyOnlyHeaders), dropped unless the peer is trusted.
+	proxyHeaders bool
 }
 
 // ServeHTTP is the request path, top to bottom (see ../shared/DESIGN.md):
@@ -189,7 +192,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		h.serveReserved(ctx)
 		return
 	}
-	if msg := h.checkRequest(ctx); msg != "" {
+	if msg := h.checkRequest(ctx, &x); msg != "" {
 		h.metrics.badRequests.Inc()
 		x.cause = msg
 		h.plainError(ctx, fasthttp.StatusBadRequest, msg)
@@ -208,7 +211,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	var body bodyReader
-	h.prepareRequest(ctx, req, &body)
+	h.prepareRequest(ctx, req, &body, x.proxyHeaders)
 
 	if isUpgrade(&ctx.Request.Header) {
 		h.serveUpgrade(ctx, req, &x)
@@ -458,8 +461,9 @@ func (h *Handler) stale(req *fasthttp.Request, resp *fasthttp.Response, err erro
 	return st
 }
 
-// checkRequest returns why a request must be refused, or "".
-func (h *Handler) checkRequest(ctx *fasthttp.RequestCtx) string {
+// checkRequest returns why a request must be refused, or "", and notes in
+// x whether it carries headers only a proxy may send.
+func (h *Handler) checkRequest(ctx *fasthttp.RequestCtx, x *exchange) string {
 	if ctx.IsConnect() {
 		return "CONNECT is not supported: edgeseg is a reverse proxy"
 	}
@@ -472,14 +476,16 @@ func (h *Handler) checkRequest(ctx *fasthttp.RequestCtx) string {
 			return "absolute request URI names another host"
 		}
 	}
+	head := scanRequestHead(ctx.Request.Header.RawHeaders())
+	x.proxyHeaders = head.proxyOnly
 	// A request with both Content-Length and Transfer-Encoding is a
 	// smuggling attempt or a broken client: refuse it rather than pick one
 	// (RFC 9112 §6.3). fasthttp keeps the chunked framing and records the
 	// raw headers, so look for the other.
-	if ctx.Request.Header.ContentLength() == -1 && hasRawHeader(ctx.Request.Header.RawHeaders(), "content-length") {
+	if ctx.Request.Header.ContentLength() == -1 && head.contentLength {
 		return "both Content-Length and Transfer-Encoding"
 	}
-	if !rawHeaderNamesValid(ctx.Request.Header.RawHeaders()) {
+	if head.badName {
 		return "invalid header name"
 	}
 	return ""
@@ -499,17 +505,6 @@ func absoluteHost(uri []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return rest, true
-}
-
-// hasRawHeader reports whether the raw header block has a line named name
-// (lower case).
-func hasRawHeader(raw []byte, name string) bool {
-	for line := range rawHeaderLines(raw) {
-		if c := bytes.IndexByte(line, ':'); c > 0 && bytes.EqualFold(bytes.TrimSpace(line[:c]), []byte(name)) {
-			return true
-		}
-	}
-	return false
 }
 
 // admit takes a concurrency slot, waiting up to the queue timeout.
@@ -534,7 +529,7 @@ func (h *Handler) release() { <-h.sem }
 // prepareRequest copies the visitor's request into req as the origin should
 // see it: origin-form target, body streamed, hop-by-hop headers stripped,
 // then Host, X-Forwarded-*, Via and a filtered Accept-Encoding set.
-func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, body *bodyReader) {
+func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, body *bodyReader, proxyHeaders bool) {
 	ctx.Request.Header.CopyTo(&req.Header)
 	uri := ctx.Request.Header.RequestURI()
 	if len(uri) > 0 && uri[0] != '/' && uri[0] != '*' {
@@ -568,7 +563,7 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 	if h.hostHeader != "" {
 		req.Header.SetHost(h.hostHeader)
 	}
-	h.setForwarded(ctx, req, len(h.trusted) > 0 && h.trusted.contains(ctx.RemoteIP()))
+	h.setForwarded(ctx, req, len(h.trusted) > 0 && h.trusted.contains(ctx.RemoteIP()), proxyHeaders)
 	*scratch = filterAcceptEncoding(&req.Header, *scratch)
 	h.scratch.put(scratch)
 }

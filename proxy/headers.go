@@ -111,19 +111,36 @@ func rawHeaderLines(raw []byte) iter.Seq[[]byte] {
 	}
 }
 
-// rawHeaderNamesValid reports whether every line of a raw header block starts
-// with a valid name. Continuation lines (obs-fold) have none: fasthttp joins
-// them to the line before.
-func rawHeaderNamesValid(raw []byte) bool {
+// requestHead is what one walk over a request's raw header lines finds,
+// for the checks every request goes through.
+type requestHead struct {
+	badName       bool // a line whose name is not a token (or without a colon)
+	contentLength bool // a Content-Length line
+	proxyOnly     bool // one of proxyOnlyHeaders
+}
+
+// scanRequestHead walks a raw header block once. Continuation lines
+// (obs-fold) have no name: fasthttp joins them to the line before.
+func scanRequestHead(raw []byte) (f requestHead) {
 	for line := range rawHeaderLines(raw) {
 		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
 			continue
 		}
-		if c := bytes.IndexByte(line, ':'); c <= 0 || !validHeaderName(line[:c]) {
-			return false
+		c := bytes.IndexByte(line, ':')
+		if c <= 0 || !validHeaderName(line[:c]) {
+			f.badName = true
+			continue
+		}
+		// Content-Length begins with C, each proxy-only header with F, T
+		// or X; what browsers send mostly does not.
+		switch name := line[:c]; name[0] | 0x20 {
+		case 'c':
+			f.contentLength = f.contentLength || bytes.EqualFold(name, []byte("Content-Length"))
+		case 'f', 't', 'x':
+			f.proxyOnly = f.proxyOnly || isProxyOnlyHeader(name)
 		}
 	}
-	return true
+	return f
 }
 
 // dropInvalidHeaderNames removes from an origin's response the headers whose
@@ -165,20 +182,11 @@ var proxyOnlyHeaders = []string{
 	"X-Original-URL", "X-Rewrite-URL",
 }
 
-// hasProxyOnlyHeader reports whether a raw header block names one of
-// proxyOnlyHeaders: a walk over the lines is a third of the cost of
-// deleting each of them from every request.
-func hasProxyOnlyHeader(raw []byte) bool {
-	for line := range rawHeaderLines(raw) {
-		name, _, _ := bytes.Cut(line, []byte{':'})
-		// Each begins with F, T or X; what browsers send mostly does not.
-		if len(name) == 0 || name[0]|0x20 != 'f' && name[0]|0x20 != 't' && name[0]|0x20 != 'x' {
-			continue
-		}
-		for _, k := range proxyOnlyHeaders {
-			if len(name) == len(k) && bytes.EqualFold(name, []byte(k)) {
-				return true
-			}
+// isProxyOnlyHeader reports whether name is one of proxyOnlyHeaders.
+func isProxyOnlyHeader(name []byte) bool {
+	for _, k := range proxyOnlyHeaders {
+		if len(name) == len(k) && bytes.EqualFold(name, []byte(k)) {
+			return true
 		}
 	}
 	return false
@@ -187,9 +195,9 @@ func hasProxyOnlyHeader(raw []byte) bool {
 // setForwarded sets X-Forwarded-For, -Proto and -Host on the outgoing
 // request. From a trusted peer the incoming chain is kept and extended;
 // from anyone else it is replaced, so a visitor cannot forge their address,
-// and the other proxy headers are dropped.
-func (h *Handler) setForwarded(ctx *fasthttp.RequestCtx, req *fasthttp.Request, peerTrusted bool) {
-	if !peerTrusted && hasProxyOnlyHeader(ctx.Request.Header.RawHeaders()) {
+// and the other proxy headers (proxyOnly: the request has some) are dropped.
+func (h *Handler) setForwarded(ctx *fasthttp.RequestCtx, req *fasthttp.Request, peerTrusted, proxyOnly bool) {
+	if !peerTrusted && proxyOnly {
 		for _, k := range proxyOnlyHeaders {
 			req.Header.Del(k)
 		}

@@ -29,11 +29,12 @@ func BenchmarkHeaderChecks(b *testing.B) {
 	var req fasthttp.Request
 	b.ReportAllocs()
 	for b.Loop() {
-		if !rawHeaderNamesValid(ctx.Request.Header.RawHeaders()) {
+		head := scanRequestHead(ctx.Request.Header.RawHeaders())
+		if head.badName {
 			b.Fatal("valid names refused")
 		}
 		ctx.Request.Header.CopyTo(&req.Header)
-		if hasProxyOnlyHeader(ctx.Request.Header.RawHeaders()) {
+		if head.proxyOnly {
 			b.Fatal("a visitor's ordinary request has proxy headers")
 		}
 		dropInvalidHeaderNames(&resp)
