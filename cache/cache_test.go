@@ -327,7 +327,8 @@ func TestStaleWindows(t *testing.T) {
 		o.Store(&req, r)
 		o.Cache().Wait()
 		at := r.Expires.Add(tc.after)
-		if _, got := o.Revalidating(&req, at); got != tc.wantRevalidating {
+		if _, revalidate, ok := o.Get(&req, at); (ok && revalidate) != tc.wantRevalidating {
+			got := ok && revalidate
 			t.Errorf("%s: revalidating %v, want %v", tc.name, got, tc.wantRevalidating)
 		}
 		if _, got := o.Stale(&req, at); got != tc.wantStale && tc.after >= 0 {
@@ -351,12 +352,12 @@ func TestPurgesAreBounded(t *testing.T) {
 		req.SetRequestURI("/other/" + strconv.Itoa(i))
 		o.Purge(&req, later)
 	}
-	if _, ok := o.Get(&kept, later); !ok {
+	if _, _, ok := o.Get(&kept, later); !ok {
 		t.Fatal("purging other pages purged this one")
 	}
 	req.SetRequestURI("/one-more")
 	o.Purge(&req, later)
-	if _, ok := o.Get(&kept, later); ok {
+	if _, _, ok := o.Get(&kept, later); ok {
 		t.Fatal("past maxPurges, a purge did not empty the cache")
 	}
 	if len(o.purged) != 0 {

@@ -233,15 +233,12 @@ func (o *Origin) writeTarget(h *xxhash.Digest, req *fasthttp.Request) {
 	for len(query) > 0 {
 		var pair []byte
 		pair, query, _ = bytes.Cut(query, []byte{'&'})
-		if name, _, _ := bytes.Cut(pair, []byte{'='}); !o.ignored(name) {
+		if name, _, _ := bytes.Cut(pair, []byte{'='}); !matchName(o.ignore, name) {
 			_, _ = h.Write(pair)
 			_, _ = h.Write([]byte{'&'})
 		}
 	}
 }
-
-// ignored reports whether a query parameter is left out of keys.
-func (o *Origin) ignored(name []byte) bool { return matchName(o.ignore, name) }
 
 // hasBypassCookie reports whether a Cookie header names a cookie of
 // bypass_cookies.
@@ -318,15 +315,22 @@ func (o *Origin) PurgeAll(now time.Time) {
 	o.purgedAll, o.purged = now, nil
 }
 
-// Get returns a fresh cached response for req.
-func (o *Origin) Get(req *fasthttp.Request, now time.Time) (*Response, bool) {
-	r, ok := o.lookup(req)
-	if !ok || !now.Before(r.Expires) {
-		o.misses.Inc()
-		return nil, false
+// Get returns what may answer req at now: a fresh kept response, or one
+// past its freshness but within stale-while-revalidate of it (the
+// origin's, or cache.origin's), with revalidate set: answer with it, and
+// fetch the page anew for those to come.
+func (o *Origin) Get(req *fasthttp.Request, now time.Time) (r *Response, revalidate, ok bool) {
+	r, ok = o.lookup(req)
+	if ok && now.Before(r.Expires) {
+		o.hits.Inc()
+		return r, false, true
 	}
-	o.hits.Inc()
-	return r, true
+	o.misses.Inc()
+	if ok && r.staleOK && now.Before(r.Expires.Add(max(o.revalidate, r.staleRevalidating))) {
+		o.updating.Inc()
+		return r, true, true
+	}
+	return nil, false, false
 }
 
 // Stale returns a kept response for req that is past its freshness but
@@ -338,18 +342,6 @@ func (o *Origin) Stale(req *fasthttp.Request, now time.Time) (*Response, bool) {
 		return nil, false
 	}
 	o.staleHits.Inc()
-	return r, true
-}
-
-// Revalidating returns a kept response for req that is past its freshness
-// but within stale-while-revalidate of it (the origin's, or cache.origin's),
-// to answer while the page is fetched anew.
-func (o *Origin) Revalidating(req *fasthttp.Request, now time.Time) (*Response, bool) {
-	r, ok := o.lookup(req)
-	if !ok || !r.staleOK || now.Before(r.Expires) || !now.Before(r.Expires.Add(max(o.revalidate, r.staleRevalidating))) {
-		return nil, false
-	}
-	o.updating.Inc()
 	return r, true
 }
 

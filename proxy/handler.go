@@ -278,15 +278,13 @@ func (h *Handler) fetch(req *fasthttp.Request, resp *fasthttp.Response, x *excha
 		return h.origin.Do(req, resp)
 	}
 	now := time.Now()
-	if r, ok := oc.Get(req, now); ok {
+	if r, revalidate, ok := oc.Get(req, now); ok {
 		x.cache = "hit"
 		fromCache(r, req, resp, now)
-		return nil
-	}
-	if r, ok := oc.Revalidating(req, now); ok {
-		x.cache = "updating"
-		fromCache(r, req, resp, now)
-		h.refresh(req)
+		if revalidate {
+			x.cache = "updating"
+			h.refresh(req)
+		}
 		return nil
 	}
 	var doErr error
