@@ -434,18 +434,23 @@ func directiveSeconds(cc []byte, name string) time.Duration {
 // and returns its argument (empty when it has none).
 func directive(cc []byte, name string) (arg []byte, ok bool) {
 	for len(cc) > 0 {
-		d := cc
-		if i := bytes.IndexByte(cc, ','); i >= 0 {
-			d, cc = cc[:i], cc[i+1:]
-		} else {
-			cc = nil
-		}
+		var d []byte
+		d, cc = NextListItem(cc)
 		k, v, _ := bytes.Cut(d, []byte{'='})
 		if bytes.EqualFold(bytes.TrimSpace(k), []byte(name)) {
 			return bytes.TrimSpace(v), true
 		}
 	}
 	return nil, false
+}
+
+// NextListItem splits the first item, trimmed, off a comma-separated
+// header value (Cache-Control, Vary).
+func NextListItem(v []byte) (item, rest []byte) {
+	if i := bytes.IndexByte(v, ','); i >= 0 {
+		return bytes.TrimSpace(v[:i]), v[i+1:]
+	}
+	return bytes.TrimSpace(v), nil
 }
 
 // age is the response's Age header, or 0 without a valid one.

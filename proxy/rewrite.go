@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/edgeseg/edgeseg/cache"
 )
 
 // rewrite reads an HTML body that may be personalized, within the rewrite
@@ -267,7 +269,7 @@ func makePrivate(rh *fasthttp.ResponseHeader) {
 	private := false
 	for rest := cc; len(rest) > 0; {
 		var d []byte
-		d, rest = nextListItem(rest)
+		d, rest = cache.NextListItem(rest)
 		name := d
 		if i := bytes.IndexByte(d, '='); i >= 0 {
 			name = d[:i]
@@ -293,20 +295,12 @@ func makePrivate(rh *fasthttp.ResponseHeader) {
 	rh.SetBytesV("Cache-Control", out)
 }
 
-// nextListItem splits the first item off a comma-separated header value.
-func nextListItem(v []byte) (item, rest []byte) {
-	if i := bytes.IndexByte(v, ','); i >= 0 {
-		return bytes.TrimSpace(v[:i]), v[i+1:]
-	}
-	return bytes.TrimSpace(v), nil
-}
-
 // addVary adds name to the Vary header unless it is there (or "*" is).
 func addVary(rh *fasthttp.ResponseHeader, name string) {
 	v := rh.Peek("Vary")
 	for rest := v; len(rest) > 0; {
 		var p []byte
-		p, rest = nextListItem(rest)
+		p, rest = cache.NextListItem(rest)
 		if bytes.EqualFold(p, []byte(name)) || bytes.Equal(p, []byte("*")) {
 			return
 		}
