@@ -67,6 +67,10 @@ func TestSpecificBehaviour(t *testing.T) {
 		{"self-closing kept", `<div data-edgeseg-slot="a"/>x`, `<div data-edgeseg-slot="a"/>x`},
 		{"upper case", `<SECTION Data-EdgeSeg-Slot='a'>x</SECTION>`, `<SECTION Data-EdgeSeg-Slot='a' data-edgeseg-segment="seg-a"><b>block:a</b></SECTION>`},
 		{"end tag in script inside slot", `<div data-edgeseg-slot="a"><script>"</div>"</script></div>!`, `<div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>!`},
+		{"void upper case kept", `<IMG data-edgeseg-slot="a">x`, `<IMG data-edgeseg-slot="a">x`},
+		{"void keygen kept", `<KeyGen data-edgeseg-slot="a">x`, `<KeyGen data-edgeseg-slot="a">x`},
+		{"look-alike names are not raw text", `<scripts><div data-edgeseg-slot="a">x</div></scripts><tit><i data-edgeseg-slot="b">y</i></tit>`,
+			`<scripts><div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div></scripts><tit><i data-edgeseg-slot="b" data-edgeseg-segment="seg-b"><b>block:b</b></i></tit>`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, _ := Slots(nil, []byte(tc.in), testLookup, nil)
@@ -75,6 +79,39 @@ func TestSpecificBehaviour(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRawTextInAnyCase: a marker inside any raw-text element, its name
+// written in any case, is not a slot; after its end tag, slots are live.
+func TestRawTextInAnyCase(t *testing.T) {
+	for _, name := range []string{"script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript", "template"} {
+		for _, written := range []string{name, strings.ToUpper(name), strings.ToUpper(name[:1]) + name[1:]} {
+			in := "<" + written + `><div data-edgeseg-slot="a">x</div></` + written + `><p data-edgeseg-slot="b">y</p>`
+			want := "<" + written + `><div data-edgeseg-slot="a">x</div></` + written + `><p data-edgeseg-slot="b" data-edgeseg-segment="seg-b"><b>block:b</b></p>`
+			got, _ := Slots(nil, []byte(in), testLookup, nil)
+			if string(got) != want {
+				t.Errorf("%s:\n got %q\nwant %q", written, got, want)
+			}
+		}
+	}
+	// <plaintext> never ends: nothing after it is markup.
+	in := `<PlainText><div data-edgeseg-slot="a">x</div>`
+	if got, _ := Slots(nil, []byte(in), testLookup, nil); string(got) != in {
+		t.Errorf("plaintext: got %q", got)
+	}
+}
+
+// FuzzIndexNear: the word-at-a-time search finds what bytes.IndexByte
+// finds, wherever the byte is and however long the input.
+func FuzzIndexNear(f *testing.F) {
+	f.Add([]byte("class=\"card\""), byte('"'))
+	f.Add(bytes.Repeat([]byte{0x80}, 40), byte(0x7f))
+	f.Add(append(bytes.Repeat([]byte("a"), 33), '<'), byte('<'))
+	f.Fuzz(func(t *testing.T, v []byte, q byte) {
+		if got, want := indexNear(v, q), bytes.IndexByte(v, q); got != want {
+			t.Fatalf("indexNear(%q, %q) = %d, want %d", v, q, got, want)
+		}
+	})
 }
 
 func TestHeadSnippet(t *testing.T) {

@@ -2,6 +2,8 @@ package inject
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 )
 
 // isRawText reports elements that hold text, not markup, up to their end
@@ -85,9 +87,43 @@ type tag struct {
 	lowLen int
 }
 
-// lname is the tag's name lower-cased, or empty when it is longer than any
-// name the scanner looks for.
+// lname is the tag's name lower-cased, or empty when it is not one the
+// scanner looks for in every tag (fold makes it for any short name).
 func (t *tag) lname() []byte { return t.low[:t.lowLen] }
+
+// fold lower-cases the tag's name into low, when it fits.
+func (t *tag) fold(data []byte) {
+	if n := t.nameEnd - t.nameAt; n <= len(t.low) {
+		for k, c := range data[t.nameAt:t.nameEnd] {
+			t.low[k] = lower(c)
+		}
+		t.lowLen = n
+	}
+}
+
+// lookedFor reports whether a name of n bytes starting with c may be one
+// the scanner checks on every tag: a raw-text element or head. Most tags
+// (div, a, p, span, img, li) are ruled out by length and first letter, so
+// their names are not lower-cased at all.
+func lookedFor(n int, c byte) bool {
+	switch c | 0x20 {
+	case 'x':
+		return n == 3 // xmp
+	case 'h':
+		return n == 4 // head
+	case 's':
+		return n == 5 || n == 6 // style, script
+	case 't':
+		return n == 5 || n == 8 // title, textarea, template
+	case 'i':
+		return n == 6 // iframe
+	case 'n':
+		return n == 7 || n == 8 // noembed, noframes, noscript
+	case 'p':
+		return n == 9 // plaintext
+	}
+	return false
+}
 
 // feed tokenizes data, appending output to s.out. It returns how many bytes
 // of data were consumed (and written out); unless final, the rest is an
@@ -170,7 +206,10 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		}
 		return end, true
 	}
-	if !t.hasSlot || t.selfClose || isVoid(t.lname()) || s.slots >= MaxSlots {
+	if !t.hasSlot || t.selfClose || s.slots >= MaxSlots {
+		return t.end, true
+	}
+	if t.fold(data); isVoid(t.lname()) {
 		return t.end, true
 	}
 	return s.slot(data, i, t, final)
@@ -375,11 +414,8 @@ func parseTag(data []byte, i int, t *tag) bool {
 		return false
 	}
 	t.nameAt, t.nameEnd = start, p
-	if p-start <= len(t.low) {
-		for k, c := range data[start:p] {
-			t.low[k] = lower(c)
-		}
-		t.lowLen = p - start
+	if lookedFor(p-start, data[start]) {
+		t.fold(data)
 	}
 	// attributes
 	for {
@@ -459,20 +495,31 @@ func parseTag(data []byte, i int, t *tag) bool {
 // indexNear is bytes.IndexByte for a byte that is usually near: the
 // closing quote of an attribute value, the '<' after the text between two
 // tags. Most are a few bytes away, fewer than it takes the vectorised
-// search to pay for its setup, so the first bytes are looked at one at a
-// time.
+// search to pay for its setup, so the first bytes are looked at eight at a
+// time in a word.
 func indexNear(v []byte, q byte) int {
-	const short = 16
-	for i, c := range v[:min(len(v), short)] {
-		if c == q {
-			return i
+	const near = 32
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	pat := uint64(q) * ones
+	i := 0
+	for ; i+8 <= len(v) && i < near; i += 8 {
+		// A byte of x is zero where v has q; the lowest flagged byte
+		// is always such a zero (a borrow only flags bytes above one).
+		x := binary.LittleEndian.Uint64(v[i:]) ^ pat
+		if z := (x - ones) &^ x & highs; z != 0 {
+			return i + bits.TrailingZeros64(z)>>3
 		}
 	}
-	if len(v) <= short {
+	if i < near {
+		for ; i < len(v); i++ {
+			if v[i] == q {
+				return i
+			}
+		}
 		return -1
 	}
-	if e := bytes.IndexByte(v[short:], q); e >= 0 {
-		return short + e
+	if e := bytes.IndexByte(v[i:], q); e >= 0 {
+		return i + e
 	}
 	return -1
 }
