@@ -128,7 +128,7 @@ func (e *RuleError) Error() string {
 // Compile type-checks one rule against Env. The rule must be boolean.
 func Compile(rule string) (*vm.Program, error) {
 	prog, err := expr.Compile(rule,
-		expr.Env(&Env{}),
+		expr.Env(ruleEnv{}),
 		expr.AsBool(),
 		expr.Patch(renameFunctions{}),
 		expr.MaxNodes(2000),
@@ -148,6 +148,14 @@ func Compile(rule string) (*vm.Program, error) {
 	}
 	return prog, nil
 }
+
+// ruleEnv is what rules run against: Env's fields and methods, promoted
+// through the pointer. expr resolves the fields and methods of a struct
+// when it compiles a rule (a field by its index, a helper to a typed call);
+// given *Env, a pointer, it looked each one up by name, through
+// reflection, every time a rule ran. A struct of one pointer goes into an
+// interface without being copied or allocated.
+type ruleEnv struct{ *Env }
 
 // renameFunctions lets rules call Env's methods by their rule names
 // (views → Views), so the helpers read the request's own state.
@@ -234,7 +242,7 @@ func runRule(m *vm.VM, p *vm.Program, env *Env) (ok bool, err error) {
 			err = fmt.Errorf("rule panicked: %v", r)
 		}
 	}()
-	out, err := m.Run(p, env)
+	out, err := m.Run(p, ruleEnv{env})
 	if err != nil {
 		return false, err
 	}
@@ -447,12 +455,12 @@ func callReader(method string, args []any) func(*Env, []byte) []byte {
 // or a helper call such as views("sale", 7)) and returns a function that
 // formats its value for env. For explain output.
 func CompileValue(read string) (func(*Env) string, error) {
-	prog, err := expr.Compile(read, expr.Env(&Env{}), expr.Patch(renameFunctions{}))
+	prog, err := expr.Compile(read, expr.Env(ruleEnv{}), expr.Patch(renameFunctions{}))
 	if err != nil {
 		return nil, err
 	}
 	return func(env *Env) string {
-		out, err := expr.Run(prog, env)
+		out, err := expr.Run(prog, ruleEnv{env})
 		if err != nil {
 			return "error: " + err.Error()
 		}
