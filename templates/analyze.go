@@ -83,15 +83,27 @@ func (a *templateAnalysis) addPartials(progs map[string]*ast.Program) (cycle []s
 }
 
 func (a *templateAnalysis) path(p *ast.PathExpression) {
-	if p.Data || len(p.Parts) == 0 {
+	if len(p.Parts) == 0 {
 		return
 	}
-	if a.scoped > 0 && p.Depth == 0 {
+	parts, scoped := p.Parts, a.scoped > 0
+	if p.Data {
+		if !p.IsDataRoot() {
+			return // @index, @key, @first, @last: the block's own
+		}
+		// @root.visitor.x reads the context from its top in any scope.
+		parts, scoped = parts[1:], false
+		if len(parts) == 0 {
+			a.dynamic = true // the whole context
+			return
+		}
+	}
+	if scoped && p.Depth == 0 {
 		return // relative to the block's own value, which is recorded
 	}
-	full := strings.Join(p.Parts, ".")
+	full := strings.Join(parts, ".")
 	if full == "this" || full == "" {
-		if a.scoped == 0 {
+		if !scoped {
 			a.dynamic = true // the whole context
 		}
 		return
@@ -100,12 +112,12 @@ func (a *templateAnalysis) path(p *ast.PathExpression) {
 		a.seen[full] = true
 		a.reads = append(a.reads, full)
 	}
-	switch p.Parts[0] {
+	switch parts[0] {
 	case "segment", "signals", "visitor", "data":
-		if len(p.Parts) == 1 && p.Parts[0] != "data" && p.Parts[0] != "segment" {
+		if len(parts) == 1 && parts[0] != "data" && parts[0] != "segment" {
 			a.dynamic = true
 		}
-		if p.Parts[0] != "data" && !contextPaths[full] && len(p.Parts) > 1 {
+		if parts[0] != "data" && !contextPaths[full] && len(parts) > 1 {
 			a.unknown = append(a.unknown, usedPath{full, p.Line})
 		}
 	default:

@@ -424,3 +424,45 @@ func FuzzTemplate(f *testing.F) {
 		}
 	})
 }
+
+// TestRootPathsInTheCacheKey: @root.visitor.x reads the visitor as
+// visitor.x does, from inside an each or with as from the top; a block
+// reading it must not be served from the cache to a visitor whose value
+// differs, nor treated as reading nothing of the visitor.
+func TestRootPathsInTheCacheKey(t *testing.T) {
+	dir := t.TempDir()
+	for name, src := range map[string]string{
+		"hero/top.hbs":    `{{@root.signals.device}}`,
+		"hero/inside.hbs": `{{#each data.items}}{{this}}:{{@root.signals.device}};{{/each}}`,
+		"hero/whole.hbs":  `{{#with @root}}{{signals.device}}{{/with}}`,
+	} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755)
+		os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "hero", "inside.yaml"), []byte("items: [a]\n"), 0o644)
+	store, ps, err := NewStore(dir, config.CacheSize{MaxItems: 100, MaxBytes: 1 << 20}, nil, nil)
+	if err != nil || len(ps) > 0 {
+		t.Fatal(err, ps)
+	}
+	for _, tc := range []struct{ seg, mobile, desktop string }{
+		{"top", "mobile", "desktop"},
+		{"inside", "a:mobile;", "a:desktop;"},
+		{"whole", "mobile", "desktop"},
+	} {
+		b, seg := store.Set().Lookup("hero", tc.seg), testSegment(tc.seg)
+		if b == nil {
+			t.Fatalf("%s: not loaded", tc.seg)
+		}
+		for _, device := range []string{"mobile", "desktop", "mobile"} {
+			want := tc.mobile
+			if device == "desktop" {
+				want = tc.desktop
+			}
+			out, err := store.Render(b, seg, env(device))
+			store.BlockCache().Wait()
+			if err != nil || string(out) != want {
+				t.Fatalf("%s for %s: got %q (%v), want %q", tc.seg, device, out, err, want)
+			}
+		}
+	}
+}
