@@ -271,13 +271,24 @@ func BenchmarkRenderMiss(b *testing.B) {
 // block's renders like what the block reads itself, through nested
 // partials too, so one visitor's render is never served to another.
 func TestPartialsInTheCacheKey(t *testing.T) {
-	dir := t.TempDir()
-	for name, src := range map[string]string{
+	store := storeOf(t, map[string]string{
 		"_partials/dev.hbs":   `{{signals.device}}`,
 		"_partials/outer.hbs": `[{{> dev}}]`,
 		"hero/x.hbs":          `<b>{{> dev}}</b>`,
 		"hero/y.hbs":          `<i>{{> outer}}</i>`,
-	} {
+	})
+	rendersPerDevice(t, store, []deviceCase{
+		{"x", "<b>mobile</b>", "<b>desktop</b>"},
+		{"y", "<i>[mobile]</i>", "<i>[desktop]</i>"},
+	})
+}
+
+// storeOf writes files (path: content) into a new directory and loads a
+// Store from it, without problems.
+func storeOf(t *testing.T, files map[string]string) *Store {
+	t.Helper()
+	dir := t.TempDir()
+	for name, src := range files {
 		os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755)
 		os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644)
 	}
@@ -285,15 +296,26 @@ func TestPartialsInTheCacheKey(t *testing.T) {
 	if err != nil || len(ps) > 0 {
 		t.Fatal(err, ps)
 	}
-	for _, tc := range []struct{ seg, mobile, desktop string }{
-		{"x", "<b>mobile</b>", "<b>desktop</b>"},
-		{"y", "<i>[mobile]</i>", "<i>[desktop]</i>"},
-	} {
+	return store
+}
+
+// deviceCase is a hero block by segment name and what it renders for a
+// mobile and a desktop visitor.
+type deviceCase struct{ seg, mobile, desktop string }
+
+// rendersPerDevice renders each block through the store's cache for a
+// mobile, a desktop and a mobile visitor again: each gets its own.
+func rendersPerDevice(t *testing.T, store *Store, cases []deviceCase) {
+	t.Helper()
+	for _, tc := range cases {
 		b, seg := store.Set().Lookup("hero", tc.seg), testSegment(tc.seg)
-		for _, want := range []string{tc.mobile, tc.desktop, tc.mobile} {
-			device := "mobile"
-			if want == tc.desktop {
-				device = "desktop"
+		if b == nil {
+			t.Fatalf("%s: not loaded", tc.seg)
+		}
+		for _, device := range []string{"mobile", "desktop", "mobile"} {
+			want := tc.mobile
+			if device == "desktop" {
+				want = tc.desktop
 			}
 			out, err := store.Render(b, seg, env(device))
 			store.BlockCache().Wait()
@@ -430,39 +452,15 @@ func FuzzTemplate(f *testing.F) {
 // reading it must not be served from the cache to a visitor whose value
 // differs, nor treated as reading nothing of the visitor.
 func TestRootPathsInTheCacheKey(t *testing.T) {
-	dir := t.TempDir()
-	for name, src := range map[string]string{
-		"hero/top.hbs":    `{{@root.signals.device}}`,
-		"hero/inside.hbs": `{{#each data.items}}{{this}}:{{@root.signals.device}};{{/each}}`,
-		"hero/whole.hbs":  `{{#with @root}}{{signals.device}}{{/with}}`,
-	} {
-		os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755)
-		os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644)
-	}
-	os.WriteFile(filepath.Join(dir, "hero", "inside.yaml"), []byte("items: [a]\n"), 0o644)
-	store, ps, err := NewStore(dir, config.CacheSize{MaxItems: 100, MaxBytes: 1 << 20}, nil, nil)
-	if err != nil || len(ps) > 0 {
-		t.Fatal(err, ps)
-	}
-	for _, tc := range []struct{ seg, mobile, desktop string }{
+	store := storeOf(t, map[string]string{
+		"hero/top.hbs":     `{{@root.signals.device}}`,
+		"hero/inside.hbs":  `{{#each data.items}}{{this}}:{{@root.signals.device}};{{/each}}`,
+		"hero/inside.yaml": "items: [a]\n",
+		"hero/whole.hbs":   `{{#with @root}}{{signals.device}}{{/with}}`,
+	})
+	rendersPerDevice(t, store, []deviceCase{
 		{"top", "mobile", "desktop"},
 		{"inside", "a:mobile;", "a:desktop;"},
 		{"whole", "mobile", "desktop"},
-	} {
-		b, seg := store.Set().Lookup("hero", tc.seg), testSegment(tc.seg)
-		if b == nil {
-			t.Fatalf("%s: not loaded", tc.seg)
-		}
-		for _, device := range []string{"mobile", "desktop", "mobile"} {
-			want := tc.mobile
-			if device == "desktop" {
-				want = tc.desktop
-			}
-			out, err := store.Render(b, seg, env(device))
-			store.BlockCache().Wait()
-			if err != nil || string(out) != want {
-				t.Fatalf("%s for %s: got %q (%v), want %q", tc.seg, device, out, err, want)
-			}
-		}
-	}
+	})
 }
