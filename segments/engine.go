@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -146,7 +147,53 @@ func Compile(rule string) (*vm.Program, error) {
 		}
 		return nil, err
 	}
+	if id := findHidden(prog.Node()); id != nil {
+		line, col := position(rule, id.Location().From)
+		return nil, &RuleError{Line: line, Column: col, Msg: "unknown name " + id.Value}
+	}
 	return prog, nil
+}
+
+// hidden are names the rule environment answers to that rules are not
+// given: the environment itself ($env, and Env, through which rules run)
+// and Env's methods other than the documented helpers. A rule reading the
+// visitor through one of them would read values the assignment cache is
+// not keyed on, and be given another visitor's assignment.
+var hidden = func() map[string]bool {
+	m := map[string]bool{"$env": true, "Env": true}
+	helpers := map[string]bool{}
+	for _, f := range functions {
+		helpers[f] = true
+	}
+	t := reflect.TypeFor[*Env]()
+	for i := range t.NumMethod() {
+		if n := t.Method(i).Name; !helpers[n] {
+			m[n] = true
+		}
+	}
+	return m
+}()
+
+// findHidden returns the first identifier of the rule that is hidden.
+func findHidden(root ast.Node) *ast.IdentifierNode {
+	var v hiddenFinder
+	ast.Walk(&root, &v)
+	return v.found
+}
+
+type hiddenFinder struct{ found *ast.IdentifierNode }
+
+func (v *hiddenFinder) Visit(node *ast.Node) {
+	if id, ok := (*node).(*ast.IdentifierNode); ok && v.found == nil && hidden[id.Value] {
+		v.found = id
+	}
+}
+
+// position is the 1-based line and column of byte offset off in src.
+func position(src string, off int) (line, col int) {
+	off = min(max(off, 0), len(src))
+	line = 1 + strings.Count(src[:off], "\n")
+	return line, off - strings.LastIndexByte(src[:off], '\n')
 }
 
 // ruleEnv is what rules run against: Env's fields and methods, promoted

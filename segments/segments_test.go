@@ -102,6 +102,14 @@ func TestCompileErrors(t *testing.T) {
 		{`utm.campain == "x"`, "campain"},
 		{`device ==`, "unexpected token"},
 		{`os.Exit(1)`, "has no method Exit"},
+		// What the environment has besides the documented names: read
+		// through them, the visitor's values would not be in the
+		// assignment cache's key.
+		{`Env.device == "mobile"`, "unknown name Env at column 1"},
+		{`$env.device == "mobile"`, "unknown name $env at column 1"},
+		{`bot or $env["device"] == "mobile"`, "unknown name $env at column 8"},
+		{`"tv" in TopCategories(3)`, "unknown name TopCategories at column 9"},
+		{`len(Products()) > 0`, "unknown name Products at column 5"},
 	} {
 		cfg := config.Default()
 		cfg.Segments = []config.Segment{seg("ok", "true", 0), seg("bad", tc.rule, 0)}
