@@ -640,6 +640,11 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 	events := bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream"))
 	var first *[]byte
 	_, inMemory := resp.BodyStream().(*bytes.Reader) // from the origin cache: cannot fail
+	if n < 0 && !events && !ctx.Request.Header.IsHTTP11() {
+		if prefix = h.sendWhole(ctx, resp, prefix, x); prefix == nil {
+			return
+		}
+	}
 	if len(prefix) == 0 && n != 0 && !events && !inMemory {
 		// fasthttp sends nothing, head included, before the first chunk of
 		// a body of unknown length, or before its write buffer is full (or
@@ -660,16 +665,6 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 	}
 	if n < 0 {
 		n = -1 // chunked to the visitor, whatever framing the origin used
-		if !ctx.Request.Header.IsHTTP11() && !events {
-			prefix = h.readForHTTP10(ctx, resp, prefix)
-			if first != nil {
-				h.bufs.put(first) // what is left of it was copied
-				first = nil
-			}
-			if prefix == nil {
-				return
-			}
-		}
 	}
 	if events {
 		ctx.Response.ImmediateHeaderFlush = true
@@ -736,13 +731,14 @@ func (h *Handler) originBrokeOff(ctx *fasthttp.RequestCtx, x *exchange, err erro
 	h.plainError(ctx, status, originErrorText(status))
 }
 
-// readForHTTP10 reads a body of unknown length whole for an HTTP/1.0
-// client, which cannot read chunked framing (the only one fasthttp has
-// for such bodies), and answers with its length. A body past
-// rewrite.max_body_bytes or rewrite.max_buffered_bytes, or one the origin
-// breaks off, cannot be: what was read is returned, to go out first as
-// the prefix of a chunked body. nil means answered.
-func (h *Handler) readForHTTP10(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, prefix []byte) []byte {
+// sendWhole reads a body of unknown length whole for an HTTP/1.0 client,
+// which cannot read chunked framing (the only one fasthttp has for such
+// bodies), and answers with its length. A body past
+// rewrite.max_body_bytes or rewrite.max_buffered_bytes cannot be: what was
+// read is returned, to go out first, and the rest is streamed. nil means
+// answered: with the body, or with a 502 when the origin broke off, as
+// nothing was sent yet.
+func (h *Handler) sendWhole(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, prefix []byte, x *exchange) []byte {
 	limit := h.rewriteLimit - len(prefix) // a prefix was read within the limit already
 	hold := h.buffered.hold()
 	bp := h.bufs.get()
@@ -752,7 +748,7 @@ func (h *Handler) readForHTTP10(ctx *fasthttp.RequestCtx, resp *fasthttp.Respons
 	}
 	body, err := readLimited(append((*bp)[:0], prefix...), resp.BodyStream(), limit, hold.take)
 	*bp = body
-	if err != nil {
+	if errors.Is(err, errTooLarge) || errors.Is(err, errNoBudget) {
 		rest := append([]byte{}, body...)
 		h.bufs.put(bp)
 		hold.release()
@@ -760,6 +756,12 @@ func (h *Handler) readForHTTP10(ctx *fasthttp.RequestCtx, resp *fasthttp.Respons
 	}
 	_ = resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(resp)
+	if err != nil {
+		h.bufs.put(bp)
+		hold.release()
+		h.originBrokeOff(ctx, x, err)
+		return nil
+	}
 	h.sendBuf(ctx, bp, hold.handOver())
 	return nil
 }

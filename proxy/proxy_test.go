@@ -1270,6 +1270,12 @@ func TestHTTP10ClientsGetLengths(t *testing.T) {
 	if head, _, _ := strings.Cut(rest, "\r\n\r\n"); !strings.Contains(strings.ToLower(head), "transfer-encoding: chunked") {
 		t.Fatalf("HTTP/1.1 no longer streamed:\n%s", head)
 	}
+	// Nothing has been sent when the origin breaks off: a clean 502, not
+	// a 200 cut short.
+	broken := startProxyURL(t, rawOrigin(t, "HTTP/1.1 200 OK\r\nContent-Type: text/javascript\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", nil), nil, nil)
+	if status, _ := broken.raw("GET /app.js HTTP/1.0\r\nHost: a\r\n\r\n"); !strings.Contains(status, " 502 ") {
+		t.Errorf("HTTP/1.0, origin broke off: %q", status)
+	}
 }
 
 // TestHostHeader: origin.host_header decides the Host the origin sees;
