@@ -316,11 +316,14 @@ type Visit struct {
 	members    []segments.Member
 	forced     string
 	cacheHit   bool
-	exposures  []exposure
-	set        *templates.Set
-	keyBuf     []byte
-	cookieBuf  []byte
-	lookup     inject.Lookup
+	// streaming: the page is personalized as it is sent; its stream, not
+	// commit, records the exposures, once the page is complete.
+	streaming bool
+	exposures []exposure
+	set       *templates.Set
+	keyBuf    []byte
+	cookieBuf []byte
+	lookup    inject.Lookup
 }
 
 // begin runs steps 2–6. It returns nil for requests that are not page
@@ -344,7 +347,7 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 		v.lookup = v.fill
 	}
 	v.pl, v.now, v.navigation, v.match, v.matched = pl, now, nav, match, matched
-	v.prefetch = prefetch
+	v.prefetch, v.streaming = prefetch, false
 
 	// 2. consent
 	v.consent = pl.consent.From(h)
@@ -734,7 +737,7 @@ func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit, personalized b
 	// Exposures are recorded for every page whose slots were looked at,
 	// filled or not: holdout visitors see the default and are the
 	// baseline uplift is measured against.
-	if v.hasExposures() && status == fasthttp.StatusOK {
+	if v.hasExposures() && status == fasthttp.StatusOK && !v.streaming {
 		p.emitExposures(string(ctx.Path()), v)
 	}
 	if v.matched && counts && v.prof != nil && v.consent.Granted {

@@ -133,6 +133,11 @@ func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Respo
 	markPersonalized(&ctx.Response.Header)
 	ctx.Response.SetBodyStream(s, -1)
 	x.streamed = true // the stream, not finish, ends the visit
+	v.streaming = true
+	// Counted and logged as personalized, as its headers say, before
+	// anyone knows whether a slot will be filled: the request is done with
+	// before its body (edgeseg_rewrite_streamed_total{filled} says).
+	x.personalized = true
 }
 
 // Read hands on the next rewritten bytes, reading from the origin as

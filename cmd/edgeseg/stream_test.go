@@ -30,6 +30,12 @@ func streamingOrigin(release <-chan struct{}) http.Handler {
 		}
 		first := `<!doctype html><html><head><title>Streamed</title></head><body>` + filler +
 			`<section id="hero" data-edgeseg-slot="hero"><h1>Welcome`
+		second := `</h1><p>default</p></section><p id="own">the rest of the page</p></body></html>`
+		if r.URL.Path == "/early" {
+			// The slot is whole in the first part.
+			first += `</h1><p>default</p></section>`
+			second = `<p id="own">the rest of the page</p></body></html>`
+		}
 		var out io.Writer = w
 		flush := func() { w.(http.Flusher).Flush() }
 		switch enc := r.URL.Query().Get("enc"); enc {
@@ -54,16 +60,17 @@ func streamingOrigin(release <-chan struct{}) http.Handler {
 			return
 		}
 		<-release
-		io.WriteString(out, `</h1><p>default</p></section><p id="own">the rest of the page</p></body></html>`)
+		io.WriteString(out, second)
 	})
 }
 
 // TestStreamedPagesArePersonalizedAsTheyArrive: a page the origin streams
 // reaches the visitor part by part, not after the origin has finished,
 // and is personalized all the same, the slot split across the parts
-// included; its exposures are recorded when it is complete.
+// included; its exposures are recorded once, when it is complete, and it
+// counts as personalized.
 func TestStreamedPagesArePersonalizedAsTheyArrive(t *testing.T) {
-	for _, c := range []struct{ path, enc string }{{"/", ""}, {"/small", ""}, {"/", "gzip"}, {"/small", "br"}} {
+	for _, c := range []struct{ path, enc string }{{"/", ""}, {"/small", ""}, {"/early", ""}, {"/", "gzip"}, {"/small", "br"}} {
 		t.Run(c.path+" "+c.enc, func(t *testing.T) { testStreamedPage(t, c.path, c.enc) })
 	}
 }
@@ -126,13 +133,17 @@ func testStreamedPage(t *testing.T, path, enc string) {
 	if strings.Contains(page, "<p>default</p>") || resp.Header.Get("Cache-Control") != "private, no-cache" || resp.Header.Get("Set-Cookie") == "" {
 		t.Fatalf("slot default kept or headers wrong: %v\n%s", resp.Header, page)
 	}
-	if !strings.Contains(s.get("/_edgeseg/metrics"), `edgeseg_rewrite_streamed_total{filled="true"} 1`) {
+	metrics := s.get("/_edgeseg/metrics")
+	if !strings.Contains(metrics, `edgeseg_rewrite_streamed_total{filled="true"} 1`) {
 		t.Error("streamed rewrite not counted")
+	}
+	if !strings.Contains(metrics, `edgeseg_requests_total{status="200",personalized="true"} 1`) {
+		t.Errorf("the streamed page not counted as personalized:\n%s", grepLines(metrics, "edgeseg_requests_total"))
 	}
 	s.m.Close() // drains the event queue
 	raw, _ := os.ReadFile(sink)
-	if !strings.Contains(string(raw), `"type":"exposure"`) || !strings.Contains(string(raw), `"slot":"hero"`) {
-		t.Fatalf("no exposure recorded for the streamed page:\n%s", raw)
+	if n := strings.Count(string(raw), `"type":"exposure"`); n != 1 || !strings.Contains(string(raw), `"slot":"hero"`) {
+		t.Fatalf("%d exposures recorded for the streamed page, want 1:\n%s", n, raw)
 	}
 }
 
@@ -307,4 +318,15 @@ func TestStreamedPageForHTTP10(t *testing.T) {
 	if !strings.Contains(body, "Deals picked for you") || !strings.Contains(body, `<p id="own">the rest of the page</p>`) {
 		t.Fatalf("page:\n%s", body)
 	}
+}
+
+// grepLines returns the lines of text that contain substr.
+func grepLines(text, substr string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, substr) {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
 }
