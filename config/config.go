@@ -133,7 +133,8 @@ type Rewrite struct {
 	// Stream rewrites a page that the origin streams (no Content-Length) as
 	// it arrives, gzip and brotli decoded and re-encoded on the way, so the
 	// visitor gets its head as early as without edgeseg; false buffers it
-	// whole like any other. Default true.
+	// whole like any other. A page that has arrived whole when its head is
+	// read is rewritten whole either way. Default true.
 	Stream bool `yaml:"stream"`
 	// MaxBufferedBytes bounds the memory all rewrites in flight hold at once
 	// (the page as read, decoded, rewritten and re-encoded, until it is

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -54,14 +56,23 @@ func newBenchStackFor(b testing.TB, body []byte, personalize, chunked bool, enc 
 		ctx.SetBody(body)
 	}}
 	go osrv.Serve(oln)
+	s := newBenchStackDial(b, oln.Dial, personalize)
+	closeProxy := s.close
+	s.close = func() { closeProxy(); osrv.Shutdown() }
+	return s
+}
 
+// newBenchStackDial starts edgeseg with the bench config in front of the
+// origin dial reaches.
+func newBenchStackDial(b testing.TB, dial func() (net.Conn, error), personalize bool) *benchStack {
+	b.Helper()
 	cfg, err := config.Load("../bench/edgeseg.yaml", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	nop := zerolog.Nop()
 	org, _ := NewOrigin(cfg.Origin)
-	org.client.Dial = func(string) (net.Conn, error) { return oln.Dial() }
+	org.client.Dial = func(string) (net.Conn, error) { return dial() }
 	var p *Personalizer
 	if personalize {
 		p = newBenchPersonalizer(b, cfg)
@@ -74,7 +85,7 @@ func newBenchStackFor(b testing.TB, body []byte, personalize, chunked bool, enc 
 	srv := NewServer(cfg, h, &nop)
 	go srv.Serve(pln)
 	c := &fasthttp.HostClient{Addr: "edgeseg", Dial: func(string) (net.Conn, error) { return pln.Dial() }, MaxConns: 64}
-	return &benchStack{client: c, dial: pln.Dial, close: func() { srv.Shutdown(); osrv.Shutdown() }}
+	return &benchStack{client: c, dial: pln.Dial, close: func() { srv.Shutdown() }}
 }
 
 func newBenchPersonalizer(b testing.TB, cfg *config.Config) *Personalizer {
@@ -289,6 +300,88 @@ func BenchmarkHandlerStreamed60k(b *testing.B) {
 				b.Fatalf("personalized %v, want %v", got, c.want)
 			}
 			b.SetBytes(int64(len(c.body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				resp.Reset()
+				if err := s.client.Do(req, resp); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkHandlerChunked60k is the 60 KB page, personalized, from an
+// origin that sends it chunked but all at once, as an application server
+// that renders a page before sending it does: it has arrived whole when
+// its head is read, and is rewritten whole, its slot plan reused, and sent
+// with a length ("arrived-whole", as edgeseg's origin connections tell
+// it), rather than rewritten as it streams, tokenized on every request and
+// sent in chunks ("streamed", an origin connection that cannot tell).
+func BenchmarkHandlerChunked60k(b *testing.B) {
+	page, err := os.ReadFile("../bench/testdata/page-60k.html")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var raw []byte
+	raw = append(raw, "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n"...)
+	for p := page; len(p) > 0; {
+		n := min(len(p), 16<<10)
+		raw = fmt.Appendf(raw, "%x\r\n%s\r\n", n, p[:n])
+		p = p[n:]
+	}
+	raw = append(raw, "0\r\n\r\n"...)
+	oln := fasthttputil.NewInmemoryListener()
+	defer oln.Close()
+	go func() {
+		for {
+			c, err := oln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					req.Body.Close()
+					if _, err := c.Write(raw); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	for _, whole := range []bool{true, false} {
+		name, dial := "streamed", oln.Dial
+		if whole {
+			name = "arrived-whole"
+			dial = func() (net.Conn, error) {
+				c, err := oln.Dial()
+				if err != nil {
+					return nil, err
+				}
+				return newOriginConn(c), nil
+			}
+		}
+		b.Run(name, func(b *testing.B) {
+			s := newBenchStackDial(b, dial, true)
+			defer s.close()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			navRequest(req, "/?utm_campaign=promo", "")
+			if err := s.client.Do(req, resp); err != nil {
+				b.Fatal(err)
+			}
+			if !bytes.Contains(resp.Body(), []byte("Deals picked for you")) {
+				b.Fatal("not personalized")
+			}
+			if got := resp.Header.ContentLength() >= 0; got != whole {
+				b.Fatalf("sent with a length: %v", got)
+			}
+			b.SetBytes(int64(len(page)))
 			b.ReportAllocs()
 			for b.Loop() {
 				resp.Reset()

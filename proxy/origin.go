@@ -28,6 +28,9 @@ type Origin struct {
 	lastSeen atomic.Int64
 }
 
+// originReadBuffer is the size of the origin client's read buffer.
+const originReadBuffer = 64 << 10
+
 // NewOrigin builds the origin client from cfg. The client streams response
 // bodies (fasthttp#1120): Do returns after the headers, and the caller reads
 // and closes Response.BodyStream.
@@ -51,7 +54,12 @@ func NewOrigin(cfg config.Origin) (*Origin, error) {
 		Addr:  addr,
 		IsTLS: isTLS,
 		Dial: func(addr string) (net.Conn, error) {
-			return fasthttp.DialTimeout(addr, dialTimeout)
+			c, err := fasthttp.DialTimeout(addr, dialTimeout)
+			if err != nil || isTLS {
+				// Under TLS the bytes read are records, not the response.
+				return c, err
+			}
+			return newOriginConn(c), nil
 		},
 		MaxConns:                      cfg.MaxConns,
 		MaxConnWaitTimeout:            cfg.MaxConnWait,
@@ -62,7 +70,7 @@ func NewOrigin(cfg config.Origin) (*Origin, error) {
 		DisablePathNormalizing:        true,
 		NoDefaultUserAgentHeader:      true,
 		DisableHeaderNamesNormalizing: false,
-		ReadBufferSize:                64 << 10,
+		ReadBufferSize:                originReadBuffer,
 		WriteBufferSize:               16 << 10,
 		SecureErrorLogMessage:         true,
 		// Retry only requests that can be sent again: idempotent, with the
@@ -135,4 +143,67 @@ func originFailure(err error) (status int, cause string) {
 		return fasthttp.StatusBadGateway, "dns"
 	}
 	return fasthttp.StatusBadGateway, "origin error"
+}
+
+// originConn is a plain connection to the origin that keeps the last bytes
+// read from it. With them the handler can tell, without reading, that a
+// chunked response has arrived whole (arrivedWhole): its last chunk is in
+// the client's read buffer, and reading the body to its end will not wait
+// on the network. Application servers send most pages chunked, and most
+// of them all at once; such a page is then rewritten whole, as a page with
+// a Content-Length is (its slot plan reused, sent in one write), instead of
+// as it streams (tokenized on every request, sent a chunk at a time).
+type originConn struct {
+	net.Conn
+	addr originAddr
+	tail [len(lastChunk)]byte // the last bytes read, oldest first
+}
+
+// lastChunk ends a chunked body without trailers: the CRLF after the last
+// data chunk (or the head's blank line), the zero-size chunk and the empty
+// trailer section.
+const lastChunk = "\r\n0\r\n\r\n"
+
+func newOriginConn(c net.Conn) *originConn {
+	oc := &originConn{Conn: c}
+	oc.addr = originAddr{Addr: c.LocalAddr(), conn: oc}
+	return oc
+}
+
+// Read reads from the connection, keeping the last bytes read.
+func (c *originConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n >= len(c.tail) {
+		copy(c.tail[:], p[n-len(c.tail):n])
+	} else if n > 0 {
+		copy(c.tail[:], c.tail[n:])
+		copy(c.tail[len(c.tail)-n:], p[:n])
+	}
+	return n, err
+}
+
+// LocalAddr returns the connection's local address, which also leads back
+// to c: fasthttp gives it to each response read from the connection
+// (Response.LocalAddr), the one way from a response to its connection.
+func (c *originConn) LocalAddr() net.Addr { return &c.addr }
+
+// originAddr is the local address of an originConn.
+type originAddr struct {
+	net.Addr
+	conn *originConn
+}
+
+// arrivedWhole reports whether resp, a chunked response from the origin
+// whose body has not been read yet, is already in memory to its end: the
+// last bytes read from its connection end a chunked body. An origin sends
+// nothing on a connection after a response until it is asked again, so
+// those bytes are this response's. They can also end a chunk's data by
+// chance (a line "0" at the end of a chunk, with CRLF line ends), with
+// the rest of the body still to come: reading it whole then waits for the
+// origin. That is only done for pages to personalize, where it is as
+// unlikely as harmless, never for the streams that pass through. A body
+// with trailers is not recognised, and is streamed.
+func arrivedWhole(resp *fasthttp.Response) bool {
+	a, ok := resp.LocalAddr().(*originAddr)
+	return ok && resp.Header.ContentLength() == -1 && string(a.conn.tail[:]) == lastChunk
 }

@@ -25,7 +25,12 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		h.stream(ctx, resp, x.prefix, x)
 		return false
 	}
-	if h.streamPages && c != codingDeflate && resp.Header.ContentLength() < 0 && ctx.Request.Header.IsHTTP11() {
+	// A page sent chunked is personalized as it arrives, unless it has
+	// arrived whole already and fits the limit: everything the origin
+	// client has read is within its read buffer. It is then rewritten
+	// whole and sent with a length, in one write.
+	whole := arrivedWhole(resp) && len(x.prefix)+originReadBuffer <= h.rewriteLimit
+	if h.streamPages && c != codingDeflate && resp.Header.ContentLength() < 0 && ctx.Request.Header.IsHTTP11() && !whole {
 		h.rewriteStreamed(ctx, resp, x, c)
 		return true
 	}

@@ -3,12 +3,15 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -214,5 +217,127 @@ func TestStreamsGoOnAsTheyArrive(t *testing.T) {
 			t.Errorf("%s: body %q", path, got)
 		}
 		conn.Close()
+	}
+}
+
+// TestChunkedPagesThatArrivedWholeAreRewrittenWhole: a chunked page the
+// origin has sent whole by the time its head is read (as an application
+// server that renders a page, then sends it, does) is personalized whole
+// and answered with a Content-Length, like a page that came with one. A
+// page the origin is still sending streams as before, also right after
+// one that arrived whole on the same origin connection; a page with
+// trailers streams; one whose first part only looks like the end is read
+// to its real end. Other bodies pass through as they stream, whole or not.
+func TestChunkedPagesThatArrivedWholeAreRewrittenWhole(t *testing.T) {
+	top := "<!doctype html><html><head><title>t</title></head><body><p>first</p>"
+	slot := `<section data-edgeseg-slot="hero"><p>default</p></section>`
+	page := top + slot + strings.Repeat("<p>filler</p>\n", 2000) + "</body></html>"
+	chunks := func(parts ...string) string {
+		var b strings.Builder
+		for _, p := range parts {
+			fmt.Fprintf(&b, "%x\r\n%s\r\n", len(p), p)
+		}
+		return b.String()
+	}
+	head := func(ctype string) string {
+		return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: " + ctype + "\r\n\r\n"
+	}
+	const html = "text/html; charset=utf-8"
+	release := make(chan struct{})
+	var conns atomic.Int32
+	origin := rawServer(t, func(c net.Conn) {
+		conns.Add(1)
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			switch req.URL.Path {
+			case "/data.json":
+				io.WriteString(c, head("application/json")+chunks(`{"a":`, `1}`)+"0\r\n\r\n")
+			case "/page":
+				io.WriteString(c, head(html)+chunks(page[:3000], page[3000:])+"0\r\n\r\n")
+			case "/trailers":
+				io.WriteString(c, strings.Replace(head(html), "\r\n\r\n", "\r\nTrailer: X-Sum\r\n\r\n", 1)+
+					chunks(top, slot)+"0\r\nX-Sum: 1\r\n\r\n")
+			case "/looks-ended":
+				io.WriteString(c, head(html)+chunks(top+"\r\n0\r\n"))
+				time.Sleep(50 * time.Millisecond)
+				io.WriteString(c, chunks(slot)+"0\r\n\r\n")
+			case "/slow":
+				io.WriteString(c, head(html)+chunks(top))
+				select {
+				case <-release:
+				case <-time.After(5 * time.Second):
+				}
+				io.WriteString(c, chunks(slot)+"0\r\n\r\n")
+			}
+		}
+	})
+	// One origin connection, so each response follows another on it.
+	_, ln := personalizingServer(t, origin, func(cfg *config.Config) { cfg.Origin.MaxConns = 1 })
+	for _, tc := range []struct {
+		path  string
+		whole bool
+	}{
+		{"/data.json", false},
+		{"/page", true},
+		{"/slow", false},
+		{"/page", true},
+		{"/trailers", false},
+		// Taken for whole: read on to its real end, waiting for the origin.
+		{"/looks-ended", true},
+	} {
+		conn, err := ln.Dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := fasthttp.AcquireRequest()
+		navRequest(req, tc.path+"?utm_campaign=promo", "")
+		req.SetConnectionClose()
+		bw := bufio.NewWriter(conn)
+		if err := req.Write(bw); err != nil || bw.Flush() != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		var got []byte
+		if tc.path == "/slow" {
+			// The first part comes while the origin holds the rest.
+			buf := make([]byte, 64)
+			for !bytes.Contains(got, []byte("first")) {
+				n, err := resp.Body.Read(buf)
+				got = append(got, buf[:n]...)
+				if err != nil {
+					t.Fatalf("%s: the first part was held back (%v)", tc.path, err)
+				}
+			}
+			release <- struct{}{}
+		}
+		rest, err := io.ReadAll(resp.Body)
+		conn.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		got = append(got, rest...)
+		chunked := len(resp.TransferEncoding) > 0
+		if chunked == tc.whole || !chunked && resp.ContentLength != int64(len(got)) {
+			t.Errorf("%s: chunked %v, Content-Length %d for %d bytes; want whole %v", tc.path, chunked, resp.ContentLength, len(got), tc.whole)
+		}
+		switch {
+		case tc.path == "/data.json":
+			if string(got) != `{"a":1}` {
+				t.Errorf("%s: body %q", tc.path, got)
+			}
+		case !bytes.Contains(got, []byte("Deals picked for you")) || !bytes.HasPrefix(got, []byte(top)) || !bytes.HasSuffix(got, []byte("</section>")) && !bytes.HasSuffix(got, []byte("</html>")):
+			t.Errorf("%s: not personalized, or not all there: %q", tc.path, trunc(got))
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d origin connections; the responses were to follow each other on one", n)
 	}
 }

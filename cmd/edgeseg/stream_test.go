@@ -265,14 +265,16 @@ func TestStreamedPageThatDoesNotDecode(t *testing.T) {
 // deal seeker's block in it.
 func TestRealBrowserStreamedPage(t *testing.T) {
 	exe := findChromium(t)
-	release := make(chan struct{})
-	close(release) // the second part follows the first at once
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
+		// The second part follows the first shortly: not at once, or the
+		// page would have arrived whole, and be rewritten whole.
+		release := make(chan struct{})
+		time.AfterFunc(100*time.Millisecond, func() { close(release) })
 		streamingOrigin(release).ServeHTTP(w, r)
 	})
 	s := startStack(t, origin, noHoldouts)
