@@ -26,10 +26,12 @@ type originStream struct {
 	// once read.
 	first *[]byte
 	bufs  *freeList
+	conn  *originConn // what resp is read from; nil for a body in memory
+	out   pendingOut  // chunkedOrigin's bytes read and not yet sent
 }
 
 func newOriginStream(resp *fasthttp.Response, prefix []byte, bufs *freeList, log *zerolog.Logger, path []byte) *originStream {
-	return &originStream{resp: resp, r: resp.BodyStream(), prefix: prefix, bufs: bufs, log: log, path: string(path)}
+	return &originStream{resp: resp, r: resp.BodyStream(), prefix: prefix, bufs: bufs, log: log, path: string(path), conn: connOf(resp)}
 }
 
 func (s *originStream) Read(p []byte) (int, error) {
@@ -79,12 +81,14 @@ func (s *originStream) putFirst() {
 
 // chunkedOrigin is an originStream sent to the visitor chunked. fasthttp
 // sends each Read of such a body as one chunk, flushed, and reads 4 KB at a
-// time: a 60 KB page went out in fifteen writes. Through WriteTo, what each
-// read from the origin gives goes out as one chunk, as soon as it arrives:
-// up to size bytes (the server's write buffer), so a page the origin has
-// sent whole by then leaves in one write. A type of its own: a body with a
-// length is copied faster without a WriteTo (fasthttp reads it straight
-// into its write buffer).
+// time: a 60 KB page went out in fifteen writes. Through WriteTo, what has
+// arrived from the origin goes out as one chunk, up to size bytes (the
+// server's write buffer), when the next read from the origin would wait:
+// as soon as edgeseg has it, and in as few writes as its arrival allows (a
+// page the origin sends whole leaves in one). Without an originConn to
+// tell, each read from the origin goes out when it comes. A type of its
+// own: a body with a length is copied faster without a WriteTo (fasthttp
+// reads it straight into its write buffer).
 type chunkedOrigin struct {
 	*originStream
 	size int
@@ -94,42 +98,81 @@ type chunkedOrigin struct {
 // it sends the same bytes, with the same promptness.
 func (c chunkedOrigin) SupportsBodyWriteTo() bool { return true }
 
-// WriteTo writes the body to w, one Write per read from the origin.
+// WriteTo writes the body to w, one Write for what has arrived each time
+// the origin has nothing more for now.
 func (c chunkedOrigin) WriteTo(w io.Writer) (int64, error) {
-	var sent int64
-	if len(c.prefix) > 0 {
-		// Read before the head went out: sent from its own buffer.
-		m, err := w.Write(c.prefix)
-		sent += int64(m)
-		c.prefix = nil
-		c.putFirst()
-		if err != nil {
-			return sent, err
-		}
-	}
 	bp := c.bufs.get()
 	defer c.bufs.put(bp)
 	b := slices.Grow((*bp)[:0], c.size)
 	*bp = b
-	b = b[:c.size]
+	out := &c.out
+	*out = pendingOut{w: w, b: b[:c.size]}
+	defer func() { c.out = pendingOut{} }()
+	if len(c.prefix) > len(out.b) {
+		// Read before the head went out, past what one write holds.
+		m, err := w.Write(c.prefix)
+		out.sent += int64(m)
+		if err != nil {
+			return out.sent, err
+		}
+	} else {
+		out.end = copy(out.b, c.prefix)
+	}
+	c.prefix = nil
+	c.putFirst()
+	if c.conn != nil {
+		c.conn.waiter = out
+		defer func() { c.conn.waiter = nil }()
+	}
 	// A reader may return nothing and no error; not for ever.
 	for empty := 0; empty < 100; {
-		n, err := c.Read(b)
-		if n > 0 {
-			m, werr := w.Write(b[:n])
-			sent += int64(m)
-			if werr != nil {
-				return sent, werr
+		if out.end == len(out.b) || c.conn == nil {
+			if err := out.beforeWait(); err != nil {
+				return out.sent, err
 			}
-		} else if err == nil {
+		}
+		if out.start == out.end {
+			out.start, out.end = 0, 0 // no read in flight: the whole buffer is free
+		}
+		n, err := c.Read(out.b[out.end:])
+		out.end += n
+		if n == 0 && err == nil {
 			empty++
 		}
-		if errors.Is(err, io.EOF) {
-			return sent, nil
-		}
 		if err != nil {
-			return sent, err
+			if werr := out.beforeWait(); werr != nil {
+				return out.sent, werr
+			}
+			if errors.Is(err, io.EOF) {
+				return out.sent, nil
+			}
+			return out.sent, err
 		}
 	}
-	return sent, io.ErrNoProgress
+	if err := out.beforeWait(); err != nil {
+		return out.sent, err
+	}
+	return out.sent, io.ErrNoProgress
+}
+
+// pendingOut is the part of a buffer read from the origin and not yet
+// written to the visitor: b[start:end]. The origin's next read lands at
+// b[end:], so writing it out (from inside that read, before it waits)
+// leaves end where it is.
+type pendingOut struct {
+	w          io.Writer
+	b          []byte
+	start, end int
+	sent       int64
+}
+
+// beforeWait writes what is pending: the origin has nothing more for now.
+func (o *pendingOut) beforeWait() error {
+	if o.start == o.end {
+		return nil
+	}
+	n, err := o.w.Write(o.b[o.start:o.end])
+	o.sent += int64(n)
+	o.start = o.end
+	return err
 }

@@ -116,21 +116,7 @@ func TestChunkedPagesGoOutInFewChunks(t *testing.T) {
 		if !ok || !bytes.Contains(head, []byte("Transfer-Encoding: chunked")) {
 			t.Fatalf("personalize %v: not chunked:\n%s", personalize, head)
 		}
-		var body []byte
-		chunks := 0
-		for {
-			line, rest, ok := bytes.Cut(chunked, []byte("\r\n"))
-			n, err := strconv.ParseInt(string(line), 16, 32)
-			if !ok || err != nil || int(n)+2 > len(rest) {
-				t.Fatalf("personalize %v: bad chunk framing at %q", personalize, trunc(chunked))
-			}
-			if n == 0 {
-				break
-			}
-			chunks++
-			body = append(body, rest[:n]...)
-			chunked = rest[n+2:]
-		}
+		body, chunks := dechunk(t, chunked)
 		if got := bytes.Contains(body, []byte("Deals picked for you")); got != personalize || !personalize && !bytes.Equal(body, page) {
 			t.Fatalf("personalize %v: wrong body (personalized %v, %d bytes)", personalize, got, len(body))
 		}
@@ -148,6 +134,58 @@ func TestChunkedPagesGoOutInFewChunks(t *testing.T) {
 }
 
 func trunc(b []byte) []byte { return b[:min(len(b), 40)] }
+
+// dechunk returns the body a chunked one frames, and in how many chunks.
+func dechunk(t *testing.T, chunked []byte) (body []byte, chunks int) {
+	t.Helper()
+	for {
+		line, rest, ok := bytes.Cut(chunked, []byte("\r\n"))
+		n, err := strconv.ParseInt(string(line), 16, 32)
+		if !ok || err != nil || int(n)+2 > len(rest) {
+			t.Fatalf("bad chunk framing at %q", trunc(chunked))
+		}
+		if n == 0 {
+			return body, chunks
+		}
+		chunks++
+		body = append(body, rest[:n]...)
+		chunked = rest[n+2:]
+	}
+}
+
+// TestPassedThroughChunksGoOutAsTheyArrive: a chunked body passed through
+// goes to the visitor a write (one chunk) for each time the origin pauses,
+// not one per chunk the origin framed: whole, it leaves in one; what came
+// before a pause leaves before it.
+func TestPassedThroughChunksGoOutAsTheyArrive(t *testing.T) {
+	head := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+	origin := rawServer(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		switch req.URL.Path {
+		case "/whole":
+			io.WriteString(c, head+"2\r\n[1\r\n2\r\n,2\r\n2\r\n,3\r\n1\r\n]\r\n0\r\n\r\n")
+		case "/paused":
+			io.WriteString(c, head+"2\r\n[1\r\n2\r\n,2\r\n")
+			time.Sleep(100 * time.Millisecond)
+			io.WriteString(c, "2\r\n,3\r\n1\r\n]\r\n0\r\n\r\n")
+		}
+	})
+	p := startProxyURL(t, origin, nil, nil)
+	for path, want := range map[string]int{"/whole": 1, "/paused": 2} {
+		status, rest := p.raw("GET " + path + " HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+		head, chunked, _ := strings.Cut(rest, "\r\n\r\n")
+		if !strings.Contains(status, " 200 ") || !strings.Contains(head, "Transfer-Encoding: chunked") {
+			t.Fatalf("%s: %s\n%s", path, status, head)
+		}
+		body, chunks := dechunk(t, []byte(chunked))
+		if string(body) != "[1,2,3]" || chunks != want {
+			t.Errorf("%s: %q in %d chunks, want %d", path, body, chunks, want)
+		}
+	}
+}
 
 // TestStreamsGoOnAsTheyArrive: what the origin has sent of a body without a
 // length reaches the visitor before the origin sends the rest, passed

@@ -1,0 +1,104 @@
+package proxy
+
+import (
+	"net"
+	"syscall"
+
+	"github.com/valyala/fasthttp"
+)
+
+// originConn is a plain connection to the origin that does two things for
+// bodies sent chunked, as application servers send most pages:
+//
+//   - It keeps the last bytes read from it. With them the handler can tell,
+//     without reading, that a chunked response has arrived whole
+//     (arrivedWhole): its last chunk is in the client's read buffer, and
+//     reading the body to its end will not wait on the network. Such a page
+//     is rewritten whole, as a page with a Content-Length is (its slot plan
+//     reused, sent in one write), instead of as it streams (tokenized on
+//     every request, sent a chunk at a time).
+//   - While a waiter is set, a read first takes what has arrived without
+//     waiting, and tells the waiter before it waits for more: a body passed
+//     through goes to the visitor in as few writes as its arrival allows,
+//     each made before edgeseg waits for the origin, never after.
+type originConn struct {
+	net.Conn
+	raw    syscall.RawConn // nil when the connection has none: every read may wait
+	addr   originAddr
+	tail   [len(lastChunk)]byte // the last bytes read, oldest first
+	waiter waiter
+}
+
+// A waiter is told before a read from the origin waits for the network.
+// An error ends the read with it.
+type waiter interface{ beforeWait() error }
+
+// lastChunk ends a chunked body without trailers: the CRLF after the last
+// data chunk (or the head's blank line), the zero-size chunk and the empty
+// trailer section.
+const lastChunk = "\r\n0\r\n\r\n"
+
+func newOriginConn(c net.Conn) *originConn {
+	oc := &originConn{Conn: c}
+	if sc, ok := c.(syscall.Conn); ok {
+		oc.raw, _ = sc.SyscallConn()
+	}
+	oc.addr = originAddr{Addr: c.LocalAddr(), conn: oc}
+	return oc
+}
+
+// Read reads from the connection, keeping the last bytes read.
+func (c *originConn) Read(p []byte) (n int, err error) {
+	if c.waiter == nil {
+		n, err = c.Conn.Read(p)
+	} else {
+		var now bool
+		if n, now, err = c.readNow(p); !now {
+			if err = c.waiter.beforeWait(); err == nil {
+				n, err = c.Conn.Read(p)
+			}
+		}
+	}
+	if n >= len(c.tail) {
+		copy(c.tail[:], p[n-len(c.tail):n])
+	} else if n > 0 {
+		copy(c.tail[:], c.tail[n:])
+		copy(c.tail[len(c.tail)-n:], p[:n])
+	}
+	return n, err
+}
+
+// LocalAddr returns the connection's local address, which also leads back
+// to c: fasthttp gives it to each response read from the connection
+// (Response.LocalAddr), the one way from a response to its connection.
+func (c *originConn) LocalAddr() net.Addr { return &c.addr }
+
+// originAddr is the local address of an originConn.
+type originAddr struct {
+	net.Addr
+	conn *originConn
+}
+
+// connOf returns the connection resp is being read from, if it is an
+// originConn.
+func connOf(resp *fasthttp.Response) *originConn {
+	if a, ok := resp.LocalAddr().(*originAddr); ok {
+		return a.conn
+	}
+	return nil
+}
+
+// arrivedWhole reports whether resp, a chunked response from the origin
+// whose body has not been read yet, is already in memory to its end: the
+// last bytes read from its connection end a chunked body. An origin sends
+// nothing on a connection after a response until it is asked again, so
+// those bytes are this response's. They can also end a chunk's data by
+// chance (a line "0" at the end of a chunk, with CRLF line ends), with
+// the rest of the body still to come: reading it whole then waits for the
+// origin. That is only done for pages to personalize, where it is as
+// unlikely as harmless, never for the streams that pass through. A body
+// with trailers is not recognised, and is streamed.
+func arrivedWhole(resp *fasthttp.Response) bool {
+	c := connOf(resp)
+	return c != nil && resp.Header.ContentLength() == -1 && string(c.tail[:]) == lastChunk
+}
