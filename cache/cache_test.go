@@ -325,7 +325,7 @@ func TestStaleWindows(t *testing.T) {
 		resp.Header.Set("Cache-Control", tc.cc)
 		r := o.Capture(&req, &resp, []byte("page"), time.Minute, now)
 		o.Store(&req, r)
-		o.Cache().Wait()
+		o.Wait()
 		at := r.Expires.Add(tc.after)
 		if _, revalidate, ok := o.Get(&req, at); (ok && revalidate) != tc.wantRevalidating {
 			got := ok && revalidate
@@ -345,7 +345,7 @@ func TestPurgesAreBounded(t *testing.T) {
 	kept.SetRequestURI("/kept")
 	var resp fasthttp.Response
 	o.Store(&kept, o.Capture(&kept, &resp, []byte("page"), time.Hour, now))
-	o.Cache().Wait()
+	o.Wait()
 	later := now.Add(time.Second)
 	var req fasthttp.Request
 	for i := 0; i < maxPurges; i++ {

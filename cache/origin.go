@@ -521,5 +521,12 @@ func (o *Origin) Store(req *fasthttp.Request, r *Response) {
 	o.c.SetWithTTL(o.key(req, r.vary), r, cost, ttl)
 }
 
+// Wait blocks until pending stores are applied, the pages' and what they
+// vary on. For tests.
+func (o *Origin) Wait() {
+	o.c.Wait()
+	o.varies.Wait()
+}
+
 // Cache exposes the underlying cache (for tests and metrics).
 func (o *Origin) Cache() *Cache[uint64, *Response] { return o.c }

@@ -75,7 +75,7 @@ func TestOriginCache(t *testing.T) {
 			if path == "/cookie" && resp.Header.Get("Set-Cookie") == "" {
 				t.Fatalf("Set-Cookie lost")
 			}
-			p.h.ocache.Cache().Wait()
+			p.h.ocache.Wait()
 		}
 		return hits.Load() - before
 	}
@@ -126,7 +126,7 @@ func TestOriginCache(t *testing.T) {
 			req.Header.Set("Accept-Language", l)
 			_, body := p.do(req)
 			langs[l] = body
-			p.h.ocache.Cache().Wait()
+			p.h.ocache.Wait()
 		}
 	}
 	if langs["de"] != "de" || langs["fr"] != "fr" || hits.Load()-before > 3 {
@@ -169,7 +169,7 @@ func TestOriginCacheEvictsByCost(t *testing.T) {
 	for i := 0; i < 60; i++ {
 		p.get(fmt.Sprintf("/p/%d", i))
 	}
-	p.h.ocache.Cache().Wait()
+	p.h.ocache.Wait()
 	if cost := p.h.ocache.Cache().Cost(); cost > 1<<20 {
 		t.Fatalf("cache holds %d bytes, bound 1 MiB", cost)
 	}
@@ -202,7 +202,7 @@ func TestOriginCacheFillsWithinTheRewriteBudget(t *testing.T) {
 			if resp, body := p.get(path); resp.StatusCode != 200 || body != page {
 				t.Fatalf("%s: %d, %d bytes", path, resp.StatusCode, len(body))
 			}
-			p.h.ocache.Cache().Wait()
+			p.h.ocache.Wait()
 		}
 		if n := hits.Load() - before; n != 3 {
 			t.Errorf("%s: %d origin requests for 3: kept past the budget", path, n)
@@ -310,7 +310,7 @@ func TestOriginCacheServesStaleWhenTheOriginFails(t *testing.T) {
 				t.Fatalf("%s: %d %q", path, resp.StatusCode, body)
 			}
 		}
-		p.h.ocache.Cache().Wait()
+		p.h.ocache.Wait()
 		time.Sleep(1100 * time.Millisecond) // past max-age=1
 		failing.Store(true)
 		for _, tc := range []struct {
@@ -333,7 +333,7 @@ func TestOriginCacheServesStaleWhenTheOriginFails(t *testing.T) {
 		c.Cache.Origin.StaleIfError = time.Minute
 	}, nil)
 	p.get("/page")
-	p.h.ocache.Cache().Wait()
+	p.h.ocache.Wait()
 	time.Sleep(1100 * time.Millisecond)
 	o.Close()
 	if resp, body := p.get("/page"); resp.StatusCode != 200 || body != "body of /page" {
@@ -366,7 +366,7 @@ func TestSignedInVisitorsBypassTheCache(t *testing.T) {
 			req.Header.Set("Cookie", cookie)
 		}
 		_, body := p.do(req)
-		p.h.ocache.Cache().Wait()
+		p.h.ocache.Wait()
 		return body
 	}
 	for _, tc := range []struct{ cookie, want string }{
@@ -424,7 +424,7 @@ func TestOriginCacheRevalidatesInTheBackground(t *testing.T) {
 			if _, body := p.get(tc.path); body != "version 1" {
 				t.Fatalf("first: %q", body)
 			}
-			p.h.ocache.Cache().Wait()
+			p.h.ocache.Wait()
 			time.Sleep(1100 * time.Millisecond) // past max-age=1
 			version.Store(2)
 			slow.Store(true)
@@ -439,7 +439,7 @@ func TestOriginCacheRevalidatesInTheBackground(t *testing.T) {
 				// The refresh lands behind it: the next visitors get version 2.
 				deadline := time.Now().Add(3 * time.Second)
 				for {
-					p.h.ocache.Cache().Wait()
+					p.h.ocache.Wait()
 					if _, body = p.get(tc.path); body == "version 2" || time.Now().After(deadline) {
 						break
 					}
@@ -481,7 +481,7 @@ func TestBackgroundRefreshIsUnconditional(t *testing.T) {
 		c.Cache.Origin.StaleWhileRevalidate = time.Minute
 	})
 	p.get("/asset")
-	p.h.ocache.Cache().Wait()
+	p.h.ocache.Wait()
 	time.Sleep(1100 * time.Millisecond)
 	before := fetches.Load()
 	for i := 0; i < 5; i++ {
@@ -491,7 +491,7 @@ func TestBackgroundRefreshIsUnconditional(t *testing.T) {
 			t.Fatalf("revalidation %d: %d", i, resp.StatusCode)
 		}
 		time.Sleep(100 * time.Millisecond) // the refresh lands
-		p.h.ocache.Cache().Wait()
+		p.h.ocache.Wait()
 	}
 	if n := fetches.Load() - before; n != 1 {
 		t.Errorf("%d origin requests for 5 revalidations past freshness, want 1 (the refresh)", n)
@@ -515,7 +515,7 @@ func TestPurge(t *testing.T) {
 		req, _ := http.NewRequest("GET", p.url+uri, nil)
 		req.Header.Set("Accept-Language", lang)
 		p.do(req)
-		p.h.ocache.Cache().Wait()
+		p.h.ocache.Wait()
 	}
 	fill := func() {
 		for _, uri := range []string{"/a?x=1", "/b"} {
@@ -597,7 +597,7 @@ func TestSchemesAreKeptApart(t *testing.T) {
 		req, _ := http.NewRequest("GET", p.url+"/page", nil)
 		req.Header.Set("X-Forwarded-Proto", proto)
 		_, body := p.do(req)
-		p.h.ocache.Cache().Wait()
+		p.h.ocache.Wait()
 		return body
 	}
 	for i := 0; i < 2; i++ {
@@ -642,7 +642,7 @@ func TestForwardedHostCannotPoisonTheCache(t *testing.T) {
 			req.Header.Set("X-Forwarded-Host", fwdHost)
 		}
 		_, body := p.do(req)
-		p.h.ocache.Cache().Wait()
+		p.h.ocache.Wait()
 		return body
 	}
 	get("evil.example") // the attacker's request fills the cache first
