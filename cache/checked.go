@@ -81,5 +81,8 @@ func (c *Checked[V]) Wait() { c.c.Wait() }
 // HitRatio returns hits/(hits+misses) since start.
 func (c *Checked[V]) HitRatio() float64 { return c.c.HitRatio() }
 
+// Cost returns the cost of what the cache holds.
+func (c *Checked[V]) Cost() int64 { return c.c.Cost() }
+
 // Close stops the cache's goroutines.
 func (c *Checked[V]) Close() { c.c.Close() }

@@ -62,9 +62,11 @@ type codec struct {
 	// whole segment, are decompressed and compressed once, not on every
 	// request. A 60 KB page from a gzip origin cost 400–500 µs a
 	// personalized request, nearly all of it the two codings. nil: nothing
-	// kept.
-	memo *cache.Checked[[]byte]
-	keys [2][codingUnknown]cache.Hasher
+	// kept. A body is kept the second time it is coded (fresh): one that
+	// changes on every request is never copied in.
+	memo  *cache.Checked[[]byte]
+	fresh *cache.Doorkeeper
+	keys  [2][codingUnknown]cache.Hasher
 }
 
 // The two directions a body is coded in, for codec.keys.
@@ -81,7 +83,7 @@ func newCodec(gzipLevel, brotliLevel int) *codec {
 }
 
 // remember makes cd keep what it codes in memo.
-func (cd *codec) remember(memo *cache.Checked[[]byte]) error {
+func (cd *codec) remember(memo *cache.Checked[[]byte], maxItems int) error {
 	for d := range cd.keys {
 		for c := range cd.keys[d] {
 			h, err := cache.NewHasher()
@@ -92,6 +94,7 @@ func (cd *codec) remember(memo *cache.Checked[[]byte]) error {
 		}
 	}
 	cd.memo = memo
+	cd.fresh = cache.NewDoorkeeper(4 * maxItems)
 	return nil
 }
 
@@ -105,9 +108,10 @@ func (cd *codec) recall(d int, c coding, from []byte) (k cache.Key128, v []byte,
 	return k, v, ok
 }
 
-// keep offers a copy of v for k (from recall) to the memo.
+// keep offers a copy of v for k (from recall) to the memo, if k was
+// coded before.
 func (cd *codec) keep(k cache.Key128, v []byte) {
-	if cd.memo != nil && k != (cache.Key128{}) {
+	if cd.memo != nil && k != (cache.Key128{}) && cd.fresh.Again(k) {
 		cd.memo.Set(k, bytes.Clone(v), int64(len(v))+memoCost)
 	}
 }

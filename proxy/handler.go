@@ -134,7 +134,7 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: cache.codings: %w", err)
 	}
-	if err := h.codec.remember(memo); err != nil {
+	if err := h.codec.remember(memo, cfg.Cache.Codings.MaxItems); err != nil {
 		return nil, fmt.Errorf("proxy: cache.codings: %w", err)
 	}
 	for _, s := range cfg.Server.TrustedProxies {

@@ -38,6 +38,9 @@ type Personalizer struct {
 	templates *templates.Store
 	assign    *cache.Checked[uint64]
 	plans     *cache.Checked[*inject.Plan]
+	// fresh keeps out of plans the pages seen once: a page that differs
+	// on every request would fill it with plans never used again.
+	fresh *cache.Doorkeeper
 	// keys hashes cache keys with a per-process seed: keys built from
 	// request values or page bytes cannot be aimed at each other.
 	keys   cache.Hasher
@@ -232,7 +235,8 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Personalizer{templates: o.Templates, assign: ac, plans: pc, rate: rc, events: o.Events, log: zerolog.Nop()}
+	p := &Personalizer{templates: o.Templates, assign: ac, plans: pc, fresh: cache.NewDoorkeeper(4 * o.PlanCache.MaxItems),
+		rate: rc, events: o.Events, log: zerolog.Nop()}
 	if p.keys, err = cache.NewHasher(); err != nil {
 		return nil, err
 	}
@@ -619,10 +623,11 @@ func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst
 
 // planFor returns where html's slots are. The same page is usually served
 // many times: the plan is looked up by a 128-bit hash of its bytes (and its
-// length) instead of tokenizing it again. The hash is seeded per process,
-// so a page whose content a visitor can influence (a search page echoing
-// the query) cannot be made to collide with another page and have that
-// page's plan applied to it.
+// length) instead of tokenizing it again, and kept from the page's second
+// request on (a page that changes on every request never is). The hash is
+// seeded per process, so a page whose content a visitor can influence (a
+// search page echoing the query) cannot be made to collide with another
+// page and have that page's plan applied to it.
 //
 // A page without a slot marker is not scanned at all unless a head snippet
 // needs its </head>: that matters for pages that differ on every request.
@@ -637,7 +642,9 @@ func (p *Personalizer) planFor(html []byte, needHead bool) *inject.Plan {
 	} else {
 		plan = inject.Scan(html)
 	}
-	p.plans.Set(key, plan, int64(96+plan.Slots()*96))
+	if p.fresh.Again(key) {
+		p.plans.Set(key, plan, int64(96+plan.Slots()*96))
+	}
 	return plan
 }
 

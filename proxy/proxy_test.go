@@ -271,7 +271,7 @@ func rememberingCodec(t *testing.T, set *metrics.Set) (*codec, *cache.Checked[[]
 		t.Fatal(err)
 	}
 	cd := newCodec(5, 4)
-	if err := cd.remember(memo); err != nil {
+	if err := cd.remember(memo, config.Default().Cache.Codings.MaxItems); err != nil {
 		t.Fatal(err)
 	}
 	return cd, memo
@@ -308,11 +308,21 @@ func TestCodecRoundTrip(t *testing.T) {
 	var m strings.Builder
 	set := metrics.NewSet()
 	cd, memo2 := rememberingCodec(t, set)
+	// A body is kept the second time it is coded, and answered from the
+	// memo the third; bodies coded once are not kept.
+	for i := range 20 {
+		cd.encode(nil, fmt.Appendf(nil, "%s<p>%d</p>", html, i), codingGzip)
+	}
 	enc, _ := cd.encode(nil, html, codingGzip)
+	cd.decode(nil, enc, codingGzip, 1<<20)
 	memo2.Wait()
+	if n := memo2.Cost(); n != 0 {
+		t.Errorf("bodies coded once kept: %d bytes", n)
+	}
 	cd.encode(nil, html, codingGzip)
 	cd.decode(nil, enc, codingGzip, 1<<20)
 	memo2.Wait()
+	cd.encode(nil, html, codingGzip)
 	cd.decode(nil, enc, codingGzip, 1<<20)
 	set.WritePrometheus(&m)
 	if !strings.Contains(m.String(), `edgeseg_cache_hits_total{cache="codings"} 2`) {
@@ -1170,14 +1180,44 @@ func TestUnmarkedPagesSkipTheScan(t *testing.T) {
 	if plan.HeadsKnown() || plan.Slots() != 0 {
 		t.Fatalf("unmarked page was scanned: heads known %v, %d slots", plan.HeadsKnown(), plan.Slots())
 	}
+	// Kept from its second request on.
+	again := p.planFor(page, false)
 	p.plans.Wait()
-	if p.planFor(page, false) != plan {
-		t.Fatal("the unmarked page's plan was not cached")
+	if again == plan || p.planFor(page, false) != again {
+		t.Fatal("the unmarked page's plan was not cached on its second request")
 	}
 	withHead := p.planFor(page, true)
 	out, _ := withHead.Apply(nil, page, func([]byte) (inject.Block, bool) { return inject.Block{}, false }, &inject.Options{HeadSnippet: []byte("<script>dl</script>")})
 	if !withHead.HeadsKnown() || !bytes.Contains(out, []byte("<script>dl</script></head>")) {
 		t.Fatalf("head snippet not placed:\n%s", out)
+	}
+}
+
+// TestPagesSeenOnceAreNotKept: a page that differs on every request (a
+// CSRF token) never enters the plan cache, where it would only push out
+// plans used again; a page requested twice does.
+func TestPagesSeenOnceAreNotKept(t *testing.T) {
+	cfg, err := config.Load("../bench/edgeseg.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newBenchPersonalizer(t, cfg)
+	page := func(token int) []byte {
+		return fmt.Appendf(nil, `<html><head><meta name="csrf-token" content="%d"></head><body><div data-edgeseg-slot="hero">x</div></body></html>`, token)
+	}
+	for i := range 100 {
+		if plan := p.planFor(page(i), false); plan.Slots() != 1 {
+			t.Fatalf("page %d: %d slots", i, plan.Slots())
+		}
+	}
+	p.plans.Wait()
+	if n := p.plans.Cost(); n != 0 {
+		t.Fatalf("pages seen once kept: %d bytes of plans", n)
+	}
+	p.planFor(page(7), false)
+	p.plans.Wait()
+	if n := p.plans.Cost(); n == 0 {
+		t.Fatal("a page seen twice was not kept")
 	}
 }
 
