@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
 	"net"
@@ -377,5 +378,87 @@ func TestChunkedPagesThatArrivedWholeAreRewrittenWhole(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d origin connections; the responses were to follow each other on one", n)
+	}
+}
+
+// TestStreamedPagesGoOutAPartPerPause: a page the origin streams in two
+// bursts of many small chunks, with a pause between, is personalized as it
+// streams and reaches the visitor in two chunks, one per burst, plain and
+// gzip: not a chunk (a write, a wakeup) per chunk the origin framed.
+func TestStreamedPagesGoOutAPartPerPause(t *testing.T) {
+	first := "<!doctype html><html><head><title>t</title></head><body>" + strings.Repeat("<p>first part</p>\n", 40)
+	second := `<section data-edgeseg-slot="hero"><p>default</p></section>` + strings.Repeat("<p>second part</p>\n", 40) + "</body></html>"
+	framed := func(b []byte) string { // in chunks of 64 bytes
+		var s strings.Builder
+		for len(b) > 0 {
+			n := min(len(b), 64)
+			fmt.Fprintf(&s, "%x\r\n%s\r\n", n, b[:n])
+			b = b[n:]
+		}
+		return s.String()
+	}
+	origin := rawServer(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		head := "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nTransfer-Encoding: chunked\r\n"
+		parts := [2][]byte{[]byte(first), []byte(second)}
+		if req.URL.Path == "/gzip" {
+			head += "Content-Encoding: gzip\r\n"
+			var z bytes.Buffer
+			zw := gzip.NewWriter(&z)
+			zw.Write(parts[0])
+			zw.Flush()
+			parts[0] = bytes.Clone(z.Bytes())
+			z.Reset()
+			zw.Write(parts[1])
+			zw.Close()
+			parts[1] = z.Bytes()
+		}
+		io.WriteString(c, head+"\r\n"+framed(parts[0]))
+		time.Sleep(100 * time.Millisecond)
+		io.WriteString(c, framed(parts[1])+"0\r\n\r\n")
+	})
+	_, ln := personalizingServer(t, origin, nil)
+	for _, path := range []string{"/plain", "/gzip"} {
+		conn, err := ln.Dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := fasthttp.AcquireRequest()
+		navRequest(req, path+"?utm_campaign=promo", "")
+		req.Header.Set("Accept-Encoding", "gzip")
+		req.SetConnectionClose()
+		bw := bufio.NewWriter(conn)
+		if err := req.Write(bw); err != nil || bw.Flush() != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		raw, err := io.ReadAll(conn)
+		conn.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, chunked, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
+		if !bytes.Contains(head, []byte("Transfer-Encoding: chunked")) {
+			t.Fatalf("%s: not streamed:\n%s", path, head)
+		}
+		body, chunks := dechunk(t, chunked)
+		if path == "/gzip" {
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if body, err = io.ReadAll(zr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.HasPrefix(body, []byte(first)) || !bytes.Contains(body, []byte("Deals picked for you")) || !bytes.HasSuffix(body, []byte("</html>")) {
+			t.Errorf("%s: not the page personalized: %q", path, trunc(body))
+		}
+		if chunks != 2 {
+			t.Errorf("%s: %d chunks, want 2 (one per burst)", path, chunks)
+		}
 	}
 }

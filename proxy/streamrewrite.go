@@ -62,6 +62,14 @@ type rewriteStream struct {
 	raw     []byte
 	keepRaw bool
 	asSent  bool // passing the origin's bytes on undecoded
+	// While WriteTo runs on an origin connection that can tell (see
+	// originConn), what is made goes to w before a read from the origin
+	// would wait (beforeWait), or once a write buffer's worth is made: a
+	// write per pause of the origin, not per chunk it framed.
+	w         io.Writer
+	coalesce  bool
+	unflushed bool // the encoder holds input not flushed into out yet
+	sent      int64
 }
 
 // maxRawHead bounds what is kept for that: a decoder gives its first bytes
@@ -153,24 +161,52 @@ func (s *rewriteStream) Read(p []byte) (int, error) {
 func (s *rewriteStream) SupportsBodyWriteTo() bool { return true }
 
 // WriteTo writes the rewritten page to w as it is made: one Write, one chunk
-// to the visitor, per read from the origin, instead of one per 4 KB Read
-// fasthttp would make.
+// to the visitor, each time the origin pauses (or, without an origin
+// connection that can tell, per read from the origin), instead of one per
+// 4 KB Read fasthttp would make.
 func (s *rewriteStream) WriteTo(w io.Writer) (int64, error) {
-	var sent int64
+	s.w, s.sent = w, 0
+	if c := s.src.conn; c != nil {
+		s.coalesce = true
+		c.waiter = s
+		defer func() { c.waiter, s.coalesce = nil, false }()
+	}
 	for {
 		if err := s.pump(); err != nil {
 			if errors.Is(err, io.EOF) {
-				return sent, nil
+				return s.sent, nil
 			}
-			return sent, err
+			return s.sent, err
 		}
-		n, err := w.Write(s.out.Bytes())
-		sent += int64(n)
-		s.out.Reset()
-		if err != nil {
-			return sent, err
+		if err := s.send(); err != nil {
+			return s.sent, err
 		}
 	}
+}
+
+// send writes what is made so far to the visitor.
+func (s *rewriteStream) send() error {
+	if s.out.Len() == 0 {
+		return nil
+	}
+	n, err := s.w.Write(s.out.Bytes())
+	s.sent += int64(n)
+	s.out.Reset()
+	return err
+}
+
+// beforeWait sends what is made so far, re-encoded to the last byte read:
+// the origin has nothing more for now. (A body that may not decode makes
+// nothing, and so sends nothing, before its decoder gives its first bytes:
+// sendAsSent can still send it as it came.)
+func (s *rewriteStream) beforeWait() error {
+	if s.unflushed {
+		s.unflushed = false
+		if err := s.enc.Flush(); err != nil {
+			return err
+		}
+	}
+	return s.send()
 }
 
 // pump reads and rewrites until there are bytes to hand on; io.EOF at the
@@ -184,11 +220,14 @@ func (s *rewriteStream) pump() (err error) {
 			err = s.fail
 		}
 	}()
-	for s.out.Len() == 0 {
-		if s.fail != nil {
-			return s.fail
-		}
-		if s.eof {
+	for s.out.Len() == 0 || s.coalesce && s.out.Len() < s.h.writeBuffer {
+		if s.fail != nil || s.eof {
+			if s.out.Len() > 0 {
+				return nil // what was made goes out first
+			}
+			if s.fail != nil {
+				return s.fail
+			}
 			return io.EOF
 		}
 		m, rerr := s.read()
@@ -196,8 +235,11 @@ func (s *rewriteStream) pump() (err error) {
 			s.feed(s.buf[:m])
 			if s.enc != nil && rerr == nil {
 				// What the origin sent so far goes on now, not when the
-				// compressor's block is full.
-				if err := s.enc.Flush(); err != nil {
+				// compressor's block is full: before the next read waits
+				// when coalescing, else at once.
+				if s.coalesce {
+					s.unflushed = true
+				} else if err := s.enc.Flush(); err != nil {
 					rerr = err
 				}
 			}
@@ -415,6 +457,7 @@ func (s *rewriteStream) end() {
 		_ = s.rw.Close()
 	}
 	if s.enc != nil {
+		s.unflushed = false // Close flushes it all
 		if err := s.enc.Close(); err != nil {
 			s.fail = err
 		}
