@@ -266,7 +266,8 @@ func TestStreamsGoOnAsTheyArrive(t *testing.T) {
 // page the origin is still sending streams as before, also right after
 // one that arrived whole on the same origin connection; a page with
 // trailers streams; one whose first part only looks like the end is read
-// to its real end. Other bodies pass through as they stream, whole or not.
+// to its real end. Bodies passed through, pages included, stream as they
+// come, whole or not: sending them whole saves nothing.
 func TestChunkedPagesThatArrivedWholeAreRewrittenWhole(t *testing.T) {
 	top := "<!doctype html><html><head><title>t</title></head><body><p>first</p>"
 	slot := `<section data-edgeseg-slot="hero"><p>default</p></section>`
@@ -319,21 +320,24 @@ func TestChunkedPagesThatArrivedWholeAreRewrittenWhole(t *testing.T) {
 	for _, tc := range []struct {
 		path  string
 		whole bool
+		query string // ?utm_campaign=promo: a deal seeker, whose pages are personalized
 	}{
-		{"/data.json", false},
-		{"/page", true},
-		{"/slow", false},
-		{"/page", true},
-		{"/trailers", false},
+		{"/data.json", false, ""},
+		{"/page", true, "?utm_campaign=promo"},
+		{"/slow", false, "?utm_campaign=promo"},
+		{"/page", true, "?utm_campaign=promo"},
+		{"/trailers", false, "?utm_campaign=promo"},
 		// Taken for whole: read on to its real end, waiting for the origin.
-		{"/looks-ended", true},
+		{"/looks-ended", true, "?utm_campaign=promo"},
+		{"/page", false, ""}, // passed through
+		{"/slow", false, ""},
 	} {
 		conn, err := ln.Dial()
 		if err != nil {
 			t.Fatal(err)
 		}
 		req := fasthttp.AcquireRequest()
-		navRequest(req, tc.path+"?utm_campaign=promo", "")
+		navRequest(req, tc.path+tc.query, "")
 		req.SetConnectionClose()
 		bw := bufio.NewWriter(conn)
 		if err := req.Write(bw); err != nil || bw.Flush() != nil {
@@ -371,6 +375,10 @@ func TestChunkedPagesThatArrivedWholeAreRewrittenWhole(t *testing.T) {
 		case tc.path == "/data.json":
 			if string(got) != `{"a":1}` {
 				t.Errorf("%s: body %q", tc.path, got)
+			}
+		case tc.query == "":
+			if want := map[string]string{"/page": page, "/slow": top + slot}[tc.path]; string(got) != want {
+				t.Errorf("%s, passed through: %q", tc.path, trunc(got))
 			}
 		case !bytes.Contains(got, []byte("Deals picked for you")) || !bytes.HasPrefix(got, []byte(top)) || !bytes.HasSuffix(got, []byte("</section>")) && !bytes.HasSuffix(got, []byte("</html>")):
 			t.Errorf("%s: not personalized, or not all there: %q", tc.path, trunc(got))
