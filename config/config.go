@@ -113,7 +113,9 @@ type Origin struct {
 	// DialTimeout bounds connecting to the origin. Default 5s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// ReadTimeout bounds waiting for each read from the origin (headers and
-	// each body read); past it the visitor gets 504. Default 30s.
+	// each body read), not the whole response: a body may keep coming for
+	// longer. Past it the visitor gets 504, or a body cut short once it has
+	// begun. Default 30s.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// WriteTimeout bounds sending the request to the origin. Default 30s.
 	WriteTimeout time.Duration `yaml:"write_timeout"`

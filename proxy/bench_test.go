@@ -299,14 +299,7 @@ func BenchmarkHandlerStreamed60k(b *testing.B) {
 			if got := bytes.Contains(resp.Body(), []byte("Deals picked for you")); got != c.want {
 				b.Fatalf("personalized %v, want %v", got, c.want)
 			}
-			b.SetBytes(int64(len(c.body)))
-			b.ReportAllocs()
-			for b.Loop() {
-				resp.Reset()
-				if err := s.client.Do(req, resp); err != nil {
-					b.Fatal(err)
-				}
-			}
+			timeDo(b, s, req, resp, len(c.body))
 		})
 	}
 }
@@ -331,30 +324,19 @@ func BenchmarkHandlerChunked60k(b *testing.B) {
 		p = p[n:]
 	}
 	raw = append(raw, "0\r\n\r\n"...)
-	oln := fasthttputil.NewInmemoryListener()
-	defer oln.Close()
-	go func() {
+	oln := rawInmemory(b, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := oln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					req.Body.Close()
-					if _, err := c.Write(raw); err != nil {
-						return
-					}
-				}
-			}()
+			req.Body.Close()
+			if _, err := c.Write(raw); err != nil {
+				return
+			}
 		}
-	}()
+	})
 	for _, whole := range []bool{true, false} {
 		name, dial := "streamed", oln.Dial
 		if whole {
@@ -364,7 +346,7 @@ func BenchmarkHandlerChunked60k(b *testing.B) {
 				if err != nil {
 					return nil, err
 				}
-				return newOriginConn(c), nil
+				return newOriginConn(c, 0, true), nil
 			}
 		}
 		b.Run(name, func(b *testing.B) {
@@ -381,14 +363,7 @@ func BenchmarkHandlerChunked60k(b *testing.B) {
 			if got := resp.Header.ContentLength() >= 0; got != whole {
 				b.Fatalf("sent with a length: %v", got)
 			}
-			b.SetBytes(int64(len(page)))
-			b.ReportAllocs()
-			for b.Loop() {
-				resp.Reset()
-				if err := s.client.Do(req, resp); err != nil {
-					b.Fatal(err)
-				}
-			}
+			timeDo(b, s, req, resp, len(page))
 		})
 	}
 }
@@ -422,14 +397,7 @@ func BenchmarkHandlerCompressed60k(b *testing.B) {
 			if err != nil || string(resp.Header.ContentEncoding()) != c.enc || !bytes.Contains(body, []byte("Deals picked for you")) {
 				b.Fatalf("not personalized in %s: %v", c.enc, err)
 			}
-			b.SetBytes(int64(len(page)))
-			b.ReportAllocs()
-			for b.Loop() {
-				resp.Reset()
-				if err := s.client.Do(req, resp); err != nil {
-					b.Fatal(err)
-				}
-			}
+			timeDo(b, s, req, resp, len(page))
 		})
 	}
 }
@@ -459,4 +427,16 @@ func BenchmarkHandlerPersonalizedParallel60k(b *testing.B) {
 			}
 		}
 	})
+}
+
+// timeDo times s answering req again and again, for a page of n bytes.
+func timeDo(b *testing.B, s *benchStack, req *fasthttp.Request, resp *fasthttp.Response, n int) {
+	b.SetBytes(int64(n))
+	b.ReportAllocs()
+	for b.Loop() {
+		resp.Reset()
+		if err := s.client.Do(req, resp); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -118,7 +118,15 @@ func newFuzzStack(t testing.TB, oln *fasthttputil.InmemoryListener) *fuzzStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	org.client.Dial = func(string) (net.Conn, error) { return oln.Dial() }
+	// As edgeseg dials the origin: connections that tell when a chunked
+	// page has arrived whole, and when a read would wait.
+	org.client.Dial = func(string) (net.Conn, error) {
+		c, err := oln.Dial()
+		if err != nil {
+			return nil, err
+		}
+		return newOriginConn(c, 0, true), nil
+	}
 	set := metrics.NewSet()
 	oc, err := cache.NewOrigin(cfg.Cache.Origin, set)
 	if err != nil {
@@ -278,24 +286,13 @@ func FuzzOriginResponse(f *testing.F) {
 		f.Add(s.status, s.headers, s.body, []byte{}, true)
 	}
 	var answer atomic.Pointer[[]byte]
-	oln := fasthttputil.NewInmemoryListener()
-	defer oln.Close()
-	go func() {
-		for {
-			c, err := oln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				var req fasthttp.Request
-				if req.Read(bufio.NewReader(c)) != nil {
-					return
-				}
-				_, _ = c.Write(*answer.Load())
-			}()
+	oln := rawInmemory(f, func(c net.Conn) {
+		var req fasthttp.Request
+		if req.Read(bufio.NewReader(c)) != nil {
+			return
 		}
-	}()
+		_, _ = c.Write(*answer.Load())
+	})
 	st := newFuzzStack(f, oln)
 	defer st.close()
 	page := []byte(fuzzPage)

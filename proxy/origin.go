@@ -55,11 +55,11 @@ func NewOrigin(cfg config.Origin) (*Origin, error) {
 		IsTLS: isTLS,
 		Dial: func(addr string) (net.Conn, error) {
 			c, err := fasthttp.DialTimeout(addr, dialTimeout)
-			if err != nil || isTLS {
-				// Under TLS the bytes read are records, not the response.
-				return c, err
+			if err != nil {
+				return nil, err
 			}
-			return newOriginConn(c), nil
+			// fasthttp puts TLS over what this returns.
+			return newOriginConn(c, cfg.ReadTimeout, !isTLS), nil
 		},
 		MaxConns:                      cfg.MaxConns,
 		MaxConnWaitTimeout:            cfg.MaxConnWait,
@@ -92,6 +92,11 @@ func NewOrigin(cfg config.Origin) (*Origin, error) {
 // Do sends req to the origin and fills resp's header; resp's body is a stream
 // the caller must close.
 func (o *Origin) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
+	if o.client.IsTLS {
+		// The visitor's request came to edgeseg over http (TLS ends in front
+		// of it); the client refuses a request whose scheme is not its own.
+		req.URI().SetScheme("https")
+	}
 	err := o.client.Do(req, resp)
 	if err == nil {
 		o.lastSeen.Store(time.Now().UnixNano())

@@ -3,30 +3,35 @@ package proxy
 import (
 	"net"
 	"syscall"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
 
-// originConn is a plain connection to the origin that does two things for
-// bodies sent chunked, as application servers send most pages:
+// originConn is a connection to the origin. It bounds each read by
+// origin.read_timeout (fasthttp's ReadTimeout bounds a whole response,
+// however long its body keeps coming), and does two things for bodies sent
+// chunked, as application servers send most pages:
 //
-//   - It keeps the last bytes read from it. With them the handler can tell,
-//     without reading, that a chunked response has arrived whole
-//     (arrivedWhole): its last chunk is in the client's read buffer, and
-//     reading the body to its end will not wait on the network. Such a page
-//     is rewritten whole, as a page with a Content-Length is (its slot plan
-//     reused, sent in one write), instead of as it streams (tokenized on
-//     every request, sent a chunk at a time).
+//   - On a plain connection it keeps the last bytes read. With them the
+//     handler can tell, without reading, that a chunked response has
+//     arrived whole (arrivedWhole): its last chunk is in the client's read
+//     buffer, and reading the body to its end will not wait on the network.
+//     Such a page is rewritten whole, as a page with a Content-Length is
+//     (its slot plan reused, sent in one write), instead of as it streams
+//     (tokenized on every request, sent a chunk at a time).
 //   - While a waiter is set, a read first takes what has arrived without
-//     waiting, and tells the waiter before it waits for more: a body passed
-//     through goes to the visitor in as few writes as its arrival allows,
-//     each made before edgeseg waits for the origin, never after.
+//     waiting, and tells the waiter before it waits for more: a body goes
+//     to the visitor in as few writes as its arrival allows, each made
+//     before edgeseg waits for the origin, never after.
 type originConn struct {
 	net.Conn
-	raw    syscall.RawConn // nil when the connection has none: every read may wait
-	addr   originAddr
-	tail   [len(lastChunk)]byte // the last bytes read, oldest first
-	waiter waiter
+	raw         syscall.RawConn // nil when the connection has none: every read may wait
+	readTimeout time.Duration   // what each read may wait; 0: no bound
+	plain       bool            // not TLS: the bytes read are the responses
+	addr        originAddr
+	tail        [len(lastChunk)]byte // the last bytes read, oldest first
+	waiter      waiter
 }
 
 // A waiter is told before a read from the origin waits for the network.
@@ -38,8 +43,8 @@ type waiter interface{ beforeWait() error }
 // trailer section.
 const lastChunk = "\r\n0\r\n\r\n"
 
-func newOriginConn(c net.Conn) *originConn {
-	oc := &originConn{Conn: c}
+func newOriginConn(c net.Conn, readTimeout time.Duration, plain bool) *originConn {
+	oc := &originConn{Conn: c, readTimeout: readTimeout, plain: plain}
 	if sc, ok := c.(syscall.Conn); ok {
 		oc.raw, _ = sc.SyscallConn()
 	}
@@ -49,6 +54,13 @@ func newOriginConn(c net.Conn) *originConn {
 
 // Read reads from the connection, keeping the last bytes read.
 func (c *originConn) Read(p []byte) (n int, err error) {
+	if c.readTimeout > 0 {
+		// Set before every read, the one that does not wait too: the visitor
+		// may have taken longer than this to accept what was read before.
+		if err := c.Conn.SetReadDeadline(time.Now().Add(c.readTimeout)); err != nil {
+			return 0, err
+		}
+	}
 	if c.waiter == nil {
 		n, err = c.Conn.Read(p)
 	} else {
@@ -58,6 +70,9 @@ func (c *originConn) Read(p []byte) (n int, err error) {
 				n, err = c.Conn.Read(p)
 			}
 		}
+	}
+	if !c.plain {
+		return n, err
 	}
 	if n >= len(c.tail) {
 		copy(c.tail[:], p[n-len(c.tail):n])
@@ -100,5 +115,5 @@ func connOf(resp *fasthttp.Response) *originConn {
 // with trailers is not recognised, and is streamed.
 func arrivedWhole(resp *fasthttp.Response) bool {
 	c := connOf(resp)
-	return c != nil && resp.Header.ContentLength() == -1 && string(c.tail[:]) == lastChunk
+	return c != nil && c.plain && resp.Header.ContentLength() == -1 && string(c.tail[:]) == lastChunk
 }

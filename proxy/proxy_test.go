@@ -20,6 +20,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/edgeseg/edgeseg/cache"
 	"github.com/edgeseg/edgeseg/config"
@@ -88,14 +89,20 @@ func TestChunkedRequestBody(t *testing.T) {
 }
 
 func TestPathsPassVerbatim(t *testing.T) {
-	p := startProxy(t, echoOrigin(), nil)
-	for _, path := range []string{"/a//b/../c", "/%7Euser/x%20y", "/q?x=%3Cscript%3E&&y", "/ünï"} {
-		status, rest := p.raw("GET " + path + " HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n")
-		if !strings.Contains(status, "200") {
-			t.Fatalf("%s: %s", path, status)
-		}
-		if !strings.Contains(rest, "X-Origin-Uri: "+path+"\r\n") {
-			t.Errorf("%s: origin saw a different URI:\n%s", path, rest)
+	tlsOrigin := httptest.NewTLSServer(echoOrigin())
+	t.Cleanup(tlsOrigin.Close)
+	for _, p := range []*testProxy{
+		startProxy(t, echoOrigin(), nil),
+		startProxyURL(t, tlsOrigin.URL, func(c *config.Config) { c.Origin.InsecureSkipVerify = true }, tlsOrigin),
+	} {
+		for _, path := range []string{"/a//b/../c", "/%7Euser/x%20y", "/q?x=%3Cscript%3E&&y", "/ünï"} {
+			status, rest := p.raw("GET " + path + " HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n")
+			if !strings.Contains(status, "200") {
+				t.Fatalf("%s, origin %s: %s", path, p.cfg.Origin.URL, status)
+			}
+			if !strings.Contains(rest, "X-Origin-Uri: "+path+"\r\n") {
+				t.Errorf("%s, origin %s: origin saw a different URI:\n%s", path, p.cfg.Origin.URL, rest)
+			}
 		}
 	}
 }
@@ -482,6 +489,35 @@ func TestOriginDown(t *testing.T) {
 	p.mustServe()
 }
 
+// TestOriginReadTimeoutIsPerRead: origin.read_timeout bounds each wait for
+// the origin, not the whole response: a body that keeps coming for longer
+// than it arrives whole; one whose origin stalls longer is cut short.
+func TestOriginReadTimeoutIsPerRead(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		for i := range 4 {
+			fmt.Fprintf(w, "part-%d\n", i)
+			w.(http.Flusher).Flush()
+			if r.URL.Path == "/stalls" && i == 1 {
+				time.Sleep(700 * time.Millisecond)
+			}
+			time.Sleep(150 * time.Millisecond)
+		}
+	})
+	p := startProxy(t, origin, func(c *config.Config) { c.Origin.ReadTimeout = 400 * time.Millisecond })
+	if _, body := p.get("/keeps-coming"); body != "part-0\npart-1\npart-2\npart-3\n" {
+		t.Errorf("a body arriving for longer than the read timeout: %q", body)
+	}
+	resp, err := p.client.Get(p.url + "/stalls")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Error("an origin that stalled past the read timeout: the body looked complete")
+	}
+}
+
 func TestOriginSlow(t *testing.T) {
 	release := make(chan struct{})
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -535,19 +571,31 @@ func rawServer(t *testing.T, handle func(net.Conn)) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				handle(c)
-			}()
-		}
-	}()
+	go serveConns(ln, handle)
 	return "http://" + ln.Addr().String()
+}
+
+// rawInmemory is rawServer on an in-memory listener.
+func rawInmemory(tb testing.TB, handle func(net.Conn)) *fasthttputil.InmemoryListener {
+	ln := fasthttputil.NewInmemoryListener()
+	tb.Cleanup(func() { ln.Close() })
+	go serveConns(ln, handle)
+	return ln
+}
+
+// serveConns hands each connection ln accepts to handle, on a goroutine
+// of its own, and closes it after; until ln is closed.
+func serveConns(ln net.Listener, handle func(net.Conn)) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			handle(c)
+		}()
+	}
 }
 
 // TestOriginResetMidBody: an origin that breaks off before fasthttp would

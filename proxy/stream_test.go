@@ -470,3 +470,74 @@ func TestStreamedPagesGoOutAPartPerPause(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSOrigin: an https origin's pages, sent with a length, chunked all
+// at once and streamed in parts, reach the visitor whole and personalized,
+// and the streamed one part by part. (Under TLS the bytes edgeseg reads
+// are records: it cannot tell from them that a page has arrived whole.)
+func TestTLSOrigin(t *testing.T) {
+	top := "<!doctype html><html><head><title>t</title></head><body><p>first</p>"
+	rest := `<section data-edgeseg-slot="hero"><p>default</p></section></body></html>`
+	release := make(chan struct{})
+	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		switch r.URL.Path {
+		case "/length":
+			w.Header().Set("Content-Length", strconv.Itoa(len(top+rest)))
+			io.WriteString(w, top+rest)
+		case "/chunked":
+			io.WriteString(w, top)
+			w.(http.Flusher).Flush()
+			io.WriteString(w, rest)
+		case "/streamed":
+			io.WriteString(w, top)
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-time.After(5 * time.Second):
+			}
+			io.WriteString(w, rest)
+		}
+	}))
+	defer origin.Close()
+	_, ln := personalizingServer(t, origin.URL, func(cfg *config.Config) { cfg.Origin.InsecureSkipVerify = true })
+	for _, path := range []string{"/length", "/chunked", "/streamed"} {
+		conn, err := ln.Dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := fasthttp.AcquireRequest()
+		navRequest(req, path+"?utm_campaign=promo", "")
+		req.SetConnectionClose()
+		bw := bufio.NewWriter(conn)
+		if err := req.Write(bw); err != nil || bw.Flush() != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		var got []byte
+		if path == "/streamed" {
+			buf := make([]byte, 64)
+			for !bytes.Contains(got, []byte("first")) {
+				n, err := resp.Body.Read(buf)
+				got = append(got, buf[:n]...)
+				if err != nil {
+					t.Fatalf("%s: the first part was held back (%v)", path, err)
+				}
+			}
+			release <- struct{}{}
+		}
+		more, err := io.ReadAll(resp.Body)
+		conn.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		got = append(got, more...)
+		if !bytes.HasPrefix(got, []byte(top)) || !bytes.Contains(got, []byte("Deals picked for you")) || !bytes.HasSuffix(got, []byte("</html>")) {
+			t.Errorf("%s: %q", path, got)
+		}
+	}
+}
