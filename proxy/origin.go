@@ -54,7 +54,9 @@ func NewOrigin(cfg config.Origin) (*Origin, error) {
 		Addr:  addr,
 		IsTLS: isTLS,
 		Dial: func(addr string) (net.Conn, error) {
-			c, err := fasthttp.DialTimeout(addr, dialTimeout)
+			// Dual stack: an origin at an IPv6 address, or a name with only
+			// AAAA records, is reached too.
+			c, err := fasthttp.DialDualStackTimeout(addr, dialTimeout)
 			if err != nil {
 				return nil, err
 			}

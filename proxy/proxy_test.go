@@ -518,6 +518,29 @@ func TestOriginReadTimeoutIsPerRead(t *testing.T) {
 	}
 }
 
+// TestIPv6Origin: an origin at an IPv6 address is reached, WebSocket
+// upgrades included.
+func TestIPv6Origin(t *testing.T) {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	o := httptest.NewUnstartedServer(echoOrigin())
+	o.Listener.Close()
+	o.Listener = ln
+	o.Start()
+	t.Cleanup(o.Close)
+	p := startProxyURL(t, o.URL, nil, o)
+	if resp, _ := p.get("/v6"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("IPv6 origin: %d\n%s", resp.StatusCode, p.logs.String())
+	}
+	if c, err := p.h.dialOrigin(); err != nil {
+		t.Errorf("upgrade dial to an IPv6 origin: %v", err)
+	} else {
+		c.Close()
+	}
+}
+
 func TestOriginSlow(t *testing.T) {
 	release := make(chan struct{})
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -55,7 +55,7 @@ func (h *Handler) serveUpgrade(ctx *fasthttp.RequestCtx, req *fasthttp.Request, 
 }
 
 func (h *Handler) dialOrigin() (net.Conn, error) {
-	c, err := fasthttp.DialTimeout(h.origin.client.Addr, h.dialTimeout)
+	c, err := fasthttp.DialDualStackTimeout(h.origin.client.Addr, h.dialTimeout)
 	if err != nil {
 		return nil, err
 	}
