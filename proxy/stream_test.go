@@ -98,17 +98,7 @@ func TestChunkedPagesGoOutInFewChunks(t *testing.T) {
 	for _, personalize := range []bool{false, true} {
 		s := newBenchStackFor(t, page, personalize, true, "")
 		defer s.close()
-		c, err := s.dial()
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := fasthttp.AcquireRequest()
-		navRequest(req, "/?utm_campaign=promo", "")
-		req.SetConnectionClose()
-		bw := bufio.NewWriter(c)
-		if err := req.Write(bw); err != nil || bw.Flush() != nil {
-			t.Fatal(err)
-		}
+		c := sendNav(t, s.dial, "/?utm_campaign=promo", nil)
 		raw, err := io.ReadAll(c)
 		if err != nil {
 			t.Fatal(err)
@@ -135,6 +125,31 @@ func TestChunkedPagesGoOutInFewChunks(t *testing.T) {
 }
 
 func trunc(b []byte) []byte { return b[:min(len(b), 40)] }
+
+// sendNav opens a connection with dial and sends on it a page navigation
+// for uri (adjusted by set, if not nil) that asks for the connection to be
+// closed after: the answer is read to the end from the connection returned,
+// within 5 seconds.
+func sendNav(t *testing.T, dial func() (net.Conn, error), uri string, set func(*fasthttp.Request)) net.Conn {
+	t.Helper()
+	c, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	navRequest(req, uri, "")
+	if set != nil {
+		set(req)
+	}
+	req.SetConnectionClose()
+	bw := bufio.NewWriter(c)
+	if err := req.Write(bw); err != nil || bw.Flush() != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	return c
+}
 
 // dechunk returns the body a chunked one frames, and in how many chunks.
 func dechunk(t *testing.T, chunked []byte) (body []byte, chunks int) {
@@ -214,17 +229,7 @@ func TestStreamsGoOnAsTheyArrive(t *testing.T) {
 	defer origin.Close()
 	_, ln := personalizingServer(t, origin.URL, nil)
 	for path, c := range cases {
-		conn, err := ln.Dial()
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := fasthttp.AcquireRequest()
-		navRequest(req, path+"?utm_campaign=promo", "")
-		req.SetConnectionClose()
-		bw := bufio.NewWriter(conn)
-		if err := req.Write(bw); err != nil || bw.Flush() != nil {
-			t.Fatal(err)
-		}
+		conn := sendNav(t, ln.Dial, path+"?utm_campaign=promo", nil)
 		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
 		resp := fasthttp.AcquireResponse()
 		resp.StreamBody = true
@@ -332,18 +337,7 @@ func TestChunkedPagesThatArrivedWholeAreRewrittenWhole(t *testing.T) {
 		{"/page", false, ""}, // passed through
 		{"/slow", false, ""},
 	} {
-		conn, err := ln.Dial()
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := fasthttp.AcquireRequest()
-		navRequest(req, tc.path+tc.query, "")
-		req.SetConnectionClose()
-		bw := bufio.NewWriter(conn)
-		if err := req.Write(bw); err != nil || bw.Flush() != nil {
-			t.Fatal(err)
-		}
-		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		conn := sendNav(t, ln.Dial, tc.path+tc.query, nil)
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.path, err)
@@ -430,19 +424,7 @@ func TestStreamedPagesGoOutAPartPerPause(t *testing.T) {
 	})
 	_, ln := personalizingServer(t, origin, nil)
 	for _, path := range []string{"/plain", "/gzip"} {
-		conn, err := ln.Dial()
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := fasthttp.AcquireRequest()
-		navRequest(req, path+"?utm_campaign=promo", "")
-		req.Header.Set("Accept-Encoding", "gzip")
-		req.SetConnectionClose()
-		bw := bufio.NewWriter(conn)
-		if err := req.Write(bw); err != nil || bw.Flush() != nil {
-			t.Fatal(err)
-		}
-		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		conn := sendNav(t, ln.Dial, path+"?utm_campaign=promo", func(req *fasthttp.Request) { req.Header.Set("Accept-Encoding", "gzip") })
 		raw, err := io.ReadAll(conn)
 		conn.Close()
 		if err != nil {
@@ -502,18 +484,7 @@ func TestTLSOrigin(t *testing.T) {
 	defer origin.Close()
 	_, ln := personalizingServer(t, origin.URL, func(cfg *config.Config) { cfg.Origin.InsecureSkipVerify = true })
 	for _, path := range []string{"/length", "/chunked", "/streamed"} {
-		conn, err := ln.Dial()
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := fasthttp.AcquireRequest()
-		navRequest(req, path+"?utm_campaign=promo", "")
-		req.SetConnectionClose()
-		bw := bufio.NewWriter(conn)
-		if err := req.Write(bw); err != nil || bw.Flush() != nil {
-			t.Fatal(err)
-		}
-		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		conn := sendNav(t, ln.Dial, path+"?utm_campaign=promo", nil)
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
