@@ -125,7 +125,7 @@ func newFuzzStack(t testing.TB, oln *fasthttputil.InmemoryListener) *fuzzStack {
 		if err != nil {
 			return nil, err
 		}
-		return newOriginConn(c, 0, true), nil
+		return newOriginConn(c, cfg.Origin.ReadTimeout, true), nil
 	}
 	set := metrics.NewSet()
 	oc, err := cache.NewOrigin(cfg.Cache.Origin, set)

@@ -63,10 +63,12 @@ func NewOrigin(cfg config.Origin) (*Origin, error) {
 			// fasthttp puts TLS over what this returns.
 			return newOriginConn(c, cfg.ReadTimeout, !isTLS), nil
 		},
-		MaxConns:                      cfg.MaxConns,
-		MaxConnWaitTimeout:            cfg.MaxConnWait,
-		MaxIdleConnDuration:           cfg.IdleConnTimeout,
-		ReadTimeout:                   cfg.ReadTimeout,
+		MaxConns:            cfg.MaxConns,
+		MaxConnWaitTimeout:  cfg.MaxConnWait,
+		MaxIdleConnDuration: cfg.IdleConnTimeout,
+		// No ReadTimeout: fasthttp's bounds a whole response and costs a
+		// deadline update per request; the connections Dial returns bound
+		// each read by cfg.ReadTimeout instead (originConn).
 		WriteTimeout:                  cfg.WriteTimeout,
 		StreamResponseBody:            true,
 		DisablePathNormalizing:        true,
