@@ -11,5 +11,8 @@ func openFileLimit() uint64 {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
 		return 0
 	}
-	return r.Cur
+	if r.Cur < 0 { // int64 on some systems (FreeBSD)
+		return 0
+	}
+	return uint64(r.Cur) //nolint:unconvert // uint64 already on Linux
 }
