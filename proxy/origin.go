@@ -101,7 +101,14 @@ func (o *Origin) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 		// of it); the client refuses a request whose scheme is not its own.
 		req.URI().SetScheme("https")
 	}
+	// A connection the origin closed while it was idle is found before
+	// anything is sent (errClosedIdle), and dropped; the request goes out
+	// on the next. Each try takes a dead connection out of the pool, which
+	// holds at most MaxConns.
 	err := o.client.Do(req, resp)
+	for try := 0; errors.Is(err, errClosedIdle) && try < o.client.MaxConns; try++ {
+		err = o.client.Do(req, resp)
+	}
 	if err == nil {
 		o.lastSeen.Store(time.Now().UnixNano())
 	}

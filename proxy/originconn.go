@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"net"
 	"syscall"
 	"time"
@@ -24,6 +25,10 @@ import (
 //     waiting, and tells the waiter before it waits for more: a body goes
 //     to the visitor in as few writes as its arrival allows, each made
 //     before edgeseg waits for the origin, never after.
+//
+// And before a request goes out on a connection that has served one before,
+// it looks whether the origin closed it while it sat idle in the pool (see
+// SetWriteDeadline).
 type originConn struct {
 	net.Conn
 	raw         syscall.RawConn // nil when the connection has none: every read may wait
@@ -32,7 +37,14 @@ type originConn struct {
 	addr        originAddr
 	tail        [len(lastChunk)]byte // the last bytes read, oldest first
 	waiter      waiter
+	answered    bool // read from since the last request: the next one reuses it
 }
+
+// errClosedIdle is SetWriteDeadline's answer for a pooled connection the
+// origin closed while it was idle. Nothing of the request has been sent,
+// or read from its body, so it can go out again on another connection,
+// whatever its method (Origin.Do).
+var errClosedIdle = errors.New("the origin closed the idle connection")
 
 // A waiter is told before a read from the origin waits for the network.
 // An error ends the read with it.
@@ -52,8 +64,27 @@ func newOriginConn(c net.Conn, readTimeout time.Duration, plain bool) *originCon
 	return oc
 }
 
+// SetWriteDeadline sets the deadline for sending a request; fasthttp sets
+// one before each request (origin.write_timeout is never 0), before it
+// writes anything. On a connection that has answered a request before, it
+// first looks, without waiting, whether the origin has closed it since:
+// origins close idle keep-alive connections when they reload or when their
+// own keep-alive timeout is shorter than edgeseg's, and a request written
+// to such a connection fails (and, but for idempotent ones, cannot be sent
+// again: the origin may have seen it).
+func (c *originConn) SetWriteDeadline(t time.Time) error {
+	if c.answered {
+		c.answered = false
+		if c.closedByPeer() {
+			return errClosedIdle
+		}
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
 // Read reads from the connection, keeping the last bytes read.
 func (c *originConn) Read(p []byte) (n int, err error) {
+	c.answered = true
 	if c.readTimeout > 0 {
 		// Set before every read, the one that does not wait too: the visitor
 		// may have taken longer than this to accept what was read before.

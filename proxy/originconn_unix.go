@@ -33,3 +33,32 @@ func (c *originConn) readNow(p []byte) (n int, now bool, err error) {
 	}
 	return n, true, nil
 }
+
+// closedByPeer reports whether the origin has closed the connection, which
+// has no request on it: the end of the stream or a reset is waiting to be
+// read. On a plain connection bytes are too, as the origin has nothing to
+// answer (a 408 some servers send before they close); over TLS they may be
+// a session ticket, and the connection is fine.
+func (c *originConn) closedByPeer() bool {
+	if c.raw == nil {
+		return false
+	}
+	var (
+		b     [1]byte
+		n     int
+		errno error
+	)
+	if rerr := c.raw.Read(func(fd uintptr) bool {
+		n, _, errno = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return true // one try, never a wait
+	}); rerr != nil {
+		return true
+	}
+	switch {
+	case errors.Is(errno, syscall.EAGAIN), errors.Is(errno, syscall.EINTR):
+		return false
+	case errno != nil, n == 0:
+		return true
+	}
+	return c.plain
+}

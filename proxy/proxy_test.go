@@ -1513,3 +1513,84 @@ func TestCodecRefusesUnknownCodings(t *testing.T) {
 		t.Error("encoded an unknown coding")
 	}
 }
+
+// TestOriginClosesIdleConnections: an origin may close a keep-alive
+// connection while it sits idle in edgeseg's pool (a reload, a keep-alive
+// timeout shorter than edgeseg's, as Node's 5 s is). A request that would
+// go out on such a connection goes out on another, whatever its method:
+// the origin never saw it. Here the origin drops every idle connection at
+// once, as a reload does, and visitors must not see a single 502.
+func TestOriginClosesIdleConnections(t *testing.T) {
+	const n = 16
+	var (
+		first   sync.WaitGroup
+		posts   atomic.Int32
+		warming atomic.Bool
+	)
+	first.Add(n)
+	warming.Store(true)
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if warming.Load() && r.URL.Path == "/warm" {
+			// Hold every request until all n are in: n connections.
+			first.Done()
+			first.Wait()
+		}
+		if r.Method == http.MethodPost {
+			b, _ := io.ReadAll(r.Body)
+			if string(b) != "order=1" {
+				t.Errorf("POST body %q", b)
+			}
+			posts.Add(1)
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "ok "+r.Method)
+	}))
+	t.Cleanup(o.Close)
+	p := startProxyURL(t, o.URL, nil, o)
+	p.client.Transport.(*http.Transport).MaxIdleConnsPerHost = 2 * n
+
+	many := func(method, path string) {
+		t.Helper()
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var body io.Reader
+				if method == http.MethodPost {
+					body = strings.NewReader("order=1")
+				}
+				req, _ := http.NewRequest(method, p.url+path, body)
+				resp, err := p.client.Do(req)
+				if err != nil {
+					t.Errorf("%s %s: %v", method, path, err)
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != "ok "+method {
+					t.Errorf("%s %s: %d %q", method, path, resp.StatusCode, b)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	for round := range 3 {
+		warming.Store(true)
+		if round > 0 {
+			first.Add(n)
+		}
+		many(http.MethodGet, "/warm") // n connections to the origin, now idle
+		warming.Store(false)
+		o.CloseClientConnections()
+		time.Sleep(50 * time.Millisecond) // the FINs arrive
+		if round%2 == 0 {
+			many(http.MethodGet, "/page")
+		} else {
+			many(http.MethodPost, "/cart/add")
+		}
+	}
+	if got := posts.Load(); got != n {
+		t.Errorf("origin saw %d POSTs, want %d: each exactly once", got, n)
+	}
+}
