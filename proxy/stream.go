@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strconv"
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -108,16 +109,17 @@ func (c chunkedOrigin) WriteTo(w io.Writer) (int64, error) {
 	out := &c.out
 	*out = pendingOut{w: w, b: b[:c.size]}
 	defer func() { c.out = pendingOut{} }()
-	if len(c.prefix) > len(out.b) {
+	prefix := c.prefix
+	for len(prefix) > len(out.b) {
 		// Read before the head went out, past what one write holds.
-		m, err := w.Write(c.prefix)
+		m, err := w.Write(prefix[:len(out.b)])
 		out.sent += int64(m)
 		if err != nil {
 			return out.sent, err
 		}
-	} else {
-		out.end = copy(out.b, c.prefix)
+		prefix = prefix[len(out.b):]
 	}
+	out.end = copy(out.b, prefix)
 	c.prefix = nil
 	c.putFirst()
 	if c.conn != nil {
@@ -153,6 +155,28 @@ func (c chunkedOrigin) WriteTo(w io.Writer) (int64, error) {
 		return out.sent, err
 	}
 	return out.sent, io.ErrNoProgress
+}
+
+// maxChunk is the most data a chunk may carry for it to leave in one write
+// from a write buffer of size bytes, its framing (size line, CRLF) included:
+// a chunk as large as the buffer goes out in two writes, the second of a few
+// bytes, a packet of its own.
+func maxChunk(size int) int {
+	return size - len(strconv.FormatInt(int64(size), 16)) - len("\r\n\r\n")
+}
+
+// writeChunks writes b to w, a chunk writer, in chunks of at most max bytes.
+func writeChunks(w io.Writer, b []byte, max int) (int, error) {
+	sent := 0
+	for len(b) > 0 {
+		n, err := w.Write(b[:min(len(b), max)])
+		sent += n
+		if err != nil {
+			return sent, err
+		}
+		b = b[n:]
+	}
+	return sent, nil
 }
 
 // pendingOut is the part of a buffer read from the origin and not yet

@@ -154,6 +154,13 @@ func sendNav(t *testing.T, dial func() (net.Conn, error), uri string, set func(*
 // dechunk returns the body a chunked one frames, and in how many chunks.
 func dechunk(t *testing.T, chunked []byte) (body []byte, chunks int) {
 	t.Helper()
+	body, sizes := dechunkSizes(t, chunked)
+	return body, len(sizes)
+}
+
+// dechunkSizes is dechunk, with the size of each chunk.
+func dechunkSizes(t *testing.T, chunked []byte) (body []byte, sizes []int) {
+	t.Helper()
 	for {
 		line, rest, ok := bytes.Cut(chunked, []byte("\r\n"))
 		n, err := strconv.ParseInt(string(line), 16, 32)
@@ -161,11 +168,63 @@ func dechunk(t *testing.T, chunked []byte) (body []byte, chunks int) {
 			t.Fatalf("bad chunk framing at %q", trunc(chunked))
 		}
 		if n == 0 {
-			return body, chunks
+			return body, sizes
 		}
-		chunks++
+		sizes = append(sizes, int(n))
 		body = append(body, rest[:n]...)
 		chunked = rest[n+2:]
+	}
+}
+
+// TestChunksFitTheWriteBuffer: a large page sent chunked leaves in chunks
+// that each fit, framing included, in the write buffer, passed through and
+// personalized as it streams: one as large as the buffer went out in two
+// writes, the second of a few bytes and a packet of its own.
+func TestChunksFitTheWriteBuffer(t *testing.T) {
+	page, err := os.ReadFile("../bench/testdata/page-500k.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As nginx sends a page through SSI: 32 KB chunks, all at once.
+	var chunked bytes.Buffer
+	for rest := page; len(rest) > 0; {
+		n := min(len(rest), 32<<10)
+		fmt.Fprintf(&chunked, "%x\r\n%s\r\n", n, rest[:n])
+		rest = rest[n:]
+	}
+	chunked.WriteString("0\r\n\r\n")
+	origin := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			ctype := "text/html; charset=utf-8"
+			if req.URL.Path == "/file" {
+				ctype = "application/octet-stream"
+			}
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n%s", ctype, chunked.Bytes())
+		}
+	})
+	h, ln := personalizingServer(t, origin, nil)
+	most := maxChunk(h.writeBuffer)
+	for _, path := range []string{"/file", "/page"} {
+		c := sendNav(t, ln.Dial, path+"?utm_campaign=promo", nil)
+		raw, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
+		body, sizes := dechunkSizes(t, rest)
+		if personalized := bytes.Contains(body, []byte("Deals picked for you")); personalized != (path == "/page") || path == "/file" && !bytes.Equal(body, page) {
+			t.Fatalf("%s: wrong body (personalized %v, %d bytes)", path, personalized, len(body))
+		}
+		for i, n := range sizes {
+			if n > most {
+				t.Errorf("%s: chunk %d of %d carries %d bytes; %d fill a %d-byte write buffer", path, i+1, len(sizes), n, most, h.writeBuffer)
+			}
+		}
 	}
 }
 

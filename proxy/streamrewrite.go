@@ -178,20 +178,28 @@ func (s *rewriteStream) WriteTo(w io.Writer) (int64, error) {
 			}
 			return s.sent, err
 		}
-		if err := s.send(); err != nil {
+		// While the origin keeps sending, only chunks that fill a write go
+		// out; the rest waits for more, or for the pause that sends it.
+		if err := s.send(!s.coalesce || s.eof || s.fail != nil); err != nil {
 			return s.sent, err
 		}
 	}
 }
 
-// send writes what is made so far to the visitor.
-func (s *rewriteStream) send() error {
-	if s.out.Len() == 0 {
+// send writes what is made so far to the visitor, in chunks that each fill
+// a write; all: the last, shorter one too.
+func (s *rewriteStream) send(all bool) error {
+	max := maxChunk(s.h.writeBuffer)
+	b := s.out.Bytes()
+	if !all {
+		b = b[:len(b)-len(b)%max]
+	}
+	if len(b) == 0 {
 		return nil
 	}
-	n, err := s.w.Write(s.out.Bytes())
+	n, err := writeChunks(s.w, b, max)
 	s.sent += int64(n)
-	s.out.Reset()
+	s.out.Next(len(b))
 	return err
 }
 
@@ -206,7 +214,7 @@ func (s *rewriteStream) beforeWait() error {
 			return err
 		}
 	}
-	return s.send()
+	return s.send(true)
 }
 
 // pump reads and rewrites until there are bytes to hand on; io.EOF at the
@@ -220,7 +228,7 @@ func (s *rewriteStream) pump() (err error) {
 			err = s.fail
 		}
 	}()
-	for s.out.Len() == 0 || s.coalesce && s.out.Len() < s.h.writeBuffer {
+	for s.out.Len() == 0 || s.coalesce && s.out.Len() < maxChunk(s.h.writeBuffer) {
 		if s.fail != nil || s.eof {
 			if s.out.Len() > 0 {
 				return nil // what was made goes out first
