@@ -39,7 +39,10 @@ type Config struct {
 type Server struct {
 	// ReadTimeout bounds reading one whole request, headers and body. Default 30s.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
-	// WriteTimeout bounds writing one whole response. Default 60s.
+	// WriteTimeout bounds each write to the visitor, as nginx's
+	// send_timeout does: a visitor that stops reading is let go, while a
+	// response may last longer in all (a download, an event stream).
+	// Default 60s.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout closes keep-alive connections idle this long. Default 120s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`

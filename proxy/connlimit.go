@@ -20,18 +20,20 @@ type connLimiter struct {
 	refusing atomic.Int64 // refusals in progress
 	refusal  []byte
 	metrics  *proxyMetrics
+
+	writeTimeout time.Duration // for each write to a visitor (limitedConn)
 }
 
 // maxRefusing bounds the refusals answered at once; past it a connection
 // is closed without an answer.
 const maxRefusing = 1024
 
-func newConnLimiter(ln net.Listener, max int, name string, m *proxyMetrics) *connLimiter {
+func newConnLimiter(ln net.Listener, max int, writeTimeout time.Duration, name string, m *proxyMetrics) *connLimiter {
 	body := "edgeseg is serving too many connections; retry shortly\n"
 	refusal := "HTTP/1.1 503 Service Unavailable\r\nServer: " + name +
 		"\r\nRetry-After: 1\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
 		strconv.Itoa(len(body)) + "\r\n\r\n" + body
-	l := &connLimiter{Listener: ln, max: int64(max), refusal: []byte(refusal), metrics: m}
+	l := &connLimiter{Listener: ln, max: int64(max), writeTimeout: writeTimeout, refusal: []byte(refusal), metrics: m}
 	if m != nil {
 		m.set.GetOrCreateGauge("edgeseg_connections_open", func() float64 { return float64(l.open.Load()) })
 	}
@@ -47,7 +49,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if l.open.Add(1) <= l.max {
-			return &limitedConn{Conn: c, l: l}, nil
+			return &limitedConn{Conn: c, l: l, writeTimeout: l.writeTimeout}, nil
 		}
 		l.open.Add(-1)
 		if l.metrics != nil {
@@ -81,11 +83,41 @@ func (l *connLimiter) refuse(c net.Conn) {
 }
 
 // limitedConn gives its place back once closed, however often Close is
-// called.
+// called. It also bounds each write to the visitor by server.write_timeout,
+// as nginx's send_timeout does: a visitor that stops reading is let go, but
+// a response may last longer than that in all (a large download on a slow
+// link, an event stream), which fasthttp's WriteTimeout, a deadline for a
+// whole response, would cut off.
 type limitedConn struct {
 	net.Conn
-	l    *connLimiter
-	once sync.Once
+	l            *connLimiter
+	once         sync.Once
+	writeTimeout time.Duration
+	own          atomic.Bool // a caller sets its own write deadlines (a relayed upgrade)
+}
+
+// Write writes p, within the write timeout from now.
+func (c *limitedConn) Write(p []byte) (int, error) {
+	if c.writeTimeout > 0 && !c.own.Load() {
+		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
+			return 0, err
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+// SetWriteDeadline sets the write deadline, which from then on is the
+// caller's to keep: Write no longer sets one.
+func (c *limitedConn) SetWriteDeadline(t time.Time) error {
+	c.own.Store(true)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline sets both deadlines; the write one is the caller's from then
+// on.
+func (c *limitedConn) SetDeadline(t time.Time) error {
+	c.own.Store(true)
+	return c.Conn.SetDeadline(t)
 }
 
 func (c *limitedConn) Close() error {

@@ -19,6 +19,7 @@ type Server struct {
 	srv      *fasthttp.Server
 	shutdown time.Duration
 	maxConns int
+	writeTO  time.Duration
 	name     string
 	metrics  *proxyMetrics
 	log      *zerolog.Logger
@@ -35,10 +36,11 @@ func NewServer(cfg *config.Config, h *Handler, log *zerolog.Logger) *Server {
 		ErrorHandler: h.serveParseError,
 		Name:         cfg.Server.Name,
 		// The request head must fit the read buffer: this is the header limit.
-		ReadBufferSize:               int(cfg.Server.MaxHeaderBytes),
-		WriteBufferSize:              int(cfg.Server.WriteBufferBytes),
-		ReadTimeout:                  cfg.Server.ReadTimeout,
-		WriteTimeout:                 cfg.Server.WriteTimeout,
+		ReadBufferSize:  int(cfg.Server.MaxHeaderBytes),
+		WriteBufferSize: int(cfg.Server.WriteBufferBytes),
+		ReadTimeout:     cfg.Server.ReadTimeout,
+		// No WriteTimeout: it bounds a whole response. The connections
+		// the limiter hands out bound each write instead (limitedConn).
 		IdleTimeout:                  cfg.Server.IdleTimeout,
 		MaxRequestBodySize:           int(cfg.Server.MaxBodyBytes),
 		StreamRequestBody:            true,
@@ -50,7 +52,7 @@ func NewServer(cfg *config.Config, h *Handler, log *zerolog.Logger) *Server {
 		Logger:                       fasthttpLogger{log},
 		SecureErrorLogMessage:        true,
 	}
-	return &Server{srv: s, shutdown: cfg.Server.ShutdownTimeout, maxConns: cfg.Server.MaxConnections,
+	return &Server{srv: s, shutdown: cfg.Server.ShutdownTimeout, maxConns: cfg.Server.MaxConnections, writeTO: cfg.Server.WriteTimeout,
 		name: cfg.Server.Name, metrics: h.metrics, log: log}
 }
 
@@ -64,7 +66,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.ln = ln
 	s.mu.Unlock()
-	err := s.srv.Serve(newConnLimiter(ln, s.maxConns, s.name, s.metrics))
+	err := s.srv.Serve(newConnLimiter(ln, s.maxConns, s.writeTO, s.name, s.metrics))
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}

@@ -571,3 +571,54 @@ func TestTLSOrigin(t *testing.T) {
 		}
 	}
 }
+
+// TestLongResponsesOutliveTheWriteTimeout: server.write_timeout bounds how
+// long a visitor may take to accept each write, as nginx's send_timeout
+// does, not how long a whole response may last: a download the origin
+// sends slowly, or an event stream that stays open, is not cut off after
+// it; a visitor that stops reading is.
+func TestLongResponsesOutliveTheWriteTimeout(t *testing.T) {
+	const parts = 8
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/events":
+			w.Header().Set("Content-Type", "text/event-stream")
+		case "/big":
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Write(bytes.Repeat([]byte("x"), 64<<20))
+			return
+		default:
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Content-Length", strconv.Itoa(parts*1000))
+		}
+		for range parts {
+			w.Write(bytes.Repeat([]byte("x"), 1000))
+			w.(http.Flusher).Flush()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}))
+	defer origin.Close()
+	p := startProxyURL(t, origin.URL, func(c *config.Config) { c.Server.WriteTimeout = 300 * time.Millisecond }, origin)
+	for _, path := range []string{"/events", "/download"} {
+		start := time.Now()
+		resp, body := p.get(path)
+		if resp.StatusCode != 200 || len(body) != parts*1000 {
+			t.Errorf("%s: %d, %d bytes of %d after %v", path, resp.StatusCode, len(body), parts*1000, time.Since(start).Round(time.Millisecond))
+		}
+	}
+
+	// A visitor that stops reading is let go: what the socket buffers held
+	// (a few MB), then the end of the connection.
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+	time.Sleep(2 * time.Second)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := io.Copy(io.Discard, c)
+	if err != nil || n >= 64<<20 {
+		t.Errorf("a visitor that stopped reading for 2s, with write_timeout 300ms: %d bytes of %d, then %v; want the connection closed", n, 64<<20, err)
+	}
+}
