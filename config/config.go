@@ -37,7 +37,10 @@ type Config struct {
 
 // Server configures the listening side: what edgeseg accepts from clients.
 type Server struct {
-	// ReadTimeout bounds reading one whole request, headers and body. Default 30s.
+	// ReadTimeout bounds reading a request's head (and the first 8 KiB of
+	// its body), then each read of the rest of its body, as nginx's
+	// client_body_timeout does: an upload may last longer in all. Past it:
+	// 408. Default 30s.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// WriteTimeout bounds each write to the visitor, as nginx's
 	// send_timeout does: a visitor that stops reading is let go, while a

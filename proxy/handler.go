@@ -63,6 +63,7 @@ type Handler struct {
 	buffered     *byteBudget // bytes rewrites in flight hold, at most rewrite.max_buffered_bytes
 	codec        *codec
 	upgradeIdle  time.Duration
+	readTimeout  time.Duration // server.read_timeout: what each read of a request body may wait
 	dialTimeout  time.Duration
 	healthWindow time.Duration
 	accessLog    bool
@@ -105,6 +106,7 @@ func New(opts Options) (*Handler, error) {
 		buffered:     &byteBudget{max: int64(cfg.Rewrite.MaxBufferedBytes)},
 		codec:        newCodec(cfg.Rewrite.GzipLevel, cfg.Rewrite.BrotliLevel),
 		upgradeIdle:  cfg.Server.UpgradeIdleTimeout,
+		readTimeout:  cfg.Server.ReadTimeout,
 		dialTimeout:  cfg.Origin.DialTimeout,
 		healthWindow: cfg.Origin.HealthWindow,
 		accessLog:    cfg.Log.Access,
@@ -546,7 +548,7 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 		}
 	}
 	if s := ctx.RequestBodyStream(); s != nil {
-		body.r = s
+		body.r, body.ctx, body.timeout = s, ctx, h.readTimeout
 		req.SetBodyStream(body, ctx.Request.Header.ContentLength())
 	} else if body := ctx.Request.Body(); len(body) > 0 {
 		req.SetBodyRaw(body)
@@ -568,13 +570,21 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 
 // bodyReader passes the visitor's streamed request body to the origin and
 // remembers why it failed, so a broken upload is answered 400/413 rather
-// than blamed on the origin.
+// than blamed on the origin. Each read may wait server.read_timeout for the
+// visitor, as nginx's client_body_timeout allows, not the whole upload:
+// fasthttp's deadline for the request, set before its head, would cut off
+// a large upload over a slow link.
 type bodyReader struct {
-	r   io.Reader
-	err error
+	r       io.Reader
+	err     error
+	ctx     *fasthttp.RequestCtx
+	timeout time.Duration
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.timeout > 0 {
+		_ = b.ctx.SetReadDeadline(time.Now().Add(b.timeout))
+	}
 	n, err := b.r.Read(p)
 	if err != nil && err != io.EOF {
 		b.err = err

@@ -1594,3 +1594,46 @@ func TestOriginClosesIdleConnections(t *testing.T) {
 		t.Errorf("origin saw %d POSTs, want %d: each exactly once", got, n)
 	}
 }
+
+// TestSlowUploads: server.read_timeout bounds each read of a request body,
+// as nginx's client_body_timeout does, not the whole upload: a large file
+// sent over a slow link reaches the origin whole, however long it takes; a
+// visitor that stops sending mid-body gets 408.
+func TestSlowUploads(t *testing.T) {
+	p := startProxy(t, echoOrigin(), func(c *config.Config) { c.Server.ReadTimeout = 300 * time.Millisecond })
+	// fasthttp reads up to 8 KiB of a body with a length before the
+	// handler, within the request's deadline; the rest streams.
+	const size = 8<<10 + 8*1000
+	want := fmt.Sprintf("POST %d %x", size, sha256.Sum256(bytes.Repeat([]byte("u"), size)))
+	for _, length := range []int64{size, -1} {
+		pr, pw := io.Pipe()
+		go func() {
+			pw.Write(bytes.Repeat([]byte("u"), 8<<10))
+			for range 8 {
+				time.Sleep(100 * time.Millisecond)
+				pw.Write(bytes.Repeat([]byte("u"), 1000))
+			}
+			pw.Close()
+		}()
+		req, _ := http.NewRequest("POST", p.url+"/upload", pr)
+		req.ContentLength = length
+		resp, got := p.do(req)
+		if resp.StatusCode != 200 || got != want {
+			t.Errorf("length %d, sent over 800ms: %d %q, want %q", length, resp.StatusCode, got, want)
+		}
+	}
+
+	// One that stops sending is answered 408.
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("u", 20000))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	status, _ := bufio.NewReader(c).ReadString('\n')
+	if !strings.Contains(status, "408") || time.Since(start) > 2*time.Second {
+		t.Errorf("a stalled upload: %q after %v, want 408 after ~300ms", status, time.Since(start))
+	}
+}
