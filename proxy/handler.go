@@ -531,6 +531,9 @@ func (h *Handler) release() { <-h.sem }
 // then Host, X-Forwarded-*, Via and a filtered Accept-Encoding set.
 func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, body *bodyReader, proxyHeaders bool) {
 	ctx.Request.Header.CopyTo(&req.Header)
+	// A body sent without a Content-Type goes on without one; fasthttp
+	// would add application/octet-stream.
+	req.Header.SetNoDefaultContentType(true)
 	uri := ctx.Request.Header.RequestURI()
 	if len(uri) > 0 && uri[0] != '/' && uri[0] != '*' {
 		// absolute-form, already checked against Host: send origin-form.

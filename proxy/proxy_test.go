@@ -63,6 +63,9 @@ func TestMethodsAndBodies(t *testing.T) {
 			if u := resp.Header.Get("X-Origin-Uri"); u != "/echo?a=1&b=%2F" {
 				t.Fatalf("origin saw URI %q", u)
 			}
+			if ct := resp.Header.Get("X-Echo-Content-Type"); ct != "" {
+				t.Fatalf("a body sent without a Content-Type reached the origin with %q", ct)
+			}
 		})
 	}
 }
