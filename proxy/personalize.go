@@ -394,13 +394,16 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 // adjustRequest changes the origin request of a page navigation that may
 // be personalized: conditional headers are dropped, so the origin answers
 // with the whole page rather than a 304 that would let the browser show a
-// variant chosen for an earlier state of the visitor.
+// variant chosen for an earlier state of the visitor; so are ranges, which
+// would be of the origin's bytes, not of the page the visitor gets.
 func (p *Personalizer) adjustRequest(v *Visit, req *fasthttp.Request) {
 	if p == nil || v == nil || !v.navigation || !req.Header.IsGet() {
 		return
 	}
 	req.Header.Del("If-None-Match")
 	req.Header.Del("If-Modified-Since")
+	req.Header.Del("Range")
+	req.Header.Del("If-Range")
 }
 
 // signalsRequest is what signals.Extract reads of ctx.

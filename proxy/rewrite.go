@@ -255,6 +255,7 @@ func markPersonalized(rh *fasthttp.ResponseHeader) {
 		rh.Set("ETag", "W/"+string(et))
 	}
 	rh.Del("Last-Modified")
+	rh.Del("Accept-Ranges") // ranges would be of the origin's bytes
 	rh.Del("Content-MD5")
 	rh.Del("Digest")
 	rh.Set("Cache-Control", "private, no-cache")

@@ -588,6 +588,39 @@ func TestServeErrors(t *testing.T) {
 	m.Close()
 }
 
+// TestNavigationsGetWholePages: a range of a page that may be personalized
+// would be a range of the origin's bytes, spliced by the client into a
+// personalized body; a navigation asking for one gets the whole page, and a
+// personalized page does not offer ranges.
+func TestNavigationsGetWholePages(t *testing.T) {
+	page := `<!doctype html><html><body><div id="hero" data-edgeseg-slot="hero">default</div>` + strings.Repeat("<p>text</p>", 200) + `</body></html>`
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		http.ServeContent(w, r, "page.html", time.Time{}, strings.NewReader(page))
+	})
+	for _, cached := range []bool{false, true} {
+		s := startStack(t, origin, func(y string) string {
+			if cached {
+				y = strings.Replace(y, "    paths: []                # e.g.", `    paths: ["/*"]            # e.g.`, 1)
+				y = strings.Replace(y, "    default_ttl: 0s", "    default_ttl: 1m", 1)
+			}
+			return y
+		})
+		b := s.browser(uaIPhone)
+		for i := 0; i < 2; i++ {
+			b.header.Set("Range", "bytes=0-99")
+			resp, body := b.page("/")
+			if resp.StatusCode != 200 || !strings.Contains(body, "Shop on the go") || !strings.HasSuffix(body, "</html>") {
+				t.Fatalf("cached %v: navigation %d with a range: %d, %d bytes:\n%.200s", cached, i, resp.StatusCode, len(body), body)
+			}
+			if ar := resp.Header.Get("Accept-Ranges"); ar != "" {
+				t.Errorf("cached %v: a personalized page offers ranges (Accept-Ranges: %s)", cached, ar)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
 // TestNavigationsAreNotRevalidatedIntoStaleVariants: a browser revalidating
 // a page it got personalized for an earlier state must get the whole page,
 // not a 304 that keeps the old variant on screen.
