@@ -109,6 +109,13 @@ func TestRewriteBudget(t *testing.T) {
 // their own.
 func personalizingServer(t *testing.T, originURL string, mutate func(*config.Config)) (*Handler, *fasthttputil.InmemoryListener) {
 	t.Helper()
+	ln := fasthttputil.NewInmemoryListener()
+	return personalizingServerOn(t, ln, originURL, mutate), ln
+}
+
+// personalizingServerOn is personalizingServer serving on ln.
+func personalizingServerOn(t *testing.T, ln net.Listener, originURL string, mutate func(*config.Config)) *Handler {
+	t.Helper()
 	cfg, err := config.Load("../bench/edgeseg.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -126,11 +133,10 @@ func personalizingServer(t *testing.T, originURL string, mutate func(*config.Con
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := fasthttputil.NewInmemoryListener()
 	srv := NewServer(cfg, h, &nop)
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Shutdown() })
-	return h, ln
+	return h
 }
 
 // personalizingStack starts edgeseg, with the bench config (deal-seekers

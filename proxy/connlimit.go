@@ -22,6 +22,7 @@ type connLimiter struct {
 	metrics  *proxyMetrics
 
 	writeTimeout time.Duration // for each write to a visitor (limitedConn)
+	held         sync.Pool     // *[]byte: writes held back (limitedConn.holdNextWrite)
 }
 
 // maxRefusing bounds the refusals answered at once; past it a connection
@@ -88,22 +89,75 @@ func (l *connLimiter) refuse(c net.Conn) {
 // a response may last longer than that in all (a large download on a slow
 // link, an event stream), which fasthttp's WriteTimeout, a deadline for a
 // whole response, would cut off.
+//
+// And it can hold a write back until the next (holdNextWrite), so that the
+// last chunk of a chunked body and the empty chunk that ends it, which
+// fasthttp writes and flushes apart, leave in one system call and one
+// packet: the visitor is woken once, with the whole body.
 type limitedConn struct {
 	net.Conn
 	l            *connLimiter
 	once         sync.Once
 	writeTimeout time.Duration
 	own          atomic.Bool // a caller sets its own write deadlines (a relayed upgrade)
+	holdNext     bool        // the next Write is held back; only the serving goroutine
+	mu           sync.Mutex  // guards held: Close may come from another goroutine
+	held         *[]byte     // a held write, sent before anything else
 }
 
-// Write writes p, within the write timeout from now.
+// holdNextWrite holds the next Write back (copied) until the one after it,
+// or Close, sends both at once.
+func (c *limitedConn) holdNextWrite() { c.holdNext = true }
+
+// Write writes p, after a held write if there is one, within the write
+// timeout from now.
 func (c *limitedConn) Write(p []byte) (int, error) {
+	if c.holdNext {
+		c.holdNext = false
+		b, _ := c.l.held.Get().(*[]byte)
+		if b == nil {
+			b = new([]byte)
+		}
+		*b = append((*b)[:0], p...)
+		c.mu.Lock()
+		c.held = b
+		c.mu.Unlock()
+		return len(p), nil
+	}
 	if c.writeTimeout > 0 && !c.own.Load() {
 		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
 			return 0, err
 		}
 	}
-	return c.Conn.Write(p)
+	c.mu.Lock()
+	held := c.held
+	c.held = nil
+	c.mu.Unlock()
+	if held == nil {
+		return c.Conn.Write(p)
+	}
+	defer c.l.held.Put(held)
+	h := len(*held)
+	if len(p) <= 4<<10 { // the end of the body, most often: one write
+		*held = append(*held, p...)
+		n, err := c.Conn.Write(*held)
+		return max(n-h, 0), err
+	}
+	bufs := net.Buffers{*held, p}
+	n, err := bufs.WriteTo(c.Conn)
+	return int(max(n-int64(h), 0)), err
+}
+
+// sendHeld sends a held write, if any.
+func (c *limitedConn) sendHeld() {
+	c.mu.Lock()
+	held := c.held
+	c.held = nil
+	c.mu.Unlock()
+	if held != nil {
+		_, _ = c.Conn.Write(*held)
+		c.l.held.Put(held)
+	}
 }
 
 // SetWriteDeadline sets the write deadline, which from then on is the
@@ -120,7 +174,9 @@ func (c *limitedConn) SetDeadline(t time.Time) error {
 	return c.Conn.SetDeadline(t)
 }
 
+// Close sends a held write, then closes the connection.
 func (c *limitedConn) Close() error {
+	c.sendHeld()
 	err := c.Conn.Close()
 	c.once.Do(func() { c.l.open.Add(-1) })
 	return err

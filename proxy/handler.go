@@ -687,6 +687,7 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 	if n < 0 && !events {
 		// An event stream is left to fasthttp's 4 KB reads: its messages
 		// are small, and it may stay open for hours, holding its buffer.
+		s.client = clientOf(ctx)
 		ctx.Response.SetBodyStream(chunkedOrigin{s, maxChunk(h.writeBuffer)}, -1)
 		return
 	}

@@ -29,6 +29,21 @@ type originStream struct {
 	bufs  *freeList
 	conn  *originConn // what resp is read from; nil for a body in memory
 	out   pendingOut  // chunkedOrigin's bytes read and not yet sent
+	// client is the visitor's connection, if it can hold a body's last
+	// chunk back for the empty chunk fasthttp ends the body with.
+	client lastChunkHolder
+}
+
+// A lastChunkHolder holds its next write back until the one after it, so
+// both leave at once (limitedConn).
+type lastChunkHolder interface{ holdNextWrite() }
+
+// clientOf returns ctx's connection if it can hold a write back.
+func clientOf(ctx *fasthttp.RequestCtx) lastChunkHolder {
+	if c, ok := ctx.Conn().(*limitedConn); ok {
+		return c
+	}
+	return nil
 }
 
 func newOriginStream(resp *fasthttp.Response, prefix []byte, bufs *freeList, log *zerolog.Logger, path []byte) *originStream {
@@ -142,6 +157,9 @@ func (c chunkedOrigin) WriteTo(w io.Writer) (int64, error) {
 			empty++
 		}
 		if err != nil {
+			if errors.Is(err, io.EOF) && out.start != out.end && c.client != nil {
+				c.client.holdNextWrite() // this last chunk goes with the end
+			}
 			if werr := out.beforeWait(); werr != nil {
 				return out.sent, werr
 			}
@@ -163,20 +181,6 @@ func (c chunkedOrigin) WriteTo(w io.Writer) (int64, error) {
 // bytes, a packet of its own.
 func maxChunk(size int) int {
 	return size - len(strconv.FormatInt(int64(size), 16)) - len("\r\n\r\n")
-}
-
-// writeChunks writes b to w, a chunk writer, in chunks of at most max bytes.
-func writeChunks(w io.Writer, b []byte, max int) (int, error) {
-	sent := 0
-	for len(b) > 0 {
-		n, err := w.Write(b[:min(len(b), max)])
-		sent += n
-		if err != nil {
-			return sent, err
-		}
-		b = b[n:]
-	}
-	return sent, nil
 }
 
 // pendingOut is the part of a buffer read from the origin and not yet

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/edgeseg/edgeseg/config"
 )
@@ -620,5 +621,48 @@ func TestLongResponsesOutliveTheWriteTimeout(t *testing.T) {
 	n, err := io.Copy(io.Discard, c)
 	if err != nil || n >= 64<<20 {
 		t.Errorf("a visitor that stopped reading for 2s, with write_timeout 300ms: %d bytes of %d, then %v; want the connection closed", n, 64<<20, err)
+	}
+}
+
+// TestChunkedBodiesEndInTheirLastWrite: the last chunk of a chunked body
+// and the empty chunk that ends it, which fasthttp writes and flushes
+// apart, leave in one write, so the visitor is woken once for the end of
+// the body, not twice: a body sent in two parts leaves in two writes
+// (three before), passed through and personalized as it streams.
+func TestChunkedBodiesEndInTheirLastWrite(t *testing.T) {
+	head := "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n"
+	first := `<!doctype html><html><head><title>t</title></head><body><p>first</p>`
+	second := `<section data-edgeseg-slot="hero"><p>default</p></section></body></html>`
+	origin := rawServer(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		ctype := "text/html; charset=utf-8"
+		if req.URL.Path == "/file" {
+			ctype = "application/octet-stream"
+		}
+		fmt.Fprintf(c, head+"%x\r\n%s\r\n", ctype, len(first), first)
+		time.Sleep(100 * time.Millisecond)
+		fmt.Fprintf(c, "%x\r\n%s\r\n0\r\n\r\n", len(second), second)
+	})
+	inner := fasthttputil.NewInmemoryListener()
+	ln := &countingListener{Listener: inner}
+	personalizingServerOn(t, ln, origin, nil)
+	for _, path := range []string{"/file", "/page"} {
+		before := ln.writes.Load()
+		c := sendNav(t, inner.Dial, path+"?utm_campaign=promo", nil)
+		raw, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, chunked, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
+		body, _ := dechunk(t, chunked)
+		if path == "/page" && !bytes.Contains(body, []byte("Deals picked for you")) || path == "/file" && string(body) != first+second {
+			t.Fatalf("%s: wrong body\n%s", path, body)
+		}
+		if n := ln.writes.Load() - before; n != 2 {
+			t.Errorf("%s: %d writes, want 2", path, n)
+		}
 	}
 }

@@ -117,6 +117,7 @@ func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Respo
 	s.ctype = append(s.ctype[:0], resp.Header.ContentType()...)
 	s.sniff = inject.SniffBytes(s.ctype)
 	s.src = newOriginStream(resp, x.prefix, h.bufs, &h.log, ctx.Path())
+	s.src.client = clientOf(ctx)
 	s.dst = &s.out
 	if c != codingIdentity {
 		s.enc = h.codec.newStreamEncoder(&s.out, c)
@@ -187,20 +188,29 @@ func (s *rewriteStream) WriteTo(w io.Writer) (int64, error) {
 }
 
 // send writes what is made so far to the visitor, in chunks that each fill
-// a write; all: the last, shorter one too.
+// a write; all: the last, shorter one too. The page's last chunk is held
+// back to leave with the empty chunk that ends the body.
 func (s *rewriteStream) send(all bool) error {
 	max := maxChunk(s.h.writeBuffer)
 	b := s.out.Bytes()
 	if !all {
 		b = b[:len(b)-len(b)%max]
 	}
-	if len(b) == 0 {
-		return nil
-	}
-	n, err := writeChunks(s.w, b, max)
-	s.sent += int64(n)
 	s.out.Next(len(b))
-	return err
+	end := s.eof && s.fail == nil && s.src.client != nil
+	for len(b) > 0 {
+		k := min(len(b), max)
+		if k == len(b) && end {
+			s.src.client.holdNextWrite()
+		}
+		n, err := s.w.Write(b[:k])
+		s.sent += int64(n)
+		if err != nil {
+			return err
+		}
+		b = b[k:]
+	}
+	return nil
 }
 
 // beforeWait sends what is made so far, re-encoded to the last byte read:
