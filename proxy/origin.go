@@ -26,7 +26,19 @@ type Origin struct {
 	scheme   string
 	host     string // host[:port] of the origin URL, for host_header: origin
 	lastSeen atomic.Int64
+	// closings is until when (Unix ns) every reused connection is looked at
+	// before a request goes out on it (originConn.SetWriteDeadline): set
+	// when one turned out closed by the origin.
+	closings atomic.Int64
 }
+
+// closingsLookout is how long every reused connection is looked at after
+// one turned out closed by the origin.
+const closingsLookout = time.Second
+
+// maxIdempotentTries is how many times an idempotent request goes out on
+// pooled connections the origin turns out to have closed.
+const maxIdempotentTries = 4
 
 // originReadBuffer is the size of the origin client's read buffer.
 const originReadBuffer = 64 << 10
@@ -61,11 +73,14 @@ func NewOrigin(cfg config.Origin) (*Origin, error) {
 				return nil, err
 			}
 			// fasthttp puts TLS over what this returns.
-			return newOriginConn(c, cfg.ReadTimeout, !isTLS), nil
+			oc := newOriginConn(c, cfg.ReadTimeout, !isTLS)
+			oc.closings = &o.closings
+			return oc, nil
 		},
-		MaxConns:            cfg.MaxConns,
-		MaxConnWaitTimeout:  cfg.MaxConnWait,
-		MaxIdleConnDuration: cfg.IdleConnTimeout,
+		MaxConns:                  cfg.MaxConns,
+		MaxIdemponentCallAttempts: maxIdempotentTries,
+		MaxConnWaitTimeout:        cfg.MaxConnWait,
+		MaxIdleConnDuration:       cfg.IdleConnTimeout,
 		// No ReadTimeout: fasthttp's bounds a whole response and costs a
 		// deadline update per request; the connections Dial returns bound
 		// each read by cfg.ReadTimeout instead (originConn).
@@ -79,12 +94,16 @@ func NewOrigin(cfg config.Origin) (*Origin, error) {
 		SecureErrorLogMessage:         true,
 		// Retry only requests that can be sent again: idempotent, with the
 		// body still in memory, and only for a connection the origin closed
-		// while it sat idle in the pool.
+		// while it sat idle in the pool. Each try takes a dead connection out
+		// of the pool (an origin that reloads closes every idle one at
+		// once); a few, not more: an origin that drops the connection for
+		// this very request must not get it again and again.
 		RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
-			if attempts >= 2 || req.IsBodyStream() || !isIdempotent(req) {
+			if !isStaleConn(err) {
 				return false, false
 			}
-			return false, isStaleConn(err)
+			o.sawClosed()
+			return false, attempts < maxIdempotentTries && !req.IsBodyStream() && isIdempotent(req)
 		},
 	}
 	if isTLS {
@@ -107,12 +126,21 @@ func (o *Origin) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 	// holds at most MaxConns.
 	err := o.client.Do(req, resp)
 	for try := 0; errors.Is(err, errClosedIdle) && try < o.client.MaxConns; try++ {
+		o.sawClosed() // others may be closed too
 		err = o.client.Do(req, resp)
 	}
 	if err == nil {
 		o.lastSeen.Store(time.Now().UnixNano())
+	} else if isStaleConn(err) {
+		o.sawClosed()
 	}
 	return err
+}
+
+// sawClosed notes a connection the origin had closed: for a while, every
+// reused one is looked at before a request goes out on it.
+func (o *Origin) sawClosed() {
+	o.closings.Store(time.Now().Add(closingsLookout).UnixNano())
 }
 
 // LastSeen returns when the origin last answered a request, or the zero time.

@@ -43,21 +43,19 @@ func (c *originConn) closedByPeer() bool {
 	if c.raw == nil {
 		return false
 	}
-	var (
-		b     [1]byte
-		n     int
-		errno error
-	)
-	if rerr := c.raw.Read(func(fd uintptr) bool {
-		n, _, errno = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return true // one try, never a wait
-	}); rerr != nil {
+	if c.peek == nil { // made once: a closure made per call escapes
+		c.peek = func(fd uintptr) bool {
+			c.peeked, _, c.peekErr = syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			return true // one try, never a wait
+		}
+	}
+	if err := c.raw.Read(c.peek); err != nil {
 		return true
 	}
 	switch {
-	case errors.Is(errno, syscall.EAGAIN), errors.Is(errno, syscall.EINTR):
+	case errors.Is(c.peekErr, syscall.EAGAIN), errors.Is(c.peekErr, syscall.EINTR):
 		return false
-	case errno != nil, n == 0:
+	case c.peekErr != nil, c.peeked == 0:
 		return true
 	}
 	return c.plain
