@@ -41,10 +41,13 @@ type originConn struct {
 	closings    *atomic.Int64 // until when (Unix ns) to look at every reused connection; may be nil
 	answered    bool          // read from since the last request: the next one reuses it
 	lastRead    time.Time     // when it was last read from
-	peek        func(fd uintptr) bool
-	peeked      int   // what peek read: 0 at the end of the stream
-	peekErr     error // and why it failed
-	peekBuf     [1]byte
+	// Non-blocking system calls on the descriptor (originconn_unix.go), by
+	// functions made once: one made per call escapes to the heap.
+	rawRead, rawPeek func(fd uintptr) bool
+	rawBuf           []byte // what rawRead reads into, for the call
+	rawN             int    // what the last call read: 0 at the end of the stream
+	rawErr           error  // and why it failed
+	peekBuf          [1]byte
 }
 
 // errClosedIdle is SetWriteDeadline's answer for a pooled connection the

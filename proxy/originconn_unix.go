@@ -16,22 +16,28 @@ func (c *originConn) readNow(p []byte) (n int, now bool, err error) {
 	if c.raw == nil || len(p) == 0 {
 		return 0, false, nil
 	}
-	var errno error
-	if rerr := c.raw.Read(func(fd uintptr) bool {
-		n, errno = syscall.Read(int(fd), p)
-		return true // one try, never a wait
-	}); rerr != nil {
+	if c.rawRead == nil {
+		c.rawRead = func(fd uintptr) bool {
+			c.rawN, c.rawErr = syscall.Read(int(fd), c.rawBuf)
+			return true // one try, never a wait
+		}
+	}
+	c.rawBuf = p
+	rerr := c.raw.Read(c.rawRead)
+	c.rawBuf = nil
+	if rerr != nil {
 		return 0, true, rerr // closed, or past its deadline
 	}
-	switch {
+	switch n, errno := c.rawN, c.rawErr; {
 	case errors.Is(errno, syscall.EAGAIN), errors.Is(errno, syscall.EINTR):
 		return 0, false, nil
 	case errno != nil:
 		return 0, true, &net.OpError{Op: "read", Net: "tcp", Source: c.Conn.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", errno)}
 	case n == 0:
 		return 0, true, io.EOF
+	default:
+		return n, true, nil
 	}
-	return n, true, nil
 }
 
 // closedByPeer reports whether the origin has closed the connection, which
@@ -43,19 +49,19 @@ func (c *originConn) closedByPeer() bool {
 	if c.raw == nil {
 		return false
 	}
-	if c.peek == nil { // made once: a closure made per call escapes
-		c.peek = func(fd uintptr) bool {
-			c.peeked, _, c.peekErr = syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	if c.rawPeek == nil {
+		c.rawPeek = func(fd uintptr) bool {
+			c.rawN, _, c.rawErr = syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 			return true // one try, never a wait
 		}
 	}
-	if err := c.raw.Read(c.peek); err != nil {
+	if err := c.raw.Read(c.rawPeek); err != nil {
 		return true
 	}
 	switch {
-	case errors.Is(c.peekErr, syscall.EAGAIN), errors.Is(c.peekErr, syscall.EINTR):
+	case errors.Is(c.rawErr, syscall.EAGAIN), errors.Is(c.rawErr, syscall.EINTR):
 		return false
-	case c.peekErr != nil, c.peeked == 0:
+	case c.rawErr != nil, c.rawN == 0:
 		return true
 	}
 	return c.plain
