@@ -129,10 +129,7 @@ func (c *limitedConn) Write(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	c.mu.Lock()
-	held := c.held
-	c.held = nil
-	c.mu.Unlock()
+	held := c.takeHeld()
 	if held == nil {
 		return c.Conn.Write(p)
 	}
@@ -148,13 +145,18 @@ func (c *limitedConn) Write(p []byte) (int, error) {
 	return int(max(n-int64(h), 0)), err
 }
 
-// sendHeld sends a held write, if any.
-func (c *limitedConn) sendHeld() {
+// takeHeld returns the held write, if any, which is then the caller's.
+func (c *limitedConn) takeHeld() *[]byte {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	held := c.held
 	c.held = nil
-	c.mu.Unlock()
-	if held != nil {
+	return held
+}
+
+// sendHeld sends a held write, if any.
+func (c *limitedConn) sendHeld() {
+	if held := c.takeHeld(); held != nil {
 		_, _ = c.Conn.Write(*held)
 		c.l.held.Put(held)
 	}

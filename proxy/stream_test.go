@@ -159,6 +159,18 @@ func dechunk(t *testing.T, chunked []byte) (body []byte, chunks int) {
 	return body, len(sizes)
 }
 
+// chunkedNav sends a page navigation for uri (sendNav) and returns the
+// chunked body of the answer, decoded, and the size of each chunk.
+func chunkedNav(t *testing.T, dial func() (net.Conn, error), uri string) (body []byte, sizes []int) {
+	t.Helper()
+	raw, err := io.ReadAll(sendNav(t, dial, uri, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, chunked, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
+	return dechunkSizes(t, chunked)
+}
+
 // dechunkSizes is dechunk, with the size of each chunk.
 func dechunkSizes(t *testing.T, chunked []byte) (body []byte, sizes []int) {
 	t.Helper()
@@ -211,13 +223,7 @@ func TestChunksFitTheWriteBuffer(t *testing.T) {
 	h, ln := personalizingServer(t, origin, nil)
 	most := maxChunk(h.writeBuffer)
 	for _, path := range []string{"/file", "/page"} {
-		c := sendNav(t, ln.Dial, path+"?utm_campaign=promo", nil)
-		raw, err := io.ReadAll(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, rest, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
-		body, sizes := dechunkSizes(t, rest)
+		body, sizes := chunkedNav(t, ln.Dial, path+"?utm_campaign=promo")
 		if personalized := bytes.Contains(body, []byte("Deals picked for you")); personalized != (path == "/page") || path == "/file" && !bytes.Equal(body, page) {
 			t.Fatalf("%s: wrong body (personalized %v, %d bytes)", path, personalized, len(body))
 		}
@@ -651,13 +657,7 @@ func TestChunkedBodiesEndInTheirLastWrite(t *testing.T) {
 	personalizingServerOn(t, ln, origin, nil)
 	for _, path := range []string{"/file", "/page"} {
 		before := ln.writes.Load()
-		c := sendNav(t, inner.Dial, path+"?utm_campaign=promo", nil)
-		raw, err := io.ReadAll(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, chunked, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
-		body, _ := dechunk(t, chunked)
+		body, _ := chunkedNav(t, inner.Dial, path+"?utm_campaign=promo")
 		if path == "/page" && !bytes.Contains(body, []byte("Deals picked for you")) || path == "/file" && string(body) != first+second {
 			t.Fatalf("%s: wrong body\n%s", path, body)
 		}
