@@ -59,6 +59,7 @@ type Handler struct {
 	originAt     [][]byte // with hostHeader: the origin's own URL prefixes, made relative in redirects
 	rewriteLimit int
 	writeBuffer  int         // server.write_buffer_bytes: what fasthttp holds before it sends
+	chunkData    int         // the most data a chunk to the visitor carries: maxChunk(writeBuffer)
 	streamPages  bool        // rewrite.stream
 	buffered     *byteBudget // bytes rewrites in flight hold, at most rewrite.max_buffered_bytes
 	codec        *codec
@@ -102,6 +103,7 @@ func New(opts Options) (*Handler, error) {
 		hostHeader:   cfg.Origin.HostHeader,
 		rewriteLimit: int(cfg.Rewrite.MaxBodyBytes),
 		writeBuffer:  max(int(cfg.Server.WriteBufferBytes), 4096),
+		chunkData:    maxChunk(max(int(cfg.Server.WriteBufferBytes), 4096)),
 		streamPages:  cfg.Rewrite.Stream,
 		buffered:     &byteBudget{max: int64(cfg.Rewrite.MaxBufferedBytes)},
 		codec:        newCodec(cfg.Rewrite.GzipLevel, cfg.Rewrite.BrotliLevel),
@@ -688,7 +690,7 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 		// An event stream is left to fasthttp's 4 KB reads: its messages
 		// are small, and it may stay open for hours, holding its buffer.
 		s.client = clientOf(ctx)
-		ctx.Response.SetBodyStream(chunkedOrigin{s, maxChunk(h.writeBuffer)}, -1)
+		ctx.Response.SetBodyStream(chunkedOrigin{s, h.chunkData}, -1)
 		return
 	}
 	ctx.Response.SetBodyStream(s, n)

@@ -80,7 +80,8 @@ func newOriginConn(c net.Conn, readTimeout time.Duration, plain bool) *originCon
 // page costs); under load connections come back within milliseconds, and
 // origins close idle connections after seconds (Node 5 s, Apache 5 s,
 // nginx 75 s). A connection closed sooner, when the origin reloads, fails
-// the request written to it: an idempotent one is sent again (Origin).
+// the request written to it (an idempotent one is sent again), and then
+// every connection is looked at for a while (Origin.closings).
 const idleCheck = 100 * time.Millisecond
 
 // SetWriteDeadline sets the deadline for sending a request; fasthttp sets

@@ -221,7 +221,7 @@ func TestChunksFitTheWriteBuffer(t *testing.T) {
 		}
 	})
 	h, ln := personalizingServer(t, origin, nil)
-	most := maxChunk(h.writeBuffer)
+	most := h.chunkData
 	for _, path := range []string{"/file", "/page"} {
 		body, sizes := chunkedNav(t, ln.Dial, path+"?utm_campaign=promo")
 		if personalized := bytes.Contains(body, []byte("Deals picked for you")); personalized != (path == "/page") || path == "/file" && !bytes.Equal(body, page) {

@@ -191,7 +191,7 @@ func (s *rewriteStream) WriteTo(w io.Writer) (int64, error) {
 // a write; all: the last, shorter one too. The page's last chunk is held
 // back to leave with the empty chunk that ends the body.
 func (s *rewriteStream) send(all bool) error {
-	max := maxChunk(s.h.writeBuffer)
+	max := s.h.chunkData
 	b := s.out.Bytes()
 	if !all {
 		b = b[:len(b)-len(b)%max]
@@ -238,7 +238,7 @@ func (s *rewriteStream) pump() (err error) {
 			err = s.fail
 		}
 	}()
-	for s.out.Len() == 0 || s.coalesce && s.out.Len() < maxChunk(s.h.writeBuffer) {
+	for s.out.Len() == 0 || s.coalesce && s.out.Len() < s.h.chunkData {
 		if s.fail != nil || s.eof {
 			if s.out.Len() > 0 {
 				return nil // what was made goes out first
