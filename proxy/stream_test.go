@@ -676,3 +676,46 @@ func TestChunkedBodiesEndInTheirLastWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelinedChunkedResponses: requests pipelined on one connection get
+// their chunked answers whole and in order, though each body's last chunk
+// is held back for the next write (TestChunkedBodiesEndInTheirLastWrite)
+// and fasthttp leaves a body's end in its buffer while another request is
+// waiting.
+func TestPipelinedChunkedResponses(t *testing.T) {
+	origin := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			body := "body of " + req.URL.Path
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(body), body)
+			time.Sleep(20 * time.Millisecond)
+			io.WriteString(c, "3\r\n!!!\r\n0\r\n\r\n")
+		}
+	})
+	p := startProxyURL(t, origin, nil, nil)
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprint(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	br := bufio.NewReader(c)
+	for _, path := range []string{"/a", "/b", "/c"} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 || string(b) != "body of "+path+"!!!" {
+			t.Fatalf("%s: %d %q %v", path, resp.StatusCode, b, err)
+		}
+	}
+	if rest, _ := io.ReadAll(br); len(rest) > 0 {
+		t.Errorf("bytes after the last answer: %q", rest)
+	}
+}
