@@ -16,13 +16,13 @@ import (
 // Server is the fasthttp server around a Handler, configured from
 // config.Server.
 type Server struct {
-	srv      *fasthttp.Server
-	shutdown time.Duration
-	maxConns int
-	writeTO  time.Duration
-	name     string
-	metrics  *proxyMetrics
-	log      *zerolog.Logger
+	srv          *fasthttp.Server
+	shutdown     time.Duration
+	maxConns     int
+	writeTimeout time.Duration
+	name         string
+	metrics      *proxyMetrics
+	log          *zerolog.Logger
 
 	mu     sync.Mutex
 	ln     net.Listener // what Serve serves, closed by Shutdown
@@ -52,7 +52,7 @@ func NewServer(cfg *config.Config, h *Handler, log *zerolog.Logger) *Server {
 		Logger:                       fasthttpLogger{log},
 		SecureErrorLogMessage:        true,
 	}
-	return &Server{srv: s, shutdown: cfg.Server.ShutdownTimeout, maxConns: cfg.Server.MaxConnections, writeTO: cfg.Server.WriteTimeout,
+	return &Server{srv: s, shutdown: cfg.Server.ShutdownTimeout, maxConns: cfg.Server.MaxConnections, writeTimeout: cfg.Server.WriteTimeout,
 		name: cfg.Server.Name, metrics: h.metrics, log: log}
 }
 
@@ -66,7 +66,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.ln = ln
 	s.mu.Unlock()
-	err := s.srv.Serve(newConnLimiter(ln, s.maxConns, s.writeTO, s.name, s.metrics))
+	err := s.srv.Serve(newConnLimiter(ln, s.maxConns, s.writeTimeout, s.name, s.metrics))
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
