@@ -11,8 +11,5 @@ func openFileLimit() uint64 {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
 		return 0
 	}
-	if r.Cur < 0 { // int64 on some systems (FreeBSD)
-		return 0
-	}
-	return uint64(r.Cur) //nolint:unconvert // uint64 already on Linux
+	return uint64(max(r.Cur, 0)) //nolint:unconvert // int64 on some systems (FreeBSD), uint64 on Linux
 }
