@@ -833,7 +833,7 @@ func TestWebSocketRelay(t *testing.T) {
 	// The origin switches protocols and echoes lines back in upper case.
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "websocket" || !strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") {
-			http.Error(w, "upgrade required", 426)
+			http.Error(w, "upgrade required", http.StatusUpgradeRequired)
 			return
 		}
 		c, brw, err := w.(http.Hijacker).Hijack()
