@@ -10,7 +10,9 @@
 # compared with each other: what the origin cache buys when pages allow it.
 # For each page (5k, 60k, 500k; 60k-chunked: 60k sent chunked, as an
 # application server sends its pages; 60k-dyn: that, and different on
-# every request), ROUNDS
+# every request; 500k-chunked, not run by default: the 500 KB page sent
+# chunked, larger than what can have arrived whole when its head is read),
+# ROUNDS
 # rounds each give every proxy a max-rate run, in turn, so a noisy
 # neighbour hits them all alike; then
 # edgeseg pass-through and personalizing get fixed-rate runs at half of
@@ -19,6 +21,7 @@
 #
 #   bash bench/run.sh              # all pages, 3 rounds of 6 s per run
 #   DURATION=3s ROUNDS=1 PAGES=60k bash bench/run.sh
+#   PAGES=500k-chunked bash bench/run.sh
 #   CACHE=1 bash bench/run.sh      # also the origin-cache variants
 #   GOMAXPROCS=1 bash bench/run.sh # passed to the edgeseg processes (GOGC too)
 #   bash bench/run.sh soak         # RSS while 1M distinct visitors arrive
@@ -50,6 +53,7 @@ sed 's|<head>|<head><meta name="csrf-token" content="<!--# echo var="request_id"
 # does not change from one request to the next: chunked (nginx's SSI
 # drops the length; there is nothing to include), the same bytes each time.
 cp bench/testdata/page-60k.html "$out/www/page-60k-chunked.html"
+cp bench/testdata/page-500k.html "$out/www/page-500k-chunked.html"
 
 cat > "$out/nginx/origin.conf" <<NGINX
 worker_processes auto;
@@ -60,7 +64,8 @@ http {
   access_log off;
   default_type text/html;
   server { listen 127.0.0.1:18080; root $out/www; location / { try_files \$uri =404; }
-    location = /page-60k-dyn.html { ssi on; } location = /page-60k-chunked.html { ssi on; } }
+    location = /page-60k-dyn.html { ssi on; } location = /page-60k-chunked.html { ssi on; }
+    location = /page-500k-chunked.html { ssi on; } }
 }
 NGINX
 cat > "$out/nginx/nginx.conf" <<NGINX
