@@ -175,3 +175,20 @@ func arrivedWhole(resp *fasthttp.Response) bool {
 	c := connOf(resp)
 	return c != nil && c.plain && resp.Header.ContentLength() == -1 && string(c.tail[:]) == lastChunk
 }
+
+// restArrived reports whether the rest of resp, a chunked response from the
+// origin whose body has not been read yet and did not arrive whole within
+// the client's read buffer (arrivedWhole), is waiting in the connection's
+// socket to its end: a look without reading (a peek into buf, at most
+// len(buf) bytes) at what has arrived. A page larger than the read buffer
+// that the origin rendered before sending it is then read whole without
+// waiting, as a page with a length is. The same chance look-alike as
+// arrivedWhole's applies.
+func restArrived(resp *fasthttp.Response, buf []byte) bool {
+	c := connOf(resp)
+	if c == nil || !c.plain || resp.Header.ContentLength() != -1 {
+		return false
+	}
+	n := c.peekAvailable(buf)
+	return n < len(buf) && n >= len(lastChunk) && string(buf[n-len(lastChunk):n]) == lastChunk
+}

@@ -8,3 +8,6 @@ func (c *originConn) readNow([]byte) (int, bool, error) { return 0, false, nil }
 // closedByPeer cannot tell here: a request on a connection the origin
 // closed fails, and only an idempotent one is sent again.
 func (c *originConn) closedByPeer() bool { return false }
+
+// peekAvailable cannot tell here what has arrived.
+func (c *originConn) peekAvailable([]byte) int { return 0 }

@@ -66,3 +66,21 @@ func (c *originConn) closedByPeer() bool {
 	}
 	return c.plain
 }
+
+// peekAvailable copies into buf, without reading them, the bytes that have
+// arrived on the connection and not been read, at most len(buf), and
+// returns how many; 0 when none, or when it cannot tell.
+func (c *originConn) peekAvailable(buf []byte) int {
+	if c.raw == nil || len(buf) == 0 {
+		return 0
+	}
+	var n int
+	var errno error
+	if err := c.raw.Read(func(fd uintptr) bool {
+		n, _, errno = syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return true // one try, never a wait
+	}); err != nil || errno != nil || n < 0 {
+		return 0
+	}
+	return n
+}

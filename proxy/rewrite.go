@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
@@ -29,8 +30,10 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	// arrived whole already and fits the limit: everything the origin
 	// client has read is within its read buffer. It is then rewritten
 	// whole and sent with a length, in one write.
+	// A larger one has too when the rest of it is waiting, to its end, in
+	// the connection's socket.
 	whole := arrivedWhole(resp) && len(x.prefix)+originReadBuffer <= h.rewriteLimit
-	if h.streamPages && c != codingDeflate && resp.Header.ContentLength() < 0 && ctx.Request.Header.IsHTTP11() && !whole {
+	if h.streamPages && c != codingDeflate && resp.Header.ContentLength() < 0 && ctx.Request.Header.IsHTTP11() && !whole && !h.restArrived(resp, x) {
 		h.rewriteStreamed(ctx, resp, x, c)
 		return true
 	}
@@ -136,6 +139,26 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	markPersonalized(&ctx.Response.Header)
 	x.personalized = true
 	return true
+}
+
+// maxRestPeek bounds the look at what has arrived of a chunked page past
+// the origin read buffer (restArrived): pages up to ~1 MiB.
+const maxRestPeek = 1 << 20
+
+// restArrived reports whether the rest of resp, a chunked page, is waiting
+// in its connection to its end, within the rewrite limit: the look copies
+// what has arrived, at most maxRestPeek bytes, into a buffer counted
+// against h.buffered for its short life.
+func (h *Handler) restArrived(resp *fasthttp.Response, x *exchange) bool {
+	room := min(h.rewriteLimit-len(x.prefix)-originReadBuffer, maxRestPeek)
+	if room <= 0 || connOf(resp) == nil || !h.buffered.take(room) {
+		return false
+	}
+	defer h.buffered.give(room)
+	bp := h.bufs.get()
+	defer h.bufs.put(bp)
+	*bp = slices.Grow((*bp)[:0], room)
+	return restArrived(resp, (*bp)[:room])
 }
 
 // byteBudget bounds the bytes held by something many requests do at once.

@@ -198,14 +198,15 @@ func TestChunksFitTheWriteBuffer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// As nginx sends a page through SSI: 32 KB chunks, all at once.
+	// As nginx sends a page through SSI: 32 KB chunks, all at once but for
+	// the end, which comes after a pause (a page that has arrived whole is
+	// sent with a length).
 	var chunked bytes.Buffer
 	for rest := page; len(rest) > 0; {
 		n := min(len(rest), 32<<10)
 		fmt.Fprintf(&chunked, "%x\r\n%s\r\n", n, rest[:n])
 		rest = rest[n:]
 	}
-	chunked.WriteString("0\r\n\r\n")
 	origin := rawServer(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		for {
@@ -218,6 +219,8 @@ func TestChunksFitTheWriteBuffer(t *testing.T) {
 				ctype = "application/octet-stream"
 			}
 			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n%s", ctype, chunked.Bytes())
+			time.Sleep(50 * time.Millisecond)
+			io.WriteString(c, "0\r\n\r\n")
 		}
 	})
 	h, ln := personalizingServer(t, origin, nil)
@@ -343,6 +346,7 @@ func TestChunkedPagesThatArrivedWholeAreRewrittenWhole(t *testing.T) {
 	top := "<!doctype html><html><head><title>t</title></head><body><p>first</p>"
 	slot := `<section data-edgeseg-slot="hero"><p>default</p></section>`
 	page := top + slot + strings.Repeat("<p>filler</p>\n", 2000) + "</body></html>"
+	big := top + slot + strings.Repeat("<p>filler</p>\n", 7000) + "</body></html>" // ~100 KB
 	chunks := func(parts ...string) string {
 		var b strings.Builder
 		for _, p := range parts {
@@ -369,6 +373,12 @@ func TestChunkedPagesThatArrivedWholeAreRewrittenWhole(t *testing.T) {
 				io.WriteString(c, head("application/json")+chunks(`{"a":`, `1}`)+"0\r\n\r\n")
 			case "/page":
 				io.WriteString(c, head(html)+chunks(page[:3000], page[3000:])+"0\r\n\r\n")
+			case "/big": // past the origin read buffer, all there
+				io.WriteString(c, head(html)+chunks(big[:32<<10], big[32<<10:64<<10], big[64<<10:])+"0\r\n\r\n")
+			case "/big-paused": // past it, the end still to come
+				io.WriteString(c, head(html)+chunks(big[:32<<10], big[32<<10:64<<10], big[64<<10:]))
+				time.Sleep(50 * time.Millisecond)
+				io.WriteString(c, "0\r\n\r\n")
 			case "/trailers":
 				io.WriteString(c, strings.Replace(head(html), "\r\n\r\n", "\r\nTrailer: X-Sum\r\n\r\n", 1)+
 					chunks(top, slot)+"0\r\nX-Sum: 1\r\n\r\n")
@@ -397,6 +407,9 @@ func TestChunkedPagesThatArrivedWholeAreRewrittenWhole(t *testing.T) {
 		{"/page", true, "?utm_campaign=promo"},
 		{"/slow", false, "?utm_campaign=promo"},
 		{"/page", true, "?utm_campaign=promo"},
+		{"/big", true, "?utm_campaign=promo"},
+		{"/big-paused", false, "?utm_campaign=promo"},
+		{"/big", true, "?utm_campaign=promo"},
 		{"/trailers", false, "?utm_campaign=promo"},
 		// Taken for whole: read on to its real end, waiting for the origin.
 		{"/looks-ended", true, "?utm_campaign=promo"},
