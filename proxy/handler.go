@@ -85,6 +85,7 @@ type Handler struct {
 	// one it must grow.
 	bufs    *freeList
 	scratch *freeList
+	peeks   *freeList // for restArrived
 	bodies  sync.Pool // *pooledBody
 	streams sync.Pool // *rewriteStream
 }
@@ -120,6 +121,7 @@ func New(opts Options) (*Handler, error) {
 		refreshes:    make(chan struct{}, maxRefreshes),
 		bufs:         newBodyBuffers(),
 		scratch:      newScratchBuffers(),
+		peeks:        newPeekBuffers(),
 	}
 	if h.hostHeader == "origin" {
 		h.hostHeader = opts.Origin.host
@@ -898,6 +900,12 @@ const (
 // newBodyBuffers is the free list of response bodies: none past 1 MiB kept.
 func newBodyBuffers() *freeList {
 	return &freeList{ch: make(chan *[]byte, 1024), newCap: 4096, maxCap: 1 << 20, maxHeld: maxFreeBodyBytes}
+}
+
+// newPeekBuffers is the free list of buffers for a look at what has
+// arrived of a large chunked page (restArrived): a few, of maxRestPeek.
+func newPeekBuffers() *freeList {
+	return &freeList{ch: make(chan *[]byte, 8), newCap: maxRestPeek, maxCap: maxRestPeek, maxHeld: 8 * maxRestPeek}
 }
 
 // newScratchBuffers is the free list of header scratch buffers.

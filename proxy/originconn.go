@@ -41,6 +41,7 @@ type originConn struct {
 	closings    *atomic.Int64 // until when (Unix ns) to look at every reused connection; may be nil
 	answered    bool          // read from since the last request: the next one reuses it
 	lastRead    time.Time     // when it was last read from
+	lastFull    bool          // the last read filled the buffer it was given: more may be waiting
 	// Non-blocking system calls on the descriptor (originconn_unix.go), by
 	// functions made once: one made per call escapes to the heap.
 	rawRead, rawPeek func(fd uintptr) bool
@@ -129,6 +130,7 @@ func (c *originConn) Read(p []byte) (n int, err error) {
 			}
 		}
 	}
+	c.lastFull = n == len(p)
 	if !c.plain {
 		return n, err
 	}

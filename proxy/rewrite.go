@@ -148,15 +148,17 @@ const maxRestPeek = 1 << 20
 // restArrived reports whether the rest of resp, a chunked page, is waiting
 // in its connection to its end, within the rewrite limit: the look copies
 // what has arrived, at most maxRestPeek bytes, into a buffer counted
-// against h.buffered for its short life.
+// against h.buffered for its short life. It is taken only when the last
+// read from the connection filled the client's read buffer: when it did
+// not, the page arrived in parts, and its end is seldom there yet.
 func (h *Handler) restArrived(resp *fasthttp.Response, x *exchange) bool {
 	room := min(h.rewriteLimit-len(x.prefix)-originReadBuffer, maxRestPeek)
-	if room <= 0 || connOf(resp) == nil || !h.buffered.take(room) {
+	if c := connOf(resp); room <= 0 || c == nil || !c.lastFull || !h.buffered.take(room) {
 		return false
 	}
 	defer h.buffered.give(room)
-	bp := h.bufs.get()
-	defer h.bufs.put(bp)
+	bp := h.peeks.get()
+	defer h.peeks.put(bp)
 	*bp = slices.Grow((*bp)[:0], room)
 	return restArrived(resp, (*bp)[:room])
 }
