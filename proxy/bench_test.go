@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net"
@@ -324,19 +323,10 @@ func BenchmarkHandlerChunked60k(b *testing.B) {
 		p = p[n:]
 	}
 	raw = append(raw, "0\r\n\r\n"...)
-	oln := rawInmemory(b, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			req.Body.Close()
-			if _, err := c.Write(raw); err != nil {
-				return
-			}
-		}
-	})
+	oln := rawInmemory(b, eachRequest(func(c net.Conn, req *http.Request) {
+		req.Body.Close()
+		c.Write(raw)
+	}))
 	for _, whole := range []bool{true, false} {
 		name, dial := "streamed", oln.Dial
 		if whole {

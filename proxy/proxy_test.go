@@ -609,6 +609,21 @@ func rawInmemory(tb testing.TB, handle func(net.Conn)) *fasthttputil.InmemoryLis
 	return ln
 }
 
+// eachRequest returns a connection handler that reads requests off a
+// connection until it ends and has answer write each one's raw response.
+func eachRequest(answer func(c net.Conn, req *http.Request)) func(net.Conn) {
+	return func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			answer(c, req)
+		}
+	}
+}
+
 // serveConns hands each connection ln accepts to handle, on a goroutine
 // of its own, and closes it after; until ln is closed.
 func serveConns(ln net.Listener, handle func(net.Conn)) {

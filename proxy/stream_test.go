@@ -207,22 +207,15 @@ func TestChunksFitTheWriteBuffer(t *testing.T) {
 		fmt.Fprintf(&chunked, "%x\r\n%s\r\n", n, rest[:n])
 		rest = rest[n:]
 	}
-	origin := rawServer(t, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			ctype := "text/html; charset=utf-8"
-			if req.URL.Path == "/file" {
-				ctype = "application/octet-stream"
-			}
-			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n%s", ctype, chunked.Bytes())
-			time.Sleep(50 * time.Millisecond)
-			io.WriteString(c, "0\r\n\r\n")
+	origin := rawServer(t, eachRequest(func(c net.Conn, req *http.Request) {
+		ctype := "text/html; charset=utf-8"
+		if req.URL.Path == "/file" {
+			ctype = "application/octet-stream"
 		}
-	})
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n%s", ctype, chunked.Bytes())
+		time.Sleep(50 * time.Millisecond)
+		io.WriteString(c, "0\r\n\r\n")
+	}))
 	h, ln := personalizingServer(t, origin, nil)
 	most := h.chunkData
 	for _, path := range []string{"/file", "/page"} {
@@ -696,19 +689,12 @@ func TestChunkedBodiesEndInTheirLastWrite(t *testing.T) {
 // and fasthttp leaves a body's end in its buffer while another request is
 // waiting.
 func TestPipelinedChunkedResponses(t *testing.T) {
-	origin := rawServer(t, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			body := "body of " + req.URL.Path
-			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(body), body)
-			time.Sleep(20 * time.Millisecond)
-			io.WriteString(c, "3\r\n!!!\r\n0\r\n\r\n")
-		}
-	})
+	origin := rawServer(t, eachRequest(func(c net.Conn, req *http.Request) {
+		body := "body of " + req.URL.Path
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(body), body)
+		time.Sleep(20 * time.Millisecond)
+		io.WriteString(c, "3\r\n!!!\r\n0\r\n\r\n")
+	}))
 	p := startProxyURL(t, origin, nil, nil)
 	c, err := net.Dial("tcp", p.addr)
 	if err != nil {
