@@ -50,7 +50,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if l.open.Add(1) <= l.max {
-			return &limitedConn{Conn: c, l: l, writeTimeout: l.writeTimeout}, nil
+			return &limitedConn{Conn: c, l: l}, nil
 		}
 		l.open.Add(-1)
 		if l.metrics != nil {
@@ -96,13 +96,13 @@ func (l *connLimiter) refuse(c net.Conn) {
 // packet: the visitor is woken once, with the whole body.
 type limitedConn struct {
 	net.Conn
-	l            *connLimiter
-	once         sync.Once
-	writeTimeout time.Duration
-	own          atomic.Bool // a caller sets its own write deadlines (a relayed upgrade)
-	holdNext     bool        // the next Write is held back; only the serving goroutine
-	mu           sync.Mutex  // guards held: Close may come from another goroutine
-	held         *[]byte     // a held write, sent before anything else
+	l        *connLimiter
+	once     sync.Once
+	own      atomic.Bool // a caller sets its own write deadlines (a relayed upgrade)
+	holdNext bool        // the next Write is held back; only the serving goroutine
+	// held is a held write, sent before anything else; atomic, as Close
+	// may come from another goroutine.
+	held atomic.Pointer[[]byte]
 }
 
 // holdNextWrite holds the next Write back (copied) until the one after it,
@@ -119,17 +119,15 @@ func (c *limitedConn) Write(p []byte) (int, error) {
 			b = new([]byte)
 		}
 		*b = append((*b)[:0], p...)
-		c.mu.Lock()
-		c.held = b
-		c.mu.Unlock()
+		c.held.Store(b)
 		return len(p), nil
 	}
-	if c.writeTimeout > 0 && !c.own.Load() {
-		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
+	if t := c.l.writeTimeout; t > 0 && !c.own.Load() {
+		if err := c.Conn.SetWriteDeadline(time.Now().Add(t)); err != nil {
 			return 0, err
 		}
 	}
-	held := c.takeHeld()
+	held := c.held.Swap(nil)
 	if held == nil {
 		return c.Conn.Write(p)
 	}
@@ -145,18 +143,9 @@ func (c *limitedConn) Write(p []byte) (int, error) {
 	return int(max(n-int64(h), 0)), err
 }
 
-// takeHeld returns the held write, if any, which is then the caller's.
-func (c *limitedConn) takeHeld() *[]byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	held := c.held
-	c.held = nil
-	return held
-}
-
 // sendHeld sends a held write, if any.
 func (c *limitedConn) sendHeld() {
-	if held := c.takeHeld(); held != nil {
+	if held := c.held.Swap(nil); held != nil {
 		_, _ = c.Conn.Write(*held)
 		c.l.held.Put(held)
 	}

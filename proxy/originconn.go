@@ -42,13 +42,14 @@ type originConn struct {
 	answered    bool          // read from since the last request: the next one reuses it
 	lastRead    time.Time     // when it was last read from
 	lastFull    bool          // the last read filled the buffer it was given: more may be waiting
-	// Non-blocking system calls on the descriptor (originconn_unix.go), by
-	// functions made once: one made per call escapes to the heap.
-	rawRead, rawPeek func(fd uintptr) bool
-	rawBuf           []byte // what rawRead reads into, for the call
-	rawN             int    // what the last call read: 0 at the end of the stream
-	rawErr           error  // and why it failed
-	peekBuf          [1]byte
+	// One non-blocking receive on the descriptor at a time (rawOnce,
+	// originconn_unix.go), by a function made once per connection.
+	rawRecv  func(fd uintptr) bool
+	rawBuf   []byte // what it receives into, for the call
+	rawFlags int    // 0, or MSG_PEEK
+	rawN     int    // what it received: 0 at the end of the stream
+	rawErr   error  // and why it failed
+	peekBuf  [1]byte
 }
 
 // errClosedIdle is SetWriteDeadline's answer for a pooled connection the

@@ -16,19 +16,11 @@ func (c *originConn) readNow(p []byte) (n int, now bool, err error) {
 	if c.raw == nil || len(p) == 0 {
 		return 0, false, nil
 	}
-	if c.rawRead == nil {
-		c.rawRead = func(fd uintptr) bool {
-			c.rawN, c.rawErr = syscall.Read(int(fd), c.rawBuf)
-			return true // one try, never a wait
-		}
-	}
-	c.rawBuf = p
-	rerr := c.raw.Read(c.rawRead)
-	c.rawBuf = nil
+	n, errno, rerr := c.rawOnce(p, 0)
 	if rerr != nil {
 		return 0, true, rerr // closed, or past its deadline
 	}
-	switch n, errno := c.rawN, c.rawErr; {
+	switch {
 	case errors.Is(errno, syscall.EAGAIN), errors.Is(errno, syscall.EINTR):
 		return 0, false, nil
 	case errno != nil:
@@ -40,6 +32,23 @@ func (c *originConn) readNow(p []byte) (n int, now bool, err error) {
 	}
 }
 
+// rawOnce makes one non-blocking receive into p, never a wait: flags 0
+// reads, syscall.MSG_PEEK looks without reading. errno is the call's, rerr
+// the connection's (closed, or past its deadline). The function handed to
+// raw.Read is made once per connection: one made per call escapes.
+func (c *originConn) rawOnce(p []byte, flags int) (n int, errno, rerr error) {
+	if c.rawRecv == nil {
+		c.rawRecv = func(fd uintptr) bool {
+			c.rawN, _, c.rawErr = syscall.Recvfrom(int(fd), c.rawBuf, c.rawFlags|syscall.MSG_DONTWAIT)
+			return true
+		}
+	}
+	c.rawBuf, c.rawFlags = p, flags
+	rerr = c.raw.Read(c.rawRecv)
+	c.rawBuf = nil
+	return c.rawN, c.rawErr, rerr
+}
+
 // closedByPeer reports whether the origin has closed the connection, which
 // has no request on it: the end of the stream or a reset is waiting to be
 // read. On a plain connection bytes are too, as the origin has nothing to
@@ -49,19 +58,13 @@ func (c *originConn) closedByPeer() bool {
 	if c.raw == nil {
 		return false
 	}
-	if c.rawPeek == nil {
-		c.rawPeek = func(fd uintptr) bool {
-			c.rawN, _, c.rawErr = syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			return true // one try, never a wait
-		}
-	}
-	if err := c.raw.Read(c.rawPeek); err != nil {
-		return true
-	}
+	n, errno, rerr := c.rawOnce(c.peekBuf[:], syscall.MSG_PEEK) // a local array would escape
 	switch {
-	case errors.Is(c.rawErr, syscall.EAGAIN), errors.Is(c.rawErr, syscall.EINTR):
+	case rerr != nil:
+		return true
+	case errors.Is(errno, syscall.EAGAIN), errors.Is(errno, syscall.EINTR):
 		return false
-	case c.rawErr != nil, c.rawN == 0:
+	case errno != nil, n == 0:
 		return true
 	}
 	return c.plain
@@ -74,12 +77,8 @@ func (c *originConn) peekAvailable(buf []byte) int {
 	if c.raw == nil || len(buf) == 0 {
 		return 0
 	}
-	var n int
-	var errno error
-	if err := c.raw.Read(func(fd uintptr) bool {
-		n, _, errno = syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return true // one try, never a wait
-	}); err != nil || errno != nil || n < 0 {
+	n, errno, rerr := c.rawOnce(buf, syscall.MSG_PEEK)
+	if rerr != nil || errno != nil || n < 0 {
 		return 0
 	}
 	return n
