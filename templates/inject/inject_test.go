@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -339,6 +340,16 @@ func FuzzSlots(f *testing.F) {
 		if !bytes.Equal(out.Bytes(), got) {
 			t.Fatalf("split at %d changed the output", s)
 		}
+		// nor does feeding it in many small pieces
+		out.Reset()
+		r = NewRewriter(&out, testLookup, nil)
+		for rest, n := in, int(split)%61+1; len(rest) > 0; rest = rest[min(n, len(rest)):] {
+			r.Write(rest[:min(n, len(rest))])
+		}
+		r.Close()
+		if !bytes.Equal(out.Bytes(), got) {
+			t.Fatalf("pieces of %d bytes changed the output", int(split)%61+1)
+		}
 		// nothing outside slots changes
 		sent, n := Slots(nil, in, func([]byte) (Block, bool) { return Block{HTML: []byte(sentinel)}, true }, nil)
 		if bytes.Count(in, []byte(sentinel)) == 0 {
@@ -628,4 +639,110 @@ func FuzzSkip(f *testing.F) {
 			t.Fatalf("skipping %d-%d changed the page:\n got %q\nwant %q", a, b, got, want)
 		}
 	})
+}
+
+// TestLongSkippedContentIsNotHeld: a streamed page whose script, comment
+// or other skipped construct runs for megabytes — or never ends, as on a
+// broken page — is let go of as it comes: the Rewriter holds back only
+// the few bytes that may begin its end, and the output matches the page
+// rewritten whole.
+func TestLongSkippedContentIsNotHeld(t *testing.T) {
+	const chunk, chunks = 16 << 10, 320 // 5 MiB
+	filler := bytes.Repeat([]byte("if (a < b && c-- > 0) { x = '</scrip' + \"]]\" + '-->'.length; } // 0123\n"), chunk/40)[:chunk]
+	for _, tc := range []struct{ name, open, close string }{
+		{"script", "<script>", "</script>"},
+		{"style", "<STYLE media=all>", "</style >"},
+		{"textarea", "<textarea>", "</TextArea>"},
+		{"comment", "<!-- ", "--!>"},
+		{"cdata", "<![CDATA[", "]]>"},
+		{"bogus comment", "<?xml ", ">"},
+		{"doctype-like", "<!x ", ">"},
+	} {
+		for _, closed := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/closed=%v", tc.name, closed), func(t *testing.T) {
+				body := filler
+				if tc.name == "bogus comment" || tc.name == "doctype-like" {
+					body = bytes.ReplaceAll(filler, []byte(">"), []byte(")")) // '>' would end it
+				}
+				if tc.name == "comment" {
+					body = bytes.ReplaceAll(body, []byte("-->"), []byte("- >"))
+				}
+				if tc.name == "cdata" {
+					body = bytes.ReplaceAll(body, []byte("]]"), []byte("] ]"))
+				}
+				var in, out bytes.Buffer
+				r := NewRewriter(&out, testLookup, nil)
+				write := func(b []byte) {
+					in.Write(b)
+					r.Write(b)
+				}
+				write([]byte(`<div data-edgeseg-slot="a">x</div>` + tc.open))
+				for range chunks {
+					write(body)
+					if p := r.Pending(); p > 64 {
+						t.Fatalf("holds %d bytes back", p)
+					}
+				}
+				if closed {
+					write([]byte(tc.close + `<div data-edgeseg-slot="b">y</div>`))
+				}
+				r.Close()
+				want, n := Slots(nil, in.Bytes(), testLookup, nil)
+				if !bytes.Equal(out.Bytes(), want) {
+					t.Fatalf("streamed output differs from the page rewritten whole")
+				}
+				if wantN := 1 + btoi(closed); n != wantN {
+					t.Fatalf("filled %d slots, want %d", n, wantN)
+				}
+			})
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestUnendingTagsAreNotHeld: a tag that never ends (a quoted attribute
+// value left open) is held back only up to MaxSlotBytes; past that, the
+// rest of the page passes as it is.
+func TestUnendingTagsAreNotHeld(t *testing.T) {
+	var in, out bytes.Buffer
+	r := NewRewriter(&out, testLookup, &Options{MaxSlotBytes: 64 << 10})
+	write := func(b []byte) {
+		in.Write(b)
+		r.Write(b)
+	}
+	write([]byte(`<div data-edgeseg-slot="a">x</div><img alt="`))
+	filler := bytes.Repeat([]byte("no quote here <div data-edgeseg-slot=b>z</div> "), 400)
+	for range 100 {
+		write(filler)
+		if p := r.Pending(); p > 64<<10+len(filler) {
+			t.Fatalf("holds %d bytes back", p)
+		}
+	}
+	r.Close()
+	want := strings.Replace(in.String(), `<div data-edgeseg-slot="a">x</div>`, `<div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>`, 1)
+	if out.String() != want {
+		t.Fatal("the page after the first slot was not passed on as it is")
+	}
+}
+
+// TestSplitEndsOfSkippedContent: the end of a skipped construct split
+// across two writes at any point is still found.
+func TestSplitEndsOfSkippedContent(t *testing.T) {
+	for _, in := range []string{
+		`<div data-edgeseg-slot="a">x</div><script>a</scr</scrip </script foo><div data-edgeseg-slot="b">y</div>`,
+		`<div data-edgeseg-slot="a">x</div><!-- a -- b --!x ---><div data-edgeseg-slot="b">y</div>`,
+		`<div data-edgeseg-slot="a">x</div><!-- a --!><div data-edgeseg-slot="b">y</div>-->`,
+		`<div data-edgeseg-slot="a">x</div><!---><div data-edgeseg-slot="b">y</div>`,
+		`<div data-edgeseg-slot="a">x</div><![cdata[ ]] ]]><div data-edgeseg-slot="b">y</div>`,
+		`<div data-edgeseg-slot="a">x</div><?php echo 1 ?><div data-edgeseg-slot="b">y</div>`,
+	} {
+		want, _ := Slots(nil, []byte(in), testLookup, nil)
+		checkChunked(t, []byte(in), want)
+	}
 }

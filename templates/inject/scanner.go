@@ -41,6 +41,15 @@ type scanner struct {
 	filled   int
 	plain    bool // inside <plaintext>: the rest is text
 	mark     int
+	// skip is what the scanner is inside of when a chunk ended before its
+	// end: a comment, a raw-text element (skipName), ... Its content is
+	// let go of as it comes, not held until the end arrives: a script of
+	// megabytes streamed in pieces, or a comment a broken page never
+	// closes, would otherwise be held whole and searched again from its
+	// start with every piece.
+	skip     skipKind
+	skipName [12]byte
+	skipLen  int
 	// plan, when set, records slots and </head> positions instead of
 	// filling; discard drops the output.
 	plan    *Plan
@@ -125,6 +134,48 @@ func lookedFor(n int, c byte) bool {
 	return false
 }
 
+// skipKind is what the scanner passes over without looking for tags.
+type skipKind uint8
+
+const (
+	skipNone    skipKind = iota
+	skipComment          // <!-- to --> (or --!>)
+	skipCDATA            // <![CDATA[ to ]]>
+	skipBogus            // <!x, <?x: to the next '>'
+	skipRawText          // script, style, textarea, ...: to its end tag
+)
+
+// enterRaw starts skipping a raw-text element's content; name is lower
+// case and fits skipName (isRawText's names do).
+func (s *scanner) enterRaw(name []byte) {
+	s.skip = skipRawText
+	s.skipLen = copy(s.skipName[:], name)
+}
+
+// skipEnd looks in data[from:] for the end of what is being skipped. It
+// returns the index just past it, or -1 and how much of data can be let
+// go of: bytes from safe on may be the start of the end.
+func (s *scanner) skipEnd(data []byte, from int) (end, safe int) {
+	switch s.skip {
+	case skipComment:
+		if j := commentEnd(data[from:]); j >= 0 {
+			return from + j, 0
+		}
+		return -1, max(from, len(data)-len("--!"))
+	case skipCDATA:
+		if j := bytes.Index(data[from:], []byte("]]>")); j >= 0 {
+			return from + j + 3, 0
+		}
+		return -1, max(from, len(data)-len("]]"))
+	case skipBogus:
+		if j := bytes.IndexByte(data[from:], '>'); j >= 0 {
+			return from + j + 1, 0
+		}
+		return -1, len(data)
+	}
+	return rawTextEnd(data, from, s.skipName[:s.skipLen])
+}
+
 // feed tokenizes data, appending output to s.out. It returns how many bytes
 // of data were consumed (and written out); unless final, the rest is an
 // incomplete token that must be fed again with more data after it.
@@ -133,6 +184,19 @@ func (s *scanner) feed(data []byte, final bool) int {
 	i := 0
 	var t tag
 	for i < len(data) && !s.plain {
+		if s.skip != skipNone {
+			end, safe := s.skipEnd(data, i)
+			if end < 0 {
+				if final {
+					break // unclosed: the rest is in it
+				}
+				s.copyTo(data, safe)
+				return safe
+			}
+			s.skip = skipNone
+			i = end
+			continue
+		}
 		lt := indexNear(data[i:], '<')
 		if lt < 0 {
 			break // the rest is text
@@ -160,18 +224,40 @@ func (s *scanner) markup(data []byte, i int, final bool, t *tag) (int, bool) {
 	switch c := rest[1]; {
 	case c == '!':
 		end := bangEnd(rest)
-		if end < 0 {
-			return len(data), final
+		if end >= 0 {
+			return i + end, true
 		}
-		return i + end, true
+		// Not closed in data: skipped as it comes, once it is known
+		// what it is.
+		const cdata = "<![CDATA["
+		switch {
+		case bytes.HasPrefix(rest, []byte("<!--")):
+			if len(rest) < len("<!---->") {
+				return len(data), final // "<!-->" and "<!--->" end at once
+			}
+			s.skip = skipComment
+			return i + 4, true
+		case len(rest) >= len(cdata) && bytes.EqualFold(rest[:len(cdata)], []byte(cdata)):
+			s.skip = skipCDATA
+			return i + len(cdata), true
+		case bytes.HasPrefix([]byte("<!--"), rest),
+			len(rest) < len(cdata) && bytes.EqualFold(rest, []byte(cdata)[:len(rest)]):
+			return len(data), final // too short to tell
+		}
+		s.skip = skipBogus
+		return i + 2, true
 	case c == '?':
-		end := bytes.IndexByte(rest, '>')
-		if end < 0 {
-			return len(data), final
-		}
-		return i + end + 1, true
+		s.skip = skipBogus
+		return i + 2, true
 	case c == '/' || isAlpha(c):
 		if !parseTag(data, i, t) {
+			if !final && len(data)-i > s.maxSlot {
+				// A tag that does not end (an attribute value left
+				// open): what follows is not tokenized, and passes as
+				// it is, rather than be held and parsed again and again.
+				s.plain = true
+				return len(data), true
+			}
 			return len(data), final
 		}
 		if t.end == 0 { // "</>", "</ ": text
@@ -200,11 +286,8 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 			s.plain = true
 			return len(data), true
 		}
-		end := findEndTag(data, t.end, t.lname())
-		if end < 0 {
-			return len(data), final
-		}
-		return end, true
+		s.enterRaw(t.lname())
+		return t.end, true
 	}
 	if !t.hasSlot || t.selfClose || s.slots >= MaxSlots {
 		return t.end, true
@@ -337,11 +420,8 @@ func bangEnd(rest []byte) int {
 		if bytes.HasPrefix(rest[4:], []byte("->")) {
 			return 6
 		}
-		if j := bytes.Index(rest[4:], []byte("-->")); j >= 0 {
-			return 4 + j + 3
-		}
-		if j := bytes.Index(rest[4:], []byte("--!>")); j >= 0 {
-			return 4 + j + 4
+		if j := commentEnd(rest[4:]); j >= 0 {
+			return 4 + j
 		}
 		return -1
 	case len(rest) >= 9 && bytes.EqualFold(rest[:9], []byte("<![CDATA[")):
@@ -356,30 +436,56 @@ func bangEnd(rest []byte) int {
 	return -1
 }
 
+// commentEnd returns the index just past the first "-->" or "--!>" in
+// data, whichever comes first (either ends a comment), or -1.
+func commentEnd(data []byte) int {
+	for i := 0; ; {
+		j := bytes.Index(data[i:], []byte("--"))
+		if j < 0 {
+			return -1
+		}
+		i += j + 2
+		for i < len(data) && data[i] == '-' { // "--->" ends it too
+			i++
+		}
+		switch {
+		case i < len(data) && data[i] == '>':
+			return i + 1
+		case i+1 < len(data) && data[i] == '!' && data[i+1] == '>':
+			return i + 2
+		}
+	}
+}
+
 // findEndTag returns the index just past the first "</name" end tag
 // (any case) at or after from, or -1.
 func findEndTag(data []byte, from int, name []byte) int {
+	end, _ := rawTextEnd(data, from, name)
+	return end
+}
+
+// rawTextEnd returns the index just past the first "</name" end tag (any
+// case) at or after from; or -1, and the index from which data may hold
+// the start of that end tag.
+func rawTextEnd(data []byte, from int, name []byte) (end, safe int) {
 	i := from
 	for {
 		j := bytes.Index(data[i:], []byte("</"))
 		if j < 0 {
-			return -1
+			return -1, max(i, len(data)-1) // a last '<' may begin one
 		}
 		i += j
 		k := i + 2 + len(name)
-		if k > len(data) {
-			return -1
+		if k >= len(data) {
+			return -1, i
 		}
 		if bytes.EqualFold(data[i+2:k], name) {
-			if k == len(data) {
-				return -1
-			}
 			if c := data[k]; c == '>' || isSpace(c) || c == '/' {
-				end := bytes.IndexByte(data[k:], '>')
-				if end < 0 {
-					return -1
+				e := bytes.IndexByte(data[k:], '>')
+				if e < 0 {
+					return -1, i
 				}
-				return k + end + 1
+				return k + e + 1, 0
 			}
 		}
 		i += 2
