@@ -66,6 +66,14 @@ func TestSpecificBehaviour(t *testing.T) {
 		{"unterminated kept", `<div data-edgeseg-slot="a">x`, `<div data-edgeseg-slot="a">x`},
 		{"void kept", `<img data-edgeseg-slot="a">`, `<img data-edgeseg-slot="a">`},
 		{"self-closing kept", `<div data-edgeseg-slot="a"/>x`, `<div data-edgeseg-slot="a"/>x`},
+		// In HTML "/>" closes nothing: <div/> opens a div, as <div> does.
+		{"self-closed same tag nested", `<div data-edgeseg-slot="a"><div class="x"/>in</div>tail</div>z`, `<div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>z`},
+		{"self-closed span nested", `<span data-edgeseg-slot="a">x<span/>y</span>z</span>w`, `<span data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></span>w`},
+		// In SVG and MathML it does.
+		{"self-closed in svg", `<svg><g data-edgeseg-slot="a"><g/>in</g>z</svg><div data-edgeseg-slot="b"><div/></div></div>`,
+			`<svg><g data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></g>z</svg><div data-edgeseg-slot="b" data-edgeseg-segment="seg-b"><b>block:b</b></div>`},
+		{"svg slot", `<svg data-edgeseg-slot="a"><svg/><path/></svg>z`, `<svg data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></svg>z`},
+		{"html again after svg", `<div data-edgeseg-slot="a"><svg><use href="#i"/><path d=""/></svg><div/>x</div></div>z`, `<div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>z`},
 		{"upper case", `<SECTION Data-EdgeSeg-Slot='a'>x</SECTION>`, `<SECTION Data-EdgeSeg-Slot='a' data-edgeseg-segment="seg-a"><b>block:a</b></SECTION>`},
 		{"end tag in script inside slot", `<div data-edgeseg-slot="a"><script>"</div>"</script></div>!`, `<div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>!`},
 		{"void upper case kept", `<IMG data-edgeseg-slot="a">x`, `<IMG data-edgeseg-slot="a">x`},

@@ -19,6 +19,10 @@ func isRawText(name []byte) bool {
 
 // isVoid reports elements that never have content, so a slot on one
 // cannot be filled.
+// isForeign reports the elements whose content is foreign (SVG, MathML),
+// where "/>" closes an element. name is lower case.
+func isForeign(name []byte) bool { return string(name) == "svg" || string(name) == "math" }
+
 func isVoid(name []byte) bool {
 	switch string(name) {
 	case "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr", "param", "keygen":
@@ -50,6 +54,10 @@ type scanner struct {
 	skip     skipKind
 	skipName [12]byte
 	skipLen  int
+	// foreign is how many <svg> and <math> elements are open: in them
+	// "/>" closes an element, while in HTML browsers ignore it (<div/>
+	// opens a div).
+	foreign int
 	// plan, when set, records slots and </head> positions instead of
 	// filling; discard drops the output.
 	plan    *Plan
@@ -121,7 +129,9 @@ func lookedFor(n int, c byte) bool {
 	case 'h':
 		return n == 4 // head
 	case 's':
-		return n == 5 || n == 6 // style, script
+		return n == 3 || n == 5 || n == 6 // svg, style, script
+	case 'm':
+		return n == 4 // math
 	case 't':
 		return n == 5 || n == 8 // title, textarea, template
 	case 'i':
@@ -182,21 +192,22 @@ func (s *scanner) skipEnd(data []byte, from int) (end, safe int) {
 func (s *scanner) feed(data []byte, final bool) int {
 	s.mark = 0
 	i := 0
-	var t tag
-	for i < len(data) && !s.plain {
-		if s.skip != skipNone {
-			end, safe := s.skipEnd(data, i)
-			if end < 0 {
-				if final {
-					break // unclosed: the rest is in it
-				}
-				s.copyTo(data, safe)
-				return safe
-			}
+	if s.skip != skipNone {
+		// The last chunk ended inside a comment or raw-text element.
+		end, safe := s.skipEnd(data, 0)
+		switch {
+		case end >= 0:
 			s.skip = skipNone
 			i = end
-			continue
+		case !final:
+			s.copyTo(data, safe)
+			return safe
+		default:
+			i = len(data) // unclosed: the rest is in it
 		}
+	}
+	var t tag
+	for i < len(data) && !s.plain {
 		lt := indexNear(data[i:], '<')
 		if lt < 0 {
 			break // the rest is text
@@ -204,6 +215,9 @@ func (s *scanner) feed(data []byte, final bool) int {
 		i += lt
 		n, complete := s.markup(data, i, final, &t)
 		if !complete {
+			if s.skip != skipNone {
+				i = n // what arrived of the skipped content goes on
+			}
 			s.copyTo(data, i)
 			return i
 		}
@@ -227,28 +241,39 @@ func (s *scanner) markup(data []byte, i int, final bool, t *tag) (int, bool) {
 		if end >= 0 {
 			return i + end, true
 		}
+		if final {
+			return len(data), true
+		}
 		// Not closed in data: skipped as it comes, once it is known
 		// what it is.
 		const cdata = "<![CDATA["
 		switch {
 		case bytes.HasPrefix(rest, []byte("<!--")):
 			if len(rest) < len("<!---->") {
-				return len(data), final // "<!-->" and "<!--->" end at once
+				return len(data), false // "<!-->" and "<!--->" end at once
 			}
 			s.skip = skipComment
-			return i + 4, true
+			_, safe := s.skipEnd(data, i+4)
+			return safe, false
 		case len(rest) >= len(cdata) && bytes.EqualFold(rest[:len(cdata)], []byte(cdata)):
 			s.skip = skipCDATA
-			return i + len(cdata), true
+			_, safe := s.skipEnd(data, i+len(cdata))
+			return safe, false
 		case bytes.HasPrefix([]byte("<!--"), rest),
 			len(rest) < len(cdata) && bytes.EqualFold(rest, []byte(cdata)[:len(rest)]):
-			return len(data), final // too short to tell
+			return len(data), false // too short to tell
 		}
 		s.skip = skipBogus
-		return i + 2, true
+		return len(data), false
 	case c == '?':
-		s.skip = skipBogus
-		return i + 2, true
+		end := bytes.IndexByte(rest, '>')
+		if end >= 0 {
+			return i + end + 1, true
+		}
+		if !final {
+			s.skip = skipBogus
+		}
+		return len(data), final
 	case c == '/' || isAlpha(c):
 		if !parseTag(data, i, t) {
 			if !final && len(data)-i > s.maxSlot {
@@ -279,6 +304,9 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 			s.out = append(s.out, s.head...)
 			s.headDone = true
 		}
+		if s.foreign > 0 && isForeign(t.lname()) {
+			s.foreign--
+		}
 		return t.end, true
 	}
 	if isRawText(t.lname()) && !t.selfClose {
@@ -286,16 +314,35 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 			s.plain = true
 			return len(data), true
 		}
+		end, safe := rawTextEnd(data, t.end, t.lname())
+		switch {
+		case end >= 0:
+			return end, true
+		case final:
+			return len(data), true
+		}
 		s.enterRaw(t.lname())
-		return t.end, true
+		return safe, false
 	}
 	if !t.hasSlot || t.selfClose || s.slots >= MaxSlots {
+		s.opened(t)
 		return t.end, true
 	}
 	if t.fold(data); isVoid(t.lname()) {
 		return t.end, true
 	}
-	return s.slot(data, i, t, final)
+	n, complete := s.slot(data, i, t, final)
+	if complete && n == t.end {
+		s.opened(t) // not filled: its content is scanned
+	}
+	return n, complete
+}
+
+// opened notes a start tag whose content the scanner goes on into.
+func (s *scanner) opened(t *tag) {
+	if !t.selfClose && isForeign(t.lname()) {
+		s.foreign++
+	}
 }
 
 // slot handles a slot element's start tag: it finds the matching end tag
@@ -307,7 +354,7 @@ func (s *scanner) slot(data []byte, i int, t *tag, final bool) (int, bool) {
 	if len(data)-t.end > s.maxSlot {
 		window = data[:t.end+s.maxSlot]
 	}
-	_, closeStart, closeEnd := findSlotEnd(window, t.end, data[t.nameAt:t.nameEnd])
+	_, closeStart, closeEnd := findSlotEnd(window, t.end, data[t.nameAt:t.nameEnd], s.foreign > 0 || isForeign(t.lname()))
 	if closeStart < 0 {
 		if !final && len(data)-t.end <= s.maxSlot {
 			return i, false // wait for the end tag
@@ -344,11 +391,16 @@ func (s *scanner) slot(data []byte, i int, t *tag, final bool) (int, bool) {
 
 // findSlotEnd finds the end tag matching a start tag named name (in any
 // case) whose content begins at from, counting nested elements of the same
-// name and skipping comments and raw-text elements. It returns the
-// content's end and the end tag's span, or closeStart -1 when it is not in
-// data.
-func findSlotEnd(data []byte, from int, name []byte) (innerEnd, closeStart, closeEnd int) {
+// name and skipping comments and raw-text elements; foreign says whether
+// the start tag is inside <svg> or <math>, where "/>" closes an element
+// (in HTML, <div/> opens one as <div> does). It returns the content's end
+// and the end tag's span, or closeStart -1 when it is not in data.
+func findSlotEnd(data []byte, from int, name []byte, foreign bool) (innerEnd, closeStart, closeEnd int) {
 	depth := 1
+	inForeign := 0 // <svg> and <math> open inside, and the one around
+	if foreign {
+		inForeign = 1
+	}
 	i := from
 	var t tag
 	for i < len(data) {
@@ -383,13 +435,20 @@ func findSlotEnd(data []byte, from int, name []byte) (innerEnd, closeStart, clos
 				continue
 			}
 			same := equalFoldASCII(data[t.nameAt:t.nameEnd], name)
+			if isForeign(t.lname()) && !t.selfClose {
+				if !t.closing {
+					inForeign++
+				} else if inForeign > 0 {
+					inForeign--
+				}
+			}
 			switch {
 			case t.closing && same:
 				depth--
 				if depth == 0 {
 					return i, i, t.end
 				}
-			case !t.closing && same && !t.selfClose:
+			case !t.closing && same && !(t.selfClose && inForeign > 0):
 				depth++
 			case !t.closing && isRawText(t.lname()) && !t.selfClose:
 				if string(t.lname()) == "plaintext" {
