@@ -127,6 +127,10 @@ func TestValidate(t *testing.T) {
 		{"origin path", func(c *Config) { c.Origin.URL = "http://x/app" }, "origin.url: must be scheme://host[:port] only"},
 		{"origin user", func(c *Config) { c.Origin.URL = "http://u:p@x" }, "origin.url: must not carry user info"},
 		{"origin unparsable", func(c *Config) { c.Origin.URL = "http://[::1" }, "origin.url: is not a URL"},
+		{"origin is edgeseg", func(c *Config) { c.Listen, c.Origin.URL = ":8080", "http://localhost:8080" }, "is edgeseg's own listen address"},
+		{"origin is edgeseg on loopback", func(c *Config) { c.Listen, c.Origin.URL = "[::]:9000", "http://127.0.0.1:9000/" }, "is edgeseg's own listen address"},
+		{"origin is edgeseg by address", func(c *Config) { c.Listen, c.Origin.URL = "10.0.0.5:80", "http://10.0.0.5" }, "is edgeseg's own listen address"},
+		{"origin is edgeseg by name", func(c *Config) { c.Listen, c.Origin.URL = "127.0.0.1:8443", "https://LOCALHOST:8443" }, "is edgeseg's own listen address"},
 		{"max conns", func(c *Config) { c.Origin.MaxConns = 0 }, "origin.max_conns: must be positive"},
 		{"conn wait", func(c *Config) { c.Origin.MaxConnWait = 0 }, "origin.max_conn_wait"},
 		{"idle conn", func(c *Config) { c.Origin.IdleConnTimeout = 0 }, "origin.idle_conn_timeout"},
@@ -211,6 +215,20 @@ func TestValidate(t *testing.T) {
 	ok(c)
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults with an origin do not validate: %v", err)
+	}
+	// Origins that only look like edgeseg's own address.
+	for _, lo := range [][2]string{
+		{":8080", "http://localhost:9000"},
+		{"127.0.0.1:8080", "http://127.0.0.2:8080"},
+		{"10.0.0.5:8080", "http://localhost:8080"},
+		{":80", "https://localhost"},
+		{":8080", "http://shop.example:8080"},
+	} {
+		c := Default()
+		c.Listen, c.Origin.URL = lo[0], lo[1]
+		if err := c.Validate(); err != nil {
+			t.Errorf("listen %s, origin %s: %v", lo[0], lo[1], err)
+		}
 	}
 }
 

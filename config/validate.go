@@ -89,6 +89,8 @@ func (c *Config) Validate() error {
 			bad("origin.url", "must not carry user info")
 		case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "":
 			bad("origin.url", "must be scheme://host[:port] only (no path, query or fragment), got %q", o.URL)
+		case isOwnAddress(u, c.Listen):
+			bad("origin.url", "%q is edgeseg's own listen address (%s): every request would come back to it; name the site's server", o.URL, c.Listen)
 		}
 	}
 	if o.MaxConns <= 0 {
@@ -366,4 +368,36 @@ func (k Key) Value(getenv func(string) string) string {
 		return getenv(k.SecretEnv)
 	}
 	return k.Secret
+}
+
+// isOwnAddress reports whether origin names the address edgeseg listens on:
+// the same port, on the listen host, or on a loopback address when edgeseg
+// listens on every interface, or localhost when on the usual loopback one.
+func isOwnAddress(origin *url.URL, listen string) bool {
+	lhost, lport, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	port := origin.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[origin.Scheme]
+	}
+	if port != lport {
+		return false
+	}
+	host := origin.Hostname()
+	if strings.EqualFold(host, lhost) {
+		return true
+	}
+	ip, lip := net.ParseIP(host), net.ParseIP(lhost)
+	isLocalhost := func(h string, ip net.IP) bool {
+		return strings.EqualFold(h, "localhost") || ip.Equal(net.IPv4(127, 0, 0, 1)) || ip.Equal(net.IPv6loopback)
+	}
+	switch {
+	case lhost == "" || lip != nil && lip.IsUnspecified():
+		return isLocalhost(host, ip) || ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
+	case isLocalhost(lhost, lip):
+		return isLocalhost(host, ip)
+	}
+	return false
 }
