@@ -180,6 +180,7 @@ type exchange struct {
 	// proxyHeaders: the visitor's request carries headers only a proxy
 	// may send (proxyOnlyHeaders), dropped unless the peer is trusted.
 	proxyHeaders bool
+	hops         int // edgeseg proxies the request has passed (CDN-Loop)
 }
 
 // ServeHTTP is the request path, top to bottom (see ../shared/DESIGN.md):
@@ -203,6 +204,16 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		x.cause = msg
 		h.plainError(ctx, fasthttp.StatusBadRequest, msg)
 		ctx.SetConnectionClose()
+		return
+	}
+	if x.hops >= maxHops {
+		// The origin sent edgeseg's request back to it (or through
+		// another replica): answering ends the loop at once.
+		x.cause = "request loop"
+		h.metrics.originError("loop")
+		h.log.Error().Str("origin", h.origin.Addr()).Bytes("path", ctx.Path()).
+			Msg("request loop: this request has passed through edgeseg before; origin.url must lead to the site's own server, not to edgeseg")
+		h.plainError(ctx, fasthttp.StatusLoopDetected, "508 Loop Detected: the origin leads back to edgeseg")
 		return
 	}
 	if !h.admit(ctx) {
@@ -482,6 +493,7 @@ func (h *Handler) checkRequest(ctx *fasthttp.RequestCtx, x *exchange) string {
 	}
 	head := scanRequestHead(ctx.Request.Header.RawHeaders())
 	x.proxyHeaders = head.proxyOnly
+	x.hops = head.hops
 	// A request with both Content-Length and Transfer-Encoding is a
 	// smuggling attempt or a broken client: refuse it rather than pick one
 	// (RFC 9112 §6.3). fasthttp keeps the chunked framing and records the
@@ -571,6 +583,7 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 		req.Header.SetHost(h.hostHeader)
 	}
 	h.setForwarded(ctx, req, len(h.trusted) > 0 && h.trusted.contains(ctx.RemoteIP()), proxyHeaders)
+	req.Header.Add(cdnLoop, loopPseudonym)
 	*scratch = filterAcceptEncoding(&req.Header, *scratch)
 	h.scratch.put(scratch)
 }

@@ -117,6 +117,7 @@ type requestHead struct {
 	badName       bool // a line whose name is not a token (or without a colon)
 	contentLength bool // a Content-Length line
 	proxyOnly     bool // one of proxyOnlyHeaders
+	hops          int  // edgeseg's entries in CDN-Loop: proxies of it it has passed
 }
 
 // scanRequestHead walks a raw header block once. Continuation lines
@@ -136,6 +137,9 @@ func scanRequestHead(raw []byte) (f requestHead) {
 		switch name := line[:c]; name[0] | 0x20 {
 		case 'c':
 			f.contentLength = f.contentLength || bytes.EqualFold(name, []byte("Content-Length"))
+			if bytes.EqualFold(name, []byte(cdnLoop)) {
+				f.hops += loopEntries(line[c+1:])
+			}
 		case 'f', 't', 'x':
 			f.proxyOnly = f.proxyOnly || isProxyOnlyHeader(name)
 		}
@@ -391,4 +395,32 @@ func withoutForeignDomain(v, host []byte) []byte {
 		}
 	}
 	return nil
+}
+
+// cdnLoop is the header (RFC 8586) in which each proxy of a request names
+// itself, so that one that sees its own name knows the request came back
+// to it: an origin.url that leads to edgeseg (the site's public name, once
+// it points at edgeseg) would otherwise send every request round until
+// connections run out.
+const cdnLoop = "CDN-Loop"
+
+// loopPseudonym is edgeseg's name in CDN-Loop.
+const loopPseudonym = "edgeseg"
+
+// maxHops is how many edgeseg proxies a request may have passed before
+// the one it reaches answers 508 Loop Detected: two layers of edgeseg, one
+// in front of the other, are allowed.
+const maxHops = 2
+
+// loopEntries counts edgeseg's entries in a CDN-Loop value: comma-separated
+// pseudonyms, each perhaps with ;parameters.
+func loopEntries(v []byte) int {
+	n := 0
+	for entry := range bytes.SplitSeq(v, []byte(",")) {
+		name, _, _ := bytes.Cut(entry, []byte(";"))
+		if bytes.EqualFold(bytes.TrimSpace(name), []byte(loopPseudonym)) {
+			n++
+		}
+	}
+	return n
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1676,5 +1677,72 @@ func TestSlowUploads(t *testing.T) {
 	status, _ := bufio.NewReader(c).ReadString('\n')
 	if !strings.Contains(status, "408") || time.Since(start) > 2*time.Second {
 		t.Errorf("a stalled upload: %q after %v, want 408 after ~300ms", status, time.Since(start))
+	}
+}
+
+// TestRequestLoops: an origin.url that leads back to edgeseg (the site's
+// public name once it points at edgeseg, or two replicas pointing at each
+// other) is answered 508 on the request's second pass through edgeseg,
+// once, rather than sent round until connections run out. edgeseg names
+// itself in CDN-Loop (RFC 8586) after what proxies before it put there.
+func TestRequestLoops(t *testing.T) {
+	var seen []string
+	var mu sync.Mutex
+	p := startProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = r.Header.Values("CDN-Loop")
+		mu.Unlock()
+		io.WriteString(w, "ok")
+	}), nil)
+	for _, tc := range []struct {
+		sent string
+		want []string
+	}{
+		{"", []string{"edgeseg"}},
+		{"cloudflare", []string{"cloudflare", "edgeseg"}},
+		{"Edgeseg; v=1, cloudflare", []string{"Edgeseg; v=1, cloudflare", "edgeseg"}}, // one edgeseg in front
+	} {
+		req, _ := http.NewRequest(http.MethodGet, p.url+"/x", nil)
+		if tc.sent != "" {
+			req.Header.Set("CDN-Loop", tc.sent)
+		}
+		if resp, body := p.do(req); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("CDN-Loop %q: %d %q", tc.sent, resp.StatusCode, body)
+		}
+		mu.Lock()
+		if !slices.Equal(seen, tc.want) {
+			t.Errorf("CDN-Loop %q: origin got %q, want %q", tc.sent, seen, tc.want)
+		}
+		mu.Unlock()
+	}
+
+	// Two edgeseg, each the other's origin.
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	addrA, addrB := free(), free()
+	a := startProxyURL(t, "http://"+addrB, func(c *config.Config) { c.Listen = addrA }, nil)
+	b := startProxyURL(t, "http://"+addrA, func(c *config.Config) { c.Listen = addrB }, nil)
+	start := time.Now()
+	resp, body := a.get("/page")
+	if resp.StatusCode != fasthttp.StatusLoopDetected || !strings.Contains(body, "Loop Detected") {
+		t.Fatalf("looping request: %d %q", resp.StatusCode, body)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the loop took %v to end", d)
+	}
+	if n := strings.Count(a.logs.String(), "has passed through edgeseg before"); n != 1 {
+		t.Errorf("edgeseg that saw the request come back logged the loop %d times, want 1", n)
+	}
+	if strings.Contains(b.logs.String(), "has passed through edgeseg before") {
+		t.Error("the other edgeseg logged a loop too")
+	}
+	if v := a.h.metrics.set.GetOrCreateCounter(`edgeseg_origin_errors_total{cause="loop"}`).Get(); v != 1 {
+		t.Errorf("loop errors counted: %d, want 1", v)
 	}
 }
