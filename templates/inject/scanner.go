@@ -17,12 +17,12 @@ func isRawText(name []byte) bool {
 	return false
 }
 
-// isVoid reports elements that never have content, so a slot on one
-// cannot be filled.
 // isForeign reports the elements whose content is foreign (SVG, MathML),
 // where "/>" closes an element. name is lower case.
 func isForeign(name []byte) bool { return string(name) == "svg" || string(name) == "math" }
 
+// isVoid reports elements that never have content, so a slot on one
+// cannot be filled.
 func isVoid(name []byte) bool {
 	switch string(name) {
 	case "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr", "param", "keygen":
