@@ -245,6 +245,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		h.testHookBeforeOrigin(ctx)
 	}
 	resp := fasthttp.AcquireResponse()
+	body.resp = resp
 	t0 := time.Now()
 	err := h.fetch(req, resp, &x)
 	x.originTime = time.Since(t0)
@@ -599,9 +600,20 @@ type bodyReader struct {
 	err     error
 	ctx     *fasthttp.RequestCtx
 	timeout time.Duration
+	// resp is the origin's response to the request, which knows the
+	// connection the request goes out on; looked is the connection
+	// looked at before its first read (originConn.lookBeforeBody).
+	resp   *fasthttp.Response
+	looked *originConn
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
+	if c := connOf(b.resp); c != b.looked && c != nil { // connOf(nil) is nil
+		b.looked = c
+		if err := c.lookBeforeBody(); err != nil {
+			return 0, err // nothing read: the request goes out on another
+		}
+	}
 	if b.timeout > 0 {
 		_ = b.ctx.SetReadDeadline(time.Now().Add(b.timeout))
 	}

@@ -122,11 +122,16 @@ func (o *Origin) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 	}
 	// A connection the origin closed while it was idle is found before
 	// anything is sent (errClosedIdle), and dropped; the request goes out
-	// on the next. Each try takes a dead connection out of the pool, which
-	// holds at most MaxConns.
+	// on the next, with its body, unread (fasthttp lets go of a body stream
+	// once it has tried to write it). Each try takes a dead connection out
+	// of the pool, which holds at most MaxConns.
+	body, size := req.BodyStream(), req.Header.ContentLength()
 	err := o.client.Do(req, resp)
 	for try := 0; errors.Is(err, errClosedIdle) && try < o.client.MaxConns; try++ {
 		o.sawClosed() // others may be closed too
+		if body != nil {
+			req.SetBodyStream(body, size)
+		}
 		err = o.client.Do(req, resp)
 	}
 	if err == nil {

@@ -40,6 +40,10 @@ type originConn struct {
 	waiter      waiter
 	closings    *atomic.Int64 // until when (Unix ns) to look at every reused connection; may be nil
 	answered    bool          // read from since the last request: the next one reuses it
+	// unlooked: the request going out reuses the connection, which
+	// SetWriteDeadline did not look at (idle only briefly): a request
+	// body looks before its first read (lookBeforeBody).
+	unlooked bool
 	lastRead    time.Time     // when it was last read from
 	lastFull    bool          // the last read filled the buffer it was given: more may be waiting
 	// One non-blocking receive on the descriptor at a time (rawOnce,
@@ -52,10 +56,10 @@ type originConn struct {
 	peekBuf  [1]byte
 }
 
-// errClosedIdle is SetWriteDeadline's answer for a pooled connection the
-// origin closed while it was idle. Nothing of the request has been sent,
-// or read from its body, so it can go out again on another connection,
-// whatever its method (Origin.Do).
+// errClosedIdle is SetWriteDeadline's (or lookBeforeBody's) answer for a
+// pooled connection the origin closed while it was idle. Nothing of the
+// request has been sent, or read from its body, so it can go out again on
+// another connection, whatever its method (Origin.Do).
 var errClosedIdle = errors.New("the origin closed the idle connection")
 
 // A waiter is told before a read from the origin waits for the network.
@@ -100,14 +104,35 @@ const idleCheck = 100 * time.Millisecond
 // connection is looked at for a while (closings), however briefly idle: an
 // origin that reloads closes them all at once.
 func (c *originConn) SetWriteDeadline(t time.Time) error {
+	c.unlooked = false
 	if c.answered {
 		c.answered = false
 		now := time.Now()
-		if (now.Sub(c.lastRead) >= idleCheck || c.closings != nil && now.UnixNano() < c.closings.Load()) && c.closedByPeer() {
-			return errClosedIdle
+		if now.Sub(c.lastRead) >= idleCheck || c.closings != nil && now.UnixNano() < c.closings.Load() {
+			if c.closedByPeer() {
+				return errClosedIdle
+			}
+		} else {
+			c.unlooked = true
 		}
 	}
 	return c.Conn.SetWriteDeadline(t)
+}
+
+// lookBeforeBody is called before the first read of a request body that
+// goes out on the connection: a request with a body cannot be sent again
+// once it has been read, so one reusing a connection SetWriteDeadline did
+// not look at (idle only briefly, when the origin may still have closed
+// it, as one that reloads does) is looked at now, a system call for each
+// such request. Only the head has been written, to a buffer not yet sent.
+func (c *originConn) lookBeforeBody() error {
+	if c.unlooked {
+		c.unlooked = false
+		if c.closedByPeer() {
+			return errClosedIdle
+		}
+	}
+	return nil
 }
 
 // Read reads from the connection, keeping the last bytes read.
@@ -158,6 +183,9 @@ type originAddr struct {
 // connOf returns the connection resp is being read from, if it is an
 // originConn.
 func connOf(resp *fasthttp.Response) *originConn {
+	if resp == nil {
+		return nil
+	}
 	if a, ok := resp.LocalAddr().(*originAddr); ok {
 		return a.conn
 	}
