@@ -44,8 +44,8 @@ type originConn struct {
 	// SetWriteDeadline did not look at (idle only briefly): a request
 	// body looks before its first read (lookBeforeBody).
 	unlooked bool
-	lastRead    time.Time     // when it was last read from
-	lastFull    bool          // the last read filled the buffer it was given: more may be waiting
+	lastRead time.Time // when it was last read from
+	lastFull bool      // the last read filled the buffer it was given: more may be waiting
 	// One non-blocking receive on the descriptor at a time (rawOnce,
 	// originconn_unix.go), by a function made once per connection.
 	rawRecv  func(fd uintptr) bool
