@@ -40,12 +40,12 @@ type originConn struct {
 	waiter      waiter
 	closings    *atomic.Int64 // until when (Unix ns) to look at every reused connection; may be nil
 	answered    bool          // read from since the last request: the next one reuses it
+	lastRead    time.Time     // when it was last read from
+	lastFull    bool          // the last read filled the buffer it was given: more may be waiting
 	// unlooked: the request going out reuses the connection, which
 	// SetWriteDeadline did not look at (idle only briefly): a request
 	// body looks before its first read (lookBeforeBody).
 	unlooked bool
-	lastRead time.Time // when it was last read from
-	lastFull bool      // the last read filled the buffer it was given: more may be waiting
 	// One non-blocking receive on the descriptor at a time (rawOnce,
 	// originconn_unix.go), by a function made once per connection.
 	rawRecv  func(fd uintptr) bool
