@@ -56,6 +56,7 @@ type Handler struct {
 	metricsAllow netSet
 	via          bool
 	hostHeader   string
+	originHost   string // host[:port] of origin.url
 	originAt     [][]byte // with hostHeader: the origin's own URL prefixes, made relative in redirects
 	rewriteLimit int
 	writeBuffer  int         // server.write_buffer_bytes: what fasthttp holds before it sends
@@ -122,6 +123,9 @@ func New(opts Options) (*Handler, error) {
 		bufs:         newBodyBuffers(),
 		scratch:      newScratchBuffers(),
 		peeks:        newPeekBuffers(),
+	}
+	if opts.Origin != nil {
+		h.originHost = opts.Origin.host
 	}
 	if h.hostHeader == "origin" {
 		h.hostHeader = opts.Origin.host
@@ -580,8 +584,14 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 		req.Header.Set("Connection", "Upgrade")
 		req.Header.SetBytesV("Upgrade", ctx.Request.Header.Peek("Upgrade"))
 	}
-	if h.hostHeader != "" {
+	switch {
+	case h.hostHeader != "":
 		req.Header.SetHost(h.hostHeader)
+	case len(req.Header.Host()) == 0:
+		// HTTP/1.0 without a Host (load balancers' health checks send
+		// such): the origin is asked under its own name, as nginx's
+		// proxy_pass asks, rather than the request refused.
+		req.Header.SetHost(h.originHost)
 	}
 	h.setForwarded(ctx, req, len(h.trusted) > 0 && h.trusted.contains(ctx.RemoteIP()), proxyHeaders)
 	req.Header.Add(cdnLoop, loopPseudonym)

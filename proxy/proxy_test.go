@@ -1752,3 +1752,28 @@ func TestRequestLoops(t *testing.T) {
 		t.Errorf("loop errors counted: %d, want 1", v)
 	}
 }
+
+// TestHTTP10WithoutHost: an HTTP/1.0 request may come without a Host (load
+// balancers' health checks send "OPTIONS / HTTP/1.0" so): the origin is
+// asked under its own name, not refused with a 502.
+func TestHTTP10WithoutHost(t *testing.T) {
+	var seen atomic.Value
+	p := startProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.Host)
+		io.WriteString(w, "ok")
+	}), nil)
+	originHost := strings.TrimPrefix(p.origin.URL, "http://")
+	for _, req := range []string{"GET /x HTTP/1.0\r\n\r\n", "OPTIONS / HTTP/1.0\r\nUser-Agent: check\r\n\r\n"} {
+		status, rest := p.raw(req)
+		if !strings.Contains(status, " 200 ") || !strings.HasSuffix(rest, "ok") {
+			t.Fatalf("%q: %s %q", req, status, rest)
+		}
+		if got := seen.Load(); got != originHost {
+			t.Errorf("%q: origin asked for host %q, want its own, %q", req, got, originHost)
+		}
+	}
+	// A Host sent is kept.
+	if status, _ := p.raw("GET /x HTTP/1.0\r\nHost: shop.example\r\n\r\n"); !strings.Contains(status, " 200 ") || seen.Load() != "shop.example" {
+		t.Errorf("HTTP/1.0 with a Host: %s, origin asked for %q", status, seen.Load())
+	}
+}
