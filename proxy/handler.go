@@ -56,7 +56,7 @@ type Handler struct {
 	metricsAllow netSet
 	via          bool
 	hostHeader   string
-	originHost   string // host[:port] of origin.url
+	originHost   string   // host[:port] of origin.url
 	originAt     [][]byte // with hostHeader: the origin's own URL prefixes, made relative in redirects
 	rewriteLimit int
 	writeBuffer  int         // server.write_buffer_bytes: what fasthttp holds before it sends
