@@ -82,7 +82,9 @@ type Server struct {
 	// name the segments and their sizes. Default loopback and the private
 	// ranges (10/8, 172.16/12, 192.168/16, fc00::/7), where scrapers run.
 	MetricsAllow []string `yaml:"metrics_allow"`
-	// Via adds "Via: 1.1 edgeseg" both ways. Default false.
+	// Via adds "Via: 1.1 edgeseg" both ways. Default false: nginx, by
+	// default (gzip_proxied off), does not compress its answers to requests
+	// that carry Via.
 	Via bool `yaml:"via"`
 	// UpgradeIdleTimeout closes a relayed WebSocket/Upgrade connection after
 	// this long without traffic either way. Default 5m.
