@@ -3,6 +3,7 @@ package templates
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -242,15 +243,37 @@ func Load(dir string, prev *Set) (*Set, Problems) {
 	return set, ps
 }
 
+// Templates and their data files are read up to these sizes; a larger one
+// (a file dropped in by mistake, a log) is a problem, not read whole.
+const (
+	maxTemplateBytes = 256 << 10
+	maxDataBytes     = 1 << 20
+)
+
 func readSource(path string) (string, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := readUpTo(path, maxTemplateBytes)
 	if err != nil {
 		return "", err
 	}
-	if len(raw) > 256<<10 {
-		return "", fmt.Errorf("template larger than 256KiB")
-	}
 	return string(raw), nil
+}
+
+// readUpTo reads the file at path, or fails if it is larger than limit
+// bytes, without reading more than that.
+func readUpTo(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(raw)) > limit {
+		return nil, fmt.Errorf("larger than %dKiB: not read", limit>>10)
+	}
+	return raw, nil
 }
 
 var lineRE = regexp.MustCompile(`(?i)line (\d+)`)
@@ -289,7 +312,7 @@ func loadBlock(f, slot, seg string, partials map[string]*raymond.Template, parti
 	}
 	var dataSrc []byte
 	yf := strings.TrimSuffix(f, ".hbs") + ".yaml"
-	if raw, err := os.ReadFile(yf); err == nil {
+	if raw, err := readUpTo(yf, maxDataBytes); err == nil {
 		dataSrc = raw
 		if err := yaml.Unmarshal(raw, &b.data); err != nil {
 			return nil, Problems{{File: yf, Line: yamlLine(err), Msg: err.Error()}}

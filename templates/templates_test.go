@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -463,4 +464,31 @@ func TestRootPathsInTheCacheKey(t *testing.T) {
 		{"inside", "a:mobile;", "a:desktop;"},
 		{"whole", "mobile", "desktop"},
 	})
+}
+
+// TestOversizeFilesAreProblems: a template over 256 KiB, or a data file
+// over 1 MiB (a file dropped in the folder by mistake), is reported with
+// its name and not read whole; the other blocks load.
+func TestOversizeFilesAreProblems(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "hero"), 0o755)
+	write := func(name string, b []byte) {
+		if err := os.WriteFile(filepath.Join(dir, "hero", name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("big.hbs", bytes.Repeat([]byte("x"), maxTemplateBytes+1))
+	write("data.hbs", []byte(`{{data.title}}`))
+	write("data.yaml", append([]byte("title: t\npad: "), bytes.Repeat([]byte("y"), maxDataBytes)...))
+	write("fits.hbs", bytes.Repeat([]byte("x"), maxTemplateBytes))
+	set, ps := Load(dir, nil)
+	msgs := ps.Error()
+	for _, want := range []string{"hero/big.hbs: larger than 256KiB", "hero/data.yaml: larger than 1024KiB"} {
+		if !strings.Contains(msgs, want) {
+			t.Errorf("missing %q in:\n%s", want, msgs)
+		}
+	}
+	if set.Lookup("hero", "big") != nil || set.Lookup("hero", "data") != nil || set.Lookup("hero", "fits") == nil {
+		t.Errorf("wrong blocks kept: %v", set.Blocks())
+	}
 }
