@@ -509,6 +509,9 @@ func (h *Handler) checkRequest(ctx *fasthttp.RequestCtx, x *exchange) string {
 	if head.badName {
 		return "invalid header name"
 	}
+	if head.connNames > maxConnectionNames {
+		return "Connection lists too many header names"
+	}
 	return ""
 }
 

@@ -722,6 +722,8 @@ func TestBadRequests(t *testing.T) {
 		{"no host", "GET / HTTP/1.1\r\n\r\n", "400"},
 		{"huge header", "GET / HTTP/1.1\r\nHost: shop.test\r\nCookie: " + strings.Repeat("a", 40<<10) + "\r\n\r\n", "431"},
 		{"bad chunk", "POST /x HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", "400"},
+		// each name listed costs a pass over every header
+		{"Connection listing many names", "GET / HTTP/1.1\r\nHost: shop.test\r\nConnection: " + strings.Repeat("x-a,", 40) + "close\r\n\r\n", "400"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, _ := p.raw(tc.req)
@@ -741,6 +743,11 @@ func TestBadRequests(t *testing.T) {
 	status, rest = p.raw("GET / HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\nX-Folded: a\r\n b\r\n\r\n")
 	if !strings.Contains(status, "200") || !strings.Contains(rest, "X-Folded: a b") {
 		t.Fatalf("folded header: %s\n%s", status, rest)
+	}
+	// A few names in Connection are removed, as ever.
+	status, rest = p.raw("GET / HTTP/1.1\r\nHost: shop.test\r\nConnection: x-a, x-b ,close\r\nX-A: 1\r\nX-B: 2\r\nX-C: 3\r\n\r\n")
+	if !strings.Contains(status, "200") || strings.Contains(rest, "X-A:") || strings.Contains(rest, "X-B:") || !strings.Contains(rest, "X-C: 3") {
+		t.Fatalf("Connection names: %s\n%s", status, rest)
 	}
 	// 16 KiB of cookies, as real sites send, fit the default limit.
 	status, _ = p.raw("GET / HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\nCookie: " + strings.Repeat("c", 16<<10) + "\r\n\r\n")
