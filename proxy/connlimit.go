@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // connLimiter is a listener that keeps at most max connections open. A
@@ -103,6 +105,17 @@ type limitedConn struct {
 	// held is a held write, sent before anything else; atomic, as Close
 	// may come from another goroutine.
 	held atomic.Pointer[[]byte]
+	// lingers: the request was refused while the visitor may still be
+	// sending it; Close drains the connection first (lingerOnClose).
+	lingers atomic.Bool
+}
+
+// lingerOnClose marks ctx's connection, whose request is refused before it
+// was all read, to be drained before it is closed (limitedConn.Close).
+func lingerOnClose(ctx *fasthttp.RequestCtx) {
+	if c, ok := ctx.Conn().(*limitedConn); ok {
+		c.lingers.Store(true)
+	}
 }
 
 // holdNextWrite holds the next Write back (copied) until the one after it,
@@ -165,10 +178,56 @@ func (c *limitedConn) SetDeadline(t time.Time) error {
 	return c.Conn.SetDeadline(t)
 }
 
-// Close sends a held write, then closes the connection.
+// Close sends a held write, then closes the connection. A visitor may
+// still be sending when edgeseg closes (a body or head too large, answered
+// 413 or 431 before it was all read), and closing a socket with input
+// unread resets the connection: the visitor's upload fails with the reset,
+// and the answer may be lost before it is read. Such a connection, marked
+// by lingerOnClose, is closed for writing and drained for a while first
+// (nginx's lingering close), in the background; it counts against
+// server.max_connections until then.
 func (c *limitedConn) Close() error {
 	c.sendHeld()
+	if c.lingers.Load() {
+		if tc, ok := c.Conn.(*net.TCPConn); ok && unreadInput(tc) && tc.CloseWrite() == nil {
+			go c.linger(tc)
+			return nil
+		}
+	}
+	return c.closeNow()
+}
+
+func (c *limitedConn) closeNow() error {
 	err := c.Conn.Close()
 	c.once.Do(func() { c.l.open.Add(-1) })
 	return err
+}
+
+// Lingering bounds: how long a closing connection is drained, how long a
+// read of it may wait, and how much is read from it.
+const (
+	lingerTime    = 5 * time.Second
+	lingerTimeout = time.Second
+	lingerBytes   = 64 << 20
+)
+
+// linger reads and drops what the visitor goes on sending, until it
+// closes its side, pauses for lingerTimeout, or lingerTime or lingerBytes
+// run out; then it closes the connection.
+func (c *limitedConn) linger(tc *net.TCPConn) {
+	defer c.closeNow()
+	buf := make([]byte, 16<<10) // rare: not worth a pool
+	end := time.Now().Add(lingerTime)
+	for n := 0; n < lingerBytes; {
+		d := time.Now().Add(lingerTimeout)
+		if d.After(end) {
+			d = end
+		}
+		_ = tc.SetReadDeadline(d)
+		m, err := tc.Read(buf)
+		n += m
+		if err != nil {
+			return
+		}
+	}
 }

@@ -59,6 +59,7 @@ type Handler struct {
 	originHost   string   // host[:port] of origin.url
 	originAt     [][]byte // with hostHeader: the origin's own URL prefixes, made relative in redirects
 	rewriteLimit int
+	maxBody      int         // server.max_body_bytes
 	writeBuffer  int         // server.write_buffer_bytes: what fasthttp holds before it sends
 	chunkData    int         // the most data a chunk to the visitor carries: maxChunk(writeBuffer)
 	streamPages  bool        // rewrite.stream
@@ -104,6 +105,7 @@ func New(opts Options) (*Handler, error) {
 		via:          cfg.Server.Via,
 		hostHeader:   cfg.Origin.HostHeader,
 		rewriteLimit: int(cfg.Rewrite.MaxBodyBytes),
+		maxBody:      int(cfg.Server.MaxBodyBytes),
 		writeBuffer:  max(int(cfg.Server.WriteBufferBytes), 4096),
 		chunkData:    maxChunk(max(int(cfg.Server.WriteBufferBytes), 4096)),
 		streamPages:  cfg.Rewrite.Stream,
@@ -208,6 +210,18 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		x.cause = msg
 		h.plainError(ctx, fasthttp.StatusBadRequest, msg)
 		ctx.SetConnectionClose()
+		lingerOnClose(ctx)
+		return
+	}
+	if n := ctx.Request.Header.ContentLength(); n > h.maxBody {
+		// Refused before the origin hears of it, as nginx's
+		// client_max_body_size refuses: otherwise the origin would get
+		// the head and the body's start before the upload broke off.
+		h.metrics.badRequests.Inc()
+		x.cause = "request body too large"
+		h.plainError(ctx, fasthttp.StatusRequestEntityTooLarge, "413 Request Entity Too Large")
+		ctx.SetConnectionClose()
+		lingerOnClose(ctx)
 		return
 	}
 	if x.hops >= maxHops {
@@ -263,6 +277,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			h.metrics.badRequests.Inc()
 			h.plainError(ctx, status, fmt.Sprintf("%d %s", status, fasthttp.StatusMessage(status)))
 			ctx.SetConnectionClose()
+			lingerOnClose(ctx)
 			return
 		}
 		status, cause := originFailure(err)

@@ -1784,3 +1784,57 @@ func TestHTTP10WithoutHost(t *testing.T) {
 		t.Errorf("HTTP/1.0 with a Host: %s, origin asked for %q", status, seen.Load())
 	}
 }
+
+// TestRefusedRequestsGetTheirAnswer: a request refused while the visitor is
+// still sending it (a body over server.max_body_bytes, announced by its
+// Content-Length; a head over server.max_header_bytes) gets its 413 or 431,
+// then the end of the connection, not a reset: edgeseg drains what the
+// visitor goes on sending for a while before it closes (lingering close).
+// Closed at once, with input unread, the connection was reset: the upload
+// failed with "connection reset", and the answer could be lost with it.
+func TestRefusedRequestsGetTheirAnswer(t *testing.T) {
+	var reached atomic.Int32
+	p := startProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		io.Copy(io.Discard, r.Body)
+	}), func(c *config.Config) { c.Server.MaxBodyBytes = 1 << 20 })
+	for _, tc := range []struct {
+		name, head string
+		body       int
+		status     string
+	}{
+		{"body too large", "POST /upload HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 8388608\r\n\r\n", 8 << 20, "413"},
+		{"head too large", "GET / HTTP/1.1\r\nHost: shop.test\r\nCookie: " + strings.Repeat("c", 40<<10) + "\r\n\r\n", 0, "431"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", p.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			sent := make(chan error, 1)
+			go func() {
+				_, err := io.WriteString(c, tc.head)
+				for left := tc.body; err == nil && left > 0; left -= 64 << 10 {
+					_, err = c.Write(make([]byte, 64<<10))
+				}
+				sent <- err
+			}()
+			got, err := io.ReadAll(c)
+			if err != nil {
+				t.Errorf("reading the answer: %v (have %.40q)", err, got)
+			}
+			if !bytes.HasPrefix(got, []byte("HTTP/1.1 "+tc.status+" ")) {
+				t.Errorf("answer %.60q, want %s", got, tc.status)
+			}
+			if err := <-sent; err != nil {
+				t.Errorf("sending the request: %v", err)
+			}
+		})
+	}
+	if n := reached.Load(); n != 0 {
+		t.Errorf("the origin got %d refused requests", n)
+	}
+	p.mustServe()
+}

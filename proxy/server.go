@@ -96,6 +96,7 @@ func (s *Server) Shutdown() error {
 // serveParseError answers requests fasthttp could not read.
 func (h *Handler) serveParseError(ctx *fasthttp.RequestCtx, err error) {
 	h.metrics.badRequests.Inc()
+	lingerOnClose(ctx)
 	var small *fasthttp.ErrSmallBuffer
 	var netErr net.Error
 	switch {
