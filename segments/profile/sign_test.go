@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -81,7 +82,7 @@ func TestSignedTokensVerify(t *testing.T) {
 			t.Fatalf("round trip: %v %v", st, err)
 		}
 		for _, cat := range p.Cats {
-			if got.Views(cat.Name, 30, day0) != p.Views(cat.Name, 30, day0) && !strings.ContainsAny(cat.Name, "\xff\xfe") {
+			if got.Views(cat.Name, 30, day0) != p.Views(cat.Name, 30, day0) && utf8.ValidString(cat.Name) {
 				t.Fatalf("views of %q: %d != %d", cat.Name, got.Views(cat.Name, 30, day0), p.Views(cat.Name, 30, day0))
 			}
 		}
