@@ -504,7 +504,7 @@ func TestStreamedPagesGoOutAPartPerPause(t *testing.T) {
 			parts[1] = z.Bytes()
 		}
 		io.WriteString(c, head+"\r\n"+framed(parts[0]))
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond) // a pause even a machine this busy sees
 		io.WriteString(c, framed(parts[1])+"0\r\n\r\n")
 	})
 	_, ln := personalizingServer(t, origin, nil)
