@@ -188,7 +188,7 @@ func (c *limitedConn) SetDeadline(t time.Time) error {
 // server.max_connections until then.
 func (c *limitedConn) Close() error {
 	c.sendHeld()
-	if c.lingers.Load() {
+	if c.lingers.CompareAndSwap(true, false) { // once: Close may come twice
 		if tc, ok := c.Conn.(*net.TCPConn); ok && unreadInput(tc) && tc.CloseWrite() == nil {
 			go c.linger(tc)
 			return nil
