@@ -209,6 +209,9 @@ type personalizeMetrics struct {
 	badCharset    *metrics.Counter // pages in an encoding blocks cannot go into
 	set           *metrics.Set
 	previews      *metrics.Counter
+	// ignored counts slot markers pages were served with that cannot be
+	// filled, by reason (inject.Ignored).
+	ignored map[string]*metrics.Counter
 }
 
 // NewPersonalizer builds a Personalizer.
@@ -242,6 +245,10 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 	}
 	if o.Log != nil {
 		p.log = *o.Log
+	}
+	p.m.ignored = map[string]*metrics.Counter{}
+	for _, r := range []string{inject.IgnoredSelfClosing, inject.IgnoredVoid, inject.IgnoredNoEnd, inject.IgnoredTooMany} {
+		p.m.ignored[r] = set.GetOrCreateCounter(`edgeseg_slot_markers_ignored_total{reason="` + r + `"}`)
 	}
 	for s := profile.Missing + 1; s <= profile.Invalid; s++ {
 		p.m.profileResets[s] = set.GetOrCreateCounter(`edgeseg_profile_resets_total{reason="` + s.String() + `"}`)
@@ -610,6 +617,9 @@ func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst
 		opts.HeadSnippet = v.dataLayer(cspNonce(ctx.Response.Header.Peek("Content-Security-Policy")))
 	}
 	plan := p.planFor(html, opts.HeadSnippet != nil)
+	if ig := plan.Ignored(); len(ig) > 0 {
+		p.noteIgnored(ctx.Path(), ig)
+	}
 	if plan.Slots() == 0 && opts.HeadSnippet == nil {
 		return dst, false
 	}
@@ -622,6 +632,27 @@ func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst
 	}
 	out, filled := plan.Apply(dst, html, v.lookup, &opts)
 	return out, filled > 0 || opts.HeadSnippet != nil
+}
+
+// noteIgnored counts the slot markers a page is served with that cannot be
+// filled, and names them in the debug log: why a slot keeps its default
+// whatever the visitor's segments.
+func (p *Personalizer) noteIgnored(path []byte, ig []inject.Ignored) {
+	for _, m := range ig {
+		if c := p.m.ignored[m.Reason]; c != nil {
+			c.Inc()
+		}
+	}
+	if e := p.log.Debug(); e.Enabled() {
+		var b strings.Builder
+		for i, m := range ig {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s (%s)", m.Slot, m.Reason)
+		}
+		e.Bytes("path", path).Str("slots", b.String()).Msg("slot markers that cannot be filled")
+	}
 }
 
 // planFor returns where html's slots are. The same page is usually served

@@ -1838,3 +1838,34 @@ func TestRefusedRequestsGetTheirAnswer(t *testing.T) {
 	}
 	p.mustServe()
 }
+
+// TestIgnoredSlotMarkersAreCounted: a page served with slot markers that
+// cannot be filled (self-closing, never closed) counts them by reason, so
+// a slot that keeps its default whatever the segment can be told from one
+// that no segment reached; the page goes out as the origin sent it.
+func TestIgnoredSlotMarkersAreCounted(t *testing.T) {
+	page := `<!doctype html><html><head><title>t</title></head><body><section data-edgeseg-slot="hero"/><p>x</p>` +
+		`<div data-edgeseg-slot="sidebar">never closed</body></html>`
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, page)
+	}))
+	t.Cleanup(o.Close)
+	h, ln := personalizingServer(t, o.URL, nil)
+	for range 2 {
+		conn := sendNav(t, ln.Dial, "/?utm_campaign=promo", nil)
+		raw, err := io.ReadAll(conn)
+		conn.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, body, _ := bytes.Cut(raw, []byte("\r\n\r\n")); string(body) != page {
+			t.Fatalf("page changed:\n%s", raw)
+		}
+	}
+	for reason, want := range map[string]uint64{inject.IgnoredSelfClosing: 2, inject.IgnoredNoEnd: 2, inject.IgnoredVoid: 0} {
+		if got := h.p.m.ignored[reason].Get(); got != want {
+			t.Errorf("%s: %d counted, want %d (one per page served)", reason, got, want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -752,5 +753,28 @@ func TestSplitEndsOfSkippedContent(t *testing.T) {
 	} {
 		want, _ := Slots(nil, []byte(in), testLookup, nil)
 		checkChunked(t, []byte(in), want)
+	}
+}
+
+// TestPlanNamesIgnoredMarkers: a Plan lists the slot markers it cannot
+// fill, and why, so that an editor whose slot keeps its default can be told.
+func TestPlanNamesIgnoredMarkers(t *testing.T) {
+	doc := `<div data-edgeseg-slot="ok">x</div><div data-edgeseg-slot="closed"/><img data-edgeseg-slot="img">` +
+		`<!-- <div data-edgeseg-slot="commented"> --><script>"<div data-edgeseg-slot=scripted>"</script>` +
+		`<section data-edgeseg-slot="open">never ends`
+	want := []Ignored{{"closed", IgnoredSelfClosing}, {"img", IgnoredVoid}, {"open", IgnoredNoEnd}}
+	if got := Scan([]byte(doc)).Ignored(); !slices.Equal(got, want) {
+		t.Errorf("ignored %v, want %v", got, want)
+	}
+	var many strings.Builder
+	for i := range MaxSlots + 1 {
+		fmt.Fprintf(&many, `<p data-edgeseg-slot="s%d">x</p>`, i)
+	}
+	want = []Ignored{{fmt.Sprintf("s%d", MaxSlots), IgnoredTooMany}}
+	if got := Scan([]byte(many.String())).Ignored(); !slices.Equal(got, want) {
+		t.Errorf("ignored %v, want %v", got, want)
+	}
+	if got := Scan([]byte(`<div data-edgeseg-slot="a"><p>b</p></div>`)).Ignored(); got != nil {
+		t.Errorf("ignored %v in a page whose slots all fill", got)
 	}
 }

@@ -17,6 +17,33 @@ type Plan struct {
 	// noHeads is set on a Plan made by Unmarked: it has no </head>
 	// positions, so it cannot place a head snippet.
 	noHeads bool
+	// ignored are the slot markers found that cannot be filled.
+	ignored []Ignored
+}
+
+// Ignored is a slot marker a Plan found but cannot fill, and why: what an
+// editor whose slot stays at its default needs to know.
+type Ignored struct {
+	Slot   string
+	Reason string // one of the Ignored* reasons
+}
+
+// Why a slot marker cannot be filled.
+const (
+	IgnoredSelfClosing = "self-closing" // <div data-edgeseg-slot="x"/>: no content of its own
+	IgnoredVoid        = "void element" // <img data-edgeseg-slot="x">: can have no content
+	IgnoredNoEnd       = "no end tag"   // no end tag, or none within the slot bound
+	IgnoredTooMany     = "too many"     // past MaxSlots markers in the page
+)
+
+// Ignored returns the slot markers of the document that cannot be filled
+// (at most MaxSlots), in document order.
+func (p *Plan) Ignored() []Ignored { return p.ignored }
+
+func (p *Plan) ignore(t *tag, reason string) {
+	if len(p.ignored) < MaxSlots {
+		p.ignored = append(p.ignored, Ignored{Slot: string(t.slot), Reason: reason})
+	}
 }
 
 // plannedSlot is one fillable slot element: start tag html[start:end] with

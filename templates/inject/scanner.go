@@ -325,10 +325,20 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		return safe, false
 	}
 	if !t.hasSlot || t.selfClose || s.slots >= MaxSlots {
+		if t.hasSlot && s.plan != nil {
+			if t.selfClose {
+				s.plan.ignore(t, IgnoredSelfClosing)
+			} else {
+				s.plan.ignore(t, IgnoredTooMany)
+			}
+		}
 		s.opened(t)
 		return t.end, true
 	}
 	if t.fold(data); isVoid(t.lname()) {
+		if s.plan != nil {
+			s.plan.ignore(t, IgnoredVoid)
+		}
 		return t.end, true
 	}
 	n, complete := s.slot(data, i, t, final)
@@ -360,6 +370,9 @@ func (s *scanner) slot(data []byte, i int, t *tag, final bool) (int, bool) {
 			return i, false // wait for the end tag
 		}
 		s.slots++
+		if s.plan != nil {
+			s.plan.ignore(t, IgnoredNoEnd)
+		}
 		// No end tag, or too long to hold: leave the slot as sent, and
 		// go on scanning inside it.
 		return t.end, true
