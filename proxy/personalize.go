@@ -618,7 +618,7 @@ func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst
 	}
 	plan := p.planFor(html, opts.HeadSnippet != nil)
 	if ig := plan.Ignored(); len(ig) > 0 {
-		p.noteIgnored(ctx.Path(), ig)
+		p.noteIgnored(string(ctx.Path()), ig)
 	}
 	if plan.Slots() == 0 && opts.HeadSnippet == nil {
 		return dst, false
@@ -637,7 +637,7 @@ func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst
 // noteIgnored counts the slot markers a page is served with that cannot be
 // filled, and names them in the debug log: why a slot keeps its default
 // whatever the visitor's segments.
-func (p *Personalizer) noteIgnored(path []byte, ig []inject.Ignored) {
+func (p *Personalizer) noteIgnored(path string, ig []inject.Ignored) {
 	for _, m := range ig {
 		if c := p.m.ignored[m.Reason]; c != nil {
 			c.Inc()
@@ -651,7 +651,7 @@ func (p *Personalizer) noteIgnored(path []byte, ig []inject.Ignored) {
 			}
 			fmt.Fprintf(&b, "%s (%s)", m.Slot, m.Reason)
 		}
-		e.Bytes("path", path).Str("slots", b.String()).Msg("slot markers that cannot be filled")
+		e.Str("path", path).Str("slots", b.String()).Msg("slot markers that cannot be filled")
 	}
 }
 

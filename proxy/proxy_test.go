@@ -1840,7 +1840,8 @@ func TestRefusedRequestsGetTheirAnswer(t *testing.T) {
 }
 
 // TestIgnoredSlotMarkersAreCounted: a page served with slot markers that
-// cannot be filled (self-closing, never closed) counts them by reason, so
+// cannot be filled (self-closing, never closed), whole or as it streams,
+// counts them by reason, so
 // a slot that keeps its default whatever the segment can be told from one
 // that no segment reached; the page goes out as the origin sent it.
 func TestIgnoredSlotMarkersAreCounted(t *testing.T) {
@@ -1848,24 +1849,37 @@ func TestIgnoredSlotMarkersAreCounted(t *testing.T) {
 		`<div data-edgeseg-slot="sidebar">never closed</body></html>`
 	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if r.URL.Path == "/streamed" {
+			// sent in two parts: rewritten as it streams
+			io.WriteString(w, page[:40])
+			w.(http.Flusher).Flush()
+			time.Sleep(50 * time.Millisecond)
+			io.WriteString(w, page[40:])
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(page)))
 		io.WriteString(w, page)
 	}))
 	t.Cleanup(o.Close)
 	h, ln := personalizingServer(t, o.URL, nil)
-	for range 2 {
-		conn := sendNav(t, ln.Dial, "/?utm_campaign=promo", nil)
+	for _, path := range []string{"/", "/", "/streamed"} {
+		conn := sendNav(t, ln.Dial, path+"?utm_campaign=promo", nil)
 		raw, err := io.ReadAll(conn)
 		conn.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, body, _ := bytes.Cut(raw, []byte("\r\n\r\n")); string(body) != page {
-			t.Fatalf("page changed:\n%s", raw)
+		head, body, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
+		if path == "/streamed" {
+			body, _ = dechunk(t, body)
+		}
+		if string(body) != page {
+			t.Fatalf("%s: page changed:\n%s\n\n%s", path, head, body)
 		}
 	}
-	for reason, want := range map[string]uint64{inject.IgnoredSelfClosing: 2, inject.IgnoredNoEnd: 2, inject.IgnoredVoid: 0} {
+	for reason, want := range map[string]uint64{inject.IgnoredSelfClosing: 3, inject.IgnoredNoEnd: 3, inject.IgnoredVoid: 0} {
 		if got := h.p.m.ignored[reason].Get(); got != want {
-			t.Errorf("%s: %d counted, want %d (one per page served)", reason, got, want)
+			t.Errorf("%s: %d counted, want %d (one per page served, whole or streamed)", reason, got, want)
 		}
 	}
 }

@@ -473,6 +473,9 @@ func (s *rewriteStream) end() {
 	}
 	if s.rw != nil {
 		_ = s.rw.Close()
+		if ig := s.rw.Ignored(); len(ig) > 0 {
+			s.h.p.noteIgnored(s.path, ig)
+		}
 	}
 	if s.enc != nil {
 		s.unflushed = false // Close flushes it all

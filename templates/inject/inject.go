@@ -126,6 +126,9 @@ func (r *Rewriter) Close() error {
 // Filled returns how many slots have been filled so far.
 func (r *Rewriter) Filled() int { return r.s.filled }
 
+// Ignored returns the slot markers found so far that cannot be filled.
+func (r *Rewriter) Ignored() []Ignored { return r.s.ignored }
+
 func (r *Rewriter) flush() error {
 	if len(r.s.out) > 0 {
 		if _, err := r.w.Write(r.s.out); err != nil {

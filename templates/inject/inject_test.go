@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -776,5 +777,22 @@ func TestPlanNamesIgnoredMarkers(t *testing.T) {
 	}
 	if got := Scan([]byte(`<div data-edgeseg-slot="a"><p>b</p></div>`)).Ignored(); got != nil {
 		t.Errorf("ignored %v in a page whose slots all fill", got)
+	}
+}
+
+// TestRewriterNamesIgnoredMarkers: a page rewritten as it streams names the
+// same markers that cannot be filled as the Plan of the whole page does.
+func TestRewriterNamesIgnoredMarkers(t *testing.T) {
+	doc := []byte(`<div data-edgeseg-slot="ok">x</div><div data-edgeseg-slot="closed"/><img data-edgeseg-slot="img">` +
+		`<section data-edgeseg-slot="open">never ends`)
+	want := Scan(doc).Ignored()
+	for split := range len(doc) + 1 {
+		r := NewRewriter(io.Discard, testLookup, nil)
+		r.Write(doc[:split])
+		r.Write(doc[split:])
+		r.Close()
+		if got := r.Ignored(); !slices.Equal(got, want) {
+			t.Fatalf("split at %d: ignored %v, want %v", split, got, want)
+		}
 	}
 }

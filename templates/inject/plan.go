@@ -40,12 +40,6 @@ const (
 // (at most MaxSlots), in document order.
 func (p *Plan) Ignored() []Ignored { return p.ignored }
 
-func (p *Plan) ignore(t *tag, reason string) {
-	if len(p.ignored) < MaxSlots {
-		p.ignored = append(p.ignored, Ignored{Slot: string(t.slot), Reason: reason})
-	}
-}
-
 // plannedSlot is one fillable slot element: start tag html[start:end] with
 // its '>' at closeAt, inner HTML html[end:innerEnd], end tag up to closeEnd.
 type plannedSlot struct {
@@ -67,6 +61,7 @@ func Scan(html []byte) *Plan {
 	s.out = nil
 	s.discard = true
 	s.feed(html, true)
+	p.ignored = s.ignored
 	return p
 }
 

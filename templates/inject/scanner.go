@@ -58,6 +58,8 @@ type scanner struct {
 	// "/>" closes an element, while in HTML browsers ignore it (<div/>
 	// opens a div).
 	foreign int
+	// ignored are the slot markers found that cannot be filled.
+	ignored []Ignored
 	// plan, when set, records slots and </head> positions instead of
 	// filling; discard drops the output.
 	plan    *Plan
@@ -325,20 +327,18 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		return safe, false
 	}
 	if !t.hasSlot || t.selfClose || s.slots >= MaxSlots {
-		if t.hasSlot && s.plan != nil {
+		if t.hasSlot {
 			if t.selfClose {
-				s.plan.ignore(t, IgnoredSelfClosing)
+				s.ignore(t, IgnoredSelfClosing)
 			} else {
-				s.plan.ignore(t, IgnoredTooMany)
+				s.ignore(t, IgnoredTooMany)
 			}
 		}
 		s.opened(t)
 		return t.end, true
 	}
 	if t.fold(data); isVoid(t.lname()) {
-		if s.plan != nil {
-			s.plan.ignore(t, IgnoredVoid)
-		}
+		s.ignore(t, IgnoredVoid)
 		return t.end, true
 	}
 	n, complete := s.slot(data, i, t, final)
@@ -346,6 +346,13 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		s.opened(t) // not filled: its content is scanned
 	}
 	return n, complete
+}
+
+// ignore notes a slot marker that cannot be filled (at most MaxSlots).
+func (s *scanner) ignore(t *tag, reason string) {
+	if len(s.ignored) < MaxSlots {
+		s.ignored = append(s.ignored, Ignored{Slot: string(t.slot), Reason: reason})
+	}
 }
 
 // opened notes a start tag whose content the scanner goes on into.
@@ -370,9 +377,7 @@ func (s *scanner) slot(data []byte, i int, t *tag, final bool) (int, bool) {
 			return i, false // wait for the end tag
 		}
 		s.slots++
-		if s.plan != nil {
-			s.plan.ignore(t, IgnoredNoEnd)
-		}
+		s.ignore(t, IgnoredNoEnd)
 		// No end tag, or too long to hold: leave the slot as sent, and
 		// go on scanning inside it.
 		return t.end, true
