@@ -21,8 +21,8 @@ type Plan struct {
 	ignored []Ignored
 }
 
-// Ignored is a slot marker a Plan found but cannot fill, and why: what an
-// editor whose slot stays at its default needs to know.
+// Ignored is a slot marker a Plan or Rewriter found but cannot fill, and
+// why: what an editor whose slot stays at its default needs to know.
 type Ignored struct {
 	Slot   string
 	Reason string // one of the Ignored* reasons
