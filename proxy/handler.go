@@ -56,7 +56,6 @@ type Handler struct {
 	metricsAllow netSet
 	via          bool
 	hostHeader   string
-	originHost   string   // host[:port] of origin.url
 	originAt     [][]byte // with hostHeader: the origin's own URL prefixes, made relative in redirects
 	rewriteLimit int
 	maxBody      int         // server.max_body_bytes
@@ -125,9 +124,6 @@ func New(opts Options) (*Handler, error) {
 		bufs:         newBodyBuffers(),
 		scratch:      newScratchBuffers(),
 		peeks:        newPeekBuffers(),
-	}
-	if opts.Origin != nil {
-		h.originHost = opts.Origin.host
 	}
 	if h.hostHeader == "origin" {
 		h.hostHeader = opts.Origin.host
@@ -206,22 +202,14 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if msg := h.checkRequest(ctx, &x); msg != "" {
-		h.metrics.badRequests.Inc()
-		x.cause = msg
-		h.plainError(ctx, fasthttp.StatusBadRequest, msg)
-		ctx.SetConnectionClose()
-		lingerOnClose(ctx)
+		h.refuse(ctx, &x, fasthttp.StatusBadRequest, msg, msg)
 		return
 	}
 	if n := ctx.Request.Header.ContentLength(); n > h.maxBody {
 		// Refused before the origin hears of it, as nginx's
 		// client_max_body_size refuses: otherwise the origin would get
 		// the head and the body's start before the upload broke off.
-		h.metrics.badRequests.Inc()
-		x.cause = "request body too large"
-		h.plainError(ctx, fasthttp.StatusRequestEntityTooLarge, "413 Request Entity Too Large")
-		ctx.SetConnectionClose()
-		lingerOnClose(ctx)
+		h.refuse(ctx, &x, fasthttp.StatusRequestEntityTooLarge, "request body too large", "413 Request Entity Too Large")
 		return
 	}
 	if x.hops >= maxHops {
@@ -273,11 +261,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		if body.err != nil {
 			// The visitor's body broke (bad chunking, too large), not the origin.
 			status, cause := requestBodyFailure(body.err)
-			x.cause = cause
-			h.metrics.badRequests.Inc()
-			h.plainError(ctx, status, fmt.Sprintf("%d %s", status, fasthttp.StatusMessage(status)))
-			ctx.SetConnectionClose()
-			lingerOnClose(ctx)
+			h.refuse(ctx, &x, status, cause, fmt.Sprintf("%d %s", status, fasthttp.StatusMessage(status)))
 			return
 		}
 		status, cause := originFailure(err)
@@ -609,7 +593,7 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 		// HTTP/1.0 without a Host (load balancers' health checks send
 		// such): the origin is asked under its own name, as nginx's
 		// proxy_pass asks, rather than the request refused.
-		req.Header.SetHost(h.originHost)
+		req.Header.SetHost(h.origin.host)
 	}
 	h.setForwarded(ctx, req, len(h.trusted) > 0 && h.trusted.contains(ctx.RemoteIP()), proxyHeaders)
 	req.Header.Add(cdnLoop, loopPseudonym)
@@ -843,6 +827,17 @@ func hasBody(status int) bool {
 }
 
 // plainError answers with a short text page edgeseg wrote itself.
+// refuse answers a request edgeseg will not serve, for cause (the access
+// log's), and closes the connection once it has drained what the visitor
+// may still be sending of it (lingerOnClose).
+func (h *Handler) refuse(ctx *fasthttp.RequestCtx, x *exchange, status int, cause, msg string) {
+	h.metrics.badRequests.Inc()
+	x.cause = cause
+	h.plainError(ctx, status, msg)
+	ctx.SetConnectionClose()
+	lingerOnClose(ctx)
+}
+
 func (h *Handler) plainError(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.Response.ResetBody()
 	ctx.Response.Header.Reset()
