@@ -156,6 +156,19 @@ func (p *testProxy) raw(request string) (status string, rest string) {
 	return strings.TrimSpace(status), string(b)
 }
 
+// dial opens a connection to the proxy that fails any read or write
+// after timeout; it is closed when t ends.
+func (p *testProxy) dial(t testing.TB, timeout time.Duration) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	return c
+}
+
 // mustServe checks the proxy still answers an ordinary request.
 func (p *testProxy) mustServe() {
 	p.t.Helper()

@@ -876,12 +876,7 @@ func TestWebSocketRelay(t *testing.T) {
 		}
 	})
 	p := startProxy(t, origin, func(c *config.Config) { c.Server.UpgradeIdleTimeout = 300 * time.Millisecond })
-	c, err := net.Dial("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := p.dial(t, 5*time.Second)
 	fmt.Fprint(c, "GET /ws HTTP/1.1\r\nHost: shop.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\nhello\n")
 	buf := make([]byte, 4096)
 	var got []byte
@@ -1217,12 +1212,7 @@ func TestConnectionLimit(t *testing.T) {
 	// Two keep-alive connections, each served once and left open.
 	var held []net.Conn
 	for i := 0; i < 2; i++ {
-		c, err := net.Dial("tcp", p.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		c := p.dial(t, 5*time.Second)
 		fmt.Fprintf(c, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil || resp.StatusCode != 200 {
@@ -1807,12 +1797,7 @@ func TestRefusedRequestsGetTheirAnswer(t *testing.T) {
 		{"head too large", "GET / HTTP/1.1\r\nHost: shop.test\r\nCookie: " + strings.Repeat("c", 40<<10) + "\r\n\r\n", 0, "431"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", p.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
+			c := p.dial(t, 10*time.Second)
 			sent := make(chan error, 1)
 			go func() {
 				_, err := io.WriteString(c, tc.head)

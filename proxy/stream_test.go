@@ -709,12 +709,7 @@ func TestPipelinedChunkedResponses(t *testing.T) {
 		io.WriteString(c, "3\r\n!!!\r\n0\r\n\r\n")
 	}))
 	p := startProxyURL(t, origin, nil, nil)
-	c, err := net.Dial("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := p.dial(t, 5*time.Second)
 	fmt.Fprint(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	br := bufio.NewReader(c)
 	for _, path := range []string{"/a", "/b", "/c"} {
