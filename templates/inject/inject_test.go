@@ -76,6 +76,12 @@ func TestSpecificBehaviour(t *testing.T) {
 			`<svg><g data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></g>z</svg><div data-edgeseg-slot="b" data-edgeseg-segment="seg-b"><b>block:b</b></div>`},
 		{"svg slot", `<svg data-edgeseg-slot="a"><svg/><path/></svg>z`, `<svg data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></svg>z`},
 		{"html again after svg", `<div data-edgeseg-slot="a"><svg><use href="#i"/><path d=""/></svg><div/>x</div></div>z`, `<div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>z`},
+		// A raw-text element stays open when "/>" ends its tag in HTML, as
+		// in a browser: its text runs to its end tag. In SVG it is closed.
+		{"self-closed script opens", `<script src="a.js"/><div data-edgeseg-slot="a">x</div></script><div data-edgeseg-slot="b">y</div>`,
+			`<script src="a.js"/><div data-edgeseg-slot="a">x</div></script><div data-edgeseg-slot="b" data-edgeseg-segment="seg-b"><b>block:b</b></div>`},
+		{"self-closed script in a slot", `<div data-edgeseg-slot="a"><script src="a.js"/></div></script></div>z`, `<div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>z`},
+		{"self-closed script in svg", `<svg><script href="a.js"/><g data-edgeseg-slot="a">x</g></svg>`, `<svg><script href="a.js"/><g data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></g></svg>`},
 		{"upper case", `<SECTION Data-EdgeSeg-Slot='a'>x</SECTION>`, `<SECTION Data-EdgeSeg-Slot='a' data-edgeseg-segment="seg-a"><b>block:a</b></SECTION>`},
 		{"end tag in script inside slot", `<div data-edgeseg-slot="a"><script>"</div>"</script></div>!`, `<div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>!`},
 		{"void upper case kept", `<IMG data-edgeseg-slot="a">x`, `<IMG data-edgeseg-slot="a">x`},

@@ -311,7 +311,9 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		}
 		return t.end, true
 	}
-	if isRawText(t.lname()) && !t.selfClose {
+	// In HTML "/>" closes nothing: <script src=x/> opens a script whose
+	// text runs to </script>, as in a browser. In SVG it closes.
+	if isRawText(t.lname()) && !(t.selfClose && s.foreign > 0) {
 		if string(t.lname()) == "plaintext" {
 			s.plain = true
 			return len(data), true
@@ -468,7 +470,7 @@ func findSlotEnd(data []byte, from int, name []byte, foreign bool) (innerEnd, cl
 				}
 			case !t.closing && same && !(t.selfClose && inForeign > 0):
 				depth++
-			case !t.closing && isRawText(t.lname()) && !t.selfClose:
+			case !t.closing && isRawText(t.lname()) && !(t.selfClose && inForeign > 0):
 				if string(t.lname()) == "plaintext" {
 					return 0, -1, -1
 				}

@@ -40,6 +40,9 @@ func TestFilledSlotsChangeOnlyTheirContent(t *testing.T) {
 		`<body><div data-edgeseg-slot=a><svg><use href="#i"/></svg><div/>x</div></div><p>out</p>`,
 		`<body><div data-edgeseg-slot=a><script>"</div>"</script><!-- </div> --><textarea></div></textarea></div><p>out</p>`,
 		`<body><div data-edgeseg-slot=a><!-- a --!> </div><p>out</p>`,
+		`<body><script src=a.js /><div data-edgeseg-slot=a>x</div></script><div data-edgeseg-slot=b>y</div><p>out</p>`,
+		`<body><div data-edgeseg-slot=a><iframe src=f.html /></div></iframe></div><p>out</p>`,
+		`<body><svg><script href=a.js /><g data-edgeseg-slot=a>x</g></svg><p>out</p>`,
 	} {
 		docs = append(docs, []byte(in))
 	}
