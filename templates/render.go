@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/edgeseg/edgeseg/segments"
+	"github.com/edgeseg/edgeseg/templates/inject"
 )
 
 // Context builds a block's render context for a segment and a visitor.
@@ -52,6 +53,11 @@ func (b *Block) Exec(seg *segments.Segment, env *segments.Env) (out string, err 
 	out, err = b.tpl.Exec(Context(seg, env, b.data))
 	if err != nil {
 		return "", fmt.Errorf("templates: %s: render: %w", b.File, err)
+	}
+	// A block that does not close what it opens (or closes what it did not)
+	// would break the page around its slot, not just the slot.
+	if err := inject.CheckBlock([]byte(out)); err != nil {
+		return "", fmt.Errorf("templates: %s: as rendered: %w", b.File, err)
 	}
 	return out, nil
 }

@@ -101,7 +101,10 @@ func (s *Store) Render(b *Block, seg *segments.Segment, env *segments.Env) ([]by
 	if b.static {
 		// The same bytes for every visitor of seg: kept on the block itself.
 		if r := b.rendered.Load(); r != nil && r.seg == seg {
-			return r.out, nil
+			if r.err != nil {
+				s.errors.Inc()
+			}
+			return r.out, r.err
 		}
 	} else {
 		bp, _ := s.bufs.Get().(*[]byte)
@@ -118,6 +121,9 @@ func (s *Store) Render(b *Block, seg *segments.Segment, env *segments.Env) ([]by
 	out, err := b.Exec(seg, env)
 	if err != nil {
 		s.errors.Inc()
+		if b.static {
+			b.rendered.Store(&staticRender{seg: seg, err: err})
+		}
 		return nil, err
 	}
 	v := []byte(out)

@@ -82,10 +82,12 @@ type Block struct {
 }
 
 // staticRender is a block's output for one segment (compared by pointer:
-// a config reload makes new segments, so nothing outlives its config).
+// a config reload makes new segments, so nothing outlives its config), or
+// why it has none: the same for every visitor, so not worth trying again.
 type staticRender struct {
 	seg *segments.Segment
 	out []byte
+	err error
 }
 
 // readsNothingOfVisitor reports a block whose output depends only on its

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/edgeseg/edgeseg/config"
 	"github.com/edgeseg/edgeseg/segments"
 	"github.com/edgeseg/edgeseg/segments/profile"
@@ -97,6 +99,18 @@ func TestRenderErrorsAreErrors(t *testing.T) {
 	if _, err := b.Exec(testSegment("x"), env("mobile")); err == nil || !strings.Contains(err.Error(), "hero/x.hbs") {
 		t.Fatalf("want a render error naming the file, got %v", err)
 	}
+
+	// A block whose HTML, as rendered for a visitor, would break the page
+	// around its slot is an error for that visitor, and only for them.
+	os.WriteFile(filepath.Join(dir, "hero", "y.hbs"), []byte(`<div>{{#if (eq signals.device "mobile")}}m</div>{{/if}}`), 0o644)
+	set, _ = Load(dir, nil)
+	b = set.Lookup("hero", "y")
+	if out, err := b.Exec(testSegment("y"), env("mobile")); err != nil || out != "<div>m</div>" {
+		t.Fatalf("mobile: %q %v", out, err)
+	}
+	if _, err := b.Exec(testSegment("y"), env("desktop")); err == nil || !strings.Contains(err.Error(), "hero/y.hbs: as rendered: <div> is never closed") {
+		t.Fatalf("desktop: want an error naming the file and the element, got %v", err)
+	}
 }
 
 func TestHelpers(t *testing.T) {
@@ -111,9 +125,9 @@ func TestHelpers(t *testing.T) {
 		{`{{formatCurrency 39 "USD"}} {{formatCurrency 1000 "JPY"}} {{formatCurrency 5 "XYZ"}}`, "$39.00 ¥1,000 5.00 XYZ"},
 		{`{{pluralize 1 "item" "items"}} {{pluralize 2 "item" "items"}}`, "item items"},
 		{`<script>var d = {{json visitor.top_categories}};</script>`, `<script>var d = ["\u003c/script\u003e"];</script>`},
-		{`<a href="?q={{urlQuery "a b&c"}}">`, `<a href="?q=a+b%26c">`},
-		{`<a href="{{url "javascript:alert(1)"}}">`, `<a href="#">`},
-		{`<a href="{{url "/sale?a=1&b=2"}}">`, `<a href="/sale?a=1&amp;b=2">`},
+		{`<a href="?q={{urlQuery "a b&c"}}">x</a>`, `<a href="?q=a+b%26c">x</a>`},
+		{`<a href="{{url "javascript:alert(1)"}}">x</a>`, `<a href="#">x</a>`},
+		{`<a href="{{url "/sale?a=1&b=2"}}">x</a>`, `<a href="/sale?a=1&amp;b=2">x</a>`},
 		{`<script>var s = {{js "</script><b>"}};</script>`, `<script>var s = "\u003c/script\u003e\u003cb\u003e";</script>`},
 		{`{{formatNumber "abc" 2}}|{{truncate 5 0}}`, "|5"},
 	} {
@@ -245,6 +259,36 @@ func TestWatchReloads(t *testing.T) {
 	t.Fatal("watcher did not pick up the changes")
 }
 
+// TestStaticFailuresAreKept: a block that reads nothing of the visitor
+// fails the same way for everyone: it is rendered once, and each use of it
+// is counted.
+func TestStaticFailuresAreKept(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "hero"), 0o755)
+	os.WriteFile(filepath.Join(dir, "hero", "x.hbs"), []byte(`<div class="promo">{{segment.name}}`), 0o644)
+	ms := metrics.NewSet()
+	store, _, err := NewStore(dir, config.CacheSize{MaxItems: 100, MaxBytes: 1 << 20}, ms, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := store.Set().Lookup("hero", "x")
+	if !b.static {
+		t.Fatal("not static")
+	}
+	seg := testSegment("x")
+	_, err1 := store.Render(b, seg, env("mobile"))
+	kept := b.rendered.Load()
+	_, err2 := store.Render(b, seg, env("desktop"))
+	if err1 == nil || err2 != err1 || kept == nil || kept.err != err1 || b.rendered.Load() != kept {
+		t.Fatalf("failure not kept: %v, %v", err1, err2)
+	}
+	var out bytes.Buffer
+	ms.WritePrometheus(&out)
+	if !strings.Contains(out.String(), "edgeseg_template_errors_total 2") {
+		t.Errorf("each failed use is not counted:\n%s", out.String())
+	}
+}
+
 func BenchmarkRenderHit(b *testing.B) {
 	set, _ := Load("testdata/good", nil)
 	store, _, _ := NewStore("testdata/good", config.CacheSize{MaxItems: 100, MaxBytes: 1 << 20}, nil, nil)
@@ -343,7 +387,7 @@ func TestRecursivePartialsRefused(t *testing.T) {
 		"hero/mutual.hbs":    `{{> a}}`,
 		"hero/computed.hbs":  `{{> (lookup data "p")}}`,
 		"hero/indirect.hbs":  `{{> pick}}`,
-		"hero/fine.hbs":      `<{{> ok}}|{{> ok}}>`,
+		"hero/fine.hbs":      `[{{> ok}}|{{> ok}}]`,
 	} {
 		os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755)
 		os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644)
@@ -377,7 +421,7 @@ func TestRecursivePartialsRefused(t *testing.T) {
 	if b == nil {
 		t.Fatal("a block calling a partial twice is not a cycle")
 	}
-	if out, err := b.Exec(testSegment("fine"), env("mobile")); err != nil || out != "<ok|ok>" {
+	if out, err := b.Exec(testSegment("fine"), env("mobile")); err != nil || out != "[ok|ok]" {
 		t.Fatalf("fine: %q %v", out, err)
 	}
 }

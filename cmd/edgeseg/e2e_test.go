@@ -409,6 +409,21 @@ func TestBadCookiesGetFreshProfile(t *testing.T) {
 	}
 }
 
+// originPage is the page at path as the origin sends it to a phone.
+func (s *stack) originPage(t *testing.T, path string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", s.origin.URL+path, nil)
+	req.Header.Set("User-Agent", uaIPhone)
+	req.Header.Set("Accept", "text/html")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
 func (s *stack) get(path string) string {
 	resp, err := http.Get(s.url + path)
 	if err != nil {
@@ -450,19 +465,38 @@ func TestPreviewAndExplain(t *testing.T) {
 }
 
 func TestRenderFailureKeepsDefault(t *testing.T) {
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "hero"), 0o755)
-	os.WriteFile(filepath.Join(dir, "hero", "mobile.hbs"), []byte(`{{formatCurrency 1}}`), 0o644) // panics at render
-	s := startStack(t, nil, func(y string) string {
-		return strings.Replace(y, "dir: "+mustAbs(t, "../../examples/templates")+" ", "dir: "+dir+" ", 1)
-	})
-	b := s.browser(uaIPhone)
-	resp, body := b.page("/")
-	if resp.StatusCode != 200 || !strings.Contains(body, "Welcome to the Demo Shop") || strings.Contains(body, "data-edgeseg-segment") {
-		t.Fatalf("render failure: %d\n%s", resp.StatusCode, body)
-	}
-	if !strings.Contains(s.get("/_edgeseg/metrics"), "edgeseg_template_render_errors_total 1") {
-		t.Error("render error not counted")
+	for _, tc := range []struct{ name, block, path, logged string }{
+		{"helper panics", `{{formatCurrency 1}}`, "/", "render"},
+		// Blocks that would break the page around the slot, not just the
+		// slot: the page keeps its own content and its shape.
+		{"element left open", `<div class="promo"><h2>Shop on the go</h2>`, "/", `<div class=\"promo\"> is never closed`},
+		{"stray end tag", `<p>Shop on the go</p></div></section>`, "/", `</div> closes an element the block did not open`},
+		{"comment left open", `<p>Shop on the go</p><!-- TODO: link`, "/", "is never closed"},
+		// An editor's {{{ }}} of what a visitor sends cannot break the page.
+		{"visitor's value unescaped", `<p>{{{signals.utm.campaign}}}</p>`, "/?utm_campaign=%3C!--", "is never closed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.MkdirAll(filepath.Join(dir, "hero"), 0o755)
+			os.WriteFile(filepath.Join(dir, "hero", "mobile.hbs"), []byte(tc.block), 0o644)
+			s := startStack(t, nil, func(y string) string {
+				return strings.Replace(y, "dir: "+mustAbs(t, "../../examples/templates")+" ", "dir: "+dir+" ", 1)
+			})
+			b := s.browser(uaIPhone)
+			resp, body := b.page(tc.path)
+			if resp.StatusCode != 200 || !strings.Contains(body, "Welcome to the Demo Shop") || strings.Contains(body, "data-edgeseg-segment") {
+				t.Fatalf("render failure: %d\n%s", resp.StatusCode, body)
+			}
+			if _, orig := s.originPage(t, tc.path); orig != body {
+				t.Errorf("the page is not the origin's:\n%s", body)
+			}
+			if !strings.Contains(s.get("/_edgeseg/metrics"), "edgeseg_template_render_errors_total 1") {
+				t.Error("render error not counted")
+			}
+			if log := s.stderr.String(); !strings.Contains(log, "hero/mobile.hbs") || !strings.Contains(log, tc.logged) {
+				t.Errorf("the log does not name the block and what is wrong with it (%q):\n%s", tc.logged, log)
+			}
+		})
 	}
 }
 
@@ -542,6 +576,21 @@ func TestValidateCommand(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("validate output lacks %q:\n%s", want, out.String())
 		}
+	}
+
+	// A block that parses but would break the page around its slot.
+	os.Remove(filepath.Join(dir, "templates", "hero", "ghost.hbs"))
+	os.WriteFile(filepath.Join(dir, "templates", "hero", "mobile.hbs"), []byte("<div class=\"promo\">\n  {{#if (eq signals.device \"mobile\")}}Shop on the go</div>{{/if}}"), 0o644)
+	os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("origin:\n  url: http://127.0.0.1:1\nsegments:\n  - name: mobile\n    rule: 'device == \"mobile\"'\n"), 0o644)
+	out.Reset()
+	m = NewMain()
+	m.Stdout, m.Stderr = &out, io.Discard
+	m.ParseFlags([]string{"validate", "--config", filepath.Join(dir, "c.yaml")})
+	if ec, ok := m.Run(context.Background()).(exitCoder); !ok || ec.ExitCode() != 1 {
+		t.Fatalf("a block left open validates:\n%s", out.String())
+	}
+	if want := `hero/mobile.hbs: as rendered: <div class="promo"> is never closed`; !strings.Contains(out.String(), want) {
+		t.Errorf("validate output lacks %q:\n%s", want, out.String())
 	}
 }
 
