@@ -2,8 +2,11 @@ package templates
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/edgeseg/edgeseg/segments"
 	"github.com/edgeseg/edgeseg/templates/inject"
@@ -31,7 +34,7 @@ func Context(seg *segments.Segment, env *segments.Env, data map[string]any) map[
 	vis := map[string]any{
 		"consent": v.Consent, "new": v.New, "visits": v.Visits, "pageviews": v.PageViews, "score": v.Score,
 		"stage": v.Stage, "days_since_last_visit": v.DaysSinceLastVisit, "top_category": v.TopCategory,
-		"top_categories": env.TopCategories(5), "products": env.Products(), "purchases": v.Purchases,
+		"top_categories": env.TopCategories(5), "products": slices.Clone(env.Products()), "purchases": v.Purchases,
 	}
 	if data == nil {
 		data = map[string]any{}
@@ -43,16 +46,54 @@ func Context(seg *segments.Segment, env *segments.Env, data map[string]any) map[
 }
 
 // Exec renders b for seg and env. A panic inside raymond (a helper given
-// bad arguments, a missing partial) is returned as an error, never raised.
-func (b *Block) Exec(seg *segments.Segment, env *segments.Env) (out string, err error) {
+// bad arguments, a missing partial) is returned as an error, never raised;
+// so is HTML that would break the page around the slot (see
+// inject.CheckBlock) or more than maxRenderedBytes of it.
+func (b *Block) Exec(seg *segments.Segment, env *segments.Env) (string, error) {
+	return b.exec(Context(seg, env, b.data))
+}
+
+// ExecWithin is Exec, waiting at most d. raymond cannot stop a render, so
+// one that takes longer (an {{#each}} in an {{#each}} over a long list) is
+// left to finish on its own, its result dropped, and ErrTooSlow returned.
+func (b *Block) ExecWithin(seg *segments.Segment, env *segments.Env, d time.Duration) (string, error) {
+	// The context is built here: env is the request's, and is reused once
+	// the request is answered, which a slow render may outlive.
+	ctx := Context(seg, env, b.data)
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := b.exec(ctx)
+		done <- result{out, err}
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.out, r.err
+	case <-t.C:
+		return "", fmt.Errorf("templates: %s: %w (%s)", b.File, ErrTooSlow, d)
+	}
+}
+
+// ErrTooSlow is a render that took longer than a block's render may.
+var ErrTooSlow = errors.New("rendering took longer than a block may")
+
+func (b *Block) exec(ctx map[string]any) (out string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			out, err = "", fmt.Errorf("templates: %s: render: %v", b.File, r)
 		}
 	}()
-	out, err = b.tpl.Exec(Context(seg, env, b.data))
+	out, err = b.tpl.Exec(ctx)
 	if err != nil {
 		return "", fmt.Errorf("templates: %s: render: %w", b.File, err)
+	}
+	if len(out) > maxRenderedBytes {
+		return "", fmt.Errorf("templates: %s: renders %d bytes; a block may render at most %d", b.File, len(out), maxRenderedBytes)
 	}
 	// A block that does not close what it opens (or closes what it did not)
 	// would break the page around its slot, not just the slot.

@@ -2,6 +2,8 @@ package templates
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -31,6 +33,8 @@ type Store struct {
 	failures *metrics.Counter
 	errors   *metrics.Counter
 	bufs     sync.Pool
+	// renderTime bounds a render (MaxRenderTime; tests shorten it).
+	renderTime time.Duration
 	// OnReload, when set, is called after every reload with its problems.
 	OnReload func(Problems)
 }
@@ -58,6 +62,8 @@ func NewStore(dir string, blockCache config.CacheSize, set *metrics.Set, log *ze
 		reloads:  set.GetOrCreateCounter("edgeseg_template_reloads_total"),
 		failures: set.GetOrCreateCounter("edgeseg_template_reload_problems_total"),
 		errors:   set.GetOrCreateCounter("edgeseg_template_errors_total"),
+
+		renderTime: MaxRenderTime,
 	}
 	st, ps := Load(dir, nil)
 	s.set.Store(st)
@@ -118,7 +124,7 @@ func (s *Store) Render(b *Block, seg *segments.Segment, env *segments.Env) ([]by
 			return out, nil
 		}
 	}
-	out, err := b.Exec(seg, env)
+	out, err := s.exec(b, seg, env)
 	if err != nil {
 		s.errors.Inc()
 		if b.static {
@@ -133,6 +139,28 @@ func (s *Store) Render(b *Block, seg *segments.Segment, env *segments.Env) ([]by
 		s.blocks.Set(key, v, int64(len(v)+64))
 	}
 	return v, nil
+}
+
+// MaxRenderTime bounds a block's render. Blocks render in microseconds:
+// one that takes this long is broken, and visitors do not wait for it.
+const MaxRenderTime = 250 * time.Millisecond
+
+// exec renders b within s.renderTime. A block that takes longer is not
+// rendered again (its error stands) until the templates are reloaded: it
+// costs one render's time, not one per visitor. Renders begun before the
+// first ran out of time still run to their end.
+func (s *Store) exec(b *Block, seg *segments.Segment, env *segments.Env) (string, error) {
+	if err := b.tooSlow.Load(); err != nil {
+		return "", *err
+	}
+	out, err := b.ExecWithin(seg, env, s.renderTime)
+	if errors.Is(err, ErrTooSlow) {
+		err = fmt.Errorf("%w; it is not rendered again until the templates are reloaded", err)
+		if b.tooSlow.CompareAndSwap(nil, &err) {
+			s.log.Error().Err(err).Msg("block too slow to render")
+		}
+	}
+	return out, err
 }
 
 // BlockCache exposes the block cache (for tests and metrics).

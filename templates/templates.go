@@ -79,6 +79,9 @@ type Block struct {
 	// rendered is the output of a block that reads nothing of the visitor,
 	// for the segment it was last rendered for.
 	rendered atomic.Pointer[staticRender]
+	// tooSlow is why b is not rendered any more: a render took longer
+	// than a block's may.
+	tooSlow atomic.Pointer[error]
 }
 
 // staticRender is a block's output for one segment (compared by pointer:
@@ -246,10 +249,13 @@ func Load(dir string, prev *Set) (*Set, Problems) {
 }
 
 // Templates and their data files are read up to these sizes; a larger one
-// (a file dropped in by mistake, a log) is a problem, not read whole.
+// (a file dropped in by mistake, a log) is a problem, not read whole. A
+// block may render up to maxRenderedBytes (an {{#each}} in an {{#each}}
+// over a long list renders far more): it goes into every page it fills.
 const (
 	maxTemplateBytes = 256 << 10
 	maxDataBytes     = 1 << 20
+	maxRenderedBytes = 1 << 20
 )
 
 func readSource(path string) (string, error) {

@@ -3,6 +3,7 @@ package templates
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -110,6 +111,19 @@ func TestRenderErrorsAreErrors(t *testing.T) {
 	}
 	if _, err := b.Exec(testSegment("y"), env("desktop")); err == nil || !strings.Contains(err.Error(), "hero/y.hbs: as rendered: <div> is never closed") {
 		t.Fatalf("desktop: want an error naming the file and the element, got %v", err)
+	}
+
+	// A block rendering more than a page should hold.
+	var items strings.Builder
+	items.WriteString("items:\n")
+	for range 40 {
+		items.WriteString("  - " + strings.Repeat("abcdefghij", 100) + "\n")
+	}
+	os.WriteFile(filepath.Join(dir, "hero", "z.yaml"), []byte(items.String()), 0o644)
+	os.WriteFile(filepath.Join(dir, "hero", "z.hbs"), []byte(`{{#each data.items}}{{#each ../data.items}}{{this}}{{/each}}{{/each}}`), 0o644)
+	set, _ = Load(dir, nil)
+	if _, err := set.Lookup("hero", "z").Exec(testSegment("z"), env("mobile")); err == nil || !strings.Contains(err.Error(), "hero/z.hbs: renders 1600000 bytes; a block may render at most 1048576") {
+		t.Fatalf("want an error for a block rendering 1.6 MB, got %v", err)
 	}
 }
 
@@ -286,6 +300,51 @@ func TestStaticFailuresAreKept(t *testing.T) {
 	ms.WritePrometheus(&out)
 	if !strings.Contains(out.String(), "edgeseg_template_errors_total 2") {
 		t.Errorf("each failed use is not counted:\n%s", out.String())
+	}
+}
+
+// TestSlowBlocksAreNotWaitedFor: a block that renders for longer than a
+// block may is an error for the visitor waiting for it, and is not
+// rendered again, by anyone, until the templates are reloaded.
+func TestSlowBlocksAreNotWaitedFor(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "hero"), 0o755)
+	var items strings.Builder
+	items.WriteString("items:\n")
+	for range 150 {
+		items.WriteString("  - x\n")
+	}
+	os.WriteFile(filepath.Join(dir, "hero", "x.yaml"), []byte(items.String()), 0o644)
+	os.WriteFile(filepath.Join(dir, "hero", "x.hbs"), []byte(`<p>{{signals.device}}{{#each data.items}}{{#each ../data.items}}{{this}}{{/each}}{{/each}}</p>`), 0o644)
+	store, _, err := NewStore(dir, config.CacheSize{MaxItems: 100, MaxBytes: 1 << 20}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := store.Set().Lookup("hero", "x")
+	seg := testSegment("x")
+	full := time.Now()
+	if _, err := b.Exec(seg, env("tv")); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(full)
+	store.renderTime = took / 20
+
+	start := time.Now()
+	_, err1 := store.Render(b, seg, env("mobile"))
+	waited := time.Since(start)
+	if !errors.Is(err1, ErrTooSlow) || !strings.Contains(err1.Error(), "hero/x.hbs") || waited > took/2 {
+		t.Fatalf("after %s (a whole render: %s): %v", waited, took, err1)
+	}
+	start = time.Now()
+	_, err2 := store.Render(b, seg, env("desktop"))
+	if err2 != err1 || time.Since(start) > took/20 {
+		t.Fatalf("rendered again: %v", err2)
+	}
+	// A fresh set of blocks is tried again.
+	store.renderTime = MaxRenderTime
+	store.Reload()
+	if out, err := store.Render(store.Set().Lookup("hero", "x"), seg, env("mobile")); err != nil || !strings.HasPrefix(string(out), "<p>mobilexx") {
+		t.Fatalf("after a reload: %.20q %v", out, err)
 	}
 }
 

@@ -98,7 +98,7 @@ func (m *Main) runValidate(ctx context.Context, args []string) error {
 				continue
 			}
 			for _, env := range sampleRenderEnvs() {
-				if _, err := b.Exec(seg, env); err != nil {
+				if _, err := b.ExecWithin(seg, env, templates.MaxRenderTime); err != nil {
 					report("error", err.Error())
 					break
 				}
