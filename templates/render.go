@@ -56,6 +56,8 @@ func (b *Block) Exec(seg *segments.Segment, env *segments.Env) (string, error) {
 // ExecWithin is Exec, waiting at most d. raymond cannot stop a render, so
 // one that takes longer (an {{#each}} in an {{#each}} over a long list) is
 // left to finish on its own, its result dropped, and ErrTooSlow returned.
+// A block renders for a few callers at once (as many as there are CPUs);
+// the others wait their turn, within d.
 func (b *Block) ExecWithin(seg *segments.Segment, env *segments.Env, d time.Duration) (string, error) {
 	// The context is built here: env is the request's, and is reused once
 	// the request is answered, which a slow render may outlive.
@@ -64,13 +66,23 @@ func (b *Block) ExecWithin(seg *segments.Segment, env *segments.Env, d time.Dura
 		out string
 		err error
 	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	if b.renders != nil {
+		select {
+		case b.renders <- struct{}{}:
+		case <-t.C:
+			return "", fmt.Errorf("templates: %s: %w (%s)", b.File, ErrTooSlow, d)
+		}
+	}
 	done := make(chan result, 1)
 	go func() {
+		if b.renders != nil {
+			defer func() { <-b.renders }()
+		}
 		out, err := b.exec(ctx)
 		done <- result{out, err}
 	}()
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
 	case r := <-done:
 		return r.out, r.err

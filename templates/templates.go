@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -82,6 +83,9 @@ type Block struct {
 	// tooSlow is why b is not rendered any more: a render took longer
 	// than a block's may.
 	tooSlow atomic.Pointer[error]
+	// renders holds a token per render running: a block that renders
+	// slowly occupies a few CPUs, not one per visitor who asked for it.
+	renders chan struct{}
 }
 
 // staticRender is a block's output for one segment (compared by pointer:
@@ -313,7 +317,7 @@ func loadBlock(f, slot, seg string, partials map[string]*raymond.Template, parti
 	if err != nil {
 		return nil, Problems{parseProblem(f, err)}
 	}
-	b := &Block{Slot: slot, Segment: seg, File: f, tpl: tpl, source: src}
+	b := &Block{Slot: slot, Segment: seg, File: f, tpl: tpl, source: src, renders: make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))}
 	tpl.RegisterHelpers(helpers())
 	for name, p := range partials {
 		tpl.RegisterPartialTemplate(name, p)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -335,6 +336,25 @@ func TestSlowBlocksAreNotWaitedFor(t *testing.T) {
 	if !errors.Is(err1, ErrTooSlow) || !strings.Contains(err1.Error(), "hero/x.hbs") || waited > took/2 {
 		t.Fatalf("after %s (a whole render: %s): %v", waited, took, err1)
 	}
+	// Visitors asking at once while it runs start no more than a few
+	// renders of it between them.
+	b2 := store.Set().Lookup("hero", "x")
+	b2.tooSlow.Store(nil)
+	before := runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			if _, err := b2.ExecWithin(seg, env(fmt.Sprint("tv", i)), took/20); !errors.Is(err, ErrTooSlow) {
+				t.Errorf("%d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := runtime.NumGoroutine() - before; n > cap(b2.renders) {
+		t.Errorf("%d renders running for 16 visitors, want at most %d", n, cap(b2.renders))
+	}
+	b.tooSlow.Store(&err1)
+
 	start = time.Now()
 	_, err2 := store.Render(b, seg, env("desktop"))
 	if err2 != err1 || time.Since(start) > took/20 {
