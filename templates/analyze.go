@@ -17,6 +17,9 @@ type located struct {
 type usedPath struct {
 	path string
 	line int
+	// partial names the partial the path is read in (at line), "" for
+	// the block itself.
+	partial string
 }
 
 // templateAnalysis is what a template reads and calls, from its AST.
@@ -28,6 +31,11 @@ type templateAnalysis struct {
 	partials []located
 	helpers  []located
 	scoped   int // depth inside blocks that change the context (each, with)
+	// scopes says, for each of those, whether its value is a visitor's
+	// text (an {{#each visitor.top_categories}}).
+	scopes []bool
+	// unescaped are a visitor's values written with {{{ }}}, as HTML.
+	unescaped []usedPath
 	// dynamicPartial is the line of a partial call whose name is computed
 	// ({{> (expr)}}), or 0.
 	dynamicPartial int
@@ -63,6 +71,10 @@ func (a *templateAnalysis) addPartials(progs map[string]*ast.Program) (cycle []s
 				return false
 			}
 			a.dynamic = a.dynamic || pa.dynamic
+			for _, u := range pa.unescaped {
+				u.partial = c.name
+				a.unescaped = append(a.unescaped, u)
+			}
 			for _, r := range pa.reads {
 				if !a.seen[r] {
 					a.seen[r] = true
@@ -118,10 +130,10 @@ func (a *templateAnalysis) path(p *ast.PathExpression) {
 			a.dynamic = true
 		}
 		if parts[0] != "data" && !contextPaths[full] && len(parts) > 1 {
-			a.unknown = append(a.unknown, usedPath{full, p.Line})
+			a.unknown = append(a.unknown, usedPath{path: full, line: p.Line})
 		}
 	default:
-		a.unknown = append(a.unknown, usedPath{full, p.Line})
+		a.unknown = append(a.unknown, usedPath{path: full, line: p.Line})
 	}
 }
 
@@ -179,8 +191,88 @@ func (a *templateAnalysis) VisitProgram(p *ast.Program) interface{} {
 }
 
 func (a *templateAnalysis) VisitMustache(m *ast.MustacheStatement) interface{} {
+	if m.Unescaped {
+		if path, ok := a.visitorText(m.Expression); ok {
+			a.unescaped = append(a.unescaped, usedPath{path: path, line: m.Line})
+		}
+	}
 	m.Expression.Accept(a)
 	return nil
+}
+
+// visitorText reports whether e gives text a visitor chose, and the path
+// it reads it from: a field a visitor's request or links set, or any
+// helper given one, but for the helpers that encode what they are given.
+func (a *templateAnalysis) visitorText(e *ast.Expression) (string, bool) {
+	if len(e.Params) == 0 && e.Hash == nil {
+		if pe, ok := e.Path.(*ast.PathExpression); ok {
+			return a.visitorPath(pe)
+		}
+		return "", false
+	}
+	if encodes[e.HelperName()] {
+		return "", false
+	}
+	params := e.Params
+	if e.Hash != nil {
+		for _, p := range e.Hash.Pairs {
+			params = append(params[:len(params):len(params)], p.Val)
+		}
+	}
+	for _, p := range params {
+		switch n := p.(type) {
+		case *ast.PathExpression:
+			if path, ok := a.visitorPath(n); ok {
+				return path, true
+			}
+		case *ast.SubExpression:
+			if path, ok := a.visitorText(n.Expression); ok {
+				return path, true
+			}
+		}
+	}
+	return "", false
+}
+
+// encodes are the helpers whose output is safe as HTML whatever they are
+// given: they encode it for where it goes.
+var encodes = map[string]bool{"url": true, "urlQuery": true, "js": true, "json": true}
+
+// visitorPath reports whether p reads text a visitor chose.
+func (a *templateAnalysis) visitorPath(p *ast.PathExpression) (string, bool) {
+	parts := p.Parts
+	switch {
+	case p.Data:
+		if !p.IsDataRoot() {
+			return "", false // @index, @key, @first, @last
+		}
+		parts = parts[1:]
+	case p.Depth < len(a.scopes):
+		// Relative to an {{#each}} or {{#with}}'s value.
+		return p.Original, a.scopes[len(a.scopes)-1-p.Depth]
+	}
+	full := strings.Join(parts, ".")
+	return p.Original, visitorField(full)
+}
+
+// visitorField reports the context fields (full paths) that hold text a
+// visitor chose: what their request says (UTM parameters, the path, the
+// referrer's host, headers), and the categories and products their links
+// put in their profile; and the whole context, or all of signals or
+// visitor, which hold those.
+func visitorField(path string) bool {
+	switch path {
+	case "", "this", "signals", "visitor", "signals.path", "signals.referrer_host", "signals.utm", "signals.language",
+		"signals.country", "signals.region", "signals.browser", "signals.os",
+		"visitor.top_category", "visitor.top_categories", "visitor.products":
+		return true
+	}
+	for _, p := range []string{"signals.utm.", "visitor.top_categories.", "visitor.products."} {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *templateAnalysis) VisitBlock(b *ast.BlockStatement) interface{} {
@@ -189,12 +281,20 @@ func (a *templateAnalysis) VisitBlock(b *ast.BlockStatement) interface{} {
 	scopes := name == "each" || name == "with"
 	if scopes {
 		a.scoped++
+		tainted := false
+		if len(b.Expression.Params) > 0 {
+			if pe, ok := b.Expression.Params[0].(*ast.PathExpression); ok {
+				_, tainted = a.visitorPath(pe)
+			}
+		}
+		a.scopes = append(a.scopes, tainted)
 	}
 	if b.Program != nil {
 		b.Program.Accept(a)
 	}
 	if scopes {
 		a.scoped--
+		a.scopes = a.scopes[:len(a.scopes)-1]
 	}
 	if b.Inverse != nil {
 		b.Inverse.Accept(a)

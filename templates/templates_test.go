@@ -128,6 +128,52 @@ func TestRenderErrorsAreErrors(t *testing.T) {
 	}
 }
 
+// TestVisitorTextIsEscaped: what a visitor chooses (the query string, the
+// path, the referrer, the categories their links put in their profile) is
+// refused as HTML: a link to the site could carry a script into the page.
+func TestVisitorTextIsEscaped(t *testing.T) {
+	for _, tc := range []struct {
+		tpl     string
+		refused string // the path named, or "" when the block loads
+	}{
+		{`{{{signals.utm.campaign}}}`, "signals.utm.campaign"},
+		{`{{{ signals.utm }}}`, "signals.utm"},
+		{`{{& signals.path}}`, "signals.path"},
+		{`{{{truncate signals.utm.campaign 10}}}`, "signals.utm.campaign"},
+		{`{{{default signals.referrer_host "x"}}}`, "signals.referrer_host"},
+		{`{{{lower (truncate signals.utm.content 5)}}}`, "signals.utm.content"},
+		{`{{{default fallback=visitor.top_category}}}`, "visitor.top_category"},
+		{`{{#each visitor.top_categories}}<b>{{{this}}}</b>{{/each}}`, "this"},
+		{`{{#each data.items}}{{{../signals.utm.source}}}{{/each}}`, "../signals.utm.source"},
+		{`{{#with visitor}}{{{products}}}{{/with}}`, "products"},
+		{`{{{@root.signals.utm.term}}}`, "@root.signals.utm.term"},
+		{`{{{this}}}`, "this"},
+		{`{{{json visitor.products}}}{{{url signals.path}}}{{{js signals.utm.campaign}}}{{{urlQuery signals.language}}}`, ""},
+		{`{{#each data.items}}{{{this}}}{{/each}}`, ""},
+		{`{{#each visitor.products}}{{{@index}}}{{/each}}`, ""},
+		{`{{{data.html}}}{{{segment.data.banner}}}{{{visitor.visits}}}{{{signals.device}}}`, ""},
+		{`{{signals.utm.campaign}}{{truncate signals.path 5}}`, ""},
+		{`{{> p}}`, "signals.utm.campaign (in _partials/p.hbs, line 2)"},
+	} {
+		dir := t.TempDir()
+		os.MkdirAll(filepath.Join(dir, "s"), 0o755)
+		os.MkdirAll(filepath.Join(dir, "_partials"), 0o755)
+		os.WriteFile(filepath.Join(dir, "_partials", "p.hbs"), []byte("x\n{{{signals.utm.campaign}}}"), 0o644)
+		os.WriteFile(filepath.Join(dir, "s", "x.yaml"), []byte("items: [a]\nhtml: <b>x</b>\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "s", "x.hbs"), []byte(tc.tpl), 0o644)
+		set, ps := Load(dir, nil)
+		loaded := set.Lookup("s", "x") != nil
+		switch {
+		case tc.refused == "" && (!loaded || len(ps.Errors()) > 0):
+			t.Errorf("%s: refused: %v", tc.tpl, ps)
+		case tc.refused != "" && loaded:
+			t.Errorf("%s: loaded", tc.tpl)
+		case tc.refused != "" && !strings.Contains(ps.Error(), "{{{ }}} writes "+tc.refused+" into the page as HTML"):
+			t.Errorf("%s: the problem does not name %s: %v", tc.tpl, tc.refused, ps)
+		}
+	}
+}
+
 func TestHelpers(t *testing.T) {
 	for _, tc := range []struct{ tpl, want string }{
 		{`{{#if (eq signals.device "mobile")}}m{{else}}d{{/if}}`, "m"},
