@@ -91,9 +91,12 @@ func (p *Personalizer) Explain(ctx *fasthttp.RequestCtx, now time.Time) *Explana
 		e.Slots[b.Slot] = "default"
 		for _, m := range v.members {
 			if blk := v.set.Lookup(b.Slot, m.Segment.Name); blk != nil {
-				if m.Holdout {
+				switch _, err := p.templates.Render(blk, m.Segment, &v.env); {
+				case m.Holdout:
 					e.Slots[b.Slot] = "default (holdout of " + m.Segment.Name + ")"
-				} else {
+				case err != nil:
+					e.Slots[b.Slot] = "default (" + err.Error() + ")"
+				default:
 					e.Slots[b.Slot] = blk.File
 				}
 				break

@@ -498,6 +498,19 @@ func TestRenderFailureKeepsDefault(t *testing.T) {
 			if !refused && !strings.Contains(s.get("/_edgeseg/metrics"), "edgeseg_template_render_errors_total 1") {
 				t.Error("render error not counted")
 			}
+			// explain says why the slot keeps its default.
+			m := NewMain()
+			var out bytes.Buffer
+			m.Stdout, m.Stderr = &out, io.Discard
+			m.ParseFlags([]string{"explain", "--config", s.cfg, "--url", tc.path, "--header", "User-Agent:" + uaIPhone, "--format", "json"})
+			if err := m.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			var e struct{ Slots map[string]string }
+			json.Unmarshal(out.Bytes(), &e)
+			if hero := e.Slots["hero"]; !refused && (!strings.HasPrefix(hero, "default (templates: ") || !strings.Contains(hero, strings.ReplaceAll(tc.logged, `\"`, `"`))) {
+				t.Errorf("explain: hero: %q", hero)
+			}
 			if log := s.stderr.String(); !strings.Contains(log, "hero/mobile.hbs") || !strings.Contains(log, tc.logged) {
 				t.Errorf("the log does not name the block and what is wrong with it (%q):\n%s", tc.logged, log)
 			}
