@@ -369,7 +369,31 @@ func loadBlock(f, slot, seg string, partials map[string]*raymond.Template, parti
 	if len(ps.Errors()) > 0 {
 		return nil, ps
 	}
+	// A block that reads nothing but its data renders the same for every
+	// visitor: it is rendered now, so one that fails (HTML that would break
+	// the page, a helper's error) is a problem of the load, and a reload
+	// keeps its previous version, rather than every visitor's render
+	// failing.
+	if readsOnlyData(a) {
+		if _, err := b.ExecWithin(nil, &segments.Env{}, MaxRenderTime); err != nil {
+			return nil, append(ps, Problem{File: f, Msg: strings.TrimPrefix(err.Error(), "templates: "+f+": ")})
+		}
+	}
 	return b, ps
+}
+
+// readsOnlyData reports a template that reads nothing of the render
+// context but its data.
+func readsOnlyData(a *templateAnalysis) bool {
+	if a.dynamic {
+		return false
+	}
+	for _, r := range a.reads {
+		if r != "data" && !strings.HasPrefix(r, "data.") {
+			return false
+		}
+	}
+	return true
 }
 
 var yamlLineRE = regexp.MustCompile(`line (\d+)`)
