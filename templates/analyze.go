@@ -12,6 +12,16 @@ import (
 type located struct {
 	name string
 	line int
+	// For a partial call: what it hands the partial that a visitor
+	// chose: hash arguments by name, or its whole context.
+	taint taint
+}
+
+// taint is what a template is given that a visitor chose, beyond the
+// fields visitorField names: a partial's arguments.
+type taint struct {
+	keys    map[string]bool // hash arguments ({{> p v=signals.path}})
+	context bool            // the context itself ({{> p signals}}, or from inside an {{#each}} over such text)
 }
 
 type usedPath struct {
@@ -36,13 +46,21 @@ type templateAnalysis struct {
 	scopes []bool
 	// unescaped are a visitor's values written with {{{ }}}, as HTML.
 	unescaped []usedPath
+	// given is what the caller of a partial handed it that a visitor chose.
+	given taint
 	// dynamicPartial is the line of a partial call whose name is computed
 	// ({{> (expr)}}), or 0.
 	dynamicPartial int
 }
 
 func analyzeTemplate(p *ast.Program) *templateAnalysis {
-	a := &templateAnalysis{seen: map[string]bool{}}
+	return analyzeWith(p, taint{})
+}
+
+// analyzeWith analyzes p as called with t: a partial given a visitor's
+// text.
+func analyzeWith(p *ast.Program, t taint) *templateAnalysis {
+	a := &templateAnalysis{seen: map[string]bool{}, given: t}
 	p.Accept(a)
 	return a
 }
@@ -64,7 +82,7 @@ func (a *templateAnalysis) addPartials(progs map[string]*ast.Program) (cycle []s
 				cycle = append(append([]string(nil), path...), c.name)
 				return false
 			}
-			pa := analyzeTemplate(prog)
+			pa := analyzeWith(prog, c.taint)
 			if pa.dynamicPartial > 0 {
 				// It may call anything, itself included.
 				cycle = append(append([]string(nil), path...), c.name, "(a computed name)")
@@ -220,18 +238,27 @@ func (a *templateAnalysis) visitorText(e *ast.Expression) (string, bool) {
 		}
 	}
 	for _, p := range params {
-		switch n := p.(type) {
-		case *ast.PathExpression:
-			if path, ok := a.visitorPath(n); ok {
-				return path, true
-			}
-		case *ast.SubExpression:
-			if path, ok := a.visitorText(n.Expression); ok {
-				return path, true
-			}
+		if path, ok := a.visitorNode(p); ok {
+			return path, true
 		}
 	}
 	return "", false
+}
+
+// visitorNode reports whether n, an argument, is text a visitor chose.
+func (a *templateAnalysis) visitorNode(n ast.Node) (string, bool) {
+	switch n := n.(type) {
+	case *ast.PathExpression:
+		return a.visitorPath(n)
+	case *ast.SubExpression:
+		return a.visitorText(n.Expression)
+	}
+	return "", false
+}
+
+func (a *templateAnalysis) taints(n ast.Node) bool {
+	_, ok := a.visitorNode(n)
+	return ok
 }
 
 // encodes are the helpers whose output is safe as HTML whatever they are
@@ -252,6 +279,9 @@ func (a *templateAnalysis) visitorPath(p *ast.PathExpression) (string, bool) {
 		return p.Original, a.scopes[len(a.scopes)-1-p.Depth]
 	}
 	full := strings.Join(parts, ".")
+	if a.given.context || (len(parts) > 0 && a.given.keys[parts[0]]) {
+		return p.Original, true // what the partial's caller handed it
+	}
 	return p.Original, visitorField(full)
 }
 
@@ -304,7 +334,23 @@ func (a *templateAnalysis) VisitBlock(b *ast.BlockStatement) interface{} {
 
 func (a *templateAnalysis) VisitPartial(p *ast.PartialStatement) interface{} {
 	if pe, ok := p.Name.(*ast.PathExpression); ok {
-		a.partials = append(a.partials, located{pe.Original, p.Line})
+		call := located{name: pe.Original, line: p.Line}
+		// The partial's context: the one here, or its first argument.
+		call.taint.context = len(a.scopes) > 0 && a.scopes[len(a.scopes)-1] || a.given.context
+		if len(p.Params) > 0 {
+			call.taint.context = a.taints(p.Params[0])
+		}
+		if p.Hash != nil {
+			for _, pair := range p.Hash.Pairs {
+				if a.taints(pair.Val) {
+					if call.taint.keys == nil {
+						call.taint.keys = map[string]bool{}
+					}
+					call.taint.keys[pair.Key] = true
+				}
+			}
+		}
+		a.partials = append(a.partials, call)
 	} else {
 		a.dynamic = true
 		a.dynamicPartial = p.Line
@@ -325,7 +371,7 @@ func (a *templateAnalysis) VisitExpression(e *ast.Expression) interface{} {
 	pe, isPath := e.Path.(*ast.PathExpression)
 	if len(e.Params) > 0 || e.Hash != nil {
 		if isPath && len(pe.Parts) == 1 {
-			a.helpers = append(a.helpers, located{pe.Parts[0], e.Line})
+			a.helpers = append(a.helpers, located{name: pe.Parts[0], line: e.Line})
 		}
 		for _, prm := range e.Params {
 			prm.Accept(a)

@@ -160,11 +160,25 @@ func TestVisitorTextIsEscaped(t *testing.T) {
 		{`{{{data.html}}}{{{segment.data.banner}}}{{{visitor.visits}}}{{{signals.device}}}`, ""},
 		{`{{signals.utm.campaign}}{{truncate signals.path 5}}`, ""},
 		{`{{> p}}`, "signals.utm.campaign (in _partials/p.hbs, line 2)"},
+		{`{{> q v=signals.path}}`, "v (in _partials/q.hbs, line 1)"},
+		{`{{> q v=(lower signals.utm.term)}}`, "v (in _partials/q.hbs, line 1)"},
+		{`{{> q v=data.html}}`, ""},
+		{`{{> r signals.utm}}`, "campaign (in _partials/r.hbs, line 1)"},
+		{`{{#each visitor.products}}{{> r}}{{/each}}`, "campaign (in _partials/r.hbs, line 1)"},
+		{`{{#each data.items}}{{> r}}{{/each}}`, ""},
+		{`{{{this.signals.utm.campaign}}}`, "this.signals.utm.campaign"},
+		{`{{{./signals.path}}}`, "./signals.path"},
+		{`{{{signals/utm/medium}}}`, "signals/utm/medium"},
+		{`{{#each visitor.products as |p|}}{{{p}}}{{/each}}`, "p"},
+		{`{{#with signals.utm as |u|}}{{{u.campaign}}}{{/with}}`, "u.campaign"},
+		{`{{{lookup signals "path"}}}`, "signals"},
 	} {
 		dir := t.TempDir()
 		os.MkdirAll(filepath.Join(dir, "s"), 0o755)
 		os.MkdirAll(filepath.Join(dir, "_partials"), 0o755)
 		os.WriteFile(filepath.Join(dir, "_partials", "p.hbs"), []byte("x\n{{{signals.utm.campaign}}}"), 0o644)
+		os.WriteFile(filepath.Join(dir, "_partials", "q.hbs"), []byte("{{{v}}}"), 0o644)
+		os.WriteFile(filepath.Join(dir, "_partials", "r.hbs"), []byte("{{{campaign}}}"), 0o644)
 		os.WriteFile(filepath.Join(dir, "s", "x.yaml"), []byte("items: [a]\nhtml: <b>x</b>\n"), 0o644)
 		os.WriteFile(filepath.Join(dir, "s", "x.hbs"), []byte(tc.tpl), 0o644)
 		set, ps := Load(dir, nil)
@@ -628,6 +642,9 @@ func FuzzTemplate(f *testing.F) {
 	f.Add(`{{#each visitor.categories}}{{this}}{{/each}}{{#if (gt visitor.visits 2)}}x{{/if}}`, `{{> price}}`)
 	f.Add(`{{#with}}{{/with}}{{lookup}}{{formatCurrency}}{{truncate "x" -5}}{{pluralize}}`, `{{{{raw}}}}{{/raw}}`)
 	f.Add(strings.Repeat(`{{#if signals.device}}`, 200)+strings.Repeat(`{{/if}}`, 200), `{{> (lookup . "x")}}`)
+	f.Add(`{{{signals.utm.campaign}}}{{> price v=signals.path}}`, `{{{v}}}`)
+	f.Add(`{{#each visitor.products}}{{> price}}{{/each}}`, `{{{this}}}`)
+	f.Add(`{{#with signals}}{{{utm.term}}}{{/with}}`, `{{{truncate ../signals.os 3}}}`)
 	f.Fuzz(func(t *testing.T, block, partial string) {
 		dir := t.TempDir()
 		if err := os.MkdirAll(filepath.Join(dir, "hero"), 0o755); err != nil {
@@ -648,8 +665,28 @@ func FuzzTemplate(f *testing.F) {
 			if _, err := b.Exec(testSegment("deals"), env("mobile", "tv", "sale")); err != nil && !strings.Contains(err.Error(), "hero/deals.hbs") {
 				t.Fatalf("render error does not name the file: %v", err)
 			}
+			// No block that loads writes a visitor's text as HTML.
+			if strings.Contains(block+partial, "x-v") {
+				return
+			}
+			out, err := b.ExecWithin(testSegment("deals"), hostileEnv(), time.Second)
+			if err == nil && strings.Contains(out, "<x-v>") {
+				t.Fatalf("a visitor's text written as HTML by %q (partial %q): %q", block, partial, out)
+			}
 		}
 	})
+}
+
+// hostileEnv is a visitor who put <x-v> in everything they can choose.
+func hostileEnv() *segments.Env {
+	const v = "<x-v>"
+	p := profile.NewFresh(now)
+	p.Observe(profile.Event{Name: profile.CategoryView, Category: v, Navigation: true}, now, settings)
+	p.Observe(profile.Event{Name: profile.ProductView, Product: v, Navigation: true}, now, settings)
+	var e segments.Env
+	e.Fill(&signals.Context{Device: "mobile", Browser: v, OS: v, ReferrerHost: v, Country: v, Region: v, Language: v, Path: v,
+		UTM: signals.UTM{Source: v, Medium: v, Campaign: v, Term: v, Content: v}}, p, nil, now, settings, 0)
+	return &e
 }
 
 // TestRootPathsInTheCacheKey: @root.visitor.x reads the visitor as
