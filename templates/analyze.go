@@ -30,6 +30,8 @@ type usedPath struct {
 	// partial names the partial the path is read in (at line), "" for
 	// the block itself.
 	partial string
+	// why, for a misplaced value: where it is written.
+	why string
 }
 
 // templateAnalysis is what a template reads and calls, from its AST.
@@ -48,6 +50,10 @@ type templateAnalysis struct {
 	unescaped []usedPath
 	// given is what the caller of a partial handed it that a visitor chose.
 	given taint
+	// html follows the template's markup; misplaced are a visitor's values
+	// written where escaping for HTML does not make them safe.
+	html      htmlContext
+	misplaced []usedPath
 	// dynamicPartial is the line of a partial call whose name is computed
 	// ({{> (expr)}}), or 0.
 	dynamicPartial int
@@ -92,6 +98,10 @@ func (a *templateAnalysis) addPartials(progs map[string]*ast.Program) (cycle []s
 			for _, u := range pa.unescaped {
 				u.partial = c.name
 				a.unescaped = append(a.unescaped, u)
+			}
+			for _, u := range pa.misplaced {
+				u.partial = c.name
+				a.misplaced = append(a.misplaced, u)
 			}
 			for _, r := range pa.reads {
 				if !a.seen[r] {
@@ -213,9 +223,29 @@ func (a *templateAnalysis) VisitMustache(m *ast.MustacheStatement) interface{} {
 		if path, ok := a.visitorText(m.Expression); ok {
 			a.unescaped = append(a.unescaped, usedPath{path: path, line: m.Line})
 		}
+	} else if path, enc, ok := a.visitorValue(m.Expression); ok {
+		if why := a.html.contextProblem(enc); why != "" {
+			a.misplaced = append(a.misplaced, usedPath{path: path, line: m.Line, why: why})
+		}
 	}
+	a.html.wrote()
 	m.Expression.Accept(a)
 	return nil
+}
+
+// visitorValue reports whether e writes text a visitor chose, escaped for
+// HTML or by the encoding helper enc.
+func (a *templateAnalysis) visitorValue(e *ast.Expression) (path, enc string, ok bool) {
+	if name := e.HelperName(); (len(e.Params) > 0 || e.Hash != nil) && encodes[name] {
+		for _, p := range e.Params {
+			if path, ok := a.visitorNode(p); ok {
+				return path, name, true
+			}
+		}
+		return "", "", false
+	}
+	path, ok = a.visitorText(e)
+	return path, "", ok
 }
 
 // visitorText reports whether e gives text a visitor chose, and the path
@@ -364,7 +394,10 @@ func (a *templateAnalysis) VisitPartial(p *ast.PartialStatement) interface{} {
 	return nil
 }
 
-func (a *templateAnalysis) VisitContent(*ast.ContentStatement) interface{} { return nil }
+func (a *templateAnalysis) VisitContent(c *ast.ContentStatement) interface{} {
+	a.html.feed(c.Value)
+	return nil
+}
 func (a *templateAnalysis) VisitComment(*ast.CommentStatement) interface{} { return nil }
 
 func (a *templateAnalysis) VisitExpression(e *ast.Expression) interface{} {

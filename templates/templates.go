@@ -361,6 +361,14 @@ func loadBlock(f, slot, seg string, partials map[string]*raymond.Template, parti
 		}
 		ps = append(ps, Problem{File: f, Line: u.line, Msg: fmt.Sprintf("{{{ }}} writes %s%s into the page as HTML, and a visitor chooses it (a link to your site can carry a script in it): write {{ }}, which escapes it", u.path, where)})
 	}
+	for _, u := range a.misplaced {
+		where := ""
+		if u.partial != "" {
+			where = fmt.Sprintf(" (in _partials/%s.hbs, line %d)", u.partial, u.line)
+			u.line = 0
+		}
+		ps = append(ps, Problem{File: f, Line: u.line, Msg: fmt.Sprintf("{{ }} writes %s%s, which a visitor chooses, %s", u.path, where, u.why)})
+	}
 	for _, h := range a.helpers {
 		if _, ok := helpers()[h.name]; !ok && !builtinHelpers[h.name] {
 			ps = append(ps, Problem{File: f, Line: h.line, Msg: fmt.Sprintf("unknown helper %q", h.name)})

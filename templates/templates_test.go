@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"golang.org/x/net/html"
 
 	"github.com/edgeseg/edgeseg/config"
 	"github.com/edgeseg/edgeseg/segments"
@@ -217,6 +218,57 @@ func TestBrokenStaticBlockKeepsItsLastVersion(t *testing.T) {
 	}
 	if out, err := b.Exec(testSegment("x"), env("mobile")); err != nil || out != `<div class="promo">Deals</div>` {
 		t.Fatalf("not the last good version: %q %v", out, err)
+	}
+}
+
+// TestVisitorTextIsPlacedSafely: escaping for HTML makes a visitor's text
+// safe in text and quoted attribute values only. Elsewhere, a block
+// writing it is refused at load, with what to write instead.
+func TestVisitorTextIsPlacedSafely(t *testing.T) {
+	for _, tc := range []struct{ tpl, refused string }{
+		{`<a href="{{signals.utm.content}}">x</a>`, "signals.utm.content, which a visitor chooses, at the start of the href attribute (it could be a javascript: URL): write it with {{url x}}"},
+		{`<img SRC='{{lower signals.utm.content}}'>`, "at the start of the src attribute"},
+		{`<a href={{signals.path}}>x</a>`, "in an unquoted attribute value"},
+		{`<div class=a{{signals.utm.term}}>x</div>`, "in an unquoted attribute value"},
+		{`<div onclick="go('{{signals.utm.term}}')">x</div>`, "in the onclick attribute, which is code"},
+		{`<div style="color: {{signals.utm.term}}">x</div>`, "in a style attribute"},
+		{`<div {{signals.utm.term}}>x</div>`, "inside a tag"},
+		{`<div class="a" {{signals.utm.term}}="b">x</div>`, "inside a tag"},
+		{`<script>var c = {{signals.utm.campaign}};</script>`, "in a <script> (it could be code there): write it with {{js x}} (a string) or {{json x}}"},
+		{`<SCRIPT type="module">{{#if signals.device}}{{visitor.top_category}}{{/if}}</SCRIPT>`, "in a <script>"},
+		{`<style>.a{color:{{signals.utm.term}};}</style>`, "in a <style>"},
+		{`<div data-x="{{json signals.utm.term}}">x</div>`, "in an attribute, where the quotes {{json}} writes end the value"},
+		{`<iframe srcdoc="{{signals.utm.term}}"></iframe>`, "in an srcdoc attribute"},
+		{`{{#each visitor.products}}<a href="{{this}}">x</a>{{/each}}`, "this, which a visitor chooses, at the start of the href attribute"},
+		{`{{> h v=signals.utm.term}}`, "v (in _partials/h.hbs, line 1), which a visitor chooses, at the start of the href attribute"},
+
+		{`<a href="/search?q={{signals.utm.term}}">x</a>`, ""},
+		{`<a href="{{url signals.utm.content}}">{{signals.utm.content}}</a>`, ""},
+		{`<a href="{{urlQuery signals.utm.content}}">x</a><a href=/s?q={{urlQuery signals.path}}>y</a>`, ""},
+		{`<a title="{{signals.utm.term}}" href='/s?q={{signals.utm.term}}'>x</a>`, ""},
+		{`<script>var c = {{js signals.utm.campaign}}; var d = {{json visitor.products}};</script><p>{{signals.path}}</p>`, ""},
+		{`<p>{{signals.utm.campaign}}</p><!-- <a href="{{signals.path}}"> -->`, ""},
+		{`<textarea>{{signals.utm.term}}</textarea><title>{{signals.utm.term}}</title>`, ""},
+		{`<a href="{{data.base}}{{signals.utm.term}}" class="{{signals.device}}">{{signals.utm.term}}</a>`, ""},
+		{`<script>var a = "</p>";</script><a href="/x?{{signals.utm.term}}">x</a>`, ""},
+		{`<p>3 < 4 {{signals.utm.term}}</p><p data-a="x>{{signals.utm.term}}">y</p>`, ""},
+	} {
+		dir := t.TempDir()
+		os.MkdirAll(filepath.Join(dir, "s"), 0o755)
+		os.MkdirAll(filepath.Join(dir, "_partials"), 0o755)
+		os.WriteFile(filepath.Join(dir, "_partials", "h.hbs"), []byte(`<a href="{{v}}">x</a>`), 0o644)
+		os.WriteFile(filepath.Join(dir, "s", "x.yaml"), []byte("base: /sale\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "s", "x.hbs"), []byte(tc.tpl), 0o644)
+		set, ps := Load(dir, nil)
+		loaded := set.Lookup("s", "x") != nil
+		switch {
+		case tc.refused == "" && (!loaded || len(ps.Errors()) > 0):
+			t.Errorf("%s: refused: %v", tc.tpl, ps)
+		case tc.refused != "" && loaded:
+			t.Errorf("%s: loaded", tc.tpl)
+		case tc.refused != "" && !strings.Contains(ps.Error(), tc.refused):
+			t.Errorf("%s: the problem does not say %q: %v", tc.tpl, tc.refused, ps)
+		}
 	}
 }
 
@@ -645,6 +697,8 @@ func FuzzTemplate(f *testing.F) {
 	f.Add(`{{{signals.utm.campaign}}}{{> price v=signals.path}}`, `{{{v}}}`)
 	f.Add(`{{#each visitor.products}}{{> price}}{{/each}}`, `{{{this}}}`)
 	f.Add(`{{#with signals}}{{{utm.term}}}{{/with}}`, `{{{truncate ../signals.os 3}}}`)
+	f.Add(`<a href="{{signals.utm.term}}" class={{signals.path}}>{{> price v=signals.utm.content}}</a>`, `<b onclick="f('{{v}}')">`)
+	f.Add(`<a href="{{url signals.utm.term}}" title="{{signals.path}}">x</a><script>var a = {{js signals.utm.content}};</script>`, `<i>`)
 	f.Fuzz(func(t *testing.T, block, partial string) {
 		dir := t.TempDir()
 		if err := os.MkdirAll(filepath.Join(dir, "hero"), 0o755); err != nil {
@@ -665,21 +719,38 @@ func FuzzTemplate(f *testing.F) {
 			if _, err := b.Exec(testSegment("deals"), env("mobile", "tv", "sale")); err != nil && !strings.Contains(err.Error(), "hero/deals.hbs") {
 				t.Fatalf("render error does not name the file: %v", err)
 			}
-			// No block that loads writes a visitor's text as HTML.
-			if strings.Contains(block+partial, "x-v") {
+			// No block that loads writes a visitor's text as HTML, or where
+			// it could add an attribute or be a URL or code.
+			if strings.Contains(block+partial, "x-v") || strings.Contains(block+partial, "xv") {
 				return
 			}
 			out, err := b.ExecWithin(testSegment("deals"), hostileEnv(), time.Second)
-			if err == nil && strings.Contains(out, "<x-v>") {
+			if err != nil {
+				return
+			}
+			if strings.Contains(out, "<x-v>") {
 				t.Fatalf("a visitor's text written as HTML by %q (partial %q): %q", block, partial, out)
+			}
+			z := html.NewTokenizer(strings.NewReader(out))
+			for tt := z.Next(); tt != html.ErrorToken; tt = z.Next() {
+				if tt != html.StartTagToken && tt != html.SelfClosingTagToken {
+					continue
+				}
+				for _, at := range z.Token().Attr {
+					val := strings.ToLower(strings.TrimSpace(at.Val))
+					if at.Key == "x-v" || urlAttr(at.Key) && strings.HasPrefix(val, "javascript:xv") || (strings.HasPrefix(at.Key, "on") || at.Key == "style") && strings.Contains(val, "xv") {
+						t.Fatalf("a visitor's text made %s=%q with %q (partial %q): %q", at.Key, at.Val, block, partial, out)
+					}
+				}
 			}
 		}
 	})
 }
 
-// hostileEnv is a visitor who put <x-v> in everything they can choose.
+// hostileEnv is a visitor who put markup, an attribute and a javascript:
+// URL in everything they can choose.
 func hostileEnv() *segments.Env {
-	const v = "<x-v>"
+	const v = "javascript:xv() x-v=1 \"' x-v=2 <x-v>"
 	p := profile.NewFresh(now)
 	p.Observe(profile.Event{Name: profile.CategoryView, Category: v, Navigation: true}, now, settings)
 	p.Observe(profile.Event{Name: profile.ProductView, Product: v, Navigation: true}, now, settings)
