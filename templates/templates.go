@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -374,6 +376,8 @@ func loadBlock(f, slot, seg string, partials map[string]*raymond.Template, parti
 			ps = append(ps, Problem{File: f, Line: h.line, Msg: fmt.Sprintf("unknown helper %q", h.name)})
 		}
 	}
+	// In the order an editor reads the file.
+	slices.SortStableFunc(ps, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
 	if len(ps.Errors()) > 0 {
 		return nil, ps
 	}
