@@ -99,7 +99,7 @@ func (m *Main) runValidate(ctx context.Context, args []string) error {
 			}
 			for _, env := range sampleRenderEnvs() {
 				if _, err := b.ExecWithin(seg, env, templates.MaxRenderTime); err != nil {
-					report("error", err.Error())
+					report("error", strings.TrimPrefix(err.Error(), "templates: "))
 					break
 				}
 			}
