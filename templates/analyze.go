@@ -13,8 +13,10 @@ type located struct {
 	name string
 	line int
 	// For a partial call: what it hands the partial that a visitor
-	// chose: hash arguments by name, or its whole context.
+	// chose: hash arguments by name, or its whole context; and where in
+	// the markup it is called.
 	taint taint
+	html  htmlContext
 }
 
 // taint is what a template is given that a visitor chose, beyond the
@@ -60,13 +62,13 @@ type templateAnalysis struct {
 }
 
 func analyzeTemplate(p *ast.Program) *templateAnalysis {
-	return analyzeWith(p, taint{})
+	return analyzeWith(p, taint{}, htmlContext{})
 }
 
-// analyzeWith analyzes p as called with t: a partial given a visitor's
-// text.
-func analyzeWith(p *ast.Program, t taint) *templateAnalysis {
-	a := &templateAnalysis{seen: map[string]bool{}, given: t}
+// analyzeWith analyzes p as called with t (a partial given a visitor's
+// text) where the markup is at h.
+func analyzeWith(p *ast.Program, t taint, h htmlContext) *templateAnalysis {
+	a := &templateAnalysis{seen: map[string]bool{}, given: t, html: h}
 	p.Accept(a)
 	return a
 }
@@ -88,7 +90,7 @@ func (a *templateAnalysis) addPartials(progs map[string]*ast.Program) (cycle []s
 				cycle = append(append([]string(nil), path...), c.name)
 				return false
 			}
-			pa := analyzeWith(prog, c.taint)
+			pa := analyzeWith(prog, c.taint, c.html.clone())
 			if pa.dynamicPartial > 0 {
 				// It may call anything, itself included.
 				cycle = append(append([]string(nil), path...), c.name, "(a computed name)")
@@ -364,7 +366,8 @@ func (a *templateAnalysis) VisitBlock(b *ast.BlockStatement) interface{} {
 
 func (a *templateAnalysis) VisitPartial(p *ast.PartialStatement) interface{} {
 	if pe, ok := p.Name.(*ast.PathExpression); ok {
-		call := located{name: pe.Original, line: p.Line}
+		call := located{name: pe.Original, line: p.Line, html: a.html.clone()}
+		a.html.wrote()
 		// The partial's context: the one here, or its first argument.
 		call.taint.context = len(a.scopes) > 0 && a.scopes[len(a.scopes)-1] || a.given.context
 		if len(p.Params) > 0 {

@@ -1,6 +1,9 @@
 package templates
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // htmlContext follows a template's static HTML, as a browser's tokenizer
 // would, to tell where in the markup each {{ }} writes: in text, in an
@@ -192,6 +195,12 @@ func (h *htmlContext) contextProblem(enc string) string {
 		return ""
 	}
 	return "inside a tag, where it could add attributes"
+}
+
+// clone is h, for a partial to go on from.
+func (h htmlContext) clone() htmlContext {
+	h.tag, h.attr, h.rawEnd = slices.Clone(h.tag), slices.Clone(h.attr), slices.Clone(h.rawEnd)
+	return h
 }
 
 // wrote notes a {{ }} written where the markup is: an attribute's value

@@ -241,6 +241,8 @@ func TestVisitorTextIsPlacedSafely(t *testing.T) {
 		{`<iframe srcdoc="{{signals.utm.term}}"></iframe>`, "in an srcdoc attribute"},
 		{`{{#each visitor.products}}<a href="{{this}}">x</a>{{/each}}`, "this, which a visitor chooses, at the start of the href attribute"},
 		{`{{> h v=signals.utm.term}}`, "v (in _partials/h.hbs, line 1), which a visitor chooses, at the start of the href attribute"},
+		{`<a href="{{> t v=signals.utm.term}}">x</a>`, "v (in _partials/t.hbs, line 1), which a visitor chooses, at the start of the href attribute"},
+		{`<a href="/x">{{> t v=signals.utm.term}}</a>`, ""},
 
 		{`<a href="/search?q={{signals.utm.term}}">x</a>`, ""},
 		{`<a href="{{url signals.utm.content}}">{{signals.utm.content}}</a>`, ""},
@@ -257,6 +259,7 @@ func TestVisitorTextIsPlacedSafely(t *testing.T) {
 		os.MkdirAll(filepath.Join(dir, "s"), 0o755)
 		os.MkdirAll(filepath.Join(dir, "_partials"), 0o755)
 		os.WriteFile(filepath.Join(dir, "_partials", "h.hbs"), []byte(`<a href="{{v}}">x</a>`), 0o644)
+		os.WriteFile(filepath.Join(dir, "_partials", "t.hbs"), []byte(`{{v}}`), 0o644)
 		os.WriteFile(filepath.Join(dir, "s", "x.yaml"), []byte("base: /sale\n"), 0o644)
 		os.WriteFile(filepath.Join(dir, "s", "x.hbs"), []byte(tc.tpl), 0o644)
 		set, ps := Load(dir, nil)
@@ -699,6 +702,7 @@ func FuzzTemplate(f *testing.F) {
 	f.Add(`{{#with signals}}{{{utm.term}}}{{/with}}`, `{{{truncate ../signals.os 3}}}`)
 	f.Add(`<a href="{{signals.utm.term}}" class={{signals.path}}>{{> price v=signals.utm.content}}</a>`, `<b onclick="f('{{v}}')">`)
 	f.Add(`<a href="{{url signals.utm.term}}" title="{{signals.path}}">x</a><script>var a = {{js signals.utm.content}};</script>`, `<i>`)
+	f.Add(`<a href="{{> price v=signals.utm.term}}">x</a>`, `{{v}}`)
 	f.Fuzz(func(t *testing.T, block, partial string) {
 		dir := t.TempDir()
 		if err := os.MkdirAll(filepath.Join(dir, "hero"), 0o755); err != nil {
