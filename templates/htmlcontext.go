@@ -58,8 +58,17 @@ func (h *htmlContext) feed(s string) {
 			case c == '/' && i+1 < len(s) && isLetter(s[i+1]):
 				h.state, h.tag, h.closing = stTagName, h.tag[:0], true
 			case c == '!' && strings.HasPrefix(s[i+1:], "--"):
-				h.state = stComment
 				i += 2
+				switch rest := s[i+1:]; {
+				case strings.HasPrefix(rest, ">"): // <!-->, empty
+					h.state = stText
+					i++
+				case strings.HasPrefix(rest, "->"): // <!--->, empty
+					h.state = stText
+					i += 2
+				default:
+					h.state = stComment
+				}
 			case c == '!' || c == '?' || c == '/':
 				h.state = stBogus
 			case c == '<':
@@ -120,14 +129,19 @@ func (h *htmlContext) feed(s string) {
 				h.valLen++
 			}
 		case stRawText:
-			if c == '<' && len(s)-i >= len(h.rawEnd) && strings.EqualFold(s[i:i+len(h.rawEnd)], string(h.rawEnd)) {
+			if end := i + len(h.rawEnd); c == '<' && end <= len(s) && strings.EqualFold(s[i:end], string(h.rawEnd)) &&
+				(end == len(s) || isSpace(s[end]) || s[end] == '/' || s[end] == '>') {
 				h.state, h.tag, h.closing = stTagName, append(h.tag[:0], h.rawEnd[2:]...), true
 				i += len(h.rawEnd) - 1
 			}
 		case stComment:
-			if strings.HasPrefix(s[i:], "-->") {
+			switch {
+			case strings.HasPrefix(s[i:], "-->"):
 				h.state = stText
 				i += 2
+			case strings.HasPrefix(s[i:], "--!>"):
+				h.state = stText
+				i += 3
 			}
 		case stBogus:
 			if c == '>' {

@@ -241,6 +241,10 @@ func TestVisitorTextIsPlacedSafely(t *testing.T) {
 		{`<iframe srcdoc="{{signals.utm.term}}"></iframe>`, "in an srcdoc attribute"},
 		{`{{#each visitor.products}}<a href="{{this}}">x</a>{{/each}}`, "this, which a visitor chooses, at the start of the href attribute"},
 		{`{{> h v=signals.utm.term}}`, "v (in _partials/h.hbs, line 1), which a visitor chooses, at the start of the href attribute"},
+		{`<!--><a href="{{signals.utm.term}}">x</a>`, "at the start of the href attribute"},
+		{`<script>var s = "</scripts>{{signals.utm.term}}";</script>`, "in a <script>"},
+		{`<!---><a href="{{signals.utm.term}}">x</a>`, "at the start of the href attribute"},
+		{`<!-- a --!><a href="{{signals.utm.term}}">x</a>`, "at the start of the href attribute"},
 		{`<a href="{{> t v=signals.utm.term}}">x</a>`, "v (in _partials/t.hbs, line 1), which a visitor chooses, at the start of the href attribute"},
 		{`<a href="/x">{{> t v=signals.utm.term}}</a>`, ""},
 
