@@ -174,24 +174,39 @@ func TestVisitorTextIsEscaped(t *testing.T) {
 		{`{{#with signals.utm as |u|}}{{{u.campaign}}}{{/with}}`, "u.campaign"},
 		{`{{{lookup signals "path"}}}`, "signals"},
 	} {
-		dir := t.TempDir()
-		os.MkdirAll(filepath.Join(dir, "s"), 0o755)
-		os.MkdirAll(filepath.Join(dir, "_partials"), 0o755)
-		os.WriteFile(filepath.Join(dir, "_partials", "p.hbs"), []byte("x\n{{{signals.utm.campaign}}}"), 0o644)
-		os.WriteFile(filepath.Join(dir, "_partials", "q.hbs"), []byte("{{{v}}}"), 0o644)
-		os.WriteFile(filepath.Join(dir, "_partials", "r.hbs"), []byte("{{{campaign}}}"), 0o644)
-		os.WriteFile(filepath.Join(dir, "s", "x.yaml"), []byte("items: [a]\nhtml: <b>x</b>\n"), 0o644)
-		os.WriteFile(filepath.Join(dir, "s", "x.hbs"), []byte(tc.tpl), 0o644)
-		set, ps := Load(dir, nil)
-		loaded := set.Lookup("s", "x") != nil
-		switch {
-		case tc.refused == "" && (!loaded || len(ps.Errors()) > 0):
-			t.Errorf("%s: refused: %v", tc.tpl, ps)
-		case tc.refused != "" && loaded:
-			t.Errorf("%s: loaded", tc.tpl)
-		case tc.refused != "" && !strings.Contains(ps.Error(), "{{{ }}} writes "+tc.refused+" into the page as HTML"):
-			t.Errorf("%s: the problem does not name %s: %v", tc.tpl, tc.refused, ps)
+		want := ""
+		if tc.refused != "" {
+			want = "{{{ }}} writes " + tc.refused + " into the page as HTML"
 		}
+		loadRefuses(t, map[string]string{
+			"_partials/p.hbs": "x\n{{{signals.utm.campaign}}}",
+			"_partials/q.hbs": "{{{v}}}",
+			"_partials/r.hbs": "{{{campaign}}}",
+			"s/x.yaml":        "items: [a]\nhtml: <b>x</b>\n",
+		}, tc.tpl, want)
+	}
+}
+
+// loadRefuses loads tpl as the block s/x beside files, and fails t unless
+// the block is refused with a problem saying want, or, for want "", loads
+// without an error.
+func loadRefuses(t *testing.T, files map[string]string, tpl, want string) {
+	t.Helper()
+	dir := t.TempDir()
+	files["s/x.hbs"] = tpl
+	for name, body := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
+		os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644)
+	}
+	set, ps := Load(dir, nil)
+	loaded := set.Lookup("s", "x") != nil
+	switch {
+	case want == "" && (!loaded || len(ps.Errors()) > 0):
+		t.Errorf("%s: refused: %v", tpl, ps)
+	case want != "" && loaded:
+		t.Errorf("%s: loaded", tpl)
+	case want != "" && !strings.Contains(ps.Error(), want):
+		t.Errorf("%s: the problem does not say %q: %v", tpl, want, ps)
 	}
 }
 
@@ -259,23 +274,11 @@ func TestVisitorTextIsPlacedSafely(t *testing.T) {
 		{`<script>var a = "</p>";</script><a href="/x?{{signals.utm.term}}">x</a>`, ""},
 		{`<p>3 < 4 {{signals.utm.term}}</p><p data-a="x>{{signals.utm.term}}">y</p>`, ""},
 	} {
-		dir := t.TempDir()
-		os.MkdirAll(filepath.Join(dir, "s"), 0o755)
-		os.MkdirAll(filepath.Join(dir, "_partials"), 0o755)
-		os.WriteFile(filepath.Join(dir, "_partials", "h.hbs"), []byte(`<a href="{{v}}">x</a>`), 0o644)
-		os.WriteFile(filepath.Join(dir, "_partials", "t.hbs"), []byte(`{{v}}`), 0o644)
-		os.WriteFile(filepath.Join(dir, "s", "x.yaml"), []byte("base: /sale\n"), 0o644)
-		os.WriteFile(filepath.Join(dir, "s", "x.hbs"), []byte(tc.tpl), 0o644)
-		set, ps := Load(dir, nil)
-		loaded := set.Lookup("s", "x") != nil
-		switch {
-		case tc.refused == "" && (!loaded || len(ps.Errors()) > 0):
-			t.Errorf("%s: refused: %v", tc.tpl, ps)
-		case tc.refused != "" && loaded:
-			t.Errorf("%s: loaded", tc.tpl)
-		case tc.refused != "" && !strings.Contains(ps.Error(), tc.refused):
-			t.Errorf("%s: the problem does not say %q: %v", tc.tpl, tc.refused, ps)
-		}
+		loadRefuses(t, map[string]string{
+			"_partials/h.hbs": `<a href="{{v}}">x</a>`,
+			"_partials/t.hbs": `{{v}}`,
+			"s/x.yaml":        "base: /sale\n",
+		}, tc.tpl, tc.refused)
 	}
 }
 
