@@ -59,6 +59,14 @@ func (b *Block) Exec(seg *segments.Segment, env *segments.Env) (string, error) {
 // A block renders for a few callers at once (as many as there are CPUs);
 // the others wait their turn, within d.
 func (b *Block) ExecWithin(seg *segments.Segment, env *segments.Env, d time.Duration) (string, error) {
+	return b.execWithin(seg, env, d, 0, nil)
+}
+
+// execWithin is ExecWithin; when giveUp > 0, a render still running after
+// giveUp marks b too slow (b.tooSlow) and calls onGiveUp with why. A wait
+// of d is about a visitor, and may be the host's doing (a CPU too busy to
+// run the render at once); a render running for giveUp is about the block.
+func (b *Block) execWithin(seg *segments.Segment, env *segments.Env, d, giveUp time.Duration, onGiveUp func(error)) (string, error) {
 	// The context is built here: env is the request's, and is reused once
 	// the request is answered, which a slow render may outlive.
 	ctx := Context(seg, env, b.data)
@@ -79,6 +87,15 @@ func (b *Block) ExecWithin(seg *segments.Segment, env *segments.Env, d time.Dura
 	go func() {
 		if b.renders != nil {
 			defer func() { <-b.renders }()
+		}
+		if giveUp > 0 {
+			w := time.AfterFunc(giveUp, func() {
+				err := fmt.Errorf("templates: %s: a render ran for over %s; the block is not rendered again until the templates are reloaded", b.File, giveUp)
+				if b.tooSlow.CompareAndSwap(nil, &err) && onGiveUp != nil {
+					onGiveUp(err)
+				}
+			})
+			defer w.Stop()
 		}
 		out, err := b.exec(ctx)
 		done <- result{out, err}

@@ -2,8 +2,6 @@ package templates
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -33,8 +31,9 @@ type Store struct {
 	failures *metrics.Counter
 	errors   *metrics.Counter
 	bufs     sync.Pool
-	// renderTime bounds a render (MaxRenderTime; tests shorten it).
-	renderTime time.Duration
+	// renderTime bounds the wait for a render (MaxRenderTime), giveUp the
+	// render (MaxRenderRun); tests shorten them.
+	renderTime, giveUp time.Duration
 	// OnReload, when set, is called after every reload with its problems.
 	OnReload func(Problems)
 }
@@ -64,6 +63,7 @@ func NewStore(dir string, blockCache config.CacheSize, set *metrics.Set, log *ze
 		errors:   set.GetOrCreateCounter("edgeseg_template_errors_total"),
 
 		renderTime: MaxRenderTime,
+		giveUp:     MaxRenderRun,
 	}
 	st, ps := Load(dir, nil)
 	s.set.Store(st)
@@ -141,26 +141,29 @@ func (s *Store) Render(b *Block, seg *segments.Segment, env *segments.Env) ([]by
 	return v, nil
 }
 
-// MaxRenderTime bounds a block's render. Blocks render in microseconds:
-// one that takes this long is broken, and visitors do not wait for it.
+// MaxRenderTime bounds the wait for a block's render: blocks render in
+// microseconds, and a visitor does not wait longer than this for one.
 const MaxRenderTime = 250 * time.Millisecond
 
-// exec renders b within s.renderTime. A block that takes longer is not
-// rendered again (its error stands) until the templates are reloaded: it
-// costs one render's time, not one per visitor. Renders begun before the
-// first ran out of time still run to their end.
+// MaxRenderRun bounds a render itself: a block whose render runs this long
+// is broken (an {{#each}} in an {{#each}} over a long list), not slowed by
+// a busy host, and is not rendered again until the templates are
+// reloaded. Blocks rendered where no visitor waits (when they load, in
+// validate) get this long too.
+const MaxRenderRun = 5 * time.Second
+
+// exec renders b, waiting at most s.renderTime: past that the visitor gets
+// the slot's default. A block whose render runs past s.giveUp is not
+// rendered again (its error stands) until the templates are reloaded, so
+// it costs a few renders (one per CPU, see Block.ExecWithin), not one per
+// visitor.
 func (s *Store) exec(b *Block, seg *segments.Segment, env *segments.Env) (string, error) {
 	if err := b.tooSlow.Load(); err != nil {
 		return "", *err
 	}
-	out, err := b.ExecWithin(seg, env, s.renderTime)
-	if errors.Is(err, ErrTooSlow) {
-		err = fmt.Errorf("%w; it is not rendered again until the templates are reloaded", err)
-		if b.tooSlow.CompareAndSwap(nil, &err) {
-			s.log.Error().Err(err).Msg("block too slow to render")
-		}
-	}
-	return out, err
+	return b.execWithin(seg, env, s.renderTime, s.giveUp, func(err error) {
+		s.log.Error().Err(err).Msg("block too slow to render")
+	})
 }
 
 // BlockCache exposes the block cache (for tests and metrics).

@@ -98,7 +98,7 @@ func (m *Main) runValidate(ctx context.Context, args []string) error {
 				continue
 			}
 			for _, env := range sampleRenderEnvs() {
-				if _, err := b.ExecWithin(seg, env, templates.MaxRenderTime); err != nil {
+				if _, err := b.ExecWithin(seg, env, templates.MaxRenderRun); err != nil {
 					report("error", strings.TrimPrefix(err.Error(), "templates: "))
 					break
 				}
