@@ -52,6 +52,8 @@ type templateAnalysis struct {
 	unescaped []usedPath
 	// given is what the caller of a partial handed it that a visitor chose.
 	given taint
+	// loops: there is an {{#each}}.
+	loops bool
 	// html follows the template's markup; misplaced are a visitor's values
 	// written where escaping for HTML does not make them safe.
 	html      htmlContext
@@ -340,6 +342,7 @@ func visitorField(path string) bool {
 func (a *templateAnalysis) VisitBlock(b *ast.BlockStatement) interface{} {
 	b.Expression.Accept(a)
 	name := b.Expression.HelperName()
+	a.loops = a.loops || name == "each"
 	scopes := name == "each" || name == "with"
 	if scopes {
 		a.scoped++

@@ -57,7 +57,8 @@ func (b *Block) Exec(seg *segments.Segment, env *segments.Env) (string, error) {
 // one that takes longer (an {{#each}} in an {{#each}} over a long list) is
 // left to finish on its own, its result dropped, and ErrTooSlow returned.
 // A block renders for a few callers at once (as many as there are CPUs);
-// the others wait their turn, within d.
+// the others wait their turn, within d. A block without an {{#each}} or a
+// partial cannot take long (see Block.loops) and is rendered as Exec does.
 func (b *Block) ExecWithin(seg *segments.Segment, env *segments.Env, d time.Duration) (string, error) {
 	return b.execWithin(seg, env, d, 0, nil)
 }
@@ -67,6 +68,10 @@ func (b *Block) ExecWithin(seg *segments.Segment, env *segments.Env, d time.Dura
 // of d is about a visitor, and may be the host's doing (a CPU too busy to
 // run the render at once); a render running for giveUp is about the block.
 func (b *Block) execWithin(seg *segments.Segment, env *segments.Env, d, giveUp time.Duration, onGiveUp func(error)) (string, error) {
+	if !b.loops {
+		// Its time is in proportion to its size: run here, not apart.
+		return b.Exec(seg, env)
+	}
 	// The context is built here: env is the request's, and is reused once
 	// the request is answered, which a slow render may outlive.
 	ctx := Context(seg, env, b.data)

@@ -88,6 +88,12 @@ type Block struct {
 	// renders holds a token per render running: a block that renders
 	// slowly occupies a few CPUs, not one per visitor who asked for it.
 	renders chan struct{}
+	// loops: the block has an {{#each}} or calls a partial, the only ways
+	// its render can take more than time in proportion to its own size
+	// and data (an {{#each}} in an {{#each}}, partials calling partials
+	// twice over). Only such renders are run apart and timed; the others
+	// run in the caller.
+	loops bool
 }
 
 // staticRender is a block's output for one segment (compared by pointer:
@@ -344,6 +350,7 @@ func loadBlock(f, slot, seg string, partials map[string]*raymond.Template, parti
 		return nil, Problems{{File: f, Line: line, Msg: fmt.Sprintf("partials call themselves (%s): recursive partials are not supported", strings.Join(cycle, " → "))}}
 	}
 	b.reads, b.dynamic = a.reads, a.dynamic
+	b.loops = a.loops || len(a.partials) > 0
 	b.static = b.readsNothingOfVisitor()
 	for _, p := range a.partials {
 		if _, ok := partials[p.name]; !ok {

@@ -543,6 +543,16 @@ func TestSlowBlocksAreNotWaitedFor(t *testing.T) {
 	}
 	drain()
 
+	// A block without an {{#each}} or a partial cannot run long: it is
+	// rendered where it is asked for, untimed.
+	os.WriteFile(filepath.Join(dir, "hero", "y.hbs"), []byte(`<p>{{signals.device}} {{data.title}}</p>`), 0o644)
+	os.WriteFile(filepath.Join(dir, "hero", "y.yaml"), []byte("title: Deals\n"), 0o644)
+	store.Reload()
+	store.renderTime = time.Nanosecond
+	if out, err := store.Render(store.Set().Lookup("hero", "y"), seg, env("mobile")); err != nil || string(out) != "<p>mobile Deals</p>" {
+		t.Fatalf("a simple block: %q %v", out, err)
+	}
+
 	// A fresh set of blocks is tried again.
 	b.tooSlow.Store(stopped)
 	store.renderTime, store.giveUp = MaxRenderRun, MaxRenderRun
@@ -840,5 +850,20 @@ func TestOversizeFilesAreProblems(t *testing.T) {
 	}
 	if set.Lookup("hero", "big") != nil || set.Lookup("hero", "data") != nil || set.Lookup("hero", "fits") == nil {
 		t.Errorf("wrong blocks kept: %v", set.Blocks())
+	}
+}
+
+// BenchmarkRenderMissThroughStore: a render the block cache does not hold,
+// as a request makes it, of a block with an {{#each}} and a partial: run
+// apart and timed (a goroutine, two timers), its HTML checked.
+func BenchmarkRenderMissThroughStore(b *testing.B) {
+	store, _, _ := NewStore("testdata/good", config.CacheSize{MaxItems: 100, MaxBytes: 1 << 20}, nil, nil)
+	blk := store.Set().Lookup("hero", "deals")
+	seg, e := testSegment("deals"), env("mobile", "tv")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := store.exec(blk, seg, e); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
