@@ -698,7 +698,12 @@ func (v *Visit) fill(slot []byte) (inject.Block, bool) {
 		html, err := v.p.templates.Render(b, m.Segment, &v.env)
 		if err != nil {
 			v.p.m.renderErrors.Inc()
-			v.p.log.Warn().Err(err).Str("slot", string(slot)).Str("segment", m.Segment.Name).Msg("block failed to render; slot keeps its default")
+			// Said at most once a minute per block, with how many renders
+			// failed since: one that fails for everyone fails per request.
+			if n, report := b.Failed(v.now); report {
+				v.p.log.Warn().Err(err).Str("slot", string(slot)).Str("segment", m.Segment.Name).Int64("failures", n).
+					Msg("block failed to render; slot keeps its default")
+			}
 			v.expose(b.Slot, m.Segment.Name, events.Default, b.Version)
 			return inject.Block{}, false
 		}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/aymerick/raymond"
 	"github.com/aymerick/raymond/ast"
@@ -88,6 +89,9 @@ type Block struct {
 	// renders holds a token per render running: a block that renders
 	// slowly occupies a few CPUs, not one per visitor who asked for it.
 	renders chan struct{}
+	// failures counts failed renders not yet reported; reported is when
+	// one last was (Unix ns): see Failed.
+	failures, reported atomic.Int64
 	// loops: the block has an {{#each}} or calls a partial, the only ways
 	// its render can take more than time in proportion to its own size
 	// and data (an {{#each}} in an {{#each}}, partials calling partials
@@ -103,6 +107,25 @@ type staticRender struct {
 	seg *segments.Segment
 	out []byte
 	err error
+}
+
+// ReportEvery is how often a block's failed renders are reported (logged)
+// at most: a block that fails for every visitor fails once per request.
+const ReportEvery = time.Minute
+
+// Failed notes a failed render of b at now, and reports whether to say so:
+// at most once per ReportEvery, with how many renders failed since it was
+// last said (this one included).
+func (b *Block) Failed(now time.Time) (failures int64, report bool) {
+	b.failures.Add(1)
+	last := b.reported.Load()
+	if last != 0 && now.UnixNano()-last < int64(ReportEvery) {
+		return 0, false
+	}
+	if !b.reported.CompareAndSwap(last, now.UnixNano()) {
+		return 0, false
+	}
+	return b.failures.Swap(0), true
 }
 
 // readsNothingOfVisitor reports a block whose output depends only on its

@@ -282,6 +282,27 @@ func TestVisitorTextIsPlacedSafely(t *testing.T) {
 	}
 }
 
+// TestFailuresAreReportedOnceAnInterval: a block failing on every request
+// is reported once per ReportEvery, with the count of failures since.
+func TestFailuresAreReportedOnceAnInterval(t *testing.T) {
+	var b Block
+	t0 := time.Unix(1_800_000_000, 0)
+	if n, ok := b.Failed(t0); !ok || n != 1 {
+		t.Fatalf("first failure: %d %v", n, ok)
+	}
+	for i := range 5 {
+		if _, ok := b.Failed(t0.Add(time.Duration(i+1) * time.Second)); ok {
+			t.Fatalf("reported again %d s later", i+1)
+		}
+	}
+	if n, ok := b.Failed(t0.Add(ReportEvery)); !ok || n != 6 {
+		t.Fatalf("after %s: %d %v, want the 6 failures since", ReportEvery, n, ok)
+	}
+	if _, ok := b.Failed(t0.Add(ReportEvery + time.Second)); ok {
+		t.Fatal("reported again a second later")
+	}
+}
+
 func TestHelpers(t *testing.T) {
 	for _, tc := range []struct{ tpl, want string }{
 		{`{{#if (eq signals.device "mobile")}}m{{else}}d{{/if}}`, "m"},

@@ -503,8 +503,17 @@ func TestRenderFailureKeepsDefault(t *testing.T) {
 			if _, orig := s.originPage(t, tc.path); orig != body {
 				t.Errorf("the page is not the origin's:\n%s", body)
 			}
-			if !refused && !strings.Contains(s.get("/_edgeseg/metrics"), "edgeseg_template_render_errors_total 1") {
-				t.Error("render error not counted")
+			if !refused {
+				// Counted each time, logged once (a block failing for
+				// everyone fails on every request).
+				b.page(tc.path)
+				b.page(tc.path)
+				if !strings.Contains(s.get("/_edgeseg/metrics"), "edgeseg_template_render_errors_total 3") {
+					t.Error("render errors not counted")
+				}
+				if n := strings.Count(s.stderr.String(), "block failed to render"); n != 1 {
+					t.Errorf("%d log lines for 3 failed renders of one block, want 1", n)
+				}
 			}
 			// explain says why the slot keeps its default.
 			m := NewMain()
