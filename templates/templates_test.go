@@ -499,11 +499,16 @@ func TestSlowBlocksAreNotWaitedFor(t *testing.T) {
 	}
 	b := store.Set().Lookup("hero", "x")
 	seg := testSegment("x")
-	full := time.Now()
-	if _, err := b.Exec(seg, env("tv")); err != nil {
-		t.Fatal(err)
+	// The fastest of three renders: none is faster, so bounds well under
+	// it are always run out of.
+	took := time.Hour
+	for range 3 {
+		full := time.Now()
+		if _, err := b.Exec(seg, env("tv")); err != nil {
+			t.Fatal(err)
+		}
+		took = min(took, time.Since(full))
 	}
-	took := time.Since(full)
 	drain := func() {
 		for len(b.renders) > 0 {
 			time.Sleep(time.Millisecond) // the renders left running hold the CPUs
@@ -513,10 +518,10 @@ func TestSlowBlocksAreNotWaitedFor(t *testing.T) {
 	// Waited on too long, as on a busy host: the visitor gets an error,
 	// and the block is tried again.
 	store.renderTime, store.giveUp = took/20, 100*took+10*time.Second
-	start := time.Now()
-	_, err1 := store.Render(b, seg, env("mobile"))
-	if waited := time.Since(start); !errors.Is(err1, ErrTooSlow) || !strings.Contains(err1.Error(), "hero/x.hbs") || waited > took/2 {
-		t.Fatalf("after %s (a whole render: %s): %v", waited, took, err1)
+	// (ErrTooSlow says the wait ran out before the render ended: had it
+	// ended first, its output would have been returned.)
+	if _, err1 := store.Render(b, seg, env("mobile")); !errors.Is(err1, ErrTooSlow) || !strings.Contains(err1.Error(), "hero/x.hbs") {
+		t.Fatalf("a whole render takes %s: %v", took, err1)
 	}
 	drain()
 	if b.tooSlow.Load() != nil {
@@ -541,8 +546,7 @@ func TestSlowBlocksAreNotWaitedFor(t *testing.T) {
 		t.Fatalf("a render running past its bound did not stop the block: %v", stopped)
 	}
 	drain()
-	start = time.Now()
-	if _, err := store.Render(b, seg, env("tv")); err != *stopped || time.Since(start) > took/4 {
+	if _, err := store.Render(b, seg, env("tv")); err != *stopped || len(b.renders) > 0 {
 		t.Fatalf("rendered again: %v", err)
 	}
 
