@@ -442,7 +442,8 @@ func TestChunkedPagesThatArrivedWholeAreRewrittenWhole(t *testing.T) {
 }
 
 // fetchWhole asks ln for path as a page navigation and reads the answer;
-// for slow, the first part is read, then the origin is released.
+// for slow, the first part (up to "first") is read before the origin is
+// released: it must come while the origin holds the rest.
 func fetchWhole(t *testing.T, ln *fasthttputil.InmemoryListener, path string, slow bool, release chan struct{}) (*http.Response, []byte) {
 	t.Helper()
 	conn := sendNav(t, ln.Dial, path, nil)
@@ -595,29 +596,7 @@ func TestTLSOrigin(t *testing.T) {
 	defer origin.Close()
 	_, ln := personalizingServer(t, origin.URL, func(cfg *config.Config) { cfg.Origin.InsecureSkipVerify = true })
 	for _, path := range []string{"/length", "/chunked", "/streamed"} {
-		conn := sendNav(t, ln.Dial, path+"?utm_campaign=promo", nil)
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		var got []byte
-		if path == "/streamed" {
-			buf := make([]byte, 64)
-			for !bytes.Contains(got, []byte("first")) {
-				n, err := resp.Body.Read(buf)
-				got = append(got, buf[:n]...)
-				if err != nil {
-					t.Fatalf("%s: the first part was held back (%v)", path, err)
-				}
-			}
-			release <- struct{}{}
-		}
-		more, err := io.ReadAll(resp.Body)
-		conn.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		got = append(got, more...)
+		_, got := fetchWhole(t, ln, path+"?utm_campaign=promo", path == "/streamed", release)
 		if !bytes.HasPrefix(got, []byte(top)) || !bytes.Contains(got, []byte("Deals picked for you")) || !bytes.HasSuffix(got, []byte("</html>")) {
 			t.Errorf("%s: %q", path, got)
 		}

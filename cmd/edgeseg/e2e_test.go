@@ -586,11 +586,26 @@ func TestConfigReloadKeepsServingOnBadRule(t *testing.T) {
 }
 
 func TestValidateCommand(t *testing.T) {
-	m := NewMain()
 	var out bytes.Buffer
-	m.Stdout, m.Stderr = &out, io.Discard
-	m.ParseFlags([]string{"validate", "--config", "../../examples/edgeseg.yaml"})
-	if err := m.Run(context.Background()); err != nil {
+	validate := func(cfg string) error {
+		out.Reset()
+		m := NewMain()
+		m.Stdout, m.Stderr = &out, io.Discard
+		m.ParseFlags([]string{"validate", "--config", cfg})
+		return m.Run(context.Background())
+	}
+	failsWith := func(cfg string, wants ...string) {
+		t.Helper()
+		if ec, ok := validate(cfg).(exitCoder); !ok || ec.ExitCode() != 1 {
+			t.Fatalf("want exit 1:\n%s", out.String())
+		}
+		for _, want := range wants {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("validate output lacks %q:\n%s", want, out.String())
+			}
+		}
+	}
+	if err := validate("../../examples/edgeseg.yaml"); err != nil {
 		t.Fatalf("example does not validate: %v\n%s", err, out.String())
 	}
 	dir := t.TempDir()
@@ -598,35 +613,13 @@ func TestValidateCommand(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "templates", "hero", "mobile.hbs"), []byte("{{#if x}}unclosed"), 0o644)
 	os.WriteFile(filepath.Join(dir, "templates", "hero", "ghost.hbs"), []byte("hi"), 0o644)
 	os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("origin:\n  url: http://127.0.0.1:1\nsegments:\n  - name: mobile\n    rule: 'devise == \"mobile\"'\n"), 0o644)
-	out.Reset()
-	m = NewMain()
-	m.Stdout, m.Stderr = &out, io.Discard
-	m.ParseFlags([]string{"validate", "--config", filepath.Join(dir, "c.yaml")})
-	err := m.Run(context.Background())
-	ec, ok := err.(exitCoder)
-	if !ok || ec.ExitCode() != 1 {
-		t.Fatalf("want exit 1, got %v", err)
-	}
-	for _, want := range []string{"c.yaml:5: segments[0].rule", `did you mean "device"`, "hero/mobile.hbs:", `no segment named "ghost"`} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("validate output lacks %q:\n%s", want, out.String())
-		}
-	}
+	failsWith(filepath.Join(dir, "c.yaml"), "c.yaml:5: segments[0].rule", `did you mean "device"`, "hero/mobile.hbs:", `no segment named "ghost"`)
 
 	// A block that parses but would break the page around its slot.
 	os.Remove(filepath.Join(dir, "templates", "hero", "ghost.hbs"))
 	os.WriteFile(filepath.Join(dir, "templates", "hero", "mobile.hbs"), []byte("<div class=\"promo\">\n  {{#if (eq signals.device \"mobile\")}}Shop on the go</div>{{/if}}"), 0o644)
 	os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("origin:\n  url: http://127.0.0.1:1\nsegments:\n  - name: mobile\n    rule: 'device == \"mobile\"'\n"), 0o644)
-	out.Reset()
-	m = NewMain()
-	m.Stdout, m.Stderr = &out, io.Discard
-	m.ParseFlags([]string{"validate", "--config", filepath.Join(dir, "c.yaml")})
-	if ec, ok := m.Run(context.Background()).(exitCoder); !ok || ec.ExitCode() != 1 {
-		t.Fatalf("a block left open validates:\n%s", out.String())
-	}
-	if want := `hero/mobile.hbs: as rendered: <div class="promo"> is never closed`; !strings.Contains(out.String(), want) {
-		t.Errorf("validate output lacks %q:\n%s", want, out.String())
-	}
+	failsWith(filepath.Join(dir, "c.yaml"), `hero/mobile.hbs: as rendered: <div class="promo"> is never closed`)
 }
 
 func TestEventsAreWritten(t *testing.T) {
