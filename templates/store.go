@@ -2,6 +2,7 @@ package templates
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -127,7 +128,9 @@ func (s *Store) Render(b *Block, seg *segments.Segment, env *segments.Env) ([]by
 	out, err := s.exec(b, seg, env)
 	if err != nil {
 		s.errors.Inc()
-		if b.static {
+		// A wait cut short says nothing of the block (see exec): only
+		// its own failures are kept.
+		if b.static && !errors.Is(err, ErrTooSlow) {
 			b.rendered.Store(&staticRender{seg: seg, err: err})
 		}
 		return nil, err

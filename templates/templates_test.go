@@ -477,6 +477,28 @@ func TestStaticFailuresAreKept(t *testing.T) {
 	if !strings.Contains(out.String(), "edgeseg_template_errors_total 2") {
 		t.Errorf("each failed use is not counted:\n%s", out.String())
 	}
+
+	// A wait cut short (a busy host) is not the block's failure: not kept.
+	os.WriteFile(filepath.Join(dir, "hero", "y.hbs"), []byte(`<ul>{{#each segment.data.items}}<li>{{this}}</li>{{/each}}</ul>`), 0o644)
+	store.Reload()
+	y := store.Set().Lookup("hero", "y")
+	if !y.static || !y.loops {
+		t.Fatal("not a static block that loops")
+	}
+	for range cap(y.renders) {
+		y.renders <- struct{}{} // every CPU busy rendering it
+	}
+	store.renderTime = time.Millisecond
+	if _, err := store.Render(y, seg, env("mobile")); !errors.Is(err, ErrTooSlow) {
+		t.Fatalf("want a wait cut short, got %v", err)
+	}
+	for range cap(y.renders) {
+		<-y.renders
+	}
+	store.renderTime = MaxRenderRun
+	if out, err := store.Render(y, seg, env("mobile")); err != nil || string(out) != "<ul></ul>" {
+		t.Fatalf("a wait cut short was kept as the block's failure: %q %v", out, err)
+	}
 }
 
 // TestSlowBlocksAreNotWaitedFor: a visitor does not wait past the render
