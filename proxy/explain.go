@@ -91,13 +91,11 @@ func (p *Personalizer) Explain(ctx *fasthttp.RequestCtx, now time.Time) *Explana
 		e.Slots[b.Slot] = "default"
 		for _, m := range v.members {
 			if blk := v.set.Lookup(b.Slot, m.Segment.Name); blk != nil {
-				switch _, err := p.templates.Render(blk, m.Segment, &v.env); {
-				case m.Holdout:
+				e.Slots[b.Slot] = blk.File
+				if m.Holdout {
 					e.Slots[b.Slot] = "default (holdout of " + m.Segment.Name + ")"
-				case err != nil:
+				} else if _, err := p.templates.Render(blk, m.Segment, &v.env); err != nil {
 					e.Slots[b.Slot] = "default (" + err.Error() + ")"
-				default:
-					e.Slots[b.Slot] = blk.File
 				}
 				break
 			}

@@ -237,46 +237,40 @@ func (a *templateAnalysis) VisitMustache(m *ast.MustacheStatement) interface{} {
 	return nil
 }
 
-// visitorValue reports whether e writes text a visitor chose, escaped for
-// HTML or by the encoding helper enc.
+// visitorValue reports whether e writes text a visitor chose: a field a
+// visitor's request or links set (its path), or a helper given one. enc
+// names the helper when it is one that encodes what it is given (url,
+// urlQuery, js, json), whose output is safe as HTML.
 func (a *templateAnalysis) visitorValue(e *ast.Expression) (path, enc string, ok bool) {
-	if name := e.HelperName(); (len(e.Params) > 0 || e.Hash != nil) && encodes[name] {
-		for _, p := range e.Params {
-			if path, ok := a.visitorNode(p); ok {
-				return path, name, true
-			}
+	if len(e.Params) == 0 && e.Hash == nil {
+		if pe, ok := e.Path.(*ast.PathExpression); ok {
+			path, ok := a.visitorPath(pe)
+			return path, "", ok
 		}
 		return "", "", false
 	}
-	path, ok = a.visitorText(e)
-	return path, "", ok
-}
-
-// visitorText reports whether e gives text a visitor chose, and the path
-// it reads it from: a field a visitor's request or links set, or any
-// helper given one, but for the helpers that encode what they are given.
-func (a *templateAnalysis) visitorText(e *ast.Expression) (string, bool) {
-	if len(e.Params) == 0 && e.Hash == nil {
-		if pe, ok := e.Path.(*ast.PathExpression); ok {
-			return a.visitorPath(pe)
-		}
-		return "", false
-	}
-	if encodes[e.HelperName()] {
-		return "", false
+	if name := e.HelperName(); encodes[name] {
+		enc = name
 	}
 	params := e.Params
-	if e.Hash != nil {
+	if e.Hash != nil && enc == "" {
 		for _, p := range e.Hash.Pairs {
 			params = append(params[:len(params):len(params)], p.Val)
 		}
 	}
 	for _, p := range params {
 		if path, ok := a.visitorNode(p); ok {
-			return path, true
+			return path, enc, true
 		}
 	}
-	return "", false
+	return "", "", false
+}
+
+// visitorText reports whether e gives text a visitor chose as it is, not
+// encoded, and the path it reads it from.
+func (a *templateAnalysis) visitorText(e *ast.Expression) (string, bool) {
+	path, enc, ok := a.visitorValue(e)
+	return path, ok && enc == ""
 }
 
 // visitorNode reports whether n, an argument, is text a visitor chose.
