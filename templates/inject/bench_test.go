@@ -2,7 +2,6 @@ package inject
 
 import (
 	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -11,16 +10,11 @@ import (
 // after another, and the 60 KB bench page with its three slots filled. It
 // is the cost that grows with a dynamic page's size.
 func BenchmarkScanner(b *testing.B) {
-	files, _ := filepath.Glob("testdata/corpus/real-pages/*.html")
 	var corpus [][]byte
 	size := 0
-	for _, f := range files {
-		html, err := os.ReadFile(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		corpus = append(corpus, html)
-		size += len(html)
+	for _, p := range realPages(b) {
+		corpus = append(corpus, p.html)
+		size += len(p.html)
 	}
 	page, err := os.ReadFile("../../bench/testdata/page-60k.html")
 	if err != nil {

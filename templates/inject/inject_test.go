@@ -147,15 +147,14 @@ func TestHeadSnippet(t *testing.T) {
 
 // TestRealPagesPassThrough: real pages without slots come out byte-identical.
 func TestRealPagesPassThrough(t *testing.T) {
-	files, _ := filepath.Glob("testdata/corpus/real-pages/*.html")
-	if len(files) < 20 {
-		t.Fatalf("corpus missing: %d files", len(files))
+	pages := realPages(t)
+	if len(pages) < 20 {
+		t.Fatalf("corpus missing: %d files", len(pages))
 	}
-	for _, f := range files {
-		in, _ := os.ReadFile(f)
-		got, n := Slots(nil, in, testLookup, nil)
-		if n != 0 || !bytes.Equal(got, in) {
-			t.Errorf("%s: changed (%d slots)", f, n)
+	for _, p := range pages {
+		got, n := Slots(nil, p.html, testLookup, nil)
+		if n != 0 || !bytes.Equal(got, p.html) {
+			t.Errorf("%s: changed (%d slots)", p.name, n)
 		}
 	}
 }
@@ -164,13 +163,11 @@ func TestRealPagesPassThrough(t *testing.T) {
 // that exactly those are replaced: golden files for a few pages, the
 // outside-slots invariant and chunking for all.
 func TestRealPagesWithSlots(t *testing.T) {
-	files, _ := filepath.Glob("testdata/corpus/real-pages/*.html")
 	goldens := map[string]bool{"001.html": true, "ehow-1.html": true, "table-style-attributes.html": true, "comment-inside-script-parsing.html": true}
-	for _, f := range files {
-		in, _ := os.ReadFile(f)
-		marked := markSlots(in, 3)
+	for _, p := range realPages(t) {
+		marked := markSlots(p.html, 3)
 		got, n := Slots(nil, marked, testLookup, nil)
-		base := filepath.Base(f)
+		base := filepath.Base(p.name)
 		if bytes.Count(marked, []byte(SlotAttr)) > 0 && n == 0 {
 			t.Errorf("%s: marked slots but none filled", base)
 		}
@@ -189,10 +186,31 @@ func TestRealPagesWithSlots(t *testing.T) {
 			}
 		}
 		checkOutside(t, marked)
-		if len(in) < 400_000 {
+		if len(p.html) < 400_000 {
 			checkChunkedRandom(t, marked, got, 5)
 		}
 	}
+}
+
+// realPage is a page of the corpus: real sites' HTML, as saved.
+type realPage struct {
+	name string // its path
+	html []byte
+}
+
+// realPages reads the corpus's real pages, in name order.
+func realPages(tb testing.TB) []realPage {
+	tb.Helper()
+	files, _ := filepath.Glob("testdata/corpus/real-pages/*.html")
+	pages := make([]realPage, 0, len(files))
+	for _, f := range files {
+		html, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		pages = append(pages, realPage{f, html})
+	}
+	return pages
 }
 
 // markSlots turns the first n <div start tags that follow <body into slots.
@@ -526,10 +544,8 @@ func TestSkipThenRewrite(t *testing.T) {
 		b, _ := os.ReadFile(f)
 		docs = append(docs, b)
 	}
-	pages, _ := filepath.Glob("testdata/corpus/real-pages/*.html")
-	for _, f := range pages {
-		b, _ := os.ReadFile(f)
-		docs = append(docs, markSlots(b, 3))
+	for _, p := range realPages(t) {
+		docs = append(docs, markSlots(p.html, 3))
 	}
 	rng := rand.New(rand.NewSource(1))
 	resumed := 0

@@ -3,8 +3,6 @@ package inject
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"golang.org/x/net/html"
@@ -22,13 +20,9 @@ import (
 // unclosed <b> a browser carries on past the slot's end, is left out:
 // there the block, as intended, replaces it and its effects alike.)
 func TestFilledSlotsChangeOnlyTheirContent(t *testing.T) {
-	files, _ := filepath.Glob("testdata/corpus/real-pages/*.html")
 	var docs [][]byte
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, p := range realPages(t) {
+		raw := p.html
 		for _, name := range []string{"div", "p", "li", "span", "a", "td", "section", "form", "h2", "figure"} {
 			docs = append(docs, markEvery(raw, name, 3))
 		}
