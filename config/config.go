@@ -258,6 +258,13 @@ type Profile struct {
 	// A cart add or checkout start also moves to decision. Defaults 5 and 15.
 	ConsiderationScore int `yaml:"consideration_score"`
 	DecisionScore      int `yaml:"decision_score"`
+	// ToOrigin sends the profile and preview cookies on to the origin, for
+	// a site that reads the profile itself. Off, they are taken out of the
+	// requests the origin gets (the site's own cookies pass as sent): the
+	// origin never set them, and an origin cache that skips requests
+	// carrying cookies would otherwise stop caching for every visitor
+	// edgeseg gave one. Default false.
+	ToOrigin bool `yaml:"to_origin"`
 }
 
 // Key is one named secret.

@@ -65,6 +65,7 @@ type Handler struct {
 	buffered     *byteBudget // bytes rewrites in flight hold, at most rewrite.max_buffered_bytes
 	codec        *codec
 	upgradeIdle  time.Duration
+	own          []string      // OwnCookies of the config, when not personalizing
 	readTimeout  time.Duration // server.read_timeout: what each read of a request body may wait
 	dialTimeout  time.Duration
 	healthWindow time.Duration
@@ -119,6 +120,7 @@ func New(opts Options) (*Handler, error) {
 		sem:          make(chan struct{}, cfg.Server.MaxConcurrency),
 		queueTimeout: cfg.Server.QueueTimeout,
 		p:            opts.Personalizer,
+		own:          OwnCookies(cfg),
 		ocache:       opts.OriginCache,
 		refreshes:    make(chan struct{}, maxRefreshes),
 		bufs:         newBodyBuffers(),
@@ -598,7 +600,18 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 	h.setForwarded(ctx, req, len(h.trusted) > 0 && h.trusted.contains(ctx.RemoteIP()), proxyHeaders)
 	req.Header.Add(cdnLoop, loopPseudonym)
 	*scratch = filterAcceptEncoding(&req.Header, *scratch)
+	*scratch = dropCookies(&req.Header, h.ownCookies(), *scratch)
 	h.scratch.put(scratch)
+}
+
+// ownCookies names the cookies requests to the origin go without: those of
+// the current config when personalizing (it may have been reloaded), else
+// those of the config edgeseg started with.
+func (h *Handler) ownCookies() []string {
+	if h.p != nil {
+		return h.p.ownCookies()
+	}
+	return h.own
 }
 
 // bodyReader passes the visitor's streamed request body to the origin and

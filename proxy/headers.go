@@ -435,3 +435,102 @@ func loopEntries(v []byte) int {
 	}
 	return n
 }
+
+// dropCookies takes the cookies named in names out of h's Cookie headers
+// and leaves every other cookie as the visitor sent it. fasthttp's cookie
+// API would re-encode them all, unquoting quoted values and dropping
+// values holding a quote or backslash (which sites do set), so the lines
+// are cut here and put back as raw header lines. A request without one of
+// the names is not touched. scratch is reused and returned.
+func dropCookies(h *fasthttp.RequestHeader, names []string, scratch []byte) []byte {
+	lines := h.PeekAll(fasthttp.HeaderCookie)
+	found := false
+	for _, l := range lines {
+		if hasCookieNamed(l, names) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return scratch
+	}
+	out := scratch[:0]
+	var endsBuf [8]int
+	ends := endsBuf[:0] // where each kept line ends in out
+	for _, l := range lines {
+		start := len(out)
+		for rest := l; len(rest) > 0; {
+			var pair []byte
+			if i := bytes.IndexByte(rest, ';'); i >= 0 {
+				pair, rest = rest[:i], rest[i+1:]
+			} else {
+				pair, rest = rest, nil
+			}
+			pair = bytes.Trim(pair, " \t")
+			if len(pair) == 0 || cookieNameIn(pair, names) {
+				continue
+			}
+			if len(out) > start {
+				out = append(out, ';', ' ')
+			}
+			out = append(out, pair...)
+		}
+		if len(out) > start {
+			ends = append(ends, len(out))
+		}
+	}
+	h.Del(fasthttp.HeaderCookie)
+	// Added as plain header lines: with special headers on, fasthttp
+	// would parse (and so re-encode) them.
+	h.DisableSpecialHeader()
+	start := 0
+	for _, end := range ends {
+		h.AddBytesV(fasthttp.HeaderCookie, out[start:end])
+		start = end
+	}
+	h.EnableSpecialHeader()
+	return out[:0]
+}
+
+// hasCookieNamed reports whether the Cookie header line l holds a cookie
+// with one of names.
+func hasCookieNamed(l []byte, names []string) bool {
+	mentioned := false
+	for _, n := range names {
+		if n != "" && bytes.Contains(l, []byte(n)) {
+			mentioned = true
+			break
+		}
+	}
+	if !mentioned {
+		return false
+	}
+	for rest := l; len(rest) > 0; {
+		var pair []byte
+		if i := bytes.IndexByte(rest, ';'); i >= 0 {
+			pair, rest = rest[:i], rest[i+1:]
+		} else {
+			pair, rest = rest, nil
+		}
+		if cookieNameIn(bytes.Trim(pair, " \t"), names) {
+			return true
+		}
+	}
+	return false
+}
+
+// cookieNameIn reports whether the name of a Cookie header's name=value
+// pair is one of names (exactly: cookie names are case-sensitive).
+func cookieNameIn(pair []byte, names []string) bool {
+	name, _, ok := bytes.Cut(pair, []byte{'='})
+	if !ok {
+		return false // a bare value: browsers give it the empty name
+	}
+	name = bytes.TrimRight(name, " \t")
+	for _, n := range names {
+		if n != "" && string(name) == n {
+			return true
+		}
+	}
+	return false
+}

@@ -64,6 +64,8 @@ type Pipeline struct {
 	previews  *segments.Previews
 	settings  profile.Settings
 	trusted   netSet
+	// ownCookies are the cookies the origin is not sent (OwnCookies).
+	ownCookies []string
 	// placeholders names the secrets still set to an example's placeholder.
 	placeholders []string
 	// version changes with every pipeline, so cached assignments of an old
@@ -85,7 +87,8 @@ func NewPipeline(cfg *config.Config, getenv func(string) string) (*Pipeline, err
 			ps = append(ps, config.Problem{File: cfg.File(), Msg: err.Error()})
 		}
 	}
-	pl := &Pipeline{cfg: cfg, consent: signals.NewConsent(cfg.Consent), version: pipelineVersion.Add(1)}
+	pl := &Pipeline{cfg: cfg, consent: signals.NewConsent(cfg.Consent), version: pipelineVersion.Add(1),
+		ownCookies: OwnCookies(cfg)}
 	pl.settings = profile.Settings{
 		VisitGap: cfg.Profile.VisitGap, MaxCategories: cfg.Profile.MaxCategories, MaxProducts: cfg.Profile.MaxProducts,
 		ConsiderationScore: cfg.Profile.ConsiderationScore, DecisionScore: cfg.Profile.DecisionScore,
@@ -411,6 +414,21 @@ func (p *Personalizer) adjustRequest(v *Visit, req *fasthttp.Request) {
 	req.Header.Del("If-Modified-Since")
 	req.Header.Del("Range")
 	req.Header.Del("If-Range")
+}
+
+// OwnCookies names the cookies of cfg that are edgeseg's alone, the
+// profile and the preview token: requests to the origin go without them
+// unless profile.to_origin says otherwise.
+func OwnCookies(cfg *config.Config) []string {
+	if cfg.Profile.ToOrigin {
+		return nil
+	}
+	return []string{cfg.Profile.Cookie, cfg.Preview.Cookie}
+}
+
+// ownCookies is OwnCookies of the current pipeline's config.
+func (p *Personalizer) ownCookies() []string {
+	return p.pl.Load().ownCookies
 }
 
 // signalsRequest is what signals.Extract reads of ctx.
