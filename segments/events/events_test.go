@@ -85,7 +85,8 @@ func ev(typ, visitor, seg, slot string, v Variant, at time.Time) string {
 func TestReport(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	var b strings.Builder
-	line := func(s string) { b.WriteString(s + "\n") }
+	lines := 0
+	line := func(s string) { b.WriteString(s + "\n"); lines++ }
 	for i := 0; i < 400; i++ {
 		id := fmt.Sprintf("v%d", i)
 		at := t0.Add(time.Duration(i) * time.Minute)
@@ -122,6 +123,9 @@ func TestReport(t *testing.T) {
 	rep := r.Finish()
 	if rep.Skipped != 5 {
 		t.Errorf("skipped %d: %v", rep.Skipped, rep.SkippedLines)
+	}
+	if rep.Lines != lines+1 { // the last, cut off, counts too
+		t.Errorf("%d lines read, want %d (too long ones count)", rep.Lines, lines+1)
 	}
 	if len(rep.SkippedLines) == 0 || !strings.HasPrefix(rep.SkippedLines[0], "events.jsonl:") {
 		t.Errorf("skipped lines do not name file and line: %v", rep.SkippedLines)

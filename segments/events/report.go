@@ -141,6 +141,7 @@ func (r *Reporter) Add(name string, in io.Reader) error {
 		}
 		if len(raw) > 0 || err == nil {
 			line++
+			r.rep.Lines++
 			r.read += int64(len(raw))
 			if long || len(raw) > maxLine {
 				r.skip(name, line, "line too long")
@@ -168,7 +169,6 @@ func (r *Reporter) skip(name string, line int, why string) {
 }
 
 func (r *Reporter) line(name string, n int, raw []byte) {
-	r.rep.Lines++
 	if len(raw) == 0 || raw[0] == '\n' {
 		return
 	}
