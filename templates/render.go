@@ -113,6 +113,17 @@ func (b *Block) execWithin(seg *segments.Segment, env *segments.Env, d, giveUp t
 	}
 }
 
+// evalError is a render error of the Handlebars engine, said in its first
+// line: the rest dumps the engine's nodes.
+type evalError struct{ err error }
+
+func (e evalError) Error() string {
+	msg, _, _ := strings.Cut(e.err.Error(), "\n")
+	return strings.TrimPrefix(msg, "Evaluation error: ")
+}
+
+func (e evalError) Unwrap() error { return e.err }
+
 // ErrTooSlow is a render that took longer than a block's render may.
 var ErrTooSlow = errors.New("rendering took longer than a block may")
 
@@ -124,7 +135,7 @@ func (b *Block) exec(ctx map[string]any) (out string, err error) {
 	}()
 	out, err = b.tpl.Exec(ctx)
 	if err != nil {
-		return "", fmt.Errorf("templates: %s: render: %w", b.File, err)
+		return "", fmt.Errorf("templates: %s: render: %w", b.File, evalError{err})
 	}
 	if len(out) > maxRenderedBytes {
 		return "", fmt.Errorf("templates: %s: renders %d bytes; a block may render at most %d", b.File, len(out), maxRenderedBytes)

@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aymerick/raymond"
 	"github.com/aymerick/raymond/ast"
@@ -224,7 +226,7 @@ func Load(dir string, prev *Set) (*Set, Problems) {
 		name := strings.TrimSuffix(filepath.Base(f), ".hbs")
 		src, err := readSource(f)
 		if err != nil {
-			ps = append(ps, Problem{File: f, Msg: err.Error()})
+			ps = append(ps, readProblem(f, err))
 			continue
 		}
 		tpl, err := raymond.Parse(src)
@@ -293,12 +295,41 @@ const (
 	maxRenderedBytes = 1 << 20
 )
 
+// readSource reads a template. A UTF-8 byte order mark (Windows editors
+// save one) is dropped: it would go into every page as an invisible
+// character. Text in another encoding is refused: it would show as
+// replacement characters on the site's pages.
 func readSource(path string) (string, error) {
 	raw, err := readUpTo(path, maxTemplateBytes)
 	if err != nil {
 		return "", err
 	}
+	raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
+	for i := 0; i < len(raw); {
+		r, n := utf8.DecodeRune(raw[i:])
+		if r == utf8.RuneError && n == 1 {
+			start := bytes.LastIndexByte(raw[:i], '\n') + 1
+			return "", &notUTF8{line: 1 + bytes.Count(raw[:i], []byte("\n")), col: 1 + utf8.RuneCount(raw[start:i])}
+		}
+		i += n
+	}
 	return string(raw), nil
+}
+
+// notUTF8 is a template file that is not UTF-8 text, and where.
+type notUTF8 struct{ line, col int }
+
+func (e *notUTF8) Error() string {
+	return fmt.Sprintf("column %d: not UTF-8 text; save the file as UTF-8", e.col)
+}
+
+// readProblem is the Problem of a template file that could not be read.
+func readProblem(file string, err error) Problem {
+	p := Problem{File: file, Msg: err.Error()}
+	if e, ok := err.(*notUTF8); ok {
+		p.Line = e.line
+	}
+	return p
 }
 
 // readUpTo reads the file at path, or fails if it is larger than limit
@@ -322,11 +353,81 @@ func readUpTo(path string, limit int64) ([]byte, error) {
 var lineRE = regexp.MustCompile(`(?i)line (\d+)`)
 
 func parseProblem(file string, err error) Problem {
-	p := Problem{File: file, Msg: strings.TrimPrefix(err.Error(), "Parse error on ")}
-	if m := lineRE.FindStringSubmatch(err.Error()); m != nil {
+	msg := err.Error()
+	p := Problem{File: file, Msg: strings.TrimPrefix(msg, "Parse error on ")}
+	if rest, ok := strings.CutPrefix(msg, "Parse error on line "); ok {
+		n, after, _ := strings.Cut(rest, ":\n")
+		p.Line, _ = strconv.Atoi(n)
+		p.Msg = syntaxMessage(after)
+	} else if m := lineRE.FindStringSubmatch(msg); m != nil {
 		p.Line, _ = strconv.Atoi(m[1])
 	}
 	return p
+}
+
+// tokenRE and nodeRE read the parser's dumps of a token, Kind{"value"},
+// and of a node, what it names.
+var (
+	tokenRE = regexp.MustCompile(`^(\w+)(?:\{"(.*)"\})?$`)
+	nodeRE  = regexp.MustCompile(`Original:'([^']*)'`)
+)
+
+// syntaxMessage turns the Handlebars parser's message, which spans lines
+// and dumps its tokens and nodes, into one line an editor can act on.
+func syntaxMessage(msg string) string {
+	first, rest, _ := strings.Cut(msg, "\n")
+	token := func(dump string) string {
+		m := tokenRE.FindStringSubmatch(dump)
+		switch {
+		case m == nil:
+			return dump
+		case m[1] == "EOF":
+			return "the end of the file"
+		case m[2] != "":
+			return strconv.Quote(m[2])
+		}
+		return m[1]
+	}
+	switch {
+	case first == "Lexer error":
+		why, _ := strings.CutPrefix(rest, "Token: Error")
+		why = strings.Trim(why, `{}"`)
+		switch why {
+		case "Unclosed expression":
+			return "a {{ is never closed by }}"
+		case "Unclosed comment":
+			return "a comment {{!-- is never closed by --}}"
+		case "Unclosed raw block":
+			return "a raw block {{{{x}}}} is never closed by {{{{/x}}}}"
+		}
+		return strings.ToLower(why[:min(1, len(why))]) + why[min(1, len(why)):]
+	case strings.HasSuffix(first, "got: 'EOF'") && strings.HasPrefix(first, "Expecting OpenEndBlock"):
+		return "a block ({{#if}}, {{#each}}, …) is never closed: its {{/…}} is missing"
+	case strings.Contains(first, " doesn't match "):
+		open, closed, _ := strings.Cut(first, " doesn't match ")
+		return fmt.Sprintf("{{#%s}} is closed by {{/%s}}", open, closed)
+	case strings.HasPrefix(first, "Expecting "):
+		want, got, ok := strings.Cut(strings.TrimPrefix(first, "Expecting "), ", got: ")
+		if !ok {
+			return first
+		}
+		names := map[string]string{"ID": "a name", "OpenEndBlock": "{{/…}}", "Close": "}}", "CloseBlockParams": "|",
+			"CloseSexpr": ")", "CloseUnescaped": "}}}", "CloseRawBlock": "}}}}", "Equals": "="}
+		if n, ok := names[want]; ok {
+			want = n
+		}
+		return fmt.Sprintf("expected %s, found %s", want, token(strings.Trim(got, "'")))
+	}
+	// Other messages: their first line; the rest dumps parser internals.
+	if node, ok := strings.CutPrefix(rest, "Node: "); ok && !strings.Contains(first, ":") {
+		if m := nodeRE.FindStringSubmatch(node); m != nil {
+			return first + ": " + m[1]
+		}
+	}
+	if tok, ok := strings.CutPrefix(rest, "Token: "); ok {
+		return first + ": " + token(tok)
+	}
+	return first
 }
 
 // loadBlock parses one block file with its optional yaml data. It returns
@@ -338,7 +439,7 @@ func loadBlock(f, slot, seg string, partials map[string]*raymond.Template, parti
 	}
 	src, err := readSource(f)
 	if err != nil {
-		return nil, Problems{{File: f, Msg: err.Error()}}
+		return nil, Problems{readProblem(f, err)}
 	}
 	tpl, err := raymond.Parse(src)
 	if err != nil {

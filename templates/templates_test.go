@@ -809,10 +809,13 @@ func FuzzTemplate(f *testing.F) {
 			if !strings.HasPrefix(p.File, dir) {
 				t.Fatalf("problem does not name a file: %+v", p)
 			}
+			if strings.Contains(p.Msg, "\n") {
+				t.Fatalf("problem spans lines: %q", p.Msg)
+			}
 		}
 		if b := set.Lookup("hero", "deals"); b != nil {
-			if _, err := b.Exec(testSegment("deals"), env("mobile", "tv", "sale")); err != nil && !strings.Contains(err.Error(), "hero/deals.hbs") {
-				t.Fatalf("render error does not name the file: %v", err)
+			if _, err := b.Exec(testSegment("deals"), env("mobile", "tv", "sale")); err != nil && (!strings.Contains(err.Error(), "hero/deals.hbs") || strings.Contains(err.Error(), "\n")) {
+				t.Fatalf("render error does not name the file in one line: %q", err)
 			}
 			// No block that loads writes a visitor's text as HTML, or where
 			// it could add an attribute or be a URL or code.
@@ -912,5 +915,57 @@ func BenchmarkRenderMissThroughStore(b *testing.B) {
 		if _, err := store.exec(blk, seg, e); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestEditorsReadOneLine: a template that does not parse, does not render
+// or is not UTF-8 is reported in one line an editor can act on, at its
+// line, not in the Handlebars engine's dump of its tokens and nodes.
+func TestEditorsReadOneLine(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		want string // the problem, after "x.hbs"
+	}{
+		{"<p>\n{{#if visitor.new}}hi", ":2: a block ({{#if}}, {{#each}}, …) is never closed: its {{/…}} is missing"},
+		{"{{#if visitor.new}}a{{/each}}", ":1: {{#if}} is closed by {{/each}}"},
+		{"<p>{{segment.name</p>", ":1: unexpected character in expression: '<'"},
+		{"<p>{{segment.name", ":1: a {{ is never closed by }}"},
+		{"{{{{raw}}}} x", ":1: a raw block {{{{x}}}} is never closed by {{{{/x}}}}"},
+		{"\n\n{{!-- note", ":3: a comment {{!-- is never closed by --}}"},
+		{"{{> }}", `:1: expected a name, found "}}"`},
+		{"{{#each visitor.products as |p}}{{/each}}", `:1: expected |, found "}}"`},
+		{"{{x.[}}", ":1: unterminated path literal"},
+		{"<p>ok</p>\n<p>caf\xe9</p>", ":2: column 7: not UTF-8 text; save the file as UTF-8"},
+		{"{{#each}}{{/each}}", ": render: Helper 'each' called with wrong number of arguments, needed 2 but got 0"},
+	} {
+		dir := t.TempDir()
+		os.MkdirAll(filepath.Join(dir, "s"), 0o755)
+		os.WriteFile(filepath.Join(dir, "s", "x.hbs"), []byte(tc.src), 0o644)
+		set, ps := Load(dir, nil)
+		if set.Lookup("s", "x") != nil || len(ps) != 1 {
+			t.Errorf("%q: loaded, or not one problem: %v", tc.src, ps)
+			continue
+		}
+		got := strings.TrimPrefix(ps[0].Error(), filepath.Join(dir, "s", "x.hbs"))
+		if got != tc.want {
+			t.Errorf("%q:\n got %q\nwant %q", tc.src, got, tc.want)
+		}
+	}
+}
+
+// TestByteOrderMarkIsDropped: Windows editors start UTF-8 files with a
+// byte order mark; it would go into every page as an invisible character.
+func TestByteOrderMarkIsDropped(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "s"), 0o755)
+	os.WriteFile(filepath.Join(dir, "s", "x.hbs"), []byte("\xef\xbb\xbf<p>Café</p>"), 0o644)
+	set, ps := Load(dir, nil)
+	b := set.Lookup("s", "x")
+	if b == nil || len(ps) > 0 {
+		t.Fatalf("refused: %v", ps)
+	}
+	out, err := b.Exec(&segments.Segment{Name: "x"}, &segments.Env{})
+	if err != nil || out != "<p>Café</p>" {
+		t.Fatalf("rendered %q, %v", out, err)
 	}
 }
