@@ -79,6 +79,13 @@ func TestParseErrors(t *testing.T) {
 		{"syntax", "origin:\n  url: [unclosed\n", "x.yaml"},
 		{"tabs", "origin:\n\turl: x\n", "x.yaml"},
 		{"bad duration", "server:\n  read_timeout: soon\n", "x.yaml:2: server.read_timeout"},
+		{"duration without unit", "server:\n  read_timeout: 30\n", `x.yaml:2: server.read_timeout: "30" is not a duration: give it a unit, such as 500ms, 30s, 5m or 1h`},
+		{"not a number", "origin:\n  max_conns: many\n", `x.yaml:2: origin.max_conns: "many" is not a whole number`},
+		{"not a fraction", "segments:\n  - name: a\n    rule: 'true'\n    holdout: tenth\n", `x.yaml:4: segments[0].holdout: "tenth" is not a number`},
+		{"not a bool", "profile:\n  secure: maybe\n", `x.yaml:2: profile.secure: "maybe" is not true or false`},
+		{"not a list", "signals:\n  search_hosts: google.com\n", `x.yaml:2: signals.search_hosts: "google.com" is not a list`},
+		{"not a mapping", "server: 5\n", `x.yaml:1: server: "5" is not a mapping of keys to values`},
+		{"not a string", "profile:\n  cookie:\n    - a\n", `x.yaml:2: profile.cookie: a list is not a string`},
 		{"bad size", "server:\n  max_header_bytes: 12 parsecs\n", "x.yaml:2: server.max_header_bytes: invalid size"},
 		{"negative size", "rewrite:\n  max_body_bytes: -5\n", "invalid size"},
 	} {

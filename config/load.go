@@ -69,7 +69,17 @@ func Parse(file string, raw []byte) (*Config, error) {
 				}
 				if m := yamlLineRE.FindStringSubmatch(e); m != nil {
 					line, _ := strconv.Atoi(m[1])
-					ps = append(ps, Problem{File: file, Line: line, Key: keyAtLine(c.lines, line, ""), Msg: m[2]})
+					key := keyAtLine(c.lines, line, "")
+					if t := typeErrorRE.FindStringSubmatch(m[2]); t != nil && t[2] == "" && key != "" {
+						// A list or mapping where a value belongs: the
+						// decoder names its first item's line; the key
+						// holding it is the one to fix.
+						if i := strings.LastIndexAny(key, ".["); i > 0 {
+							key = key[:i]
+							line = c.lines[key]
+						}
+					}
+					ps = append(ps, Problem{File: file, Line: line, Key: key, Msg: typeMessage(m[2])})
 					continue
 				}
 				ps = append(ps, Problem{File: file, Msg: e})
@@ -84,6 +94,47 @@ func Parse(file string, raw []byte) (*Config, error) {
 		return nil, fmt.Errorf("config: %s: %s", file, msg)
 	}
 	return c, nil
+}
+
+var typeErrorRE = regexp.MustCompile("^cannot unmarshal !!(\\w+) (?:`(.*)` )?into (.+)$")
+
+// typeMessage says what a value of the wrong type should have been, in
+// place of the YAML decoder's "cannot unmarshal !!int `120` into
+// time.Duration".
+func typeMessage(msg string) string {
+	m := typeErrorRE.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	got := m[2]
+	if got == "" {
+		got = map[string]string{"map": "a mapping", "seq": "a list"}[m[1]]
+		if got == "" {
+			got = "this value"
+		}
+	} else {
+		got = strconv.Quote(got)
+	}
+	want, isSlice := m[3], strings.HasPrefix(m[3], "[]")
+	switch {
+	case want == "time.Duration":
+		return got + " is not a duration: give it a unit, such as 500ms, 30s, 5m or 1h"
+	case strings.HasPrefix(want, "int") || strings.HasPrefix(want, "uint"):
+		return got + " is not a whole number"
+	case strings.HasPrefix(want, "float"):
+		return got + " is not a number"
+	case want == "bool":
+		return got + " is not true or false"
+	case want == "string" && m[2] != "":
+		return got + " is not a string: quote it"
+	case want == "string":
+		return got + " is not a string"
+	case isSlice:
+		return got + " is not a list: write [a, b] or one item per line after a dash"
+	case strings.HasPrefix(want, "map[") || strings.HasPrefix(want, "config."):
+		return got + " is not a mapping of keys to values"
+	}
+	return msg
 }
 
 // keyAtLine finds the deepest key path written at line (unknown keys are
