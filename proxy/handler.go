@@ -599,7 +599,9 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 	}
 	h.setForwarded(ctx, req, len(h.trusted) > 0 && h.trusted.contains(ctx.RemoteIP()), proxyHeaders)
 	req.Header.Add(cdnLoop, loopPseudonym)
-	*scratch = filterAcceptEncoding(&req.Header, *scratch)
+	if h.p != nil && mayBeRewritten(&ctx.Request.Header) {
+		*scratch = filterAcceptEncoding(&req.Header, *scratch)
+	}
 	*scratch = dropCookies(&req.Header, h.ownCookies(), *scratch)
 	h.scratch.put(scratch)
 }

@@ -293,6 +293,16 @@ func filterAcceptEncoding(h *fasthttp.RequestHeader, out []byte) []byte {
 	return out
 }
 
+// mayBeRewritten reports whether the answer to a request may be a page
+// edgeseg rewrites: a navigation or a prefetch of one (isNavigation). The
+// browser names every other destination (script, style, image, font,
+// iframe, …) in Sec-Fetch-Dest; such a request keeps the codings it
+// accepts (zstd for a script, say), since its answer is passed as sent.
+func mayBeRewritten(h *fasthttp.RequestHeader) bool {
+	d := h.Peek("Sec-Fetch-Dest")
+	return len(d) == 0 || string(d) == "document" || string(d) == "empty"
+}
+
 func codingSupported(name []byte) bool {
 	return bytes.EqualFold(name, []byte("gzip")) || bytes.EqualFold(name, []byte("br")) ||
 		bytes.EqualFold(name, []byte("deflate")) || bytes.EqualFold(name, []byte("identity"))

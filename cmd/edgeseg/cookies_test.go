@@ -125,3 +125,45 @@ func TestOwnCookiesToOrigin(t *testing.T) {
 		})
 	}
 }
+
+// TestOnlyPagesAskForCodingsEdgesegDecodes: a request whose answer may be
+// rewritten asks the origin only for codings edgeseg can decode; a script,
+// style or image request keeps what the browser accepts (zstd), since its
+// answer passes as sent.
+func TestOnlyPagesAskForCodingsEdgesegDecodes(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Seen-Ae", r.Header.Get("Accept-Encoding"))
+		w.Header().Set("Content-Type", "text/html")
+		w.Write([]byte("<p>ok</p>"))
+	})
+	for _, tc := range []struct {
+		name, env string
+		dest      string
+		want      string
+	}{
+		{"navigation", "", "document", "gzip, deflate, br"},
+		{"no Sec-Fetch-Dest", "", "", "gzip, deflate, br"},
+		{"fetch", "", "empty", "gzip, deflate, br"},
+		{"script", "", "script", "gzip, deflate, br, zstd"},
+		{"iframe", "", "iframe", "gzip, deflate, br, zstd"},
+		{"not personalizing", "EDGESEG_PERSONALIZE=false", "document", "gzip, deflate, br, zstd"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var env []string
+			if tc.env != "" {
+				env = append(env, tc.env)
+			}
+			s := startStack(t, origin, nil, env...)
+			req, _ := http.NewRequest("GET", s.url+"/x", nil)
+			req.Header.Set("User-Agent", uaDesktop)
+			req.Header.Set("Accept-Encoding", "gzip, deflate, br, zstd")
+			if tc.dest != "" {
+				req.Header.Set("Sec-Fetch-Dest", tc.dest)
+			}
+			resp, _ := s.browser(uaDesktop).do(req)
+			if got := resp.Header.Get("X-Seen-Ae"); got != tc.want {
+				t.Errorf("origin was asked for %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
