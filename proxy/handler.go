@@ -65,7 +65,7 @@ type Handler struct {
 	buffered     *byteBudget // bytes rewrites in flight hold, at most rewrite.max_buffered_bytes
 	codec        *codec
 	upgradeIdle  time.Duration
-	own          []string      // OwnCookies of the config, when not personalizing
+	own          []string      // ownCookieNames of the config, when not personalizing
 	readTimeout  time.Duration // server.read_timeout: what each read of a request body may wait
 	dialTimeout  time.Duration
 	healthWindow time.Duration
@@ -120,7 +120,7 @@ func New(opts Options) (*Handler, error) {
 		sem:          make(chan struct{}, cfg.Server.MaxConcurrency),
 		queueTimeout: cfg.Server.QueueTimeout,
 		p:            opts.Personalizer,
-		own:          OwnCookies(cfg),
+		own:          ownCookieNames(cfg),
 		ocache:       opts.OriginCache,
 		refreshes:    make(chan struct{}, maxRefreshes),
 		bufs:         newBodyBuffers(),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"iter"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -454,14 +455,7 @@ func loopEntries(v []byte) int {
 // the names is not touched. scratch is reused and returned.
 func dropCookies(h *fasthttp.RequestHeader, names []string, scratch []byte) []byte {
 	lines := h.PeekAll(fasthttp.HeaderCookie)
-	found := false
-	for _, l := range lines {
-		if hasCookieNamed(l, names) {
-			found = true
-			break
-		}
-	}
-	if !found {
+	if !slices.ContainsFunc(lines, func(l []byte) bool { return hasCookieNamed(l, names) }) {
 		return scratch
 	}
 	out := scratch[:0]
@@ -469,15 +463,8 @@ func dropCookies(h *fasthttp.RequestHeader, names []string, scratch []byte) []by
 	ends := endsBuf[:0] // where each kept line ends in out
 	for _, l := range lines {
 		start := len(out)
-		for rest := l; len(rest) > 0; {
-			var pair []byte
-			if i := bytes.IndexByte(rest, ';'); i >= 0 {
-				pair, rest = rest[:i], rest[i+1:]
-			} else {
-				pair, rest = rest, nil
-			}
-			pair = bytes.Trim(pair, " \t")
-			if len(pair) == 0 || cookieNameIn(pair, names) {
+		for pair := range cookiePairs(l) {
+			if cookieNameIn(pair, names) {
 				continue
 			}
 			if len(out) > start {
@@ -502,27 +489,32 @@ func dropCookies(h *fasthttp.RequestHeader, names []string, scratch []byte) []by
 	return out[:0]
 }
 
+// cookiePairs yields the name=value pairs of a Cookie header line, without
+// the blanks around them; empty ones are skipped.
+func cookiePairs(l []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for rest := l; len(rest) > 0; {
+			var pair []byte
+			if i := bytes.IndexByte(rest, ';'); i >= 0 {
+				pair, rest = rest[:i], rest[i+1:]
+			} else {
+				pair, rest = rest, nil
+			}
+			if pair = bytes.Trim(pair, " \t"); len(pair) > 0 && !yield(pair) {
+				return
+			}
+		}
+	}
+}
+
 // hasCookieNamed reports whether the Cookie header line l holds a cookie
 // with one of names.
 func hasCookieNamed(l []byte, names []string) bool {
-	mentioned := false
-	for _, n := range names {
-		if n != "" && bytes.Contains(l, []byte(n)) {
-			mentioned = true
-			break
-		}
-	}
-	if !mentioned {
+	if !slices.ContainsFunc(names, func(n string) bool { return n != "" && bytes.Contains(l, []byte(n)) }) {
 		return false
 	}
-	for rest := l; len(rest) > 0; {
-		var pair []byte
-		if i := bytes.IndexByte(rest, ';'); i >= 0 {
-			pair, rest = rest[:i], rest[i+1:]
-		} else {
-			pair, rest = rest, nil
-		}
-		if cookieNameIn(bytes.Trim(pair, " \t"), names) {
+	for pair := range cookiePairs(l) {
+		if cookieNameIn(pair, names) {
 			return true
 		}
 	}
@@ -537,10 +529,5 @@ func cookieNameIn(pair []byte, names []string) bool {
 		return false // a bare value: browsers give it the empty name
 	}
 	name = bytes.TrimRight(name, " \t")
-	for _, n := range names {
-		if n != "" && string(name) == n {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(names, func(n string) bool { return n != "" && string(name) == n })
 }

@@ -64,7 +64,7 @@ type Pipeline struct {
 	previews  *segments.Previews
 	settings  profile.Settings
 	trusted   netSet
-	// ownCookies are the cookies the origin is not sent (OwnCookies).
+	// ownCookies are the cookies the origin is not sent (ownCookieNames).
 	ownCookies []string
 	// placeholders names the secrets still set to an example's placeholder.
 	placeholders []string
@@ -88,7 +88,7 @@ func NewPipeline(cfg *config.Config, getenv func(string) string) (*Pipeline, err
 		}
 	}
 	pl := &Pipeline{cfg: cfg, consent: signals.NewConsent(cfg.Consent), version: pipelineVersion.Add(1),
-		ownCookies: OwnCookies(cfg)}
+		ownCookies: ownCookieNames(cfg)}
 	pl.settings = profile.Settings{
 		VisitGap: cfg.Profile.VisitGap, MaxCategories: cfg.Profile.MaxCategories, MaxProducts: cfg.Profile.MaxProducts,
 		ConsiderationScore: cfg.Profile.ConsiderationScore, DecisionScore: cfg.Profile.DecisionScore,
@@ -416,17 +416,17 @@ func (p *Personalizer) adjustRequest(v *Visit, req *fasthttp.Request) {
 	req.Header.Del("If-Range")
 }
 
-// OwnCookies names the cookies of cfg that are edgeseg's alone, the
+// ownCookieNames names the cookies of cfg that are edgeseg's alone, the
 // profile and the preview token: requests to the origin go without them
 // unless profile.to_origin says otherwise.
-func OwnCookies(cfg *config.Config) []string {
+func ownCookieNames(cfg *config.Config) []string {
 	if cfg.Profile.ToOrigin {
 		return nil
 	}
 	return []string{cfg.Profile.Cookie, cfg.Preview.Cookie}
 }
 
-// ownCookies is OwnCookies of the current pipeline's config.
+// ownCookies is ownCookieNames of the current pipeline's config.
 func (p *Personalizer) ownCookies() []string {
 	return p.pl.Load().ownCookies
 }
