@@ -702,8 +702,10 @@ func (p *Personalizer) planFor(html []byte, needHead bool) *inject.Plan {
 
 // fill is the inject.Lookup of a visit: the first of the visitor's
 // segments, by priority, with a block for the slot wins it. A holdout
-// member keeps the default; a block that fails to render keeps it too.
-func (v *Visit) fill(slot []byte) (inject.Block, bool) {
+// member keeps the default; a block that fails to render keeps it too, as
+// does one that browsers would move out of the slot's element (a <div>
+// block in a <p> slot: inject.Misfit).
+func (v *Visit) fill(slot, elem []byte) (inject.Block, bool) {
 	for _, m := range v.members {
 		b := v.set.LookupBytes(slot, m.Segment.Name)
 		if b == nil {
@@ -713,12 +715,19 @@ func (v *Visit) fill(slot []byte) (inject.Block, bool) {
 			v.expose(b.Slot, m.Segment.Name, events.Holdout, b.Version)
 			return inject.Block{}, false
 		}
-		html, err := v.p.templates.Render(b, m.Segment, &v.env)
-		if err != nil {
+		r, err := v.p.templates.Render(b, m.Segment, &v.env)
+		misfit := ""
+		if err == nil {
+			misfit = inject.Misfit(elem, r.Shape)
+		}
+		if err != nil || misfit != "" {
 			v.p.m.renderErrors.Inc()
 			// Said at most once a minute per block, with how many renders
 			// failed since: one that fails for everyone fails per request.
 			if n, report := b.Failed(v.now); report {
+				if misfit != "" {
+					err = fmt.Errorf("templates: %s: does not fit the slot's <%s>: %s", b.File, elem, misfit)
+				}
 				v.p.log.Warn().Err(err).Str("slot", string(slot)).Str("segment", m.Segment.Name).Int64("failures", n).
 					Msg("block failed to render; slot keeps its default")
 			}
@@ -726,7 +735,7 @@ func (v *Visit) fill(slot []byte) (inject.Block, bool) {
 			return inject.Block{}, false
 		}
 		v.expose(b.Slot, m.Segment.Name, events.Block, b.Version)
-		return inject.Block{HTML: html, Segment: m.Segment.Name}, true
+		return inject.Block{HTML: r.HTML, Segment: m.Segment.Name}, true
 	}
 	if len(v.members) > 0 {
 		v.expose(string(slot), "", events.Default, 0)

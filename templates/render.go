@@ -50,7 +50,8 @@ func Context(seg *segments.Segment, env *segments.Env, data map[string]any) map[
 // so is HTML that would break the page around the slot (see
 // inject.CheckBlock) or more than maxRenderedBytes of it.
 func (b *Block) Exec(seg *segments.Segment, env *segments.Env) (string, error) {
-	return b.exec(Context(seg, env, b.data))
+	out, _, err := b.exec(Context(seg, env, b.data))
+	return out, err
 }
 
 // ExecWithin is Exec, waiting at most d. raymond cannot stop a render, so
@@ -60,24 +61,26 @@ func (b *Block) Exec(seg *segments.Segment, env *segments.Env) (string, error) {
 // the others wait their turn, within d. A block without an {{#each}} or a
 // partial cannot take long (see Block.loops) and is rendered as Exec does.
 func (b *Block) ExecWithin(seg *segments.Segment, env *segments.Env, d time.Duration) (string, error) {
-	return b.execWithin(seg, env, d, 0, nil)
+	out, _, err := b.execWithin(seg, env, d, 0, nil)
+	return out, err
 }
 
 // execWithin is ExecWithin; when giveUp > 0, a render still running after
 // giveUp marks b too slow (b.tooSlow) and calls onGiveUp with why. A wait
 // of d is about a visitor, and may be the host's doing (a CPU too busy to
 // run the render at once); a render running for giveUp is about the block.
-func (b *Block) execWithin(seg *segments.Segment, env *segments.Env, d, giveUp time.Duration, onGiveUp func(error)) (string, error) {
+func (b *Block) execWithin(seg *segments.Segment, env *segments.Env, d, giveUp time.Duration, onGiveUp func(error)) (string, inject.Shape, error) {
 	if !b.loops {
 		// Its time is in proportion to its size: run here, not apart.
-		return b.Exec(seg, env)
+		return b.exec(Context(seg, env, b.data))
 	}
 	// The context is built here: env is the request's, and is reused once
 	// the request is answered, which a slow render may outlive.
 	ctx := Context(seg, env, b.data)
 	type result struct {
-		out string
-		err error
+		out   string
+		shape inject.Shape
+		err   error
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -85,7 +88,7 @@ func (b *Block) execWithin(seg *segments.Segment, env *segments.Env, d, giveUp t
 		select {
 		case b.renders <- struct{}{}:
 		case <-t.C:
-			return "", fmt.Errorf("templates: %s: %w (%s)", b.File, ErrTooSlow, d)
+			return "", 0, fmt.Errorf("templates: %s: %w (%s)", b.File, ErrTooSlow, d)
 		}
 	}
 	done := make(chan result, 1)
@@ -102,14 +105,14 @@ func (b *Block) execWithin(seg *segments.Segment, env *segments.Env, d, giveUp t
 			})
 			defer w.Stop()
 		}
-		out, err := b.exec(ctx)
-		done <- result{out, err}
+		out, shape, err := b.exec(ctx)
+		done <- result{out, shape, err}
 	}()
 	select {
 	case r := <-done:
-		return r.out, r.err
+		return r.out, r.shape, r.err
 	case <-t.C:
-		return "", fmt.Errorf("templates: %s: %w (%s)", b.File, ErrTooSlow, d)
+		return "", 0, fmt.Errorf("templates: %s: %w (%s)", b.File, ErrTooSlow, d)
 	}
 }
 
@@ -127,25 +130,27 @@ func (e evalError) Unwrap() error { return e.err }
 // ErrTooSlow is a render that took longer than a block's render may.
 var ErrTooSlow = errors.New("rendering took longer than a block may")
 
-func (b *Block) exec(ctx map[string]any) (out string, err error) {
+func (b *Block) exec(ctx map[string]any) (out string, shape inject.Shape, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			out, err = "", fmt.Errorf("templates: %s: render: %v", b.File, r)
+			out, shape, err = "", 0, fmt.Errorf("templates: %s: render: %v", b.File, r)
 		}
 	}()
 	out, err = b.tpl.Exec(ctx)
 	if err != nil {
-		return "", fmt.Errorf("templates: %s: render: %w", b.File, evalError{err})
+		return "", 0, fmt.Errorf("templates: %s: render: %w", b.File, evalError{err})
 	}
 	if len(out) > maxRenderedBytes {
-		return "", fmt.Errorf("templates: %s: renders %d bytes; a block may render at most %d", b.File, len(out), maxRenderedBytes)
+		return "", 0, fmt.Errorf("templates: %s: renders %d bytes; a block may render at most %d", b.File, len(out), maxRenderedBytes)
 	}
 	// A block that does not close what it opens (or closes what it did not)
-	// would break the page around its slot, not just the slot.
-	if err := inject.CheckBlock([]byte(out)); err != nil {
-		return "", fmt.Errorf("templates: %s: as rendered: %w", b.File, err)
+	// would break the page around its slot, not just the slot. Read in the
+	// same pass: what slot elements it fits (inject.Misfit).
+	shape, err = inject.ReadBlock([]byte(out))
+	if err != nil {
+		return "", 0, fmt.Errorf("templates: %s: as rendered: %w", b.File, err)
 	}
-	return out, nil
+	return out, shape, nil
 }
 
 // AppendKey appends to buf the block cache key for rendering b for seg and

@@ -16,6 +16,7 @@ import (
 	"github.com/edgeseg/edgeseg/cache"
 	"github.com/edgeseg/edgeseg/config"
 	"github.com/edgeseg/edgeseg/segments"
+	"github.com/edgeseg/edgeseg/templates/inject"
 )
 
 // Store serves the current Set and renders blocks through the block cache.
@@ -24,7 +25,7 @@ import (
 type Store struct {
 	dir      string
 	set      atomic.Pointer[Set]
-	blocks   *cache.Checked[[]byte]
+	blocks   *cache.Checked[Rendered]
 	keys     cache.Hasher // seeded per process: keys hold request values
 	log      *zerolog.Logger
 	mu       sync.Mutex // serializes reloads
@@ -42,7 +43,7 @@ type Store struct {
 // NewStore loads dir. Problems that are errors are returned with the Store,
 // which serves every block that did load.
 func NewStore(dir string, blockCache config.CacheSize, set *metrics.Set, log *zerolog.Logger) (*Store, Problems, error) {
-	c, err := cache.NewChecked[[]byte]("blocks", blockCache, set)
+	c, err := cache.NewChecked[Rendered]("blocks", blockCache, set)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -103,7 +104,7 @@ func (s *Store) Reload() Problems {
 // same inputs were rendered before. The returned bytes are shared: callers
 // must not modify them. A render error is counted and returned; the caller
 // keeps the slot's default content.
-func (s *Store) Render(b *Block, seg *segments.Segment, env *segments.Env) ([]byte, error) {
+func (s *Store) Render(b *Block, seg *segments.Segment, env *segments.Env) (Rendered, error) {
 	var key cache.Key128
 	if b.static {
 		// The same bytes for every visitor of seg: kept on the block itself.
@@ -121,11 +122,11 @@ func (s *Store) Render(b *Block, seg *segments.Segment, env *segments.Env) ([]by
 		*bp = b.AppendKey((*bp)[:0], seg, env)
 		key = s.keys.Sum(*bp)
 		s.bufs.Put(bp)
-		if out, ok := s.blocks.Get(key); ok {
-			return out, nil
+		if r, ok := s.blocks.Get(key); ok {
+			return r, nil
 		}
 	}
-	out, err := s.exec(b, seg, env)
+	out, shape, err := s.exec(b, seg, env)
 	if err != nil {
 		s.errors.Inc()
 		// A wait cut short says nothing of the block (see exec): only
@@ -133,15 +134,22 @@ func (s *Store) Render(b *Block, seg *segments.Segment, env *segments.Env) ([]by
 		if b.static && !errors.Is(err, ErrTooSlow) {
 			b.rendered.Store(&staticRender{seg: seg, err: err})
 		}
-		return nil, err
+		return Rendered{}, err
 	}
-	v := []byte(out)
+	r := Rendered{HTML: []byte(out), Shape: shape}
 	if b.static {
-		b.rendered.Store(&staticRender{seg: seg, out: v})
+		b.rendered.Store(&staticRender{seg: seg, out: r})
 	} else {
-		s.blocks.Set(key, v, int64(len(v)+64))
+		s.blocks.Set(key, r, int64(len(r.HTML)+64))
 	}
-	return v, nil
+	return r, nil
+}
+
+// Rendered is a block's HTML for one visitor, with its Shape: which slot
+// elements browsers keep it in (inject.Misfit).
+type Rendered struct {
+	HTML  []byte
+	Shape inject.Shape
 }
 
 // MaxRenderTime bounds the wait for a block's render: blocks render in
@@ -160,9 +168,9 @@ const MaxRenderRun = 5 * time.Second
 // rendered again (its error stands) until the templates are reloaded, so
 // it costs a few renders (one per CPU, see Block.ExecWithin), not one per
 // visitor.
-func (s *Store) exec(b *Block, seg *segments.Segment, env *segments.Env) (string, error) {
+func (s *Store) exec(b *Block, seg *segments.Segment, env *segments.Env) (string, inject.Shape, error) {
 	if err := b.tooSlow.Load(); err != nil {
-		return "", *err
+		return "", 0, *err
 	}
 	return b.execWithin(seg, env, s.renderTime, s.giveUp, func(err error) {
 		s.log.Error().Err(err).Msg("block too slow to render")
@@ -170,7 +178,7 @@ func (s *Store) exec(b *Block, seg *segments.Segment, env *segments.Env) (string
 }
 
 // BlockCache exposes the block cache (for tests and metrics).
-func (s *Store) BlockCache() *cache.Checked[[]byte] { return s.blocks }
+func (s *Store) BlockCache() *cache.Checked[Rendered] { return s.blocks }
 
 // Watch reloads the Set when files under the directory change, until ctx
 // is done. Bursts of events (an editor saving, a ConfigMap swap) are

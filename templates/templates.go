@@ -107,7 +107,7 @@ type Block struct {
 // why it has none: the same for every visitor, so not worth trying again.
 type staticRender struct {
 	seg *segments.Segment
-	out []byte
+	out Rendered
 	err error
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/edgeseg/edgeseg/segments"
 	"github.com/edgeseg/edgeseg/segments/profile"
 	"github.com/edgeseg/edgeseg/segments/signals"
+	"github.com/edgeseg/edgeseg/templates/inject"
 )
 
 var now = time.Date(2026, 3, 4, 19, 0, 0, 0, time.UTC)
@@ -394,7 +395,7 @@ func TestReloadUnderLoad(t *testing.T) {
 					continue
 				}
 				out, err := store.Render(b, seg, e)
-				if err != nil || !strings.HasPrefix(string(out), "<b>version ") || !strings.HasSuffix(string(out), "</b>") {
+				if err != nil || !strings.HasPrefix(string(out.HTML), "<b>version ") || !strings.HasSuffix(string(out.HTML), "</b>") {
 					bad.Add(1)
 				}
 				renders.Add(1)
@@ -417,8 +418,8 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Fatalf("broken edit not reported: %v", ps)
 	}
 	out, _ := store.Render(store.Set().Lookup("hero", "deals"), seg, env("mobile"))
-	if string(out) != "<b>version 30</b>" {
-		t.Fatalf("after a broken edit: %q", out)
+	if string(out.HTML) != "<b>version 30</b>" {
+		t.Fatalf("after a broken edit: %q", out.HTML)
 	}
 }
 
@@ -496,8 +497,8 @@ func TestStaticFailuresAreKept(t *testing.T) {
 		<-y.renders
 	}
 	store.renderTime = MaxRenderRun
-	if out, err := store.Render(y, seg, env("mobile")); err != nil || string(out) != "<ul></ul>" {
-		t.Fatalf("a wait cut short was kept as the block's failure: %q %v", out, err)
+	if out, err := store.Render(y, seg, env("mobile")); err != nil || string(out.HTML) != "<ul></ul>" {
+		t.Fatalf("a wait cut short was kept as the block's failure: %q %v", out.HTML, err)
 	}
 }
 
@@ -550,8 +551,8 @@ func TestSlowBlocksAreNotWaitedFor(t *testing.T) {
 		t.Fatal("a render waited on too long stopped the block")
 	}
 	store.renderTime = 100*took + 10*time.Second
-	if out, err := store.Render(b, seg, env("mobile")); err != nil || !strings.HasPrefix(string(out), "<p>mobilexx") {
-		t.Fatalf("not tried again: %.20q %v", out, err)
+	if out, err := store.Render(b, seg, env("mobile")); err != nil || !strings.HasPrefix(string(out.HTML), "<p>mobilexx") {
+		t.Fatalf("not tried again: %.20q %v", out.HTML, err)
 	}
 
 	// Running past giveUp: the block is done with until a reload.
@@ -596,16 +597,16 @@ func TestSlowBlocksAreNotWaitedFor(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "hero", "y.yaml"), []byte("title: Deals\n"), 0o644)
 	store.Reload()
 	store.renderTime = time.Nanosecond
-	if out, err := store.Render(store.Set().Lookup("hero", "y"), seg, env("mobile")); err != nil || string(out) != "<p>mobile Deals</p>" {
-		t.Fatalf("a simple block: %q %v", out, err)
+	if out, err := store.Render(store.Set().Lookup("hero", "y"), seg, env("mobile")); err != nil || string(out.HTML) != "<p>mobile Deals</p>" {
+		t.Fatalf("a simple block: %q %v", out.HTML, err)
 	}
 
 	// A fresh set of blocks is tried again.
 	b.tooSlow.Store(stopped)
 	store.renderTime, store.giveUp = MaxRenderRun, MaxRenderRun
 	store.Reload()
-	if out, err := store.Render(store.Set().Lookup("hero", "x"), seg, env("mobile")); err != nil || !strings.HasPrefix(string(out), "<p>mobilexx") {
-		t.Fatalf("after a reload: %.20q %v", out, err)
+	if out, err := store.Render(store.Set().Lookup("hero", "x"), seg, env("mobile")); err != nil || !strings.HasPrefix(string(out.HTML), "<p>mobilexx") {
+		t.Fatalf("after a reload: %.20q %v", out.HTML, err)
 	}
 }
 
@@ -684,8 +685,8 @@ func rendersPerDevice(t *testing.T, store *Store, cases []deviceCase) {
 			}
 			out, err := store.Render(b, seg, env(device))
 			store.BlockCache().Wait()
-			if err != nil || string(out) != want {
-				t.Fatalf("%s for %s: got %q (%v), want %q", tc.seg, device, out, err, want)
+			if err != nil || string(out.HTML) != want {
+				t.Fatalf("%s for %s: got %q (%v), want %q", tc.seg, device, out.HTML, err, want)
 			}
 		}
 	}
@@ -774,8 +775,8 @@ func TestRenderFollowsSegmentConfig(t *testing.T) {
 		want string
 	}{{old, "OLD"}, {next, "NEW"}, {old, "OLD"}} {
 		out, err := store.Render(static, tc.seg, env("mobile"))
-		if err != nil || !strings.Contains(string(out), tc.want) {
-			t.Fatalf("static block for %s: %q %v", tc.want, out, err)
+		if err != nil || !strings.Contains(string(out.HTML), tc.want) {
+			t.Fatalf("static block for %s: %q %v", tc.want, out.HTML, err)
 		}
 	}
 }
@@ -912,7 +913,7 @@ func BenchmarkRenderMissThroughStore(b *testing.B) {
 	seg, e := testSegment("deals"), env("mobile", "tv")
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := store.exec(blk, seg, e); err != nil {
+		if _, _, err := store.exec(blk, seg, e); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -967,5 +968,28 @@ func TestByteOrderMarkIsDropped(t *testing.T) {
 	out, err := b.Exec(&segments.Segment{Name: "x"}, &segments.Env{})
 	if err != nil || out != "<p>Café</p>" {
 		t.Fatalf("rendered %q, %v", out, err)
+	}
+}
+
+// TestRenderReadsTheShape: a render comes with its block's shape, from the
+// cache as from the engine, so the proxy can tell whether it fits a slot
+// element without reading it again.
+func TestRenderReadsTheShape(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "hero"), 0o755)
+	os.WriteFile(filepath.Join(dir, "hero", "deals.hbs"), []byte(`<div>{{segment.name}}</div>`), 0o644)
+	os.WriteFile(filepath.Join(dir, "hero", "mobile.hbs"), []byte(`<b>{{signals.device}}</b>`), 0o644)
+	store, _, err := NewStore(dir, config.CacheSize{MaxItems: 100, MaxBytes: 1 << 20}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // rendered, then kept
+		div, err1 := store.Render(store.Set().Lookup("hero", "deals"), testSegment("deals"), env("mobile"))
+		b, err2 := store.Render(store.Set().Lookup("hero", "mobile"), testSegment("mobile"), env("mobile"))
+		store.BlockCache().Wait()
+		if err1 != nil || err2 != nil || div.Shape&inject.ClosesP == 0 || b.Shape&inject.ClosesP != 0 ||
+			inject.Misfit([]byte("p"), div.Shape) == "" || inject.Misfit([]byte("p"), b.Shape) != "" {
+			t.Fatalf("<div>: %q %b %v; <b>: %q %b %v", div.HTML, div.Shape, err1, b.HTML, b.Shape, err2)
+		}
 	}
 }

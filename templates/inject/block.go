@@ -26,6 +26,14 @@ import (
 // too, so <ul><li>a<li>b</ul> keeps to its slot. Anything else must be
 // closed, in the order it was opened.
 func CheckBlock(b []byte) error {
+	_, err := ReadBlock(b)
+	return err
+}
+
+// ReadBlock checks b as CheckBlock does and returns its Shape, read in the
+// same pass.
+func ReadBlock(b []byte) (Shape, error) {
+	var shape shapeReader
 	// The block is read as a browser reads it in the page: followed by the
 	// slot's end tag, which its last bytes must leave as it is.
 	in := make([]byte, 0, len(b)+len(slotEnd))
@@ -39,7 +47,7 @@ func CheckBlock(b []byte) error {
 		tt := z.Next()
 		if tt == html.ErrorToken {
 			// The tokenizer drops a tag the input ends inside of.
-			return fmt.Errorf("the block ends inside the tag %s: it would take in the slot's end tag and the page after it", excerpt(b[min(read, len(b)):]))
+			return 0, fmt.Errorf("the block ends inside the tag %s: it would take in the slot's end tag and the page after it", excerpt(b[min(read, len(b)):]))
 		}
 		at := read
 		read += len(z.Raw())
@@ -49,11 +57,11 @@ func CheckBlock(b []byte) error {
 			}
 			switch top := len(stack) - 1; {
 			case tt == html.TextToken && top >= 0 && !stack[top].foreign && isRawText([]byte(stack[top].name)):
-				return fmt.Errorf("%s is never closed: it would hide the page after the slot", excerpt(startTag(b, stack[top])))
+				return 0, fmt.Errorf("%s is never closed: it would hide the page after the slot", excerpt(startTag(b, stack[top])))
 			case tt == html.CommentToken:
-				return fmt.Errorf("the comment %s is never closed: it would hide the page after the slot", excerpt(b[at:]))
+				return 0, fmt.Errorf("the comment %s is never closed: it would hide the page after the slot", excerpt(b[at:]))
 			}
-			return fmt.Errorf("the block ends with %s, which would run into the slot's end tag", excerpt(b[at:]))
+			return 0, fmt.Errorf("the block ends with %s, which would run into the slot's end tag", excerpt(b[at:]))
 		}
 		switch tt {
 		case html.StartTagToken, html.SelfClosingTagToken:
@@ -65,6 +73,7 @@ func CheckBlock(b []byte) error {
 				for len(stack) > 0 && stack[len(stack)-1].foreign && !stack[len(stack)-1].integration {
 					stack = stack[:len(stack)-1]
 				}
+				shape.breakOut()
 				inForeign = false
 			}
 			e.foreign = inForeign || e.name == "svg" || e.name == "math"
@@ -72,29 +81,38 @@ func CheckBlock(b []byte) error {
 				z.NextIsNotRawText() // an SVG <script> or <style> holds markup
 				e.integration = integrationPoint(e.name, z, hasAttr)
 			}
+			switch {
+			case !inForeign:
+				shape.start(e, !e.foreign && isVoid(name) || e.foreign && tt == html.SelfClosingTagToken)
+			case tt != html.SelfClosingTagToken:
+				shape.push(e)
+			}
 			if e.name == "plaintext" && !e.foreign {
-				return fmt.Errorf("%s turns the page after it into plain text", excerpt(b[at:read]))
+				return 0, fmt.Errorf("%s turns the page after it into plain text", excerpt(b[at:read]))
 			}
 			// In HTML "/>" closes nothing: only void elements have no end.
 			if (!e.foreign && isVoid(name)) || (e.foreign && tt == html.SelfClosingTagToken) {
 				continue
 			}
 			stack = append(stack, e)
+		case html.TextToken:
+			shape.text(z.Raw())
 		case html.EndTagToken:
 			name, _ := z.TagName()
 			if string(name) == "br" && !inForeign {
 				continue // a browser reads </br> as <br>
 			}
+			shape.end(string(name))
 			i := len(stack) - 1
 			for i >= 0 && stack[i].name != string(name) {
 				i--
 			}
 			if i < 0 {
-				return fmt.Errorf("%s closes an element the block did not open: the slot's or one around it", excerpt(b[at:read]))
+				return 0, fmt.Errorf("%s closes an element the block did not open: the slot's or one around it", excerpt(b[at:read]))
 			}
 			for _, e := range stack[i+1:] {
 				if !closedBy(e, stack[i]) {
-					return fmt.Errorf("%s is not closed before %s", excerpt(startTag(b, e)), excerpt(b[at:read]))
+					return 0, fmt.Errorf("%s is not closed before %s", excerpt(startTag(b, e)), excerpt(b[at:read]))
 				}
 			}
 			stack = stack[:i]
@@ -107,10 +125,10 @@ func CheckBlock(b []byte) error {
 			if bytes.HasSuffix(tag, []byte("/>")) {
 				why = `in HTML "/>" does not close an element; ` + why
 			}
-			return fmt.Errorf("%s is never closed: %s", excerpt(tag), why)
+			return 0, fmt.Errorf("%s is never closed: %s", excerpt(tag), why)
 		}
 	}
-	return nil
+	return shape.finish(), nil
 }
 
 // element is an element a block opened and has not closed.

@@ -24,9 +24,11 @@ type Block struct {
 }
 
 // Lookup is asked once per slot element found, in document order, with the
-// slot's name (valid only during the call). It returns the block to fill the
-// slot with, or false to keep the origin's content.
-type Lookup func(slot []byte) (Block, bool)
+// slot's name and the slot element's name, lower case ("" for a name over
+// 12 bytes, as custom elements have), both valid only during the call. It
+// returns the block to fill the slot with, or false to keep the origin's
+// content. A block must fit the element (Misfit).
+type Lookup func(slot, elem []byte) (Block, bool)
 
 // Options tune a rewrite.
 type Options struct {
@@ -104,7 +106,7 @@ func (r *Rewriter) Write(p []byte) (int, error) {
 func (r *Rewriter) Skip(p []byte) (held []byte) {
 	r.carry = append(r.carry, p...)
 	lookup := r.s.lookup
-	r.s.lookup = func([]byte) (Block, bool) { return Block{}, false }
+	r.s.lookup = func(_, _ []byte) (Block, bool) { return Block{}, false }
 	r.s.discard = true
 	n := r.s.feed(r.carry, false)
 	r.s.discard, r.s.lookup = false, lookup

@@ -44,6 +44,7 @@ func (p *Plan) Ignored() []Ignored { return p.ignored }
 // its '>' at closeAt, inner HTML html[end:innerEnd], end tag up to closeEnd.
 type plannedSlot struct {
 	name                          []byte
+	elem                          []byte // the element's name, lower case, if short
 	start, closeAt, end, innerEnd int
 	closeEnd                      int
 	hasSeg                        bool
@@ -56,7 +57,7 @@ func Scan(html []byte) *Plan {
 	p := &Plan{size: len(html)}
 	p.declared, p.bom = declaredCharset(html)
 	var s scanner
-	s.init(func([]byte) (Block, bool) { return Block{}, false }, nil)
+	s.init(func(_, _ []byte) (Block, bool) { return Block{}, false }, nil)
 	s.plan = p
 	s.out = nil
 	s.discard = true
@@ -126,7 +127,7 @@ func (p *Plan) Apply(dst, html []byte, lookup Lookup, opts *Options) ([]byte, in
 				mark, headAt = h, h
 			}
 		}
-		b, ok := lookup(sl.name)
+		b, ok := lookup(sl.name, sl.elem)
 		if !ok {
 			continue
 		}
@@ -171,6 +172,6 @@ func (p *Plan) headBefore(limit, skipUntil int) int {
 // recordSlot is called by the scanner in planning mode for every fillable
 // slot (one whose end tag was found).
 func (p *Plan) recordSlot(data []byte, i int, t *tag, closeStart, closeEnd int) {
-	p.slots = append(p.slots, plannedSlot{name: bytes.Clone(t.slot), start: i, closeAt: t.closeAt, end: t.end,
+	p.slots = append(p.slots, plannedSlot{name: bytes.Clone(t.slot), elem: bytes.Clone(t.lname()), start: i, closeAt: t.closeAt, end: t.end,
 		innerEnd: closeStart, closeEnd: closeEnd, hasSeg: t.hasSeg})
 }

@@ -388,7 +388,7 @@ func (s *scanner) slot(data []byte, i int, t *tag, final bool) (int, bool) {
 		s.plan.recordSlot(data, i, t, closeStart, closeEnd)
 	}
 	s.slots++
-	b, ok := s.lookup(t.slot)
+	b, ok := s.lookup(t.slot, t.lname())
 	if !ok {
 		// Keep the origin's content; nested slots inside it are still live.
 		return t.end, true

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/device"
+)
+
+// misfitPage has slots in elements that not every block fits: a
+// paragraph, a table row, a link.
+const misfitPage = `<!doctype html><html><head><title>Slots</title></head><body>
+<main>
+<p id="promo" class="promo" data-edgeseg-slot="promo">Default promo</p>
+<p id="note" data-edgeseg-slot="note">Default note</p>
+<table><tbody><tr id="row" data-edgeseg-slot="row"><td>Default row</td></tr></tbody></table>
+<nav><a id="cta" href="/sale" data-edgeseg-slot="cta">Default link</a></nav>
+</main>
+</body></html>`
+
+// misfitBlocks are the mobile segment's blocks for misfitPage's slots:
+// two that browsers would move out of their slot element, two that fit.
+var misfitBlocks = map[string]string{
+	"promo/mobile.hbs": `<div class="deal">Mobile deal</div>`,        // a <div> closes the <p>
+	"note/mobile.hbs":  `<b>Mobile</b> note`,                         // fits
+	"row/mobile.hbs":   `<td>Mobile</td><td>row</td>`,                // fits
+	"cta/mobile.hbs":   `<a href="/mobile">Mobile</a> <em>link</em>`, // a link in the link
+}
+
+func startMisfitStack(t *testing.T) *stack {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range misfitBlocks {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(misfitPage))
+	})
+	return startStack(t, origin, func(y string) string {
+		return strings.Replace(noHoldouts(y), mustAbs(t, "../../examples/templates"), dir, 1)
+	})
+}
+
+// TestBlocksThatDoNotFitTheirSlotElement: a block browsers would move out
+// of its slot element (a <div> out of a <p>, a link out of a link) leaves
+// the slot with the origin's content, and the editor is told why; blocks
+// that fit fill their slots.
+func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
+	s := startMisfitStack(t)
+	_, body := s.browser(uaIPhone).page("/")
+	for _, want := range []string{
+		`<p id="promo" class="promo" data-edgeseg-slot="promo">Default promo</p>`,
+		`<p id="note" data-edgeseg-slot="note" data-edgeseg-segment="mobile"><b>Mobile</b> note</p>`,
+		`<tr id="row" data-edgeseg-slot="row" data-edgeseg-segment="mobile"><td>Mobile</td><td>row</td></tr>`,
+		`<a id="cta" href="/sale" data-edgeseg-slot="cta">Default link</a>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %s:\n%s", want, body)
+		}
+	}
+	logs := s.stderr.String()
+	for _, want := range []string{
+		`promo/mobile.hbs: does not fit the slot's <p>: the block holds an element that closes a paragraph`,
+		`cta/mobile.hbs: does not fit the slot's <a>: the block holds a link`,
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, "note/mobile.hbs") || strings.Contains(logs, "row/mobile.hbs") {
+		t.Errorf("a block that fits was refused:\n%s", logs)
+	}
+}
+
+// TestRealBrowserKeepsBlocksInTheirSlots: in Chromium, every slot of the
+// page holds exactly what edgeseg put in it: the fitting blocks, and the
+// origin's content where a block would not have stayed.
+func TestRealBrowserKeepsBlocksInTheirSlots(t *testing.T) {
+	exe := findChromium(t)
+	s := startMisfitStack(t)
+	ctx := newBrowser(t, exe)
+	if err := chromedp.Do(ctx, chromedp.Emulate(device.IPhone13), chromedp.Navigate(s.url+"/"), chromedp.WaitReady(`#cta`)); err != nil {
+		t.Fatal(err)
+	}
+	inner := func(sel string) string {
+		t.Helper()
+		h, err := chromedp.Run(ctx, chromedp.InnerHTML(sel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	promo, note, row, cta := inner(`#promo`), inner(`#note`), inner(`#row`), inner(`#cta`)
+	deals, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(".deal, a[href='/mobile']").length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ slot, got, want string }{
+		{"promo", promo, "Default promo"},
+		{"note", note, "<b>Mobile</b> note"},
+		{"row", row, "<td>Mobile</td><td>row</td>"},
+		{"cta", cta, "Default link"},
+	} {
+		if c.got != c.want {
+			t.Errorf("#%s holds %q, want %q", c.slot, c.got, c.want)
+		}
+	}
+	if deals != 0 {
+		t.Errorf("%d elements of refused blocks are in the page", deals)
+	}
+}

@@ -1,0 +1,396 @@
+package inject
+
+import (
+	"bytes"
+	"slices"
+)
+
+// Shape is what a block holds that not every slot element can hold. A
+// browser reading the page moves such content out of the slot element,
+// and so out of the slot: a <div> out of a <p> (the <div> closes it), a
+// row's text out of its <table>, a link out of a link. The block is well
+// formed (CheckBlock) and still breaks the page around its slot. A Shape
+// is read once, when a block is rendered (ReadBlock), and compared with
+// each slot element it is to fill (Misfit).
+type Shape uint16
+
+// What a block may hold that some slot elements cannot: start tags as the
+// browser meets them, at the block's top level (not inside an element the
+// block opened) or anywhere their effect reaches out of the block.
+const (
+	// ClosesP: a start tag that closes an open <p> (div, p, ul, table,
+	// h1, hr, ...), not inside an element of the block that shields it
+	// (button, table, td, object, ...).
+	ClosesP Shape = 1 << iota
+	// TopHeading: an <h1>–<h6> at the top level; it closes a heading.
+	TopHeading
+	// HasLink: an <a> that is not inside a cell, caption, object or
+	// template of the block; it closes an open <a>.
+	HasLink
+	// HasButton: a <button> not inside a table, cell, object or template
+	// of the block; it closes an open <button>.
+	HasButton
+	// TopText: text other than white space at the top level.
+	TopText
+	// TopFlow: an element at the top level that is not a part of a table
+	// or a <select> (a <div>, <span>, <img>, ...).
+	TopFlow
+	// TopSection: a <caption>, <colgroup>, <col>, <thead>, <tbody> or
+	// <tfoot> outside a <table> of the block's own.
+	TopSection
+	// TopRow: a <tr> outside a <table> of the block's own.
+	TopRow
+	// TopCell: a <td> or <th> outside a <table> of the block's own.
+	TopCell
+	// TopOption: an <option> or <optgroup> at the top level.
+	TopOption
+	// LooseItem: an <li> at the top level or inside only <div>, <p> and
+	// <address> of the block; it closes an open <li>.
+	LooseItem
+	// LooseTerm: a <dd> or <dt> so placed; it closes an open <dd> or <dt>.
+	LooseTerm
+	// LeftOpen: the block ends with a <p>, <li>, <dd> or <dt> left open
+	// (HTML allows it): the end tag of a formatting element around it (an
+	// <a> or <b> slot) then moves it out.
+	LeftOpen
+)
+
+// shapeReader reads a block's Shape as CheckBlock reads its tokens. It
+// keeps its own stack of the block's open elements, closing those the
+// browser closes for the page (a <p> at a <div>, an <li> at the next <li>,
+// a cell at the next row), which CheckBlock's stack leaves open.
+type shapeReader struct {
+	shape Shape
+	open  []element
+}
+
+// start records the start tag of e, an element read as HTML (<svg> and
+// <math> included); void says it has no content.
+func (r *shapeReader) start(e element, void bool) {
+	name := e.name
+	if closesParagraph(name) {
+		r.closeTo("p", buttonScope)
+	}
+	switch name {
+	case "li":
+		r.closeLoose("li", "li")
+	case "dd", "dt":
+		r.closeLoose("dd", "dt")
+	case "td", "th":
+		r.closeTablePart("td", "th", "caption", "colgroup")
+	case "tr":
+		r.closeTablePart("tr", "td", "th", "caption", "colgroup")
+	case "caption", "colgroup", "col", "thead", "tbody", "tfoot":
+		r.closeTablePart("tbody", "thead", "tfoot", "tr", "td", "th", "caption", "colgroup")
+	}
+	r.shape.start(name, r.open)
+	if !void {
+		r.open = append(r.open, e)
+	}
+}
+
+// push records the start tag of an SVG or MathML element that has content.
+func (r *shapeReader) push(e element) { r.open = append(r.open, e) }
+
+// breakOut closes the SVG and MathML elements an HTML start tag leaves.
+func (r *shapeReader) breakOut() {
+	for len(r.open) > 0 && r.open[len(r.open)-1].foreign && !r.open[len(r.open)-1].integration {
+		r.open = r.open[:len(r.open)-1]
+	}
+}
+
+// end records an end tag: it closes the nearest open element of its name,
+// and what was opened after it.
+func (r *shapeReader) end(name string) {
+	for i := len(r.open) - 1; i >= 0; i-- {
+		if r.open[i].name == name {
+			r.open = r.open[:i]
+			return
+		}
+	}
+}
+
+// text records text, raw as written.
+func (r *shapeReader) text(raw []byte) { r.shape.text(raw, r.open) }
+
+// finish returns the Shape, with what the block leaves open.
+func (r *shapeReader) finish() Shape {
+	for _, e := range r.open {
+		switch e.name {
+		case "p", "li", "dd", "dt":
+			if !e.foreign {
+				r.shape |= LeftOpen
+			}
+		}
+	}
+	return r.shape
+}
+
+// closeTo closes the nearest open element named name, if one is in scope.
+func (r *shapeReader) closeTo(name string, scope int) {
+	for i := len(r.open) - 1; i >= 0; i-- {
+		e := r.open[i]
+		if e.name == name && !e.foreign {
+			r.open = r.open[:i]
+			return
+		}
+		if shielded(r.open[i:i+1], scope) {
+			return
+		}
+	}
+}
+
+// closeLoose closes an open element named a or b, when only <div>, <p> and
+// <address> stand between it and the start tag (HTML's rule for <li>, <dd>
+// and <dt>).
+func (r *shapeReader) closeLoose(a, b string) {
+	for i := len(r.open) - 1; i >= 0; i-- {
+		e := r.open[i]
+		if e.foreign {
+			return
+		}
+		if e.name == a || e.name == b {
+			r.open = r.open[:i]
+			return
+		}
+		if e.name != "div" && e.name != "p" && e.name != "address" {
+			return
+		}
+	}
+}
+
+// closeTablePart closes, for a table part's start tag, the outermost open
+// element named in parts within the block's innermost table (or, with
+// none, within the table around the block): a row closes the open row and
+// its cells, a cell the open cell.
+func (r *shapeReader) closeTablePart(parts ...string) {
+	for i := range r.open {
+		if r.open[i].foreign {
+			continue
+		}
+		if slices.Contains(parts, r.open[i].name) && !containsTable(r.open[i+1:]) {
+			r.open = r.open[:i]
+			return
+		}
+	}
+}
+
+// containsTable reports whether stack holds an HTML <table> or <template>,
+// whose parts a table part after it belongs to.
+func containsTable(stack []element) bool {
+	for _, e := range stack {
+		if !e.foreign && (e.name == "table" || e.name == "template") {
+			return true
+		}
+	}
+	return false
+}
+
+// start records the start tag of an HTML element named name (lower case),
+// met with the block's own open elements on stack.
+func (s *Shape) start(name string, stack []element) {
+	top := len(stack) == 0
+	if closesParagraph(name) && !shielded(stack, buttonScope) {
+		*s |= ClosesP
+	}
+	switch name {
+	case "h1", "h2", "h3", "h4", "h5", "h6":
+		if top {
+			*s |= TopHeading
+		}
+	case "a":
+		if !shielded(stack, marker) {
+			*s |= HasLink
+		}
+	case "button":
+		if !shielded(stack, defaultScope) {
+			*s |= HasButton
+		}
+	case "li":
+		if loose(stack) {
+			*s |= LooseItem
+		}
+	case "dd", "dt":
+		if loose(stack) {
+			*s |= LooseTerm
+		}
+	}
+	if !containsTable(stack) {
+		// A table part outside a table of the block's own belongs to
+		// the table around it, or, with none, is dropped.
+		switch name {
+		case "caption", "colgroup", "col", "thead", "tbody", "tfoot":
+			*s |= TopSection
+		case "tr":
+			*s |= TopRow
+		case "td", "th":
+			*s |= TopCell
+		}
+	}
+	if !top {
+		// Inside the block's own rows, outside any cell or table of its
+		// own, anything but a table part is in the slot's table.
+		if rowLevel(stack) && !tableContent(name) {
+			*s |= TopFlow
+		}
+		return
+	}
+	switch name {
+	case "caption", "colgroup", "col", "thead", "tbody", "tfoot", "tr", "td", "th":
+		// table parts, above
+	case "option", "optgroup":
+		*s |= TopOption
+	case "script", "template", "style":
+		// allowed in tables and selects, as in any element
+	default:
+		*s |= TopFlow
+	}
+}
+
+// text records text read (raw, as written) at the block's top level, or
+// inside only its rows and row groups.
+func (s *Shape) text(raw []byte, stack []element) {
+	if rowLevel(stack) && len(bytes.Trim(raw, " \t\n\f\r")) > 0 {
+		*s |= TopText
+	}
+}
+
+// rowLevel reports whether stack holds only row groups and rows: what is
+// read there belongs to the table around the block, if any.
+func rowLevel(stack []element) bool {
+	for _, e := range stack {
+		switch e.name {
+		case "tbody", "thead", "tfoot", "tr":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// tableContent reports the elements a table takes where they stand.
+func tableContent(name string) bool {
+	switch name {
+	case "caption", "colgroup", "col", "thead", "tbody", "tfoot", "tr", "td", "th", "script", "template", "style":
+		return true
+	}
+	return false
+}
+
+// closesParagraph reports the start tags that close an open <p> ("close a
+// p element" in HTML's tree construction). <table> does so in standards
+// mode, which pages with a doctype are in.
+func closesParagraph(name string) bool {
+	switch name {
+	case "address", "article", "aside", "blockquote", "center", "details", "dialog", "dir", "div", "dl",
+		"fieldset", "figcaption", "figure", "footer", "form", "header", "hgroup", "hr", "main", "menu", "nav",
+		"ol", "p", "pre", "listing", "search", "section", "summary", "ul", "table", "li", "dd", "dt", "xmp",
+		"plaintext", "h1", "h2", "h3", "h4", "h5", "h6":
+		return true
+	}
+	return false
+}
+
+// The elements that end HTML's scopes: an element of the page outside the
+// nearest one of them is out of reach of what happens inside it.
+const (
+	defaultScope = iota // "has an element in scope"
+	buttonScope         // "in button scope": the default, and <button>
+	marker              // the markers of the active formatting elements
+)
+
+// shielded reports whether an element of the block's stack keeps what is
+// opened inside it from reaching the elements around the block.
+func shielded(stack []element, scope int) bool {
+	for _, e := range stack {
+		if e.integration {
+			return true // an SVG or MathML element that holds HTML
+		}
+		if e.foreign {
+			continue
+		}
+		switch e.name {
+		case "applet", "caption", "marquee", "object", "template", "td", "th":
+			return true
+		case "html", "table":
+			if scope != marker {
+				return true
+			}
+		case "button":
+			if scope == buttonScope {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// loose reports whether an <li>, <dd> or <dt> opened inside stack closes
+// one around the block: only <div>, <p> and <address> stand between.
+func loose(stack []element) bool {
+	for _, e := range stack {
+		if e.foreign || e.name != "div" && e.name != "p" && e.name != "address" {
+			return false
+		}
+	}
+	return true
+}
+
+// Misfit says why a block of shape s does not stay inside a slot element
+// named elem (lower case), or "" when it does. It knows the slot element,
+// not the elements around it: a <div> in a <span> slot inside a <p> closes
+// that paragraph all the same, and is not refused.
+func Misfit(elem []byte, s Shape) string {
+	switch string(elem) {
+	case "p":
+		if s&ClosesP != 0 {
+			return "the block holds an element that closes a paragraph (a <div>, <p>, <ul>, <table>, <h1>, ...): browsers move it out of the slot's <p>"
+		}
+	case "h1", "h2", "h3", "h4", "h5", "h6":
+		if s&TopHeading != 0 {
+			return "the block starts a heading, which closes the slot's <" + string(elem) + ">: browsers move it out of the slot"
+		}
+	case "a":
+		if s&HasLink != 0 {
+			return "the block holds a link, which closes the slot's <a>: browsers move it out of the slot"
+		}
+		if s&LeftOpen != 0 {
+			return "the block leaves a <p> or list item open: the slot's </a> moves it out of the slot"
+		}
+	case "b", "big", "code", "em", "font", "i", "nobr", "s", "small", "strike", "strong", "tt", "u":
+		if s&LeftOpen != 0 {
+			return "the block leaves a <p> or list item open: the slot's </" + string(elem) + "> moves it out of the slot"
+		}
+	case "button":
+		if s&HasButton != 0 {
+			return "the block holds a <button>, which closes the slot's <button>: browsers move it out of the slot"
+		}
+	case "table":
+		if s&(TopText|TopFlow|TopOption) != 0 {
+			return "the block holds text or elements that are not parts of a table: browsers move them out of the slot's <table>"
+		}
+		return ""
+	case "thead", "tbody", "tfoot":
+		if s&(TopText|TopFlow|TopOption|TopSection) != 0 {
+			return "the block holds text or elements other than rows and cells: browsers move them out of the slot's <" + string(elem) + ">"
+		}
+		return ""
+	case "tr":
+		if s&(TopText|TopFlow|TopOption|TopSection|TopRow) != 0 {
+			return "the block holds text or elements other than cells: browsers move them out of the slot's <tr>"
+		}
+		return ""
+	case "li":
+		if s&LooseItem != 0 {
+			return "the block holds an <li> outside a list of its own, which closes the slot's <li>: browsers move it out of the slot"
+		}
+	case "dd", "dt":
+		if s&LooseTerm != 0 {
+			return "the block holds a <dd> or <dt> outside a list of its own, which closes the slot's <" + string(elem) + ">: browsers move it out of the slot"
+		}
+	}
+	if s&(TopSection|TopRow|TopCell) != 0 {
+		return "the block holds parts of a table (<tr>, <td>, ...) outside a table of its own: browsers drop them"
+	}
+	return ""
+}

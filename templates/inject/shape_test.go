@@ -1,0 +1,245 @@
+package inject
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/html"
+)
+
+// slotContexts places a slot element of each kind as pages do: the page
+// before the slot, and after it.
+var slotContexts = map[string][2]string{
+	"div":      {"<main>", "</main>"},
+	"p":        {"<main>", "</main>"},
+	"h2":       {"<main>", "</main>"},
+	"a":        {"<main><nav>", "</nav></main>"},
+	"button":   {"<main><form>", "</form></main>"},
+	"table":    {"<main>", "</main>"},
+	"tbody":    {"<main><table>", "</table></main>"},
+	"tr":       {"<main><table><tbody>", "</tbody></table></main>"},
+	"td":       {"<main><table><tbody><tr>", "</tr></tbody></table></main>"},
+	"select":   {"<main><form>", "</form></main>"},
+	"li":       {"<main><ul>", "</ul></main>"},
+	"dd":       {"<main><dl><dt>t", "</dl></main>"},
+	"span":     {"<main><div>", "</div></main>"},
+	"b":        {"<main><div>", "</div></main>"},
+	"x-widget": {"<main>", "</main>"},
+}
+
+// staysInSlot is what a browser does with block in a slot element elem:
+// parsed with HTML's tree construction (x/net/html), whether every element
+// and all the text of the block end up inside the slot element, none of
+// it dropped. The block's own elements are told from those the parser
+// makes up (a <tbody> around rows) by an attribute added to each of its
+// start tags.
+func staysInSlot(t *testing.T, elem, block string) bool {
+	t.Helper()
+	marked := markStartTags(block)
+	around := slotContexts[elem]
+	page := "<!doctype html><html><head></head><body>" + around[0] + "<" + elem + ` id="slot">` + marked + "</" + elem + ">" + around[1] + "</body></html>"
+	doc, err := html.Parse(strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slot *html.Node
+	total := 0
+	for n := range doc.Descendants() {
+		if n.Type != html.ElementNode {
+			continue
+		}
+		for _, a := range n.Attr {
+			switch {
+			case a.Key == "id" && a.Val == "slot":
+				slot = n
+			case a.Key == blockMark:
+				total++
+			}
+		}
+	}
+	if slot == nil {
+		return false
+	}
+	inText, inElems := readTree(slot.Descendants())
+	text, elems := blockText(block)
+	return inElems == total && total == elems && noSpace(inText) == noSpace(text)
+}
+
+// blockText is the text of block and how many elements its start tags
+// make, read by a tokenizer alone.
+func blockText(block string) (string, int) {
+	var text strings.Builder
+	elems := 0
+	z := html.NewTokenizer(strings.NewReader(block))
+	for tt := z.Next(); tt != html.ErrorToken; tt = z.Next() {
+		switch tt {
+		case html.TextToken:
+			text.Write(z.Text())
+		case html.StartTagToken, html.SelfClosingTagToken:
+			elems++
+		}
+	}
+	return text.String(), elems
+}
+
+// noSpace is s without white space: the parser drops some (a newline after
+// <pre>, blanks in a table).
+func noSpace(s string) string {
+	return strings.Join(strings.Fields(s), "")
+}
+
+// blockMark is the attribute markStartTags adds.
+const blockMark = "data-from-block"
+
+// markStartTags adds blockMark to every start tag of block.
+func markStartTags(block string) string {
+	var out strings.Builder
+	z := html.NewTokenizer(strings.NewReader(block))
+	for tt := z.Next(); tt != html.ErrorToken; tt = z.Next() {
+		raw := string(z.Raw())
+		if tt == html.StartTagToken || tt == html.SelfClosingTagToken {
+			name, _ := z.TagName()
+			raw = raw[:1+len(name)] + " " + blockMark + raw[1+len(name):]
+		}
+		out.WriteString(raw)
+	}
+	return out.String()
+}
+
+// readTree returns the text of nodes and how many of them are the block's
+// elements.
+func readTree(nodes func(func(*html.Node) bool)) (string, int) {
+	var text strings.Builder
+	elems := 0
+	for n := range nodes {
+		switch n.Type {
+		case html.TextNode:
+			text.WriteString(n.Data)
+		case html.ElementNode:
+			for _, a := range n.Attr {
+				if a.Key == blockMark {
+					elems++
+				}
+			}
+		}
+	}
+	return text.String(), elems
+}
+
+// TestMisfitAgreesWithBrowsers: for blocks in slot elements of each kind,
+// Misfit refuses exactly the blocks a browser moves (or drops) out of the
+// slot, as HTML's tree construction (x/net/html's parser) places them.
+func TestMisfitAgreesWithBrowsers(t *testing.T) {
+	for elem := range slotContexts {
+		for _, b := range misfitBlocks {
+			checkMisfit(t, elem, b, true)
+		}
+	}
+}
+
+// mergedTag matches the start tags a browser may merge into an element
+// already open or drop without harm (a second <body>, a nested <form>):
+// a block with one is not compared.
+var mergedTag = regexp.MustCompile(`(?i)<(html|head|body|form|select|frameset|frame|image|isindex|keygen|noscript|nobr|svg|math)`)
+
+// FuzzMisfit: for any block CheckBlock lets through, Misfit refuses it in
+// a slot element whenever a browser would not keep it inside. It may
+// refuse more, for odd markup its model of the block's open elements
+// reads as left open (<li><li></li>); TestMisfitAgreesWithBrowsers holds
+// it to exactly the browser's verdict for the blocks editors write.
+func FuzzMisfit(f *testing.F) {
+	for _, b := range misfitBlocks {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b string) {
+		if _, err := ReadBlock([]byte(b)); err != nil || strings.ContainsAny(b, "\x00\r") || strings.Contains(b, "id=") || strings.Contains(b, blockMark) || mergedTag.MatchString(b) ||
+			strings.Contains(strings.ToLower(b), "</br") { // a <template> reads no <br> in it, as the page does
+
+			return
+		}
+		for elem := range slotContexts {
+			checkMisfit(t, elem, b, false)
+		}
+	})
+}
+
+// checkMisfit compares Misfit's verdict on b in elem with the browser's;
+// unless exact, only a block browsers move out and Misfit lets through
+// fails.
+func checkMisfit(t *testing.T, elem, b string, exact bool) {
+	t.Helper()
+	shape, err := ReadBlock([]byte(b))
+	if err != nil {
+		t.Fatalf("%q: %v", b, err)
+	}
+	why := Misfit([]byte(elem), shape)
+	if stays := staysInSlot(t, elem, b); stays != (why == "") && (exact || !stays) {
+		t.Errorf("<%s> slot, block %q: browsers keep it inside: %v; Misfit: %q", elem, b, stays, why)
+	}
+}
+
+var misfitBlocks = []string{
+	"<b>Deal</b> of the day",
+	"<div>Deal</div>",
+	"<p>Deal</p>",
+	"<span>x</span><p>y",
+	"<ul><li>a</ul><p>y",
+	"<li>a",
+	"<ul><li>a<li>b</ul>",
+	"<h3>Deals</h3><em>now</em>",
+	"<a href=/sale>Sale</a>",
+	"<button>Buy</button>",
+	"<table><tr><td><div>x</div></td></tr></table>",
+	"<table><tr><td><a href=/x>x</a></td></tr></table>",
+	"<object><p>x</p></object>",
+	"<svg><foreignObject><div>x</div></foreignObject></svg>",
+	"<svg><circle r=1 /></svg>",
+	"<td>a</td><td>b</td>",
+	"<tr><td>a</td></tr>",
+	"<tbody><tr><td>a</td></tr></tbody>",
+	"<caption>c</caption><tr><td>a</td></tr>",
+	"text <td>a</td>",
+	"\n  <td>a</td>\n",
+	"<option>a</option><option>b</option>",
+	"<optgroup label=g><option>a</optgroup>",
+	"<li>one</li><li>two</li>",
+	"<div><li>one</li></div>",
+	"<ol><li>one</li></ol>",
+	"<dd>d</dd>",
+	"<hr>",
+	"<img src=/x.png alt=x>",
+	"<script>var a = 1;</script>",
+	"<template><div>x</div></template>",
+	"<button><div>x</div></button>",
+	"plain text",
+	"",
+}
+
+// TestLookupIsToldTheSlotElement: whether a page is rewritten from its plan
+// or as it streams, Lookup learns each slot's element, lower case, so a
+// block can be matched to it; a long (custom) element name is "".
+func TestLookupIsToldTheSlotElement(t *testing.T) {
+	page := []byte(`<P data-edgeseg-slot="a">x</P><table><tr data-edgeseg-slot="b"><td>y</td></tr></table>` +
+		`<product-carousel data-edgeseg-slot="c">z</product-carousel><div data-edgeseg-slot="d"><span data-edgeseg-slot="e">w</span></div>`)
+	want := "a=p b=tr c= d=div e=span"
+	var got []string
+	lookup := func(slot, elem []byte) (Block, bool) {
+		got = append(got, string(slot)+"="+string(elem))
+		return Block{}, false
+	}
+	Scan(page).Apply(nil, page, lookup, nil)
+	if g := strings.Join(got, " "); g != want {
+		t.Errorf("plan: %s, want %s", g, want)
+	}
+	got = nil
+	var out strings.Builder
+	r := NewRewriter(&out, lookup, nil)
+	for i := 0; i < len(page); i += 7 {
+		r.Write(page[i:min(i+7, len(page))])
+	}
+	r.Close()
+	if g := strings.Join(got, " "); g != want {
+		t.Errorf("stream: %s, want %s", g, want)
+	}
+}
