@@ -53,7 +53,16 @@ const (
 	// (HTML allows it): the end tag of a formatting element around it (an
 	// <a> or <b> slot) then moves it out.
 	LeftOpen
+	// Deep: the block nests elements deeper than maxShapeDepth, past which
+	// its shape is not followed; it fits no slot element.
+	Deep
 )
+
+// maxShapeDepth bounds the nesting a block's shape is followed to. Each
+// start tag looks through the elements open around it, so an unbounded
+// depth would make reading a block (up to 1 MiB of nested elements)
+// quadratic; blocks editors write nest a dozen deep.
+const maxShapeDepth = 64
 
 // shapeReader reads a block's Shape as CheckBlock reads its tokens. It
 // keeps its own stack of the block's open elements, closing those the
@@ -62,11 +71,16 @@ const (
 type shapeReader struct {
 	shape Shape
 	open  []element
+	deep  bool // the block nests past maxShapeDepth: no longer followed
 }
 
 // start records the start tag of e, an element read as HTML (<svg> and
 // <math> included); void says it has no content.
 func (r *shapeReader) start(e element, void bool) {
+	if r.deep || len(r.open) >= maxShapeDepth {
+		r.deep = true
+		return
+	}
 	name := e.name
 	if closesParagraph(name) {
 		r.closeTo("p", buttonScope)
@@ -90,7 +104,13 @@ func (r *shapeReader) start(e element, void bool) {
 }
 
 // push records the start tag of an SVG or MathML element that has content.
-func (r *shapeReader) push(e element) { r.open = append(r.open, e) }
+func (r *shapeReader) push(e element) {
+	if r.deep || len(r.open) >= maxShapeDepth {
+		r.deep = true
+		return
+	}
+	r.open = append(r.open, e)
+}
 
 // breakOut closes the SVG and MathML elements an HTML start tag leaves.
 func (r *shapeReader) breakOut() {
@@ -102,6 +122,9 @@ func (r *shapeReader) breakOut() {
 // end records an end tag: it closes the nearest open element of its name,
 // and what was opened after it.
 func (r *shapeReader) end(name string) {
+	if r.deep {
+		return
+	}
 	for i := len(r.open) - 1; i >= 0; i-- {
 		if r.open[i].name == name {
 			r.open = r.open[:i]
@@ -111,10 +134,17 @@ func (r *shapeReader) end(name string) {
 }
 
 // text records text, raw as written.
-func (r *shapeReader) text(raw []byte) { r.shape.text(raw, r.open) }
+func (r *shapeReader) text(raw []byte) {
+	if !r.deep {
+		r.shape.text(raw, r.open)
+	}
+}
 
 // finish returns the Shape, with what the block leaves open.
 func (r *shapeReader) finish() Shape {
+	if r.deep {
+		return r.shape | Deep
+	}
 	for _, e := range r.open {
 		switch e.name {
 		case "p", "li", "dd", "dt":
@@ -337,10 +367,14 @@ func loose(stack []element) bool {
 }
 
 // Misfit says why a block of shape s does not stay inside a slot element
-// named elem (lower case), or "" when it does. It knows the slot element,
+// named elem (lower case), or "" when it does; the reasons are constants,
+// so asking on every request costs nothing. It knows the slot element,
 // not the elements around it: a <div> in a <span> slot inside a <p> closes
 // that paragraph all the same, and is not refused.
 func Misfit(elem []byte, s Shape) string {
+	if s&Deep != 0 {
+		return "the block nests elements more than 64 deep (maxShapeDepth), past which its fit is not followed"
+	}
 	switch string(elem) {
 	case "p":
 		if s&ClosesP != 0 {
@@ -348,7 +382,7 @@ func Misfit(elem []byte, s Shape) string {
 		}
 	case "h1", "h2", "h3", "h4", "h5", "h6":
 		if s&TopHeading != 0 {
-			return "the block starts a heading, which closes the slot's <" + string(elem) + ">: browsers move it out of the slot"
+			return "the block starts a heading, which closes the slot's heading: browsers move it out of the slot"
 		}
 	case "a":
 		if s&HasLink != 0 {
@@ -359,7 +393,7 @@ func Misfit(elem []byte, s Shape) string {
 		}
 	case "b", "big", "code", "em", "font", "i", "nobr", "s", "small", "strike", "strong", "tt", "u":
 		if s&LeftOpen != 0 {
-			return "the block leaves a <p> or list item open: the slot's </" + string(elem) + "> moves it out of the slot"
+			return "the block leaves a <p> or list item open: the slot's end tag moves it out of the slot"
 		}
 	case "button":
 		if s&HasButton != 0 {
@@ -372,7 +406,7 @@ func Misfit(elem []byte, s Shape) string {
 		return ""
 	case "thead", "tbody", "tfoot":
 		if s&(TopText|TopFlow|TopOption|TopSection) != 0 {
-			return "the block holds text or elements other than rows and cells: browsers move them out of the slot's <" + string(elem) + ">"
+			return "the block holds text or elements other than rows and cells: browsers move them out of the slot's table section"
 		}
 		return ""
 	case "tr":
@@ -386,7 +420,7 @@ func Misfit(elem []byte, s Shape) string {
 		}
 	case "dd", "dt":
 		if s&LooseTerm != 0 {
-			return "the block holds a <dd> or <dt> outside a list of its own, which closes the slot's <" + string(elem) + ">: browsers move it out of the slot"
+			return "the block holds a <dd> or <dt> outside a list of its own, which closes the slot's <dd> or <dt>: browsers move it out of the slot"
 		}
 	}
 	if s&(TopSection|TopRow|TopCell) != 0 {

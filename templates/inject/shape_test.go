@@ -243,3 +243,31 @@ func TestLookupIsToldTheSlotElement(t *testing.T) {
 		t.Errorf("stream: %s, want %s", g, want)
 	}
 }
+
+// TestDeepBlocksAreReadInLinearTime: a block nesting thousands of elements
+// (up to the 1 MiB a render may be) is read without looking through all
+// of them at each tag, and fits no slot element; one nesting a few fits.
+func TestDeepBlocksAreReadInLinearTime(t *testing.T) {
+	for _, n := range []int{10, maxShapeDepth + 1, 60000} {
+		b := strings.Repeat("<span><div>", n) + "x" + strings.Repeat("</div></span>", n)
+		shape, err := ReadBlock([]byte(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		why := Misfit([]byte("div"), shape)
+		if deep := 2*n > maxShapeDepth; deep != (why != "") || deep && !strings.Contains(why, "64 deep") {
+			t.Errorf("%d levels: %q", 2*n, why)
+		}
+	}
+}
+
+func BenchmarkReadDeepBlock(b *testing.B) {
+	block := []byte(strings.Repeat("<span><div>", 60000) + "x" + strings.Repeat("</div></span>", 60000))
+	b.SetBytes(int64(len(block)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ReadBlock(block); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
