@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
 )
 
 // CheckBlock reports whether a block's HTML keeps to its slot: set between
@@ -33,13 +34,13 @@ func CheckBlock(b []byte) error {
 // ReadBlock checks b as CheckBlock does and returns its Shape, read in the
 // same pass.
 func ReadBlock(b []byte) (Shape, error) {
-	var shape shapeReader
+	shape := shapeReader{open: make([]element, 0, 16)}
 	// The block is read as a browser reads it in the page: followed by the
 	// slot's end tag, which its last bytes must leave as it is.
 	in := make([]byte, 0, len(b)+len(slotEnd))
 	in = append(append(in, b...), slotEnd...)
 	z := html.NewTokenizer(bytes.NewReader(in))
-	var stack []element
+	stack := make([]element, 0, 16)
 	read := 0
 	for {
 		inForeign := foreignContext(stack)
@@ -66,7 +67,7 @@ func ReadBlock(b []byte) (Shape, error) {
 		switch tt {
 		case html.StartTagToken, html.SelfClosingTagToken:
 			name, hasAttr := z.TagName()
-			e := element{name: string(name), at: at}
+			e := element{name: tagName(name), at: at}
 			if inForeign && breaksOut(e.name, z, hasAttr) {
 				// An HTML element in SVG or MathML: the browser closes
 				// them up to the nearest HTML element and goes on in HTML.
@@ -129,6 +130,15 @@ func ReadBlock(b []byte) (Shape, error) {
 		}
 	}
 	return shape.finish(), nil
+}
+
+// tagName is name as a string: for HTML's own names, the atom table's
+// (no copy is made), so checking a block does not allocate per tag.
+func tagName(name []byte) string {
+	if a := atom.Lookup(name); a != 0 {
+		return a.String()
+	}
+	return string(name)
 }
 
 // element is an element a block opened and has not closed.
