@@ -22,6 +22,16 @@ func (o *cookieOrigin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	o.next.ServeHTTP(w, r)
 }
 
+// newCookieOrigin is the demo shop, recording Cookie headers.
+func newCookieOrigin(t *testing.T) *cookieOrigin {
+	t.Helper()
+	demo, err := NewDemoOrigin("../../examples/site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &cookieOrigin{next: demo, seen: map[string][]string{}}
+}
+
 func (o *cookieOrigin) cookies(path string) []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -34,19 +44,9 @@ func (o *cookieOrigin) cookies(path string) []string {
 // one. The site's own cookies reach it as the browser sent them, odd ones
 // included.
 func TestOwnCookiesStayAtTheEdge(t *testing.T) {
-	demo, err := NewDemoOrigin("../../examples/site")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := &cookieOrigin{next: demo, seen: map[string][]string{}}
+	o := newCookieOrigin(t)
 	s := startStack(t, o, nil)
-	b := s.browser(uaDesktop)
-	resp, _ := b.page("/category/sale")
-	prof := profileCookie(resp)
-	if prof == nil {
-		t.Fatal("no profile cookie set")
-	}
-	own := "edgeseg=" + prof.Value
+	own := "edgeseg=" + s.browser(uaDesktop).profile("/category/sale").Value
 	preview := "edgeseg_preview=" + strings.Repeat("x", 40)
 	cases := []struct {
 		name   string
@@ -106,11 +106,7 @@ func TestOwnCookiesToOrigin(t *testing.T) {
 		{"EDGESEG_PROFILE_TO_ORIGIN=true", "sid=42; edgeseg=abc; edgeseg_preview=def"},
 	} {
 		t.Run(tc.env, func(t *testing.T) {
-			demo, err := NewDemoOrigin("../../examples/site")
-			if err != nil {
-				t.Fatal(err)
-			}
-			o := &cookieOrigin{next: demo, seen: map[string][]string{}}
+			o := newCookieOrigin(t)
 			s := startStack(t, o, nil, tc.env)
 			req, _ := http.NewRequest("GET", s.url+"/", nil)
 			req.Header.Set("User-Agent", uaDesktop)

@@ -199,6 +199,17 @@ func decode(t *testing.T, enc string, raw []byte) string {
 	return string(out)
 }
 
+// profile visits path and returns the profile cookie it is given.
+func (b *browser) profile(path string) *http.Cookie {
+	b.t.Helper()
+	resp, _ := b.page(path)
+	c := profileCookie(resp)
+	if c == nil {
+		b.t.Fatalf("%s: no profile cookie set", path)
+	}
+	return c
+}
+
 func profileCookie(resp *http.Response) *http.Cookie {
 	for _, c := range resp.Cookies() {
 		if c.Name == "edgeseg" {
@@ -971,18 +982,13 @@ func TestPersonalizeOffIsAPlainProxy(t *testing.T) {
 // two paths or domains) is served with whichever copy verifies.
 func TestDuplicateProfileCookies(t *testing.T) {
 	s := startStack(t, nil, nil)
-	b := s.browser(uaDesktop)
-	resp, _ := b.page("/category/sale")
-	good := profileCookie(resp)
-	if good == nil {
-		t.Fatal("no cookie")
-	}
+	good := s.browser(uaDesktop).profile("/category/sale")
 	req, _ := http.NewRequest("GET", s.url+"/", nil)
 	req.Header.Set("User-Agent", uaDesktop)
 	req.Header.Set("Sec-Fetch-Dest", "document")
 	req.Header.Set("Cookie", "edgeseg=garbage; edgeseg="+good.Value)
 	raw := s.browser(uaDesktop)
-	resp, _ = raw.do(req)
+	resp, _ := raw.do(req)
 	next := profileCookie(resp)
 	if resp.StatusCode != 200 || next == nil {
 		t.Fatalf("status %d cookie %v", resp.StatusCode, next)
