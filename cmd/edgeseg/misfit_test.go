@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -115,5 +116,43 @@ func TestRealBrowserKeepsBlocksInTheirSlots(t *testing.T) {
 	}
 	if deals != 0 {
 		t.Errorf("%d elements of refused blocks are in the page", deals)
+	}
+}
+
+// TestValidateChecksBlocksAgainstAPage: `validate --page` reads a page
+// saved from the site and reports each block that would not fit its
+// slot's element there, and slots that are never filled.
+func TestValidateChecksBlocksAgainstAPage(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range misfitBlocks {
+		os.MkdirAll(filepath.Join(dir, "templates", filepath.Dir(name)), 0o755)
+		os.WriteFile(filepath.Join(dir, "templates", name), []byte(body), 0o644)
+	}
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("origin:\n  url: http://127.0.0.1:1\nsegments:\n  - name: mobile\n    rule: 'device == \"mobile\"'\n"), 0o644)
+	page := filepath.Join(dir, "page.html")
+	os.WriteFile(page, []byte(strings.Replace(misfitPage, "</main>",
+		`<aside data-edgeseg-slot="side">Default side</aside><div data-edgeseg-slot="broken"/></main>`, 1)), 0o644)
+	var out strings.Builder
+	m := NewMain()
+	m.Stdout, m.Stderr = &out, &out
+	m.ParseFlags([]string{"validate", "--config", cfg, "--page", page})
+	if ec, ok := m.Run(context.Background()).(exitCoder); !ok || ec.ExitCode() != 1 {
+		t.Fatalf("want exit 1:\n%s", out.String())
+	}
+	for _, want := range []string{
+		`error: ` + page + `: slot "promo" (<p>): ` + filepath.Join(dir, "templates", "promo", "mobile.hbs") + ` does not fit it: the block holds an element that closes a paragraph`,
+		`error: ` + page + `: slot "cta" (<a>): ` + filepath.Join(dir, "templates", "cta", "mobile.hbs") + ` does not fit it: the block holds a link`,
+		`warning: ` + page + `: slot "side" has no block`,
+		`warning: ` + page + `: slot "broken" is never filled: self-closing`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("validate output lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, fits := range []string{`slot "note"`, `slot "row"`} {
+		if strings.Contains(out.String(), fits) {
+			t.Errorf("a block that fits was reported (%s):\n%s", fits, out.String())
+		}
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/edgeseg/edgeseg/segments"
 	"github.com/edgeseg/edgeseg/segments/signals"
 	"github.com/edgeseg/edgeseg/templates"
+	"github.com/edgeseg/edgeseg/templates/inject"
 )
 
 // exitError carries an exit code.
@@ -37,6 +40,8 @@ func (m *Main) runValidate(ctx context.Context, args []string) error {
 	fs := m.flagSet("validate")
 	cfgPath := fs.String("config", "", "config file")
 	strict := fs.Bool("strict", false, "treat warnings as errors")
+	var pages multiFlag
+	fs.Var(&pages, "page", "an HTML file of the site (a page saved from it): check that every block fits the element of its slot there (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -104,12 +109,74 @@ func (m *Main) runValidate(ctx context.Context, args []string) error {
 				}
 			}
 		}
+		for _, page := range pages {
+			validatePage(page, set, pl, report)
+		}
 	}
 	fmt.Fprintf(m.Stdout, "%d segment(s), %d block(s): %d error(s), %d warning(s)\n", len(cfg.Segments), set.Len(), errs, warns)
 	if errs > 0 || *strict && warns > 0 {
 		return &exitError{1, "validation failed"}
 	}
 	return nil
+}
+
+// validatePage checks the blocks of each slot of an HTML file against the
+// slot's element there, as serve does for every page: a block browsers
+// would move out of it (a <div> in a <p>) is an error, since the slot keeps
+// its default on that page. Slot markers that cannot be filled, and slots
+// without a block, are warnings.
+func validatePage(page string, set *templates.Set, pl *proxy.Pipeline, report func(level, msg string)) {
+	html, err := readPage(page)
+	if err != nil {
+		report("error", err.Error())
+		return
+	}
+	plan := inject.Scan(html)
+	for _, ig := range plan.Ignored() {
+		report("warning", fmt.Sprintf("%s: slot %q is never filled: %s", page, ig.Slot, ig.Reason))
+	}
+	for _, se := range plan.SlotElements() {
+		blocks := 0
+		for _, b := range set.Blocks() {
+			seg := pl.Engine().Lookup(b.Segment)
+			if b.Slot != se.Slot || seg == nil {
+				continue
+			}
+			blocks++
+			for _, env := range sampleRenderEnvs() {
+				out, err := b.ExecWithin(seg, env, templates.MaxRenderRun)
+				if err != nil {
+					break // reported above
+				}
+				shape, _ := inject.ReadBlock([]byte(out))
+				if why := inject.Misfit([]byte(se.Element), shape); why != "" {
+					report("error", fmt.Sprintf("%s: slot %q (<%s>): %s does not fit it: %s", page, se.Slot, se.Element, b.File, why))
+					break
+				}
+			}
+		}
+		if blocks == 0 {
+			report("warning", fmt.Sprintf("%s: slot %q has no block: it always shows the page's own content", page, se.Slot))
+		}
+	}
+}
+
+// readPage reads an HTML file for validate, up to 16 MiB.
+func readPage(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	const most = 16 << 20
+	b, err := io.ReadAll(io.LimitReader(f, most+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > most {
+		return nil, fmt.Errorf("%s: larger than 16 MiB: not a page", path)
+	}
+	return b, nil
 }
 
 // sampleRenderEnvs are visitors blocks are rendered for by validate:

@@ -99,6 +99,22 @@ func Unmarked(html []byte) *Plan {
 // is (false for a Plan made by Unmarked).
 func (p *Plan) HeadsKnown() bool { return !p.noHeads }
 
+// SlotElement is a fillable slot of a document: its name and its element's
+// name, lower case ("" for a name over 12 bytes).
+type SlotElement struct {
+	Slot, Element string
+}
+
+// SlotElements lists the document's fillable slots, nested ones included,
+// in document order.
+func (p *Plan) SlotElements() []SlotElement {
+	out := make([]SlotElement, len(p.slots))
+	for i, sl := range p.slots {
+		out[i] = SlotElement{Slot: string(sl.name), Element: string(sl.elem)}
+	}
+	return out
+}
+
 // Slots returns how many fillable slots the document has.
 func (p *Plan) Slots() int { return len(p.slots) }
 
