@@ -168,3 +168,41 @@ func personalizingStack(t *testing.T, originURL string, mutate func(*config.Conf
 		return bytes.Contains(b, []byte("Deals picked for you")), append([]byte(nil), b...)
 	}
 }
+
+// TestRewriteBudgetCountsGrowth: a page whose blocks are larger than its
+// slots' content (many slots, each filled) outgrows what was set aside for
+// it; the growth counts against rewrite.max_buffered_bytes too, and when
+// it is not there the page goes out as the origin sent it.
+func TestRewriteBudgetCountsGrowth(t *testing.T) {
+	page := []byte("<!doctype html><html><body>" + strings.Repeat(`<div data-edgeseg-slot="hero"></div>`, 64) + "</body></html>")
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+		w.Write(page)
+	}))
+	defer origin.Close()
+	h, get := personalizingStack(t, origin.URL, func(c *config.Config) { c.Rewrite.MaxBufferedBytes = 1 << 20 })
+	ok, body := get("/")
+	if !ok || len(body) < 2*len(page) {
+		t.Fatalf("with memory to spare: personalized %v, %d bytes from %d", ok, len(body), len(page))
+	}
+	// What reading the page and setting its rewrite aside take (4 KiB
+	// buffers, ~7 KiB for the rewrite), and 1 KiB more: not its growth.
+	for len(h.bufs.ch) > 0 {
+		h.bufs.get()
+	}
+	left := 12 << 10
+	h.buffered.take(1<<20 - left)
+	ok, body = get("/")
+	if ok || !bytes.Equal(body, page) {
+		t.Fatalf("outgrowing the budget: personalized %v, origin's page %v", ok, bytes.Equal(body, page))
+	}
+	h.buffered.give(1<<20 - left)
+	deadline := time.Now().Add(2 * time.Second)
+	for h.buffered.used.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("rewrites still hold %d bytes after their responses", h.buffered.used.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -100,7 +100,8 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	}
 
 	outp := h.bufs.get()
-	if !take(max(cap(*outp), len(html)+len(html)/8+4096)) {
+	reserved := max(cap(*outp), len(html)+len(html)/8+4096)
+	if !take(reserved) {
 		h.metrics.noBudget.Inc()
 		h.bufs.put(outp)
 		send(rawp)
@@ -113,9 +114,19 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		send(rawp)
 		return false
 	}
+	if grown := cap(out) - reserved; grown > 0 && !take(grown) {
+		// Blocks larger than the slots' content (a page of many slots,
+		// each filled with a large block) made the page outgrow what was
+		// set aside: it counts too, or goes out as the origin sent it.
+		h.metrics.noBudget.Inc()
+		h.bufs.put(outp)
+		send(rawp)
+		return false
+	}
 	if c != codingIdentity {
 		encp := h.bufs.get()
-		if !take(max(cap(*encp), len(out)/2)) {
+		reserved := max(cap(*encp), len(out)/2)
+		if !take(reserved) {
 			h.metrics.noBudget.Inc()
 			h.bufs.put(encp)
 			h.bufs.put(outp)
@@ -125,6 +136,15 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		enc, err := h.codec.encode((*encp)[:0], out, c)
 		*encp = enc
 		h.bufs.put(outp)
+		if grown := cap(enc) - reserved; err == nil && grown > 0 && !take(grown) {
+			err = errNoBudget // a page that compresses badly
+		}
+		if errors.Is(err, errNoBudget) {
+			h.metrics.noBudget.Inc()
+			h.bufs.put(encp)
+			send(rawp)
+			return false
+		}
 		if err != nil {
 			h.bufs.put(encp)
 			h.metrics.rewriteErrors.Inc()
