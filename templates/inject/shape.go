@@ -62,7 +62,7 @@ const (
 // start tag looks through the elements open around it, so an unbounded
 // depth would make reading a block (up to 1 MiB of nested elements)
 // quadratic; blocks editors write nest a dozen deep.
-const maxShapeDepth = 64
+const maxShapeDepth = 64 // Misfit's reason for Deep says 64 too
 
 // shapeReader reads a block's Shape as CheckBlock reads its tokens. It
 // keeps its own stack of the block's open elements, closing those the
@@ -373,7 +373,7 @@ func loose(stack []element) bool {
 // that paragraph all the same, and is not refused.
 func Misfit(elem []byte, s Shape) string {
 	if s&Deep != 0 {
-		return "the block nests elements more than 64 deep (maxShapeDepth), past which its fit is not followed"
+		return "the block nests elements more than 64 deep, past which its fit is not followed"
 	}
 	switch string(elem) {
 	case "p":
