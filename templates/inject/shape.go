@@ -12,7 +12,7 @@ import (
 // formed (CheckBlock) and still breaks the page around its slot. A Shape
 // is read once, when a block is rendered (ReadBlock), and compared with
 // each slot element it is to fill (Misfit).
-type Shape uint16
+type Shape uint32
 
 // What a block may hold that some slot elements cannot: start tags as the
 // browser meets them, at the block's top level (not inside an element the
@@ -51,11 +51,19 @@ const (
 	LooseTerm
 	// LeftOpen: the block ends with a <p>, <li>, <dd> or <dt> left open
 	// (HTML allows it): the end tag of a formatting element around it (an
-	// <a> or <b> slot) then moves it out.
+	// <a> or <b> slot) then moves it out, and that of an element that is
+	// not special (a <span> slot) is ignored.
 	LeftOpen
 	// Deep: the block nests elements deeper than maxShapeDepth, past which
 	// its shape is not followed; it fits no slot element.
 	Deep
+	// OpenP, OpenLi, OpenDd and OpenDt: the block leaves that element
+	// open (LeftOpen). The end tag of a slot element of the same name
+	// then closes the block's, not the slot.
+	OpenP
+	OpenLi
+	OpenDd
+	OpenDt
 )
 
 // maxShapeDepth bounds the nesting a block's shape is followed to. Each
@@ -146,11 +154,18 @@ func (r *shapeReader) finish() Shape {
 		return r.shape | Deep
 	}
 	for _, e := range r.open {
+		if e.foreign {
+			continue
+		}
 		switch e.name {
-		case "p", "li", "dd", "dt":
-			if !e.foreign {
-				r.shape |= LeftOpen
-			}
+		case "p":
+			r.shape |= LeftOpen | OpenP
+		case "li":
+			r.shape |= LeftOpen | OpenLi
+		case "dd":
+			r.shape |= LeftOpen | OpenDd
+		case "dt":
+			r.shape |= LeftOpen | OpenDt
 		}
 	}
 	return r.shape
@@ -426,5 +441,43 @@ func Misfit(elem []byte, s Shape) string {
 	if s&(TopSection|TopRow|TopCell) != 0 {
 		return "the block holds parts of a table (<tr>, <td>, ...) outside a table of its own: browsers drop them"
 	}
+	if s&LeftOpen != 0 && !special(string(elem)) {
+		return "the block leaves a <p> or list item open: browsers then ignore the slot's end tag, and the page after the slot goes into it"
+	}
+	if s&openOf(string(elem)) != 0 {
+		return "the block leaves an element of the slot's own kind open: the slot's end tag closes that one, and the page after the slot goes into it"
+	}
 	return ""
+}
+
+// openOf is the Open bit of an element a block may leave open, or 0.
+func openOf(name string) Shape {
+	switch name {
+	case "p":
+		return OpenP
+	case "li":
+		return OpenLi
+	case "dd":
+		return OpenDd
+	case "dt":
+		return OpenDt
+	}
+	return 0
+}
+
+// special reports the elements HTML's tree construction calls special: an
+// end tag of one closes the <p> or <li> a block left open inside it; the
+// end tag of any other element (<span>, <label>, a custom element) is
+// ignored while one is open.
+func special(name string) bool {
+	switch name {
+	case "address", "applet", "article", "aside", "blockquote", "body", "button", "caption", "center", "col",
+		"colgroup", "dd", "details", "dialog", "dir", "div", "dl", "dt", "fieldset", "figcaption", "figure",
+		"footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hgroup", "html", "iframe", "li",
+		"listing", "main", "marquee", "menu", "nav", "noembed", "noframes", "noscript", "object", "ol", "p",
+		"pre", "search", "section", "select", "summary", "table", "tbody", "td", "template", "textarea",
+		"tfoot", "th", "thead", "title", "tr", "ul", "xmp":
+		return true
+	}
+	return false
 }
