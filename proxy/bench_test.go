@@ -232,7 +232,7 @@ func benchInject(b *testing.B, page string) {
 		b.Fatal(err)
 	}
 	block := inject.Block{HTML: []byte("<h1>Deals picked for you</h1>"), Segment: "deal-seekers"}
-	lookup := func(_, _ []byte) (inject.Block, bool) { return block, true }
+	lookup := func(_ []byte, _ inject.Place) (inject.Block, bool) { return block, true }
 	var out []byte
 	b.SetBytes(int64(len(html)))
 	b.ReportAllocs()

@@ -705,7 +705,7 @@ func (p *Personalizer) planFor(html []byte, needHead bool) *inject.Plan {
 // member keeps the default; a block that fails to render keeps it too, as
 // does one that browsers would move out of the slot's element (a <div>
 // block in a <p> slot: inject.Misfit).
-func (v *Visit) fill(slot, elem []byte) (inject.Block, bool) {
+func (v *Visit) fill(slot []byte, at inject.Place) (inject.Block, bool) {
 	for _, m := range v.members {
 		b := v.set.LookupBytes(slot, m.Segment.Name)
 		if b == nil {
@@ -718,7 +718,7 @@ func (v *Visit) fill(slot, elem []byte) (inject.Block, bool) {
 		r, err := v.p.templates.Render(b, m.Segment, &v.env)
 		misfit := ""
 		if err == nil {
-			misfit = inject.Misfit(elem, r.Shape)
+			misfit = inject.Misfit(at, r.Shape)
 		}
 		if err != nil || misfit != "" {
 			v.p.m.renderErrors.Inc()
@@ -726,7 +726,7 @@ func (v *Visit) fill(slot, elem []byte) (inject.Block, bool) {
 			// failed since: one that fails for everyone fails per request.
 			if n, report := b.Failed(v.now); report {
 				if misfit != "" {
-					err = fmt.Errorf("templates: %s: does not fit the slot's <%s>: %s", b.File, elem, misfit)
+					err = fmt.Errorf("templates: %s: does not fit the slot's <%s>: %s", b.File, at.Element, misfit)
 				}
 				v.p.log.Warn().Err(err).Str("slot", string(slot)).Str("segment", m.Segment.Name).Int64("failures", n).
 					Msg("block failed to render; slot keeps its default")

@@ -1106,7 +1106,7 @@ func TestPlanCacheChecksTheWholeHash(t *testing.T) {
 	page := []byte(`<p>aaaa</p><div data-edgeseg-slot="hero">x</div>`)
 	other := []byte(`<div data-edgeseg-slot="hero">x</div><p>aaaa</p>`)
 	fill := func(plan *inject.Plan) string {
-		out, _ := plan.Apply(nil, page, func(_, _ []byte) (inject.Block, bool) {
+		out, _ := plan.Apply(nil, page, func(_ []byte, _ inject.Place) (inject.Block, bool) {
 			return inject.Block{HTML: []byte("Y"), Segment: "s"}, true
 		}, nil)
 		return string(out)
@@ -1274,7 +1274,7 @@ func TestUnmarkedPagesSkipTheScan(t *testing.T) {
 		t.Fatal("the unmarked page's plan was not cached on its second request")
 	}
 	withHead := p.planFor(page, true)
-	out, _ := withHead.Apply(nil, page, func(_, _ []byte) (inject.Block, bool) { return inject.Block{}, false }, &inject.Options{HeadSnippet: []byte("<script>dl</script>")})
+	out, _ := withHead.Apply(nil, page, func(_ []byte, _ inject.Place) (inject.Block, bool) { return inject.Block{}, false }, &inject.Options{HeadSnippet: []byte("<script>dl</script>")})
 	if !withHead.HeadsKnown() || !bytes.Contains(out, []byte("<script>dl</script></head>")) {
 		t.Fatalf("head snippet not placed:\n%s", out)
 	}

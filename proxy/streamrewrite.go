@@ -487,7 +487,7 @@ func (s *rewriteStream) end() {
 
 // lookup is the visit's, made safe: a panic in a block costs that slot,
 // not the rest of a page that is already on its way.
-func (s *rewriteStream) lookup(slot, elem []byte) (b inject.Block, ok bool) {
+func (s *rewriteStream) lookup(slot []byte, at inject.Place) (b inject.Block, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.h.metrics.panics.Inc()
@@ -495,7 +495,7 @@ func (s *rewriteStream) lookup(slot, elem []byte) (b inject.Block, ok bool) {
 			b, ok = inject.Block{}, false
 		}
 	}()
-	return s.v.fill(slot, elem)
+	return s.v.fill(slot, at)
 }
 
 // Close releases the origin's response, records the page's exposures and

@@ -988,7 +988,7 @@ func TestRenderReadsTheShape(t *testing.T) {
 		b, err2 := store.Render(store.Set().Lookup("hero", "mobile"), testSegment("mobile"), env("mobile"))
 		store.BlockCache().Wait()
 		if err1 != nil || err2 != nil || div.Shape&inject.ClosesP == 0 || b.Shape&inject.ClosesP != 0 ||
-			inject.Misfit([]byte("p"), div.Shape) == "" || inject.Misfit([]byte("p"), b.Shape) != "" {
+			inject.Misfit(inject.Place{Element: []byte("p")}, div.Shape) == "" || inject.Misfit(inject.Place{Element: []byte("p")}, b.Shape) != "" {
 			t.Fatalf("<div>: %q %b %v; <b>: %q %b %v", div.HTML, div.Shape, err1, b.HTML, b.Shape, err2)
 		}
 	}

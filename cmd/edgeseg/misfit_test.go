@@ -20,6 +20,7 @@ const misfitPage = `<!doctype html><html><head><title>Slots</title></head><body>
 <p id="note" data-edgeseg-slot="note">Default note</p>
 <table><tbody><tr id="row" data-edgeseg-slot="row"><td>Default row</td></tr></tbody></table>
 <nav><a id="cta" href="/sale" data-edgeseg-slot="cta">Default link</a></nav>
+<a id="card" href="/p/1"><div id="badge" data-edgeseg-slot="badge">Default badge</div></a>
 </main>
 </body></html>`
 
@@ -30,6 +31,7 @@ var misfitBlocks = map[string]string{
 	"note/mobile.hbs":  `<b>Mobile</b> note`,                         // fits
 	"row/mobile.hbs":   `<td>Mobile</td><td>row</td>`,                // fits
 	"cta/mobile.hbs":   `<a href="/mobile">Mobile</a> <em>link</em>`, // a link in the link
+	"badge/mobile.hbs": `<a href="/m">Mobile</a> badge`,              // a link in the card's link
 }
 
 func startMisfitStack(t *testing.T) *stack {
@@ -62,6 +64,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		`<p id="note" data-edgeseg-slot="note" data-edgeseg-segment="mobile"><b>Mobile</b> note</p>`,
 		`<tr id="row" data-edgeseg-slot="row" data-edgeseg-segment="mobile"><td>Mobile</td><td>row</td></tr>`,
 		`<a id="cta" href="/sale" data-edgeseg-slot="cta">Default link</a>`,
+		`<div id="badge" data-edgeseg-slot="badge">Default badge</div>`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %s:\n%s", want, body)
@@ -71,6 +74,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 	for _, want := range []string{
 		`promo/mobile.hbs: does not fit the slot's <p>: the block holds an element that closes a paragraph`,
 		`cta/mobile.hbs: does not fit the slot's <a>: the block holds a link`,
+		`badge/mobile.hbs: does not fit the slot's <div>: the slot is inside a link, and the block holds one`,
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
@@ -99,8 +103,15 @@ func TestRealBrowserKeepsBlocksInTheirSlots(t *testing.T) {
 		}
 		return h
 	}
-	promo, note, row, cta := inner(`#promo`), inner(`#note`), inner(`#row`), inner(`#cta`)
-	deals, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(".deal, a[href='/mobile']").length`))
+	promo, note, row, cta, badge := inner(`#promo`), inner(`#note`), inner(`#row`), inner(`#cta`), inner(`#badge`)
+	card, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("badge").parentElement.id == "card"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !card {
+		t.Error("the badge slot is no longer inside the card's link")
+	}
+	deals, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(".deal, a[href='/mobile'], a[href='/m']").length`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +120,7 @@ func TestRealBrowserKeepsBlocksInTheirSlots(t *testing.T) {
 		{"note", note, "<b>Mobile</b> note"},
 		{"row", row, "<td>Mobile</td><td>row</td>"},
 		{"cta", cta, "Default link"},
+		{"badge", badge, "Default badge"},
 	} {
 		if c.got != c.want {
 			t.Errorf("#%s holds %q, want %q", c.slot, c.got, c.want)
@@ -143,6 +155,7 @@ func TestValidateChecksBlocksAgainstAPage(t *testing.T) {
 	for _, want := range []string{
 		`error: ` + page + `: slot "promo" (<p>): ` + filepath.Join(dir, "templates", "promo", "mobile.hbs") + ` does not fit it: the block holds an element that closes a paragraph`,
 		`error: ` + page + `: slot "cta" (<a>): ` + filepath.Join(dir, "templates", "cta", "mobile.hbs") + ` does not fit it: the block holds a link`,
+		`error: ` + page + `: slot "badge" (<div>): ` + filepath.Join(dir, "templates", "badge", "mobile.hbs") + ` does not fit it: the slot is inside a link`,
 		`warning: ` + page + `: slot "side" has no block`,
 		`warning: ` + page + `: slot "broken" is never filled: self-closing`,
 	} {

@@ -21,7 +21,7 @@ func BenchmarkScanner(b *testing.B) {
 		b.Fatal(err)
 	}
 	block := Block{HTML: []byte("<h1>Deals picked for you</h1>"), Segment: "deal-seekers"}
-	lookup := func(_, _ []byte) (Block, bool) { return block, true }
+	lookup := func(_ []byte, _ Place) (Block, bool) { return block, true }
 	var out []byte
 	b.Run("real-pages", func(b *testing.B) {
 		b.SetBytes(int64(size))

@@ -91,7 +91,7 @@ func TestApplyWritesThePageEncoding(t *testing.T) {
 	page := []byte("<html><head><meta charset=\"windows-1252\"><title>Caf\xe9</title></head><body><div data-edgeseg-slot=\"hero\">d\xe9faut</div></body></html>")
 	plan := Scan(page)
 	opts := &Options{Charset: PageCharset([]byte("text/html"), plan)}
-	lookup := func(_, _ []byte) (Block, bool) { return Block{HTML: []byte("Déjà vu ✓")}, true }
+	lookup := func(_ []byte, _ Place) (Block, bool) { return Block{HTML: []byte("Déjà vu ✓")}, true }
 	got, n := plan.Apply(nil, page, lookup, opts)
 	want := "<html><head><meta charset=\"windows-1252\"><title>Caf\xe9</title></head><body><div data-edgeseg-slot=\"hero\">D\xe9j\xe0 vu &#10003;</div></body></html>"
 	if n != 1 || string(got) != want {

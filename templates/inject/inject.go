@@ -24,11 +24,20 @@ type Block struct {
 }
 
 // Lookup is asked once per slot element found, in document order, with the
-// slot's name and the slot element's name, lower case ("" for a name over
-// 12 bytes, as custom elements have), both valid only during the call. It
-// returns the block to fill the slot with, or false to keep the origin's
-// content. A block must fit the element (Misfit).
-type Lookup func(slot, elem []byte) (Block, bool)
+// slot's name and its Place, both valid only during the call. It returns
+// the block to fill the slot with, or false to keep the origin's content.
+// A block must fit the place (Misfit).
+type Lookup func(slot []byte, at Place) (Block, bool)
+
+// Place is where a slot is in its page, as far as what may fill it goes.
+type Place struct {
+	// Element is the slot element's name, lower case ("" for a name over
+	// 12 bytes, as custom elements have).
+	Element []byte
+	// InLink: the slot is inside an <a> of the page (a card made a link),
+	// so a link in a block would close that one.
+	InLink bool
+}
 
 // Options tune a rewrite.
 type Options struct {
@@ -106,7 +115,7 @@ func (r *Rewriter) Write(p []byte) (int, error) {
 func (r *Rewriter) Skip(p []byte) (held []byte) {
 	r.carry = append(r.carry, p...)
 	lookup := r.s.lookup
-	r.s.lookup = func(_, _ []byte) (Block, bool) { return Block{}, false }
+	r.s.lookup = func([]byte, Place) (Block, bool) { return Block{}, false }
 	r.s.discard = true
 	n := r.s.feed(r.carry, false)
 	r.s.discard, r.s.lookup = false, lookup

@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 // testLookup fills every slot with a block naming it, except slots whose
 // name starts with "keep", which keep the origin's content.
-func testLookup(slot, _ []byte) (Block, bool) {
+func testLookup(slot []byte, _ Place) (Block, bool) {
 	if bytes.HasPrefix(slot, []byte("keep")) {
 		return Block{}, false
 	}
@@ -287,7 +287,7 @@ const sentinel = "\x00SLOT\x00"
 // attribute it added, which is left out here).
 func checkOutside(t *testing.T, in []byte) {
 	t.Helper()
-	got, n := Slots(nil, in, func(_, _ []byte) (Block, bool) { return Block{HTML: []byte(sentinel)}, true }, nil)
+	got, n := Slots(nil, in, func(_ []byte, _ Place) (Block, bool) { return Block{HTML: []byte(sentinel)}, true }, nil)
 	if bytes.Count(got, []byte(sentinel)) != n {
 		t.Fatalf("sentinel count %d != filled %d", bytes.Count(got, []byte(sentinel)), n)
 	}
@@ -343,7 +343,7 @@ func TestHTML5LibInputs(t *testing.T) {
 	}
 	for _, in := range inputs {
 		b := []byte(in)
-		got, _ := Slots(nil, b, func(_, _ []byte) (Block, bool) { return Block{}, false }, nil)
+		got, _ := Slots(nil, b, func(_ []byte, _ Place) (Block, bool) { return Block{}, false }, nil)
 		if !bytes.Equal(got, b) {
 			t.Fatalf("%q changed without slots: %q", in, got)
 		}
@@ -385,7 +385,7 @@ func FuzzSlots(f *testing.F) {
 			t.Fatalf("pieces of %d bytes changed the output", int(split)%61+1)
 		}
 		// nothing outside slots changes
-		sent, n := Slots(nil, in, func(_, _ []byte) (Block, bool) { return Block{HTML: []byte(sentinel)}, true }, nil)
+		sent, n := Slots(nil, in, func(_ []byte, _ Place) (Block, bool) { return Block{HTML: []byte(sentinel)}, true }, nil)
 		if bytes.Count(in, []byte(sentinel)) == 0 {
 			if bytes.Count(sent, []byte(sentinel)) != n {
 				t.Fatal("sentinel count")
@@ -395,7 +395,7 @@ func FuzzSlots(f *testing.F) {
 			}
 		}
 		// no slot filled: identical
-		same, _ := Slots(nil, in, func(_, _ []byte) (Block, bool) { return Block{}, false }, nil)
+		same, _ := Slots(nil, in, func(_ []byte, _ Place) (Block, bool) { return Block{}, false }, nil)
 		if !bytes.Equal(same, in) {
 			t.Fatal("unfilled output differs from input")
 		}
@@ -417,15 +417,15 @@ func TestPlanMatchesScanner(t *testing.T) {
 	for _, in := range html5libInputs(t) {
 		docs = append(docs, []byte(in), []byte(`<head></head><div data-edgeseg-slot="a">`+in+`</div>`+in))
 	}
-	some := func(s, _ []byte) (Block, bool) {
+	some := func(s []byte, _ Place) (Block, bool) {
 		if len(s)%2 == 0 {
 			return Block{}, false
 		}
-		return testLookup(s, nil)
+		return testLookup(s, Place{})
 	}
 	for _, doc := range docs {
 		plan := Scan(doc)
-		for li, lookup := range []Lookup{testLookup, func(_, _ []byte) (Block, bool) { return Block{}, false }, some} {
+		for li, lookup := range []Lookup{testLookup, func(_ []byte, _ Place) (Block, bool) { return Block{}, false }, some} {
 			for _, opts := range []*Options{nil, {HeadSnippet: []byte("<script>dl</script>")}} {
 				want, wn := Slots(nil, doc, lookup, opts)
 				got, gn := plan.Apply(nil, doc, lookup, opts)

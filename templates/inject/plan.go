@@ -45,6 +45,7 @@ func (p *Plan) Ignored() []Ignored { return p.ignored }
 type plannedSlot struct {
 	name                          []byte
 	elem                          []byte // the element's name, lower case, if short
+	inLink                        bool   // inside an <a> of the page
 	start, closeAt, end, innerEnd int
 	closeEnd                      int
 	hasSeg                        bool
@@ -57,7 +58,7 @@ func Scan(html []byte) *Plan {
 	p := &Plan{size: len(html)}
 	p.declared, p.bom = declaredCharset(html)
 	var s scanner
-	s.init(func(_, _ []byte) (Block, bool) { return Block{}, false }, nil)
+	s.init(func([]byte, Place) (Block, bool) { return Block{}, false }, nil)
 	s.plan = p
 	s.out = nil
 	s.discard = true
@@ -99,10 +100,12 @@ func Unmarked(html []byte) *Plan {
 // is (false for a Plan made by Unmarked).
 func (p *Plan) HeadsKnown() bool { return !p.noHeads }
 
-// SlotElement is a fillable slot of a document: its name and its element's
-// name, lower case ("" for a name over 12 bytes).
+// SlotElement is a fillable slot of a document: its name, its element's
+// name, lower case ("" for a name over 12 bytes), and whether it is inside
+// a link (Place).
 type SlotElement struct {
 	Slot, Element string
+	InLink        bool
 }
 
 // SlotElements lists the document's fillable slots, nested ones included,
@@ -110,7 +113,7 @@ type SlotElement struct {
 func (p *Plan) SlotElements() []SlotElement {
 	out := make([]SlotElement, len(p.slots))
 	for i, sl := range p.slots {
-		out[i] = SlotElement{Slot: string(sl.name), Element: string(sl.elem)}
+		out[i] = SlotElement{Slot: string(sl.name), Element: string(sl.elem), InLink: sl.inLink}
 	}
 	return out
 }
@@ -143,7 +146,7 @@ func (p *Plan) Apply(dst, html []byte, lookup Lookup, opts *Options) ([]byte, in
 				mark, headAt = h, h
 			}
 		}
-		b, ok := lookup(sl.name, sl.elem)
+		b, ok := lookup(sl.name, Place{Element: sl.elem, InLink: sl.inLink})
 		if !ok {
 			continue
 		}
@@ -187,7 +190,7 @@ func (p *Plan) headBefore(limit, skipUntil int) int {
 
 // recordSlot is called by the scanner in planning mode for every fillable
 // slot (one whose end tag was found).
-func (p *Plan) recordSlot(data []byte, i int, t *tag, closeStart, closeEnd int) {
-	p.slots = append(p.slots, plannedSlot{name: bytes.Clone(t.slot), elem: bytes.Clone(t.lname()), start: i, closeAt: t.closeAt, end: t.end,
+func (p *Plan) recordSlot(data []byte, i int, t *tag, inLink bool, closeStart, closeEnd int) {
+	p.slots = append(p.slots, plannedSlot{name: bytes.Clone(t.slot), elem: bytes.Clone(t.lname()), inLink: inLink, start: i, closeAt: t.closeAt, end: t.end,
 		innerEnd: closeStart, closeEnd: closeEnd, hasSeg: t.hasSeg})
 }

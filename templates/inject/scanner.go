@@ -58,6 +58,10 @@ type scanner struct {
 	// "/>" closes an element, while in HTML browsers ignore it (<div/>
 	// opens a div).
 	foreign int
+	// inLink: an HTML <a> is open (its start tag seen, its end tag not
+	// yet), as in a card made a link: what fills a slot inside it must
+	// hold no link of its own (Place.InLink).
+	inLink bool
 	// ignored are the slot markers found that cannot be filled.
 	ignored []Ignored
 	// plan, when set, records slots and </head> positions instead of
@@ -297,7 +301,12 @@ func (s *scanner) markup(data []byte, i int, final bool, t *tag) (int, bool) {
 
 // onTag handles a complete start or end tag at data[i:t.end].
 func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
+	inLink := s.inLink // around this tag
+	link := s.foreign == 0 && t.nameEnd-t.nameAt == 1 && data[t.nameAt]|0x20 == 'a'
 	if t.closing {
+		if link {
+			s.inLink = false
+		}
 		if s.plan != nil && string(t.lname()) == "head" {
 			s.plan.heads = append(s.plan.heads, i)
 		}
@@ -337,16 +346,20 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 			}
 		}
 		s.opened(t)
+		s.inLink = s.inLink || link
 		return t.end, true
 	}
 	if t.fold(data); isVoid(t.lname()) {
 		s.ignore(t, IgnoredVoid)
 		return t.end, true
 	}
-	n, complete := s.slot(data, i, t, final)
+	n, complete := s.slot(data, i, t, inLink, final)
 	if complete && n == t.end {
 		s.opened(t) // not filled: its content is scanned
+		s.inLink = s.inLink || link
 	}
+	// Filled, the slot's end tag is passed too: what is open after it is
+	// what was before it.
 	return n, complete
 }
 
@@ -366,7 +379,7 @@ func (s *scanner) opened(t *tag) {
 
 // slot handles a slot element's start tag: it finds the matching end tag
 // and fills the slot when lookup has a block for it.
-func (s *scanner) slot(data []byte, i int, t *tag, final bool) (int, bool) {
+func (s *scanner) slot(data []byte, i int, t *tag, inLink, final bool) (int, bool) {
 	// The end is looked for within maxSlot bytes only: unclosed markers
 	// must not make the scan quadratic.
 	window := data
@@ -385,10 +398,10 @@ func (s *scanner) slot(data []byte, i int, t *tag, final bool) (int, bool) {
 		return t.end, true
 	}
 	if s.plan != nil {
-		s.plan.recordSlot(data, i, t, closeStart, closeEnd)
+		s.plan.recordSlot(data, i, t, inLink, closeStart, closeEnd)
 	}
 	s.slots++
-	b, ok := s.lookup(t.slot, t.lname())
+	b, ok := s.lookup(t.slot, Place{Element: t.lname(), InLink: inLink})
 	if !ok {
 		// Keep the origin's content; nested slots inside it are still live.
 		return t.end, true

@@ -9,60 +9,52 @@ import (
 	"golang.org/x/net/html"
 )
 
-// slotContexts places a slot element of each kind as pages do: the page
-// before the slot, and after it.
-var slotContexts = map[string][2]string{
-	"div":      {"<main>", "</main>"},
-	"p":        {"<main>", "</main>"},
-	"h2":       {"<main>", "</main>"},
-	"a":        {"<main><nav>", "</nav></main>"},
-	"button":   {"<main><form>", "</form></main>"},
-	"table":    {"<main>", "</main>"},
-	"tbody":    {"<main><table>", "</table></main>"},
-	"tr":       {"<main><table><tbody>", "</tbody></table></main>"},
-	"td":       {"<main><table><tbody><tr>", "</tr></tbody></table></main>"},
-	"select":   {"<main><form>", "</form></main>"},
-	"li":       {"<main><ul>", "</ul></main>"},
-	"dd":       {"<main><dl><dt>t", "</dl></main>"},
-	"span":     {"<main><div>", "</div></main>"},
-	"b":        {"<main><div>", "</div></main>"},
-	"label":    {"<main><form>", "</form></main>"},
-	"section":  {"<main>", "</main>"},
-	"x-widget": {"<main>", "</main>"},
+// slotContext places a slot element as pages do: the page before the
+// slot, and after it, and whether that puts it inside a link.
+type slotContext struct {
+	elem, before, after string
+	inLink              bool
 }
 
-// staysInSlot is what a browser does with block in a slot element elem:
+// slotContexts are the slot elements of each kind the tests place blocks
+// in, by name.
+var slotContexts = map[string]slotContext{
+	"div":       {"div", "<main>", "</main>", false},
+	"p":         {"p", "<main>", "</main>", false},
+	"h2":        {"h2", "<main>", "</main>", false},
+	"a":         {"a", "<main><nav>", "</nav></main>", false},
+	"button":    {"button", "<main><form>", "</form></main>", false},
+	"table":     {"table", "<main>", "</main>", false},
+	"tbody":     {"tbody", "<main><table>", "</table></main>", false},
+	"tr":        {"tr", "<main><table><tbody>", "</tbody></table></main>", false},
+	"td":        {"td", "<main><table><tbody><tr>", "</tr></tbody></table></main>", false},
+	"select":    {"select", "<main><form>", "</form></main>", false},
+	"li":        {"li", "<main><ul>", "</ul></main>", false},
+	"dd":        {"dd", "<main><dl><dt>t", "</dl></main>", false},
+	"span":      {"span", "<main><div>", "</div></main>", false},
+	"b":         {"b", "<main><div>", "</div></main>", false},
+	"label":     {"label", "<main><form>", "</form></main>", false},
+	"section":   {"section", "<main>", "</main>", false},
+	"x-widget":  {"x-widget", "<main>", "</main>", false},
+	"div in a":  {"div", `<main><a href="/card">`, "</a></main>", true},
+	"span in a": {"span", `<main><nav><a href="/card">`, "</a></nav></main>", true},
+}
+
+// staysInSlot is what a browser does with block in a slot placed at:
 // parsed with HTML's tree construction (x/net/html), whether every element
 // and all the text of the block end up inside the slot element, none of
 // it dropped, and the page after the slot outside it. The block's own elements are told from those the parser
 // makes up (a <tbody> around rows) by an attribute added to each of its
 // start tags.
-func staysInSlot(t *testing.T, elem, block string) bool {
+func staysInSlot(t *testing.T, at slotContext, block string) bool {
 	t.Helper()
 	marked := markStartTags(block)
-	around := slotContexts[elem]
-	page := "<!doctype html><html><head></head><body>" + around[0] + "<" + elem + ` id="slot">` + marked + "</" + elem + `><br id="after">` + around[1] + "</body></html>"
-	doc, err := html.Parse(strings.NewReader(page))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var slot *html.Node
-	total := 0
-	for n := range doc.Descendants() {
-		if n.Type != html.ElementNode {
-			continue
-		}
-		for _, a := range n.Attr {
-			switch {
-			case a.Key == "id" && a.Val == "slot":
-				slot = n
-			case a.Key == blockMark:
-				total++
-			}
-		}
-	}
+	slot, total := parseSlot(t, at, marked)
 	if slot == nil {
 		return false
+	}
+	if empty, _ := parseSlot(t, at, ""); ancestors(slot) != ancestors(empty) {
+		return false // the block moved the slot out of an element around it
 	}
 	for n := range slot.Descendants() {
 		for _, a := range n.Attr {
@@ -101,6 +93,41 @@ func textChars(s string) string {
 	r := []rune(strings.Join(strings.Fields(s), ""))
 	slices.Sort(r)
 	return string(r)
+}
+
+// parseSlot parses the page of a slot placed at holding block, and
+// returns the slot element and how many of the block's marked elements
+// the page holds.
+func parseSlot(t *testing.T, at slotContext, block string) (slot *html.Node, marked int) {
+	t.Helper()
+	page := "<!doctype html><html><head></head><body>" + at.before + "<" + at.elem + ` id="slot">` + block + "</" + at.elem + `><br id="after">` + at.after + "</body></html>"
+	doc, err := html.Parse(strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range doc.Descendants() {
+		if n.Type != html.ElementNode {
+			continue
+		}
+		for _, a := range n.Attr {
+			switch {
+			case a.Key == "id" && a.Val == "slot":
+				slot = n
+			case a.Key == blockMark:
+				marked++
+			}
+		}
+	}
+	return slot, marked
+}
+
+// ancestors names the elements around n, innermost first.
+func ancestors(n *html.Node) string {
+	var names []string
+	for p := n.Parent; p != nil; p = p.Parent {
+		names = append(names, p.Data)
+	}
+	return strings.Join(names, "<")
 }
 
 // blockMark is the attribute markStartTags adds.
@@ -145,9 +172,9 @@ func readTree(nodes func(func(*html.Node) bool)) (string, int) {
 // Misfit refuses exactly the blocks a browser moves (or drops) out of the
 // slot, as HTML's tree construction (x/net/html's parser) places them.
 func TestMisfitAgreesWithBrowsers(t *testing.T) {
-	for elem := range slotContexts {
+	for name := range slotContexts {
 		for _, b := range misfitBlocks {
-			checkMisfit(t, elem, b, true)
+			checkMisfit(t, name, b, true)
 		}
 	}
 }
@@ -172,24 +199,25 @@ func FuzzMisfit(f *testing.F) {
 
 			return
 		}
-		for elem := range slotContexts {
-			checkMisfit(t, elem, b, false)
+		for name := range slotContexts {
+			checkMisfit(t, name, b, false)
 		}
 	})
 }
 
-// checkMisfit compares Misfit's verdict on b in elem with the browser's;
-// unless exact, only a block browsers move out and Misfit lets through
-// fails.
-func checkMisfit(t *testing.T, elem, b string, exact bool) {
+// checkMisfit compares Misfit's verdict on b in the slot context named
+// name with the browser's; unless exact, only a block browsers move out
+// and Misfit lets through fails.
+func checkMisfit(t *testing.T, name, b string, exact bool) {
 	t.Helper()
 	shape, err := ReadBlock([]byte(b))
 	if err != nil {
 		t.Fatalf("%q: %v", b, err)
 	}
-	why := Misfit([]byte(elem), shape)
-	if stays := staysInSlot(t, elem, b); stays != (why == "") && (exact || !stays) {
-		t.Errorf("<%s> slot, block %q: browsers keep it inside: %v; Misfit: %q", elem, b, stays, why)
+	at := slotContexts[name]
+	why := Misfit(Place{Element: []byte(at.elem), InLink: at.inLink}, shape)
+	if stays := staysInSlot(t, at, b); stays != (why == "") && (exact || !stays) {
+		t.Errorf("%s slot, block %q: browsers keep it inside: %v; Misfit: %q", name, b, stays, why)
 	}
 }
 
@@ -230,31 +258,45 @@ var misfitBlocks = []string{
 	"",
 }
 
-// TestLookupIsToldTheSlotElement: whether a page is rewritten from its plan
-// or as it streams, Lookup learns each slot's element, lower case, so a
-// block can be matched to it; a long (custom) element name is "".
-func TestLookupIsToldTheSlotElement(t *testing.T) {
+// TestLookupIsToldTheSlotsPlace: whether a page is rewritten from its plan
+// or as it streams, Lookup learns each slot's element, lower case ("" for
+// a long custom element name), and whether it is inside a link ("+"
+// below), whichever slots were filled before it.
+func TestLookupIsToldTheSlotsPlace(t *testing.T) {
 	page := []byte(`<P data-edgeseg-slot="a">x</P><table><tr data-edgeseg-slot="b"><td>y</td></tr></table>` +
-		`<product-carousel data-edgeseg-slot="c">z</product-carousel><div data-edgeseg-slot="d"><span data-edgeseg-slot="e">w</span></div>`)
-	want := "a=p b=tr c= d=div e=span"
-	var got []string
-	lookup := func(slot, elem []byte) (Block, bool) {
-		got = append(got, string(slot)+"="+string(elem))
-		return Block{}, false
-	}
-	Scan(page).Apply(nil, page, lookup, nil)
-	if g := strings.Join(got, " "); g != want {
-		t.Errorf("plan: %s, want %s", g, want)
-	}
-	got = nil
-	var out strings.Builder
-	r := NewRewriter(&out, lookup, nil)
-	for i := 0; i < len(page); i += 7 {
-		r.Write(page[i:min(i+7, len(page))])
-	}
-	r.Close()
-	if g := strings.Join(got, " "); g != want {
-		t.Errorf("stream: %s, want %s", g, want)
+		`<product-carousel data-edgeseg-slot="c">z</product-carousel><div data-edgeseg-slot="d"><span data-edgeseg-slot="e">w</span></div>` +
+		`<A href="/card" data-edgeseg-slot="f"><span data-edgeseg-slot="g">v</span></A><div data-edgeseg-slot="h">u</div>` +
+		`<a href="/x"><img src="/i.png"> <div data-edgeseg-slot="i">t</div></a><svg><a><text data-edgeseg-slot="j">s</text></a></svg><p data-edgeseg-slot="k">r</p>`)
+	for _, tc := range []struct {
+		fill bool
+		want string
+	}{
+		{false, "a=p b=tr c= d=div e=span f=a g=span+ h=div i=div+ j=text k=p"},
+		{true, "a=p b=tr c= d=div f=a h=div i=div+ j=text k=p"}, // e and g are inside filled slots
+	} {
+		var got []string
+		lookup := func(slot []byte, at Place) (Block, bool) {
+			in := ""
+			if at.InLink {
+				in = "+"
+			}
+			got = append(got, string(slot)+"="+string(at.Element)+in)
+			return Block{HTML: []byte("<b>B</b>")}, tc.fill
+		}
+		Scan(page).Apply(nil, page, lookup, nil)
+		if g := strings.Join(got, " "); g != tc.want {
+			t.Errorf("plan, filling %v: %s, want %s", tc.fill, g, tc.want)
+		}
+		got = nil
+		var out strings.Builder
+		r := NewRewriter(&out, lookup, nil)
+		for i := 0; i < len(page); i += 7 {
+			r.Write(page[i:min(i+7, len(page))])
+		}
+		r.Close()
+		if g := strings.Join(got, " "); g != tc.want {
+			t.Errorf("stream, filling %v: %s, want %s", tc.fill, g, tc.want)
+		}
 	}
 }
 
@@ -268,7 +310,7 @@ func TestDeepBlocksAreReadInLinearTime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		why := Misfit([]byte("div"), shape)
+		why := Misfit(Place{Element: []byte("div")}, shape)
 		if deep := 2*n > maxShapeDepth; deep != (why != "") || deep && !strings.Contains(why, "64 deep") {
 			t.Errorf("%d levels: %q", 2*n, why)
 		}
@@ -292,11 +334,11 @@ func BenchmarkMisfit(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	elems := [][]byte{[]byte("div"), []byte("p"), []byte("section"), []byte("span"), []byte("")}
+	places := []Place{{Element: []byte("div")}, {Element: []byte("p")}, {Element: []byte("section")}, {Element: []byte("span"), InLink: true}, {}}
 	b.ReportAllocs()
 	for b.Loop() {
-		for _, e := range elems {
-			Misfit(e, shape)
+		for _, at := range places {
+			Misfit(at, shape)
 		}
 	}
 }

@@ -42,7 +42,7 @@ func TestFilledSlotsChangeOnlyTheirContent(t *testing.T) {
 	}
 	filled := 0
 	for _, in := range docs {
-		out, n := Slots(nil, in, func(_, _ []byte) (Block, bool) { return Block{HTML: []byte("BLOCK"), Segment: "s"}, true }, nil)
+		out, n := Slots(nil, in, func(_ []byte, _ Place) (Block, bool) { return Block{HTML: []byte("BLOCK"), Segment: "s"}, true }, nil)
 		filled += n
 		want, err := html.Parse(bytes.NewReader(in))
 		if err != nil {
