@@ -21,6 +21,7 @@ const misfitPage = `<!doctype html><html><head><title>Slots</title></head><body>
 <table><tbody><tr id="row" data-edgeseg-slot="row"><td>Default row</td></tr></tbody></table>
 <nav><a id="cta" href="/sale" data-edgeseg-slot="cta">Default link</a></nav>
 <a id="card" href="/p/1"><div id="badge" data-edgeseg-slot="badge">Default badge</div></a>
+<p id="line">Get <span id="offer" data-edgeseg-slot="offer">10% off</span> today.</p>
 </main>
 </body></html>`
 
@@ -32,6 +33,7 @@ var misfitBlocks = map[string]string{
 	"row/mobile.hbs":   `<td>Mobile</td><td>row</td>`,                // fits
 	"cta/mobile.hbs":   `<a href="/mobile">Mobile</a> <em>link</em>`, // a link in the link
 	"badge/mobile.hbs": `<a href="/m">Mobile</a> badge`,              // a link in the card's link
+	"offer/mobile.hbs": `<div class="deal">20% off</div>`,            // a <div> in a sentence
 }
 
 func startMisfitStack(t *testing.T) *stack {
@@ -65,6 +67,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		`<tr id="row" data-edgeseg-slot="row" data-edgeseg-segment="mobile"><td>Mobile</td><td>row</td></tr>`,
 		`<a id="cta" href="/sale" data-edgeseg-slot="cta">Default link</a>`,
 		`<div id="badge" data-edgeseg-slot="badge">Default badge</div>`,
+		`<span id="offer" data-edgeseg-slot="offer">10% off</span>`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %s:\n%s", want, body)
@@ -75,6 +78,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		`promo/mobile.hbs: does not fit the slot's <p>: the block holds an element that closes a paragraph`,
 		`cta/mobile.hbs: does not fit the slot's <a>: the block holds a link`,
 		`badge/mobile.hbs: does not fit the slot's <div>: the slot is inside a link, and the block holds one`,
+		`offer/mobile.hbs: does not fit the slot's <span>: the slot is inside a paragraph`,
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
@@ -103,7 +107,7 @@ func TestRealBrowserKeepsBlocksInTheirSlots(t *testing.T) {
 		}
 		return h
 	}
-	promo, note, row, cta, badge := inner(`#promo`), inner(`#note`), inner(`#row`), inner(`#cta`), inner(`#badge`)
+	promo, note, row, cta, badge, line := inner(`#promo`), inner(`#note`), inner(`#row`), inner(`#cta`), inner(`#badge`), inner(`#line`)
 	card, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("badge").parentElement.id == "card"`))
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +125,7 @@ func TestRealBrowserKeepsBlocksInTheirSlots(t *testing.T) {
 		{"row", row, "<td>Mobile</td><td>row</td>"},
 		{"cta", cta, "Default link"},
 		{"badge", badge, "Default badge"},
+		{"line", line, `Get <span id="offer" data-edgeseg-slot="offer">10% off</span> today.`},
 	} {
 		if c.got != c.want {
 			t.Errorf("#%s holds %q, want %q", c.slot, c.got, c.want)
@@ -156,6 +161,7 @@ func TestValidateChecksBlocksAgainstAPage(t *testing.T) {
 		`error: ` + page + `: slot "promo" (<p>): ` + filepath.Join(dir, "templates", "promo", "mobile.hbs") + ` does not fit it: the block holds an element that closes a paragraph`,
 		`error: ` + page + `: slot "cta" (<a>): ` + filepath.Join(dir, "templates", "cta", "mobile.hbs") + ` does not fit it: the block holds a link`,
 		`error: ` + page + `: slot "badge" (<div>): ` + filepath.Join(dir, "templates", "badge", "mobile.hbs") + ` does not fit it: the slot is inside a link`,
+		`error: ` + page + `: slot "offer" (<span>): ` + filepath.Join(dir, "templates", "offer", "mobile.hbs") + ` does not fit it: the slot is inside a paragraph`,
 		`warning: ` + page + `: slot "side" has no block`,
 		`warning: ` + page + `: slot "broken" is never filled: self-closing`,
 	} {

@@ -149,7 +149,7 @@ func validatePage(page string, set *templates.Set, pl *proxy.Pipeline, report fu
 					break // reported above
 				}
 				shape, _ := inject.ReadBlock([]byte(out))
-				if why := inject.Misfit(inject.Place{Element: []byte(se.Element), InLink: se.InLink}, shape); why != "" {
+				if why := inject.Misfit(inject.Place{Element: []byte(se.Element), InLink: se.InLink, InParagraph: se.InParagraph}, shape); why != "" {
 					report("error", fmt.Sprintf("%s: slot %q (<%s>): %s does not fit it: %s", page, se.Slot, se.Element, b.File, why))
 					break
 				}

@@ -37,6 +37,9 @@ type Place struct {
 	// InLink: the slot is inside an <a> of the page (a card made a link),
 	// so a link in a block would close that one.
 	InLink bool
+	// InParagraph: the slot is inside a <p> of the page (a <span> slot in
+	// a sentence), so a <div> in a block would close that one.
+	InParagraph bool
 }
 
 // Options tune a rewrite.

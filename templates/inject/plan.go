@@ -45,7 +45,7 @@ func (p *Plan) Ignored() []Ignored { return p.ignored }
 type plannedSlot struct {
 	name                          []byte
 	elem                          []byte // the element's name, lower case, if short
-	inLink                        bool   // inside an <a> of the page
+	inLink, inPara                bool   // inside an <a>, a <p> of the page
 	start, closeAt, end, innerEnd int
 	closeEnd                      int
 	hasSeg                        bool
@@ -102,10 +102,10 @@ func (p *Plan) HeadsKnown() bool { return !p.noHeads }
 
 // SlotElement is a fillable slot of a document: its name, its element's
 // name, lower case ("" for a name over 12 bytes), and whether it is inside
-// a link (Place).
+// a link or a paragraph (Place).
 type SlotElement struct {
-	Slot, Element string
-	InLink        bool
+	Slot, Element       string
+	InLink, InParagraph bool
 }
 
 // SlotElements lists the document's fillable slots, nested ones included,
@@ -113,7 +113,7 @@ type SlotElement struct {
 func (p *Plan) SlotElements() []SlotElement {
 	out := make([]SlotElement, len(p.slots))
 	for i, sl := range p.slots {
-		out[i] = SlotElement{Slot: string(sl.name), Element: string(sl.elem), InLink: sl.inLink}
+		out[i] = SlotElement{Slot: string(sl.name), Element: string(sl.elem), InLink: sl.inLink, InParagraph: sl.inPara}
 	}
 	return out
 }
@@ -146,7 +146,7 @@ func (p *Plan) Apply(dst, html []byte, lookup Lookup, opts *Options) ([]byte, in
 				mark, headAt = h, h
 			}
 		}
-		b, ok := lookup(sl.name, Place{Element: sl.elem, InLink: sl.inLink})
+		b, ok := lookup(sl.name, Place{Element: sl.elem, InLink: sl.inLink, InParagraph: sl.inPara})
 		if !ok {
 			continue
 		}
@@ -190,7 +190,7 @@ func (p *Plan) headBefore(limit, skipUntil int) int {
 
 // recordSlot is called by the scanner in planning mode for every fillable
 // slot (one whose end tag was found).
-func (p *Plan) recordSlot(data []byte, i int, t *tag, inLink bool, closeStart, closeEnd int) {
-	p.slots = append(p.slots, plannedSlot{name: bytes.Clone(t.slot), elem: bytes.Clone(t.lname()), inLink: inLink, start: i, closeAt: t.closeAt, end: t.end,
+func (p *Plan) recordSlot(data []byte, i int, t *tag, at Place, closeStart, closeEnd int) {
+	p.slots = append(p.slots, plannedSlot{name: bytes.Clone(t.slot), elem: bytes.Clone(t.lname()), inLink: at.InLink, inPara: at.InParagraph, start: i, closeAt: t.closeAt, end: t.end,
 		innerEnd: closeStart, closeEnd: closeEnd, hasSeg: t.hasSeg})
 }

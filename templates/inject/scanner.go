@@ -62,6 +62,13 @@ type scanner struct {
 	// yet), as in a card made a link: what fills a slot inside it must
 	// hold no link of its own (Place.InLink).
 	inLink bool
+	// inPara: a <p> is open and in reach (Place.InParagraph). Only the
+	// tags met while it is are looked at by name, to see whether they
+	// close it: a block-level start tag, the end tag of anything but
+	// phrasing content, or an element that shields it (a <button>) all
+	// count as closing it; a <p> the scanner takes to be closed when it is
+	// not only costs a check.
+	inPara bool
 	// ignored are the slot markers found that cannot be filled.
 	ignored []Ignored
 	// plan, when set, records slots and </head> positions instead of
@@ -302,7 +309,16 @@ func (s *scanner) markup(data []byte, i int, final bool, t *tag) (int, bool) {
 // onTag handles a complete start or end tag at data[i:t.end].
 func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	inLink := s.inLink // around this tag
-	link := s.foreign == 0 && t.nameEnd-t.nameAt == 1 && data[t.nameAt]|0x20 == 'a'
+	oneChar := s.foreign == 0 && t.nameEnd-t.nameAt == 1
+	link := oneChar && data[t.nameAt]|0x20 == 'a'
+	if s.inPara && s.foreign == 0 {
+		t.fold(data)
+		s.inPara = keepsParagraph(t.lname(), t.closing)
+	}
+	inPara := s.inPara // around this tag, once it closed what it closes
+	if oneChar && data[t.nameAt]|0x20 == 'p' {
+		s.inPara = !t.closing
+	}
 	if t.closing {
 		if link {
 			s.inLink = false
@@ -353,14 +369,36 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		s.ignore(t, IgnoredVoid)
 		return t.end, true
 	}
-	n, complete := s.slot(data, i, t, inLink, final)
-	if complete && n == t.end {
+	n, complete := s.slot(data, i, t, Place{InLink: inLink, InParagraph: inPara}, final)
+	switch {
+	case complete && n == t.end:
 		s.opened(t) // not filled: its content is scanned
 		s.inLink = s.inLink || link
+	case complete && oneChar && data[t.nameAt]|0x20 == 'p':
+		// Filled, the slot's end tag is passed too: what is open after
+		// it is what was before it, but for a <p> slot, now closed.
+		s.inPara = false
 	}
-	// Filled, the slot's end tag is passed too: what is open after it is
-	// what was before it.
 	return n, complete
+}
+
+// keepsParagraph reports whether a tag named name (lower case; "" for a
+// long name) met inside an open <p> leaves it open and in reach: the start
+// tag of phrasing content or of an element not known, the end tag of
+// phrasing content. Anything else is taken to close it.
+func keepsParagraph(name []byte, closing bool) bool {
+	switch string(name) {
+	case "a", "abbr", "b", "bdi", "bdo", "big", "br", "cite", "code", "data", "dfn", "em", "font", "i", "img",
+		"kbd", "label", "mark", "nobr", "q", "ruby", "rp", "rt", "s", "samp", "small", "span", "strike", "strong",
+		"sub", "sup", "time", "tt", "u", "var", "wbr", "picture", "source", "meter", "progress", "output":
+		return true
+	case "", "p", "button", "object", "applet", "marquee", "template", "select", "textarea", "input", "svg", "math",
+		"script", "style", "iframe", "video", "audio", "canvas", "embed":
+		return false
+	}
+	// Other start tags: block-level ones close it; an unknown (custom)
+	// element does not.
+	return !closing && !closesParagraph(string(name))
 }
 
 // ignore notes a slot marker that cannot be filled (at most MaxSlots).
@@ -379,7 +417,7 @@ func (s *scanner) opened(t *tag) {
 
 // slot handles a slot element's start tag: it finds the matching end tag
 // and fills the slot when lookup has a block for it.
-func (s *scanner) slot(data []byte, i int, t *tag, inLink, final bool) (int, bool) {
+func (s *scanner) slot(data []byte, i int, t *tag, at Place, final bool) (int, bool) {
 	// The end is looked for within maxSlot bytes only: unclosed markers
 	// must not make the scan quadratic.
 	window := data
@@ -398,10 +436,11 @@ func (s *scanner) slot(data []byte, i int, t *tag, inLink, final bool) (int, boo
 		return t.end, true
 	}
 	if s.plan != nil {
-		s.plan.recordSlot(data, i, t, inLink, closeStart, closeEnd)
+		s.plan.recordSlot(data, i, t, at, closeStart, closeEnd)
 	}
 	s.slots++
-	b, ok := s.lookup(t.slot, Place{Element: t.lname(), InLink: inLink})
+	at.Element = t.lname()
+	b, ok := s.lookup(t.slot, at)
 	if !ok {
 		// Keep the origin's content; nested slots inside it are still live.
 		return t.end, true

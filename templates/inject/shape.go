@@ -383,15 +383,17 @@ func loose(stack []element) bool {
 
 // Misfit says why a block of shape s does not stay inside a slot at a
 // place, or "" when it does; the reasons are constants, so asking on every
-// request costs nothing. Of the elements around the slot it knows only a
-// link: a <div> in a <span> slot inside a <p> closes that paragraph all
-// the same, and is not refused.
+// request costs nothing. Of the elements around the slot it knows a link
+// and a paragraph (Place).
 func Misfit(at Place, s Shape) string {
 	if s&Deep != 0 {
 		return "the block nests elements more than 64 deep, past which its fit is not followed"
 	}
 	if at.InLink && s&HasLink != 0 {
 		return "the slot is inside a link, and the block holds one, which closes it: browsers move the block out of the slot"
+	}
+	if at.InParagraph && s&ClosesP != 0 {
+		return "the slot is inside a paragraph, and the block holds an element that closes it (a <div>, <p>, <ul>, <table>, <h1>, ...): browsers move it out of the slot"
 	}
 	elem := at.Element
 	switch string(elem) {
