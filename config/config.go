@@ -362,7 +362,10 @@ type Templates struct {
 	// DataLayer injects <script>window.edgeseg={...}</script> before </head>
 	// for the site's analytics tag. Default false.
 	DataLayer bool `yaml:"data_layer"`
-	// DebugHeader adds X-Edgeseg-Segments to responses. Default false.
+	// DebugHeader adds X-Edgeseg-Segments to responses, and
+	// X-Edgeseg-Slot-Problems to pages whose slots kept their default though
+	// a segment had a block for them (previews always get the latter).
+	// Default false.
 	DebugHeader bool `yaml:"debug_header"`
 }
 

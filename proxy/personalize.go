@@ -334,6 +334,9 @@ type Visit struct {
 	// commit, records the exposures, once the page is complete.
 	streaming bool
 	exposures []exposure
+	// kept says, for a preview or with templates.debug_header, why slots
+	// with a block kept their default (SlotProblemsHeader).
+	kept      []string
 	set       *templates.Set
 	keyBuf    []byte
 	cookieBuf []byte
@@ -586,6 +589,7 @@ func (p *Personalizer) end(v *Visit) {
 	}
 	v.prof, v.set, v.pl = nil, nil, nil
 	v.exposures = v.exposures[:0]
+	v.kept = v.kept[:0]
 	v.claims = v.claims[:0]
 	v.env = segments.Env{}
 	p.visits.Put(v)
@@ -732,6 +736,7 @@ func (v *Visit) fill(slot []byte, at inject.Place) (inject.Block, bool) {
 					Msg("block failed to render; slot keeps its default")
 			}
 			v.expose(b.Slot, m.Segment.Name, events.Default, b.Version)
+			v.keep(b, misfit)
 			return inject.Block{}, false
 		}
 		v.expose(b.Slot, m.Segment.Name, events.Block, b.Version)
@@ -741,6 +746,26 @@ func (v *Visit) fill(slot []byte, at inject.Place) (inject.Block, bool) {
 		v.expose(string(slot), "", events.Default, 0)
 	}
 	return inject.Block{}, false
+}
+
+// SlotProblemsHeader is the response header that says, on a preview or
+// with templates.debug_header, which slots with a block kept their default
+// and why: "promo: does not fit the slot's <p>: ...; cta: ...". It is set
+// on pages sent whole; a page streamed has sent its headers before its
+// slots are filled.
+const SlotProblemsHeader = "X-Edgeseg-Slot-Problems"
+
+// keep notes, for SlotProblemsHeader, that b's slot kept its default:
+// misfit says why, or else its render failed (the log says how).
+func (v *Visit) keep(b *templates.Block, misfit string) {
+	if v.forced == "" && !v.pl.cfg.Templates.DebugHeader || len(v.kept) >= 8 {
+		return
+	}
+	why := "its block failed to render (the log says why)"
+	if misfit != "" {
+		why = "its block does not fit the slot: " + misfit
+	}
+	v.kept = append(v.kept, b.Slot+" ("+b.Segment+"): "+why)
 }
 
 func (v *Visit) expose(slot, segment string, variant events.Variant, version uint64) {
@@ -806,6 +831,9 @@ func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit, personalized b
 	}
 	if v.forced != "" {
 		rh.Set("Cache-Control", "no-store")
+	}
+	if len(v.kept) > 0 && !v.streaming {
+		rh.Set(SlotProblemsHeader, strings.Join(v.kept, "; "))
 	}
 	// Exposures are recorded for every page whose slots were looked at,
 	// filled or not: holdout visitors see the default and are the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -60,7 +61,10 @@ func startMisfitStack(t *testing.T) *stack {
 // that fit fill their slots.
 func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 	s := startMisfitStack(t)
-	_, body := s.browser(uaIPhone).page("/")
+	resp, body := s.browser(uaIPhone).page("/")
+	if h := resp.Header.Get("X-Edgeseg-Slot-Problems"); h != "" {
+		t.Errorf("a visitor was told the slots' problems: %s", h)
+	}
 	for _, want := range []string{
 		`<p id="promo" class="promo" data-edgeseg-slot="promo">Default promo</p>`,
 		`<p id="note" data-edgeseg-slot="note" data-edgeseg-segment="mobile"><b>Mobile</b> note</p>`,
@@ -86,6 +90,31 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 	}
 	if strings.Contains(logs, "note/mobile.hbs") || strings.Contains(logs, "row/mobile.hbs") {
 		t.Errorf("a block that fits was refused:\n%s", logs)
+	}
+
+	// An editor previewing the segment is told which slots kept their
+	// default, and why.
+	m := NewMain()
+	var out strings.Builder
+	m.Stdout, m.Stderr = &out, io.Discard
+	m.ParseFlags([]string{"preview-token", "--config", s.cfg, "--segment", "mobile"})
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ = s.browser(uaDesktop).page("/?edgeseg_preview=" + strings.TrimSpace(out.String()))
+	h := resp.Header.Get("X-Edgeseg-Slot-Problems")
+	for _, want := range []string{
+		"promo (mobile): its block does not fit the slot: the block holds an element that closes a paragraph",
+		"cta (mobile): its block does not fit the slot: the block holds a link",
+		"badge (mobile): its block does not fit the slot: the slot is inside a link",
+		"offer (mobile): its block does not fit the slot: the slot is inside a paragraph",
+	} {
+		if !strings.Contains(h, want) {
+			t.Errorf("preview header lacks %q: %q", want, h)
+		}
+	}
+	if strings.Contains(h, "note (") || strings.Contains(h, "row (") {
+		t.Errorf("preview header names a slot that was filled: %q", h)
 	}
 }
 
