@@ -729,11 +729,13 @@ func (v *Visit) fill(slot []byte, at inject.Place) (inject.Block, bool) {
 			// Said at most once a minute per block, with how many renders
 			// failed since: one that fails for everyone fails per request.
 			if n, report := b.Failed(v.now); report {
+				msg := "block failed to render; slot keeps its default"
 				if misfit != "" {
 					err = fmt.Errorf("templates: %s: does not fit the slot's <%s>: %s", b.File, at.Element, misfit)
+					msg = "block does not fit its slot on this page; slot keeps its default"
 				}
 				v.p.log.Warn().Err(err).Str("slot", string(slot)).Str("segment", m.Segment.Name).Int64("failures", n).
-					Msg("block failed to render; slot keeps its default")
+					Msg(msg)
 			}
 			v.expose(b.Slot, m.Segment.Name, events.Default, b.Version)
 			v.keep(b, misfit)
@@ -750,9 +752,9 @@ func (v *Visit) fill(slot []byte, at inject.Place) (inject.Block, bool) {
 
 // SlotProblemsHeader is the response header that says, on a preview or
 // with templates.debug_header, which slots with a block kept their default
-// and why: "promo: does not fit the slot's <p>: ...; cta: ...". It is set
-// on pages sent whole; a page streamed has sent its headers before its
-// slots are filled.
+// and why: "promo (deal-seekers): its block does not fit the slot: ...;
+// cta (...): ...". It is set on pages sent whole; a page streamed has sent
+// its headers before its slots are filled.
 const SlotProblemsHeader = "X-Edgeseg-Slot-Problems"
 
 // keep notes, for SlotProblemsHeader, that b's slot kept its default:
