@@ -97,20 +97,29 @@ func (m *Main) runValidate(ctx context.Context, args []string) error {
 		for _, w := range pl.Engine().Warnings {
 			report("warning", "segments: "+w)
 		}
+		// Each block's shapes, as rendered for the sample visitors (those
+		// before a render failed), for the pages given.
+		shapes := map[*templates.Block][]inject.Shape{}
 		for _, b := range set.Blocks() {
 			seg := pl.Engine().Lookup(b.Segment)
 			if seg == nil {
 				continue
 			}
+			shapes[b] = nil
 			for _, env := range sampleRenderEnvs() {
-				if _, err := b.ExecWithin(seg, env, templates.MaxRenderRun); err != nil {
+				out, err := b.ExecWithin(seg, env, templates.MaxRenderRun)
+				if err != nil {
 					report("error", strings.TrimPrefix(err.Error(), "templates: "))
 					break
+				}
+				if len(pages) > 0 {
+					shape, _ := inject.ReadBlock([]byte(out)) // read as the render did
+					shapes[b] = append(shapes[b], shape)
 				}
 			}
 		}
 		for _, page := range pages {
-			validatePage(page, set, pl, report)
+			validatePage(page, set, shapes, report)
 		}
 	}
 	fmt.Fprintf(m.Stdout, "%d segment(s), %d block(s): %d error(s), %d warning(s)\n", len(cfg.Segments), set.Len(), errs, warns)
@@ -125,7 +134,7 @@ func (m *Main) runValidate(ctx context.Context, args []string) error {
 // would move out of it (a <div> in a <p>) is an error, since the slot keeps
 // its default on that page. Slot markers that cannot be filled, and slots
 // without a block, are warnings.
-func validatePage(page string, set *templates.Set, pl *proxy.Pipeline, report func(level, msg string)) {
+func validatePage(page string, set *templates.Set, shapes map[*templates.Block][]inject.Shape, report func(level, msg string)) {
 	html, err := readPage(page)
 	if err != nil {
 		report("error", err.Error())
@@ -135,28 +144,23 @@ func validatePage(page string, set *templates.Set, pl *proxy.Pipeline, report fu
 	for _, ig := range plan.Ignored() {
 		report("warning", fmt.Sprintf("%s: slot %q is never filled: %s", page, ig.Slot, ig.Reason))
 	}
-	for _, se := range plan.SlotElements() {
+	for _, ps := range plan.PlacedSlots() {
 		blocks := 0
 		for _, b := range set.Blocks() {
-			seg := pl.Engine().Lookup(b.Segment)
-			if b.Slot != se.Slot || seg == nil {
+			bs, known := shapes[b] // a block of a segment the config has
+			if b.Slot != ps.Slot || !known {
 				continue
 			}
 			blocks++
-			for _, env := range sampleRenderEnvs() {
-				out, err := b.ExecWithin(seg, env, templates.MaxRenderRun)
-				if err != nil {
-					break // reported above
-				}
-				shape, _ := inject.ReadBlock([]byte(out))
-				if why := inject.Misfit(inject.Place{Element: []byte(se.Element), InLink: se.InLink, InParagraph: se.InParagraph}, shape); why != "" {
-					report("error", fmt.Sprintf("%s: slot %q (<%s>): %s does not fit it: %s", page, se.Slot, se.Element, b.File, why))
+			for _, shape := range bs {
+				if why := inject.Misfit(ps.At, shape); why != "" {
+					report("error", fmt.Sprintf("%s: slot %q (<%s>): %s does not fit it: %s", page, ps.Slot, ps.At.Element, b.File, why))
 					break
 				}
 			}
 		}
 		if blocks == 0 {
-			report("warning", fmt.Sprintf("%s: slot %q has no block: it always shows the page's own content", page, se.Slot))
+			report("warning", fmt.Sprintf("%s: slot %q has no block: it always shows the page's own content", page, ps.Slot))
 		}
 	}
 }

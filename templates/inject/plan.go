@@ -44,8 +44,7 @@ func (p *Plan) Ignored() []Ignored { return p.ignored }
 // its '>' at closeAt, inner HTML html[end:innerEnd], end tag up to closeEnd.
 type plannedSlot struct {
 	name                          []byte
-	elem                          []byte // the element's name, lower case, if short
-	inLink, inPara                bool   // inside an <a>, a <p> of the page
+	at                            Place
 	start, closeAt, end, innerEnd int
 	closeEnd                      int
 	hasSeg                        bool
@@ -100,20 +99,18 @@ func Unmarked(html []byte) *Plan {
 // is (false for a Plan made by Unmarked).
 func (p *Plan) HeadsKnown() bool { return !p.noHeads }
 
-// SlotElement is a fillable slot of a document: its name, its element's
-// name, lower case ("" for a name over 12 bytes), and whether it is inside
-// a link or a paragraph (Place).
-type SlotElement struct {
-	Slot, Element       string
-	InLink, InParagraph bool
+// PlacedSlot is a fillable slot of a document and its Place.
+type PlacedSlot struct {
+	Slot string
+	At   Place
 }
 
-// SlotElements lists the document's fillable slots, nested ones included,
+// PlacedSlots lists the document's fillable slots, nested ones included,
 // in document order.
-func (p *Plan) SlotElements() []SlotElement {
-	out := make([]SlotElement, len(p.slots))
+func (p *Plan) PlacedSlots() []PlacedSlot {
+	out := make([]PlacedSlot, len(p.slots))
 	for i, sl := range p.slots {
-		out[i] = SlotElement{Slot: string(sl.name), Element: string(sl.elem), InLink: sl.inLink, InParagraph: sl.inPara}
+		out[i] = PlacedSlot{Slot: string(sl.name), At: sl.at}
 	}
 	return out
 }
@@ -146,7 +143,7 @@ func (p *Plan) Apply(dst, html []byte, lookup Lookup, opts *Options) ([]byte, in
 				mark, headAt = h, h
 			}
 		}
-		b, ok := lookup(sl.name, Place{Element: sl.elem, InLink: sl.inLink, InParagraph: sl.inPara})
+		b, ok := lookup(sl.name, sl.at)
 		if !ok {
 			continue
 		}
@@ -191,6 +188,7 @@ func (p *Plan) headBefore(limit, skipUntil int) int {
 // recordSlot is called by the scanner in planning mode for every fillable
 // slot (one whose end tag was found).
 func (p *Plan) recordSlot(data []byte, i int, t *tag, at Place, closeStart, closeEnd int) {
-	p.slots = append(p.slots, plannedSlot{name: bytes.Clone(t.slot), elem: bytes.Clone(t.lname()), inLink: at.InLink, inPara: at.InParagraph, start: i, closeAt: t.closeAt, end: t.end,
+	at.Element = bytes.Clone(at.Element)
+	p.slots = append(p.slots, plannedSlot{name: bytes.Clone(t.slot), at: at, start: i, closeAt: t.closeAt, end: t.end,
 		innerEnd: closeStart, closeEnd: closeEnd, hasSeg: t.hasSeg})
 }

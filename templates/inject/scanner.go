@@ -316,7 +316,8 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		s.inPara = keepsParagraph(t.lname(), t.closing)
 	}
 	inPara := s.inPara // around this tag, once it closed what it closes
-	if oneChar && data[t.nameAt]|0x20 == 'p' {
+	para := oneChar && data[t.nameAt]|0x20 == 'p'
+	if para {
 		s.inPara = !t.closing
 	}
 	if t.closing {
@@ -374,7 +375,7 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	case complete && n == t.end:
 		s.opened(t) // not filled: its content is scanned
 		s.inLink = s.inLink || link
-	case complete && oneChar && data[t.nameAt]|0x20 == 'p':
+	case complete && para:
 		// Filled, the slot's end tag is passed too: what is open after
 		// it is what was before it, but for a <p> slot, now closed.
 		s.inPara = false
@@ -418,6 +419,7 @@ func (s *scanner) opened(t *tag) {
 // slot handles a slot element's start tag: it finds the matching end tag
 // and fills the slot when lookup has a block for it.
 func (s *scanner) slot(data []byte, i int, t *tag, at Place, final bool) (int, bool) {
+	at.Element = t.lname()
 	// The end is looked for within maxSlot bytes only: unclosed markers
 	// must not make the scan quadratic.
 	window := data
@@ -439,7 +441,6 @@ func (s *scanner) slot(data []byte, i int, t *tag, at Place, final bool) (int, b
 		s.plan.recordSlot(data, i, t, at, closeStart, closeEnd)
 	}
 	s.slots++
-	at.Element = t.lname()
 	b, ok := s.lookup(t.slot, at)
 	if !ok {
 		// Keep the origin's content; nested slots inside it are still live.
