@@ -70,7 +70,8 @@ func Parse(file string, raw []byte) (*Config, error) {
 				if m := yamlLineRE.FindStringSubmatch(e); m != nil {
 					line, _ := strconv.Atoi(m[1])
 					key := keyAtLine(c.lines, line, "")
-					if t := typeErrorRE.FindStringSubmatch(m[2]); t != nil && t[2] == "" && key != "" {
+					msg, collection := typeMessage(m[2])
+					if collection && key != "" {
 						// A list or mapping where a value belongs: the
 						// decoder names its first item's line; the key
 						// holding it is the one to fix.
@@ -79,7 +80,7 @@ func Parse(file string, raw []byte) (*Config, error) {
 							line = c.lines[key]
 						}
 					}
-					ps = append(ps, Problem{File: file, Line: line, Key: key, Msg: typeMessage(m[2])})
+					ps = append(ps, Problem{File: file, Line: line, Key: key, Msg: msg})
 					continue
 				}
 				ps = append(ps, Problem{File: file, Msg: e})
@@ -100,14 +101,14 @@ var typeErrorRE = regexp.MustCompile("^cannot unmarshal !!(\\w+) (?:`(.*)` )?int
 
 // typeMessage says what a value of the wrong type should have been, in
 // place of the YAML decoder's "cannot unmarshal !!int `120` into
-// time.Duration".
-func typeMessage(msg string) string {
+// time.Duration"; collection says the value was a list or a mapping.
+func typeMessage(msg string) (_ string, collection bool) {
 	m := typeErrorRE.FindStringSubmatch(msg)
 	if m == nil {
-		return msg
+		return msg, false
 	}
-	got := m[2]
-	if got == "" {
+	got, collection := m[2], m[2] == ""
+	if collection {
 		got = map[string]string{"map": "a mapping", "seq": "a list"}[m[1]]
 		if got == "" {
 			got = "this value"
@@ -118,23 +119,23 @@ func typeMessage(msg string) string {
 	want, isSlice := m[3], strings.HasPrefix(m[3], "[]")
 	switch {
 	case want == "time.Duration":
-		return got + " is not a duration: give it a unit, such as 500ms, 30s, 5m or 1h"
+		return got + " is not a duration: give it a unit, such as 500ms, 30s, 5m or 1h", collection
 	case strings.HasPrefix(want, "int") || strings.HasPrefix(want, "uint"):
-		return got + " is not a whole number"
+		return got + " is not a whole number", collection
 	case strings.HasPrefix(want, "float"):
-		return got + " is not a number"
+		return got + " is not a number", collection
 	case want == "bool":
-		return got + " is not true or false"
-	case want == "string" && m[2] != "":
-		return got + " is not a string: quote it"
+		return got + " is not true or false", collection
+	case want == "string" && !collection:
+		return got + " is not a string: quote it", collection
 	case want == "string":
-		return got + " is not a string"
+		return got + " is not a string", collection
 	case isSlice:
-		return got + " is not a list: write [a, b] or one item per line after a dash"
+		return got + " is not a list: write [a, b] or one item per line after a dash", collection
 	case strings.HasPrefix(want, "map[") || strings.HasPrefix(want, "config."):
-		return got + " is not a mapping of keys to values"
+		return got + " is not a mapping of keys to values", collection
 	}
-	return msg
+	return msg, collection
 }
 
 // keyAtLine finds the deepest key path written at line (unknown keys are
