@@ -286,8 +286,15 @@ func TestCacheNeverStale(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
-	if c.HitRatio() < 0.5 {
-		t.Errorf("hit ratio %.2f: the cache is not being used", c.HitRatio())
+	// The cache is used: what was assigned is kept. (Its hit ratio above
+	// depends on how soon the cache took in what was set, which a busy
+	// host delays: not asserted.)
+	env := visitor(func(c *signals.Context) { c.Device = "mobile"; c.UTM.Campaign = "promo-x" }, 3)
+	want := assign(env)
+	c.Wait()
+	b, ok := e.AppendKey(env, nil)
+	if m, hit := c.Get(hasher.Sum(b)); !ok || !hit || m != want {
+		t.Errorf("an assignment was not kept: cacheable %v, hit %v (%b, want %b); hit ratio %.2f", ok, hit, m, want, c.HitRatio())
 	}
 }
 
