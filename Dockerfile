@@ -2,6 +2,7 @@
 #   docker build -t edgeseg .
 #   docker run -p 8080:8080 -v $PWD/edgeseg.yaml:/etc/edgeseg/edgeseg.yaml:ro \
 #     -v $PWD/templates:/etc/edgeseg/templates:ro edgeseg
+#   docker run -p 8080:8080 edgeseg demo   # the bundled demo shop behind it
 # Config and templates are mounted (a ConfigMap or a volume); edgeseg reloads
 # templates when they change and on SIGHUP.
 FROM golang:1.26-bookworm AS build
@@ -15,6 +16,8 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/edgeseg /usr/local/bin/edgeseg
 COPY examples/edgeseg.yaml /etc/edgeseg/edgeseg.yaml
 COPY examples/templates /etc/edgeseg/templates
+# The demo shop, for `docker run -p 8080:8080 edgeseg demo`.
+COPY examples/site /etc/edgeseg/site
 USER nonroot:nonroot
 EXPOSE 8080
 VOLUME ["/etc/edgeseg"]

@@ -18,11 +18,15 @@ import (
 )
 
 // runDemo starts the bundled demo shop as the origin on a loopback port and
-// the proxy in front of it, with examples/edgeseg.yaml unless --config says
-// otherwise.
+// the proxy in front of it, with examples/edgeseg.yaml (in the image,
+// EDGESEG_CONFIG) unless --config says otherwise.
 func (m *Main) runDemo(ctx context.Context, args []string) error {
 	fs := m.flagSet("demo")
-	cfgPath := fs.String("config", "examples/edgeseg.yaml", "config file")
+	defaultConfig := "examples/edgeseg.yaml"
+	if env := m.getenv("EDGESEG_CONFIG"); env != "" {
+		defaultConfig = env
+	}
+	cfgPath := fs.String("config", defaultConfig, "config file")
 	site := fs.String("site", "", "demo site directory (default: site/ beside the config)")
 	listen := fs.String("listen", "", "listen address (overrides the config)")
 	if err := fs.Parse(args); err != nil {
@@ -30,6 +34,9 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 	}
 	if *site == "" {
 		*site = filepath.Join(filepath.Dir(*cfgPath), "site")
+	}
+	if _, err := os.Stat(filepath.Join(*site, "layout.html")); err != nil {
+		return fmt.Errorf("demo: no demo shop in %s (%w): run edgeseg demo from the edgeseg source tree, or give --config FILE and --site DIR", *site, err)
 	}
 	origin, err := NewDemoOrigin(*site)
 	if err != nil {
