@@ -102,6 +102,28 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// TestUnknownKeysSuggest: a misspelt key is told the key it is nearest
+// to, wherever it sits; one near none is told every key its place takes.
+func TestUnknownKeysSuggest(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"top level", "segmnts: []\n", `x.yaml:1: segmnts: unknown key: did you mean "segments"?`},
+		{"capitalised", "Origin:\n  url: http://a\n", `x.yaml:1: Origin: unknown key: did you mean "origin"?`},
+		{"nested", "origin:\n  ulr: http://a\n", `x.yaml:2: origin.ulr: unknown key: did you mean "url"?`},
+		{"in a list item", "segments:\n  - name: a\n    rul: 'true'\n", `x.yaml:3: segments[0].rul: unknown key: did you mean "rule"?`},
+		{"beside a known key on its line", "behavior:\n  events:\n    - {match: 'GET /x', evnt: y}\n", `x.yaml:3: behavior.events[0].evnt: unknown key: did you mean "event"?`},
+		{"of an inlined struct", "cache:\n  blocks:\n    max_item: 5\n", `x.yaml:3: cache.blocks.max_item: unknown key: did you mean "max_items"?`},
+		{"near none", "origin:\n  timeout: 5s\n", `x.yaml:2: origin.timeout: unknown key; origin takes: url, host_header, max_conns,`},
+		{"near none at the top", "frobnicate: 1\n", `x.yaml:1: frobnicate: unknown key; the top level takes: listen, personalize, server,`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("x.yaml", []byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
 // TestValidate covers every validation rule with the message it gives.
 func TestValidate(t *testing.T) {
 	ok := func(c *Config) { c.Origin.URL = "http://127.0.0.1:9000" }

@@ -64,7 +64,8 @@ func Parse(file string, raw []byte) (*Config, error) {
 			for _, e := range te.Errors {
 				if m := unknownFieldRE.FindStringSubmatch(e); m != nil {
 					line, _ := strconv.Atoi(m[1])
-					ps = append(ps, Problem{File: file, Line: line, Key: keyAtLine(c.lines, line, m[2]), Msg: "unknown key"})
+					key := unknownKeyAt(c.lines, line, m[2])
+					ps = append(ps, Problem{File: file, Line: line, Key: key, Msg: unknownKeyMessage(key)})
 					continue
 				}
 				if m := yamlLineRE.FindStringSubmatch(e); m != nil {
@@ -149,6 +150,21 @@ func keyAtLine(lines map[string]int, line int, fallback string) string {
 	}
 	if best == "" {
 		return fallback
+	}
+	return best
+}
+
+// unknownKeyAt finds the path of the unknown key name written at line:
+// the one of that name, where a flow mapping puts several keys on the line.
+func unknownKeyAt(lines map[string]int, line int, name string) string {
+	best := ""
+	for k, l := range lines {
+		if l == line && (k == name || strings.HasSuffix(k, "."+name)) && len(k) > len(best) {
+			best = k
+		}
+	}
+	if best == "" {
+		return keyAtLine(lines, line, name)
 	}
 	return best
 }
