@@ -1,9 +1,12 @@
 package templates
 
 import (
+	"iter"
 	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/agnivade/levenshtein"
 	"github.com/aymerick/raymond/ast"
 
 	"github.com/edgeseg/edgeseg/segments"
@@ -161,7 +164,7 @@ func (a *templateAnalysis) path(p *ast.PathExpression) {
 		if len(parts) == 1 && parts[0] != "data" && parts[0] != "segment" {
 			a.dynamic = true
 		}
-		if parts[0] != "data" && !contextPaths[full] && len(parts) > 1 {
+		if !contextPaths[full] && len(parts) > 1 {
 			a.unknown = append(a.unknown, usedPath{path: full, line: p.Line})
 		}
 	default:
@@ -198,17 +201,72 @@ func knownPath(path string, data map[string]any) bool {
 	if rest, ok := strings.CutPrefix(path, "data."); ok {
 		var cur any = data
 		for _, part := range strings.Split(rest, ".") {
-			m, ok := cur.(map[string]any)
-			if !ok {
-				return false
-			}
-			if cur, ok = m[part]; !ok {
+			switch v := cur.(type) {
+			case map[string]any:
+				var ok bool
+				if cur, ok = v[part]; !ok {
+					return false
+				}
+			case []any:
+				// data.items.[0] or data.items.length
+				if part == "length" {
+					return true
+				}
+				i, err := strconv.Atoi(strings.Trim(part, "[]"))
+				if err != nil || i < 0 || i >= len(v) {
+					return false
+				}
+				cur = v[i]
+			default:
 				return false
 			}
 		}
 		return true
 	}
 	return false
+}
+
+// contextFields yields every field path a block can read: those of the
+// render context, and those of its data (data.* from its yaml).
+func contextFields(data map[string]any) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for p := range contextPaths {
+			if !yield(p) {
+				return
+			}
+		}
+		var walk func(prefix string, m map[string]any) bool
+		walk = func(prefix string, m map[string]any) bool {
+			for k, v := range m {
+				p := prefix + "." + k
+				if !yield(p) {
+					return false
+				}
+				if sub, ok := v.(map[string]any); ok && !walk(p, sub) {
+					return false
+				}
+			}
+			return true
+		}
+		walk("data", data)
+	}
+}
+
+// nearest returns the candidate that name (a field path or a partial's
+// name) is most likely a misspelling of, or "" when none is near enough to
+// suggest: a typo or two in a short name, more in a long one, counted by
+// the last part of a path, so that a long shared prefix does not make far
+// names look near. Ties go to the candidate that sorts first, so the
+// suggestion does not change from run to run.
+func nearest(name string, candidates iter.Seq[string]) string {
+	last := name[strings.LastIndexByte(name, '.')+1:]
+	best, bestD := "", len(last)/3+2
+	for c := range candidates {
+		if d := levenshtein.ComputeDistance(name, c); d < bestD || d == bestD && best != "" && c < best {
+			best, bestD = c, d
+		}
+	}
+	return best
 }
 
 // The Visit methods implement raymond's ast.Visitor: each records what

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -478,12 +479,22 @@ func loadBlock(f, slot, seg string, partials map[string]*raymond.Template, parti
 	b.static = b.readsNothingOfVisitor()
 	for _, p := range a.partials {
 		if _, ok := partials[p.name]; !ok {
-			ps = append(ps, Problem{File: f, Line: p.line, Msg: fmt.Sprintf("partial %q not found in _partials/", p.name)})
+			msg := fmt.Sprintf("partial %q not found in _partials/", p.name)
+			if near := nearest(p.name, maps.Keys(partials)); near != "" {
+				msg += fmt.Sprintf(": did you mean %q?", near)
+			}
+			ps = append(ps, Problem{File: f, Line: p.line, Msg: msg})
 		}
 	}
 	for _, u := range a.unknown {
 		if !knownPath(u.path, b.data) {
-			ps = append(ps, Problem{File: f, Line: u.line, Msg: fmt.Sprintf("unknown field %q: it renders empty (context: segment, signals, visitor, data)", u.path), Warning: true})
+			msg := fmt.Sprintf("unknown field %q: it renders empty", u.path)
+			if near := nearest(u.path, contextFields(b.data)); near != "" {
+				msg += fmt.Sprintf(": did you mean %q?", near)
+			} else {
+				msg += " (context: segment, signals, visitor, data)"
+			}
+			ps = append(ps, Problem{File: f, Line: u.line, Msg: msg, Warning: true})
 		}
 	}
 	for _, u := range a.unescaped {

@@ -90,6 +90,42 @@ func TestLoadProblems(t *testing.T) {
 	}
 }
 
+// TestEditorsAreToldTheNearestName: a misspelt field or partial is told
+// the name it is nearest to; the block's own data is checked as well as the
+// render context, and a field near nothing lists what there is.
+func TestEditorsAreToldTheNearestName(t *testing.T) {
+	dir := t.TempDir()
+	for name, src := range map[string]string{
+		"_partials/price.hbs": `<b>{{amount}}</b>`,
+		"hero/a.hbs":          `<p>{{> pricee amount=1}}</p>`,
+		"hero/b.hbs":          `<p>{{signals.devise}} {{visitor.pageview}} {{data.hedline}} {{visitor.zzzzzzzzzzzz}}</p>`,
+		"hero/b.yaml":         "headline: Hi\nitems: [{t: a}]\n",
+		"hero/c.hbs":          `<p>{{data.headline}} {{data.items.[0].t}} {{data.items.length}}{{#each data.items}}{{t}}{{/each}}</p>`,
+		"hero/c.yaml":         "headline: Hi\nitems: [{t: a}]\n",
+	} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, ps := Load(dir, nil)
+	msgs := ps.Error()
+	for _, want := range []string{
+		`hero/a.hbs:1: partial "pricee" not found in _partials/: did you mean "price"?`,
+		`hero/b.hbs:1: unknown field "signals.devise": it renders empty: did you mean "signals.device"?`,
+		`hero/b.hbs:1: unknown field "visitor.pageview": it renders empty: did you mean "visitor.pageviews"?`,
+		`hero/b.hbs:1: unknown field "data.hedline": it renders empty: did you mean "data.headline"?`,
+		`hero/b.hbs:1: unknown field "visitor.zzzzzzzzzzzz": it renders empty (context: segment, signals, visitor, data)`,
+	} {
+		if !strings.Contains(msgs, want) {
+			t.Errorf("missing %q in:\n%s", want, msgs)
+		}
+	}
+	if strings.Contains(msgs, "hero/c.hbs") {
+		t.Errorf("fields of the block's own data reported unknown:\n%s", msgs)
+	}
+}
+
 func TestRenderErrorsAreErrors(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "hero"), 0o755)
