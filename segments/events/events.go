@@ -284,13 +284,19 @@ func (l *Logger) Close() error {
 }
 
 // Rotating is a file that rotates to NAME.1, NAME.2, … past a size.
+//
+// A write the disk takes only part of (it filled up) leaves a torn last
+// line; the next write that succeeds starts on a line of its own, so only
+// the torn event is unreadable, not the one after it too. A rotation that
+// could not open the new file is tried again on the next write.
 type Rotating struct {
 	mu      sync.Mutex
 	path    string
-	f       *os.File
+	f       *os.File // nil after a failed rotation
 	size    int64
 	max     int64
 	backups int
+	torn    bool // the last write ended mid-line
 }
 
 // OpenRotating opens (appends to) path.
@@ -314,19 +320,50 @@ func OpenRotating(path string, maxBytes int64, backups int) (*Rotating, error) {
 func (r *Rotating) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.max > 0 && r.size+int64(len(p)) > r.max && r.size > 0 {
+	if r.f == nil || r.max > 0 && r.size+int64(len(p)) > r.max && r.size > 0 {
 		if err := r.rotate(); err != nil {
+			return 0, fmt.Errorf("events: %s: %w", r.path, err)
+		}
+	}
+	if r.torn {
+		n, err := r.f.Write([]byte{'\n'})
+		r.size += int64(n)
+		if err != nil {
 			return 0, err
 		}
+		r.torn = false
 	}
 	n, err := r.f.Write(p)
 	r.size += int64(n)
+	r.torn = n > 0 && n < len(p) && p[n-1] != '\n'
 	return n, err
 }
 
+// rotate moves the file aside (or, without backups, removes it) and opens
+// a new one. After a failed rotation (r.f nil) it opens the file again,
+// appending, unless it has reached the size bound.
 func (r *Rotating) rotate() error {
-	if err := r.f.Close(); err != nil {
-		return err
+	if r.f == nil {
+		f, err := os.OpenFile(r.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err // the backups stay where they are
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return err
+		}
+		if r.max <= 0 || st.Size() < r.max {
+			r.f, r.size = f, st.Size()
+			return nil
+		}
+		f.Close() // full: rotate it
+	} else {
+		err := r.f.Close()
+		r.f = nil
+		if err != nil {
+			return err
+		}
 	}
 	if r.backups > 0 {
 		for i := r.backups - 1; i >= 1; i-- {
@@ -340,7 +377,7 @@ func (r *Rotating) rotate() error {
 	if err != nil {
 		return err
 	}
-	r.f, r.size = f, 0
+	r.f, r.size, r.torn = f, 0, false
 	return nil
 }
 
@@ -348,5 +385,10 @@ func (r *Rotating) rotate() error {
 func (r *Rotating) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.f.Close()
+	if r.f == nil {
+		return nil
+	}
+	err := r.f.Close()
+	r.f = nil
+	return err
 }
