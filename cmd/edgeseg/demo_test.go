@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestDemoOutsideTheSourceTree: run where there is no examples/ (as an
@@ -28,25 +27,7 @@ func TestDemoOutsideTheSourceTree(t *testing.T) {
 	m = NewMain()
 	m.Stdout, m.Stderr = io.Discard, stderr
 	m.Environ = []string{"EDGESEG_CONFIG=" + mustAbs(t, "../../examples/edgeseg.yaml"), "EDGESEG_LISTEN=127.0.0.1:0"}
-	if err := m.ParseFlags([]string{"demo"}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	select {
-	case <-m.Ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("demo: %v\n%s", err, stderr.String())
-	case <-time.After(10 * time.Second):
-		t.Fatal("demo did not start")
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		m.Close()
-	})
+	runUntilCleanup(t, m, stderr, "demo")
 	req, _ := http.NewRequest("GET", "http://"+m.Addr+"/?utm_campaign=promo-winter", nil)
 	req.Header.Set("Accept", "text/html")
 	resp, err := http.DefaultClient.Do(req)

@@ -90,7 +90,16 @@ func startStack(t *testing.T, origin http.Handler, edit func(string) string, env
 	s := &stack{t: t, origin: o, m: m, stderr: &lockedBuffer{}, stdout: &lockedBuffer{}, cfg: cfgPath}
 	m.Stdout, m.Stderr = s.stdout, s.stderr
 	m.Environ = append([]string{"EDGESEG_ORIGIN_URL=" + o.URL, "EDGESEG_LISTEN=127.0.0.1:0", "EDGESEG_LOG_FORMAT=json"}, env...)
-	if err := m.ParseFlags([]string{"serve", "--config", cfgPath}); err != nil {
+	runUntilCleanup(t, m, s.stderr, "serve", "--config", cfgPath)
+	s.url = "http://" + m.Addr
+	return s
+}
+
+// runUntilCleanup runs the command args on m until the test ends, once it
+// listens; stderr is what m writes there, shown if it fails to start.
+func runUntilCleanup(t *testing.T, m *Main, stderr fmt.Stringer, args ...string) {
+	t.Helper()
+	if err := m.ParseFlags(args); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -100,17 +109,16 @@ func startStack(t *testing.T, origin http.Handler, edit func(string) string, env
 	case <-m.Ready:
 	case err := <-done:
 		cancel()
-		t.Fatalf("serve: %v\n%s", err, s.stderr.String())
+		t.Fatalf("%s: %v\n%s", args[0], err, stderr)
 	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not start")
+		cancel()
+		t.Fatalf("%s did not start", args[0])
 	}
 	t.Cleanup(func() {
 		cancel()
 		<-done
 		m.Close()
 	})
-	s.url = "http://" + m.Addr
-	return s
 }
 
 // noHoldouts edits the example config for startStack so that no visitor
