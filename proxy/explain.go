@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/edgeseg/edgeseg/segments"
+	"github.com/edgeseg/edgeseg/templates/inject"
 )
 
 // Explanation is what edgeseg decided for one request and why: the
@@ -35,8 +36,11 @@ type RuleExplanation struct {
 	Holdout  string            `json:"holdout,omitempty"`
 }
 
-// Explain runs steps 2–6 for a request and reports every decision.
-func (p *Personalizer) Explain(ctx *fasthttp.RequestCtx, now time.Time) *Explanation {
+// Explain runs steps 2–6 for a request and reports every decision. With a
+// page (the plan of a page saved from the site), the slots are those of the
+// page, and a block is checked against its slot's element there, as serve
+// checks it; without one, every slot some block fills is reported.
+func (p *Personalizer) Explain(ctx *fasthttp.RequestCtx, now time.Time, page *inject.Plan) *Explanation {
 	v := p.begin(ctx, now)
 	if v == nil {
 		return &Explanation{Consent: "n/a: not a page navigation (send Accept: text/html)"}
@@ -84,21 +88,43 @@ func (p *Personalizer) Explain(ctx *fasthttp.RequestCtx, now time.Time) *Explana
 		}
 		e.Segments = append(e.Segments, name)
 	}
+	places := map[string][]inject.Place{}
+	if page != nil {
+		for _, ig := range page.Ignored() {
+			e.Slots[ig.Slot] = "default (the page's marker cannot be filled: " + ig.Reason + ")"
+		}
+		for _, ps := range page.PlacedSlots() {
+			places[ps.Slot] = append(places[ps.Slot], ps.At)
+			e.Slots[ps.Slot] = "default (no block)"
+		}
+	}
 	for _, b := range v.set.Blocks() {
-		if _, done := e.Slots[b.Slot]; done {
+		if _, onPage := places[b.Slot]; page != nil && !onPage {
+			continue
+		}
+		if d, done := e.Slots[b.Slot]; done && d != "default (no block)" {
 			continue
 		}
 		e.Slots[b.Slot] = "default"
 		for _, m := range v.members {
-			if blk := v.set.Lookup(b.Slot, m.Segment.Name); blk != nil {
-				e.Slots[b.Slot] = blk.File
-				if m.Holdout {
-					e.Slots[b.Slot] = "default (holdout of " + m.Segment.Name + ")"
-				} else if _, err := p.templates.Render(blk, m.Segment, &v.env); err != nil {
-					e.Slots[b.Slot] = "default (" + err.Error() + ")"
-				}
-				break
+			blk := v.set.Lookup(b.Slot, m.Segment.Name)
+			if blk == nil {
+				continue
 			}
+			e.Slots[b.Slot] = blk.File
+			if m.Holdout {
+				e.Slots[b.Slot] = "default (holdout of " + m.Segment.Name + ")"
+			} else if r, err := p.templates.Render(blk, m.Segment, &v.env); err != nil {
+				e.Slots[b.Slot] = "default (" + err.Error() + ")"
+			} else {
+				for _, at := range places[b.Slot] {
+					if why := inject.Misfit(at, r.Shape); why != "" {
+						e.Slots[b.Slot] = "default (" + blk.File + " does not fit <" + string(at.Element) + "> on this page: " + why + ")"
+						break
+					}
+				}
+			}
+			break
 		}
 	}
 	return e
@@ -145,7 +171,7 @@ func (p *Personalizer) serveExplain(ctx *fasthttp.RequestCtx) {
 		ctx.Request.Header.Set("Accept", "text/html")
 	}
 	ctx.Request.Header.Del("Sec-Fetch-Dest")
-	e := p.Explain(ctx, time.Now())
+	e := p.Explain(ctx, time.Now(), nil)
 	ctx.Response.Header.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	b, _ := json.MarshalIndent(e, "", "  ")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,5 +78,43 @@ func TestExplainGolden(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestExplainOnAPage: with --page, explain names the page's slots, and a
+// block that would not fit its slot's element there is explained as the
+// default it becomes, as serve shows it.
+func TestExplainOnAPage(t *testing.T) {
+	now := time.Date(2026, 3, 4, 19, 30, 0, 0, time.UTC)
+	page := filepath.Join(t.TempDir(), "home.html")
+	os.WriteFile(page, []byte(`<!doctype html><body>
+<p data-edgeseg-slot="hero">Welcome</p>
+<div data-edgeseg-slot="sidebar">Side</div>
+<div data-edgeseg-slot="newslot">x</div>
+<img data-edgeseg-slot="footer-offer">
+</body>`), 0o644)
+	m := NewMain()
+	var out bytes.Buffer
+	m.Stdout, m.Stderr, m.Environ = &out, io.Discard, nil
+	m.Now = func() time.Time { return now }
+	if err := m.ParseFlags([]string{"explain", "--config", "../../examples/edgeseg.yaml", "--page", page, "--cookie", "edgeseg=" + goldenCookie(t, now)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, slots, _ := strings.Cut(out.String(), "\nslots:\n")
+	for _, want := range []string{
+		"  footer-offer   default (the page's marker cannot be filled: void element)\n",
+		"  hero           default (../../examples/templates/hero/deal-seekers.hbs does not fit <p> on this page: the block holds an element that closes a paragraph",
+		"  newslot        default (no block)\n",
+		"  sidebar        ../../examples/templates/sidebar/deal-seekers.hbs\n",
+	} {
+		if !strings.Contains(slots, want) {
+			t.Errorf("slots lack %q:\n%s", want, slots)
+		}
+	}
+	if strings.Count(slots, "\n  ") != 3 {
+		t.Errorf("want the page's four slots, no others:\n%s", slots)
 	}
 }

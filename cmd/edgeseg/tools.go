@@ -202,12 +202,21 @@ func (m *Main) runExplain(ctx context.Context, args []string) error {
 	fs.Var(&headers, "header", "request header K:V (repeatable)")
 	fs.Var(&cookies, "cookie", "request cookie N=V (repeatable)")
 	format := fs.String("format", "text", "text or json")
+	pagePath := fs.String("page", "", "an HTML page saved from the site: explain its slots, and whether each block fits there")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg, err := m.loadConfig(*cfgPath)
 	if err != nil {
 		return err
+	}
+	var page *inject.Plan
+	if *pagePath != "" {
+		html, err := readPage(*pagePath)
+		if err != nil {
+			return err
+		}
+		page = inject.Scan(html)
 	}
 	nop := zerolog.Nop()
 	pl, err := proxy.NewPipeline(cfg, m.getenv)
@@ -246,7 +255,7 @@ func (m *Main) runExplain(ctx context.Context, args []string) error {
 		req.Header.SetCookie(k, v)
 	}
 	rc.Init(req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, nil)
-	e := p.Explain(&rc, m.Now())
+	e := p.Explain(&rc, m.Now(), page)
 	if *format == "json" {
 		enc := json.NewEncoder(m.Stdout)
 		enc.SetIndent("", "  ")
