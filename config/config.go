@@ -374,7 +374,9 @@ type Cache struct {
 	Assignment CacheSize `yaml:"assignment"`
 	Blocks     CacheSize `yaml:"blocks"`
 	// Plans caches where the slots are in each distinct origin page (by a
-	// hash of its bytes), so the same page is not tokenized again.
+	// hash of its bytes), so the same page is not tokenized again. The same
+	// bounds apply, apart, to the pages kept per host and path whose plan
+	// the pages that differ from them only in attribute values reuse.
 	Plans CacheSize `yaml:"plans"`
 	// Codings keeps compressed pages decoded and personalized pages
 	// re-encoded (gzip, br, deflate), by a hash of the bytes they were made

@@ -38,6 +38,11 @@ type Personalizer struct {
 	templates *templates.Store
 	assign    *cache.Checked[uint64]
 	plans     *cache.Checked[*inject.Plan]
+	// refs keeps, by host and path, the last page seen there that was
+	// scanned because it changed: a page that differs on every request
+	// usually does only in a token or a nonce, and then has its plan
+	// (planFor).
+	refs *cache.Checked[*inject.Reference]
 	// fresh keeps out of plans the pages seen once: a page that differs
 	// on every request would fill it with plans never used again.
 	fresh *cache.Doorkeeper
@@ -210,6 +215,7 @@ type personalizeMetrics struct {
 	renderErrors  *metrics.Counter
 	noTransform   *metrics.Counter // pages the origin marked no-transform
 	badCharset    *metrics.Counter // pages in an encoding blocks cannot go into
+	plansReused   *metrics.Counter // pages given the plan of the last page at their path
 	set           *metrics.Set
 	previews      *metrics.Counter
 	// ignored counts slot markers pages were served with that cannot be
@@ -237,11 +243,15 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 	if err != nil {
 		return nil, err
 	}
+	refs, err := cache.NewChecked[*inject.Reference]("page_references", o.PlanCache, set)
+	if err != nil {
+		return nil, err
+	}
 	rc, err := cache.New[uint64, *atomic.Int32]("client_event_rate", config.CacheSize{MaxItems: 100_000, MaxBytes: 8 << 20}, nil)
 	if err != nil {
 		return nil, err
 	}
-	p := &Personalizer{templates: o.Templates, assign: ac, plans: pc, fresh: cache.NewDoorkeeper(4 * o.PlanCache.MaxItems),
+	p := &Personalizer{templates: o.Templates, assign: ac, plans: pc, refs: refs, fresh: cache.NewDoorkeeper(4 * o.PlanCache.MaxItems),
 		rate: rc, events: o.Events, log: zerolog.Nop()}
 	if p.keys, err = cache.NewHasher(); err != nil {
 		return nil, err
@@ -272,6 +282,7 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 	p.m.previews = set.GetOrCreateCounter("edgeseg_previews_total")
 	p.m.noTransform = set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="no_transform"}`)
 	p.m.badCharset = set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="charset"}`)
+	p.m.plansReused = set.GetOrCreateCounter(`edgeseg_plans_reused_total`)
 	p.m.set = set
 	p.pl.Store(o.Pipeline)
 	p.countSegments(o.Pipeline)
@@ -638,7 +649,7 @@ func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst
 	if v.pl.cfg.Templates.DataLayer {
 		opts.HeadSnippet = v.dataLayer(cspNonce(ctx.Response.Header.Peek("Content-Security-Policy")))
 	}
-	plan := p.planFor(html, opts.HeadSnippet != nil)
+	plan := p.planFor(html, opts.HeadSnippet != nil, p.pageKey(ctx))
 	if ig := plan.Ignored(); len(ig) > 0 {
 		p.noteIgnored(string(ctx.Path()), ig)
 	}
@@ -687,21 +698,54 @@ func (p *Personalizer) noteIgnored(path string, ig []inject.Ignored) {
 //
 // A page without a slot marker is not scanned at all unless a head snippet
 // needs its </head>: that matters for pages that differ on every request.
-func (p *Personalizer) planFor(html []byte, needHead bool) *inject.Plan {
+//
+// Most pages that differ on every request do so only in a token, a nonce
+// or an id in an attribute value. The first time new bytes come for a path
+// (page, a key of the host and path) seen before, the page is kept as a
+// Reference, and the pages after it that differ from it only in such
+// values get its plan: a comparison of the bytes instead of a scan. A page
+// that differs otherwise is scanned, and becomes the path's Reference.
+func (p *Personalizer) planFor(html []byte, needHead bool, page cache.Key128) *inject.Plan {
 	key := p.keys.Sum(html)
 	if plan, ok := p.plans.Get(key); ok && plan.Size() == len(html) && (plan.HeadsKnown() || !needHead) {
 		return plan
 	}
-	var plan *inject.Plan
 	if !needHead && !inject.MayHaveSlots(html) {
-		plan = inject.Unmarked(html)
-	} else {
-		plan = inject.Scan(html)
+		plan := inject.Unmarked(html)
+		if p.fresh.Again(key) {
+			p.plans.Set(key, plan, 96)
+		}
+		return plan
+	}
+	if ref, ok := p.refs.Get(page); ok {
+		if plan := ref.PlanFor(html); plan != nil {
+			p.m.plansReused.Inc()
+			return plan
+		}
 	}
 	if p.fresh.Again(key) {
+		plan := inject.Scan(html)
 		p.plans.Set(key, plan, int64(96+plan.Slots()*96))
+		return plan
 	}
-	return plan
+	if p.fresh.Again(page) {
+		ref := inject.ScanReference(html)
+		p.refs.Set(page, ref, ref.Cost())
+		return ref.Plan()
+	}
+	return inject.Scan(html)
+}
+
+// pageKey is the key of the page a response is for, in refs: its host and
+// path. The query is left out: it is where tracking parameters go (an ad's
+// click id differs on every visit), and the same page with another query is
+// most often the same template.
+func (p *Personalizer) pageKey(ctx *fasthttp.RequestCtx) cache.Key128 {
+	var buf [256]byte
+	b := append(buf[:0], ctx.Host()...)
+	b = append(b, 0)
+	b = append(b, ctx.Path()...)
+	return p.keys.Sum(b)
 }
 
 // fill is the inject.Lookup of a visit: the first of the visitor's

@@ -1116,14 +1116,14 @@ func TestPlanCacheChecksTheWholeHash(t *testing.T) {
 
 	p.plans.Set(cache.Key128{Lo: k.Lo, Hi: k.Hi ^ 1}, inject.Scan(other), 100)
 	p.plans.Wait()
-	if got := fill(p.planFor(page, false)); got != want {
+	if got := fill(p.planFor(page, false, cache.Key128{Lo: 1})); got != want {
 		t.Fatalf("another page's plan was applied:\n got %s\nwant %s", got, want)
 	}
 	// Had the check matched, that plan would have been used: the check is
 	// what tells the pages apart.
 	p.plans.Set(k, inject.Scan(other), 100)
 	p.plans.Wait()
-	if got := fill(p.planFor(page, false)); got == want {
+	if got := fill(p.planFor(page, false, cache.Key128{Lo: 1})); got == want {
 		t.Fatal("test is vacuous: the misfiled plan gives the right output anyway")
 	}
 	if q := newBenchPersonalizer(t, cfg); q.keys.Sum(page) == k {
@@ -1263,17 +1263,17 @@ func TestUnmarkedPagesSkipTheScan(t *testing.T) {
 	}
 	p := newBenchPersonalizer(t, cfg)
 	page := []byte(`<html><head><title>t</title></head><body><p class="no-slots">x</p></body></html>`)
-	plan := p.planFor(page, false)
+	plan := p.planFor(page, false, cache.Key128{Lo: 1})
 	if plan.HeadsKnown() || plan.Slots() != 0 {
 		t.Fatalf("unmarked page was scanned: heads known %v, %d slots", plan.HeadsKnown(), plan.Slots())
 	}
 	// Kept from its second request on.
-	again := p.planFor(page, false)
+	again := p.planFor(page, false, cache.Key128{Lo: 1})
 	p.plans.Wait()
-	if again == plan || p.planFor(page, false) != again {
+	if again == plan || p.planFor(page, false, cache.Key128{Lo: 1}) != again {
 		t.Fatal("the unmarked page's plan was not cached on its second request")
 	}
-	withHead := p.planFor(page, true)
+	withHead := p.planFor(page, true, cache.Key128{Lo: 1})
 	out, _ := withHead.Apply(nil, page, func(_ []byte, _ inject.Place) (inject.Block, bool) { return inject.Block{}, false }, &inject.Options{HeadSnippet: []byte("<script>dl</script>")})
 	if !withHead.HeadsKnown() || !bytes.Contains(out, []byte("<script>dl</script></head>")) {
 		t.Fatalf("head snippet not placed:\n%s", out)
@@ -1293,7 +1293,7 @@ func TestPagesSeenOnceAreNotKept(t *testing.T) {
 		return fmt.Appendf(nil, `<html><head><meta name="csrf-token" content="%d"></head><body><div data-edgeseg-slot="hero">x</div></body></html>`, token)
 	}
 	for i := range 100 {
-		if plan := p.planFor(page(i), false); plan.Slots() != 1 {
+		if plan := p.planFor(page(i), false, cache.Key128{Lo: 1}); plan.Slots() != 1 {
 			t.Fatalf("page %d: %d slots", i, plan.Slots())
 		}
 	}
@@ -1301,7 +1301,7 @@ func TestPagesSeenOnceAreNotKept(t *testing.T) {
 	if n := p.plans.Cost(); n != 0 {
 		t.Fatalf("pages seen once kept: %d bytes of plans", n)
 	}
-	p.planFor(page(7), false)
+	p.planFor(page(7), false, cache.Key128{Lo: 1})
 	p.plans.Wait()
 	if n := p.plans.Cost(); n == 0 {
 		t.Fatal("a page seen twice was not kept")

@@ -1,6 +1,10 @@
 package inject
 
-import "bytes"
+import (
+	"bytes"
+	"slices"
+	"sort"
+)
 
 // Plan is where the slots of one document are: the result of tokenizing
 // it once. Many requests for the same page get the same origin bytes, so a
@@ -53,17 +57,101 @@ type plannedSlot struct {
 // Scan tokenizes html and returns its Plan. It finds every slot a rewrite
 // could fill, nested ones included: which of them are filled is decided
 // per request by Apply.
-func Scan(html []byte) *Plan {
+func Scan(html []byte) *Plan { return scan(html, nil) }
+
+func scan(html []byte, values *[]uint32) *Plan {
 	p := &Plan{size: len(html)}
 	p.declared, p.bom = declaredCharset(html)
 	var s scanner
 	s.init(func([]byte, Place) (Block, bool) { return Block{}, false }, nil)
 	s.plan = p
+	s.values = values
 	s.out = nil
 	s.discard = true
 	s.feed(html, true)
 	p.ignored = s.ignored
 	return p
+}
+
+// A Reference is a document scanned together with what may change in it
+// from one request to the next without changing its Plan: the values of
+// its quoted attributes, where a page carries a CSRF token, a nonce, a
+// request id. Pages that differ on every request only there are the
+// common case of a page that cannot be found by its hash (PlanFor).
+type Reference struct {
+	page   []byte
+	plan   *Plan
+	values []uint32 // start and end of each quoted attribute value, in document order
+}
+
+// ScanReference scans html, as Scan does, and keeps a copy of it with
+// where its quoted attribute values are.
+func ScanReference(html []byte) *Reference {
+	var values []uint32
+	plan := scan(html, &values)
+	if !slices.IsSorted(values) { // each tag is parsed once, in order
+		return &Reference{page: bytes.Clone(html), plan: plan}
+	}
+	return &Reference{page: bytes.Clone(html), plan: plan, values: slices.Clip(values)}
+}
+
+// Plan returns the Plan of the document the Reference was made from.
+func (r *Reference) Plan() *Plan { return r.plan }
+
+// Cost is the memory the Reference holds, in bytes.
+func (r *Reference) Cost() int64 {
+	return int64(len(r.page) + 4*len(r.values) + 96 + 96*len(r.plan.slots))
+}
+
+// PlanFor returns the Reference's Plan if it is html's too, or nil. It is
+// when html has the same length and differs only inside quoted attribute
+// values, none of which it ends early with its quote: a tokenizer then
+// reads the two documents alike, tag for tag at the same offsets. The
+// values a Plan depends on are not among those: the slot attributes', and
+// those of a <meta> declaring the encoding. That costs a comparison of the
+// bytes, a fraction of tokenizing them again.
+func (r *Reference) PlanFor(html []byte) *Plan {
+	a := r.page
+	if len(html) != len(a) {
+		return nil
+	}
+	v := r.values
+	for i := 0; ; {
+		d := firstDiff(a[i:], html[i:])
+		if d < 0 {
+			break
+		}
+		i += d
+		// the value holding i: the first to end after it
+		k := sort.Search(len(v)/2, func(k int) bool { return int(v[2*k+1]) > i })
+		if k == len(v)/2 || int(v[2*k]) > i {
+			return nil
+		}
+		start, end := int(v[2*k]), int(v[2*k+1])
+		if bytes.IndexByte(html[start:end], a[start-1]) >= 0 {
+			return nil // its quote, ending the value early
+		}
+		i = end
+	}
+	return r.plan
+}
+
+// firstDiff returns the first index at which a and b (of equal length)
+// differ, or -1. Whole blocks are compared first, as memory.
+func firstDiff(a, b []byte) int {
+	const block = 256
+	i := 0
+	for ; i+block <= len(a); i += block {
+		if string(a[i:i+block]) != string(b[i:i+block]) {
+			break
+		}
+	}
+	for ; i < len(a); i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return -1
 }
 
 // MayHaveSlots reports whether html contains the slot attribute's name, in

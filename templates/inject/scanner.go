@@ -71,6 +71,9 @@ type scanner struct {
 	inPara bool
 	// ignored are the slot markers found that cannot be filled.
 	ignored []Ignored
+	// values, when set, collects where the quoted attribute values of the
+	// document's tags are (ScanReference).
+	values *[]uint32
 	// plan, when set, records slots and </head> positions instead of
 	// filling; discard drops the output.
 	plan    *Plan
@@ -106,6 +109,7 @@ type tag struct {
 	closing   bool
 	selfClose bool
 	slot      []byte // value of SlotAttr, if present
+	declares  bool   // a <meta> declaring the encoding (noted only with values)
 	hasSlot   bool
 	hasSeg    bool // already carries SegmentAttr
 	closeAt   int  // index of '>' (or of "/>")
@@ -288,7 +292,13 @@ func (s *scanner) markup(data []byte, i int, final bool, t *tag) (int, bool) {
 		}
 		return len(data), final
 	case c == '/' || isAlpha(c):
-		if !parseTag(data, i, t) {
+		var ok bool
+		if s.values == nil {
+			ok = parseTag(data, i, t, nil)
+		} else {
+			ok = s.parseNoting(data, i, t)
+		}
+		if !ok {
 			if !final && len(data)-i > s.maxSlot {
 				// A tag that does not end (an attribute value left
 				// open): what follows is not tokenized, and passes as
@@ -304,6 +314,18 @@ func (s *scanner) markup(data []byte, i int, final bool, t *tag) (int, bool) {
 		return s.onTag(data, i, t, final)
 	}
 	return i + 1, true
+}
+
+// parseNoting is parseTag noting the values of the tag's attributes in
+// s.values, but none of something that is not a tag, and none of a <meta>
+// declaring the encoding, which PageCharset reads.
+func (s *scanner) parseNoting(data []byte, i int, t *tag) bool {
+	kept := len(*s.values)
+	ok := parseTag(data, i, t, s.values)
+	if !ok || t.end == 0 || t.declares {
+		*s.values = (*s.values)[:kept]
+	}
+	return ok
 }
 
 // onTag handles a complete start or end tag at data[i:t.end].
@@ -500,7 +522,7 @@ func findSlotEnd(data []byte, from int, name []byte, foreign bool) (innerEnd, cl
 			}
 			i += end + 1
 		case c == '/' || isAlpha(c):
-			if !parseTag(data, i, &t) {
+			if !parseTag(data, i, &t, nil) {
 				return 0, -1, -1
 			}
 			if t.end == 0 {
@@ -628,7 +650,9 @@ func rawTextEnd(data []byte, from int, name []byte) (end, safe int) {
 // false when the tag is incomplete. t.end == 0 means "not a tag" (e.g.
 // "</ "), to be treated as text. t is filled in place, not returned: it is
 // parsed once per tag of every page, and copying it cost more than parsing.
-func parseTag(data []byte, i int, t *tag) bool {
+// With values, it also notes where the tag's attribute values are
+// (noteValue).
+func parseTag(data []byte, i int, t *tag, values *[]uint32) bool {
 	*t = tag{}
 	p := i + 1
 	if data[p] == '/' {
@@ -688,6 +712,7 @@ func parseTag(data []byte, i int, t *tag) bool {
 			return false
 		}
 		var val []byte
+		quoted := false
 		if data[p] == '=' {
 			p++
 			for p < len(data) && isSpace(data[p]) {
@@ -704,6 +729,7 @@ func parseTag(data []byte, i int, t *tag) bool {
 				}
 				val = data[p+1 : p+1+e]
 				p += e + 2
+				quoted = true
 			case '>':
 				// "a=>" : empty value; '>' ends the tag
 			default:
@@ -727,7 +753,26 @@ func parseTag(data []byte, i int, t *tag) bool {
 				}
 			}
 		}
+		if values != nil {
+			t.noteValue(values, data, an, val, quoted, p)
+		}
 	}
+}
+
+// noteValue appends to values the start and end of the value val of the
+// attribute an, which ends just before data[p] (its closing quote, when
+// quoted), when the value is quoted and not one a Plan depends on: the
+// slot attributes', or any of a <meta> declaring the encoding (t.declares,
+// for the caller to drop the tag's values).
+func (t *tag) noteValue(values *[]uint32, data, an, val []byte, quoted bool, p int) {
+	if !t.closing && bytes.EqualFold(data[t.nameAt:t.nameEnd], []byte("meta")) &&
+		(bytes.EqualFold(an, []byte("charset")) || bytes.EqualFold(an, []byte("http-equiv"))) {
+		t.declares = true
+	}
+	if !quoted || bytes.EqualFold(an, []byte(SlotAttr)) || bytes.EqualFold(an, []byte(SegmentAttr)) {
+		return
+	}
+	*values = append(*values, uint32(p-1-len(val)), uint32(p-1))
 }
 
 // indexNear is bytes.IndexByte for a byte that is usually near: the

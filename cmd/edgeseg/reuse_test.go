@@ -1,0 +1,76 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestPagesWithATokenReuseTheirPlan: an origin page that carries a new
+// CSRF token on every request is filled as well as a page that never
+// changes, each visitor getting the token the origin gave them, and the
+// page is tokenized once for its path instead of once per request. A page
+// that changes elsewhere is tokenized again, and filled as its own.
+func TestPagesWithATokenReuseTheirPlan(t *testing.T) {
+	var mu sync.Mutex
+	extra := ""
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := make([]byte, 16)
+		rand.Read(b)
+		token := hex.EncodeToString(b)
+		mu.Lock()
+		more := extra
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("X-Token", token)
+		fmt.Fprintf(w, `<!doctype html><html><head><meta name="csrf-token" content="%s"></head><body>%s`+
+			`<form><input type="hidden" name="authenticity_token" value="%s"></form>`+
+			`<section data-edgeseg-slot="hero"><h1>Welcome</h1></section></body></html>`, token, more, token)
+	})
+	s := startStack(t, origin, noHoldouts)
+	b := s.browser(uaDesktop)
+	check := func(round int) {
+		t.Helper()
+		resp, body := b.page("/?utm_campaign=promo-" + strconv.Itoa(round))
+		token := resp.Header.Get("X-Token")
+		if resp.StatusCode != 200 || strings.Count(body, token) != 2 || !strings.Contains(body, "Deals picked for you") || strings.Contains(body, "Welcome") {
+			t.Fatalf("round %d: not the origin's page (token %s) with the deals block:\n%s", round, token, body)
+		}
+	}
+	reused := func() int {
+		m := regexp.MustCompile(`(?m)^edgeseg_plans_reused_total (\d+)$`).FindStringSubmatch(s.get("/_edgeseg/metrics"))
+		if m == nil {
+			t.Fatal("no edgeseg_plans_reused_total in the metrics")
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	// The first two pages are scanned: the first as any page, the second,
+	// new bytes at a path seen before, kept as the path's reference; the
+	// pages after it reuse its plan (8 of 10, but for a reference the
+	// cache takes in a moment late).
+	for round := range 10 {
+		check(round)
+	}
+	before := reused()
+	if before < 5 {
+		t.Fatalf("%d of 10 pages reused a plan", before)
+	}
+	// The changed page is scanned, and becomes the path's reference at
+	// once (the path is known); the pages after it reuse its plan.
+	mu.Lock()
+	extra = "<p>A new banner</p>"
+	mu.Unlock()
+	for round := 10; round < 20; round++ {
+		check(round)
+	}
+	if n := reused() - before; n < 5 {
+		t.Fatalf("%d of 10 pages reused a plan after the page changed", n)
+	}
+}
