@@ -1292,8 +1292,10 @@ func TestPagesSeenOnceAreNotKept(t *testing.T) {
 	page := func(token int) []byte {
 		return fmt.Appendf(nil, `<html><head><meta name="csrf-token" content="%d"></head><body><div data-edgeseg-slot="hero">x</div></body></html>`, token)
 	}
+	// Each at a path of its own, so that none reuses the plan of another
+	// (TestPageReferences).
 	for i := range 100 {
-		if plan := p.planFor(page(i), false, cache.Key128{Lo: 1}); plan.Slots() != 1 {
+		if plan := p.planFor(page(i), false, cache.Key128{Lo: uint64(100 + i)}); plan.Slots() != 1 {
 			t.Fatalf("page %d: %d slots", i, plan.Slots())
 		}
 	}
@@ -1301,10 +1303,46 @@ func TestPagesSeenOnceAreNotKept(t *testing.T) {
 	if n := p.plans.Cost(); n != 0 {
 		t.Fatalf("pages seen once kept: %d bytes of plans", n)
 	}
-	p.planFor(page(7), false, cache.Key128{Lo: 1})
+	p.planFor(page(7), false, cache.Key128{Lo: 107})
 	p.plans.Wait()
 	if n := p.plans.Cost(); n == 0 {
 		t.Fatal("a page seen twice was not kept")
+	}
+}
+
+// TestPageReferences: at a path seen before, new bytes are kept as the
+// path's Reference (not in the plan cache), and the pages after them that
+// differ only in a token reuse its plan; at another path they do not.
+func TestPageReferences(t *testing.T) {
+	cfg, err := config.Load("../bench/edgeseg.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newBenchPersonalizer(t, cfg)
+	page := func(token int) []byte {
+		return fmt.Appendf(nil, `<html><head><meta name="csrf-token" content="%04d"></head><body><div data-edgeseg-slot="hero">x</div></body></html>`, token)
+	}
+	home, other := cache.Key128{Lo: 1}, cache.Key128{Lo: 2}
+	first := p.planFor(page(1), false, home)  // a path never seen: scanned
+	second := p.planFor(page(2), false, home) // new bytes at a known path: the reference
+	p.refs.Wait()
+	if first == second || second.Slots() != 1 {
+		t.Fatalf("the first two pages: %p %p, %d slots", first, second, second.Slots())
+	}
+	for i := 3; i < 10; i++ {
+		if plan := p.planFor(page(i), false, home); plan != second {
+			t.Fatalf("page %d did not reuse the path's plan", i)
+		}
+	}
+	if n := p.m.plansReused.Get(); n != 7 {
+		t.Fatalf("%d plans reused, want 7", n)
+	}
+	if plan := p.planFor(page(10), false, other); plan == second {
+		t.Fatal("a page at another path reused the plan")
+	}
+	p.plans.Wait()
+	if n := p.plans.Cost(); n != 0 {
+		t.Fatalf("pages seen once kept in the plan cache: %d bytes", n)
 	}
 }
 
