@@ -98,13 +98,12 @@ func (p *Personalizer) Explain(ctx *fasthttp.RequestCtx, now time.Time, page *in
 			e.Slots[ps.Slot] = "default (no block)"
 		}
 	}
+	decided := map[string]bool{}
 	for _, b := range v.set.Blocks() {
-		if _, onPage := places[b.Slot]; page != nil && !onPage {
+		if _, onPage := places[b.Slot]; page != nil && !onPage || decided[b.Slot] {
 			continue
 		}
-		if d, done := e.Slots[b.Slot]; done && d != "default (no block)" {
-			continue
-		}
+		decided[b.Slot] = true
 		e.Slots[b.Slot] = "default"
 		for _, m := range v.members {
 			blk := v.set.Lookup(b.Slot, m.Segment.Name)
