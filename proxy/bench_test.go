@@ -87,6 +87,16 @@ func newBenchStackDial(b testing.TB, dial func() (net.Conn, error), personalize 
 	return &benchStack{client: c, dial: pln.Dial, close: func() { srv.Shutdown() }}
 }
 
+// benchPersonalizer is newBenchPersonalizer with the bench config.
+func benchPersonalizer(t testing.TB) *Personalizer {
+	t.Helper()
+	cfg, err := config.Load("../bench/edgeseg.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newBenchPersonalizer(t, cfg)
+}
+
 func newBenchPersonalizer(b testing.TB, cfg *config.Config) *Personalizer {
 	b.Helper()
 	nop := zerolog.Nop()

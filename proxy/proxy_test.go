@@ -1098,11 +1098,7 @@ func TestFreeListsAreBounded(t *testing.T) {
 // afresh, so slots are filled where they are and nowhere else. The hash is
 // seeded per process, so such collisions cannot be aimed at.
 func TestPlanCacheChecksTheWholeHash(t *testing.T) {
-	cfg, err := config.Load("../bench/edgeseg.yaml", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newBenchPersonalizer(t, cfg)
+	p := benchPersonalizer(t)
 	page := []byte(`<p>aaaa</p><div data-edgeseg-slot="hero">x</div>`)
 	other := []byte(`<div data-edgeseg-slot="hero">x</div><p>aaaa</p>`)
 	fill := func(plan *inject.Plan) string {
@@ -1126,7 +1122,7 @@ func TestPlanCacheChecksTheWholeHash(t *testing.T) {
 	if got := fill(p.planFor(page, false, cache.Key128{Lo: 1})); got == want {
 		t.Fatal("test is vacuous: the misfiled plan gives the right output anyway")
 	}
-	if q := newBenchPersonalizer(t, cfg); q.keys.Sum(page) == k {
+	if q := benchPersonalizer(t); q.keys.Sum(page) == k {
 		t.Fatal("two processes share a plan hash seed")
 	}
 }
@@ -1257,11 +1253,7 @@ func TestConnectionLimit(t *testing.T) {
 // data layer turned on by a reload) that plan is not reused: the page is
 // scanned for its </head>.
 func TestUnmarkedPagesSkipTheScan(t *testing.T) {
-	cfg, err := config.Load("../bench/edgeseg.yaml", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newBenchPersonalizer(t, cfg)
+	p := benchPersonalizer(t)
 	page := []byte(`<html><head><title>t</title></head><body><p class="no-slots">x</p></body></html>`)
 	plan := p.planFor(page, false, cache.Key128{Lo: 1})
 	if plan.HeadsKnown() || plan.Slots() != 0 {
@@ -1284,14 +1276,8 @@ func TestUnmarkedPagesSkipTheScan(t *testing.T) {
 // CSRF token) never enters the plan cache, where it would only push out
 // plans used again; a page requested twice does.
 func TestPagesSeenOnceAreNotKept(t *testing.T) {
-	cfg, err := config.Load("../bench/edgeseg.yaml", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newBenchPersonalizer(t, cfg)
-	page := func(token int) []byte {
-		return fmt.Appendf(nil, `<html><head><meta name="csrf-token" content="%d"></head><body><div data-edgeseg-slot="hero">x</div></body></html>`, token)
-	}
+	p := benchPersonalizer(t)
+	page := tokenPage
 	// Each at a path of its own, so that none reuses the plan of another
 	// (TestPageReferences).
 	for i := range 100 {
@@ -1314,14 +1300,8 @@ func TestPagesSeenOnceAreNotKept(t *testing.T) {
 // path's Reference (not in the plan cache), and the pages after them that
 // differ only in a token reuse its plan; at another path they do not.
 func TestPageReferences(t *testing.T) {
-	cfg, err := config.Load("../bench/edgeseg.yaml", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newBenchPersonalizer(t, cfg)
-	page := func(token int) []byte {
-		return fmt.Appendf(nil, `<html><head><meta name="csrf-token" content="%04d"></head><body><div data-edgeseg-slot="hero">x</div></body></html>`, token)
-	}
+	p := benchPersonalizer(t)
+	page := tokenPage
 	home, other := cache.Key128{Lo: 1}, cache.Key128{Lo: 2}
 	first := p.planFor(page(1), false, home)  // a path never seen: scanned
 	second := p.planFor(page(2), false, home) // new bytes at a known path: the reference
@@ -1907,4 +1887,10 @@ func TestIgnoredSlotMarkersAreCounted(t *testing.T) {
 			t.Errorf("%s: %d counted, want %d (one per page served, whole or streamed)", reason, got, want)
 		}
 	}
+}
+
+// tokenPage is a page with one slot that differs from the others only in
+// its CSRF token, as an origin's pages do from one request to the next.
+func tokenPage(token int) []byte {
+	return fmt.Appendf(nil, `<html><head><meta name="csrf-token" content="%04d"></head><body><div data-edgeseg-slot="hero">x</div></body></html>`, token)
 }
