@@ -103,53 +103,114 @@ func (r *Reference) Cost() int64 {
 	return int64(len(r.page) + 4*len(r.values) + 96 + 96*len(r.plan.slots))
 }
 
-// PlanFor returns the Reference's Plan if it is html's too, or nil. It is
-// when html has the same length and differs only inside quoted attribute
-// values, none of which it ends early with its quote: a tokenizer then
-// reads the two documents alike, tag for tag at the same offsets. The
-// values a Plan depends on are not among those: the slot attributes', and
-// those of a <meta> declaring the encoding. That costs a comparison of the
-// bytes, a fraction of tokenizing them again.
+// PlanFor returns a Plan for html made from the Reference's, or nil. It
+// can when html differs from the Reference's document only inside quoted
+// attribute values, none of which it ends early with its quote: a
+// tokenizer then reads the two documents alike, tag for tag, the tags
+// after a value that grew or shrank moved by as much. The values a Plan
+// depends on are not among those: the slot attributes', and those of a
+// <meta> declaring the encoding. That costs a comparison of the bytes, a
+// fraction of tokenizing them again; when no value changed its length, the
+// Reference's own Plan is returned, without allocating.
 func (r *Reference) PlanFor(html []byte) *Plan {
-	a := r.page
-	if len(html) != len(a) {
-		return nil
-	}
-	v := r.values
-	for i := 0; ; {
-		d := firstDiff(a[i:], html[i:])
+	a, v := r.page, r.values
+	var shifts []shift
+	ia, ib, delta := 0, 0, 0
+	for {
+		d := firstDiff(a[ia:], html[ib:])
 		if d < 0 {
 			break
 		}
-		i += d
-		// the value holding i: the first to end after it
-		k := sort.Search(len(v)/2, func(k int) bool { return int(v[2*k+1]) > i })
-		if k == len(v)/2 || int(v[2*k]) > i {
+		at := ia + d
+		// The value holding at, or ending there (where html's goes on):
+		// the first to end at or after it.
+		k := sort.Search(len(v)/2, func(k int) bool { return int(v[2*k+1]) >= at })
+		if k == len(v)/2 || int(v[2*k]) > at {
 			return nil
 		}
 		start, end := int(v[2*k]), int(v[2*k+1])
-		if bytes.IndexByte(html[start:end], a[start-1]) >= 0 {
-			return nil // its quote, ending the value early
+		// html's value starts where the Reference's does, moved by the
+		// values before it, and ends at its first quote: what follows it
+		// must then be the Reference's again.
+		q, bs := a[start-1], start+delta
+		n := bytes.IndexByte(html[bs:], q)
+		if n < 0 {
+			return nil
 		}
-		i = end
+		if nd := bs + n - end; nd != delta {
+			delta = nd
+			shifts = append(shifts, shift{at: end, delta: delta})
+		}
+		ia, ib = end, bs+n
 	}
-	return r.plan
+	if len(shifts) == 0 {
+		return r.plan
+	}
+	return r.plan.moved(shifts, len(html))
 }
 
-// firstDiff returns the first index at which a and b (of equal length)
-// differ, or -1. Whole blocks are compared first, as memory.
+// A shift says that the positions of a Plan from at on move by delta.
+type shift struct{ at, delta int }
+
+// moved returns a copy of p for a document of size bytes whose parts have
+// moved by shifts (in order of at), or nil when a slot would no longer be
+// one: its end tag past the bound Scan looks for it within, or a slot
+// ignored for being past it that might come within it.
+func (p *Plan) moved(shifts []shift, size int) *Plan {
+	for _, ig := range p.ignored {
+		if ig.Reason == IgnoredNoEnd {
+			return nil
+		}
+	}
+	move := func(x int) int {
+		d := 0
+		for _, s := range shifts {
+			if x < s.at {
+				break
+			}
+			d = s.delta
+		}
+		return x + d
+	}
+	m := *p
+	m.size = size
+	m.slots = make([]plannedSlot, len(p.slots))
+	for i, sl := range p.slots {
+		sl.start, sl.closeAt, sl.end = move(sl.start), move(sl.closeAt), move(sl.end)
+		sl.innerEnd, sl.closeEnd = move(sl.innerEnd), move(sl.closeEnd)
+		if sl.closeEnd-sl.end > defaultMaxSlot {
+			return nil
+		}
+		m.slots[i] = sl
+	}
+	if len(p.heads) > 0 {
+		m.heads = make([]int, len(p.heads))
+		for i, h := range p.heads {
+			m.heads[i] = move(h)
+		}
+	}
+	return &m
+}
+
+// firstDiff returns the first index at which a and b differ, len of the
+// shorter when it is the other's start, or -1 when they are equal. Whole
+// blocks are compared first, as memory.
 func firstDiff(a, b []byte) int {
 	const block = 256
+	n := min(len(a), len(b))
 	i := 0
-	for ; i+block <= len(a); i += block {
+	for ; i+block <= n; i += block {
 		if string(a[i:i+block]) != string(b[i:i+block]) {
 			break
 		}
 	}
-	for ; i < len(a); i++ {
+	for ; i < n; i++ {
 		if a[i] != b[i] {
 			return i
 		}
+	}
+	if len(a) != len(b) {
+		return n
 	}
 	return -1
 }

@@ -15,7 +15,7 @@ const referencePage = `<!doctype html><html><head><meta charset="utf-8">` +
 	`<form><input type="hidden" name="authenticity_token" value='tok-AAAA'><input value=plain></form>` +
 	`<p class="lead">Hello</p><div data-edgeseg-slot="hero" data-edgeseg-segment="x">default</div>` +
 	`<script nonce="n0nce">var s = "<div data-edgeseg-slot=fake>";</script>` +
-	`<div data-edgeseg-slot='side'>side</div></body></html>`
+	`<div data-edgeseg-slot='side' class="s">side</div></body></html>`
 
 // TestReferencePlanFor: a page that differs from the reference only inside
 // quoted attribute values gets its plan; any other difference, or one that
@@ -35,7 +35,12 @@ func TestReferencePlanFor(t *testing.T) {
 		{"the other quote in a value", "tok-AAAA", `tok-"B"B`, true},
 		{"another nonce and class", `nonce="n0nce"`, `nonce="n1nce"`, true},
 		{"a value's own quote ending it early", "tok-AAAA", "tok'BBBB", false},
-		{"a longer token", "tok-AAAA", "tok-AAAAA", false},
+		{"a longer token", "tok-AAAA", "tok-AAAAA", true},
+		{"a shorter token", "0123456789abcdef0123456789abcdef", "0123", true},
+		{"an empty token", "tok-AAAA", "", true},
+		{"a longer class before the slots", `class="lead"`, `class="leading-paragraph"`, true},
+		{"a longer value in a slot's start tag", `class="s"`, `class="side-slot"`, true},
+		{"a value grown past its quote", `value='tok-AAAA'>`, `value='tok-AAAA>'`, false},
 		{"another text", "Hello", "Hellp", false},
 		{"another tag name", `<p class`, `<b class`, false},
 		{"another slot name", `slot="hero"`, `slot="hera"`, false},
@@ -131,6 +136,13 @@ func TestReferenceAgreesWithScan(t *testing.T) {
 				if try == 7 && v[k] > 0 { // the quote before it too
 					b[v[k]-1] = alphabet[rng.IntN(len(alphabet))]
 				}
+				if try >= 4 { // another length: the tags after it move
+					val := make([]byte, rng.IntN(2*int(v[k+1]-v[k])+4))
+					for i := range val {
+						val[i] = alphabet[rng.IntN(len(alphabet))]
+					}
+					b = append(append(append([]byte(nil), b[:v[k]]...), val...), b[v[k+1]:]...)
+				}
 				plan := ref.PlanFor(b)
 				if plan == nil {
 					refused++
@@ -168,6 +180,12 @@ func FuzzReference(f *testing.F) {
 		}
 		b := bytes.Clone(page)
 		copy(b[int(at)%len(b):], repl)
+		if plan := ref.PlanFor(b); plan != nil {
+			checkSamePlan(t, plan, b)
+		}
+		// inserted rather than written over
+		i := int(at) % len(page)
+		b = append(append(append([]byte(nil), page[:i]...), repl...), page[i:]...)
 		if plan := ref.PlanFor(b); plan != nil {
 			checkSamePlan(t, plan, b)
 		}

@@ -80,9 +80,13 @@ type scanner struct {
 	discard bool
 }
 
+// defaultMaxSlot is how far past a slot's start tag its end tag is looked
+// for, unless Options.MaxSlotBytes says otherwise.
+const defaultMaxSlot = 1 << 20
+
 func (s *scanner) init(lookup Lookup, opts *Options) {
 	s.lookup = lookup
-	s.maxSlot = 1 << 20
+	s.maxSlot = defaultMaxSlot
 	if opts != nil {
 		s.charset = opts.Charset
 		s.head = opts.HeadSnippet
