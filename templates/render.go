@@ -60,9 +60,10 @@ func (b *Block) Exec(seg *segments.Segment, env *segments.Env) (string, error) {
 // A block renders for a few callers at once (as many as there are CPUs);
 // the others wait their turn, within d. A block without an {{#each}} or a
 // partial cannot take long (see Block.loops) and is rendered as Exec does.
-func (b *Block) ExecWithin(seg *segments.Segment, env *segments.Env, d time.Duration) (string, error) {
-	out, _, err := b.execWithin(seg, env, d, 0, nil)
-	return out, err
+// shape is the output's, read in the check of it (what slot elements it
+// fits: inject.Misfit).
+func (b *Block) ExecWithin(seg *segments.Segment, env *segments.Env, d time.Duration) (out string, shape inject.Shape, err error) {
+	return b.execWithin(seg, env, d, 0, nil)
 }
 
 // execWithin is ExecWithin; when giveUp > 0, a render still running after

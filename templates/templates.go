@@ -529,7 +529,7 @@ func loadBlock(f, slot, seg string, partials map[string]*raymond.Template, parti
 	// keeps its previous version, rather than every visitor's render
 	// failing.
 	if readsOnlyData(a) {
-		if _, err := b.ExecWithin(nil, &segments.Env{}, MaxRenderRun); err != nil {
+		if _, _, err := b.ExecWithin(nil, &segments.Env{}, MaxRenderRun); err != nil {
 			return nil, append(ps, Problem{File: f, Msg: strings.TrimPrefix(err.Error(), "templates: "+f+": ")})
 		}
 	}

@@ -616,7 +616,7 @@ func TestSlowBlocksAreNotWaitedFor(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 16 {
 		wg.Go(func() {
-			if _, err := b.ExecWithin(seg, env(fmt.Sprint("tv", i)), took/20); !errors.Is(err, ErrTooSlow) {
+			if _, _, err := b.ExecWithin(seg, env(fmt.Sprint("tv", i)), took/20); !errors.Is(err, ErrTooSlow) {
 				t.Errorf("%d: %v", i, err)
 			}
 		})
@@ -859,7 +859,7 @@ func FuzzTemplate(f *testing.F) {
 			if strings.Contains(block+partial, "x-v") || strings.Contains(block+partial, "xv") {
 				return
 			}
-			out, err := b.ExecWithin(testSegment("deals"), hostileEnv(), time.Second)
+			out, _, err := b.ExecWithin(testSegment("deals"), hostileEnv(), time.Second)
 			if err != nil {
 				return
 			}

@@ -107,15 +107,12 @@ func (m *Main) runValidate(ctx context.Context, args []string) error {
 			}
 			shapes[b] = nil
 			for _, env := range sampleRenderEnvs() {
-				out, err := b.ExecWithin(seg, env, templates.MaxRenderRun)
+				_, shape, err := b.ExecWithin(seg, env, templates.MaxRenderRun)
 				if err != nil {
 					report("error", strings.TrimPrefix(err.Error(), "templates: "))
 					break
 				}
-				if len(pages) > 0 {
-					shape, _ := inject.ReadBlock([]byte(out)) // read as the render did
-					shapes[b] = append(shapes[b], shape)
-				}
+				shapes[b] = append(shapes[b], shape)
 			}
 		}
 		for _, page := range pages {
