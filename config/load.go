@@ -64,13 +64,13 @@ func Parse(file string, raw []byte) (*Config, error) {
 			for _, e := range te.Errors {
 				if m := unknownFieldRE.FindStringSubmatch(e); m != nil {
 					line, _ := strconv.Atoi(m[1])
-					key := unknownKeyAt(c.lines, line, m[2])
+					key := keyAtLine(c.lines, line, m[2], m[2])
 					ps = append(ps, Problem{File: file, Line: line, Key: key, Msg: unknownKeyMessage(key)})
 					continue
 				}
 				if m := yamlLineRE.FindStringSubmatch(e); m != nil {
 					line, _ := strconv.Atoi(m[1])
-					key := keyAtLine(c.lines, line, "")
+					key := keyAtLine(c.lines, line, "", "")
 					msg, collection := typeMessage(m[2])
 					if collection && key != "" {
 						// A list or mapping where a value belongs: the
@@ -91,7 +91,7 @@ func Parse(file string, raw []byte) (*Config, error) {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 			line, _ := strconv.Atoi(m[1])
-			return nil, Problems{{File: file, Line: line, Key: keyAtLine(c.lines, line, ""), Msg: m[2]}}
+			return nil, Problems{{File: file, Line: line, Key: keyAtLine(c.lines, line, "", ""), Msg: m[2]}}
 		}
 		return nil, fmt.Errorf("config: %s: %s", file, msg)
 	}
@@ -140,33 +140,29 @@ func typeMessage(msg string) (_ string, collection bool) {
 }
 
 // keyAtLine finds the deepest key path written at line (unknown keys are
-// recorded too, since lines come from the raw YAML); fallback when none.
-func keyAtLine(lines map[string]int, line int, fallback string) string {
-	best := ""
+// recorded too, since lines come from the raw YAML): the deepest whose
+// last part is name, when name is given (a flow mapping puts several keys
+// on one line), else the deepest of all; fallback when none.
+func keyAtLine(lines map[string]int, line int, name, fallback string) string {
+	best, named := "", ""
 	for k, l := range lines {
-		if l == line && len(k) > len(best) {
+		if l != line {
+			continue
+		}
+		if len(k) > len(best) {
 			best = k
 		}
-	}
-	if best == "" {
-		return fallback
-	}
-	return best
-}
-
-// unknownKeyAt finds the path of the unknown key name written at line:
-// the one of that name, where a flow mapping puts several keys on the line.
-func unknownKeyAt(lines map[string]int, line int, name string) string {
-	best := ""
-	for k, l := range lines {
-		if l == line && (k == name || strings.HasSuffix(k, "."+name)) && len(k) > len(best) {
-			best = k
+		if name != "" && (k == name || strings.HasSuffix(k, "."+name)) && len(k) > len(named) {
+			named = k
 		}
 	}
-	if best == "" {
-		return keyAtLine(lines, line, name)
+	switch {
+	case named != "":
+		return named
+	case best != "":
+		return best
 	}
-	return best
+	return fallback
 }
 
 // collectLines records the line of every key under n, by dotted path with
