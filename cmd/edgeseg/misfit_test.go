@@ -14,7 +14,7 @@ import (
 )
 
 // misfitPage has slots in elements that not every block fits: a
-// paragraph, a table row, a link.
+// paragraph, a table row, a link, a form, a button.
 const misfitPage = `<!doctype html><html><head><title>Slots</title></head><body>
 <main>
 <p id="promo" class="promo" data-edgeseg-slot="promo">Default promo</p>
@@ -23,11 +23,14 @@ const misfitPage = `<!doctype html><html><head><title>Slots</title></head><body>
 <nav><a id="cta" href="/sale" data-edgeseg-slot="cta">Default link</a></nav>
 <a id="card" href="/p/1"><div id="badge" data-edgeseg-slot="badge">Default badge</div></a>
 <p id="line">Get <span id="offer" data-edgeseg-slot="offer">10% off</span> today.</p>
+<form id="page" action="/postback"><div id="signup" data-edgeseg-slot="signup">Default signup</div>
+<button id="buy" type="submit"><span id="label" data-edgeseg-slot="label">Buy</span></button><input id="state" name="state" value="s"></form>
 </main>
 </body></html>`
 
 // misfitBlocks are the mobile segment's blocks for misfitPage's slots:
-// two that browsers would move out of their slot element, two that fit.
+// six that browsers would move out of their slot element (or, for a form,
+// drop while taking its fields), two that fit.
 var misfitBlocks = map[string]string{
 	"promo/mobile.hbs": `<div class="deal">Mobile deal</div>`,        // a <div> closes the <p>
 	"note/mobile.hbs":  `<b>Mobile</b> note`,                         // fits
@@ -35,6 +38,9 @@ var misfitBlocks = map[string]string{
 	"cta/mobile.hbs":   `<a href="/mobile">Mobile</a> <em>link</em>`, // a link in the link
 	"badge/mobile.hbs": `<a href="/m">Mobile</a> badge`,              // a link in the card's link
 	"offer/mobile.hbs": `<div class="deal">20% off</div>`,            // a <div> in a sentence
+	// a form in the page's form: its fields would go with the page's
+	"signup/mobile.hbs": `<form action="/subscribe"><input class="deal" name="email"><button>Join</button></form>`,
+	"label/mobile.hbs":  `<button class="deal">Buy now</button>`, // a button in the button
 }
 
 func startMisfitStack(t *testing.T) *stack {
@@ -72,6 +78,8 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		`<a id="cta" href="/sale" data-edgeseg-slot="cta">Default link</a>`,
 		`<div id="badge" data-edgeseg-slot="badge">Default badge</div>`,
 		`<span id="offer" data-edgeseg-slot="offer">10% off</span>`,
+		`<div id="signup" data-edgeseg-slot="signup">Default signup</div>`,
+		`<span id="label" data-edgeseg-slot="label">Buy</span>`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %s:\n%s", want, body)
@@ -83,6 +91,8 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		`cta/mobile.hbs: does not fit the slot's <a>: the block holds a link`,
 		`badge/mobile.hbs: does not fit the slot's <div>: the slot is inside a link, and the block holds one`,
 		`offer/mobile.hbs: does not fit the slot's <span>: the slot is inside a paragraph`,
+		`signup/mobile.hbs: does not fit the slot's <div>: the slot is a form or inside one, and the block holds a form`,
+		`label/mobile.hbs: does not fit the slot's <span>: the slot is inside a <button>, and the block holds one`,
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
@@ -108,6 +118,8 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		"cta (mobile): its block does not fit the slot: the block holds a link",
 		"badge (mobile): its block does not fit the slot: the slot is inside a link",
 		"offer (mobile): its block does not fit the slot: the slot is inside a paragraph",
+		"signup (mobile): its block does not fit the slot: the slot is a form or inside one",
+		"label (mobile): its block does not fit the slot: the slot is inside a <button>",
 	} {
 		if !strings.Contains(h, want) {
 			t.Errorf("preview header lacks %q: %q", want, h)
@@ -137,12 +149,20 @@ func TestRealBrowserKeepsBlocksInTheirSlots(t *testing.T) {
 		return h
 	}
 	promo, note, row, cta, badge, line := inner(`#promo`), inner(`#note`), inner(`#row`), inner(`#cta`), inner(`#badge`), inner(`#line`)
+	signup, buy := inner(`#signup`), inner(`#buy`)
 	card, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("badge").parentElement.id == "card"`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !card {
 		t.Error("the badge slot is no longer inside the card's link")
+	}
+	owner, err := chromedp.Run(ctx, chromedp.Evaluate[string](`String(document.getElementById("state").form && document.getElementById("state").form.id)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if owner != "page" {
+		t.Errorf("the page's own field belongs to form %q, want the page's form", owner)
 	}
 	deals, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(".deal, a[href='/mobile'], a[href='/m']").length`))
 	if err != nil {
@@ -155,6 +175,8 @@ func TestRealBrowserKeepsBlocksInTheirSlots(t *testing.T) {
 		{"cta", cta, "Default link"},
 		{"badge", badge, "Default badge"},
 		{"line", line, `Get <span id="offer" data-edgeseg-slot="offer">10% off</span> today.`},
+		{"signup", signup, "Default signup"},
+		{"buy", buy, `<span id="label" data-edgeseg-slot="label">Buy</span>`},
 	} {
 		if c.got != c.want {
 			t.Errorf("#%s holds %q, want %q", c.slot, c.got, c.want)
@@ -191,6 +213,8 @@ func TestValidateChecksBlocksAgainstAPage(t *testing.T) {
 		`error: ` + page + `: slot "cta" (<a>): ` + filepath.Join(dir, "templates", "cta", "mobile.hbs") + ` does not fit it: the block holds a link`,
 		`error: ` + page + `: slot "badge" (<div>): ` + filepath.Join(dir, "templates", "badge", "mobile.hbs") + ` does not fit it: the slot is inside a link`,
 		`error: ` + page + `: slot "offer" (<span>): ` + filepath.Join(dir, "templates", "offer", "mobile.hbs") + ` does not fit it: the slot is inside a paragraph`,
+		`error: ` + page + `: slot "signup" (<div>): ` + filepath.Join(dir, "templates", "signup", "mobile.hbs") + ` does not fit it: the slot is a form or inside one`,
+		`error: ` + page + `: slot "label" (<span>): ` + filepath.Join(dir, "templates", "label", "mobile.hbs") + ` does not fit it: the slot is inside a <button>`,
 		`warning: ` + page + `: slot "side" has no block`,
 		`warning: ` + page + `: slot "broken" is never filled: self-closing`,
 	} {

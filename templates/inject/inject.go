@@ -40,6 +40,13 @@ type Place struct {
 	// InParagraph: the slot is inside a <p> of the page (a <span> slot in
 	// a sentence), so a <div> in a block would close that one.
 	InParagraph bool
+	// InButton: the slot is inside a <button> of the page (a call to
+	// action's label), so a button in a block would close that one.
+	InButton bool
+	// InForm: the slot is inside a <form> of the page (as every slot is
+	// on a page built as one form), so a form in a block would be
+	// ignored, and its end tag would end the page's.
+	InForm bool
 }
 
 // Options tune a rewrite.

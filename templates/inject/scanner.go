@@ -69,6 +69,11 @@ type scanner struct {
 	// count as closing it; a <p> the scanner takes to be closed when it is
 	// not only costs a check.
 	inPara bool
+	// inButton and inForm: a <button>, a <form> is open (Place.InButton,
+	// Place.InForm). Start and end tags are matched by name only: a
+	// <button> the page has closed by another one's start tag is still
+	// open here, as a new one is.
+	inButton, inForm bool
 	// ignored are the slot markers found that cannot be filled.
 	ignored []Ignored
 	// values, when set, collects where the quoted attribute values of the
@@ -140,29 +145,28 @@ func (t *tag) fold(data []byte) {
 }
 
 // lookedFor reports whether a name of n bytes starting with c may be one
-// the scanner checks on every tag: a raw-text element or head. Most tags
+// the scanner checks on every tag: a raw-text element, head, or an element
+// around a slot that Place tells of (button, form). Most tags
 // (div, a, p, span, img, li) are ruled out by length and first letter, so
-// their names are not lower-cased at all.
+// their names are not lower-cased at all. A table, to stay small enough to
+// be inlined into parseTag.
 func lookedFor(n int, c byte) bool {
-	switch c | 0x20 {
-	case 'x':
-		return n == 3 // xmp
-	case 'h':
-		return n == 4 // head
-	case 's':
-		return n == 3 || n == 5 || n == 6 // svg, style, script
-	case 'm':
-		return n == 4 // math
-	case 't':
-		return n == 5 || n == 8 // title, textarea, template
-	case 'i':
-		return n == 6 // iframe
-	case 'n':
-		return n == 7 || n == 8 // noembed, noframes, noscript
-	case 'p':
-		return n == 9 // plaintext
-	}
-	return false
+	return n < 16 && lookedForLens[(c|0x20)&31]>>n&1 != 0
+}
+
+// lookedForLens holds, by first letter (its low five bits), a bit for each
+// length of a name lookedFor looks for.
+var lookedForLens = [32]uint16{
+	'x' & 31: 1 << 3,             // xmp
+	'h' & 31: 1 << 4,             // head
+	'b' & 31: 1 << 6,             // button
+	'f' & 31: 1 << 4,             // form
+	's' & 31: 1<<3 | 1<<5 | 1<<6, // svg, style, script
+	'm' & 31: 1 << 4,             // math
+	't' & 31: 1<<5 | 1<<8,        // title, textarea, template
+	'i' & 31: 1 << 6,             // iframe
+	'n' & 31: 1<<7 | 1<<8,        // noembed, noframes, noscript
+	'p' & 31: 1 << 9,             // plaintext
 }
 
 // skipKind is what the scanner passes over without looking for tags.
@@ -346,9 +350,19 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	if para {
 		s.inPara = !t.closing
 	}
+	inButton, inForm := s.inButton, s.inForm // around this tag
+	// parseTag lower-cased the name if it may be either (lookedFor).
+	button := s.foreign == 0 && t.lowLen == 6 && string(t.low[:6]) == "button"
+	form := s.foreign == 0 && t.lowLen == 4 && string(t.low[:4]) == "form"
 	if t.closing {
 		if link {
 			s.inLink = false
+		}
+		if button {
+			s.inButton = false
+		}
+		if form {
+			s.inForm = false
 		}
 		if s.plan != nil && string(t.lname()) == "head" {
 			s.plan.heads = append(s.plan.heads, i)
@@ -390,17 +404,22 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		}
 		s.opened(t)
 		s.inLink = s.inLink || link
+		s.inButton = s.inButton || button
+		s.inForm = s.inForm || form
 		return t.end, true
 	}
 	if t.fold(data); isVoid(t.lname()) {
 		s.ignore(t, IgnoredVoid)
 		return t.end, true
 	}
-	n, complete := s.slot(data, i, t, Place{InLink: inLink, InParagraph: inPara}, final)
+	at := Place{InLink: inLink, InParagraph: inPara, InButton: inButton, InForm: inForm}
+	n, complete := s.slot(data, i, t, at, final)
 	switch {
 	case complete && n == t.end:
 		s.opened(t) // not filled: its content is scanned
 		s.inLink = s.inLink || link
+		s.inButton = s.inButton || button
+		s.inForm = s.inForm || form
 	case complete && para:
 		// Filled, the slot's end tag is passed too: what is open after
 		// it is what was before it, but for a <p> slot, now closed.

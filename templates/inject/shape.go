@@ -64,6 +64,10 @@ const (
 	OpenLi
 	OpenDd
 	OpenDt
+	// HasForm: a <form> not inside a <template> of the block. Inside a
+	// form of the page browsers ignore it, its fields go to the page's
+	// form, and its end tag ends the page's form.
+	HasForm
 )
 
 // maxShapeDepth bounds the nesting a block's shape is followed to. Each
@@ -251,6 +255,10 @@ func (s *Shape) start(name string, stack []element) {
 		if !shielded(stack, defaultScope) {
 			*s |= HasButton
 		}
+	case "form":
+		if !slices.ContainsFunc(stack, func(e element) bool { return e.name == "template" && !e.foreign }) {
+			*s |= HasForm
+		}
 	case "li":
 		if loose(stack) {
 			*s |= LooseItem
@@ -383,14 +391,20 @@ func loose(stack []element) bool {
 
 // Misfit says why a block of shape s does not stay inside a slot at a
 // place, or "" when it does; the reasons are constants, so asking on every
-// request costs nothing. Of the elements around the slot it knows a link
-// and a paragraph (Place).
+// request costs nothing. Of the elements around the slot it knows a link,
+// a paragraph, a button and a form (Place).
 func Misfit(at Place, s Shape) string {
 	if s&Deep != 0 {
 		return "the block nests elements more than 64 deep, past which its fit is not followed"
 	}
 	if at.InLink && s&HasLink != 0 {
 		return "the slot is inside a link, and the block holds one, which closes it: browsers move the block out of the slot"
+	}
+	if at.InButton && s&HasButton != 0 {
+		return "the slot is inside a <button>, and the block holds one, which closes it: browsers move the block out of the slot"
+	}
+	if s&HasForm != 0 && (at.InForm || string(at.Element) == "form") {
+		return "the slot is a form or inside one, and the block holds a form: browsers ignore a form inside a form, send its fields with the page's, and end the page's form at its end tag"
 	}
 	if at.InParagraph && s&ClosesP != 0 {
 		return "the slot is inside a paragraph, and the block holds an element that closes it (a <div>, <p>, <ul>, <table>, <h1>, ...): browsers move it out of the slot"
