@@ -260,7 +260,7 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 		p.log = *o.Log
 	}
 	p.m.ignored = map[string]*metrics.Counter{}
-	for _, r := range []string{inject.IgnoredSelfClosing, inject.IgnoredVoid, inject.IgnoredNoEnd, inject.IgnoredTooMany} {
+	for _, r := range inject.IgnoredReasons() {
 		p.m.ignored[r] = set.GetOrCreateCounter(`edgeseg_slot_markers_ignored_total{reason="` + r + `"}`)
 	}
 	for s := profile.Missing + 1; s <= profile.Invalid; s++ {

@@ -1843,12 +1843,12 @@ func TestRefusedRequestsGetTheirAnswer(t *testing.T) {
 }
 
 // TestIgnoredSlotMarkersAreCounted: a page served with slot markers that
-// cannot be filled (self-closing, never closed), whole or as it streams,
+// cannot be filled (self-closing, never closed, text only), whole or as it streams,
 // counts them by reason, so
 // a slot that keeps its default whatever the segment can be told from one
 // that no segment reached; the page goes out as the origin sent it.
 func TestIgnoredSlotMarkersAreCounted(t *testing.T) {
-	page := `<!doctype html><html><head><title>t</title></head><body><section data-edgeseg-slot="hero"/><p>x</p>` +
+	page := `<!doctype html><html><head><title data-edgeseg-slot="hero">t</title></head><body><section data-edgeseg-slot="hero"/><p>x</p>` +
 		`<div data-edgeseg-slot="sidebar">never closed</body></html>`
 	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -1882,7 +1882,7 @@ func TestIgnoredSlotMarkersAreCounted(t *testing.T) {
 			t.Fatalf("%s: page changed:\n%s\n\n%s", path, head, body)
 		}
 	}
-	for reason, want := range map[string]uint64{inject.IgnoredSelfClosing: 3, inject.IgnoredNoEnd: 3, inject.IgnoredVoid: 0} {
+	for reason, want := range map[string]uint64{inject.IgnoredSelfClosing: 3, inject.IgnoredNoEnd: 3, inject.IgnoredText: 3, inject.IgnoredVoid: 0} {
 		if got := h.p.m.ignored[reason].Get(); got != want {
 			t.Errorf("%s: %d counted, want %d (one per page served, whole or streamed)", reason, got, want)
 		}

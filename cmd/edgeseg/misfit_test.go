@@ -200,7 +200,7 @@ func TestValidateChecksBlocksAgainstAPage(t *testing.T) {
 	os.WriteFile(cfg, []byte("origin:\n  url: http://127.0.0.1:1\nsegments:\n  - name: mobile\n    rule: 'device == \"mobile\"'\n"), 0o644)
 	page := filepath.Join(dir, "page.html")
 	os.WriteFile(page, []byte(strings.Replace(misfitPage, "</main>",
-		`<aside data-edgeseg-slot="side">Default side</aside><div data-edgeseg-slot="broken"/></main>`, 1)), 0o644)
+		`<aside data-edgeseg-slot="side">Default side</aside><div data-edgeseg-slot="broken"/><textarea data-edgeseg-slot="comment">Hi</textarea></main>`, 1)), 0o644)
 	var out strings.Builder
 	m := NewMain()
 	m.Stdout, m.Stderr = &out, &out
@@ -217,6 +217,7 @@ func TestValidateChecksBlocksAgainstAPage(t *testing.T) {
 		`error: ` + page + `: slot "label" (<span>): ` + filepath.Join(dir, "templates", "label", "mobile.hbs") + ` does not fit it: the slot is inside a <button>`,
 		`warning: ` + page + `: slot "side" has no block`,
 		`warning: ` + page + `: slot "broken" is never filled: self-closing`,
+		`warning: ` + page + `: slot "comment" is never filled: text-only element`,
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("validate output lacks %q:\n%s", want, out.String())

@@ -782,12 +782,23 @@ func TestSplitEndsOfSkippedContent(t *testing.T) {
 // TestPlanNamesIgnoredMarkers: a Plan lists the slot markers it cannot
 // fill, and why, so that an editor whose slot keeps its default can be told.
 func TestPlanNamesIgnoredMarkers(t *testing.T) {
-	doc := `<div data-edgeseg-slot="ok">x</div><div data-edgeseg-slot="closed"/><img data-edgeseg-slot="img">` +
+	doc := `<title data-edgeseg-slot="title">Shop</title><div data-edgeseg-slot="ok">x</div><div data-edgeseg-slot="closed"/><img data-edgeseg-slot="img">` +
 		`<!-- <div data-edgeseg-slot="commented"> --><script>"<div data-edgeseg-slot=scripted>"</script>` +
+		`<TEXTAREA data-edgeseg-slot="note">a <b data-edgeseg-slot="inner">b</b></TEXTAREA>` +
 		`<section data-edgeseg-slot="open">never ends`
-	want := []Ignored{{"closed", IgnoredSelfClosing}, {"img", IgnoredVoid}, {"open", IgnoredNoEnd}}
+	want := []Ignored{{"title", IgnoredText}, {"closed", IgnoredSelfClosing}, {"img", IgnoredVoid}, {"note", IgnoredText}, {"open", IgnoredNoEnd}}
 	if got := Scan([]byte(doc)).Ignored(); !slices.Equal(got, want) {
 		t.Errorf("ignored %v, want %v", got, want)
+	}
+	// As the page streams in pieces, the same.
+	var out strings.Builder
+	r := NewRewriter(&out, testLookup, nil)
+	for i := 0; i < len(doc); i += 5 {
+		r.Write([]byte(doc[i:min(i+5, len(doc))]))
+	}
+	r.Close()
+	if got := r.Ignored(); !slices.Equal(got, want) {
+		t.Errorf("streamed: ignored %v, want %v", got, want)
 	}
 	var many strings.Builder
 	for i := range MaxSlots + 1 {

@@ -38,7 +38,16 @@ const (
 	IgnoredVoid        = "void element" // <img data-edgeseg-slot="x">: can have no content
 	IgnoredNoEnd       = "no end tag"   // no end tag, or none within the slot bound
 	IgnoredTooMany     = "too many"     // past MaxSlots markers in the page
+	// IgnoredText: <title data-edgeseg-slot="x">: the element holds text
+	// only (a <title>, <textarea>, <script>, <style>, ...), where a
+	// block's markup would show as written.
+	IgnoredText = "text-only element"
 )
+
+// IgnoredReasons lists every Ignored reason, for counting them.
+func IgnoredReasons() []string {
+	return []string{IgnoredSelfClosing, IgnoredVoid, IgnoredNoEnd, IgnoredTooMany, IgnoredText}
+}
 
 // Ignored returns the slot markers of the document that cannot be filled
 // (at most MaxSlots), in document order.

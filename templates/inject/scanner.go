@@ -380,6 +380,9 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	// In HTML "/>" closes nothing: <script src=x/> opens a script whose
 	// text runs to </script>, as in a browser. In SVG it closes.
 	if isRawText(t.lname()) && !(t.selfClose && s.foreign > 0) {
+		if t.hasSlot {
+			s.ignore(t, IgnoredText)
+		}
 		if string(t.lname()) == "plaintext" {
 			s.plain = true
 			return len(data), true
