@@ -44,8 +44,9 @@ const (
 	TopCell
 	// TopOption: an <option> or <optgroup> at the top level.
 	TopOption
-	// LooseItem: an <li> at the top level or inside only <div>, <p> and
-	// <address> of the block; it closes an open <li>.
+	// LooseItem: an <li> at the top level or inside only passable
+	// elements of the block (<div>, <p>, <address>, <span>, <b>, ...); it
+	// closes an open <li>.
 	LooseItem
 	// LooseTerm: a <dd> or <dt> so placed; it closes an open <dd> or <dt>.
 	LooseTerm
@@ -189,9 +190,9 @@ func (r *shapeReader) closeTo(name string, scope int) {
 	}
 }
 
-// closeLoose closes an open element named a or b, when only <div>, <p> and
-// <address> stand between it and the start tag (HTML's rule for <li>, <dd>
-// and <dt>).
+// closeLoose closes an open element named a or b, when only elements
+// that let the start tag through (passable) stand between it and the
+// start tag (HTML's rule for <li>, <dd> and <dt>).
 func (r *shapeReader) closeLoose(a, b string) {
 	for i := len(r.open) - 1; i >= 0; i-- {
 		e := r.open[i]
@@ -202,10 +203,18 @@ func (r *shapeReader) closeLoose(a, b string) {
 			r.open = r.open[:i]
 			return
 		}
-		if e.name != "div" && e.name != "p" && e.name != "address" {
+		if !passable(e.name) {
 			return
 		}
 	}
+}
+
+// passable reports whether an <li>, <dd> or <dt> start tag looks past an
+// open element named name for one of its kind to close: <div>, <p>,
+// <address>, and any element HTML's tree construction does not call
+// special (a <span>, <b>, <a>, a custom element).
+func passable(name string) bool {
+	return name == "div" || name == "p" || name == "address" || !special(name)
 }
 
 // closeTablePart closes, for a table part's start tag, the outermost open
@@ -379,10 +388,10 @@ func shielded(stack []element, scope int) bool {
 }
 
 // loose reports whether an <li>, <dd> or <dt> opened inside stack closes
-// one around the block: only <div>, <p> and <address> stand between.
+// one around the block: only passable elements stand between.
 func loose(stack []element) bool {
 	for _, e := range stack {
-		if e.foreign || e.name != "div" && e.name != "p" && e.name != "address" {
+		if e.foreign || !passable(e.name) {
 			return false
 		}
 	}

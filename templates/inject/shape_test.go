@@ -270,6 +270,8 @@ var misfitBlocks = []string{
 	"<optgroup label=g><option>a</optgroup>",
 	"<li>one</li><li>two</li>",
 	"<div><li>one</li></div>",
+	"<span><li>one</li></span>",
+	"<b><dd>d</dd></b>",
 	"<ol><li>one</li></ol>",
 	"<dd>d</dd>",
 	"<hr>",
