@@ -69,6 +69,9 @@ const (
 	// form of the page browsers ignore it, its fields go to the page's
 	// form, and its end tag ends the page's form.
 	HasForm
+	// ClosesSelect: an <input> or <select> not inside a table, cell,
+	// object or template of the block; it closes an open <select>.
+	ClosesSelect
 )
 
 // maxShapeDepth bounds the nesting a block's shape is followed to. Each
@@ -212,9 +215,9 @@ func (r *shapeReader) closeLoose(a, b string) {
 // passable reports whether an <li>, <dd> or <dt> start tag looks past an
 // open element named name for one of its kind to close: <div>, <p>,
 // <address>, and any element HTML's tree construction does not call
-// special (a <span>, <b>, <a>, a custom element).
+// special (a <span>, <b>, <a>, <dialog>, a custom element).
 func passable(name string) bool {
-	return name == "div" || name == "p" || name == "address" || !special(name)
+	return name == "div" || name == "p" || name == "address" || name == "dialog" || !special(name)
 }
 
 // closeTablePart closes, for a table part's start tag, the outermost open
@@ -263,6 +266,10 @@ func (s *Shape) start(name string, stack []element) {
 	case "button":
 		if !shielded(stack, defaultScope) {
 			*s |= HasButton
+		}
+	case "input", "select":
+		if !shielded(stack, defaultScope) {
+			*s |= ClosesSelect
 		}
 	case "form":
 		if !slices.ContainsFunc(stack, func(e element) bool { return e.name == "template" && !e.foreign }) {
@@ -443,6 +450,10 @@ func Misfit(at Place, s Shape) string {
 		if s&HasButton != 0 {
 			return "the block holds a <button>, which closes the slot's <button>: browsers move it out of the slot"
 		}
+	case "select":
+		if s&ClosesSelect != 0 {
+			return "the block holds an <input> or <select>, which closes the slot's <select>: browsers move it out of the slot"
+		}
 	case "table":
 		if s&(TopText|TopFlow|TopOption) != 0 {
 			return "the block holds text or elements that are not parts of a table: browsers move them out of the slot's <table>"
@@ -494,8 +505,9 @@ func openOf(name string) Shape {
 	return 0
 }
 
-// special reports the elements HTML's tree construction calls special: an
-// end tag of one closes the <p> or <li> a block left open inside it; the
+// special reports the elements HTML's tree construction calls special
+// (with <dialog>, which it does not): an end tag of one closes the <p> or
+// <li> a block left open inside it (<dialog>'s by a rule of its own); the
 // end tag of any other element (<span>, <label>, a custom element) is
 // ignored while one is open.
 func special(name string) bool {
