@@ -14,7 +14,7 @@ import (
 )
 
 // misfitPage has slots in elements that not every block fits: a
-// paragraph, a table row, a link, a form, a button.
+// paragraph, a table row, a link, a form, a button, a list item.
 const misfitPage = `<!doctype html><html><head><title>Slots</title></head><body>
 <main>
 <p id="promo" class="promo" data-edgeseg-slot="promo">Default promo</p>
@@ -25,11 +25,12 @@ const misfitPage = `<!doctype html><html><head><title>Slots</title></head><body>
 <p id="line">Get <span id="offer" data-edgeseg-slot="offer">10% off</span> today.</p>
 <form id="page" action="/postback"><div id="signup" data-edgeseg-slot="signup">Default signup</div>
 <button id="buy" type="submit"><span id="label" data-edgeseg-slot="label">Buy</span></button><input id="state" name="state" value="s"></form>
+<ul id="menu"><li id="entry"><a href="/deals"><span id="entrylabel" data-edgeseg-slot="entry">Deals</span></a></li></ul>
 </main>
 </body></html>`
 
 // misfitBlocks are the mobile segment's blocks for misfitPage's slots:
-// six that browsers would move out of their slot element (or, for a form,
+// seven that browsers would move out of their slot element (or, for a form,
 // drop while taking its fields), two that fit.
 var misfitBlocks = map[string]string{
 	"promo/mobile.hbs": `<div class="deal">Mobile deal</div>`,        // a <div> closes the <p>
@@ -41,6 +42,7 @@ var misfitBlocks = map[string]string{
 	// a form in the page's form: its fields would go with the page's
 	"signup/mobile.hbs": `<form action="/subscribe"><input class="deal" name="email"><button>Join</button></form>`,
 	"label/mobile.hbs":  `<button class="deal">Buy now</button>`, // a button in the button
+	"entry/mobile.hbs":  `<li class="deal">Mobile deals</li>`,    // a list item in the menu's
 }
 
 func startMisfitStack(t *testing.T) *stack {
@@ -80,6 +82,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		`<span id="offer" data-edgeseg-slot="offer">10% off</span>`,
 		`<div id="signup" data-edgeseg-slot="signup">Default signup</div>`,
 		`<span id="label" data-edgeseg-slot="label">Buy</span>`,
+		`<span id="entrylabel" data-edgeseg-slot="entry">Deals</span>`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %s:\n%s", want, body)
@@ -93,6 +96,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		`offer/mobile.hbs: does not fit the slot's <span>: the slot is inside a paragraph`,
 		`signup/mobile.hbs: does not fit the slot's <div>: the slot is a form or inside one, and the block holds a form`,
 		`label/mobile.hbs: does not fit the slot's <span>: the slot is inside a <button>, and the block holds one`,
+		`entry/mobile.hbs: does not fit the slot's <span>: the slot is inside a list item`,
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
@@ -120,6 +124,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		"offer (mobile): its block does not fit the slot: the slot is inside a paragraph",
 		"signup (mobile): its block does not fit the slot: the slot is a form or inside one",
 		"label (mobile): its block does not fit the slot: the slot is inside a <button>",
+		"entry (mobile): its block does not fit the slot: the slot is inside a list item",
 	} {
 		if !strings.Contains(h, want) {
 			t.Errorf("preview header lacks %q: %q", want, h)
@@ -149,7 +154,7 @@ func TestRealBrowserKeepsBlocksInTheirSlots(t *testing.T) {
 		return h
 	}
 	promo, note, row, cta, badge, line := inner(`#promo`), inner(`#note`), inner(`#row`), inner(`#cta`), inner(`#badge`), inner(`#line`)
-	signup, buy := inner(`#signup`), inner(`#buy`)
+	signup, buy, menu := inner(`#signup`), inner(`#buy`), inner(`#menu`)
 	card, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("badge").parentElement.id == "card"`))
 	if err != nil {
 		t.Fatal(err)
@@ -177,6 +182,7 @@ func TestRealBrowserKeepsBlocksInTheirSlots(t *testing.T) {
 		{"line", line, `Get <span id="offer" data-edgeseg-slot="offer">10% off</span> today.`},
 		{"signup", signup, "Default signup"},
 		{"buy", buy, `<span id="label" data-edgeseg-slot="label">Buy</span>`},
+		{"menu", menu, `<li id="entry"><a href="/deals"><span id="entrylabel" data-edgeseg-slot="entry">Deals</span></a></li>`},
 	} {
 		if c.got != c.want {
 			t.Errorf("#%s holds %q, want %q", c.slot, c.got, c.want)
@@ -215,6 +221,7 @@ func TestValidateChecksBlocksAgainstAPage(t *testing.T) {
 		`error: ` + page + `: slot "offer" (<span>): ` + filepath.Join(dir, "templates", "offer", "mobile.hbs") + ` does not fit it: the slot is inside a paragraph`,
 		`error: ` + page + `: slot "signup" (<div>): ` + filepath.Join(dir, "templates", "signup", "mobile.hbs") + ` does not fit it: the slot is a form or inside one`,
 		`error: ` + page + `: slot "label" (<span>): ` + filepath.Join(dir, "templates", "label", "mobile.hbs") + ` does not fit it: the slot is inside a <button>`,
+		`error: ` + page + `: slot "entry" (<span>): ` + filepath.Join(dir, "templates", "entry", "mobile.hbs") + ` does not fit it: the slot is inside a list item`,
 		`warning: ` + page + `: slot "side" has no block`,
 		`warning: ` + page + `: slot "broken" is never filled: self-closing`,
 		`warning: ` + page + `: slot "comment" is never filled: text-only element`,

@@ -47,6 +47,10 @@ type Place struct {
 	// on a page built as one form), so a form in a block would be
 	// ignored, and its end tag would end the page's.
 	InForm bool
+	// InListItem: the innermost list item open around the slot is an
+	// <li> (a menu entry), so an <li> in a block would close it; InTerm:
+	// it is a <dd> or <dt>, which a <dd> or <dt> in a block would close.
+	InListItem, InTerm bool
 }
 
 // Options tune a rewrite.

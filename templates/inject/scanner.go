@@ -62,18 +62,16 @@ type scanner struct {
 	// yet), as in a card made a link: what fills a slot inside it must
 	// hold no link of its own (Place.InLink).
 	inLink bool
-	// inPara: a <p> is open and in reach (Place.InParagraph). Only the
-	// tags met while it is are looked at by name, to see whether they
-	// close it: a block-level start tag, the end tag of anything but
-	// phrasing content, or an element that shields it (a <button>) all
-	// count as closing it; a <p> the scanner takes to be closed when it is
-	// not only costs a check.
-	inPara bool
+	// paras follows whether a <p> is open and in reach (Place.InParagraph).
+	paras paraState
 	// inButton and inForm: a <button>, a <form> is open (Place.InButton,
 	// Place.InForm). Start and end tags are matched by name only: a
 	// <button> the page has closed by another one's start tag is still
 	// open here, as a new one is.
 	inButton, inForm bool
+	// lists follows the lists and list items open (Place.InListItem,
+	// Place.InTerm).
+	lists listStack
 	// ignored are the slot markers found that cannot be filled.
 	ignored []Ignored
 	// values, when set, collects where the quoted attribute values of the
@@ -146,7 +144,8 @@ func (t *tag) fold(data []byte) {
 
 // lookedFor reports whether a name of n bytes starting with c may be one
 // the scanner checks on every tag: a raw-text element, head, or an element
-// around a slot that Place tells of (button, form). Most tags
+// around a slot that Place tells of (button, form, lists, the elements
+// that keep a paragraph out of reach). Most tags
 // (div, a, p, span, img, li) are ruled out by length and first letter, so
 // their names are not lower-cased at all. A table, to stay small enough to
 // be inlined into parseTag.
@@ -159,11 +158,17 @@ func lookedFor(n int, c byte) bool {
 var lookedForLens = [32]uint16{
 	'x' & 31: 1 << 3,             // xmp
 	'h' & 31: 1 << 4,             // head
+	'l' & 31: 1 << 2,             // li
+	'u' & 31: 1 << 2,             // ul
+	'o' & 31: 1<<2 | 1<<6,        // ol, object
+	'd' & 31: 1 << 2,             // dl, dd, dt
 	'b' & 31: 1 << 6,             // button
 	'f' & 31: 1 << 4,             // form
+	'a' & 31: 1 << 6,             // applet
+	'c' & 31: 1 << 7,             // caption
 	's' & 31: 1<<3 | 1<<5 | 1<<6, // svg, style, script
-	'm' & 31: 1 << 4,             // math
-	't' & 31: 1<<5 | 1<<8,        // title, textarea, template
+	'm' & 31: 1<<4 | 1<<7,        // math, menu, marquee
+	't' & 31: 1<<2 | 1<<5 | 1<<8, // td, th, tr, title, table, textarea, template
 	'i' & 31: 1 << 6,             // iframe
 	'n' & 31: 1<<7 | 1<<8,        // noembed, noframes, noscript
 	'p' & 31: 1 << 9,             // plaintext
@@ -341,19 +346,35 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	inLink := s.inLink // around this tag
 	oneChar := s.foreign == 0 && t.nameEnd-t.nameAt == 1
 	link := oneChar && data[t.nameAt]|0x20 == 'a'
-	if s.inPara && s.foreign == 0 {
-		t.fold(data)
-		s.inPara = keepsParagraph(t.lname(), t.closing)
-	}
-	inPara := s.inPara // around this tag, once it closed what it closes
 	para := oneChar && data[t.nameAt]|0x20 == 'p'
-	if para {
-		s.inPara = !t.closing
+	if s.paras.open() && s.foreign == 0 {
+		t.fold(data) // whether it closes the paragraph goes by its name
 	}
 	inButton, inForm := s.inButton, s.inForm // around this tag
-	// parseTag lower-cased the name if it may be either (lookedFor).
+	item := s.lists.top()
+	// parseTag lower-cased the name if it may be one of these (lookedFor).
 	button := s.foreign == 0 && t.lowLen == 6 && string(t.low[:6]) == "button"
 	form := s.foreign == 0 && t.lowLen == 4 && string(t.low[:4]) == "form"
+	list := listNone
+	if s.foreign == 0 && (t.lowLen == 2 || t.lowLen == 4) {
+		list = listKindOf(t.lname())
+	}
+	// Browsers drop a <form> start tag inside a form: it closes nothing.
+	var paras paraState
+	if t.hasSlot {
+		paras = s.paras // before this tag, for a slot tag to be read again
+	}
+	// A name not lower-cased (lookedFor) is none that matters to it.
+	if s.foreign == 0 && (para || t.lowLen > 0) && !(form && !t.closing && inForm) {
+		if t.closing {
+			s.paras.end(t.lname(), para)
+		} else {
+			s.paras.start(t.lname(), para)
+		}
+	}
+	// Inside this tag, once it closed what it closes; a <p> is not inside
+	// a paragraph (it closed the one open).
+	inPara := s.paras.open() && !para
 	if t.closing {
 		if link {
 			s.inLink = false
@@ -363,6 +384,9 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		}
 		if form {
 			s.inForm = false
+		}
+		if list != listNone {
+			s.lists.end(list)
 		}
 		if s.plan != nil && string(t.lname()) == "head" {
 			s.plan.heads = append(s.plan.heads, i)
@@ -409,45 +433,35 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		s.inLink = s.inLink || link
 		s.inButton = s.inButton || button
 		s.inForm = s.inForm || form
+		if list != listNone {
+			s.lists.start(list)
+		}
 		return t.end, true
 	}
 	if t.fold(data); isVoid(t.lname()) {
 		s.ignore(t, IgnoredVoid)
 		return t.end, true
 	}
-	at := Place{InLink: inLink, InParagraph: inPara, InButton: inButton, InForm: inForm}
+	at := Place{InLink: inLink, InParagraph: inPara, InButton: inButton, InForm: inForm,
+		InListItem: item == listItem, InTerm: item == listTerm}
 	n, complete := s.slot(data, i, t, at, final)
 	switch {
+	case !complete:
+		s.paras = paras // the tag is read again when more has come
 	case complete && n == t.end:
 		s.opened(t) // not filled: its content is scanned
 		s.inLink = s.inLink || link
 		s.inButton = s.inButton || button
 		s.inForm = s.inForm || form
-	case complete && para:
-		// Filled, the slot's end tag is passed too: what is open after
-		// it is what was before it, but for a <p> slot, now closed.
-		s.inPara = false
+		if list != listNone {
+			s.lists.start(list)
+		}
+	case s.foreign == 0 && (para || t.lowLen > 0):
+		// Filled, the slot's end tag is passed too: what it closes is
+		// closed (a <p> slot's paragraph, a <button> slot's shield).
+		s.paras.end(t.lname(), para)
 	}
 	return n, complete
-}
-
-// keepsParagraph reports whether a tag named name (lower case; "" for a
-// long name) met inside an open <p> leaves it open and in reach: the start
-// tag of phrasing content or of an element not known, the end tag of
-// phrasing content. Anything else is taken to close it.
-func keepsParagraph(name []byte, closing bool) bool {
-	switch string(name) {
-	case "a", "abbr", "b", "bdi", "bdo", "big", "br", "cite", "code", "data", "dfn", "em", "font", "i", "img",
-		"kbd", "label", "mark", "nobr", "q", "ruby", "rp", "rt", "s", "samp", "small", "span", "strike", "strong",
-		"sub", "sup", "time", "tt", "u", "var", "wbr", "picture", "source", "meter", "progress", "output":
-		return true
-	case "", "p", "button", "object", "applet", "marquee", "template", "select", "textarea", "input", "svg", "math",
-		"script", "style", "iframe", "video", "audio", "canvas", "embed":
-		return false
-	}
-	// Other start tags: block-level ones close it; an unknown (custom)
-	// element does not.
-	return !closing && !closesParagraph(string(name))
 }
 
 // ignore notes a slot marker that cannot be filled (at most MaxSlots).
@@ -889,4 +903,225 @@ func lower(c byte) byte {
 		return c + 32
 	}
 	return c
+}
+
+// listStack follows the lists (<ul>, <ol>, <menu>, <dl>) and list items
+// (<li>, <dd>, <dt>) open at the scanner's place, innermost last, as far
+// as a list item a block opens would close one of the page's: an item
+// start tag closes the open item of its kind (HTML's tree construction
+// looks for it past the elements around, up to a special one; that they
+// are all such is assumed), and a list's end tag closes its items. Past
+// maxLists levels it only counts.
+type listStack struct {
+	kinds [maxLists]listKind
+	n     int
+}
+
+// maxLists bounds the lists and items followed; pages nest a few.
+const maxLists = 32
+
+// listKind is what a listStack entry is.
+type listKind uint8
+
+const (
+	listNone listKind = iota
+	listList          // <ul>, <ol>, <menu>, <dl>
+	listItem          // <li>
+	listTerm          // <dd>, <dt>
+)
+
+// listKindOf returns what an element named name (lower case) is to a list.
+func listKindOf(name []byte) listKind {
+	switch string(name) {
+	case "ul", "ol", "dl", "menu":
+		return listList
+	case "li":
+		return listItem
+	case "dd", "dt":
+		return listTerm
+	}
+	return listNone
+}
+
+// top returns the innermost list or item open, or listNone.
+func (l *listStack) top() listKind {
+	if l.n == 0 || l.n > maxLists {
+		return listNone
+	}
+	return l.kinds[l.n-1]
+}
+
+// start records the start tag of an element of kind k.
+func (l *listStack) start(k listKind) {
+	if k != listList && l.top() == k {
+		return // closes the open item of its kind, and opens another
+	}
+	if l.n < maxLists {
+		l.kinds[l.n] = k
+	}
+	l.n++
+}
+
+// end records the end tag of an element of kind k: it closes the
+// innermost open one of its kind inside the innermost list, and what is
+// open in it; a list's closes the list.
+func (l *listStack) end(k listKind) {
+	for i := min(l.n, maxLists) - 1; i >= 0; i-- {
+		if l.kinds[i] == k {
+			l.n = i
+			return
+		}
+		if l.kinds[i] == listList {
+			return // no such item in this list: ignored
+		}
+	}
+	if l.n > maxLists {
+		l.n-- // past what is followed: only counted
+	}
+}
+
+// paraState follows whether a <p> is open where the scanner is, and in
+// reach of what a block there may hold: a <div> in the block would close
+// it. Elements that shield what is inside them from a paragraph around
+// them (a <button>, a <table> and its cells, an <object>, a <template>)
+// each start a level of their own, where a paragraph may be open in turn;
+// their end tags bring back the level around them. Past maxShields
+// levels it only counts, and takes no paragraph to be open.
+type paraState struct {
+	levels [maxShields + 1]paraLevel // [0]: the document's
+	n      int                       // shields open
+}
+
+// maxShields bounds the shielding elements followed; pages nest a few.
+const maxShields = 16
+
+// paraLevel is one level of a paraState.
+type paraLevel struct {
+	shield shieldKind
+	open   bool // a <p> is open in it
+}
+
+// shieldKind is an element that keeps a paragraph around it out of reach
+// (HTML's button scope).
+type shieldKind uint8
+
+const (
+	shieldNone shieldKind = iota
+	shieldButton
+	shieldTable
+	shieldCell // <td>, <th>
+	shieldCaption
+	shieldObject // <object>, <applet>, <marquee>
+	shieldTemplate
+)
+
+// shieldOf returns the shield an element named name (lower case) is.
+func shieldOf(name []byte) shieldKind {
+	switch string(name) {
+	case "button":
+		return shieldButton
+	case "table":
+		return shieldTable
+	case "td", "th":
+		return shieldCell
+	case "caption":
+		return shieldCaption
+	case "object", "applet", "marquee":
+		return shieldObject
+	case "template":
+		return shieldTemplate
+	}
+	return shieldNone
+}
+
+// open reports whether a <p> is open and in reach.
+func (p *paraState) open() bool {
+	return p.n <= maxShields && p.levels[p.n].open
+}
+
+// cur returns the current level, or nil past maxShields.
+func (p *paraState) cur() *paraLevel {
+	if p.n > maxShields {
+		return nil
+	}
+	return &p.levels[p.n]
+}
+
+// start records a start tag: name is the element's (lower case; "" for a
+// name not lower-cased, which is none that matters here), para says it is
+// a <p>.
+func (p *paraState) start(name []byte, para bool) {
+	if para {
+		if c := p.cur(); c != nil {
+			c.open = true // closes an open one, and opens its own
+		}
+		return
+	}
+	if c := p.cur(); c != nil && c.open && closesParagraph(string(name)) {
+		c.open = false
+	}
+	k := shieldOf(name)
+	top := p.top()
+	switch {
+	case k == shieldButton && top == shieldButton, k == shieldCell && top == shieldCell:
+		p.n-- // a button closes an open button; a cell the open cell
+	case k == shieldNone && string(name) == "tr" && top == shieldCell:
+		p.n-- // a row closes the open cell
+	}
+	if k != shieldNone {
+		p.n++
+		if p.n <= maxShields {
+			p.levels[p.n] = paraLevel{shield: k}
+		}
+	}
+}
+
+// end records an end tag, as start does.
+func (p *paraState) end(name []byte, para bool) {
+	if para {
+		if c := p.cur(); c != nil {
+			c.open = false
+		}
+		return
+	}
+	if k := shieldOf(name); k != shieldNone {
+		p.close(k)
+		return
+	}
+	if string(name) == "tr" && p.top() == shieldCell {
+		p.n-- // closes the open cell
+	}
+	// The end tag of an element that cannot be inside a paragraph (a
+	// </div>) closes one inside it, but is ignored if there is no such
+	// element (a stray end tag, as broken pages have): not knowing which,
+	// the paragraph is taken to be still open. That costs a block with a
+	// <div> a <span> slot right after <div><p>text</div>, but never lets
+	// one into a paragraph.
+}
+
+// top returns the innermost shield open.
+func (p *paraState) top() shieldKind {
+	if p.n == 0 || p.n > maxShields {
+		return shieldNone
+	}
+	return p.levels[p.n].shield
+}
+
+// close records the end tag of a shield of kind k: it closes the
+// innermost open one, and what is open inside it, but not past a table
+// (the end tag of a button inside a table cell is ignored).
+func (p *paraState) close(k shieldKind) {
+	if p.n > maxShields {
+		p.n-- // past what is followed: only counted
+		return
+	}
+	for i := p.n; i >= 1; i-- {
+		if p.levels[i].shield == k {
+			p.n = i - 1
+			return
+		}
+		if p.levels[i].shield == shieldTable && k != shieldTable {
+			return
+		}
+	}
 }

@@ -408,7 +408,7 @@ func loose(stack []element) bool {
 // Misfit says why a block of shape s does not stay inside a slot at a
 // place, or "" when it does; the reasons are constants, so asking on every
 // request costs nothing. Of the elements around the slot it knows a link,
-// a paragraph, a button and a form (Place).
+// a paragraph, a button, a form and a list item (Place).
 func Misfit(at Place, s Shape) string {
 	if s&Deep != 0 {
 		return "the block nests elements more than 64 deep, past which its fit is not followed"
@@ -418,6 +418,12 @@ func Misfit(at Place, s Shape) string {
 	}
 	if at.InButton && s&HasButton != 0 {
 		return "the slot is inside a <button>, and the block holds one, which closes it: browsers move the block out of the slot"
+	}
+	if at.InListItem && s&LooseItem != 0 && passable(string(at.Element)) {
+		return "the slot is inside a list item, and the block holds an <li> outside a list of its own, which closes it: browsers move the block out of the slot"
+	}
+	if at.InTerm && s&LooseTerm != 0 && passable(string(at.Element)) {
+		return "the slot is inside a <dd> or <dt>, and the block holds one outside a list of its own, which closes it: browsers move the block out of the slot"
 	}
 	if s&HasForm != 0 && (at.InForm || string(at.Element) == "form") {
 		return "the slot is a form or inside one, and the block holds a form: browsers ignore a form inside a form, send its fields with the page's, and end the page's form at its end tag"

@@ -338,9 +338,9 @@ var misfitBlocks = []string{
 // or as it streams, Lookup learns each slot's element, lower case ("" for
 // a long custom element name), whether it is inside a link ("+" below)
 // inside a paragraph ("~"), inside a button ("!") and inside a form ("#"),
-// whichever slots were filled before it. The
-// end tag of an element it does not know (</x-y>) may close a paragraph
-// (when the paragraph is inside it), so after one it no longer says so.
+// whichever slots were filled before it. Neither the end tag of an element
+// it does not know (</x-y>) nor a <button> that has ended closes a
+// paragraph.
 func TestLookupIsToldTheSlotsPlace(t *testing.T) {
 	page := []byte(`<P data-edgeseg-slot="a">x</P><table><tr data-edgeseg-slot="b"><td>y</td></tr></table>` +
 		`<product-carousel data-edgeseg-slot="c">z</product-carousel><div data-edgeseg-slot="d"><span data-edgeseg-slot="e">w</span></div>` +
@@ -351,13 +351,15 @@ func TestLookupIsToldTheSlotsPlace(t *testing.T) {
 		`<p><button>b</button><span data-edgeseg-slot="o">n</span></p>` +
 		`<form action="/p"><div data-edgeseg-slot="p">m</div><BUTTON type="submit"><span data-edgeseg-slot="q">Buy</span></BUTTON>` +
 		`<span data-edgeseg-slot="r">l</span></form><div data-edgeseg-slot="s">k</div><Form data-edgeseg-slot="t">j</Form>` +
-		`<button data-edgeseg-slot="u">i</button><span data-edgeseg-slot="v">h</span><svg><form><text data-edgeseg-slot="w">g</text></form></svg>`)
+		`<button data-edgeseg-slot="u">i</button><span data-edgeseg-slot="v">h</span><svg><form><text data-edgeseg-slot="w">g</text></form></svg>` +
+		`<p>Buy <button data-edgeseg-slot="x">now</button> or <span data-edgeseg-slot="y">later</span>` +
+		`<object data-edgeseg-slot="z">o</object> <b data-edgeseg-slot="zz">b</b></p>`)
 	for _, tc := range []struct {
 		fill bool
 		want string
 	}{
-		{false, "a=p b=tr c= d=div e=span f=a g=span+ h=div i=div+ j=text k=span~ l=div m=em n=span o=span p=div# q=span!# r=span# s=div t=form u=button v=span w=text"},
-		{true, "a=p b=tr c= d=div f=a h=div i=div+ j=text k=span~ l=div m=em n=span o=span p=div# q=span!# r=span# s=div t=form u=button v=span w=text"}, // e and g are inside filled slots
+		{false, "a=p b=tr c= d=div e=span f=a g=span+ h=div i=div+ j=text k=span~ l=div m=em~ n=span o=span~ p=div# q=span!# r=span# s=div t=form u=button v=span w=text x=button y=span~ z=object zz=b~"},
+		{true, "a=p b=tr c= d=div f=a h=div i=div+ j=text k=span~ l=div m=em~ n=span o=span~ p=div# q=span!# r=span# s=div t=form u=button v=span w=text x=button y=span~ z=object zz=b~"}, // e and g are inside filled slots
 	} {
 		var got []string
 		lookup := func(slot []byte, at Place) (Block, bool) {
