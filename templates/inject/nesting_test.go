@@ -31,6 +31,11 @@ var openers = []struct{ open, close string }{
 	{`<x-card>`, `</x-card>`},
 	{`<ol><li><p>`, `</p></li></ol>`},
 	{`<dl><dt>`, `</dt></dl>`},
+	{`<details><summary>`, `</summary></details>`},
+	{`<figure><figcaption>`, `</figcaption></figure>`},
+	{`<header>`, `</header>`},
+	{`<marquee>`, `</marquee>`},
+	{`<i>`, `</i>`},
 }
 
 // passed are whole elements pages have before a slot, inside what is
@@ -41,6 +46,8 @@ var passed = []string{
 	`<span>s</span>`, `<li>loose</li>`, `<div><p>x</div>`, `<object></object>`, `<table><caption>c</caption></table>`,
 	`<x-y>z</x-y>`, `<input name="q">`, `<p>left open`, `<li>left open`, `<dd>left open`, `</p>`, `</div>`, `</li>`,
 	`<hr>`, `<h3>h</h3>`, `<svg><circle r="1"/></svg>`, `<label>l</label>`, `<select><option>o</select>`,
+	`<a href="/x"><div>x</div></a>`, `<a href="/y">left open`, `<b>bold`, `<table><tr><td>left open`, `</button>`,
+	`</table>`, `<template><p>t</template>`, `<button>left open`, `<object>left open`, `</form>`,
 }
 
 // slotNames are the elements a slot is put on, inside the openers.

@@ -983,10 +983,11 @@ func (l *listStack) end(k listKind) {
 // paraState follows whether a <p> is open where the scanner is, and in
 // reach of what a block there may hold: a <div> in the block would close
 // it. Elements that shield what is inside them from a paragraph around
-// them (a <button>, a <table> and its cells, an <object>, a <template>)
-// each start a level of their own, where a paragraph may be open in turn;
-// their end tags bring back the level around them. Past maxShields
-// levels it only counts, and takes no paragraph to be open.
+// them (a <button>, a <table> and its cells, an <object>) each start a
+// level of their own, where a paragraph may be open in turn; their end
+// tags bring back the level around them. (A <template>'s content is
+// passed over whole, as raw text is.) Past maxShields levels it only
+// counts, and takes no paragraph to be open.
 type paraState struct {
 	levels [maxShields + 1]paraLevel // [0]: the document's
 	n      int                       // shields open
@@ -1012,7 +1013,6 @@ const (
 	shieldCell // <td>, <th>
 	shieldCaption
 	shieldObject // <object>, <applet>, <marquee>
-	shieldTemplate
 )
 
 // shieldOf returns the shield an element named name (lower case) is.
@@ -1028,8 +1028,6 @@ func shieldOf(name []byte) shieldKind {
 		return shieldCaption
 	case "object", "applet", "marquee":
 		return shieldObject
-	case "template":
-		return shieldTemplate
 	}
 	return shieldNone
 }
