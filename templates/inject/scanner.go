@@ -343,32 +343,38 @@ func (s *scanner) parseNoting(data []byte, i int, t *tag) bool {
 
 // onTag handles a complete start or end tag at data[i:t.end].
 func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
-	inLink := s.inLink // around this tag
-	oneChar := s.foreign == 0 && t.nameEnd-t.nameAt == 1
-	link := oneChar && data[t.nameAt]|0x20 == 'a'
-	para := oneChar && data[t.nameAt]|0x20 == 'p'
-	if s.paras.open() && s.foreign == 0 {
-		t.fold(data) // whether it closes the paragraph goes by its name
-	}
-	inButton, inForm := s.inButton, s.inForm // around this tag
-	item := s.lists.top()
-	// parseTag lower-cased the name if it may be one of these (lookedFor).
-	button := s.foreign == 0 && t.lowLen == 6 && string(t.low[:6]) == "button"
-	form := s.foreign == 0 && t.lowLen == 4 && string(t.low[:4]) == "form"
+	// What is open around this tag, for a slot it may be.
+	inLink, inButton, inForm, item := s.inLink, s.inButton, s.inForm, s.lists.top()
+	// What this tag is, of the elements followed (none in SVG or MathML).
+	var link, para, button, form bool
 	list := listNone
-	if s.foreign == 0 && (t.lowLen == 2 || t.lowLen == 4) {
-		list = listKindOf(t.lname())
-	}
-	// Browsers drop a <form> start tag inside a form: it closes nothing.
-	var paras paraState
+	var paras paraState // before this tag, for a slot tag to be read again
 	if t.hasSlot {
-		paras = s.paras // before this tag, for a slot tag to be read again
+		paras = s.paras
 	}
-	// A name not lower-cased (lookedFor) is none that matters to it.
-	if s.foreign == 0 && (para || t.lowLen > 0) && !(form && !t.closing && inForm) {
-		if t.closing {
+	if s.foreign == 0 {
+		if t.nameEnd-t.nameAt == 1 {
+			c := data[t.nameAt] | 0x20
+			link, para = c == 'a', c == 'p'
+		}
+		if s.paras.open() {
+			t.fold(data) // whether it closes the paragraph goes by its name
+		}
+		// parseTag lower-cased the name if it may be one that matters
+		// (lookedFor); most are not.
+		if n := t.lowLen; n > 0 {
+			button = n == 6 && string(t.low[:6]) == "button"
+			form = n == 4 && string(t.low[:4]) == "form"
+			if n == 2 || n == 4 {
+				list = listKindOf(t.lname())
+			}
+		}
+		// Browsers drop a <form> start tag inside a form: it closes nothing.
+		switch {
+		case !para && t.lowLen == 0, form && !t.closing && inForm:
+		case t.closing:
 			s.paras.end(t.lname(), para)
-		} else {
+		default:
 			s.paras.start(t.lname(), para)
 		}
 	}
