@@ -53,6 +53,8 @@ var slotContexts = map[string]slotContext{
 	"b in p":         {"b", "<main><p>", "</p></main>", inPara},
 	"span in button": {"span", "<main><button>", "</button></main>", inButton},
 	"div in form":    {"div", `<main><form action="/postback">`, `<input name="state"></form></main>`, inForm},
+	"span in li":     {"span", "<main><ul><li>", "</li></ul></main>", Place{InListItem: true}},
+	"b in dd":        {"b", "<main><dl><dt>t<dd>", "</dl></main>", Place{InTerm: true}},
 }
 
 // staysInSlot is what a browser does with block in a slot placed at:
