@@ -14,7 +14,8 @@ import (
 )
 
 // misfitPage has slots in elements that not every block fits: a
-// paragraph, a table row, a link, a form, a button, a list item.
+// paragraph, a table row, a link, a form, a button, a list item, an SVG
+// text.
 const misfitPage = `<!doctype html><html><head><title>Slots</title></head><body>
 <main>
 <p id="promo" class="promo" data-edgeseg-slot="promo">Default promo</p>
@@ -26,11 +27,12 @@ const misfitPage = `<!doctype html><html><head><title>Slots</title></head><body>
 <form id="page" action="/postback"><div id="signup" data-edgeseg-slot="signup">Default signup</div>
 <button id="buy" type="submit"><span id="label" data-edgeseg-slot="label">Buy</span></button><input id="state" name="state" value="s"></form>
 <ul id="menu"><li id="entry"><a href="/deals"><span id="entrylabel" data-edgeseg-slot="entry">Deals</span></a></li></ul>
+<svg id="badge-art" viewBox="0 0 40 10"><text id="tag" data-edgeseg-slot="tag" x="0" y="9">New</text></svg>
 </main>
 </body></html>`
 
 // misfitBlocks are the mobile segment's blocks for misfitPage's slots:
-// seven that browsers would move out of their slot element (or, for a form,
+// eight that browsers would move out of their slot element (or, for a form,
 // drop while taking its fields), two that fit.
 var misfitBlocks = map[string]string{
 	"promo/mobile.hbs": `<div class="deal">Mobile deal</div>`,        // a <div> closes the <p>
@@ -43,6 +45,7 @@ var misfitBlocks = map[string]string{
 	"signup/mobile.hbs": `<form action="/subscribe"><input class="deal" name="email"><button>Join</button></form>`,
 	"label/mobile.hbs":  `<button class="deal">Buy now</button>`, // a button in the button
 	"entry/mobile.hbs":  `<li class="deal">Mobile deals</li>`,    // a list item in the menu's
+	"tag/mobile.hbs":    `<b class="deal">Sale</b>`,              // HTML in an SVG <text>
 }
 
 func startMisfitStack(t *testing.T) *stack {
@@ -83,6 +86,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		`<div id="signup" data-edgeseg-slot="signup">Default signup</div>`,
 		`<span id="label" data-edgeseg-slot="label">Buy</span>`,
 		`<span id="entrylabel" data-edgeseg-slot="entry">Deals</span>`,
+		`<text id="tag" data-edgeseg-slot="tag" x="0" y="9">New</text>`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %s:\n%s", want, body)
@@ -97,6 +101,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		`signup/mobile.hbs: does not fit the slot's <div>: the slot is a form or inside one, and the block holds a form`,
 		`label/mobile.hbs: does not fit the slot's <span>: the slot is inside a <button>, and the block holds one`,
 		`entry/mobile.hbs: does not fit the slot's <span>: the slot is inside a list item`,
+		`tag/mobile.hbs: does not fit the slot's <text>: the slot is an SVG or MathML element`,
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
@@ -125,6 +130,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		"signup (mobile): its block does not fit the slot: the slot is a form or inside one",
 		"label (mobile): its block does not fit the slot: the slot is inside a <button>",
 		"entry (mobile): its block does not fit the slot: the slot is inside a list item",
+		"tag (mobile): its block does not fit the slot: the slot is an SVG or MathML element",
 	} {
 		if !strings.Contains(h, want) {
 			t.Errorf("preview header lacks %q: %q", want, h)
@@ -154,7 +160,7 @@ func TestRealBrowserKeepsBlocksInTheirSlots(t *testing.T) {
 		return h
 	}
 	promo, note, row, cta, badge, line := inner(`#promo`), inner(`#note`), inner(`#row`), inner(`#cta`), inner(`#badge`), inner(`#line`)
-	signup, buy, menu := inner(`#signup`), inner(`#buy`), inner(`#menu`)
+	signup, buy, menu, tag := inner(`#signup`), inner(`#buy`), inner(`#menu`), inner(`#tag`)
 	card, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("badge").parentElement.id == "card"`))
 	if err != nil {
 		t.Fatal(err)
@@ -183,6 +189,7 @@ func TestRealBrowserKeepsBlocksInTheirSlots(t *testing.T) {
 		{"signup", signup, "Default signup"},
 		{"buy", buy, `<span id="label" data-edgeseg-slot="label">Buy</span>`},
 		{"menu", menu, `<li id="entry"><a href="/deals"><span id="entrylabel" data-edgeseg-slot="entry">Deals</span></a></li>`},
+		{"tag", tag, "New"},
 	} {
 		if c.got != c.want {
 			t.Errorf("#%s holds %q, want %q", c.slot, c.got, c.want)
@@ -222,6 +229,7 @@ func TestValidateChecksBlocksAgainstAPage(t *testing.T) {
 		`error: ` + page + `: slot "signup" (<div>): ` + filepath.Join(dir, "templates", "signup", "mobile.hbs") + ` does not fit it: the slot is a form or inside one`,
 		`error: ` + page + `: slot "label" (<span>): ` + filepath.Join(dir, "templates", "label", "mobile.hbs") + ` does not fit it: the slot is inside a <button>`,
 		`error: ` + page + `: slot "entry" (<span>): ` + filepath.Join(dir, "templates", "entry", "mobile.hbs") + ` does not fit it: the slot is inside a list item`,
+		`error: ` + page + `: slot "tag" (<text>): ` + filepath.Join(dir, "templates", "tag", "mobile.hbs") + ` does not fit it: the slot is an SVG or MathML element`,
 		`warning: ` + page + `: slot "side" has no block`,
 		`warning: ` + page + `: slot "broken" is never filled: self-closing`,
 		`warning: ` + page + `: slot "comment" is never filled: text-only element`,

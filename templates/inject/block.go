@@ -163,11 +163,10 @@ func foreignContext(stack []element) bool {
 
 // breaksOut reports the start tags that leave SVG and MathML for HTML.
 func breaksOut(name string, z *html.Tokenizer, hasAttr bool) bool {
-	switch name {
-	case "b", "big", "blockquote", "body", "br", "center", "code", "dd", "div", "dl", "dt", "em", "embed",
-		"h1", "h2", "h3", "h4", "h5", "h6", "head", "hr", "i", "img", "li", "listing", "menu", "meta", "nobr",
-		"ol", "p", "pre", "ruby", "s", "small", "span", "strong", "strike", "sub", "sup", "table", "tt", "u", "ul", "var":
+	if leavesForeign(name) {
 		return true
+	}
+	switch name {
 	case "font":
 		for hasAttr {
 			var k []byte
@@ -180,12 +179,43 @@ func breaksOut(name string, z *html.Tokenizer, hasAttr bool) bool {
 	return false
 }
 
+// leavesForeign reports the start tags (lower case) that always leave SVG
+// and MathML for HTML; <font> does with some attributes (breaksOut).
+func leavesForeign(name string) bool {
+	switch name {
+	case "b", "big", "blockquote", "body", "br", "center", "code", "dd", "div", "dl", "dt", "em", "embed",
+		"h1", "h2", "h3", "h4", "h5", "h6", "head", "hr", "i", "img", "li", "listing", "menu", "meta", "nobr",
+		"ol", "p", "pre", "ruby", "s", "small", "span", "strong", "strike", "sub", "sup", "table", "tt", "u", "ul", "var":
+		return true
+	}
+	return false
+}
+
+// holdsHTML reports the SVG elements, or with math the MathML ones (lower
+// case), whose content is always read as HTML; <annotation-xml> is with
+// some encodings (integrationPoint).
+func holdsHTML(name string, math bool) bool {
+	if math {
+		switch name {
+		case "mi", "mo", "mn", "ms", "mtext":
+			return true
+		}
+		return false
+	}
+	switch name {
+	case "foreignobject", "desc", "title":
+		return true
+	}
+	return false
+}
+
 // integrationPoint reports the SVG and MathML elements whose content is
 // read as HTML.
 func integrationPoint(name string, z *html.Tokenizer, hasAttr bool) bool {
-	switch name {
-	case "foreignobject", "desc", "title", "mi", "mo", "mn", "ms", "mtext":
+	if holdsHTML(name, false) || holdsHTML(name, true) {
 		return true
+	}
+	switch name {
 	case "annotation-xml":
 		for hasAttr {
 			var k, v []byte

@@ -51,6 +51,10 @@ type Place struct {
 	// <li> (a menu entry), so an <li> in a block would close it; InTerm:
 	// it is a <dd> or <dt>, which a <dd> or <dt> in a block would close.
 	InListItem, InTerm bool
+	// InForeign: the slot is an SVG or MathML element (not one that
+	// holds HTML, as <foreignObject> does), where an HTML element in a
+	// block would break out of it, and of the slot.
+	InForeign bool
 }
 
 // Options tune a rewrite.

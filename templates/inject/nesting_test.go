@@ -36,6 +36,8 @@ var openers = []struct{ open, close string }{
 	{`<header>`, `</header>`},
 	{`<marquee>`, `</marquee>`},
 	{`<i>`, `</i>`},
+	{`<svg viewBox="0 0 9 9"><foreignObject>`, `</foreignObject></svg>`},
+	{`<math><mtext>`, `</mtext></math>`},
 }
 
 // passed are whole elements pages have before a slot, inside what is
@@ -48,6 +50,7 @@ var passed = []string{
 	`<hr>`, `<h3>h</h3>`, `<svg><circle r="1"/></svg>`, `<label>l</label>`, `<select><option>o</select>`,
 	`<a href="/x"><div>x</div></a>`, `<a href="/y">left open`, `<b>bold`, `<table><tr><td>left open`, `</button>`,
 	`</table>`, `<template><p>t</template>`, `<button>left open`, `<object>left open`, `</form>`,
+	`<svg><g>left open`, `<svg><path d="M0 0"/><title>t</title></svg>`, `<math><mi>x</mi></math>`,
 }
 
 // slotNames are the elements a slot is put on, inside the openers.
@@ -85,6 +88,11 @@ func TestFilledBlocksStayInTheirSlots(t *testing.T) {
 		}
 		at := slotContext{elem: slotNames[rng.IntN(len(slotNames))], before: "<main>" + before.String(), after: after.String() + "</main>"}
 		b := misfitBlocks[rng.IntN(len(misfitBlocks))]
+		if strings.Contains(b, "<template") && (strings.Contains(at.before, "<svg") || strings.Contains(at.before, "<math")) {
+			// x/net/html drops a <template> inside SVG's or MathML's
+			// HTML, and the page after it; browsers keep both.
+			continue
+		}
 		if ok := fillAndCheck(t, at, b); ok {
 			filled++
 		}

@@ -54,10 +54,13 @@ type scanner struct {
 	skip     skipKind
 	skipName [12]byte
 	skipLen  int
-	// foreign is how many <svg> and <math> elements are open: in them
-	// "/>" closes an element, while in HTML browsers ignore it (<div/>
-	// opens a div).
+	// foreign is 1 in foreign content (inside <svg> or <math>, not in
+	// one of their elements that hold HTML), else 0: there "/>" closes
+	// an element, while in HTML browsers ignore it (<div/> opens a div),
+	// and the elements followed around a slot are not looked for.
 	foreign int
+	// svg follows the SVG and MathML elements open (foreign).
+	svg foreignStack
 	// inLink: an HTML <a> is open (its start tag seen, its end tag not
 	// yet), as in a card made a link: what fills a slot inside it must
 	// hold no link of its own (Place.InLink).
@@ -343,15 +346,23 @@ func (s *scanner) parseNoting(data []byte, i int, t *tag) bool {
 
 // onTag handles a complete start or end tag at data[i:t.end].
 func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
+	// Before this tag, for a slot tag to be read again.
+	var svg foreignStack
+	var paras paraState
+	if t.hasSlot {
+		svg, paras = s.svg, s.paras
+	}
+	// Outside SVG and MathML, only an <svg> or <math> start tag matters
+	// (lower-cased by parseTag: lookedFor); most tags are ruled out here.
+	pushed := false
+	if s.svg.n > 0 || !t.closing && uint(t.lowLen-3) <= 1 {
+		pushed = s.foreignTag(data, t)
+	}
 	// What is open around this tag, for a slot it may be.
 	inLink, inButton, inForm, item := s.inLink, s.inButton, s.inForm, s.lists.top()
 	// What this tag is, of the elements followed (none in SVG or MathML).
 	var link, para, button, form bool
 	list := listNone
-	var paras paraState // before this tag, for a slot tag to be read again
-	if t.hasSlot {
-		paras = s.paras
-	}
 	if s.foreign == 0 {
 		if t.nameEnd-t.nameAt == 1 {
 			c := data[t.nameAt] | 0x20
@@ -402,9 +413,6 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 			s.out = append(s.out, s.head...)
 			s.headDone = true
 		}
-		if s.foreign > 0 && isForeign(t.lname()) {
-			s.foreign--
-		}
 		return t.end, true
 	}
 	// In HTML "/>" closes nothing: <script src=x/> opens a script whose
@@ -435,7 +443,6 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 				s.ignore(t, IgnoredTooMany)
 			}
 		}
-		s.opened(t)
 		s.inLink = s.inLink || link
 		s.inButton = s.inButton || button
 		s.inForm = s.inForm || form
@@ -449,23 +456,31 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		return t.end, true
 	}
 	at := Place{InLink: inLink, InParagraph: inPara, InButton: inButton, InForm: inForm,
-		InListItem: item == listItem, InTerm: item == listTerm}
+		InListItem: item == listItem, InTerm: item == listTerm, InForeign: s.foreign == 1}
 	n, complete := s.slot(data, i, t, at, final)
 	switch {
 	case !complete:
-		s.paras = paras // the tag is read again when more has come
+		// The tag is read again when more has come.
+		s.paras, s.svg = paras, svg
+		s.foreign = s.svg.content()
 	case complete && n == t.end:
-		s.opened(t) // not filled: its content is scanned
 		s.inLink = s.inLink || link
 		s.inButton = s.inButton || button
 		s.inForm = s.inForm || form
 		if list != listNone {
 			s.lists.start(list)
 		}
-	case s.foreign == 0 && (para || t.lowLen > 0):
+	default:
 		// Filled, the slot's end tag is passed too: what it closes is
-		// closed (a <p> slot's paragraph, a <button> slot's shield).
-		s.paras.end(t.lname(), para)
+		// closed (a <p> slot's paragraph, a <button> slot's shield, an
+		// <svg> slot).
+		if s.foreign == 0 && (para || t.lowLen > 0) {
+			s.paras.end(t.lname(), para)
+		}
+		if pushed {
+			s.svg.n--
+			s.foreign = s.svg.content()
+		}
 	}
 	return n, complete
 }
@@ -474,13 +489,6 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 func (s *scanner) ignore(t *tag, reason string) {
 	if len(s.ignored) < MaxSlots {
 		s.ignored = append(s.ignored, Ignored{Slot: string(t.slot), Reason: reason})
-	}
-}
-
-// opened notes a start tag whose content the scanner goes on into.
-func (s *scanner) opened(t *tag) {
-	if !t.selfClose && isForeign(t.lname()) {
-		s.foreign++
 	}
 }
 
@@ -1128,4 +1136,138 @@ func (p *paraState) close(k shieldKind) {
 			return
 		}
 	}
+}
+
+// foreignStack follows the SVG and MathML elements open where the scanner
+// is, innermost last, as HTML's tree construction keeps them: an <svg> or
+// <math> start tag in HTML opens one; inside, each element that is not
+// closed at once ("/>") is another, until an HTML element breaks out of
+// them (a <div>, <p>, <b>, ..., which closes them all, up to one that
+// holds HTML) or their end tags close them. Their names are kept as
+// hashes. Past maxForeign elements it only counts, and takes its place
+// to be foreign content.
+type foreignStack struct {
+	names [maxForeign]uint32
+	html  [maxForeign]bool // the element holds HTML (<foreignObject>, <mtext>, ...)
+	math  [maxForeign]bool // a MathML element; else SVG
+	n     int
+}
+
+// maxForeign bounds the SVG and MathML elements followed; icons nest a few.
+const maxForeign = 32
+
+// content returns 1 in foreign content: an SVG or MathML element is open,
+// and the innermost one does not hold HTML. Else 0.
+func (f *foreignStack) content() int {
+	if f.n == 0 || f.n <= maxForeign && f.html[f.n-1] {
+		return 0
+	}
+	return 1
+}
+
+// push records an open element named by hash h, MathML or SVG.
+func (f *foreignStack) push(h uint32, html, math bool) {
+	if f.n < maxForeign {
+		f.names[f.n], f.html[f.n], f.math[f.n] = h, html, math
+	}
+	f.n++
+}
+
+// inMath reports whether the innermost element open is MathML: an
+// element opened in foreign content is of its parent's kind (a <math> in
+// an SVG is SVG's).
+func (f *foreignStack) inMath() bool {
+	return f.n > 0 && f.n <= maxForeign && f.math[f.n-1]
+}
+
+// foreignTag records what tag t (at data) does to the SVG and MathML
+// elements open, before the rest of onTag reads it: in foreign content, an
+// HTML start tag that breaks out of it is then read as HTML. It reports
+// whether t opened an element that its end tag closes. Outside SVG and
+// MathML only an <svg> or <math> start tag matters (onTag calls it for
+// those alone).
+func (s *scanner) foreignTag(data []byte, t *tag) bool {
+	f := &s.svg
+	name := data[t.nameAt:t.nameEnd]
+	pushed := false
+	switch {
+	case f.content() == 1 && breaksOutOfForeign(name, t.closing):
+		for f.content() == 1 {
+			f.n--
+		}
+	case f.content() == 1 && t.closing:
+		// Closes the innermost open element of its name, and those
+		// opened after it; one not open is ignored.
+		h := nameHash(name)
+		for i := min(f.n, maxForeign) - 1; i >= 0; i-- {
+			if f.names[i] == h {
+				f.n = i
+				break
+			}
+		}
+	case f.content() == 1:
+		// Raw-text elements are passed over whole, their end tag with
+		// them (onTag).
+		if !t.selfClose && !isRawText(t.lname()) {
+			var buf [len("foreignobject")]byte
+			math := f.inMath()
+			f.push(nameHash(name), holdsHTML(lowerName(buf[:], name), math), math)
+			pushed = true
+		}
+	case t.closing:
+		// In HTML inside an element that holds it, that element's end
+		// tag closes it (</foreignObject>).
+		if f.n > 0 && f.n <= maxForeign && f.names[f.n-1] == nameHash(name) {
+			f.n--
+		}
+	case !t.selfClose && equalFoldASCII(name, nameSVG):
+		f.push(nameHash(name), false, false)
+		pushed = true
+	case !t.selfClose && equalFoldASCII(name, nameMath):
+		f.push(nameHash(name), false, true)
+		pushed = true
+	}
+	s.foreign = f.content()
+	return pushed
+}
+
+// The names foreignTag compares tags' with.
+var (
+	nameSVG  = []byte("svg")
+	nameMath = []byte("math")
+)
+
+// nameHash is the FNV-1a hash of name, lower-cased.
+func nameHash(name []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range name {
+		h ^= uint32(lower(c))
+		h *= 16777619
+	}
+	return h
+}
+
+// lowerName returns name lower-cased in buf, or "" when it does not fit:
+// no name compared with one is that long.
+func lowerName(buf []byte, name []byte) string {
+	if len(name) > len(buf) {
+		return ""
+	}
+	for i, c := range name {
+		buf[i] = lower(c)
+	}
+	return string(buf[:len(name)])
+}
+
+// breaksOutOfForeign reports the tags that, in foreign content, close the
+// SVG and MathML elements open and are read as HTML: the start tags
+// leavesForeign names, </br> and </p>. (<font> does too when it has a
+// color, face or size; here it is left to stay foreign.)
+func breaksOutOfForeign(name []byte, closing bool) bool {
+	var buf [len("blockquote")]byte
+	n := lowerName(buf[:], name)
+	if closing {
+		return n == "br" || n == "p"
+	}
+	return leavesForeign(n)
 }

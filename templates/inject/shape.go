@@ -408,7 +408,7 @@ func loose(stack []element) bool {
 // Misfit says why a block of shape s does not stay inside a slot at a
 // place, or "" when it does; the reasons are constants, so asking on every
 // request costs nothing. Of the elements around the slot it knows a link,
-// a paragraph, a button, a form and a list item (Place).
+// a paragraph, a button, a form, a list item and SVG or MathML (Place).
 func Misfit(at Place, s Shape) string {
 	if s&Deep != 0 {
 		return "the block nests elements more than 64 deep, past which its fit is not followed"
@@ -418,6 +418,9 @@ func Misfit(at Place, s Shape) string {
 	}
 	if at.InButton && s&HasButton != 0 {
 		return "the slot is inside a <button>, and the block holds one, which closes it: browsers move the block out of the slot"
+	}
+	if at.InForeign && s&(TopFlow|TopSection|TopRow|TopCell|TopOption) != 0 {
+		return "the slot is an SVG or MathML element, and the block holds elements: browsers read its HTML out of the slot"
 	}
 	if at.InListItem && s&LooseItem != 0 && passable(string(at.Element)) {
 		return "the slot is inside a list item, and the block holds an <li> outside a list of its own, which closes it: browsers move the block out of the slot"

@@ -339,7 +339,8 @@ var misfitBlocks = []string{
 // TestLookupIsToldTheSlotsPlace: whether a page is rewritten from its plan
 // or as it streams, Lookup learns each slot's element, lower case ("" for
 // a long custom element name), whether it is inside a link ("+" below)
-// inside a paragraph ("~"), inside a button ("!") and inside a form ("#"),
+// inside a paragraph ("~"), inside a button ("!"), inside a form ("#") and
+// an SVG or MathML element ("^"),
 // whichever slots were filled before it. Neither the end tag of an element
 // it does not know (</x-y>) nor a <button> that has ended closes a
 // paragraph.
@@ -360,8 +361,8 @@ func TestLookupIsToldTheSlotsPlace(t *testing.T) {
 		fill bool
 		want string
 	}{
-		{false, "a=p b=tr c= d=div e=span f=a g=span+ h=div i=div+ j=text k=span~ l=div m=em~ n=span o=span~ p=div# q=span!# r=span# s=div t=form u=button v=span w=text x=button y=span~ z=object zz=b~"},
-		{true, "a=p b=tr c= d=div f=a h=div i=div+ j=text k=span~ l=div m=em~ n=span o=span~ p=div# q=span!# r=span# s=div t=form u=button v=span w=text x=button y=span~ z=object zz=b~"}, // e and g are inside filled slots
+		{false, "a=p b=tr c= d=div e=span f=a g=span+ h=div i=div+ j=text^ k=span~ l=div m=em~ n=span o=span~ p=div# q=span!# r=span# s=div t=form u=button v=span w=text^ x=button y=span~ z=object zz=b~"},
+		{true, "a=p b=tr c= d=div f=a h=div i=div+ j=text^ k=span~ l=div m=em~ n=span o=span~ p=div# q=span!# r=span# s=div t=form u=button v=span w=text^ x=button y=span~ z=object zz=b~"}, // e and g are inside filled slots
 	} {
 		var got []string
 		lookup := func(slot []byte, at Place) (Block, bool) {
@@ -377,6 +378,9 @@ func TestLookupIsToldTheSlotsPlace(t *testing.T) {
 			}
 			if at.InForm {
 				mark += "#"
+			}
+			if at.InForeign {
+				mark += "^"
 			}
 			got = append(got, string(slot)+"="+string(at.Element)+mark)
 			return Block{HTML: []byte("<b>B</b>")}, tc.fill
