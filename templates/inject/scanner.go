@@ -65,13 +65,12 @@ type scanner struct {
 	// yet), as in a card made a link: what fills a slot inside it must
 	// hold no link of its own (Place.InLink).
 	inLink bool
-	// paras follows whether a <p> is open and in reach (Place.InParagraph).
+	// paras follows whether a <p> is open and in reach (Place.InParagraph),
+	// and a <button> (Place.InButton).
 	paras paraState
-	// inButton and inForm: a <button>, a <form> is open (Place.InButton,
-	// Place.InForm). Start and end tags are matched by name only: a
-	// <button> the page has closed by another one's start tag is still
-	// open here, as a new one is.
-	inButton, inForm bool
+	// inForm: a <form> is open (Place.InForm). Start and end tags are
+	// matched by name only.
+	inForm bool
 	// lists follows the lists and list items open (Place.InListItem,
 	// Place.InTerm).
 	lists listStack
@@ -359,9 +358,10 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		pushed = s.foreignTag(data, t)
 	}
 	// What is open around this tag, for a slot it may be.
-	inLink, inButton, inForm, item := s.inLink, s.inButton, s.inForm, s.lists.top()
+	inLink, inForm, item := s.inLink, s.inForm, s.lists.top()
+	inButton := s.paras.top() == shieldButton
 	// What this tag is, of the elements followed (none in SVG or MathML).
-	var link, para, button, form bool
+	var link, para, form bool
 	list := listNone
 	if s.foreign == 0 {
 		if t.nameEnd-t.nameAt == 1 {
@@ -374,7 +374,6 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		// parseTag lower-cased the name if it may be one that matters
 		// (lookedFor); most are not.
 		if n := t.lowLen; n > 0 {
-			button = n == 6 && string(t.low[:6]) == "button"
 			form = n == 4 && string(t.low[:4]) == "form"
 			if n == 2 || n == 4 {
 				list = listKindOf(t.lname())
@@ -395,9 +394,6 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	if t.closing {
 		if link {
 			s.inLink = false
-		}
-		if button {
-			s.inButton = false
 		}
 		if form {
 			s.inForm = false
@@ -444,7 +440,6 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 			}
 		}
 		s.inLink = s.inLink || link
-		s.inButton = s.inButton || button
 		s.inForm = s.inForm || form
 		if list != listNone {
 			s.lists.start(list)
@@ -465,7 +460,6 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		s.foreign = s.svg.content()
 	case complete && n == t.end:
 		s.inLink = s.inLink || link
-		s.inButton = s.inButton || button
 		s.inForm = s.inForm || form
 		if list != listNone {
 			s.lists.start(list)
@@ -1000,8 +994,9 @@ func (l *listStack) end(k listKind) {
 // them (a <button>, a <table> and its cells, an <object>) each start a
 // level of their own, where a paragraph may be open in turn; their end
 // tags bring back the level around them. (A <template>'s content is
-// passed over whole, as raw text is.) Past maxShields levels it only
-// counts, and takes no paragraph to be open.
+// passed over whole, as raw text is.) A <button> whose level is the
+// innermost is in reach too: another one would close it. Past maxShields
+// levels it only counts, and takes no paragraph to be open.
 type paraState struct {
 	levels [maxShields + 1]paraLevel // [0]: the document's
 	n      int                       // shields open
