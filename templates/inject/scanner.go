@@ -54,12 +54,10 @@ type scanner struct {
 	skip     skipKind
 	skipName [12]byte
 	skipLen  int
-	// foreign is 1 in foreign content (inside <svg> or <math>, not in
-	// one of their elements that hold HTML), else 0: there "/>" closes
-	// an element, while in HTML browsers ignore it (<div/> opens a div),
-	// and the elements followed around a slot are not looked for.
-	foreign int
-	// svg follows the SVG and MathML elements open (foreign).
+	// svg follows the SVG and MathML elements open. In foreign content
+	// (svg.foreign) "/>" closes an element, while in HTML browsers ignore
+	// it (<div/> opens a div), and the elements followed around a slot
+	// are not looked for.
 	svg foreignStack
 	// inLink: an HTML <a> is open (its start tag seen, its end tag not
 	// yet), as in a card made a link: what fills a slot inside it must
@@ -363,7 +361,8 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	// What this tag is, of the elements followed (none in SVG or MathML).
 	var link, para, form bool
 	list := listNone
-	if s.foreign == 0 {
+	foreign := s.svg.foreign()
+	if !foreign {
 		if t.nameEnd-t.nameAt == 1 {
 			c := data[t.nameAt] | 0x20
 			link, para = c == 'a', c == 'p'
@@ -413,7 +412,7 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	}
 	// In HTML "/>" closes nothing: <script src=x/> opens a script whose
 	// text runs to </script>, as in a browser. In SVG it closes.
-	if isRawText(t.lname()) && !(t.selfClose && s.foreign > 0) {
+	if isRawText(t.lname()) && !(t.selfClose && foreign) {
 		if t.hasSlot {
 			s.ignore(t, IgnoredText)
 		}
@@ -451,13 +450,12 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		return t.end, true
 	}
 	at := Place{InLink: inLink, InParagraph: inPara, InButton: inButton, InForm: inForm,
-		InListItem: item == listItem, InTerm: item == listTerm, InForeign: s.foreign == 1}
+		InListItem: item == listItem, InTerm: item == listTerm, InForeign: foreign}
 	n, complete := s.slot(data, i, t, at, final)
 	switch {
 	case !complete:
 		// The tag is read again when more has come.
 		s.paras, s.svg = paras, svg
-		s.foreign = s.svg.content()
 	case complete && n == t.end:
 		s.inLink = s.inLink || link
 		s.inForm = s.inForm || form
@@ -468,12 +466,11 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		// Filled, the slot's end tag is passed too: what it closes is
 		// closed (a <p> slot's paragraph, a <button> slot's shield, an
 		// <svg> slot).
-		if s.foreign == 0 && (para || t.lowLen > 0) {
+		if !foreign && (para || t.lowLen > 0) {
 			s.paras.end(t.lname(), para)
 		}
 		if pushed {
 			s.svg.n--
-			s.foreign = s.svg.content()
 		}
 	}
 	return n, complete
@@ -496,7 +493,7 @@ func (s *scanner) slot(data []byte, i int, t *tag, at Place, final bool) (int, b
 	if len(data)-t.end > s.maxSlot {
 		window = data[:t.end+s.maxSlot]
 	}
-	_, closeStart, closeEnd := findSlotEnd(window, t.end, data[t.nameAt:t.nameEnd], s.foreign > 0 || isForeign(t.lname()))
+	_, closeStart, closeEnd := findSlotEnd(window, t.end, data[t.nameAt:t.nameEnd], s.svg.foreign() || isForeign(t.lname()))
 	if closeStart < 0 {
 		if !final && len(data)-t.end <= s.maxSlot {
 			return i, false // wait for the end tag
@@ -1151,13 +1148,10 @@ type foreignStack struct {
 // maxForeign bounds the SVG and MathML elements followed; icons nest a few.
 const maxForeign = 32
 
-// content returns 1 in foreign content: an SVG or MathML element is open,
-// and the innermost one does not hold HTML. Else 0.
-func (f *foreignStack) content() int {
-	if f.n == 0 || f.n <= maxForeign && f.html[f.n-1] {
-		return 0
-	}
-	return 1
+// foreign reports foreign content: an SVG or MathML element is open, and
+// the innermost one does not hold HTML.
+func (f *foreignStack) foreign() bool {
+	return f.n > 0 && (f.n > maxForeign || !f.html[f.n-1])
 }
 
 // push records an open element named by hash h, MathML or SVG.
@@ -1184,13 +1178,15 @@ func (f *foreignStack) inMath() bool {
 func (s *scanner) foreignTag(data []byte, t *tag) bool {
 	f := &s.svg
 	name := data[t.nameAt:t.nameEnd]
+	var buf [len("annotation-xml")]byte
+	low := lowerName(buf[:], name) // "" for a name longer than any compared
 	pushed := false
 	switch {
-	case f.content() == 1 && breaksOutOfForeign(name, t.closing):
-		for f.content() == 1 {
+	case f.foreign() && breaksOutOfForeign(low, t.closing):
+		for f.foreign() {
 			f.n--
 		}
-	case f.content() == 1 && t.closing:
+	case f.foreign() && t.closing:
 		// Closes the innermost open element of its name, and those
 		// opened after it; one not open is ignored.
 		h := nameHash(name)
@@ -1200,13 +1196,12 @@ func (s *scanner) foreignTag(data []byte, t *tag) bool {
 				break
 			}
 		}
-	case f.content() == 1:
+	case f.foreign():
 		// Raw-text elements are passed over whole, their end tag with
 		// them (onTag).
 		if !t.selfClose && !isRawText(t.lname()) {
-			var buf [len("foreignobject")]byte
 			math := f.inMath()
-			f.push(nameHash(name), holdsHTML(lowerName(buf[:], name), math), math)
+			f.push(nameHash(name), holdsHTML(low, math), math)
 			pushed = true
 		}
 	case t.closing:
@@ -1215,22 +1210,12 @@ func (s *scanner) foreignTag(data []byte, t *tag) bool {
 		if f.n > 0 && f.n <= maxForeign && f.names[f.n-1] == nameHash(name) {
 			f.n--
 		}
-	case !t.selfClose && equalFoldASCII(name, nameSVG):
-		f.push(nameHash(name), false, false)
-		pushed = true
-	case !t.selfClose && equalFoldASCII(name, nameMath):
-		f.push(nameHash(name), false, true)
+	case !t.selfClose && (low == "svg" || low == "math"):
+		f.push(nameHash(name), false, low == "math")
 		pushed = true
 	}
-	s.foreign = f.content()
 	return pushed
 }
-
-// The names foreignTag compares tags' with.
-var (
-	nameSVG  = []byte("svg")
-	nameMath = []byte("math")
-)
 
 // nameHash is the FNV-1a hash of name, lower-cased.
 func nameHash(name []byte) uint32 {
@@ -1254,15 +1239,13 @@ func lowerName(buf []byte, name []byte) string {
 	return string(buf[:len(name)])
 }
 
-// breaksOutOfForeign reports the tags that, in foreign content, close the
-// SVG and MathML elements open and are read as HTML: the start tags
-// leavesForeign names, </br> and </p>. (<font> does too when it has a
-// color, face or size; here it is left to stay foreign.)
-func breaksOutOfForeign(name []byte, closing bool) bool {
-	var buf [len("blockquote")]byte
-	n := lowerName(buf[:], name)
+// breaksOutOfForeign reports the tags (lower case) that, in foreign
+// content, close the SVG and MathML elements open and are read as HTML:
+// the start tags leavesForeign names, </br> and </p>. (<font> does too
+// when it has a color, face or size; here it is left to stay foreign.)
+func breaksOutOfForeign(name string, closing bool) bool {
 	if closing {
-		return n == "br" || n == "p"
+		return name == "br" || name == "p"
 	}
-	return leavesForeign(n)
+	return leavesForeign(name)
 }
