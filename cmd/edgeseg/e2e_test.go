@@ -95,6 +95,17 @@ func startStack(t *testing.T, origin http.Handler, edit func(string) string, env
 	return s
 }
 
+// lacks reports each of wants that got, what the test names what, does
+// not contain.
+func lacks(t *testing.T, what, got string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(got, want) {
+			t.Errorf("%s lacks %q:\n%s", what, want, got)
+		}
+	}
+}
+
 // runUntilCleanup runs the command args on m until the test ends, once it
 // listens; stderr is what m writes there, shown if it fails to start.
 func runUntilCleanup(t *testing.T, m *Main, stderr fmt.Stringer, args ...string) {

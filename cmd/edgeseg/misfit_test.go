@@ -76,7 +76,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 	if h := resp.Header.Get("X-Edgeseg-Slot-Problems"); h != "" {
 		t.Errorf("a visitor was told the slots' problems: %s", h)
 	}
-	for _, want := range []string{
+	lacks(t, "page", body,
 		`<p id="promo" class="promo" data-edgeseg-slot="promo">Default promo</p>`,
 		`<p id="note" data-edgeseg-slot="note" data-edgeseg-segment="mobile"><b>Mobile</b> note</p>`,
 		`<tr id="row" data-edgeseg-slot="row" data-edgeseg-segment="mobile"><td>Mobile</td><td>row</td></tr>`,
@@ -87,13 +87,9 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		`<span id="label" data-edgeseg-slot="label">Buy</span>`,
 		`<span id="entrylabel" data-edgeseg-slot="entry">Deals</span>`,
 		`<text id="tag" data-edgeseg-slot="tag" x="0" y="9">New</text>`,
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("page lacks %s:\n%s", want, body)
-		}
-	}
+	)
 	logs := s.stderr.String()
-	for _, want := range []string{
+	lacks(t, "log", logs,
 		`promo/mobile.hbs: does not fit the slot's <p>: the block holds an element that closes a paragraph`,
 		`cta/mobile.hbs: does not fit the slot's <a>: the block holds a link`,
 		`badge/mobile.hbs: does not fit the slot's <div>: the slot is inside a link, and the block holds one`,
@@ -102,11 +98,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		`label/mobile.hbs: does not fit the slot's <span>: the slot is inside a <button>, and the block holds one`,
 		`entry/mobile.hbs: does not fit the slot's <span>: the slot is inside a list item`,
 		`tag/mobile.hbs: does not fit the slot's <text>: the slot is an SVG or MathML element`,
-	} {
-		if !strings.Contains(logs, want) {
-			t.Errorf("log lacks %q:\n%s", want, logs)
-		}
-	}
+	)
 	if strings.Contains(logs, "note/mobile.hbs") || strings.Contains(logs, "row/mobile.hbs") {
 		t.Errorf("a block that fits was refused:\n%s", logs)
 	}
@@ -122,7 +114,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 	}
 	resp, _ = s.browser(uaDesktop).page("/?edgeseg_preview=" + strings.TrimSpace(out.String()))
 	h := resp.Header.Get("X-Edgeseg-Slot-Problems")
-	for _, want := range []string{
+	lacks(t, "preview header", h,
 		"promo (mobile): its block does not fit the slot: the block holds an element that closes a paragraph",
 		"cta (mobile): its block does not fit the slot: the block holds a link",
 		"badge (mobile): its block does not fit the slot: the slot is inside a link",
@@ -131,11 +123,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		"label (mobile): its block does not fit the slot: the slot is inside a <button>",
 		"entry (mobile): its block does not fit the slot: the slot is inside a list item",
 		"tag (mobile): its block does not fit the slot: the slot is an SVG or MathML element",
-	} {
-		if !strings.Contains(h, want) {
-			t.Errorf("preview header lacks %q: %q", want, h)
-		}
-	}
+	)
 	if strings.Contains(h, "note (") || strings.Contains(h, "row (") {
 		t.Errorf("preview header names a slot that was filled: %q", h)
 	}
@@ -221,23 +209,19 @@ func TestValidateChecksBlocksAgainstAPage(t *testing.T) {
 	if ec, ok := m.Run(context.Background()).(exitCoder); !ok || ec.ExitCode() != 1 {
 		t.Fatalf("want exit 1:\n%s", out.String())
 	}
-	for _, want := range []string{
-		`error: ` + page + `: slot "promo" (<p>): ` + filepath.Join(dir, "templates", "promo", "mobile.hbs") + ` does not fit it: the block holds an element that closes a paragraph`,
-		`error: ` + page + `: slot "cta" (<a>): ` + filepath.Join(dir, "templates", "cta", "mobile.hbs") + ` does not fit it: the block holds a link`,
-		`error: ` + page + `: slot "badge" (<div>): ` + filepath.Join(dir, "templates", "badge", "mobile.hbs") + ` does not fit it: the slot is inside a link`,
-		`error: ` + page + `: slot "offer" (<span>): ` + filepath.Join(dir, "templates", "offer", "mobile.hbs") + ` does not fit it: the slot is inside a paragraph`,
-		`error: ` + page + `: slot "signup" (<div>): ` + filepath.Join(dir, "templates", "signup", "mobile.hbs") + ` does not fit it: the slot is a form or inside one`,
-		`error: ` + page + `: slot "label" (<span>): ` + filepath.Join(dir, "templates", "label", "mobile.hbs") + ` does not fit it: the slot is inside a <button>`,
-		`error: ` + page + `: slot "entry" (<span>): ` + filepath.Join(dir, "templates", "entry", "mobile.hbs") + ` does not fit it: the slot is inside a list item`,
-		`error: ` + page + `: slot "tag" (<text>): ` + filepath.Join(dir, "templates", "tag", "mobile.hbs") + ` does not fit it: the slot is an SVG or MathML element`,
-		`warning: ` + page + `: slot "side" has no block`,
-		`warning: ` + page + `: slot "broken" is never filled: self-closing`,
-		`warning: ` + page + `: slot "comment" is never filled: text-only element`,
-	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("validate output lacks %q:\n%s", want, out.String())
-		}
-	}
+	lacks(t, "validate output", out.String(),
+		`error: `+page+`: slot "promo" (<p>): `+filepath.Join(dir, "templates", "promo", "mobile.hbs")+` does not fit it: the block holds an element that closes a paragraph`,
+		`error: `+page+`: slot "cta" (<a>): `+filepath.Join(dir, "templates", "cta", "mobile.hbs")+` does not fit it: the block holds a link`,
+		`error: `+page+`: slot "badge" (<div>): `+filepath.Join(dir, "templates", "badge", "mobile.hbs")+` does not fit it: the slot is inside a link`,
+		`error: `+page+`: slot "offer" (<span>): `+filepath.Join(dir, "templates", "offer", "mobile.hbs")+` does not fit it: the slot is inside a paragraph`,
+		`error: `+page+`: slot "signup" (<div>): `+filepath.Join(dir, "templates", "signup", "mobile.hbs")+` does not fit it: the slot is a form or inside one`,
+		`error: `+page+`: slot "label" (<span>): `+filepath.Join(dir, "templates", "label", "mobile.hbs")+` does not fit it: the slot is inside a <button>`,
+		`error: `+page+`: slot "entry" (<span>): `+filepath.Join(dir, "templates", "entry", "mobile.hbs")+` does not fit it: the slot is inside a list item`,
+		`error: `+page+`: slot "tag" (<text>): `+filepath.Join(dir, "templates", "tag", "mobile.hbs")+` does not fit it: the slot is an SVG or MathML element`,
+		`warning: `+page+`: slot "side" has no block`,
+		`warning: `+page+`: slot "broken" is never filled: self-closing`,
+		`warning: `+page+`: slot "comment" is never filled: text-only element`,
+	)
 	for _, fits := range []string{`slot "note"`, `slot "row"`} {
 		if strings.Contains(out.String(), fits) {
 			t.Errorf("a block that fits was reported (%s):\n%s", fits, out.String())
