@@ -672,6 +672,10 @@ func isUpgrade(h *fasthttp.RequestHeader) bool {
 // here or, when streamed, by the stream's Close.
 func (h *Handler) respond(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *exchange) {
 	resp.Header.CopyTo(&ctx.Response.Header)
+	// A response the origin sent without a Content-Type goes on without
+	// one (browsers sniff it); the copy above took the origin response's
+	// setting, under which fasthttp would write text/plain.
+	ctx.Response.Header.SetNoDefaultContentType(true)
 	// The status line is edgeseg's: an HTTP/1.0 origin's version must not
 	// reach a visitor who may be sent a chunked body.
 	ctx.Response.Header.SetProtocol(nil)

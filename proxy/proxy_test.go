@@ -976,6 +976,15 @@ func TestOddOriginResponses(t *testing.T) {
 			wantHeader: "X-Kept: 1",
 			notHeader:  "X A",
 		},
+		{
+			// Browsers sniff a body sent without a Content-Type; one
+			// added on the way (fasthttp's text/plain) would show the
+			// page's source.
+			name:       "no Content-Type",
+			response:   "HTTP/1.1 200 OK\r\nX-Kept: 1\r\nContent-Length: " + strconv.Itoa(len(page)) + "\r\n\r\n" + page,
+			wantHeader: "X-Kept: 1",
+			notHeader:  "Content-Type",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, personalize := range []bool{false, true} {
