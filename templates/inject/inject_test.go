@@ -81,6 +81,30 @@ func TestSpecificBehaviour(t *testing.T) {
 		{"self-closed script opens", `<script src="a.js"/><div data-edgeseg-slot="a">x</div></script><div data-edgeseg-slot="b">y</div>`,
 			`<script src="a.js"/><div data-edgeseg-slot="a">x</div></script><div data-edgeseg-slot="b" data-edgeseg-segment="seg-b"><b>block:b</b></div>`},
 		{"self-closed script in a slot", `<div data-edgeseg-slot="a"><script src="a.js"/></div></script></div>z`, `<div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>z`},
+		// HTML again inside an SVG or MathML element that holds it, or
+		// after an HTML tag broke out of them: <div/> opens a div there.
+		{"html in foreignObject in a slot", `<div data-edgeseg-slot="a"><svg><foreignObject><div/>x</div></foreignObject></svg></div>z`,
+			`<div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>z`},
+		{"html in mtext in a slot", `<span data-edgeseg-slot="a"><math><mtext><span/>x</span></mtext></math></span>z`,
+			`<span data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></span>z`},
+		{"broken out of svg in a slot", `<div data-edgeseg-slot="a"><svg><path d=""/><div/>x</div></div>z`,
+			`<div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>z`},
+		{"svg again inside foreignObject in a slot", `<div data-edgeseg-slot="a"><svg><foreignObject><svg><path/></svg><div/>x</div></foreignObject></svg></div>z`,
+			`<div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>z`},
+		// The <div/> broke out of the inner <svg> and opened a div in the
+		// <foreignObject>: the end tags after it close that div only.
+		{"no end after a break-out in a slot", `<div data-edgeseg-slot="a"><svg><foreignObject><svg><div/></svg></foreignObject></svg></div>z`,
+			`<div data-edgeseg-slot="a"><svg><foreignObject><svg><div/></svg></foreignObject></svg></div>z`},
+		// In SVG a <script> holds markup: its </div> closes the slot.
+		{"markup in an svg script", `<div data-edgeseg-slot="a"><svg><script>"</div>"</script></svg></div>z`,
+			`<div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>"</script></svg></div>z`},
+		{"slot in an svg style", `<svg><style><g data-edgeseg-slot="a">x</g></style></svg>`,
+			`<svg><style><g data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></g></style></svg>`},
+		// A CDATA section is one in SVG and MathML only; in HTML the next
+		// '>' ends it, as a comment.
+		{"cdata in svg", `<svg><![CDATA[<g data-edgeseg-slot="a">x</g>]]></svg>`, `<svg><![CDATA[<g data-edgeseg-slot="a">x</g>]]></svg>`},
+		{"cdata in html", `<![CDATA[><div data-edgeseg-slot="a">x</div>]]>`,
+			`<![CDATA[><div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>]]>`},
 		{"self-closed script in svg", `<svg><script href="a.js"/><g data-edgeseg-slot="a">x</g></svg>`, `<svg><script href="a.js"/><g data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></g></svg>`},
 		{"upper case", `<SECTION Data-EdgeSeg-Slot='a'>x</SECTION>`, `<SECTION Data-EdgeSeg-Slot='a' data-edgeseg-segment="seg-a"><b>block:a</b></SECTION>`},
 		{"end tag in script inside slot", `<div data-edgeseg-slot="a"><script>"</div>"</script></div>!`, `<div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>!`},

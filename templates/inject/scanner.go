@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/bits"
+
+	"golang.org/x/net/html"
 )
 
 // isRawText reports elements that hold text, not markup, up to their end
@@ -16,10 +18,6 @@ func isRawText(name []byte) bool {
 	}
 	return false
 }
-
-// isForeign reports the elements whose content is foreign (SVG, MathML),
-// where "/>" closes an element. name is lower case.
-func isForeign(name []byte) bool { return string(name) == "svg" || string(name) == "math" }
 
 // isVoid reports elements that never have content, so a slot on one
 // cannot be filled.
@@ -267,7 +265,7 @@ func (s *scanner) markup(data []byte, i int, final bool, t *tag) (int, bool) {
 	}
 	switch c := rest[1]; {
 	case c == '!':
-		end := bangEnd(rest)
+		end := bangEnd(rest, s.svg.foreign())
 		if end >= 0 {
 			return i + end, true
 		}
@@ -285,12 +283,12 @@ func (s *scanner) markup(data []byte, i int, final bool, t *tag) (int, bool) {
 			s.skip = skipComment
 			_, safe := s.skipEnd(data, i+4)
 			return safe, false
-		case len(rest) >= len(cdata) && bytes.EqualFold(rest[:len(cdata)], []byte(cdata)):
+		case s.svg.foreign() && bytes.HasPrefix(rest, []byte(cdata)):
 			s.skip = skipCDATA
 			_, safe := s.skipEnd(data, i+len(cdata))
 			return safe, false
 		case bytes.HasPrefix([]byte("<!--"), rest),
-			len(rest) < len(cdata) && bytes.EqualFold(rest, []byte(cdata)[:len(rest)]):
+			s.svg.foreign() && bytes.HasPrefix([]byte(cdata), rest):
 			return len(data), false // too short to tell
 		}
 		s.skip = skipBogus
@@ -351,9 +349,10 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	}
 	// Outside SVG and MathML, only an <svg> or <math> start tag matters
 	// (lower-cased by parseTag: lookedFor); most tags are ruled out here.
-	pushed := false
+	pushed, wasForeign := false, false
 	if s.svg.n > 0 || !t.closing && uint(t.lowLen-3) <= 1 {
-		pushed = s.foreignTag(data, t)
+		wasForeign = s.svg.foreign()
+		pushed = s.svg.tag(data, t)
 	}
 	// What is open around this tag, for a slot it may be.
 	inLink, inForm, item := s.inLink, s.inForm, s.lists.top()
@@ -411,8 +410,9 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		return t.end, true
 	}
 	// In HTML "/>" closes nothing: <script src=x/> opens a script whose
-	// text runs to </script>, as in a browser. In SVG it closes.
-	if isRawText(t.lname()) && !(t.selfClose && foreign) {
+	// text runs to </script>, as in a browser. In SVG and MathML a
+	// <script> or <style> is read as any element is: markup.
+	if isRawText(t.lname()) && !wasForeign {
 		if t.hasSlot {
 			s.ignore(t, IgnoredText)
 		}
@@ -493,7 +493,7 @@ func (s *scanner) slot(data []byte, i int, t *tag, at Place, final bool) (int, b
 	if len(data)-t.end > s.maxSlot {
 		window = data[:t.end+s.maxSlot]
 	}
-	_, closeStart, closeEnd := findSlotEnd(window, t.end, data[t.nameAt:t.nameEnd], s.svg.foreign() || isForeign(t.lname()))
+	_, closeStart, closeEnd := findSlotEnd(window, t.end, data[t.nameAt:t.nameEnd], s.svg)
 	if closeStart < 0 {
 		if !final && len(data)-t.end <= s.maxSlot {
 			return i, false // wait for the end tag
@@ -531,16 +531,14 @@ func (s *scanner) slot(data []byte, i int, t *tag, at Place, final bool) (int, b
 
 // findSlotEnd finds the end tag matching a start tag named name (in any
 // case) whose content begins at from, counting nested elements of the same
-// name and skipping comments and raw-text elements; foreign says whether
-// the start tag is inside <svg> or <math>, where "/>" closes an element
-// (in HTML, <div/> opens one as <div> does). It returns the content's end
+// name and skipping comments and raw-text elements. svg is what SVG and
+// MathML elements are open at from, the slot's own included: where their
+// content is foreign, "/>" closes an element, while in HTML (and in the
+// HTML a <foreignObject> or <mtext> holds, or after a <div> broke out of
+// an <svg>) <div/> opens one as <div> does. It returns the content's end
 // and the end tag's span, or closeStart -1 when it is not in data.
-func findSlotEnd(data []byte, from int, name []byte, foreign bool) (innerEnd, closeStart, closeEnd int) {
+func findSlotEnd(data []byte, from int, name []byte, svg foreignStack) (innerEnd, closeStart, closeEnd int) {
 	depth := 1
-	inForeign := 0 // <svg> and <math> open inside, and the one around
-	if foreign {
-		inForeign = 1
-	}
 	i := from
 	var t tag
 	for i < len(data) {
@@ -555,7 +553,7 @@ func findSlotEnd(data []byte, from int, name []byte, foreign bool) (innerEnd, cl
 		}
 		switch c := rest[1]; {
 		case c == '!':
-			end := bangEnd(rest)
+			end := bangEnd(rest, svg.foreign())
 			if end < 0 {
 				return 0, -1, -1
 			}
@@ -574,23 +572,21 @@ func findSlotEnd(data []byte, from int, name []byte, foreign bool) (innerEnd, cl
 				i++
 				continue
 			}
-			same := equalFoldASCII(data[t.nameAt:t.nameEnd], name)
-			if isForeign(t.lname()) && !t.selfClose {
-				if !t.closing {
-					inForeign++
-				} else if inForeign > 0 {
-					inForeign--
-				}
+			wasForeign := svg.foreign()
+			if svg.n > 0 || !t.closing && uint(t.lowLen-3) <= 1 {
+				svg.tag(data, &t)
 			}
+			same := equalFoldASCII(data[t.nameAt:t.nameEnd], name)
+			closed := t.selfClose && svg.foreign() // "/>" in foreign content
 			switch {
 			case t.closing && same:
 				depth--
 				if depth == 0 {
 					return i, i, t.end
 				}
-			case !t.closing && same && !(t.selfClose && inForeign > 0):
+			case !t.closing && same && !closed:
 				depth++
-			case !t.closing && isRawText(t.lname()) && !(t.selfClose && inForeign > 0):
+			case !t.closing && isRawText(t.lname()) && !wasForeign:
 				if string(t.lname()) == "plaintext" {
 					return 0, -1, -1
 				}
@@ -610,7 +606,9 @@ func findSlotEnd(data []byte, from int, name []byte, foreign bool) (innerEnd, cl
 }
 
 // bangEnd returns the length of the <!…> token at the start of rest, or -1.
-func bangEnd(rest []byte) int {
+// A CDATA section is one in foreign content only; in HTML "<![CDATA[" opens
+// a bogus comment, which the next '>' ends.
+func bangEnd(rest []byte, foreign bool) int {
 	switch {
 	case bytes.HasPrefix(rest, []byte("<!--")):
 		if bytes.HasPrefix(rest[4:], []byte(">")) {
@@ -623,7 +621,7 @@ func bangEnd(rest []byte) int {
 			return 4 + j
 		}
 		return -1
-	case len(rest) >= 9 && bytes.EqualFold(rest[:9], []byte("<![CDATA[")):
+	case foreign && bytes.HasPrefix(rest, []byte("<![CDATA[")):
 		if j := bytes.Index(rest[9:], []byte("]]>")); j >= 0 {
 			return 9 + j + 3
 		}
@@ -1169,20 +1167,18 @@ func (f *foreignStack) inMath() bool {
 	return f.n > 0 && f.n <= maxForeign && f.math[f.n-1]
 }
 
-// foreignTag records what tag t (at data) does to the SVG and MathML
-// elements open, before the rest of onTag reads it: in foreign content, an
-// HTML start tag that breaks out of it is then read as HTML. It reports
-// whether t opened an element that its end tag closes. Outside SVG and
-// MathML only an <svg> or <math> start tag matters (onTag calls it for
-// those alone).
-func (s *scanner) foreignTag(data []byte, t *tag) bool {
-	f := &s.svg
+// tag records what tag t (at data) does to the SVG and MathML elements
+// open, before the rest of the reader reads it: in foreign content, an HTML
+// start tag that breaks out of it is then read as HTML. It reports whether
+// t opened an element that its end tag closes. Outside SVG and MathML only
+// an <svg> or <math> start tag matters (onTag calls it for those alone).
+func (f *foreignStack) tag(data []byte, t *tag) bool {
 	name := data[t.nameAt:t.nameEnd]
 	var buf [len("annotation-xml")]byte
 	low := lowerName(buf[:], name) // "" for a name longer than any compared
 	pushed := false
 	switch {
-	case f.foreign() && breaksOutOfForeign(low, t.closing):
+	case f.foreign() && (breaksOutOfForeign(low, t.closing) || !t.closing && low == "font" && t.readOtherwise(data, breaksOut)):
 		for f.foreign() {
 			f.n--
 		}
@@ -1197,11 +1193,11 @@ func (s *scanner) foreignTag(data []byte, t *tag) bool {
 			}
 		}
 	case f.foreign():
-		// Raw-text elements are passed over whole, their end tag with
-		// them (onTag).
-		if !t.selfClose && !isRawText(t.lname()) {
+		// A <script> or <style> here holds markup, as any element does.
+		if !t.selfClose {
 			math := f.inMath()
-			f.push(nameHash(name), holdsHTML(low, math), math)
+			html := holdsHTML(low, math) || math && low == "annotation-xml" && t.readOtherwise(data, integrationPoint)
+			f.push(nameHash(name), html, math)
 			pushed = true
 		}
 	case t.closing:
@@ -1239,10 +1235,22 @@ func lowerName(buf []byte, name []byte) string {
 	return string(buf[:len(name)])
 }
 
+// readOtherwise asks by (breaksOut or integrationPoint) whether the start
+// tag t (at data), a <font> or an <annotation-xml>, is read otherwise in
+// SVG and MathML for its attributes: a <font> with a color breaks out of
+// them, an <annotation-xml> of HTML holds HTML. Such tags are rare; they
+// are read again, by the tokenizer blocks are read with.
+func (t *tag) readOtherwise(data []byte, by func(name string, z *html.Tokenizer, hasAttr bool) bool) bool {
+	z := html.NewTokenizer(bytes.NewReader(data[t.nameAt-1 : t.end]))
+	z.Next()
+	name, hasAttr := z.TagName()
+	return by(string(name), z, hasAttr)
+}
+
 // breaksOutOfForeign reports the tags (lower case) that, in foreign
 // content, close the SVG and MathML elements open and are read as HTML:
 // the start tags leavesForeign names, </br> and </p>. (<font> does too
-// when it has a color, face or size; here it is left to stay foreign.)
+// when it has a color, face or size: breaksOut.)
 func breaksOutOfForeign(name string, closing bool) bool {
 	if closing {
 		return name == "br" || name == "p"
