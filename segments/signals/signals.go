@@ -279,6 +279,9 @@ func (u *userAgents) parse(ua []byte) *uaClass {
 	switch p.Device() {
 	case agents.DeviceMobile:
 		d.device = "mobile"
+		if d.os == "Android" {
+			d.device = androidDevice(s)
+		}
 	case agents.DeviceTablet:
 		d.device = "tablet"
 	case agents.DeviceDesktop:
@@ -294,6 +297,27 @@ func (u *userAgents) parse(ua []byte) *uaClass {
 		}
 	}
 	return d
+}
+
+// androidDevice tells an Android phone from a tablet or a TV, which the
+// parser takes for phones too. Android browsers mark phones with a
+// "Mobile" token ("Mobile Safari", Firefox's "Mobile;") and leave it out
+// on tablets (Chrome's reduced "Android 10; K" User-Agent too); TVs name
+// themselves. Opera Mini's User-Agent carries no such token and is a
+// phone's.
+func androidDevice(ua string) string {
+	for _, tv := range []string{"Android TV", "AndroidTV", "GoogleTV", "Google TV", "SMART-TV", "SmartTV", "BRAVIA", "CrKey", "; AFT"} {
+		if strings.Contains(ua, tv) {
+			return "tv"
+		}
+	}
+	switch {
+	case strings.Contains(ua, "Tablet"):
+		return "tablet"
+	case strings.Contains(ua, "Mobile"), strings.Contains(ua, "Opera Mini"):
+		return "mobile"
+	}
+	return "tablet"
 }
 
 // uaClass is what a User-Agent string says, as device reads it.

@@ -51,6 +51,18 @@ func TestDevice(t *testing.T) {
 		{"empty", "", "bot", "", "", true, false},
 		{"ipad", uaIPad, "tablet", "Safari", "iOS", false, false},
 		{"mac ua with mobile hint", uaMacSafar, "mobile", "Safari", "MacOS", false, true},
+		// The parser takes every Android device for a phone; a phone's
+		// browser says "Mobile", a tablet's does not, a TV names itself.
+		{"android tablet chrome", "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", "tablet", "Chrome", "Android", false, false},
+		{"android reduced ua tablet", "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", "tablet", "Chrome", "Android", false, false},
+		{"android reduced ua phone", "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36", "mobile", "Chrome", "Android", false, false},
+		{"android tablet firefox", "Mozilla/5.0 (Android 13; Tablet; rv:133.0) Gecko/133.0 Firefox/133.0", "tablet", "Firefox", "Android", false, false},
+		{"android phone firefox", "Mozilla/5.0 (Android 14; Mobile; rv:133.0) Gecko/133.0 Firefox/133.0", "mobile", "Firefox", "Android", false, false},
+		{"fire tablet", "Mozilla/5.0 (Linux; Android 9; KFTRWI) AppleWebKit/537.36 (KHTML, like Gecko) Silk/126.4.1 like Chrome/126.0.6478.186 Safari/537.36", "tablet", "", "Android", false, false},
+		{"android webview phone", "Mozilla/5.0 (Linux; Android 14; SM-S918B Build/UP1A; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/131.0.0.0 Mobile Safari/537.36 [FB_IAB/FB4A;FBAV/480.0.0.0;]", "mobile", "", "Android", false, false},
+		{"android tv", "Mozilla/5.0 (Linux; Android 11; BRAVIA 4K GB ATV3) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.0.0 Safari/537.36", "tv", "", "Android", false, false},
+		{"chromecast", "Mozilla/5.0 (Linux; Android 12; Chromecast) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/108.0.0.0 Safari/537.36 CrKey/1.56.500000 DeviceType/AndroidTV", "tv", "", "Android", false, false},
+		{"opera mini", "Opera/9.80 (Android; Opera Mini/36.2.2254/119.132; U; id) Presto/2.12.423 Version/12.16", "mobile", "", "", false, false},
 		{"invalid utf-8", "Mozilla/5.0 \xff\xfe (X11)", "", "", "", false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
