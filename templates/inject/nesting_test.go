@@ -54,6 +54,8 @@ var passed = []string{
 	`<a href="/x"><div>x</div></a>`, `<a href="/y">left open`, `<b>bold`, `<table><tr><td>left open`, `</button>`,
 	`</table>`, `<template><p>t</template>`, `<button>left open`, `<object>left open`, `</form>`,
 	`<svg><g>left open`, `<svg><path d="M0 0"/><title>t</title></svg>`, `<math><mi>x</mi></math>`,
+	`<svg><style>.a{fill:red}</style></svg>`, `<svg><script>"<p>"</script></svg>`, `<svg><font color="red">x</font></svg>`,
+	`<math><annotation-xml encoding="text/html"><p>x</annotation-xml></math>`, `<![CDATA[<p>]]>`, `<svg><![CDATA[<p>]]></svg>`,
 }
 
 // slotNames are the elements a slot is put on, inside the openers.
