@@ -68,7 +68,14 @@ func ReadBlock(b []byte) (Shape, error) {
 		case html.StartTagToken, html.SelfClosingTagToken:
 			name, hasAttr := z.TagName()
 			e := element{name: tagName(name), at: at}
-			if inForeign && breaksOut(e.name, z, hasAttr) {
+			leaves := breaksOut(e.name, z, hasAttr)
+			annotationHTML := e.name == "annotation-xml" && integrationPoint(e.name, z, hasAttr)
+			var parent *element
+			if len(stack) > 0 {
+				parent = &stack[len(stack)-1]
+			}
+			shape.shape |= e.placeInSlots(parent, leaves, annotationHTML)
+			if inForeign && leaves {
 				// An HTML element in SVG or MathML: the browser closes
 				// them up to the nearest HTML element and goes on in HTML.
 				for len(stack) > 0 && stack[len(stack)-1].foreign && !stack[len(stack)-1].integration {
@@ -80,7 +87,7 @@ func ReadBlock(b []byte) (Shape, error) {
 			e.foreign = inForeign || e.name == "svg" || e.name == "math"
 			if e.foreign {
 				z.NextIsNotRawText() // an SVG <script> or <style> holds markup
-				e.integration = integrationPoint(e.name, z, hasAttr)
+				e.integration = holdsHTML(e.name, false) || holdsHTML(e.name, true) || annotationHTML
 			}
 			switch {
 			case !inForeign:
@@ -98,8 +105,29 @@ func ReadBlock(b []byte) (Shape, error) {
 			stack = append(stack, e)
 		case html.TextToken:
 			shape.text(z.Raw())
+			if top := len(stack) - 1; top >= 0 && !stack[top].foreign && isRawText([]byte(stack[top].name)) && bytes.IndexByte(z.Raw(), '<') >= 0 {
+				// Text here, markup where SVG or MathML holds the
+				// <script> or <textarea>: "<div>" there breaks out.
+				for w, breaks := range slotBreaks {
+					if stack[top].in[w] != nsHTML {
+						shape.shape |= breaks
+					}
+				}
+			}
 		case html.EndTagToken:
 			name, _ := z.TagName()
+			if n := string(name); n == "br" || n == "p" {
+				// In SVG or MathML these end tags break out of them.
+				var top *element
+				if len(stack) > 0 {
+					top = &stack[len(stack)-1]
+				}
+				for w, breaks := range slotBreaks {
+					if top.foreignIn(w) {
+						shape.shape |= breaks
+					}
+				}
+			}
 			if string(name) == "br" && !inForeign {
 				continue // a browser reads </br> as <br>
 			}
@@ -149,6 +177,71 @@ type element struct {
 	// and <script> holds markup; integration: one of those that holds
 	// HTML (<foreignObject>, MathML's <mi>, ...).
 	foreign, integration bool
+	// in and holds are where the element goes when the block fills an
+	// SVG slot ([0]) or a MathML one ([1]) rather than an HTML one: the
+	// namespace it is in there, and whether its content is HTML. There
+	// the block's <span> is SVG's, unless it breaks out of the slot.
+	in    [2]namespace
+	holds [2]bool
+}
+
+// namespace is an element's: HTML, SVG or MathML.
+type namespace uint8
+
+const (
+	nsHTML namespace = iota
+	nsSVG
+	nsMath
+)
+
+// slotBreaks are, by slot namespace as element.in has them, the Shape
+// that says the block breaks out of such a slot.
+var slotBreaks = [2]Shape{BreaksSVG, BreaksMath}
+
+// placeInSlots works out e.in and e.holds, e being a start tag under
+// parent (nil at the block's top level) that breaks out of SVG and MathML
+// (leaves) or not; annotationHTML says e is an <annotation-xml> of HTML.
+// It returns the Shape of the slots e breaks out of.
+func (e *element) placeInSlots(parent *element, leaves, annotationHTML bool) Shape {
+	var breaks Shape
+	for w, slotNS := range [2]namespace{nsSVG, nsMath} {
+		ns := slotNS // at the top level: in the slot's namespace
+		if parent != nil {
+			ns = parent.in[w]
+		}
+		switch {
+		case parent.foreignIn(w) && leaves:
+			breaks |= slotBreaks[w]
+			ns = nsHTML
+		case parent.foreignIn(w):
+			// In the parent's namespace; an <svg> in MathML's
+			// <annotation-xml> starts SVG.
+			if ns == nsMath && parent != nil && parent.name == "annotation-xml" && e.name == "svg" {
+				ns = nsSVG
+			}
+		case e.name == "svg":
+			ns = nsSVG
+		case e.name == "math":
+			ns = nsMath
+		default:
+			ns = nsHTML
+		}
+		e.in[w] = ns
+		switch ns {
+		case nsSVG:
+			e.holds[w] = holdsHTML(e.name, false)
+		case nsMath:
+			e.holds[w] = holdsHTML(e.name, true) || annotationHTML
+		}
+	}
+	return breaks
+}
+
+// foreignIn reports whether what e holds is SVG or MathML when the block
+// fills a slot of the namespace w stands for (element.in); e nil is the
+// slot.
+func (e *element) foreignIn(w int) bool {
+	return e == nil || e.in[w] != nsHTML && !e.holds[w]
 }
 
 // foreignContext reports whether what comes next is read as SVG or MathML

@@ -53,8 +53,8 @@ type Place struct {
 	InListItem, InTerm bool
 	// InForeign: the slot is an SVG or MathML element (not one that
 	// holds HTML, as <foreignObject> does), where an HTML element in a
-	// block would break out of it, and of the slot.
-	InForeign bool
+	// block would break out of it, and of the slot. InMath: a MathML one.
+	InForeign, InMath bool
 }
 
 // Options tune a rewrite.

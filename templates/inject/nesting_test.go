@@ -41,6 +41,9 @@ var openers = []struct{ open, close string }{
 	{`<i>`, `</i>`},
 	{`<svg viewBox="0 0 9 9"><foreignObject>`, `</foreignObject></svg>`},
 	{`<math><mtext>`, `</mtext></math>`},
+	{`<svg viewBox="0 0 9 9">`, `</svg>`},
+	{`<svg><text x="1">`, `</text></svg>`},
+	{`<math>`, `</math>`},
 }
 
 // passed are whole elements pages have before a slot, inside what is
@@ -59,7 +62,7 @@ var passed = []string{
 }
 
 // slotNames are the elements a slot is put on, inside the openers.
-var slotNames = []string{"div", "span", "p", "a", "li", "button", "td", "b", "section", "h3", "em", "label", "form"}
+var slotNames = []string{"div", "span", "p", "a", "li", "button", "td", "b", "section", "h3", "em", "label", "form", "tspan", "g", "mrow"}
 
 // TestFilledBlocksStayInTheirSlots: on pages nesting a slot in the
 // elements pages nest it in, a block the scanner and Misfit let fill the

@@ -450,7 +450,7 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		return t.end, true
 	}
 	at := Place{InLink: inLink, InParagraph: inPara, InButton: inButton, InForm: inForm,
-		InListItem: item == listItem, InTerm: item == listTerm, InForeign: foreign}
+		InListItem: item == listItem, InTerm: item == listTerm, InForeign: foreign, InMath: foreign && s.svg.inMath()}
 	n, complete := s.slot(data, i, t, at, final)
 	switch {
 	case !complete:
@@ -1195,7 +1195,9 @@ func (f *foreignStack) tag(data []byte, t *tag) bool {
 	case f.foreign():
 		// A <script> or <style> here holds markup, as any element does.
 		if !t.selfClose {
-			math := f.inMath()
+			// Of its parent's kind, but that an <svg> in MathML's
+			// <annotation-xml> is SVG.
+			math := f.inMath() && !(low == "svg" && f.names[f.n-1] == nameHash([]byte("annotation-xml")))
 			html := holdsHTML(low, math) || math && low == "annotation-xml" && t.readOtherwise(data, integrationPoint)
 			f.push(nameHash(name), html, math)
 			pushed = true

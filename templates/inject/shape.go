@@ -72,6 +72,14 @@ const (
 	// ClosesSelect: an <input> or <select> not inside a table, cell,
 	// object or template of the block; it closes an open <select>.
 	ClosesSelect
+	// BreaksSVG and BreaksMath: filling an SVG (MathML) slot, the block
+	// holds an element that breaks out of it (a <div>, <span>, <b>, <p>,
+	// <img>, <br>, a <font> with a color, ...) where it is read as SVG
+	// (MathML): not inside an element that holds HTML there, as an SVG
+	// <foreignObject> does. Or a <script> or <textarea> whose text holds
+	// a '<', markup there.
+	BreaksSVG
+	BreaksMath
 )
 
 // maxShapeDepth bounds the nesting a block's shape is followed to. Each
@@ -413,14 +421,20 @@ func Misfit(at Place, s Shape) string {
 	if s&Deep != 0 {
 		return "the block nests elements more than 64 deep, past which its fit is not followed"
 	}
+	if at.InForeign {
+		// What is around an SVG or MathML slot in HTML, and what its
+		// element is, matter no more: HTML's rules apply to the HTML
+		// that breaks out.
+		if at.InMath && s&BreaksMath != 0 || !at.InMath && s&BreaksSVG != 0 {
+			return "the slot is an SVG or MathML element, and the block holds HTML (a <div>, <span>, <b>, <p>, <img>, <br>, ...): browsers move it out of the slot; write SVG (<tspan>, <a>) or text"
+		}
+		return ""
+	}
 	if at.InLink && s&HasLink != 0 {
 		return "the slot is inside a link, and the block holds one, which closes it: browsers move the block out of the slot"
 	}
 	if at.InButton && s&HasButton != 0 {
 		return "the slot is inside a <button>, and the block holds one, which closes it: browsers move the block out of the slot"
-	}
-	if at.InForeign && s&(TopFlow|TopSection|TopRow|TopCell|TopOption) != 0 {
-		return "the slot is an SVG or MathML element, and the block holds elements: browsers read its HTML out of the slot"
 	}
 	if at.InListItem && s&LooseItem != 0 && passable(string(at.Element)) {
 		return "the slot is inside a list item, and the block holds an <li> outside a list of its own, which closes it: browsers move the block out of the slot"
