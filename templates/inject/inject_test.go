@@ -9,6 +9,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -850,6 +851,36 @@ func TestRewriterNamesIgnoredMarkers(t *testing.T) {
 		r.Close()
 		if got := r.Ignored(); !slices.Equal(got, want) {
 			t.Fatalf("split at %d: ignored %v, want %v", split, got, want)
+		}
+	}
+}
+
+// TestEndTagsAroundAnUnclosedSVG: the end tag of a button, link, list item
+// or cell around an <svg> left unclosed (an icon's) closes the SVG as
+// well, as browsers read it; a </form> does not, nor an end tag that a
+// <foreignObject> between keeps from the element around.
+func TestEndTagsAroundAnUnclosedSVG(t *testing.T) {
+	for _, tc := range []struct {
+		page string
+		want Place
+	}{
+		{`<p>Buy <button><svg><use href="#i"></button><span data-edgeseg-slot="s">x</span>`, Place{InParagraph: true}},
+		{`<a href="/"><svg><path d=""></a><span data-edgeseg-slot="s">x</span>`, Place{}},
+		{`<ul><li><svg><g></li><li><b data-edgeseg-slot="s">x</b></li></ul>`, Place{InListItem: true}},
+		{`<table><tr><td><svg><g></td></tr></table><span data-edgeseg-slot="s">x</span>`, Place{}},
+		{`<form><math></form><mrow data-edgeseg-slot="s">x</mrow>`, Place{InForm: true, InForeign: true, InMath: true}},
+		{`<button><svg><foreignObject><svg><g></button><span data-edgeseg-slot="s">x</span>`, Place{InButton: true}},
+	} {
+		var got Place
+		found := false
+		lookup := func(_ []byte, at Place) (Block, bool) {
+			got, found = at, true
+			return Block{}, false
+		}
+		Scan([]byte(tc.page)).Apply(nil, []byte(tc.page), lookup, nil)
+		got.Element = nil
+		if !found || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: slot told %+v (found %v), want %+v", tc.page, got, found, tc.want)
 		}
 	}
 }

@@ -350,6 +350,9 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	// Outside SVG and MathML, only an <svg> or <math> start tag matters
 	// (lower-cased by parseTag: lookedFor); most tags are ruled out here.
 	pushed, wasForeign := false, false
+	if t.closing && s.svg.foreign() && s.endsAroundForeign(data, t) {
+		s.svg.n = 0 // then read as HTML
+	}
 	if s.svg.n > 0 || !t.closing && uint(t.lowLen-3) <= 1 {
 		wasForeign = s.svg.foreign()
 		pushed = s.svg.tag(data, t)
@@ -474,6 +477,51 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		}
 	}
 	return n, complete
+}
+
+// endsAroundForeign reports whether the end tag t, met in SVG or MathML,
+// closes an HTML element the scanner follows (a button, a link, a list or
+// item, a table or cell, an object) that is open around the foreign
+// elements open, as when an icon's <svg> is left unclosed in a <button>:
+// browsers then close the SVG elements with it, and go on in HTML. Only
+// with no element holding HTML among them (a <foreignObject>), where an
+// HTML element open is around them all, and none of the foreign elements
+// of its name. (A </form> closes the form, but not what is open in it.)
+func (s *scanner) endsAroundForeign(data []byte, t *tag) bool {
+	f := &s.svg
+	if f.n > maxForeign {
+		return false
+	}
+	h, annotation := nameHash(data[t.nameAt:t.nameEnd]), nameHash([]byte("annotation-xml"))
+	link := t.nameEnd-t.nameAt == 1 && data[t.nameAt]|0x20 == 'a'
+	for i := range f.n {
+		// A link's end tag would move what is inside an <annotation-xml>
+		// (special, as a <div> is) out of it instead.
+		if f.html[i] || f.names[i] == h || link && f.names[i] == annotation {
+			return false
+		}
+	}
+	if link {
+		return s.inLink
+	}
+	t.fold(data)
+	name := t.lname()
+	if k := shieldOf(name); k != shieldNone {
+		for i := min(s.paras.n, maxShields); i >= 1; i-- {
+			if s.paras.levels[i].shield == k {
+				return true
+			}
+		}
+		return false
+	}
+	if k := listKindOf(name); k != listNone {
+		for i := min(s.lists.n, maxLists) - 1; i >= 0; i-- {
+			if s.lists.kinds[i] == k {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ignore notes a slot marker that cannot be filled (at most MaxSlots).
