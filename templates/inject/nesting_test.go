@@ -138,7 +138,8 @@ func fillAndCheck(t *testing.T, at slotContext, block string) bool {
 	}
 	r.Close()
 	if streamed.InLink != place.InLink || streamed.InParagraph != place.InParagraph || streamed.InButton != place.InButton ||
-		streamed.InForm != place.InForm || streamed.InListItem != place.InListItem || streamed.InTerm != place.InTerm {
+		streamed.InForm != place.InForm || streamed.InListItem != place.InListItem || streamed.InTerm != place.InTerm ||
+		streamed.InForeign != place.InForeign || streamed.InMath != place.InMath {
 		t.Errorf("page %q: the plan tells the slot %+v, the stream %+v", page, place, streamed)
 	}
 	if !found {
