@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/device"
+
+	"github.com/edgeseg/edgeseg/templates/inject"
 )
 
 // misfitPage has slots in elements that not every block fits: a
@@ -28,12 +32,13 @@ const misfitPage = `<!doctype html><html><head><title>Slots</title></head><body>
 <button id="buy" type="submit"><span id="label" data-edgeseg-slot="label">Buy</span></button><input id="state" name="state" value="s"></form>
 <ul id="menu"><li id="entry"><a href="/deals"><span id="entrylabel" data-edgeseg-slot="entry">Deals</span></a></li></ul>
 <svg id="badge-art" viewBox="0 0 40 10"><text id="tag" data-edgeseg-slot="tag" x="0" y="9">New</text></svg>
+<svg id="price-art" viewBox="0 0 40 10"><text id="price" data-edgeseg-slot="price" x="0" y="9">$20</text></svg>
 </main>
 </body></html>`
 
 // misfitBlocks are the mobile segment's blocks for misfitPage's slots:
 // eight that browsers would move out of their slot element (or, for a form,
-// drop while taking its fields), two that fit.
+// drop while taking its fields), three that fit.
 var misfitBlocks = map[string]string{
 	"promo/mobile.hbs": `<div class="deal">Mobile deal</div>`,        // a <div> closes the <p>
 	"note/mobile.hbs":  `<b>Mobile</b> note`,                         // fits
@@ -43,9 +48,10 @@ var misfitBlocks = map[string]string{
 	"offer/mobile.hbs": `<div class="deal">20% off</div>`,            // a <div> in a sentence
 	// a form in the page's form: its fields would go with the page's
 	"signup/mobile.hbs": `<form action="/subscribe"><input class="deal" name="email"><button>Join</button></form>`,
-	"label/mobile.hbs":  `<button class="deal">Buy now</button>`, // a button in the button
-	"entry/mobile.hbs":  `<li class="deal">Mobile deals</li>`,    // a list item in the menu's
-	"tag/mobile.hbs":    `<b class="deal">Sale</b>`,              // HTML in an SVG <text>
+	"label/mobile.hbs":  `<button class="deal">Buy now</button>`,       // a button in the button
+	"entry/mobile.hbs":  `<li class="deal">Mobile deals</li>`,          // a list item in the menu's
+	"tag/mobile.hbs":    `<b class="deal">Sale</b>`,                    // HTML in an SVG <text>
+	"price/mobile.hbs":  `<tspan font-weight="bold">$15</tspan> today`, // fits: SVG in SVG
 }
 
 func startMisfitStack(t *testing.T) *stack {
@@ -87,6 +93,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		`<span id="label" data-edgeseg-slot="label">Buy</span>`,
 		`<span id="entrylabel" data-edgeseg-slot="entry">Deals</span>`,
 		`<text id="tag" data-edgeseg-slot="tag" x="0" y="9">New</text>`,
+		`<text id="price" data-edgeseg-slot="price" x="0" y="9" data-edgeseg-segment="mobile"><tspan font-weight="bold">$15</tspan> today</text>`,
 	)
 	logs := s.stderr.String()
 	lacks(t, "log", logs,
@@ -99,7 +106,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		`entry/mobile.hbs: does not fit the slot's <span>: the slot is inside a list item`,
 		`tag/mobile.hbs: does not fit the slot's <text>: the slot is an SVG or MathML element`,
 	)
-	if strings.Contains(logs, "note/mobile.hbs") || strings.Contains(logs, "row/mobile.hbs") {
+	if strings.Contains(logs, "note/mobile.hbs") || strings.Contains(logs, "row/mobile.hbs") || strings.Contains(logs, "price/mobile.hbs") {
 		t.Errorf("a block that fits was refused:\n%s", logs)
 	}
 
@@ -124,7 +131,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		"entry (mobile): its block does not fit the slot: the slot is inside a list item",
 		"tag (mobile): its block does not fit the slot: the slot is an SVG or MathML element",
 	)
-	if strings.Contains(h, "note (") || strings.Contains(h, "row (") {
+	if strings.Contains(h, "note (") || strings.Contains(h, "row (") || strings.Contains(h, "price (") {
 		t.Errorf("preview header names a slot that was filled: %q", h)
 	}
 }
@@ -148,7 +155,7 @@ func TestRealBrowserKeepsBlocksInTheirSlots(t *testing.T) {
 		return h
 	}
 	promo, note, row, cta, badge, line := inner(`#promo`), inner(`#note`), inner(`#row`), inner(`#cta`), inner(`#badge`), inner(`#line`)
-	signup, buy, menu, tag := inner(`#signup`), inner(`#buy`), inner(`#menu`), inner(`#tag`)
+	signup, buy, menu, tag, price := inner(`#signup`), inner(`#buy`), inner(`#menu`), inner(`#tag`), inner(`#price`)
 	card, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("badge").parentElement.id == "card"`))
 	if err != nil {
 		t.Fatal(err)
@@ -178,6 +185,7 @@ func TestRealBrowserKeepsBlocksInTheirSlots(t *testing.T) {
 		{"buy", buy, `<span id="label" data-edgeseg-slot="label">Buy</span>`},
 		{"menu", menu, `<li id="entry"><a href="/deals"><span id="entrylabel" data-edgeseg-slot="entry">Deals</span></a></li>`},
 		{"tag", tag, "New"},
+		{"price", price, `<tspan font-weight="bold">$15</tspan> today`},
 	} {
 		if c.got != c.want {
 			t.Errorf("#%s holds %q, want %q", c.slot, c.got, c.want)
@@ -185,6 +193,13 @@ func TestRealBrowserKeepsBlocksInTheirSlots(t *testing.T) {
 	}
 	if deals != 0 {
 		t.Errorf("%d elements of refused blocks are in the page", deals)
+	}
+	svg, err := chromedp.Run(ctx, chromedp.Evaluate[string](`String(document.querySelector("#price tspan") && document.querySelector("#price tspan").namespaceURI)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svg != "http://www.w3.org/2000/svg" {
+		t.Errorf("the <tspan> filling the SVG slot is in namespace %q, want SVG's", svg)
 	}
 }
 
@@ -225,6 +240,52 @@ func TestValidateChecksBlocksAgainstAPage(t *testing.T) {
 	for _, fits := range []string{`slot "note"`, `slot "row"`} {
 		if strings.Contains(out.String(), fits) {
 			t.Errorf("a block that fits was reported (%s):\n%s", fits, out.String())
+		}
+	}
+}
+
+// TestRealBrowserPlacesSlotsAsTheScannerDoes: around SVG and MathML left
+// open or written oddly (an icon's <svg> unclosed in a button, a </br> in
+// an SVG text, a <font color> in SVG), the scanner tells a slot the place
+// Chromium puts it in: inside SVG or MathML or not, and inside a
+// paragraph, a link or a button or not.
+func TestRealBrowserPlacesSlotsAsTheScannerDoes(t *testing.T) {
+	exe := findChromium(t)
+	ctx := newBrowser(t, exe)
+	for _, page := range []string{
+		`<p>Buy <button><svg><use href="#i"></button><span id="slot" data-edgeseg-slot="s">x</span> now</p>`,
+		`<a href="/"><svg><path d=""></a><span id="slot" data-edgeseg-slot="s">x</span>`,
+		`<svg><text>x</br><span id="slot" data-edgeseg-slot="s">y</span></text></svg>`,
+		`<p><svg><font color="red"><b id="slot" data-edgeseg-slot="s">x</b></font></svg>`,
+		`<p><svg><font><g id="slot" data-edgeseg-slot="s">x</g></font></svg>`,
+		`<form><math></form><mrow id="slot" data-edgeseg-slot="s">x</mrow></math>`,
+		`<math><annotation-xml><svg><foreignObject><p><span id="slot" data-edgeseg-slot="s">x</span></foreignObject></svg></annotation-xml></math>`,
+		`<math><annotation-xml encoding="text/html"><a href="/"><div id="slot" data-edgeseg-slot="s">x</div></a></annotation-xml></math>`,
+		`<svg><style>.a{}</style><text id="slot" data-edgeseg-slot="s">x</text></svg>`,
+		`<svg><script>"<p>"</script><span id="slot" data-edgeseg-slot="s">x</span>`,
+	} {
+		var at inject.Place
+		found := false
+		inject.Scan([]byte(page)).Apply(nil, []byte(page), func(_ []byte, p inject.Place) (inject.Block, bool) {
+			at, found = p, true
+			return inject.Block{}, false
+		}, nil)
+		if !found {
+			t.Errorf("%s: the scanner found no slot", page)
+			continue
+		}
+		if err := chromedp.Do(ctx, chromedp.Navigate("data:text/html,"+url.PathEscape("<!doctype html><body>"+page))); err != nil {
+			t.Fatal(err)
+		}
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+			const s = document.getElementById("slot"), up = s.parentElement;
+			return [s.namespaceURI != "http://www.w3.org/1999/xhtml", !!up.closest("p"), !!up.closest("a"), !!up.closest("button")].join(" ");
+		})()`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("%v %v %v %v", at.InForeign, at.InParagraph, at.InLink, at.InButton); got != want {
+			t.Errorf("%s: Chromium places the slot (foreign, paragraph, link, button) %s, the scanner %s", page, got, want)
 		}
 	}
 }
