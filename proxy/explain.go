@@ -149,14 +149,12 @@ func (p *Personalizer) serveExplain(ctx *fasthttp.RequestCtx) {
 		tok = ctx.Request.Header.Cookie(pl.cfg.Preview.Cookie)
 	}
 	if pl.previews == nil || len(tok) == 0 {
-		ctx.SetStatusCode(fasthttp.StatusNotFound)
-		ctx.SetBodyString("404 Not Found\n")
+		notFound(ctx)
 		return
 	}
 	token := string(tok)
 	if _, err := pl.previews.Verify(token, time.Now()); err != nil {
-		ctx.SetStatusCode(fasthttp.StatusNotFound)
-		ctx.SetBodyString("404 Not Found\n")
+		notFound(ctx)
 		return
 	}
 	// Explain the request as if it were for the page in ?url= (default /).
@@ -175,4 +173,11 @@ func (p *Personalizer) serveExplain(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	b, _ := json.MarshalIndent(e, "", "  ")
 	ctx.SetBody(b)
+}
+
+// notFound answers 404 in plain text, as if nothing were at the path.
+func notFound(ctx *fasthttp.RequestCtx) {
+	ctx.SetStatusCode(fasthttp.StatusNotFound)
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString("404 Not Found\n")
 }

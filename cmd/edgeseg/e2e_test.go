@@ -489,8 +489,15 @@ func TestPreviewAndExplain(t *testing.T) {
 	if !strings.Contains(explain, `"rules"`) || !strings.Contains(explain, `"forced": "luxury-returning"`) {
 		t.Fatalf("explain: %s", explain)
 	}
-	if r, _ := http.Get(s.url + "/_edgeseg/explain"); r.StatusCode != 404 {
-		t.Fatalf("explain without a token: %d", r.StatusCode)
+	for _, q := range []string{"", "?edgeseg_preview=" + tok[:len(tok)-2]} {
+		r, err := http.Get(s.url + "/_edgeseg/explain" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != 404 || r.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
+			t.Fatalf("explain with token %q: %d, Content-Type %q", q, r.StatusCode, r.Header.Get("Content-Type"))
+		}
 	}
 }
 
