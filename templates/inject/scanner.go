@@ -492,12 +492,12 @@ func (s *scanner) endsAroundForeign(data []byte, t *tag) bool {
 	if f.n > maxForeign {
 		return false
 	}
-	h, annotation := nameHash(data[t.nameAt:t.nameEnd]), nameHash([]byte("annotation-xml"))
+	h := nameHash(data[t.nameAt:t.nameEnd])
 	link := t.nameEnd-t.nameAt == 1 && data[t.nameAt]|0x20 == 'a'
 	for i := range f.n {
 		// A link's end tag would move what is inside an <annotation-xml>
 		// (special, as a <div> is) out of it instead.
-		if f.html[i] || f.names[i] == h || link && f.names[i] == annotation {
+		if f.html[i] || f.names[i] == h || link && f.names[i] == annotationHash {
 			return false
 		}
 	}
@@ -1245,7 +1245,7 @@ func (f *foreignStack) tag(data []byte, t *tag) bool {
 		if !t.selfClose {
 			// Of its parent's kind, but that an <svg> in MathML's
 			// <annotation-xml> is SVG.
-			math := f.inMath() && !(low == "svg" && f.names[f.n-1] == nameHash([]byte("annotation-xml")))
+			math := f.inMath() && !(low == "svg" && f.names[f.n-1] == annotationHash)
 			html := holdsHTML(low, math) || math && low == "annotation-xml" && t.readOtherwise(data, integrationPoint)
 			f.push(nameHash(name), html, math)
 			pushed = true
@@ -1262,6 +1262,10 @@ func (f *foreignStack) tag(data []byte, t *tag) bool {
 	}
 	return pushed
 }
+
+// annotationHash is MathML's <annotation-xml>'s name's: an <svg> in it
+// is SVG, and a link's end tag does not reach past it.
+var annotationHash = nameHash([]byte("annotation-xml"))
 
 // nameHash is the FNV-1a hash of name, lower-cased.
 func nameHash(name []byte) uint32 {
