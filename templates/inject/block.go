@@ -69,7 +69,7 @@ func ReadBlock(b []byte) (Shape, error) {
 			name, hasAttr := z.TagName()
 			e := element{name: tagName(name), at: at}
 			leaves := breaksOut(e.name, z, hasAttr)
-			annotationHTML := e.name == "annotation-xml" && integrationPoint(e.name, z, hasAttr)
+			annotationHTML := e.name == "annotation-xml" && annotationOfHTML(e.name, z, hasAttr)
 			var parent *element
 			if len(stack) > 0 {
 				parent = &stack[len(stack)-1]
@@ -286,7 +286,7 @@ func leavesForeign(name string) bool {
 
 // holdsHTML reports the SVG elements, or with math the MathML ones (lower
 // case), whose content is always read as HTML; <annotation-xml> is with
-// some encodings (integrationPoint).
+// some encodings (annotationOfHTML).
 func holdsHTML(name string, math bool) bool {
 	if math {
 		switch name {
@@ -302,20 +302,16 @@ func holdsHTML(name string, math bool) bool {
 	return false
 }
 
-// integrationPoint reports the SVG and MathML elements whose content is
-// read as HTML.
-func integrationPoint(name string, z *html.Tokenizer, hasAttr bool) bool {
-	if holdsHTML(name, false) || holdsHTML(name, true) {
-		return true
-	}
-	switch name {
-	case "annotation-xml":
-		for hasAttr {
-			var k, v []byte
-			k, v, hasAttr = z.TagAttr()
-			if string(k) == "encoding" && (bytes.EqualFold(v, []byte("text/html")) || bytes.EqualFold(v, []byte("application/xhtml+xml"))) {
-				return true
-			}
+// annotationOfHTML reports whether a MathML <annotation-xml> start tag,
+// its attributes to be read from z, says its content is HTML (an encoding
+// of text/html or application/xhtml+xml): it then holds HTML, as a
+// <foreignObject> does (see holdsHTML).
+func annotationOfHTML(_ string, z *html.Tokenizer, hasAttr bool) bool {
+	for hasAttr {
+		var k, v []byte
+		k, v, hasAttr = z.TagAttr()
+		if string(k) == "encoding" && (bytes.EqualFold(v, []byte("text/html")) || bytes.EqualFold(v, []byte("application/xhtml+xml"))) {
+			return true
 		}
 	}
 	return false

@@ -1246,7 +1246,7 @@ func (f *foreignStack) tag(data []byte, t *tag) bool {
 			// Of its parent's kind, but that an <svg> in MathML's
 			// <annotation-xml> is SVG.
 			math := f.inMath() && !(low == "svg" && f.names[f.n-1] == annotationHash)
-			html := holdsHTML(low, math) || math && low == "annotation-xml" && t.readOtherwise(data, integrationPoint)
+			html := holdsHTML(low, math) || math && low == "annotation-xml" && t.readOtherwise(data, annotationOfHTML)
 			f.push(nameHash(name), html, math)
 			pushed = true
 		}
@@ -1289,7 +1289,7 @@ func lowerName(buf []byte, name []byte) string {
 	return string(buf[:len(name)])
 }
 
-// readOtherwise asks by (breaksOut or integrationPoint) whether the start
+// readOtherwise asks by (breaksOut or annotationOfHTML) whether the start
 // tag t (at data), a <font> or an <annotation-xml>, is read otherwise in
 // SVG and MathML for its attributes: a <font> with a color breaks out of
 // them, an <annotation-xml> of HTML holds HTML. Such tags are rare; they
