@@ -347,13 +347,11 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	if t.hasSlot {
 		svg, paras = s.svg, s.paras
 	}
-	// Outside SVG and MathML, only an <svg> or <math> start tag matters
-	// (lower-cased by parseTag: lookedFor); most tags are ruled out here.
 	pushed, wasForeign := false, false
 	if t.closing && s.svg.foreign() && s.endsAroundForeign(data, t) {
 		s.svg.n = 0 // then read as HTML
 	}
-	if s.svg.n > 0 || !t.closing && uint(t.lowLen-3) <= 1 {
+	if s.svg.reads(t) {
 		wasForeign = s.svg.foreign()
 		pushed = s.svg.tag(data, t)
 	}
@@ -621,7 +619,7 @@ func findSlotEnd(data []byte, from int, name []byte, svg foreignStack) (innerEnd
 				continue
 			}
 			wasForeign := svg.foreign()
-			if svg.n > 0 || !t.closing && uint(t.lowLen-3) <= 1 {
+			if svg.reads(&t) {
 				svg.tag(data, &t)
 			}
 			same := equalFoldASCII(data[t.nameAt:t.nameEnd], name)
@@ -1213,6 +1211,14 @@ func (f *foreignStack) push(h uint32, html, math bool) {
 // an SVG is SVG's).
 func (f *foreignStack) inMath() bool {
 	return f.n > 0 && f.n <= maxForeign && f.math[f.n-1]
+}
+
+// reads reports whether tag may change the SVG and MathML elements open
+// (tag is to be called): outside them, only an <svg> or <math> start tag
+// does (lower-cased by parseTag: lookedFor), and most tags are ruled out
+// by the length of their name alone.
+func (f *foreignStack) reads(t *tag) bool {
+	return f.n > 0 || !t.closing && uint(t.lowLen-3) <= 1
 }
 
 // tag records what tag t (at data) does to the SVG and MathML elements
