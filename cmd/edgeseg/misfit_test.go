@@ -263,6 +263,8 @@ func TestRealBrowserPlacesSlotsAsTheScannerDoes(t *testing.T) {
 		`<math><annotation-xml encoding="text/html"><a href="/"><div id="slot" data-edgeseg-slot="s">x</div></a></annotation-xml></math>`,
 		`<svg><style>.a{}</style><text id="slot" data-edgeseg-slot="s">x</text></svg>`,
 		`<svg><script>"<p>"</script><span id="slot" data-edgeseg-slot="s">x</span>`,
+		`<button><table><tr><td><svg><g></button><text id="slot" data-edgeseg-slot="s">x</text>`,
+		`<ul><li><ol><svg><g></li><text id="slot" data-edgeseg-slot="s">x</text>`,
 	} {
 		var at inject.Place
 		found := false
@@ -279,7 +281,11 @@ func TestRealBrowserPlacesSlotsAsTheScannerDoes(t *testing.T) {
 		}
 		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
 			const s = document.getElementById("slot"), up = s.parentElement;
-			return [s.namespaceURI != "http://www.w3.org/1999/xhtml", !!up.closest("p"), !!up.closest("a"), !!up.closest("button")].join(" ");
+			// A paragraph or button is in reach unless a table, cell or
+			// object is between (Place.InParagraph, Place.InButton).
+			const shield = "button, table, td, th, caption, object, applet, marquee";
+			const reach = (name) => (up.closest(name + ", " + shield) || {}).tagName == name.toUpperCase();
+			return [s.namespaceURI != "http://www.w3.org/1999/xhtml", reach("p"), !!up.closest("a"), reach("button")].join(" ");
 		})()`))
 		if err != nil {
 			t.Fatal(err)

@@ -870,6 +870,11 @@ func TestEndTagsAroundAnUnclosedSVG(t *testing.T) {
 		{`<table><tr><td><svg><g></td></tr></table><span data-edgeseg-slot="s">x</span>`, Place{}},
 		{`<form><math></form><mrow data-edgeseg-slot="s">x</mrow>`, Place{InForm: true, InForeign: true, InMath: true}},
 		{`<button><svg><foreignObject><svg><g></button><span data-edgeseg-slot="s">x</span>`, Place{InButton: true}},
+		// A button's end tag does not reach past a table: ignored, it
+		// leaves the SVG open.
+		{`<button><table><tr><td><svg><g></button><text data-edgeseg-slot="s">x</text>`, Place{InForeign: true}},
+		// Nor an item's past a list.
+		{`<ul><li><ol><svg><g></li><text data-edgeseg-slot="s">x</text>`, Place{InForeign: true}},
 	} {
 		var got Place
 		found := false

@@ -480,7 +480,8 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 // endsAroundForeign reports whether the end tag t, met in SVG or MathML,
 // closes an HTML element the scanner follows (a button, a link, a list or
 // item, a table or cell, an object) that is open around the foreign
-// elements open, as when an icon's <svg> is left unclosed in a <button>:
+// elements open, and that it would close in HTML (a button's not past a
+// table, an item's not past a list), as when an icon's <svg> is left unclosed in a <button>:
 // browsers then close the SVG elements with it, and go on in HTML. Only
 // with no element holding HTML among them (a <foreignObject>), where an
 // HTML element open is around them all, and none of the foreign elements
@@ -505,19 +506,10 @@ func (s *scanner) endsAroundForeign(data []byte, t *tag) bool {
 	t.fold(data)
 	name := t.lname()
 	if k := shieldOf(name); k != shieldNone {
-		for i := min(s.paras.n, maxShields); i >= 1; i-- {
-			if s.paras.levels[i].shield == k {
-				return true
-			}
-		}
-		return false
+		return s.paras.find(k) > 0
 	}
 	if k := listKindOf(name); k != listNone {
-		for i := min(s.lists.n, maxLists) - 1; i >= 0; i-- {
-			if s.lists.kinds[i] == k {
-				return true
-			}
-		}
+		return s.lists.find(k) >= 0
 	}
 	return false
 }
@@ -1015,18 +1007,26 @@ func (l *listStack) start(k listKind) {
 // innermost open one of its kind inside the innermost list, and what is
 // open in it; a list's closes the list.
 func (l *listStack) end(k listKind) {
-	for i := min(l.n, maxLists) - 1; i >= 0; i-- {
-		if l.kinds[i] == k {
-			l.n = i
-			return
-		}
-		if l.kinds[i] == listList {
-			return // no such item in this list: ignored
-		}
-	}
-	if l.n > maxLists {
+	if i := l.find(k); i >= 0 {
+		l.n = i
+	} else if l.n > maxLists {
 		l.n-- // past what is followed: only counted
 	}
+}
+
+// find returns where the innermost open element of kind k is that an end
+// tag of its kind closes, or -1: an item's is looked for in the innermost
+// list only (no such item in this list: the end tag is ignored).
+func (l *listStack) find(k listKind) int {
+	for i := min(l.n, maxLists) - 1; i >= 0; i-- {
+		if l.kinds[i] == k {
+			return i
+		}
+		if l.kinds[i] == listList {
+			return -1
+		}
+	}
+	return -1
 }
 
 // paraState follows whether a <p> is open where the scanner is, and in
@@ -1163,15 +1163,23 @@ func (p *paraState) close(k shieldKind) {
 		p.n-- // past what is followed: only counted
 		return
 	}
-	for i := p.n; i >= 1; i-- {
+	if i := p.find(k); i > 0 {
+		p.n = i - 1
+	}
+}
+
+// find returns the level of the innermost open shield of kind k that its
+// end tag closes, or 0: not past a table.
+func (p *paraState) find(k shieldKind) int {
+	for i := min(p.n, maxShields); i >= 1; i-- {
 		if p.levels[i].shield == k {
-			p.n = i - 1
-			return
+			return i
 		}
 		if p.levels[i].shield == shieldTable && k != shieldTable {
-			return
+			return 0
 		}
 	}
+	return 0
 }
 
 // foreignStack follows the SVG and MathML elements open where the scanner
