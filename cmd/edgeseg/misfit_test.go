@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -293,5 +294,56 @@ func TestRealBrowserPlacesSlotsAsTheScannerDoes(t *testing.T) {
 		if want := fmt.Sprintf("%v %v %v %v", at.InForeign, at.InParagraph, at.InLink, at.InButton); got != want {
 			t.Errorf("%s: Chromium places the slot (foreign, paragraph, link, button) %s, the scanner %s", page, got, want)
 		}
+	}
+}
+
+// TestRealBrowserReadsDoctypesAsTheScannerDoes: for each page start in
+// templates/inject/testdata/doctypes.txt (doctypes, none, broken ones,
+// what may come before one), Chromium builds the page in the mode the
+// file says, and the scanner tells a slot after a <table> inside a <p> to
+// be in the paragraph exactly where Chromium keeps it there: in quirks
+// mode, where the table leaves the paragraph open.
+func TestRealBrowserReadsDoctypesAsTheScannerDoes(t *testing.T) {
+	exe := findChromium(t)
+	ctx := newBrowser(t, exe)
+	data, err := os.ReadFile("../../templates/inject/testdata/doctypes.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const body = `<p>Deals<table><tr><td>1</td></tr></table><span id="slot" data-edgeseg-slot="s">x</span> today</p>`
+	checked := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		mode, quoted, ok := strings.Cut(line, "\t")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		start, err := strconv.Unquote(quoted)
+		if err != nil {
+			t.Fatalf("doctypes.txt: %q: %v", line, err)
+		}
+		page := start + body
+		var at inject.Place
+		inject.Scan([]byte(page)).Apply(nil, []byte(page), func(_ []byte, p inject.Place) (inject.Block, bool) {
+			at = p
+			return inject.Block{}, false
+		}, nil)
+		if err := chromedp.Do(ctx, chromedp.Navigate("data:text/html,"+url.PathEscape(page))); err != nil {
+			t.Fatal(err)
+		}
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+			const s = document.getElementById("slot");
+			const quirks = document.compatMode == "BackCompat" ? "quirks" : "standards";
+			return quirks + " " + !!(s && s.closest("p"));
+		})()`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("%s %v", mode, at.InParagraph); got != want {
+			t.Errorf("%q: Chromium builds the page (mode, slot in the paragraph) %s; the file and the scanner say %s", start, got, want)
+		}
+		checked++
+	}
+	if checked < 40 {
+		t.Errorf("only %d page starts checked", checked)
 	}
 }

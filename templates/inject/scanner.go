@@ -70,6 +70,11 @@ type scanner struct {
 	// lists follows the lists and list items open (Place.InListItem,
 	// Place.InTerm).
 	lists listStack
+	// mode is the document's, once its start has told it (its doctype, or
+	// the lack of one); bom counts the bytes of a byte order mark read at
+	// the start, 3 once past where one may be.
+	mode docMode
+	bom  uint8
 	// ignored are the slot markers found that cannot be filled.
 	ignored []Ignored
 	// values, when set, collects where the quoted attribute values of the
@@ -237,6 +242,9 @@ func (s *scanner) feed(data []byte, final bool) int {
 	var t tag
 	for i < len(data) && !s.plain {
 		lt := indexNear(data[i:], '<')
+		if s.mode == modeUnknown {
+			s.beforeDoctype(data[i:], lt)
+		}
 		if lt < 0 {
 			break // the rest is text
 		}
@@ -265,6 +273,13 @@ func (s *scanner) markup(data []byte, i int, final bool, t *tag) (int, bool) {
 	}
 	switch c := rest[1]; {
 	case c == '!':
+		if s.mode == modeUnknown {
+			if n, held := s.doctype(rest, final); held {
+				return i, false
+			} else if n > 0 {
+				return i + n, true
+			}
+		}
 		end := bangEnd(rest, s.svg.foreign())
 		if end >= 0 {
 			return i + end, true
@@ -322,9 +337,72 @@ func (s *scanner) markup(data []byte, i int, final bool, t *tag) (int, bool) {
 		if t.end == 0 { // "</>", "</ ": text
 			return i + 1, true
 		}
+		if s.mode == modeUnknown {
+			s.setMode(modeQuirks) // a tag before any doctype
+		}
 		return s.onTag(data, i, t, final)
 	}
+	if s.mode == modeUnknown {
+		s.setMode(modeQuirks) // a '<' that is text
+	}
 	return i + 1, true
+}
+
+// beforeDoctype looks at the text at the start of rest, up to the next
+// '<' at lt (or all of it, lt < 0), while no doctype or tag has told the
+// document's mode: text other than whitespace (and a byte order mark at
+// the start, which goes with the decoding) takes the doctype's place, and
+// the page is in quirks mode.
+func (s *scanner) beforeDoctype(rest []byte, lt int) {
+	text := rest
+	if lt >= 0 {
+		text = rest[:lt]
+	}
+	const bom = "\xef\xbb\xbf"
+	for s.bom < 3 && len(text) > 0 && text[0] == bom[s.bom] {
+		text, s.bom = text[1:], s.bom+1
+	}
+	if more := len(text) > 0 || lt >= 0; more && s.bom > 0 && s.bom < 3 {
+		s.setMode(modeQuirks) // a mark cut short
+		return
+	} else if more {
+		s.bom = 3 // past the start
+	}
+	for _, c := range text {
+		if !isSpace(c) {
+			s.setMode(modeQuirks)
+			return
+		}
+	}
+}
+
+// doctype reads the document's doctype at rest, "<!" before anything
+// that tells the mode. It returns the token's length once read (0: not a
+// doctype), or held: more of it must arrive.
+func (s *scanner) doctype(rest []byte, final bool) (n int, held bool) {
+	is, partial := isDoctype(rest)
+	switch {
+	case partial && !final:
+		return 0, true
+	case !is:
+		return 0, false // a comment, a bogus one: the doctype may follow
+	}
+	end := bytes.IndexByte(rest, '>')
+	switch {
+	case end >= 0:
+		s.setMode(doctypeMode(rest[:end+1]))
+		return end + 1, false
+	case !final && len(rest) < maxDoctype:
+		return 0, true
+	}
+	s.setMode(modeQuirks) // cut off, or too long to hold
+	return 0, false
+}
+
+// setMode records the document's mode.
+func (s *scanner) setMode(m docMode) {
+	s.mode = m
+	s.paras.quirks = m == modeQuirks
 }
 
 // parseNoting is parseTag noting the values of the tag's attributes in
@@ -1041,6 +1119,7 @@ func (l *listStack) find(k listKind) int {
 type paraState struct {
 	levels [maxShields + 1]paraLevel // [0]: the document's
 	n      int                       // shields open
+	quirks bool                      // the document is in quirks mode: a <table> leaves a <p> open
 }
 
 // maxShields bounds the shielding elements followed; pages nest a few.
@@ -1105,7 +1184,7 @@ func (p *paraState) start(name []byte, para bool) {
 		}
 		return
 	}
-	if c := p.cur(); c != nil && c.open && closesParagraph(string(name)) {
+	if c := p.cur(); c != nil && c.open && closesParagraph(string(name)) && !(p.quirks && string(name) == "table") {
 		c.open = false
 	}
 	k := shieldOf(name)

@@ -356,7 +356,8 @@ func tableContent(name string) bool {
 
 // closesParagraph reports the start tags that close an open <p> ("close a
 // p element" in HTML's tree construction). <table> does so in standards
-// mode, which pages with a doctype are in.
+// mode only: the scanner follows a page's mode (paraState.quirks), and a
+// block's shape takes a table to close the paragraph, as it may.
 func closesParagraph(name string) bool {
 	switch name {
 	case "address", "article", "aside", "blockquote", "center", "details", "dialog", "dir", "div", "dl",

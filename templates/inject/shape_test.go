@@ -15,6 +15,17 @@ import (
 type slotContext struct {
 	elem, before, after string
 	at                  Place
+	quirks              bool // the page has no doctype: browsers build it in quirks mode
+}
+
+// page is the whole page of a slot placed at, holding content, the slot's
+// start tag with attrs.
+func (at slotContext) page(attrs, content string) string {
+	start := "<!doctype html><html>"
+	if at.quirks {
+		start = "<html>"
+	}
+	return start + "<head></head><body>" + at.before + "<" + at.elem + " " + attrs + ">" + content + "</" + at.elem + `><br id="after">` + at.after + "</body></html>"
 }
 
 // Places around a slot, for slotContexts.
@@ -28,36 +39,36 @@ var (
 // slotContexts are the slot elements of each kind the tests place blocks
 // in, by name.
 var slotContexts = map[string]slotContext{
-	"div":            {"div", "<main>", "</main>", Place{}},
-	"p":              {"p", "<main>", "</main>", Place{}},
-	"h2":             {"h2", "<main>", "</main>", Place{}},
-	"a":              {"a", "<main><nav>", "</nav></main>", Place{}},
-	"button":         {"button", "<main><form>", "</form></main>", inForm},
-	"table":          {"table", "<main>", "</main>", Place{}},
-	"tbody":          {"tbody", "<main><table>", "</table></main>", Place{}},
-	"tr":             {"tr", "<main><table><tbody>", "</tbody></table></main>", Place{}},
-	"td":             {"td", "<main><table><tbody><tr>", "</tr></tbody></table></main>", Place{}},
-	"select":         {"select", "<main><form>", "</form></main>", inForm},
-	"li":             {"li", "<main><ul>", "</ul></main>", Place{}},
-	"dd":             {"dd", "<main><dl><dt>t", "</dl></main>", Place{}},
-	"span":           {"span", "<main><div>", "</div></main>", Place{}},
-	"b":              {"b", "<main><div>", "</div></main>", Place{}},
-	"label":          {"label", "<main><form>", "</form></main>", inForm},
-	"section":        {"section", "<main>", "</main>", Place{}},
-	"x-widget":       {"x-widget", "<main>", "</main>", Place{}},
-	"form":           {"form", "<main>", "</main>", Place{}},
-	"div in a":       {"div", `<main><a href="/card">`, "</a></main>", inLink},
-	"span in a":      {"span", `<main><nav><a href="/card">`, "</a></nav></main>", inLink},
-	"span in p":      {"span", "<main><p>Get ", " today</p></main>", inPara},
-	"a in p":         {"a", "<main><p>See ", " now</p></main>", inPara},
-	"b in p":         {"b", "<main><p>", "</p></main>", inPara},
-	"span in button": {"span", "<main><button>", "</button></main>", inButton},
-	"div in form":    {"div", `<main><form action="/postback">`, `<input name="state"></form></main>`, inForm},
-	"span in li":     {"span", "<main><ul><li>", "</li></ul></main>", Place{InListItem: true}},
-	"b in dd":        {"b", "<main><dl><dt>t<dd>", "</dl></main>", Place{InTerm: true}},
-	"svg text":       {"text", `<main><svg viewBox="0 0 9 9">`, "</svg></main>", Place{InForeign: true}},
-	"svg g":          {"g", `<main><svg><a href="/x">`, "</a></svg></main>", Place{InForeign: true}},
-	"mathml mrow":    {"mrow", "<main><math>", "</math></main>", Place{InForeign: true, InMath: true}},
+	"div":            {"div", "<main>", "</main>", Place{}, false},
+	"p":              {"p", "<main>", "</main>", Place{}, false},
+	"h2":             {"h2", "<main>", "</main>", Place{}, false},
+	"a":              {"a", "<main><nav>", "</nav></main>", Place{}, false},
+	"button":         {"button", "<main><form>", "</form></main>", inForm, false},
+	"table":          {"table", "<main>", "</main>", Place{}, false},
+	"tbody":          {"tbody", "<main><table>", "</table></main>", Place{}, false},
+	"tr":             {"tr", "<main><table><tbody>", "</tbody></table></main>", Place{}, false},
+	"td":             {"td", "<main><table><tbody><tr>", "</tr></tbody></table></main>", Place{}, false},
+	"select":         {"select", "<main><form>", "</form></main>", inForm, false},
+	"li":             {"li", "<main><ul>", "</ul></main>", Place{}, false},
+	"dd":             {"dd", "<main><dl><dt>t", "</dl></main>", Place{}, false},
+	"span":           {"span", "<main><div>", "</div></main>", Place{}, false},
+	"b":              {"b", "<main><div>", "</div></main>", Place{}, false},
+	"label":          {"label", "<main><form>", "</form></main>", inForm, false},
+	"section":        {"section", "<main>", "</main>", Place{}, false},
+	"x-widget":       {"x-widget", "<main>", "</main>", Place{}, false},
+	"form":           {"form", "<main>", "</main>", Place{}, false},
+	"div in a":       {"div", `<main><a href="/card">`, "</a></main>", inLink, false},
+	"span in a":      {"span", `<main><nav><a href="/card">`, "</a></nav></main>", inLink, false},
+	"span in p":      {"span", "<main><p>Get ", " today</p></main>", inPara, false},
+	"a in p":         {"a", "<main><p>See ", " now</p></main>", inPara, false},
+	"b in p":         {"b", "<main><p>", "</p></main>", inPara, false},
+	"span in button": {"span", "<main><button>", "</button></main>", inButton, false},
+	"div in form":    {"div", `<main><form action="/postback">`, `<input name="state"></form></main>`, inForm, false},
+	"span in li":     {"span", "<main><ul><li>", "</li></ul></main>", Place{InListItem: true}, false},
+	"b in dd":        {"b", "<main><dl><dt>t<dd>", "</dl></main>", Place{InTerm: true}, false},
+	"svg text":       {"text", `<main><svg viewBox="0 0 9 9">`, "</svg></main>", Place{InForeign: true}, false},
+	"svg g":          {"g", `<main><svg><a href="/x">`, "</a></svg></main>", Place{InForeign: true}, false},
+	"mathml mrow":    {"mrow", "<main><math>", "</math></main>", Place{InForeign: true, InMath: true}, false},
 }
 
 // staysInSlot is what a browser does with block in a slot placed at:
@@ -120,7 +131,7 @@ func textChars(s string) string {
 // the page holds.
 func parseSlot(t *testing.T, at slotContext, block string) (slot *html.Node, marked int) {
 	t.Helper()
-	page := "<!doctype html><html><head></head><body>" + at.before + "<" + at.elem + ` id="slot">` + block + "</" + at.elem + `><br id="after">` + at.after + "</body></html>"
+	page := at.page(`id="slot"`, block)
 	doc, err := html.Parse(strings.NewReader(page))
 	if err != nil {
 		t.Fatal(err)
