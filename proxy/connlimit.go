@@ -108,6 +108,23 @@ type limitedConn struct {
 	// lingers: the request was refused while the visitor may still be
 	// sending it; Close drains the connection first (lingerOnClose).
 	lingers atomic.Bool
+	// head follows the first request's head as it is read, for how it
+	// ends; only the serving goroutine reads.
+	head headEnd
+}
+
+// Read reads from the connection. The first request's head must end in
+// CRLF CRLF: one that ends in bare LFs fails the read with errBareLF,
+// which the server answers 400 (Handler.serveParseError) at once instead
+// of waiting for the rest of a head that has been sent whole.
+func (c *limitedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if !c.head.done && n > 0 {
+		if bad := c.head.read(p[:n]); bad != nil {
+			return n, bad
+		}
+	}
+	return n, err
 }
 
 // lingerOnClose marks ctx's connection, whose request is refused before it

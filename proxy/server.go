@@ -104,6 +104,8 @@ func (h *Handler) serveParseError(ctx *fasthttp.RequestCtx, err error) {
 		h.plainError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "431 Request Header Fields Too Large")
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		h.plainError(ctx, fasthttp.StatusRequestEntityTooLarge, "413 Request Entity Too Large")
+	case errors.Is(err, errBareLF):
+		h.plainError(ctx, fasthttp.StatusBadRequest, "400 Bad Request: the request's lines must end in CRLF (\\r\\n), and its head in an empty line")
 	case errors.As(err, &netErr) && netErr.Timeout():
 		h.plainError(ctx, fasthttp.StatusRequestTimeout, "408 Request Timeout")
 	default:
