@@ -20,7 +20,9 @@ import (
 
 // misfitPage has slots in elements that not every block fits: a
 // paragraph, a table row, a link, a form, a button, a list item, an SVG
-// text.
+// text; one in a web component's declarative shadow root, which the
+// paragraph around the component is not around; and one in a <template>,
+// which browsers do not show.
 const misfitPage = `<!doctype html><html><head><title>Slots</title></head><body>
 <main>
 <p id="promo" class="promo" data-edgeseg-slot="promo">Default promo</p>
@@ -34,12 +36,15 @@ const misfitPage = `<!doctype html><html><head><title>Slots</title></head><body>
 <ul id="menu"><li id="entry"><a href="/deals"><span id="entrylabel" data-edgeseg-slot="entry">Deals</span></a></li></ul>
 <svg id="badge-art" viewBox="0 0 40 10"><text id="tag" data-edgeseg-slot="tag" x="0" y="9">New</text></svg>
 <svg id="price-art" viewBox="0 0 40 10"><text id="price" data-edgeseg-slot="price" x="0" y="9">$20</text></svg>
+<p id="ship-line">Ships <x-eta id="eta"><template shadowrootmode="open"><span id="shipping" data-edgeseg-slot="shipping">in 3 days</span></template></x-eta> from stock.</p>
+<template id="later"><div id="hidden" data-edgeseg-slot="hidden">Default hidden</div></template>
 </main>
 </body></html>`
 
 // misfitBlocks are the mobile segment's blocks for misfitPage's slots:
 // eight that browsers would move out of their slot element (or, for a form,
-// drop while taking its fields), three that fit.
+// drop while taking its fields), four that fit, and one for a slot that is
+// never shown.
 var misfitBlocks = map[string]string{
 	"promo/mobile.hbs": `<div class="deal">Mobile deal</div>`,        // a <div> closes the <p>
 	"note/mobile.hbs":  `<b>Mobile</b> note`,                         // fits
@@ -53,6 +58,9 @@ var misfitBlocks = map[string]string{
 	"entry/mobile.hbs":  `<li class="deal">Mobile deals</li>`,          // a list item in the menu's
 	"tag/mobile.hbs":    `<b class="deal">Sale</b>`,                    // HTML in an SVG <text>
 	"price/mobile.hbs":  `<tspan font-weight="bold">$15</tspan> today`, // fits: SVG in SVG
+	// fits: in the shadow root, no paragraph is around the slot
+	"shipping/mobile.hbs": `<div class="fast">tomorrow</div>`,
+	"hidden/mobile.hbs":   `<b class="deal">Hidden deal</b>`, // a <template>'s slot is not filled
 }
 
 func startMisfitStack(t *testing.T) *stack {
@@ -95,6 +103,8 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		`<span id="entrylabel" data-edgeseg-slot="entry">Deals</span>`,
 		`<text id="tag" data-edgeseg-slot="tag" x="0" y="9">New</text>`,
 		`<text id="price" data-edgeseg-slot="price" x="0" y="9" data-edgeseg-segment="mobile"><tspan font-weight="bold">$15</tspan> today</text>`,
+		`<span id="shipping" data-edgeseg-slot="shipping" data-edgeseg-segment="mobile"><div class="fast">tomorrow</div></span>`,
+		`<div id="hidden" data-edgeseg-slot="hidden">Default hidden</div>`,
 	)
 	logs := s.stderr.String()
 	lacks(t, "log", logs,
@@ -107,7 +117,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		`entry/mobile.hbs: does not fit the slot's <span>: the slot is inside a list item`,
 		`tag/mobile.hbs: does not fit the slot's <text>: the slot is an SVG or MathML element`,
 	)
-	if strings.Contains(logs, "note/mobile.hbs") || strings.Contains(logs, "row/mobile.hbs") || strings.Contains(logs, "price/mobile.hbs") {
+	if strings.Contains(logs, "note/mobile.hbs") || strings.Contains(logs, "row/mobile.hbs") || strings.Contains(logs, "price/mobile.hbs") || strings.Contains(logs, "shipping/mobile.hbs") {
 		t.Errorf("a block that fits was refused:\n%s", logs)
 	}
 
@@ -132,7 +142,7 @@ func TestBlocksThatDoNotFitTheirSlotElement(t *testing.T) {
 		"entry (mobile): its block does not fit the slot: the slot is inside a list item",
 		"tag (mobile): its block does not fit the slot: the slot is an SVG or MathML element",
 	)
-	if strings.Contains(h, "note (") || strings.Contains(h, "row (") || strings.Contains(h, "price (") {
+	if strings.Contains(h, "note (") || strings.Contains(h, "row (") || strings.Contains(h, "price (") || strings.Contains(h, "shipping (") {
 		t.Errorf("preview header names a slot that was filled: %q", h)
 	}
 }
@@ -202,6 +212,26 @@ func TestRealBrowserKeepsBlocksInTheirSlots(t *testing.T) {
 	if svg != "http://www.w3.org/2000/svg" {
 		t.Errorf("the <tspan> filling the SVG slot is in namespace %q, want SVG's", svg)
 	}
+	// The web component's shadow root holds the block, in its slot, and
+	// the paragraph around the component all of its text.
+	shadow, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		const root = document.getElementById("eta").shadowRoot;
+		const slot = root && root.getElementById("shipping");
+		return [slot ? slot.innerHTML : "no slot", document.getElementById("ship-line").textContent].join(" | ");
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `<div class="fast">tomorrow</div> | Ships  from stock.`; shadow != want {
+		t.Errorf("the shadow root's slot and the paragraph around it: %q, want %q", shadow, want)
+	}
+	hidden, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("later").content.getElementById("hidden").innerHTML`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hidden != "Default hidden" {
+		t.Errorf("the <template>'s slot holds %q", hidden)
+	}
 }
 
 // TestValidateChecksBlocksAgainstAPage: `validate --page` reads a page
@@ -237,8 +267,9 @@ func TestValidateChecksBlocksAgainstAPage(t *testing.T) {
 		`warning: `+page+`: slot "side" has no block`,
 		`warning: `+page+`: slot "broken" is never filled: self-closing`,
 		`warning: `+page+`: slot "comment" is never filled: text-only element`,
+		`warning: `+page+`: slot "hidden" is never filled: inside a template`,
 	)
-	for _, fits := range []string{`slot "note"`, `slot "row"`} {
+	for _, fits := range []string{`slot "note"`, `slot "row"`, `slot "shipping"`} {
 		if strings.Contains(out.String(), fits) {
 			t.Errorf("a block that fits was reported (%s):\n%s", fits, out.String())
 		}
@@ -266,6 +297,13 @@ func TestRealBrowserPlacesSlotsAsTheScannerDoes(t *testing.T) {
 		`<svg><script>"<p>"</script><span id="slot" data-edgeseg-slot="s">x</span>`,
 		`<button><table><tr><td><svg><g></button><text id="slot" data-edgeseg-slot="s">x</text>`,
 		`<ul><li><ol><svg><g></li><text id="slot" data-edgeseg-slot="s">x</text>`,
+		// A declarative shadow root is a tree of its own: nothing around
+		// its template is around the slot inside it.
+		`<p>Get <x-c><template shadowrootmode="open"><span id="slot" data-edgeseg-slot="s">x</span></template></x-c> now</p>`,
+		`<a href="/"><x-c><template shadowrootmode="open"><p><span id="slot" data-edgeseg-slot="s">x</span></p></template></x-c></a>`,
+		`<button><x-c><template shadowrootmode="open"><b><span id="slot" data-edgeseg-slot="s">x</span></b></template></x-c></button>`,
+		`<x-c><template shadowrootmode="open"><svg><text id="slot" data-edgeseg-slot="s">x</text></svg></template></x-c>`,
+		`<p>Get <a href="/"><x-c><template shadowrootmode="open"><div>d</div><p>left open<svg><g></template></x-c><span id="slot" data-edgeseg-slot="s">x</span></a></p>`,
 	} {
 		var at inject.Place
 		found := false
@@ -281,12 +319,24 @@ func TestRealBrowserPlacesSlotsAsTheScannerDoes(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
-			const s = document.getElementById("slot"), up = s.parentElement;
+			// The slot, in the page or in an open shadow root.
+			const find = (root) => {
+				const s = root.getElementById("slot");
+				if (s) return s;
+				for (const e of root.querySelectorAll("*")) {
+					const f = e.shadowRoot && find(e.shadowRoot);
+					if (f) return f;
+				}
+				return null;
+			};
+			const s = find(document), up = s && s.parentElement;
+			if (!s) return "no slot";
 			// A paragraph or button is in reach unless a table, cell or
-			// object is between (Place.InParagraph, Place.InButton).
+			// object is between (Place.InParagraph, Place.InButton);
+			// closest() stays inside the slot's shadow tree.
 			const shield = "button, table, td, th, caption, object, applet, marquee";
-			const reach = (name) => (up.closest(name + ", " + shield) || {}).tagName == name.toUpperCase();
-			return [s.namespaceURI != "http://www.w3.org/1999/xhtml", reach("p"), !!up.closest("a"), reach("button")].join(" ");
+			const reach = (name) => !!up && (up.closest(name + ", " + shield) || {}).tagName == name.toUpperCase();
+			return [s.namespaceURI != "http://www.w3.org/1999/xhtml", reach("p"), !!up && !!up.closest("a"), reach("button")].join(" ");
 		})()`))
 		if err != nil {
 			t.Fatal(err)

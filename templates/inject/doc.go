@@ -10,9 +10,11 @@
 // The scanner is a small HTML tokenizer, not a parser: it knows enough to
 // skip comments, doctype/CDATA/processing instructions, and the contents of
 // raw-text elements (script, style, textarea, title, xmp, iframe, noembed,
-// noframes, noscript, plaintext) and of <template>, so that markup-like text
-// inside them is never taken for a slot, and it counts nested elements of
-// the slot's own tag name to find the slot's end. Input may arrive in chunks
+// noframes, noscript, plaintext), so that markup-like text inside them is
+// never taken for a slot, and it counts nested elements of the slot's own
+// tag name to find the slot's end. A <template>'s content is a fragment of
+// its own: a slot in it is not filled, unless the template is a
+// declarative shadow root, which browsers show. Input may arrive in chunks
 // split anywhere: an incomplete token is carried over to the next Write.
 // A slot whose end tag never arrives is left as the origin sent it.
 //

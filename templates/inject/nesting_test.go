@@ -44,6 +44,7 @@ var openers = []struct{ open, close string }{
 	{`<svg viewBox="0 0 9 9">`, `</svg>`},
 	{`<svg><text x="1">`, `</text></svg>`},
 	{`<math>`, `</math>`},
+	{`<x-card><template shadowrootmode="open">`, `</template></x-card>`},
 }
 
 // passed are whole elements pages have before a slot, inside what is
@@ -59,6 +60,7 @@ var passed = []string{
 	`<svg><g>left open`, `<svg><path d="M0 0"/><title>t</title></svg>`, `<math><mi>x</mi></math>`,
 	`<svg><style>.a{fill:red}</style></svg>`, `<svg><script>"<p>"</script></svg>`, `<svg><font color="red">x</font></svg>`,
 	`<math><annotation-xml encoding="text/html"><p>x</annotation-xml></math>`, `<![CDATA[<p>]]>`, `<svg><![CDATA[<p>]]></svg>`,
+	`<x-c><template shadowrootmode="open"><p>x<a href="/y">y<svg><g></template></x-c>`, `<x-c><template shadowrootmode="open"><div>d</div></template></x-c>`,
 }
 
 // slotNames are the elements a slot is put on, inside the openers.
@@ -178,6 +180,8 @@ var slotContents = []string{
 	`<svg><a href="/x"/><{e}/>t</{e}></svg>`, `<svg><foreignObject><p>t</foreignObject></svg>`,
 	`<svg><script>"</{e}>"</script></svg>`, `<svg><style><{e}/>t</{e}></style></svg>`, `<svg><![CDATA[</{e}>]]></svg>`,
 	`<![CDATA[</{e}>]]>`, `<svg><title><{e}/>t</{e}></title></svg>`, `<math><mi><script>"</{e}>"</script></mi></math>`,
+	`<template><{e}>t</template>`, `<x-c><template shadowrootmode="open"><{e}><{e}>t</template></x-c>`, `<template><script>"</template>"</script></{e}></template>`,
+	`<svg><template><{e}>t</{e}></template></svg>`, `<template><svg><{e}></template>`,
 }
 
 // slotPlaces are what is open around a slot, with the elements a slot is
@@ -239,7 +243,10 @@ func TestFilledSlotsKeepThePageAroundThem(t *testing.T) {
 		filled++
 		// With the slot's content marked, to tell the elements it opened.
 		was, inSlot := placeOfAfter(t, pageOf(markStartTags(content.String())))
-		if inSlot {
+		if inSlot || was == "" {
+			// was == "": x/net/html lost the page after the slot. It
+			// drops a <template> inside SVG's or MathML's HTML, and what
+			// follows it; browsers keep both.
 			continue
 		}
 		judged++

@@ -42,11 +42,16 @@ const (
 	// only (a <title>, <textarea>, <script>, <style>, ...), where a
 	// block's markup would show as written.
 	IgnoredText = "text-only element"
+	// IgnoredTemplate: a marker inside a <template> (or on one), whose
+	// content browsers do not show. A declarative shadow root
+	// (<template shadowrootmode="open">) is shown, and its slots are
+	// filled.
+	IgnoredTemplate = "inside a template"
 )
 
 // IgnoredReasons lists every Ignored reason, for counting them.
 func IgnoredReasons() []string {
-	return []string{IgnoredSelfClosing, IgnoredVoid, IgnoredNoEnd, IgnoredTooMany, IgnoredText}
+	return []string{IgnoredSelfClosing, IgnoredVoid, IgnoredNoEnd, IgnoredTooMany, IgnoredText, IgnoredTemplate}
 }
 
 // Ignored returns the slot markers of the document that cannot be filled

@@ -9,11 +9,11 @@ import (
 )
 
 // isRawText reports elements that hold text, not markup, up to their end
-// tag. <template> holds markup, but slots inside it are not live, so it is
-// skipped the same way. name is lower case.
+// tag. name is lower case. (A <template> holds markup, read as such: see
+// templateLevel.)
 func isRawText(name []byte) bool {
 	switch string(name) {
-	case "script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript", "plaintext", "template":
+	case "script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript", "plaintext":
 		return true
 	}
 	return false
@@ -75,6 +75,13 @@ type scanner struct {
 	// the start, 3 once past where one may be.
 	mode docMode
 	bom  uint8
+	// templates are the <template> elements open, innermost last, with
+	// what was open around each; inert: the content where the scanner is
+	// is not shown (a template's, not a declarative shadow root's).
+	// Past maxTemplates they are only counted (deepTemplates).
+	templates     []templateLevel
+	deepTemplates int
+	inert         bool
 	// ignored are the slot markers found that cannot be filled.
 	ignored []Ignored
 	// values, when set, collects where the quoted attribute values of the
@@ -119,7 +126,7 @@ type tag struct {
 	closing   bool
 	selfClose bool
 	slot      []byte // value of SlotAttr, if present
-	declares  bool   // a <meta> declaring the encoding (noted only with values)
+	decides   bool   // a tag whose attribute values the Plan depends on (noted only with values)
 	hasSlot   bool
 	hasSeg    bool // already carries SegmentAttr
 	closeAt   int  // index of '>' (or of "/>")
@@ -411,7 +418,7 @@ func (s *scanner) setMode(m docMode) {
 func (s *scanner) parseNoting(data []byte, i int, t *tag) bool {
 	kept := len(*s.values)
 	ok := parseTag(data, i, t, s.values)
-	if !ok || t.end == 0 || t.declares {
+	if !ok || t.end == 0 || t.decides {
 		*s.values = (*s.values)[:kept]
 	}
 	return ok
@@ -426,6 +433,10 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		svg, paras = s.svg, s.paras
 	}
 	pushed, wasForeign := false, false
+	// A </template> closes the innermost HTML template from wherever in
+	// it, SVG included, unless an SVG element of that name is open.
+	endsTemplate := t.closing && t.lowLen == 8 && string(t.lname()) == "template" &&
+		!(s.svg.foreign() && s.svg.has(nameHash(data[t.nameAt:t.nameEnd])))
 	if t.closing && s.svg.foreign() && s.endsAroundForeign(data, t) {
 		s.svg.n = 0 // then read as HTML
 	}
@@ -469,6 +480,10 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	// a paragraph (it closed the one open).
 	inPara := s.paras.open() && !para
 	if t.closing {
+		if endsTemplate {
+			s.leaveTemplate()
+			return t.end, true
+		}
 		if link {
 			s.inLink = false
 		}
@@ -486,6 +501,17 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 			s.out = append(s.out, s.head...)
 			s.headDone = true
 		}
+		return t.end, true
+	}
+	if t.hasSlot && s.inert {
+		s.ignore(t, IgnoredTemplate)
+		t.hasSlot = false
+	}
+	if t.lowLen == 8 && string(t.lname()) == "template" && !wasForeign {
+		if t.hasSlot {
+			s.ignore(t, IgnoredTemplate)
+		}
+		s.enterTemplate(data, t)
 		return t.end, true
 	}
 	// In HTML "/>" closes nothing: <script src=x/> opens a script whose
@@ -553,6 +579,64 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		}
 	}
 	return n, complete
+}
+
+// templateLevel is what a <template> start tag set aside. A template's
+// content is a document fragment of its own: nothing open around the
+// template is open in it (a <div> in it closes no paragraph of the page,
+// an <a> in it splits no link of the page), and after its end tag what was
+// open is again, whatever the content left open. Its content is not shown,
+// and its slots are not filled, unless the template is a declarative
+// shadow root (shadowrootmode="open" or "closed"): then it is the shadow
+// tree of the element around it, shown in its place, and its slots are
+// filled for the place they have inside it.
+type templateLevel struct {
+	inLink, inForm bool
+	paras          paraState
+	lists          listStack
+	svg            foreignStack
+	inert          bool // the content around the template is not shown
+	inside         bool // the template's own content is not shown
+}
+
+// maxTemplates bounds the templates followed inside each other;
+// components nest their shadow roots a few deep.
+const maxTemplates = 16
+
+// enterTemplate records the start tag t of an HTML <template>.
+func (s *scanner) enterTemplate(data []byte, t *tag) {
+	inert := s.inert || !containsFold(data[t.nameEnd:t.end], "shadowrootmode") || !t.readOtherwise(data, shadowRoot)
+	if s.deepTemplates > 0 || len(s.templates) >= maxTemplates {
+		s.deepTemplates++
+		s.inert = true
+		return
+	}
+	s.templates = append(s.templates, templateLevel{inLink: s.inLink, inForm: s.inForm, paras: s.paras, lists: s.lists, svg: s.svg,
+		inert: s.inert, inside: inert})
+	s.inLink, s.inForm = false, false
+	s.paras = paraState{quirks: s.paras.quirks}
+	s.lists = listStack{}
+	s.svg = foreignStack{}
+	s.inert = inert
+}
+
+// leaveTemplate records a </template> end tag: it closes the innermost
+// template open, from wherever in its content (SVG included), and what it
+// set aside is open again. With none open, browsers ignore it.
+func (s *scanner) leaveTemplate() {
+	if s.deepTemplates > 0 {
+		if s.deepTemplates--; s.deepTemplates == 0 && len(s.templates) > 0 {
+			s.inert = s.templates[len(s.templates)-1].inside
+		}
+		return
+	}
+	n := len(s.templates)
+	if n == 0 {
+		return
+	}
+	l := &s.templates[n-1]
+	s.inLink, s.inForm, s.paras, s.lists, s.svg, s.inert = l.inLink, l.inForm, l.paras, l.lists, l.svg, l.inert
+	s.templates = s.templates[:n-1]
 }
 
 // endsAroundForeign reports whether the end tag t, met in SVG or MathML,
@@ -657,6 +741,10 @@ func findSlotEnd(data []byte, from int, name []byte, svg foreignStack) (innerEnd
 	depth := 1
 	i := from
 	var t tag
+	// Templates open in the content: what is in them is a fragment of its
+	// own, which elements of the slot's name in it do not nest in, and
+	// which a </template> ends from wherever in it.
+	templates := 0
 	for i < len(data) {
 		lt := bytes.IndexByte(data[i:], '<')
 		if lt < 0 {
@@ -686,6 +774,31 @@ func findSlotEnd(data []byte, from int, name []byte, svg foreignStack) (innerEnd
 			}
 			if t.end == 0 {
 				i++
+				continue
+			}
+			if templates > 0 || !svg.foreign() {
+				if t.lowLen == 8 && string(t.lname()) == "template" {
+					if t.closing && templates > 0 {
+						templates--
+					} else if !t.closing {
+						templates++
+					}
+					i = t.end
+					continue
+				}
+			}
+			if templates > 0 {
+				// Only what ends the template, and raw text, matter.
+				if !t.closing && isRawText(t.lname()) {
+					if string(t.lname()) == "plaintext" {
+						return 0, -1, -1
+					}
+					if i = findEndTag(data, t.end, t.lname()); i < 0 {
+						return 0, -1, -1
+					}
+					continue
+				}
+				i = t.end
 				continue
 			}
 			wasForeign := svg.foreign()
@@ -921,17 +1034,32 @@ func parseTag(data []byte, i int, t *tag, values *[]uint32) bool {
 // noteValue appends to values the start and end of the value val of the
 // attribute an, which ends just before data[p] (its closing quote, when
 // quoted), when the value is quoted and not one a Plan depends on: the
-// slot attributes', or any of a <meta> declaring the encoding (t.declares,
-// for the caller to drop the tag's values).
+// slot attributes', or any of a tag whose values decide how the page is
+// read (t.decides, for the caller to drop the tag's values).
 func (t *tag) noteValue(values *[]uint32, data, an, val []byte, quoted bool, p int) {
-	if !t.closing && bytes.EqualFold(data[t.nameAt:t.nameEnd], []byte("meta")) &&
-		(bytes.EqualFold(an, []byte("charset")) || bytes.EqualFold(an, []byte("http-equiv"))) {
-		t.declares = true
+	if !t.closing && decidingAttr(data[t.nameAt:t.nameEnd], an) {
+		t.decides = true
 	}
 	if !quoted || bytes.EqualFold(an, []byte(SlotAttr)) || bytes.EqualFold(an, []byte(SegmentAttr)) {
 		return
 	}
 	*values = append(*values, uint32(p-1-len(val)), uint32(p-1))
+}
+
+// decidingAttr reports the attributes whose values decide how a page is
+// read, by the name of the element (as written) they are on: a <meta>'s
+// declaring the encoding, a <template>'s making it a shadow root (whose
+// slots are filled), an <annotation-xml>'s saying it holds HTML.
+func decidingAttr(elem, an []byte) bool {
+	switch {
+	case bytes.EqualFold(elem, []byte("meta")):
+		return bytes.EqualFold(an, []byte("charset")) || bytes.EqualFold(an, []byte("http-equiv"))
+	case bytes.EqualFold(elem, []byte("template")):
+		return bytes.EqualFold(an, []byte("shadowrootmode"))
+	case bytes.EqualFold(elem, []byte("annotation-xml")):
+		return bytes.EqualFold(an, []byte("encoding"))
+	}
+	return false
 }
 
 // indexNear is bytes.IndexByte for a byte that is usually near: the
@@ -1112,8 +1240,8 @@ func (l *listStack) find(k listKind) int {
 // it. Elements that shield what is inside them from a paragraph around
 // them (a <button>, a <table> and its cells, an <object>) each start a
 // level of their own, where a paragraph may be open in turn; their end
-// tags bring back the level around them. (A <template>'s content is
-// passed over whole, as raw text is.) A <button> whose level is the
+// tags bring back the level around them. (A <template>'s content starts
+// a paraState of its own: templateLevel.) A <button> whose level is the
 // innermost is in reach too: another one would close it. Past maxShields
 // levels it only counts, and takes no paragraph to be open.
 type paraState struct {
@@ -1283,6 +1411,16 @@ const maxForeign = 32
 // the innermost one does not hold HTML.
 func (f *foreignStack) foreign() bool {
 	return f.n > 0 && (f.n > maxForeign || !f.html[f.n-1])
+}
+
+// has reports whether an element named by hash h is open.
+func (f *foreignStack) has(h uint32) bool {
+	for i := range min(f.n, maxForeign) {
+		if f.names[i] == h {
+			return true
+		}
+	}
+	return false
 }
 
 // push records an open element named by hash h, MathML or SVG.
