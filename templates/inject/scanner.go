@@ -493,6 +493,11 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		if list != listNone {
 			s.lists.end(list)
 		}
+		// A </head> in a template's content is the fragment's: a snippet
+		// there would not run.
+		if len(s.templates) > 0 || s.deepTemplates > 0 {
+			return t.end, true
+		}
 		if s.plan != nil && string(t.lname()) == "head" {
 			s.plan.heads = append(s.plan.heads, i)
 		}

@@ -122,3 +122,19 @@ func TestTemplatesInsideSlots(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadSnippetNotInATemplate: a </head> inside a template's content is
+// the fragment's, not the page's: the head snippet goes before the page's
+// own, where it runs.
+func TestHeadSnippetNotInATemplate(t *testing.T) {
+	page := `<!doctype html><html><head><template id="t"><b>x</b></head></template><title>T</title></head><body>b</body></html>`
+	want := `<!doctype html><html><head><template id="t"><b>x</b></head></template><title>T</title><script>dl</script></head><body>b</body></html>`
+	none := func([]byte, Place) (Block, bool) { return Block{}, false }
+	opts := &Options{HeadSnippet: []byte("<script>dl</script>")}
+	if got, _ := Slots(nil, []byte(page), none, opts); string(got) != want {
+		t.Errorf("whole:\n got %s\nwant %s", got, want)
+	}
+	if got, _ := Scan([]byte(page)).Apply(nil, []byte(page), none, opts); string(got) != want {
+		t.Errorf("by its plan:\n got %s\nwant %s", got, want)
+	}
+}
