@@ -65,22 +65,22 @@ func doctypeMode(tok []byte) docMode {
 				return modeQuirks
 			}
 			hasPublic = true
+			// Anything after the system identifier is an error the
+			// tokenizer passes over without forcing quirks.
 			if d = trimSpaceLeft(d); len(d) > 0 {
-				if system, d, ok = quotedID(d); !ok {
+				if system, _, ok = quotedID(d); !ok {
 					return modeQuirks
 				}
 				hasSystem = true
 			}
 		case equalFoldASCII(kw, []byte("system")):
-			if system, d, ok = quotedID(d[6:]); !ok {
+			if system, _, ok = quotedID(d[6:]); !ok {
 				return modeQuirks
 			}
 			hasSystem = true
 		default:
 			return modeQuirks
 		}
-		// Anything after the system identifier is an error the tokenizer
-		// passes over without forcing quirks.
 	}
 	switch {
 	case !equalFoldASCII(name, []byte("html")):
