@@ -9,7 +9,8 @@ import (
 
 // slotsOf scans page, whole, and returns the Place of each slot found
 // fillable, by slot name, and the markers ignored; streamed in pieces of
-// every size up to 7 bytes, the page must give the same.
+// every size up to 7 bytes, the page must give the same, and pass through
+// unchanged.
 func slotsOf(t *testing.T, page string) (map[string]Place, []Ignored) {
 	t.Helper()
 	collect := func(places map[string]Place) Lookup {
@@ -30,7 +31,7 @@ func slotsOf(t *testing.T, page string) (map[string]Place, []Ignored) {
 			r.Write([]byte(page[i:min(i+size, len(page))]))
 		}
 		r.Close()
-		if !reflect.DeepEqual(whole, streamed) || !reflect.DeepEqual(plan.Ignored(), r.Ignored()) {
+		if !reflect.DeepEqual(whole, streamed) || !reflect.DeepEqual(plan.Ignored(), r.Ignored()) || out.String() != page {
 			t.Errorf("%s\nin pieces of %d: %+v %v; whole: %+v %v", page, size, streamed, r.Ignored(), whole, plan.Ignored())
 		}
 	}
