@@ -82,6 +82,10 @@ type scanner struct {
 	templates     []templateLevel
 	deepTemplates int
 	inert         bool
+	// before is what a slot's start tag found open, for the tag to be
+	// read again when its end has not arrived yet. (A field: a local of
+	// every tag's would be cleared for every tag.)
+	before tagState
 	// ignored are the slot markers found that cannot be filled.
 	ignored []Ignored
 	// values, when set, collects where the quoted attribute values of the
@@ -427,10 +431,8 @@ func (s *scanner) parseNoting(data []byte, i int, t *tag) bool {
 // onTag handles a complete start or end tag at data[i:t.end].
 func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	// Before this tag, for a slot tag to be read again.
-	var svg foreignStack
-	var paras paraState
 	if t.hasSlot {
-		svg, paras = s.svg, s.paras
+		s.before = tagState{svg: s.svg, paras: s.paras}
 	}
 	pushed, wasForeign := false, false
 	// A </template> closes the innermost HTML template from wherever in
@@ -565,7 +567,7 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	switch {
 	case !complete:
 		// The tag is read again when more has come.
-		s.paras, s.svg = paras, svg
+		s.paras, s.svg = s.before.paras, s.before.svg
 	case complete && n == t.end:
 		s.inLink = s.inLink || link
 		s.inForm = s.inForm || form
@@ -584,6 +586,13 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		}
 	}
 	return n, complete
+}
+
+// tagState is what onTag changes of the elements open that a slot's
+// start tag, read again, must find as it was.
+type tagState struct {
+	svg   foreignStack
+	paras paraState
 }
 
 // templateLevel is what a <template> start tag set aside. A template's
