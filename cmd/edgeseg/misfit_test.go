@@ -297,6 +297,19 @@ func TestRealBrowserPlacesSlotsAsTheScannerDoes(t *testing.T) {
 		`<svg><script>"<p>"</script><span id="slot" data-edgeseg-slot="s">x</span>`,
 		`<button><table><tr><td><svg><g></button><text id="slot" data-edgeseg-slot="s">x</text>`,
 		`<ul><li><ol><svg><g></li><text id="slot" data-edgeseg-slot="s">x</text>`,
+		// Inside an element that holds HTML, an end tag is read as in SVG
+		// and MathML while no HTML element is open in it; with one open,
+		// it is ignored.
+		`<svg><g><svg><foreignObject><div>t</div></svg><text id="slot" data-edgeseg-slot="s">x</text></g></svg>`,
+		`<svg><g><svg><foreignObject><div>t</svg><text id="slot" data-edgeseg-slot="s">x</text>`,
+		`<svg><foreignObject><p>t</foreignObject><text id="slot" data-edgeseg-slot="s">x</text>`,
+		`<svg><foreignObject><p>t<div>d</div></foreignObject><text id="slot" data-edgeseg-slot="s">x</text>`,
+		`<svg><foreignObject><b>t</foreignObject><text id="slot" data-edgeseg-slot="s">x</text>`,
+		`<math><mi><b>x</mi><mrow id="slot" data-edgeseg-slot="s">x</mrow>`,
+		`<math><mi><b>x</b></mi><mrow id="slot" data-edgeseg-slot="s">x</mrow>`,
+		`<math><annotation-xml encoding="text/html"><p>x</annotation-xml></math><mrow id="slot" data-edgeseg-slot="s">x</mrow>`,
+		`<math><annotation-xml encoding="text/html"><ul><li>a<li>b</ul></annotation-xml><mrow id="slot" data-edgeseg-slot="s">x</mrow>`,
+		`<svg><g><svg><foreignObject><svg><font color="red">x</font></svg><text id="slot" data-edgeseg-slot="s">x</text>`,
 		// A declarative shadow root is a tree of its own: nothing around
 		// its template is around the slot inside it.
 		`<p>Get <x-c><template shadowrootmode="open"><span id="slot" data-edgeseg-slot="s">x</span></template></x-c> now</p>`,

@@ -889,3 +889,35 @@ func TestEndTagsAroundAnUnclosedSVG(t *testing.T) {
 		}
 	}
 }
+
+// TestEndTagsInsideElementsThatHoldHTML: inside a <foreignObject>, an
+// <mi>, an <annotation-xml> of HTML, an end tag is read as in SVG and
+// MathML while no HTML element is open in it: it closes the element, or
+// one of its name around it (an </svg> right after the content closes
+// both). With one open, browsers ignore it.
+func TestEndTagsInsideElementsThatHoldHTML(t *testing.T) {
+	for _, tc := range []struct {
+		page string
+		want Place
+	}{
+		{`<svg><g><svg><foreignObject><div>t</div></svg><text data-edgeseg-slot="s">x</text></g></svg>`, Place{InForeign: true}},
+		{`<svg><g><svg><foreignObject><div>t</svg><text data-edgeseg-slot="s">x</text>`, Place{}},
+		{`<svg><foreignObject><p>t</foreignObject><text data-edgeseg-slot="s">x</text>`, Place{InParagraph: true}},
+		{`<svg><foreignObject><p>t<div>d</div></foreignObject><text data-edgeseg-slot="s">x</text>`, Place{InForeign: true}},
+		{`<svg><foreignObject><b>t</foreignObject><text data-edgeseg-slot="s">x</text>`, Place{}},
+		{`<math><mi><b>x</mi><mrow data-edgeseg-slot="s">x</mrow>`, Place{}},
+		{`<math><mi><b>x</b></mi><mrow data-edgeseg-slot="s">x</mrow>`, Place{InForeign: true, InMath: true}},
+		{`<math><annotation-xml encoding="text/html"><p>x</annotation-xml></math><mrow data-edgeseg-slot="s">x</mrow>`, Place{InParagraph: true}},
+		{`<math><annotation-xml encoding="text/html"><ul><li>a<li>b</ul></annotation-xml><mrow data-edgeseg-slot="s">x</mrow>`, Place{InForeign: true, InMath: true}},
+		// A <font color> breaks out of the inner SVG into the
+		// <foreignObject>; closed, it leaves nothing open there.
+		{`<svg><g><svg><foreignObject><svg><font color="red">x</font></svg><text data-edgeseg-slot="s">x</text>`, Place{InForeign: true}},
+	} {
+		places, _ := slotsOf(t, tc.page)
+		got, found := places["s"]
+		got.Element = nil
+		if !found || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: slot told %+v (found %v), want %+v", tc.page, got, found, tc.want)
+		}
+	}
+}

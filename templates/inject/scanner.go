@@ -440,11 +440,13 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	endsTemplate := t.closing && t.lowLen == 8 && string(t.lname()) == "template" &&
 		!(s.svg.foreign() && s.svg.has(nameHash(data[t.nameAt:t.nameEnd])))
 	if t.closing && s.svg.foreign() && s.endsAroundForeign(data, t) {
-		s.svg.n = 0 // then read as HTML
+		s.svg.popTo(0) // then read as HTML
 	}
+	opened := false // an HTML element inside an element that holds HTML
 	if s.svg.reads(t) {
 		wasForeign = s.svg.foreign()
 		pushed = s.svg.tag(data, t)
+		opened = s.svg.opened
 	}
 	// What is open around this tag, for a slot it may be.
 	inLink, inForm, item := s.inLink, s.inForm, s.lists.top()
@@ -581,8 +583,11 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		if !foreign && (para || t.lowLen > 0) {
 			s.paras.end(t.lname(), para)
 		}
-		if pushed {
-			s.svg.n--
+		switch {
+		case pushed:
+			s.svg.popTo(s.svg.n - 1)
+		case opened:
+			s.svg.nInner-- // the slot, inside an element that holds HTML
 		}
 	}
 	return n, complete
@@ -1415,8 +1420,34 @@ type foreignStack struct {
 	names [maxForeign]uint32
 	html  [maxForeign]bool // the element holds HTML (<foreignObject>, <mtext>, ...)
 	math  [maxForeign]bool // a MathML element; else SVG
-	n     int
+	// inner are the HTML elements open inside elements that hold HTML,
+	// innermost last, as name hashes (innerSpecial marks HTML's special
+	// ones); base[i] is where those inside level i start. With none open
+	// inside it, an end tag there is read as in SVG and MathML: it
+	// closes the element (</foreignObject>), or one of its name around it
+	// (an </svg> right after a <foreignObject>'s content closes both);
+	// with one open, browsers ignore it. Past maxInner they are only
+	// counted.
+	inner  [maxInner]uint32
+	base   [maxForeign]uint8
+	nInner int
+	opened bool // the last tag read opened one of them
+	n      int
 }
+
+// maxInner bounds the HTML elements followed inside SVG's and MathML's
+// elements that hold HTML.
+const maxInner = 16
+
+// innerSpecial marks the hash of an element HTML calls special (a <div>,
+// a <p>, ...) in foreignStack.inner: an end tag of another name is
+// ignored while one is open. The hashes kept there and compared with
+// them are innerHash's, without that bit.
+const innerSpecial = 1 << 31
+
+// innerHash is the hash of the name of an HTML element, as
+// foreignStack.inner keeps it.
+func innerHash(name []byte) uint32 { return nameHash(name) &^ innerSpecial }
 
 // maxForeign bounds the SVG and MathML elements followed; icons nest a few.
 const maxForeign = 32
@@ -1425,6 +1456,126 @@ const maxForeign = 32
 // the innermost one does not hold HTML.
 func (f *foreignStack) foreign() bool {
 	return f.n > 0 && (f.n > maxForeign || !f.html[f.n-1])
+}
+
+// popTo closes the elements open from level i on, and the HTML elements
+// inside them.
+func (f *foreignStack) popTo(i int) {
+	if i < f.n && i < maxForeign {
+		f.nInner = int(f.base[i])
+	}
+	f.n = i
+}
+
+// innerOpen reports whether an HTML element is open inside the innermost
+// element, which holds HTML.
+func (f *foreignStack) innerOpen() bool {
+	return f.nInner > int(f.base[f.n-1])
+}
+
+// innerStart records the start tag of an HTML element named low (lower
+// case; "" for a long name) inside the innermost element, which holds
+// HTML: it closes a <p>, <li>, <dd> or <dt> open inside as HTML does, and
+// opens one unless void or passed over to its end tag (raw text, a
+// <template>).
+func (f *foreignStack) innerStart(name []byte, low string) {
+	b := []byte(low)
+	switch {
+	case low == "li":
+		f.innerClose(liHash, liHash)
+	case low == "dd" || low == "dt":
+		f.innerClose(ddHash, dtHash)
+	}
+	if closesParagraph(low) {
+		f.innerCloseInScope(pHash)
+	}
+	if isVoid(b) || isRawText(b) || low == "template" {
+		return
+	}
+	f.opened = true
+	h := innerHash(name)
+	if special(low) {
+		h |= innerSpecial
+	}
+	if f.nInner < maxInner {
+		f.inner[f.nInner] = h
+	}
+	f.nInner++
+}
+
+// innerClose closes an open item of a list (h1 or h2: <li>, or <dd> and
+// <dt>) that a new one closes: the innermost, unless a special element
+// other than an <address>, <div> or <p> is open inside it.
+func (f *foreignStack) innerClose(h1, h2 uint32) {
+	for i := min(f.nInner, maxInner) - 1; i >= int(f.base[f.n-1]); i-- {
+		switch h := f.inner[i] &^ innerSpecial; {
+		case h == h1 || h == h2:
+			f.nInner = i
+			return
+		case f.inner[i]&innerSpecial != 0 && h != addressHash && h != divHash && h != pHash:
+			return
+		}
+	}
+}
+
+// innerCloseInScope closes the innermost open element named by hash h
+// (a <p> a <div> closes, the element of an end tag), and those inside
+// it, unless an element that ends HTML's scopes (a table, a cell, a
+// button, ...) is open inside it.
+func (f *foreignStack) innerCloseInScope(h uint32) {
+	for i := min(f.nInner, maxInner) - 1; i >= int(f.base[f.n-1]); i-- {
+		e := f.inner[i] &^ innerSpecial
+		if e == h {
+			f.nInner = i
+			return
+		}
+		if scopeHashes[e] {
+			return
+		}
+	}
+}
+
+// innerEnd records an HTML end tag named by hash h, of an element HTML
+// calls special or not, inside the innermost element, which holds HTML:
+// it closes the innermost open element of its name. A special one's
+// closes those opened inside it too (</div> a <p> left open), short of a
+// scope's end; another's is ignored past a special element, as browsers
+// do. One of no open element's name is ignored.
+func (f *foreignStack) innerEnd(h uint32, isSpecial bool) {
+	if f.nInner > maxInner {
+		f.nInner-- // past what is followed: only counted
+		return
+	}
+	if isSpecial {
+		f.innerCloseInScope(h)
+		return
+	}
+	for i := f.nInner - 1; i >= int(f.base[f.n-1]); i-- {
+		if f.inner[i]&^innerSpecial == h {
+			f.nInner = i
+			return
+		}
+		if f.inner[i]&innerSpecial != 0 {
+			return
+		}
+	}
+}
+
+// Name hashes the inner HTML elements are compared with.
+var (
+	pHash, liHash, ddHash, dtHash = innerHash([]byte("p")), innerHash([]byte("li")), innerHash([]byte("dd")), innerHash([]byte("dt"))
+	addressHash, divHash          = innerHash([]byte("address")), innerHash([]byte("div"))
+	// scopeHashes are the HTML elements that end HTML's scopes ("has an
+	// element in scope"), and a <button>, which ends a paragraph's.
+	scopeHashes = hashSet("applet", "caption", "html", "table", "td", "th", "marquee", "object", "template", "button")
+)
+
+func hashSet(names ...string) map[uint32]bool {
+	m := make(map[uint32]bool, len(names))
+	for _, n := range names {
+		m[innerHash([]byte(n))] = true
+	}
+	return m
 }
 
 // has reports whether an element named by hash h is open.
@@ -1440,7 +1591,7 @@ func (f *foreignStack) has(h uint32) bool {
 // push records an open element named by hash h, MathML or SVG.
 func (f *foreignStack) push(h uint32, html, math bool) {
 	if f.n < maxForeign {
-		f.names[f.n], f.html[f.n], f.math[f.n] = h, html, math
+		f.names[f.n], f.html[f.n], f.math[f.n], f.base[f.n] = h, html, math, uint8(min(f.nInner, maxInner+1))
 	}
 	f.n++
 }
@@ -1470,10 +1621,20 @@ func (f *foreignStack) tag(data []byte, t *tag) bool {
 	var buf [len("annotation-xml")]byte
 	low := lowerName(buf[:], name) // "" for a name longer than any compared
 	pushed := false
+	f.opened = false
 	switch {
 	case f.foreign() && (breaksOutOfForeign(low, t.closing) || !t.closing && low == "font" && t.readOtherwise(data, breaksOut)):
 		for f.foreign() {
-			f.n--
+			f.popTo(f.n - 1)
+		}
+		// Then read as HTML: inside an element that holds it, if one is
+		// open.
+		switch {
+		case f.n == 0 || f.n > maxForeign:
+		case !t.closing:
+			f.innerStart(name, low)
+		case f.innerOpen():
+			f.innerEnd(innerHash(name), special(low))
 		}
 	case f.foreign() && t.closing:
 		// Closes the innermost open element of its name, and those
@@ -1481,7 +1642,7 @@ func (f *foreignStack) tag(data []byte, t *tag) bool {
 		h := nameHash(name)
 		for i := min(f.n, maxForeign) - 1; i >= 0; i-- {
 			if f.names[i] == h {
-				f.n = i
+				f.popTo(i)
 				break
 			}
 		}
@@ -1496,14 +1657,29 @@ func (f *foreignStack) tag(data []byte, t *tag) bool {
 			pushed = true
 		}
 	case t.closing:
-		// In HTML inside an element that holds it, that element's end
-		// tag closes it (</foreignObject>).
-		if f.n > 0 && f.n <= maxForeign && f.names[f.n-1] == nameHash(name) {
-			f.n--
+		// In HTML inside an element that holds it (foreignStack.inner).
+		if f.n == 0 || f.n > maxForeign {
+			break
+		}
+		top, h := f.n-1, nameHash(name)
+		switch {
+		case f.names[top] == h || f.has(h):
+			if !f.innerOpen() {
+				for i := top; i >= 0; i-- {
+					if f.names[i] == h {
+						f.popTo(i)
+						break
+					}
+				}
+			}
+		case f.innerOpen():
+			f.innerEnd(innerHash(name), special(low))
 		}
 	case !t.selfClose && (low == "svg" || low == "math"):
 		f.push(nameHash(name), false, low == "math")
 		pushed = true
+	case f.n > 0 && f.n <= maxForeign:
+		f.innerStart(name, low) // an HTML element in an element that holds HTML
 	}
 	return pushed
 }
