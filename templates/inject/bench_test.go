@@ -7,8 +7,9 @@ import (
 
 // BenchmarkScanner tokenizes whole documents as a page that changes on
 // every request is (no plan to reuse): the real pages of the corpus, one
-// after another, and the 60 KB bench page with its three slots filled. It
-// is the cost that grows with a dynamic page's size.
+// after another, a page of 400 web components with their shadow roots,
+// and the 60 KB bench page with its three slots filled. It is the cost
+// that grows with a dynamic page's size.
 func BenchmarkScanner(b *testing.B) {
 	var corpus [][]byte
 	size := 0
@@ -29,6 +30,26 @@ func BenchmarkScanner(b *testing.B) {
 		for b.Loop() {
 			for _, html := range corpus {
 				out, _ = Slots(out[:0], html, lookup, nil)
+			}
+		}
+	})
+	// A page of web components rendered on the server: every card's
+	// shadow tree is a <template shadowrootmode>, read as markup.
+	var components []byte
+	for range 400 {
+		components = append(components, `<product-card><template shadowrootmode="open"><style>:host{display:block}</style>`+
+			`<a href="/p/1" part="link"><slot name="title"></slot></a><span data-edgeseg-slot="badge">New</span>`+
+			`<price-tag><template shadowrootmode="open"><b>$20</b></template></price-tag></template>`+
+			`<h3 slot="title">Lamp</h3></product-card>`...)
+	}
+	b.Run("shadow-roots", func(b *testing.B) {
+		b.SetBytes(int64(len(components)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var n int
+			out, n = Slots(out[:0], components, lookup, nil)
+			if n != MaxSlots {
+				b.Fatalf("filled %d slots, want %d", n, MaxSlots)
 			}
 		}
 	})

@@ -317,19 +317,6 @@ func annotationOfHTML(_ string, z *html.Tokenizer, hasAttr bool) bool {
 	return false
 }
 
-// shadowRoot reports whether a <template> start tag's attributes make it
-// a declarative shadow root: shadowrootmode="open" or "closed".
-func shadowRoot(_ string, z *html.Tokenizer, hasAttr bool) bool {
-	for hasAttr {
-		var k, v []byte
-		k, v, hasAttr = z.TagAttr()
-		if string(k) == "shadowrootmode" {
-			return bytes.EqualFold(v, []byte("open")) || bytes.EqualFold(v, []byte("closed"))
-		}
-	}
-	return false
-}
-
 // slotEnd stands for the slot's end tag after a block.
 const slotEnd = "</edgeseg-slot-end>"
 

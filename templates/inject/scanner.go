@@ -132,8 +132,9 @@ type tag struct {
 	slot      []byte // value of SlotAttr, if present
 	decides   bool   // a tag whose attribute values the Plan depends on (noted only with values)
 	hasSlot   bool
-	hasSeg    bool // already carries SegmentAttr
-	closeAt   int  // index of '>' (or of "/>")
+	hasSeg    bool       // already carries SegmentAttr
+	shadow    shadowAttr // what its shadowrootmode attribute says
+	closeAt   int        // index of '>' (or of "/>")
 	// low is the name lower-cased when it has at most len(low) bytes, as
 	// every name the scanner looks for has; lowLen is 0 for longer names.
 	// An array, not a slice into a buffer: a tag that pointed into itself
@@ -141,6 +142,16 @@ type tag struct {
 	low    [12]byte
 	lowLen int
 }
+
+// shadowAttr is what a tag's shadowrootmode attribute says: a <template>
+// with "open" or "closed" is a declarative shadow root.
+type shadowAttr uint8
+
+const (
+	shadowUnset shadowAttr = iota
+	shadowOther
+	shadowMode
+)
 
 // lname is the tag's name lower-cased, or empty when it is not one the
 // scanner looks for in every tag (fold makes it for any short name).
@@ -520,7 +531,7 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		if t.hasSlot {
 			s.ignore(t, IgnoredTemplate)
 		}
-		s.enterTemplate(data, t)
+		s.enterTemplate(t)
 		return t.end, true
 	}
 	// In HTML "/>" closes nothing: <script src=x/> opens a script whose
@@ -623,8 +634,8 @@ type templateLevel struct {
 const maxTemplates = 16
 
 // enterTemplate records the start tag t of an HTML <template>.
-func (s *scanner) enterTemplate(data []byte, t *tag) {
-	inert := s.inert || !containsFold(data[t.nameEnd:t.end], "shadowrootmode") || !t.readOtherwise(data, shadowRoot)
+func (s *scanner) enterTemplate(t *tag) {
+	inert := s.inert || t.shadow != shadowMode
 	if s.deepTemplates > 0 || len(s.templates) >= maxTemplates {
 		s.deepTemplates++
 		s.inert = true
@@ -1041,6 +1052,14 @@ func parseTag(data []byte, i int, t *tag, values *[]uint32) bool {
 			case len(SegmentAttr):
 				if bytes.EqualFold(an, []byte(SegmentAttr)) {
 					t.hasSeg = true
+				}
+			case len("shadowrootmode"):
+				// The first of a name counts, as in browsers.
+				if t.shadow == shadowUnset && bytes.EqualFold(an, []byte("shadowrootmode")) {
+					t.shadow = shadowOther
+					if bytes.EqualFold(val, []byte("open")) || bytes.EqualFold(val, []byte("closed")) {
+						t.shadow = shadowMode
+					}
 				}
 			}
 		}
