@@ -265,9 +265,9 @@ func TestValidateChecksBlocksAgainstAPage(t *testing.T) {
 		`error: `+page+`: slot "entry" (<span>): `+filepath.Join(dir, "templates", "entry", "mobile.hbs")+` does not fit it: the slot is inside a list item`,
 		`error: `+page+`: slot "tag" (<text>): `+filepath.Join(dir, "templates", "tag", "mobile.hbs")+` does not fit it: the slot is an SVG or MathML element`,
 		`warning: `+page+`: slot "side" has no block`,
-		`warning: `+page+`: slot "broken" is never filled: self-closing`,
-		`warning: `+page+`: slot "comment" is never filled: text-only element`,
-		`warning: `+page+`: slot "hidden" is never filled: inside a template`,
+		`warning: `+page+`: slot "broken" is never filled: self-closing (in HTML "/>" closes nothing`,
+		`warning: `+page+`: slot "comment" is never filled: text-only element (a block's markup would show there as text`,
+		`warning: `+page+`: slot "hidden" is never filled: inside a template (browsers do not show a <template>'s content`,
 	)
 	for _, fits := range []string{`slot "note"`, `slot "row"`, `slot "shipping"`} {
 		if strings.Contains(out.String(), fits) {
@@ -408,5 +408,18 @@ func TestRealBrowserReadsDoctypesAsTheScannerDoes(t *testing.T) {
 	}
 	if checked < 40 {
 		t.Errorf("only %d page starts checked", checked)
+	}
+}
+
+// TestEveryIgnoredMarkerHasAHint: validate tells the editor what each
+// kind of marker that cannot be filled needs.
+func TestEveryIgnoredMarkerHasAHint(t *testing.T) {
+	seen := map[string]string{}
+	for _, r := range inject.IgnoredReasons() {
+		h := ignoredHint(r)
+		if h == ignoredHint("no such reason") || seen[h] != "" {
+			t.Errorf("reason %q has no hint of its own: %q", r, h)
+		}
+		seen[h] = r
 	}
 }

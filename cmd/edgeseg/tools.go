@@ -126,6 +126,26 @@ func (m *Main) runValidate(ctx context.Context, args []string) error {
 	return nil
 }
 
+// ignoredHint tells an editor what a slot marker that cannot be filled
+// needs, by the reason it is not (inject.Ignored).
+func ignoredHint(reason string) string {
+	switch reason {
+	case inject.IgnoredSelfClosing:
+		return `in HTML "/>" closes nothing, and the element would hold the rest of its parent: write its end tag, <div data-edgeseg-slot="x"></div>`
+	case inject.IgnoredVoid:
+		return "an element such as <img> or <input> holds nothing: put the marker on an element around it"
+	case inject.IgnoredNoEnd:
+		return "its end tag is missing, or more than 1 MiB after it"
+	case inject.IgnoredTooMany:
+		return fmt.Sprintf("only the first %d markers of a page are read", inject.MaxSlots)
+	case inject.IgnoredText:
+		return "a block's markup would show there as text: put the marker on an element around it"
+	case inject.IgnoredTemplate:
+		return `browsers do not show a <template>'s content, unless it is a shadow root: <template shadowrootmode="open">`
+	}
+	return "see the README's slots section"
+}
+
 // validatePage checks the blocks of each slot of an HTML file against the
 // slot's element there, as serve does for every page: a block browsers
 // would move out of it (a <div> in a <p>) is an error, since the slot keeps
@@ -139,7 +159,7 @@ func validatePage(page string, set *templates.Set, shapes map[*templates.Block][
 	}
 	plan := inject.Scan(html)
 	for _, ig := range plan.Ignored() {
-		report("warning", fmt.Sprintf("%s: slot %q is never filled: %s", page, ig.Slot, ig.Reason))
+		report("warning", fmt.Sprintf("%s: slot %q is never filled: %s (%s)", page, ig.Slot, ig.Reason, ignoredHint(ig.Reason)))
 	}
 	for _, ps := range plan.PlacedSlots() {
 		blocks := 0
