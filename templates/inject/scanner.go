@@ -76,12 +76,10 @@ type scanner struct {
 	mode docMode
 	bom  uint8
 	// templates are the <template> elements open, innermost last, with
-	// what was open around each; inert: the content where the scanner is
-	// is not shown (a template's, not a declarative shadow root's).
-	// Past maxTemplates they are only counted (deepTemplates).
+	// what was open around each. Past maxTemplates they are only counted
+	// (deepTemplates).
 	templates     []templateLevel
 	deepTemplates int
-	inert         bool
 	// before is what a slot's start tag found open, for the tag to be
 	// read again when its end has not arrived yet. (A field: a local of
 	// every tag's would be cleared for every tag.)
@@ -360,12 +358,12 @@ func (s *scanner) markup(data []byte, i int, final bool, t *tag) (int, bool) {
 			return i + 1, true
 		}
 		if s.mode == modeUnknown {
-			s.setMode(modeQuirks) // a tag before any doctype
+			s.mode = modeQuirks // a tag before any doctype
 		}
 		return s.onTag(data, i, t, final)
 	}
 	if s.mode == modeUnknown {
-		s.setMode(modeQuirks) // a '<' that is text
+		s.mode = modeQuirks // a '<' that is text
 	}
 	return i + 1, true
 }
@@ -385,14 +383,14 @@ func (s *scanner) beforeDoctype(rest []byte, lt int) {
 		text, s.bom = text[1:], s.bom+1
 	}
 	if more := len(text) > 0 || lt >= 0; more && s.bom > 0 && s.bom < 3 {
-		s.setMode(modeQuirks) // a mark cut short
+		s.mode = modeQuirks // a mark cut short
 		return
 	} else if more {
 		s.bom = 3 // past the start
 	}
 	for _, c := range text {
 		if !isSpace(c) {
-			s.setMode(modeQuirks)
+			s.mode = modeQuirks
 			return
 		}
 	}
@@ -412,19 +410,13 @@ func (s *scanner) doctype(rest []byte, final bool) (n int, held bool) {
 	end := bytes.IndexByte(rest, '>')
 	switch {
 	case end >= 0:
-		s.setMode(doctypeMode(rest[:end+1]))
+		s.mode = doctypeMode(rest[:end+1])
 		return end + 1, false
 	case !final && len(rest) < maxDoctype:
 		return 0, true
 	}
-	s.setMode(modeQuirks) // cut off, or too long to hold
+	s.mode = modeQuirks // cut off, or too long to hold
 	return 0, false
-}
-
-// setMode records the document's mode.
-func (s *scanner) setMode(m docMode) {
-	s.mode = m
-	s.paras.quirks = m == modeQuirks
 }
 
 // parseNoting is parseTag noting the values of the tag's attributes in
@@ -488,7 +480,7 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		case t.closing:
 			s.paras.end(t.lname(), para)
 		default:
-			s.paras.start(t.lname(), para)
+			s.paras.start(t.lname(), para, s.mode == modeQuirks)
 		}
 	}
 	// Inside this tag, once it closed what it closes; a <p> is not inside
@@ -510,7 +502,7 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		}
 		// A </head> in a template's content is the fragment's: a snippet
 		// there would not run.
-		if len(s.templates) > 0 || s.deepTemplates > 0 {
+		if s.inTemplate() {
 			return t.end, true
 		}
 		if s.plan != nil && string(t.lname()) == "head" {
@@ -523,7 +515,7 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		}
 		return t.end, true
 	}
-	if t.hasSlot && s.inert {
+	if t.hasSlot && s.inert() {
 		s.ignore(t, IgnoredTemplate)
 		t.hasSlot = false
 	}
@@ -625,8 +617,7 @@ type templateLevel struct {
 	paras          paraState
 	lists          listStack
 	svg            foreignStack
-	inert          bool // the content around the template is not shown
-	inside         bool // the template's own content is not shown
+	inert          bool // the template's content is not shown
 }
 
 // maxTemplates bounds the templates followed inside each other;
@@ -635,19 +626,16 @@ const maxTemplates = 16
 
 // enterTemplate records the start tag t of an HTML <template>.
 func (s *scanner) enterTemplate(t *tag) {
-	inert := s.inert || t.shadow != shadowMode
 	if s.deepTemplates > 0 || len(s.templates) >= maxTemplates {
 		s.deepTemplates++
-		s.inert = true
 		return
 	}
 	s.templates = append(s.templates, templateLevel{inLink: s.inLink, inForm: s.inForm, paras: s.paras, lists: s.lists, svg: s.svg,
-		inert: s.inert, inside: inert})
+		inert: s.inert() || t.shadow != shadowMode})
 	s.inLink, s.inForm = false, false
-	s.paras = paraState{quirks: s.paras.quirks}
+	s.paras = paraState{}
 	s.lists = listStack{}
 	s.svg = foreignStack{}
-	s.inert = inert
 }
 
 // leaveTemplate records a </template> end tag: it closes the innermost
@@ -655,9 +643,7 @@ func (s *scanner) enterTemplate(t *tag) {
 // set aside is open again. With none open, browsers ignore it.
 func (s *scanner) leaveTemplate() {
 	if s.deepTemplates > 0 {
-		if s.deepTemplates--; s.deepTemplates == 0 && len(s.templates) > 0 {
-			s.inert = s.templates[len(s.templates)-1].inside
-		}
+		s.deepTemplates--
 		return
 	}
 	n := len(s.templates)
@@ -665,8 +651,18 @@ func (s *scanner) leaveTemplate() {
 		return
 	}
 	l := &s.templates[n-1]
-	s.inLink, s.inForm, s.paras, s.lists, s.svg, s.inert = l.inLink, l.inForm, l.paras, l.lists, l.svg, l.inert
+	s.inLink, s.inForm, s.paras, s.lists, s.svg = l.inLink, l.inForm, l.paras, l.lists, l.svg
 	s.templates = s.templates[:n-1]
+}
+
+// inTemplate reports whether the scanner is in a template's content.
+func (s *scanner) inTemplate() bool { return len(s.templates) > 0 || s.deepTemplates > 0 }
+
+// inert reports whether the content where the scanner is is not shown:
+// a template's that is not a declarative shadow root (or inside one), or
+// one past what is followed.
+func (s *scanner) inert() bool {
+	return s.deepTemplates > 0 || len(s.templates) > 0 && s.templates[len(s.templates)-1].inert
 }
 
 // endsAroundForeign reports whether the end tag t, met in SVG or MathML,
@@ -1285,7 +1281,6 @@ func (l *listStack) find(k listKind) int {
 type paraState struct {
 	levels [maxShields + 1]paraLevel // [0]: the document's
 	n      int                       // shields open
-	quirks bool                      // the document is in quirks mode: a <table> leaves a <p> open
 }
 
 // maxShields bounds the shielding elements followed; pages nest a few.
@@ -1342,15 +1337,16 @@ func (p *paraState) cur() *paraLevel {
 
 // start records a start tag: name is the element's (lower case; "" for a
 // name not lower-cased, which is none that matters here), para says it is
-// a <p>.
-func (p *paraState) start(name []byte, para bool) {
+// a <p>, quirks that the document is in quirks mode (a <table> leaves a
+// <p> open).
+func (p *paraState) start(name []byte, para, quirks bool) {
 	if para {
 		if c := p.cur(); c != nil {
 			c.open = true // closes an open one, and opens its own
 		}
 		return
 	}
-	if c := p.cur(); c != nil && c.open && closesParagraph(string(name)) && !(p.quirks && string(name) == "table") {
+	if c := p.cur(); c != nil && c.open && closesParagraph(string(name)) && !(quirks && string(name) == "table") {
 		c.open = false
 	}
 	k := shieldOf(name)
