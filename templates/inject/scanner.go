@@ -151,6 +151,10 @@ const (
 	shadowMode
 )
 
+// isTemplate reports a <template> tag (lower-cased by parseTag:
+// lookedFor).
+func (t *tag) isTemplate() bool { return t.lowLen == 8 && string(t.low[:8]) == "template" }
+
 // lname is the tag's name lower-cased, or empty when it is not one the
 // scanner looks for in every tag (fold makes it for any short name).
 func (t *tag) lname() []byte { return t.low[:t.lowLen] }
@@ -440,7 +444,7 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	pushed, wasForeign := false, false
 	// A </template> closes the innermost HTML template from wherever in
 	// it, SVG included, unless an SVG element of that name is open.
-	endsTemplate := t.closing && t.lowLen == 8 && string(t.lname()) == "template" &&
+	endsTemplate := t.closing && t.isTemplate() &&
 		!(s.svg.foreign() && s.svg.has(nameHash(data[t.nameAt:t.nameEnd])))
 	if t.closing && s.svg.foreign() && s.endsAroundForeign(data, t) {
 		s.svg.popTo(0) // then read as HTML
@@ -448,8 +452,7 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	opened := false // an HTML element inside an element that holds HTML
 	if s.svg.reads(t) {
 		wasForeign = s.svg.foreign()
-		pushed = s.svg.tag(data, t)
-		opened = s.svg.opened
+		pushed, opened = s.svg.tag(data, t)
 	}
 	// What is open around this tag, for a slot it may be.
 	inLink, inForm, item := s.inLink, s.inForm, s.lists.top()
@@ -519,7 +522,7 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		s.ignore(t, IgnoredTemplate)
 		t.hasSlot = false
 	}
-	if t.lowLen == 8 && string(t.lname()) == "template" && !wasForeign {
+	if t.isTemplate() && !wasForeign {
 		if t.hasSlot {
 			s.ignore(t, IgnoredTemplate)
 		}
@@ -802,36 +805,25 @@ func findSlotEnd(data []byte, from int, name []byte, svg foreignStack) (innerEnd
 				i++
 				continue
 			}
-			if templates > 0 || !svg.foreign() {
-				if t.lowLen == 8 && string(t.lname()) == "template" {
-					if t.closing && templates > 0 {
-						templates--
-					} else if !t.closing {
-						templates++
-					}
-					i = t.end
-					continue
-				}
-			}
-			if templates > 0 {
-				// Only what ends the template, and raw text, matter.
-				if !t.closing && isRawText(t.lname()) {
-					if string(t.lname()) == "plaintext" {
-						return 0, -1, -1
-					}
-					if i = findEndTag(data, t.end, t.lname()); i < 0 {
-						return 0, -1, -1
-					}
-					continue
+			if t.isTemplate() && (templates > 0 || !svg.foreign()) {
+				if t.closing && templates > 0 {
+					templates--
+				} else if !t.closing {
+					templates++
 				}
 				i = t.end
 				continue
 			}
-			wasForeign := svg.foreign()
-			if svg.reads(&t) {
-				svg.tag(data, &t)
+			// In a template only what ends it, and raw text, matter: its
+			// content is HTML of its own.
+			wasForeign := false
+			if templates == 0 {
+				wasForeign = svg.foreign()
+				if svg.reads(&t) {
+					svg.tag(data, &t)
+				}
 			}
-			same := equalFoldASCII(data[t.nameAt:t.nameEnd], name)
+			same := templates == 0 && equalFoldASCII(data[t.nameAt:t.nameEnd], name)
 			closed := t.selfClose && svg.foreign() // "/>" in foreign content
 			switch {
 			case t.closing && same:
@@ -1446,7 +1438,6 @@ type foreignStack struct {
 	inner  [maxInner]uint32
 	base   [maxForeign]uint8
 	nInner int
-	opened bool // the last tag read opened one of them
 	n      int
 }
 
@@ -1492,8 +1483,8 @@ func (f *foreignStack) innerOpen() bool {
 // case; "" for a long name) inside the innermost element, which holds
 // HTML: it closes a <p>, <li>, <dd> or <dt> open inside as HTML does, and
 // opens one unless void or passed over to its end tag (raw text, a
-// <template>).
-func (f *foreignStack) innerStart(name []byte, low string) {
+// <template>). It reports whether it opened one.
+func (f *foreignStack) innerStart(name []byte, low string) bool {
 	b := []byte(low)
 	switch {
 	case low == "li":
@@ -1505,9 +1496,8 @@ func (f *foreignStack) innerStart(name []byte, low string) {
 		f.innerCloseInScope(pHash)
 	}
 	if isVoid(b) || isRawText(b) || low == "template" {
-		return
+		return false
 	}
-	f.opened = true
 	h := innerHash(name)
 	if special(low) {
 		h |= innerSpecial
@@ -1516,6 +1506,7 @@ func (f *foreignStack) innerStart(name []byte, low string) {
 		f.inner[f.nInner] = h
 	}
 	f.nInner++
+	return true
 }
 
 // innerClose closes an open item of a list (h1 or h2: <li>, or <dd> and
@@ -1593,6 +1584,17 @@ func hashSet(names ...string) map[uint32]bool {
 	return m
 }
 
+// closeNamed closes the innermost open element named by hash h, and those
+// opened after it, if one is open.
+func (f *foreignStack) closeNamed(h uint32) {
+	for i := min(f.n, maxForeign) - 1; i >= 0; i-- {
+		if f.names[i] == h {
+			f.popTo(i)
+			return
+		}
+	}
+}
+
 // has reports whether an element named by hash h is open.
 func (f *foreignStack) has(h uint32) bool {
 	for i := range min(f.n, maxForeign) {
@@ -1629,14 +1631,14 @@ func (f *foreignStack) reads(t *tag) bool {
 // tag records what tag t (at data) does to the SVG and MathML elements
 // open, before the rest of the reader reads it: in foreign content, an HTML
 // start tag that breaks out of it is then read as HTML. It reports whether
-// t opened an element that its end tag closes. Outside SVG and MathML only
-// an <svg> or <math> start tag matters (onTag calls it for those alone).
-func (f *foreignStack) tag(data []byte, t *tag) bool {
+// t opened an element that its end tag closes: pushed, an SVG or MathML
+// one; opened, an HTML one inside an element that holds HTML. Outside SVG
+// and MathML only an <svg> or <math> start tag matters (onTag calls it for
+// those alone).
+func (f *foreignStack) tag(data []byte, t *tag) (pushed, opened bool) {
 	name := data[t.nameAt:t.nameEnd]
 	var buf [len("annotation-xml")]byte
 	low := lowerName(buf[:], name) // "" for a name longer than any compared
-	pushed := false
-	f.opened = false
 	switch {
 	case f.foreign() && (breaksOutOfForeign(low, t.closing) || !t.closing && low == "font" && t.readOtherwise(data, breaksOut)):
 		for f.foreign() {
@@ -1647,20 +1649,14 @@ func (f *foreignStack) tag(data []byte, t *tag) bool {
 		switch {
 		case f.n == 0 || f.n > maxForeign:
 		case !t.closing:
-			f.innerStart(name, low)
+			opened = f.innerStart(name, low)
 		case f.innerOpen():
 			f.innerEnd(innerHash(name), special(low))
 		}
 	case f.foreign() && t.closing:
 		// Closes the innermost open element of its name, and those
 		// opened after it; one not open is ignored.
-		h := nameHash(name)
-		for i := min(f.n, maxForeign) - 1; i >= 0; i-- {
-			if f.names[i] == h {
-				f.popTo(i)
-				break
-			}
-		}
+		f.closeNamed(nameHash(name))
 	case f.foreign():
 		// A <script> or <style> here holds markup, as any element does.
 		if !t.selfClose {
@@ -1676,16 +1672,10 @@ func (f *foreignStack) tag(data []byte, t *tag) bool {
 		if f.n == 0 || f.n > maxForeign {
 			break
 		}
-		top, h := f.n-1, nameHash(name)
-		switch {
-		case f.names[top] == h || f.has(h):
+		switch h := nameHash(name); {
+		case f.has(h):
 			if !f.innerOpen() {
-				for i := top; i >= 0; i-- {
-					if f.names[i] == h {
-						f.popTo(i)
-						break
-					}
-				}
+				f.closeNamed(h)
 			}
 		case f.innerOpen():
 			f.innerEnd(innerHash(name), special(low))
@@ -1694,9 +1684,9 @@ func (f *foreignStack) tag(data []byte, t *tag) bool {
 		f.push(nameHash(name), false, low == "math")
 		pushed = true
 	case f.n > 0 && f.n <= maxForeign:
-		f.innerStart(name, low) // an HTML element in an element that holds HTML
+		opened = f.innerStart(name, low) // an HTML element in an element that holds HTML
 	}
-	return pushed
+	return pushed, opened
 }
 
 // annotationHash is MathML's <annotation-xml>'s name's: an <svg> in it
