@@ -111,18 +111,24 @@ type limitedConn struct {
 	// head follows the first request's head as it is read, for how it
 	// ends; only the serving goroutine reads.
 	head headEnd
+	bad  error // what head found wrong, for the next read
 }
 
-// Read reads from the connection. The first request's head must end in
-// CRLF CRLF: one that ends in bare LFs fails the read with errBareLF,
-// which the server answers 400 (Handler.serveParseError) at once instead
-// of waiting for the rest of a head that has been sent whole.
+// Read reads from the connection. The first request's head must begin
+// with a method and end in CRLF CRLF: after one that ends in bare LFs the
+// next read fails with errBareLF, and after bytes that begin no request (a
+// TLS handshake) with errNotHTTP, which the server answers 400
+// (Handler.serveParseError) at once instead of waiting for a head that
+// has been sent whole, or never will be. The read that finds it succeeds:
+// fasthttp reads a connection's first byte alone, and takes any error
+// there for the visitor's hanging up, closing without an answer.
 func (c *limitedConn) Read(p []byte) (int, error) {
+	if c.bad != nil {
+		return 0, c.bad
+	}
 	n, err := c.Conn.Read(p)
 	if !c.head.done && n > 0 {
-		if bad := c.head.read(p[:n]); bad != nil {
-			return n, bad
-		}
+		c.bad = c.head.read(p[:n])
 	}
 	return n, err
 }

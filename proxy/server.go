@@ -106,6 +106,10 @@ func (h *Handler) serveParseError(ctx *fasthttp.RequestCtx, err error) {
 		h.plainError(ctx, fasthttp.StatusRequestEntityTooLarge, "413 Request Entity Too Large")
 	case errors.Is(err, errBareLF):
 		h.plainError(ctx, fasthttp.StatusBadRequest, "400 Bad Request: the request's lines must end in CRLF (\\r\\n), and its head in an empty line")
+	case errors.Is(err, errTLSHandshake):
+		h.plainError(ctx, fasthttp.StatusBadRequest, "400 Bad Request: this port speaks plain HTTP, not HTTPS")
+	case errors.Is(err, errNotHTTP):
+		h.plainError(ctx, fasthttp.StatusBadRequest, "400 Bad Request: a request line is a method, a target and a version, separated by spaces")
 	case errors.As(err, &netErr) && netErr.Timeout():
 		h.plainError(ctx, fasthttp.StatusRequestTimeout, "408 Request Timeout")
 	default:
