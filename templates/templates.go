@@ -264,6 +264,7 @@ func Load(dir string, prev *Set) (*Set, Problems) {
 			ps = append(ps, Problem{File: filepath.Join(dir, slot), Msg: "slot folder names are lower case letters, digits, - and _", Warning: true})
 			continue
 		}
+		ps = append(ps, strayFiles(filepath.Join(dir, slot))...)
 		files, _ := filepath.Glob(filepath.Join(dir, slot, "*.hbs"))
 		for _, f := range files {
 			seg := strings.TrimSuffix(filepath.Base(f), ".hbs")
@@ -285,6 +286,45 @@ func Load(dir string, prev *Set) (*Set, Problems) {
 	}
 	return set, ps
 }
+
+// strayFiles warns of the files in a slot folder that look like a block
+// or its data but are never read: a block saved as deal-seekers.html or
+// deal-seekers.HBS, or its data as deal-seekers.yml, would otherwise
+// never show, and nothing would say why. Other files (a README, notes,
+// editors' backups) are passed over, as are hidden files and folders.
+func strayFiles(slotDir string) Problems {
+	entries, err := os.ReadDir(slotDir)
+	if err != nil {
+		return Problems{{File: slotDir, Msg: err.Error()}}
+	}
+	var ps Problems
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || strings.HasPrefix(name, ".") {
+			continue
+		}
+		ext := filepath.Ext(name)
+		stem := strings.TrimSuffix(name, ext)
+		f := filepath.Join(slotDir, name)
+		switch {
+		case ext == ".hbs":
+			// read, and its name checked, as a block
+		case ext == ".yaml":
+			if _, err := os.Stat(filepath.Join(slotDir, stem+".hbs")); err != nil {
+				ps = append(ps, Problem{File: f, Msg: fmt.Sprintf("data for a block %s.hbs that is not there: it is not read", stem), Warning: true})
+			}
+		case blockLike[strings.ToLower(ext)]:
+			ps = append(ps, Problem{File: f, Msg: fmt.Sprintf("not read: a slot's blocks are SEGMENT.hbs (%s.hbs)", strings.ToLower(stem)), Warning: true})
+		case strings.EqualFold(ext, ".yml") || strings.EqualFold(ext, ".yaml"):
+			ps = append(ps, Problem{File: f, Msg: fmt.Sprintf("not read: a block's data file is SEGMENT.yaml (%s.yaml)", strings.ToLower(stem)), Warning: true})
+		}
+	}
+	return ps
+}
+
+// blockLike are the extensions, in lower case, of files an editor may
+// have meant as a block.
+var blockLike = map[string]bool{".hbs": true, ".handlebars": true, ".html": true, ".htm": true, ".mustache": true, ".tpl": true, ".tmpl": true}
 
 // Templates and their data files are read up to these sizes; a larger one
 // (a file dropped in by mistake, a log) is a problem, not read whole. A

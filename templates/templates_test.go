@@ -1029,3 +1029,45 @@ func TestRenderReadsTheShape(t *testing.T) {
 		}
 	}
 }
+
+// TestStrayFilesAreNamed: a file in a slot folder that looks like a block
+// or its data but is never read (a block saved as .html or .HBS, data as
+// .yml, data whose block is gone) is a warning naming what it should be;
+// other files, hidden files, backups and the blocks themselves are not.
+func TestStrayFilesAreNamed(t *testing.T) {
+	dir := t.TempDir()
+	for name, src := range map[string]string{
+		"hero/deals.hbs": "<p>x</p>", "hero/deals.yaml": "a: 1\n",
+		"hero/mobile.html": "<p>x</p>", "hero/Luxury.HBS": "<p>x</p>", "hero/promo.handlebars": "<p>x</p>",
+		"hero/mobile.yml": "a: 1\n", "hero/gone.yaml": "a: 1\n", "hero/Promo.YAML": "a: 1\n",
+		"hero/notes.txt": "x", "hero/README.md": "x", "hero/.DS_Store": "x", "hero/deals.hbs~": "x",
+		"hero/.deals.hbs.swp": "x", "hero/deals.bak": "x", "hero/old/a.html": "x",
+	} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, ps := Load(dir, nil)
+	var got []string
+	for _, p := range ps {
+		if !p.Warning {
+			t.Errorf("an error: %v", p)
+		}
+		got = append(got, strings.TrimPrefix(p.File, dir+string(filepath.Separator))+": "+p.Msg)
+	}
+	want := []string{
+		"hero/Luxury.HBS: not read: a slot's blocks are SEGMENT.hbs (luxury.hbs)",
+		"hero/Promo.YAML: not read: a block's data file is SEGMENT.yaml (promo.yaml)",
+		"hero/gone.yaml: data for a block gone.hbs that is not there: it is not read",
+		"hero/mobile.html: not read: a slot's blocks are SEGMENT.hbs (mobile.hbs)",
+		"hero/mobile.yml: not read: a block's data file is SEGMENT.yaml (mobile.yaml)",
+		"hero/promo.handlebars: not read: a slot's blocks are SEGMENT.hbs (promo.hbs)",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if set.Lookup("hero", "deals") == nil || len(set.Blocks()) != 1 {
+		t.Errorf("blocks: %v", set.Blocks())
+	}
+}
