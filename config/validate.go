@@ -1,10 +1,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -30,8 +32,8 @@ func (c *Config) Validate() error {
 		}
 	}
 
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("listen", "must be host:port or :port, got %q", c.Listen)
+	if err := checkListen(c.Listen); err != nil {
+		bad("listen", "must be host:port or :port%s, got %q", err, c.Listen)
 	}
 
 	// server
@@ -58,8 +60,8 @@ func (c *Config) Validate() error {
 		bad("server.max_connections", "must be positive, got %d", s.MaxConnections)
 	}
 	if s.PprofListen != "" {
-		if _, _, err := net.SplitHostPort(s.PprofListen); err != nil {
-			bad("server.pprof_listen", "must be host:port, got %q", s.PprofListen)
+		if err := checkListen(s.PprofListen); err != nil {
+			bad("server.pprof_listen", "must be host:port%s, got %q", err, s.PprofListen)
 		}
 	}
 	for i, p := range s.TrustedProxies {
@@ -87,6 +89,8 @@ func (c *Config) Validate() error {
 			bad("origin.url", "must name a host, got %q", o.URL)
 		case u.User != nil:
 			bad("origin.url", "must not carry user info")
+		case u.Port() != "" && !validPort(u.Port()):
+			bad("origin.url", "port must be a number from 1 to 65535, got %q", u.Port())
 		case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "":
 			bad("origin.url", "must be scheme://host[:port] only (no path, query or fragment), got %q", o.URL)
 		case isOwnAddress(u, c.Listen):
@@ -400,4 +404,24 @@ func isOwnAddress(origin *url.URL, listen string) bool {
 		return isLocalhost(host, ip)
 	}
 	return false
+}
+
+// checkListen reports what is wrong with a listen address: "" when it is
+// not host:port at all, the port's fault when that is out of range (a
+// typo such as :80800 would otherwise pass here and fail only at start).
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	switch {
+	case err != nil:
+		return errors.New("")
+	case port != "0" && !validPort(port):
+		return errors.New(" (a port from 1 to 65535, or 0 for any)")
+	}
+	return nil
+}
+
+// validPort reports whether port is a decimal number from 1 to 65535.
+func validPort(port string) bool {
+	n, err := strconv.ParseUint(port, 10, 16)
+	return err == nil && n > 0
 }
