@@ -23,8 +23,10 @@ import (
 	"github.com/edgeseg/edgeseg/proxy"
 )
 
-// errHelp is returned after printing usage on request.
-var errHelp = errors.New("help requested")
+// errHelp is returned after printing usage on request: by the top level,
+// and by a command's flag set for -h (the flag package's own error, so
+// that "edgeseg serve -h" exits 0 as "edgeseg help" does).
+var errHelp = flag.ErrHelp
 
 // Main is one invocation of edgeseg: ParseFlags reads the command line, Run
 // does the work, Close releases what Run opened. Tests build a Main, point

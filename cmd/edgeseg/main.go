@@ -13,23 +13,31 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	m := NewMain()
-	err := m.ParseFlags(os.Args[1:])
+	code := run(ctx, NewMain(), os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// run runs the command args name and returns the process's exit code:
+// 0 when it succeeds or only printed help, else the error's own code or 1,
+// after printing the error.
+func run(ctx context.Context, m *Main, args []string) int {
+	err := m.ParseFlags(args)
 	if err == nil {
 		err = m.Run(ctx)
 	}
 	if cerr := m.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil && !errors.Is(err, errHelp) {
-		fmt.Fprintln(os.Stderr, "edgeseg:", err)
-		var ec exitCoder
-		if errors.As(err, &ec) {
-			os.Exit(ec.ExitCode())
-		}
-		os.Exit(1)
+	if err == nil || errors.Is(err, errHelp) {
+		return 0
 	}
+	fmt.Fprintln(m.Stderr, "edgeseg:", err)
+	var ec exitCoder
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
+	return 1
 }
 
 // exitCoder is an error that chooses the process exit code.

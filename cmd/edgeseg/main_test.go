@@ -1,0 +1,41 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestExitCodes: help, asked for at the top or of a command, exits 0 and
+// prints usage without an error line; a mistake exits non-zero and says
+// what it was.
+func TestExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		says string // in stderr
+	}{
+		{[]string{"help"}, 0, "edgeseg serve"},
+		{[]string{"-h"}, 0, "edgeseg serve"},
+		{[]string{"serve", "-h"}, 0, "-config"},
+		{[]string{"validate", "--help"}, 0, "-config"},
+		{[]string{"report", "-h"}, 0, "-events"},
+		{[]string{"demo", "-h"}, 0, "-listen"},
+		{[]string{"bogus"}, 1, `edgeseg: unknown command "bogus"`},
+		{[]string{"serve", "--bogus"}, 1, "edgeseg: flag provided but not defined: -bogus"},
+		{[]string{"serve"}, 1, "edgeseg: --config FILE is required"},
+	} {
+		var out, errOut bytes.Buffer
+		m := NewMain()
+		m.Stdout, m.Stderr, m.Environ = &out, &errOut, nil
+		code := run(context.Background(), m, tc.args)
+		all := out.String() + errOut.String()
+		if code != tc.code || !strings.Contains(all, tc.says) {
+			t.Errorf("%q: exit %d, want %d with %q in:\n%s", tc.args, code, tc.code, tc.says, all)
+		}
+		if tc.code == 0 && strings.Contains(errOut.String(), "edgeseg: ") {
+			t.Errorf("%q: help printed as an error:\n%s", tc.args, errOut.String())
+		}
+	}
+}
