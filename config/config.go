@@ -11,7 +11,8 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// Personalize turns every personalization step on or off. Off, edgeseg
 	// is a plain reverse proxy: no cookie, no signals, no slots (a switch
-	// for incidents, and the baseline of the benchmarks). Default true.
+	// for incidents, applied on reload, and the baseline of the
+	// benchmarks). Default true.
 	Personalize bool `yaml:"personalize"`
 
 	Server    Server    `yaml:"server"`

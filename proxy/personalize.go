@@ -176,6 +176,12 @@ func profileKeys(cfg *config.Config, getenv func(string) string) (map[string][]b
 // Engine returns the pipeline's segment engine.
 func (pl *Pipeline) Engine() *segments.Engine { return pl.engine }
 
+// Personalizing reports whether the config it was built from has
+// personalization on: a reload that turns it off makes edgeseg a plain
+// reverse proxy at once (an incident switch), and turning it on again
+// takes it back.
+func (pl *Pipeline) Personalizing() bool { return pl.cfg.Personalize }
+
 // Previews returns the preview token signer, or nil when previews are off.
 func (pl *Pipeline) Previews() *segments.Previews { return pl.previews }
 
@@ -362,6 +368,9 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 		return nil
 	}
 	pl := p.pl.Load()
+	if !pl.Personalizing() {
+		return nil // switched off by a reload: a plain reverse proxy until on again
+	}
 	h := &ctx.Request.Header
 	prefetch := isPrefetch(h)
 	nav := isNavigation(h, prefetch)
@@ -993,7 +1002,7 @@ func (v *Visit) logFields(e *zerolog.Event) *zerolog.Event {
 
 // serveReserved answers /_edgeseg/explain (with a valid preview token).
 func (p *Personalizer) serveReserved(ctx *fasthttp.RequestCtx) bool {
-	if p == nil {
+	if p == nil || !p.pl.Load().Personalizing() {
 		return false
 	}
 	switch string(ctx.Path()) {

@@ -218,7 +218,7 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 			return err
 		}
 	} else {
-		log.Warn().Msg("personalize: false: edgeseg runs as a plain reverse proxy")
+		log.Warn().Msg("personalize: false: edgeseg runs as a plain reverse proxy; config changes apply after a restart")
 	}
 	oc, err := cache.NewOrigin(cfg.Cache.Origin, set)
 	if err != nil {

@@ -622,6 +622,50 @@ func TestConfigReloadKeepsServingOnBadRule(t *testing.T) {
 	t.Fatal("good config edit never applied")
 }
 
+// TestPersonalizeSwitchAppliesOnReload: personalize: false is the incident
+// switch, and a reload applies it at once, both ways: off, pages come as
+// the origin sends them, without a cookie; on again, personalized.
+func TestPersonalizeSwitchAppliesOnReload(t *testing.T) {
+	s := startStack(t, nil, nil)
+	b := s.browser(uaIPhone)
+	personalized := func() bool {
+		resp, body := b.page("/")
+		return strings.Contains(body, "Shop on the go") && len(resp.Header.Values("Set-Cookie")) > 0
+	}
+	if !personalized() {
+		t.Fatal("not personalized before the switch")
+	}
+	raw, _ := os.ReadFile(s.cfg)
+	flip := func(on bool, says string) {
+		t.Helper()
+		to := "personalize: false"
+		if on {
+			to = "personalize: true"
+		}
+		if err := os.WriteFile(s.cfg, []byte(strings.Replace(string(raw), "personalize: true", to, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for personalized() != on {
+			if time.Now().After(deadline) {
+				t.Fatalf("personalize: %v never applied:\n%s", on, s.stderr.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !strings.Contains(s.stderr.String(), says) {
+			t.Errorf("the switch is not logged (%q):\n%s", says, s.stderr.String())
+		}
+	}
+	flip(false, "edgeseg runs as a plain reverse proxy until it is set true again")
+	// Off, the reserved paths of personalization answer as without it.
+	if resp, err := http.Get(s.url + "/_edgeseg/explain?path=/"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("explain while off: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	flip(true, "personalization is back on")
+}
+
 func TestValidateCommand(t *testing.T) {
 	var out bytes.Buffer
 	validate := func(cfg string) error {

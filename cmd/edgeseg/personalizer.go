@@ -103,6 +103,13 @@ func (m *Main) reloadLoop(ctx context.Context, cfg *config.Config, p *proxy.Pers
 			if pl, err = proxy.NewPipeline(next, m.getenv); err == nil {
 				warnRestartOnly(log, cfg, next)
 				m.warnPlaceholders(log, pl)
+				if was := p.Pipeline().Personalizing(); was != next.Personalize {
+					if next.Personalize {
+						log.Warn().Msg("personalize: true: personalization is back on")
+					} else {
+						log.Warn().Msg("personalize: false: edgeseg runs as a plain reverse proxy until it is set true again")
+					}
+				}
 				p.Swap(pl)
 				for _, w := range pl.Engine().Warnings {
 					log.Warn().Msg("segments: " + w)
@@ -149,10 +156,16 @@ func (m *Main) warnPlaceholders(log *zerolog.Logger, pl *proxy.Pipeline) {
 // warnRestartOnly says which changed keys need a restart to apply.
 func warnRestartOnly(log *zerolog.Logger, old, next *config.Config) {
 	if old.Listen != next.Listen || old.Origin != next.Origin || !reflect.DeepEqual(old.Server, next.Server) ||
-		old.Rewrite != next.Rewrite || old.Templates.Dir != next.Templates.Dir ||
-		!cacheEqual(old.Cache, next.Cache) || old.Events.Sink != next.Events.Sink {
-		log.Warn().Msg("listen, server, origin, rewrite, cache, templates.dir and events changes apply after a restart; segments, behavior, signals, consent, profile and preview apply now")
+		old.Rewrite != next.Rewrite || old.Templates.Dir != next.Templates.Dir || old.Log != next.Log ||
+		!cacheEqual(old.Cache, next.Cache) || !eventsEqual(old.Events, next.Events) {
+		log.Warn().Msg("listen, server, origin, rewrite, cache, log, templates.dir and events changes apply after a restart; personalize, segments, behavior, signals, consent, profile and preview apply now")
 	}
+}
+
+// eventsEqual compares what the event sink was opened with; the client
+// events keys apply on reload.
+func eventsEqual(a, b config.Events) bool {
+	return a.Sink == b.Sink && a.MaxFileBytes == b.MaxFileBytes && a.MaxBackups == b.MaxBackups && a.QueueSize == b.QueueSize
 }
 
 func cacheEqual(a, b config.Cache) bool {
