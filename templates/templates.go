@@ -176,6 +176,15 @@ func (s *Set) LookupBytes(slot []byte, segment string) *Block {
 // HasSlot reports whether any block exists for slot.
 func (s *Set) HasSlot(slot string) bool { return s != nil && s.slots[slot] }
 
+// NearestSlot returns the slot with blocks that slot (a page's marker) is
+// most likely a misspelling of, or "" when none is near enough to suggest.
+func (s *Set) NearestSlot(slot string) string {
+	if s == nil {
+		return ""
+	}
+	return nearest(slot, maps.Keys(s.slots))
+}
+
 // Blocks returns every block, sorted by slot then segment.
 func (s *Set) Blocks() []*Block {
 	if s == nil {

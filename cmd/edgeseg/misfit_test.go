@@ -247,7 +247,7 @@ func TestValidateChecksBlocksAgainstAPage(t *testing.T) {
 	os.WriteFile(cfg, []byte("origin:\n  url: http://127.0.0.1:1\nsegments:\n  - name: mobile\n    rule: 'device == \"mobile\"'\n"), 0o644)
 	page := filepath.Join(dir, "page.html")
 	os.WriteFile(page, []byte(strings.Replace(misfitPage, "</main>",
-		`<aside data-edgeseg-slot="side">Default side</aside><div data-edgeseg-slot="broken"/><textarea data-edgeseg-slot="comment">Hi</textarea></main>`, 1)), 0o644)
+		`<aside data-edgeseg-slot="side">Default side</aside><div data-edgeseg-slot="signups">Join</div><div data-edgeseg-slot="broken"/><textarea data-edgeseg-slot="comment">Hi</textarea></main>`, 1)), 0o644)
 	var out strings.Builder
 	m := NewMain()
 	m.Stdout, m.Stderr = &out, &out
@@ -264,7 +264,8 @@ func TestValidateChecksBlocksAgainstAPage(t *testing.T) {
 		`error: `+page+`: slot "label" (<span>): `+filepath.Join(dir, "templates", "label", "mobile.hbs")+` does not fit it: the slot is inside a <button>`,
 		`error: `+page+`: slot "entry" (<span>): `+filepath.Join(dir, "templates", "entry", "mobile.hbs")+` does not fit it: the slot is inside a list item`,
 		`error: `+page+`: slot "tag" (<text>): `+filepath.Join(dir, "templates", "tag", "mobile.hbs")+` does not fit it: the slot is an SVG or MathML element`,
-		`warning: `+page+`: slot "side" has no block`,
+		`warning: `+page+`: slot "side" has no block: it always shows the page's own content`+"\n",
+		`warning: `+page+`: slot "signups" has no block: it always shows the page's own content: did you mean "signup"?`,
 		`warning: `+page+`: slot "broken" is never filled: self-closing (in HTML "/>" closes nothing`,
 		`warning: `+page+`: slot "comment" is never filled: text-only element (a block's markup would show there as text`,
 		`warning: `+page+`: slot "hidden" is never filled: inside a template (browsers do not show a <template>'s content`,
@@ -274,6 +275,19 @@ func TestValidateChecksBlocksAgainstAPage(t *testing.T) {
 			t.Errorf("a block that fits was reported (%s):\n%s", fits, out.String())
 		}
 	}
+	if strings.Contains(out.String(), "no slot markers") {
+		t.Errorf("a page with slots said to have none:\n%s", out.String())
+	}
+
+	// A page without a single marker (saved from the wrong page, or before
+	// the site marked it) is said to be so.
+	os.WriteFile(page, []byte("<!doctype html><title>t</title><p>Nothing marked</p>"), 0o644)
+	out.Reset()
+	m = NewMain()
+	m.Stdout, m.Stderr = &out, &out
+	m.ParseFlags([]string{"validate", "--config", cfg, "--page", page})
+	_ = m.Run(context.Background())
+	lacks(t, "validate output", out.String(), `warning: `+page+`: no slot markers: nothing on this page is personalized`)
 }
 
 // TestRealBrowserPlacesSlotsAsTheScannerDoes: around SVG and MathML left

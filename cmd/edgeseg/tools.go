@@ -177,8 +177,15 @@ func validatePage(page string, set *templates.Set, shapes map[*templates.Block][
 			}
 		}
 		if blocks == 0 {
-			report("warning", fmt.Sprintf("%s: slot %q has no block: it always shows the page's own content", page, ps.Slot))
+			msg := fmt.Sprintf("%s: slot %q has no block: it always shows the page's own content", page, ps.Slot)
+			if near := set.NearestSlot(ps.Slot); near != "" {
+				msg += fmt.Sprintf(": did you mean %q?", near)
+			}
+			report("warning", msg)
 		}
+	}
+	if len(plan.PlacedSlots()) == 0 && len(plan.Ignored()) == 0 {
+		report("warning", fmt.Sprintf("%s: no slot markers: nothing on this page is personalized (mark an element data-edgeseg-slot=\"NAME\")", page))
 	}
 }
 
