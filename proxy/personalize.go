@@ -220,6 +220,7 @@ type personalizeMetrics struct {
 	ruleErrors    *metrics.Counter
 	renderErrors  *metrics.Counter
 	noTransform   *metrics.Counter // pages the origin marked no-transform
+	cleared       *metrics.Counter // profile cookies deleted once consent was withdrawn
 	badCharset    *metrics.Counter // pages in an encoding blocks cannot go into
 	plansReused   *metrics.Counter // pages given the plan of the last page at their path
 	set           *metrics.Set
@@ -287,6 +288,7 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 	p.m.renderErrors = set.GetOrCreateCounter("edgeseg_template_render_errors_total")
 	p.m.previews = set.GetOrCreateCounter("edgeseg_previews_total")
 	p.m.noTransform = set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="no_transform"}`)
+	p.m.cleared = set.GetOrCreateCounter(`edgeseg_profile_cookies_cleared_total`)
 	p.m.badCharset = set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="charset"}`)
 	p.m.plansReused = set.GetOrCreateCounter(`edgeseg_plans_reused_total`)
 	p.m.set = set
@@ -880,6 +882,11 @@ func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit, personalized b
 	counts := status < 400 && !v.prefetch && (v.matched || isHTML(rh.ContentType()) || (status >= 300 && status < 400))
 	if v.prof != nil && v.consent.Granted && v.prof.Changed && counts {
 		p.setCookie(ctx, v, personalized)
+	} else if !v.consent.Granted && counts && len(ctx.Request.Header.Cookie(v.pl.cfg.Profile.Cookie)) > 0 {
+		// Consent withdrawn (GPC sent, the consent cookie changed): the
+		// behavior the visitor's cookie holds is not read, and is not left
+		// on the device either.
+		p.clearCookie(ctx, v, personalized)
 	}
 	if v.pl.cfg.Templates.DebugHeader {
 		rh.Set("X-Edgeseg-Segments", v.segmentList())
@@ -926,10 +933,35 @@ func (p *Personalizer) setCookie(ctx *fasthttp.RequestCtx, v *Visit, personalize
 	c.SetSecure(pc.Secure || overHTTPS(ctx))
 	c.SetSameSite(fasthttp.CookieSameSiteLaxMode)
 	ctx.Response.Header.SetCookie(c)
-	// A response that sets a visitor's cookie must not be stored by a
-	// shared cache and handed to others. A tracked page must not be reused
-	// from the browser's cache either: the visit would go uncounted and the
-	// page could show a variant for an older state of the visitor.
+	keepPrivate(ctx, v, personalized)
+}
+
+// clearCookie deletes the visitor's profile cookie: an empty value that
+// expired long ago, for the cookie's path and domain.
+func (p *Personalizer) clearCookie(ctx *fasthttp.RequestCtx, v *Visit, personalized bool) {
+	pc := v.pl.cfg.Profile
+	c := fasthttp.AcquireCookie()
+	defer fasthttp.ReleaseCookie(c)
+	c.SetKey(pc.Cookie)
+	c.SetPath(pc.Path)
+	if pc.Domain != "" {
+		c.SetDomain(pc.Domain)
+	}
+	c.SetExpire(fasthttp.CookieExpireDelete)
+	c.SetHTTPOnly(true)
+	c.SetSecure(pc.Secure || overHTTPS(ctx))
+	c.SetSameSite(fasthttp.CookieSameSiteLaxMode)
+	ctx.Response.Header.SetCookie(c)
+	keepPrivate(ctx, v, personalized)
+	p.m.cleared.Inc()
+}
+
+// keepPrivate keeps a response that sets a visitor's cookie out of shared
+// caches, which would hand it to others. A tracked page must not be
+// reused from the browser's cache either: the visit would go uncounted and
+// the page could show a variant for an older state of the visitor.
+// personalized: markPersonalized already did so.
+func keepPrivate(ctx *fasthttp.RequestCtx, v *Visit, personalized bool) {
 	switch {
 	case personalized:
 	case v.navigation && isHTML(ctx.Response.Header.ContentType()):

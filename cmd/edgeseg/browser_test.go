@@ -180,4 +180,41 @@ func TestRealBrowser(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("consent withdrawn", func(t *testing.T) {
+		ctx := newBrowser(t, exe)
+		profile := func() string {
+			t.Helper()
+			res, err := chromedp.Call(ctx, storage.GetCookies, storage.GetCookiesParams{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range res.Cookies {
+				if c.Name == "edgeseg" {
+					return c.Value
+				}
+			}
+			return ""
+		}
+		if err := chromedp.Do(ctx, chromedp.Emulate(desktop), chromedp.Navigate(s.url+"/category/sale")); err != nil {
+			t.Fatal(err)
+		}
+		if profile() == "" {
+			t.Fatal("no profile cookie with consent")
+		}
+		// The visitor turns on Global Privacy Control: the next page
+		// deletes the behavior kept in the browser.
+		if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Sec-GPC": "1"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(ctx, chromedp.Navigate(s.url+"/"), chromedp.WaitVisible(`#hero`)); err != nil {
+			t.Fatal(err)
+		}
+		if v := profile(); v != "" {
+			t.Fatalf("the profile cookie outlived the withdrawal of consent: %s", v)
+		}
+	})
 }

@@ -378,6 +378,47 @@ func TestNoConsentNoCookieDefaultContent(t *testing.T) {
 	}
 }
 
+// TestWithdrawnConsentClearsTheProfile: a visitor who had consented and
+// then withdraws it (GPC) gets the profile cookie deleted, on a response
+// kept out of shared caches; assets do not carry the deletion, and once it
+// is gone nothing more is sent.
+func TestWithdrawnConsentClearsTheProfile(t *testing.T) {
+	s := startStack(t, nil, nil)
+	b := s.browser(uaDesktop)
+	for i := 0; i < 3; i++ {
+		b.page("/category/sale")
+	}
+	u, _ := url.Parse(s.url)
+	if len(b.c.Jar.Cookies(u)) == 0 {
+		t.Fatal("no profile cookie with consent")
+	}
+	b.header.Set("Sec-GPC", "1")
+	req, _ := http.NewRequest("GET", s.url+"/static/style.css", nil)
+	if resp, _ := b.do(req); len(resp.Header.Values("Set-Cookie")) > 0 {
+		t.Errorf("an asset carries a cookie change: %q", resp.Header.Values("Set-Cookie"))
+	}
+	resp, body := b.page("/")
+	c := profileCookie(resp)
+	if c == nil || c.Value != "" || c.MaxAge >= 0 && !c.Expires.Before(time.Now()) {
+		t.Fatalf("the profile cookie is not deleted: %q", resp.Header.Values("Set-Cookie"))
+	}
+	if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "private") && !strings.Contains(cc, "no-store") {
+		t.Errorf("a response deleting a cookie may be kept by a shared cache: Cache-Control %q", cc)
+	}
+	if !strings.Contains(body, "Welcome to the Demo Shop") {
+		t.Errorf("behavior segment applied without consent")
+	}
+	if len(b.c.Jar.Cookies(u)) != 0 {
+		t.Errorf("the client still holds %v", b.c.Jar.Cookies(u))
+	}
+	if resp, _ := b.page("/"); len(resp.Header.Values("Set-Cookie")) > 0 {
+		t.Errorf("a cookie change without a cookie to change: %q", resp.Header.Values("Set-Cookie"))
+	}
+	if m := s.get("/_edgeseg/metrics"); !strings.Contains(m, "edgeseg_profile_cookies_cleared_total 1\n") {
+		t.Errorf("want edgeseg_profile_cookies_cleared_total 1 in:\n%s", m)
+	}
+}
+
 func TestAssetsUntouched(t *testing.T) {
 	s := startStack(t, nil, nil)
 	b := s.browser(uaIPhone)
