@@ -81,7 +81,11 @@ func (p *Personalizer) serveClientEvent(ctx *fasthttp.RequestCtx) {
 	now := time.Now()
 	consent := pl.consent.From(&ctx.Request.Header)
 	if !consent.Granted {
-		ctx.SetStatusCode(fasthttp.StatusNoContent) // nothing is kept without consent
+		// Nothing is kept without consent, and what was kept before goes.
+		if len(ctx.Request.Header.Cookie(pl.cfg.Profile.Cookie)) > 0 {
+			p.clearCookie(ctx, &Visit{p: p, pl: pl}, false)
+		}
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
 		return
 	}
 	prof, status := p.decodeProfile(&ctx.Request.Header, pl, now)

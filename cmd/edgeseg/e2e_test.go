@@ -1197,6 +1197,12 @@ func TestClientEvents(t *testing.T) {
 	if r, _ := g.do(req); r.StatusCode != 204 || profileCookie(r) != nil {
 		t.Errorf("no consent: %d cookie %v", r.StatusCode, profileCookie(r))
 	}
+	// A visitor with a profile who withdraws consent: the event is not
+	// kept, and the profile cookie goes.
+	b.header.Set("Sec-GPC", "1")
+	if r := post(`{"event":"scroll_75"}`, map[string]string{"Sec-GPC": "1"}); r.StatusCode != 204 || profileCookie(r) == nil || profileCookie(r).Value != "" {
+		t.Errorf("consent withdrawn: %d, Set-Cookie %q", r.StatusCode, r.Header.Values("Set-Cookie"))
+	}
 	s.m.Close()
 	raw, _ := os.ReadFile(sink)
 	if !strings.Contains(string(raw), `"event":"signup"`) {
