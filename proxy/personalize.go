@@ -693,7 +693,11 @@ func (p *Personalizer) noteIgnored(path string, ig []inject.Ignored) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			fmt.Fprintf(&b, "%s (%s)", m.Slot, m.Reason)
+			if m.Detail != "" {
+				fmt.Fprintf(&b, "%s (%s: %s)", m.Slot, m.Reason, m.Detail)
+			} else {
+				fmt.Fprintf(&b, "%s (%s)", m.Slot, m.Reason)
+			}
 		}
 		e.Str("path", path).Str("slots", b.String()).Msg("slot markers that cannot be filled")
 	}

@@ -142,6 +142,8 @@ func ignoredHint(reason string) string {
 		return "a block's markup would show there as text: put the marker on an element around it"
 	case inject.IgnoredTemplate:
 		return `browsers do not show a <template>'s content, unless it is a shadow root: <template shadowrootmode="open">`
+	case inject.IgnoredMisnested:
+		return "a browser ends the slot elsewhere than at its end tag, and a block put in would take part of the page with it: close what the content opens, in order, and nothing else"
 	}
 	return "see the README's slots section"
 }
@@ -159,7 +161,11 @@ func validatePage(page string, set *templates.Set, shapes map[*templates.Block][
 	}
 	plan := inject.Scan(html)
 	for _, ig := range plan.Ignored() {
-		report("warning", fmt.Sprintf("%s: slot %q is never filled: %s (%s)", page, ig.Slot, ig.Reason, ignoredHint(ig.Reason)))
+		reason := ig.Reason
+		if ig.Detail != "" {
+			reason += ": " + ig.Detail
+		}
+		report("warning", fmt.Sprintf("%s: slot %q is never filled: %s (%s)", page, ig.Slot, reason, ignoredHint(ig.Reason)))
 	}
 	for _, ps := range plan.PlacedSlots() {
 		blocks := 0

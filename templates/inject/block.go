@@ -326,6 +326,12 @@ const slotEnd = "</edgeseg-slot-end>"
 // it (a </div> closes a <p> or <li>, a </table> its rows and cells, a
 // </span> neither); in SVG and MathML, any.
 func closedBy(e, target element) bool {
+	if target.name == "template" && !target.foreign {
+		// A template's content is a fragment of its own, which its end
+		// tag closes whole, SVG included; its formatting elements do not
+		// reach past it.
+		return true
+	}
 	if target.foreign || e.foreign {
 		return target.foreign && e.foreign
 	}
@@ -335,7 +341,7 @@ func closedBy(e, target element) bool {
 	case "address", "article", "aside", "blockquote", "button", "center", "details", "dialog", "dir", "div", "dl",
 		"fieldset", "figcaption", "figure", "footer", "header", "hgroup", "listing", "main", "menu", "nav", "ol",
 		"pre", "search", "section", "summary", "ul", "form", "p", "li", "dd", "dt", "h1", "h2", "h3", "h4", "h5", "h6",
-		"applet", "marquee", "object", "select", "td", "th", "caption", "template":
+		"applet", "marquee", "object", "select", "td", "th", "caption":
 		return impliedEnd(e.name)
 	}
 	switch e.name {

@@ -96,9 +96,27 @@ func TestSpecificBehaviour(t *testing.T) {
 		// <foreignObject>: the end tags after it close that div only.
 		{"no end after a break-out in a slot", `<div data-edgeseg-slot="a"><svg><foreignObject><svg><div/></svg></foreignObject></svg></div>z`,
 			`<div data-edgeseg-slot="a"><svg><foreignObject><svg><div/></svg></foreignObject></svg></div>z`},
-		// In SVG a <script> holds markup: its </div> closes the slot.
+		// In SVG a <script> holds markup: its </div> closes the slot. The
+		// content before it leaves an <svg> open, as a block may not, so
+		// the slot keeps it.
 		{"markup in an svg script", `<div data-edgeseg-slot="a"><svg><script>"</div>"</script></svg></div>z`,
-			`<div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>"</script></svg></div>z`},
+			`<div data-edgeseg-slot="a"><svg><script>"</div>"</script></svg></div>z`},
+		// The slot's own content does not keep to it: the browser ends the
+		// slot before the end tag that matches by name, and filling up to
+		// that would take the page after the slot with it. It keeps its
+		// content.
+		{"misnested formatting", `<li><span data-edgeseg-slot="a"><em><span>Sale</em></span> ends <b>today</b></span></li>`,
+			`<li><span data-edgeseg-slot="a"><em><span>Sale</em></span> ends <b>today</b></span></li>`},
+		{"unclosed slot", `<div><span data-edgeseg-slot="a">a</div>b</span><p>c</p>`, `<div><span data-edgeseg-slot="a">a</div>b</span><p>c</p>`},
+		{"end tag ignored", `<span data-edgeseg-slot="a"><div>a</span>b</div>c</span>`, `<span data-edgeseg-slot="a"><div>a</span>b</div>c</span>`},
+		{"formatting around", `<b><span data-edgeseg-slot="a">a</b>c</span>`, `<b><span data-edgeseg-slot="a">a</b>c</span>`},
+		{"block in a paragraph's slot", `<p><span data-edgeseg-slot="a">a<div>b</div>c</span>d</p>`, `<p><span data-edgeseg-slot="a">a<div>b</div>c</span>d</p>`},
+		{"item in an item's slot", `<li><span data-edgeseg-slot="a">a<li>b</li>c</span>d</li>`, `<li><span data-edgeseg-slot="a">a<li>b</li>c</span>d</li>`},
+		// Content that keeps to the slot as browsers read it, end tags
+		// HTML lets a page leave out included, is replaced.
+		{"paragraphs left open", `<div data-edgeseg-slot="a"><p>a<p>b</div>z`, `<div data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></div>z`},
+		{"items left open", `<ul data-edgeseg-slot="a"><li>a<li>b</ul>z`, `<ul data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></ul>z`},
+		{"stray br end tag", `<span data-edgeseg-slot="a">a</br>b</span>z`, `<span data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></span>z`},
 		{"slot in an svg style", `<svg><style><g data-edgeseg-slot="a">x</g></style></svg>`,
 			`<svg><style><g data-edgeseg-slot="a" data-edgeseg-segment="seg-a"><b>block:a</b></g></style></svg>`},
 		// A CDATA section is one in SVG and MathML only; in HTML the next
@@ -810,8 +828,10 @@ func TestPlanNamesIgnoredMarkers(t *testing.T) {
 	doc := `<title data-edgeseg-slot="title">Shop</title><div data-edgeseg-slot="ok">x</div><div data-edgeseg-slot="closed"/><img data-edgeseg-slot="img">` +
 		`<!-- <div data-edgeseg-slot="commented"> --><script>"<div data-edgeseg-slot=scripted>"</script>` +
 		`<TEXTAREA data-edgeseg-slot="note">a <b data-edgeseg-slot="inner">b</b></TEXTAREA>` +
+		`<p><span data-edgeseg-slot="misnested"><em><span>Sale</em></span> ends today</span></p>` +
 		`<section data-edgeseg-slot="open">never ends`
-	want := []Ignored{{"title", IgnoredText}, {"closed", IgnoredSelfClosing}, {"img", IgnoredVoid}, {"note", IgnoredText}, {"open", IgnoredNoEnd}}
+	want := []Ignored{{"title", IgnoredText, ""}, {"closed", IgnoredSelfClosing, ""}, {"img", IgnoredVoid, ""}, {"note", IgnoredText, ""},
+		{"misnested", IgnoredMisnested, "<span> is not closed before </em>"}, {"open", IgnoredNoEnd, ""}}
 	if got := Scan([]byte(doc)).Ignored(); !slices.Equal(got, want) {
 		t.Errorf("ignored %v, want %v", got, want)
 	}
@@ -829,7 +849,7 @@ func TestPlanNamesIgnoredMarkers(t *testing.T) {
 	for i := range MaxSlots + 1 {
 		fmt.Fprintf(&many, `<p data-edgeseg-slot="s%d">x</p>`, i)
 	}
-	want = []Ignored{{fmt.Sprintf("s%d", MaxSlots), IgnoredTooMany}}
+	want = []Ignored{{fmt.Sprintf("s%d", MaxSlots), IgnoredTooMany, ""}}
 	if got := Scan([]byte(many.String())).Ignored(); !slices.Equal(got, want) {
 		t.Errorf("ignored %v, want %v", got, want)
 	}

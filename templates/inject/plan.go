@@ -30,6 +30,9 @@ type Plan struct {
 type Ignored struct {
 	Slot   string
 	Reason string // one of the Ignored* reasons
+	// Detail says more, for IgnoredMisnested: what in the content a
+	// browser reads otherwise.
+	Detail string
 }
 
 // Why a slot marker cannot be filled.
@@ -47,11 +50,18 @@ const (
 	// (<template shadowrootmode="open">) is shown, and its slots are
 	// filled.
 	IgnoredTemplate = "inside a template"
+	// IgnoredMisnested: the slot's own content does not keep to it as a
+	// browser reads the page (an end tag of an element it did not open,
+	// an element left open, a <div> in a <p> slot), so the browser ends
+	// the slot elsewhere than at the end tag that matches by name, and
+	// what replaced the content up to that end tag would take part of
+	// the page around it with it.
+	IgnoredMisnested = "misnested content"
 )
 
 // IgnoredReasons lists every Ignored reason, for counting them.
 func IgnoredReasons() []string {
-	return []string{IgnoredSelfClosing, IgnoredVoid, IgnoredNoEnd, IgnoredTooMany, IgnoredText, IgnoredTemplate}
+	return []string{IgnoredSelfClosing, IgnoredVoid, IgnoredNoEnd, IgnoredTooMany, IgnoredText, IgnoredTemplate, IgnoredMisnested}
 }
 
 // Ignored returns the slot markers of the document that cannot be filled

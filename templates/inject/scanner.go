@@ -706,10 +706,29 @@ func (s *scanner) endsAroundForeign(data []byte, t *tag) bool {
 }
 
 // ignore notes a slot marker that cannot be filled (at most MaxSlots).
-func (s *scanner) ignore(t *tag, reason string) {
+func (s *scanner) ignore(t *tag, reason string) { s.ignoreWhy(t, reason, "") }
+
+// ignoreWhy is ignore with a detail for the editor.
+func (s *scanner) ignoreWhy(t *tag, reason, detail string) {
 	if len(s.ignored) < MaxSlots {
-		s.ignored = append(s.ignored, Ignored{Slot: string(t.slot), Reason: reason})
+		s.ignored = append(s.ignored, Ignored{Slot: string(t.slot), Reason: reason, Detail: detail})
 	}
+}
+
+// contentMisfit reports why a slot's own content, read as a block in the
+// slot's place, would not keep to the slot, or "" when it does. Content
+// without a '<' cannot leave it, and is not read.
+func contentMisfit(content []byte, at Place) string {
+	if bytes.IndexByte(content, '<') < 0 || at.InForeign || at.InMath {
+		// In an SVG or MathML slot the content is read as SVG or MathML
+		// ("/>" closes), which ReadBlock's reading as HTML is not.
+		return ""
+	}
+	shape, err := ReadBlock(content)
+	if err != nil {
+		return err.Error()
+	}
+	return Misfit(at, shape)
 }
 
 // slot handles a slot element's start tag: it finds the matching end tag
@@ -722,7 +741,8 @@ func (s *scanner) slot(data []byte, i int, t *tag, at Place, final bool) (int, b
 	if len(data)-t.end > s.maxSlot {
 		window = data[:t.end+s.maxSlot]
 	}
-	_, closeStart, closeEnd := findSlotEnd(window, t.end, data[t.nameAt:t.nameEnd], s.svg)
+	chk := newContentCheck(window, &at)
+	_, closeStart, closeEnd := findSlotEnd(window, t.end, data[t.nameAt:t.nameEnd], s.svg, &chk)
 	if closeStart < 0 {
 		if !final && len(data)-t.end <= s.maxSlot {
 			return i, false // wait for the end tag
@@ -731,6 +751,18 @@ func (s *scanner) slot(data []byte, i int, t *tag, at Place, final bool) (int, b
 		s.ignore(t, IgnoredNoEnd)
 		// No end tag, or too long to hold: leave the slot as sent, and
 		// go on scanning inside it.
+		return t.end, true
+	}
+	// The end tag that matches by name is the slot's end only when the
+	// content before it keeps to the slot as a browser reads it, as a
+	// block must: an end tag of an element around the slot, or one left
+	// open inside it, makes the browser end the slot elsewhere, and a
+	// block put in up to that end tag would replace part of the page.
+	if chk.done() {
+		// Plainly well formed: nothing more to check.
+	} else if why := contentMisfit(data[t.end:closeStart], at); why != "" {
+		s.slots++
+		s.ignoreWhy(t, IgnoredMisnested, why)
 		return t.end, true
 	}
 	if s.plan != nil {
@@ -766,7 +798,7 @@ func (s *scanner) slot(data []byte, i int, t *tag, at Place, final bool) (int, b
 // HTML a <foreignObject> or <mtext> holds, or after a <div> broke out of
 // an <svg>) <div/> opens one as <div> does. It returns the content's end
 // and the end tag's span, or closeStart -1 when it is not in data.
-func findSlotEnd(data []byte, from int, name []byte, svg foreignStack) (innerEnd, closeStart, closeEnd int) {
+func findSlotEnd(data []byte, from int, name []byte, svg foreignStack, chk *contentCheck) (innerEnd, closeStart, closeEnd int) {
 	depth := 1
 	i := from
 	var t tag
@@ -802,10 +834,12 @@ func findSlotEnd(data []byte, from int, name []byte, svg foreignStack) (innerEnd
 				return 0, -1, -1
 			}
 			if t.end == 0 {
+				chk.irregular = true // "</" and no name: a bogus comment, or nothing
 				i++
 				continue
 			}
 			if t.isTemplate() && (templates > 0 || !svg.foreign()) {
+				chk.irregular = true
 				if t.closing && templates > 0 {
 					templates--
 				} else if !t.closing {
@@ -825,6 +859,25 @@ func findSlotEnd(data []byte, from int, name []byte, svg foreignStack) (innerEnd
 			}
 			same := templates == 0 && equalFoldASCII(data[t.nameAt:t.nameEnd], name)
 			closed := t.selfClose && svg.foreign() // "/>" in foreign content
+			if !chk.irregular {
+				switch {
+				case templates > 0 || wasForeign || svg.foreign():
+					chk.irregular = true
+				case t.closing && !(same && depth == 1):
+					chk.end(t.nameAt, t.nameEnd)
+				case !t.closing:
+					t.fold(data)
+					if isRawText(t.lname()) {
+						// Skipped to its end tag below: a script or style is
+						// whole; the others hold text a block's check reads.
+						if l := string(t.lname()); l != "script" && l != "style" {
+							chk.irregular = true
+						}
+					} else {
+						chk.start(t.lname(), t.nameAt, t.nameEnd, t.selfClose)
+					}
+				}
+			}
 			switch {
 			case t.closing && same:
 				depth--
