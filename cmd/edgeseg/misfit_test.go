@@ -437,3 +437,39 @@ func TestEveryIgnoredMarkerHasAHint(t *testing.T) {
 		seen[h] = r
 	}
 }
+
+// TestRealBrowserEndsMisnestedSlotsEarly: for slots whose content the
+// scanner refuses as misnested, Chromium ends the slot before the end tag
+// that matches by name: text the origin shows after the slot is not in it,
+// so a block filling up to that end tag would have replaced it.
+func TestRealBrowserEndsMisnestedSlotsEarly(t *testing.T) {
+	exe := findChromium(t)
+	ctx := newBrowser(t, exe)
+	for _, page := range []string{
+		`<li><span id="slot" data-edgeseg-slot="s"><em><span>Sale</em></span> <i>after</i></span></li>`,
+		`<div><span id="slot" data-edgeseg-slot="s">a</div><i>after</i></span><p>c</p>`,
+		`<b><span id="slot" data-edgeseg-slot="s">a</b><i>after</i></span>`,
+		`<p><span id="slot" data-edgeseg-slot="s">a<div>b</div><i>after</i></span></p>`,
+		`<ul><li><span id="slot" data-edgeseg-slot="s">a<li>b</li><i>after</i></span></li></ul>`,
+		`<section><span id="slot" data-edgeseg-slot="s">a</section><i>after</i></span>`,
+	} {
+		plan := inject.Scan([]byte(page))
+		if ig := plan.Ignored(); len(ig) != 1 || ig[0].Reason != inject.IgnoredMisnested {
+			t.Errorf("%s: the scanner does not refuse the slot: %v", page, ig)
+			continue
+		}
+		if err := chromedp.Do(ctx, chromedp.Navigate("data:text/html,"+url.PathEscape("<!doctype html><body>"+page))); err != nil {
+			t.Fatal(err)
+		}
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+			const s = document.getElementById("slot"), i = document.querySelector("i");
+			return !s ? "no slot" : !i ? "no text after" : String(s.contains(i));
+		})()`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != "false" {
+			t.Errorf("%s: Chromium keeps the text after the slot in it (%s): the slot need not be refused", page, got)
+		}
+	}
+}
