@@ -53,7 +53,7 @@ func TestRealPagesElementsAsSlots(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("EDGESEG_CORPUS_SLOTS")); err == nil {
 		per = v
 	}
-	var filledOK, filledBad, refusedWouldBeOK, refusedWouldBeBad, other int
+	var probes, filledOK, filledBad, refusedWouldBeOK, refusedWouldBeBad, other int
 	for _, f := range files {
 		raw, _ := os.ReadFile(f)
 		locs := re.FindAllIndex(raw, -1)
@@ -61,6 +61,7 @@ func TestRealPagesElementsAsSlots(t *testing.T) {
 		if len(locs) > per {
 			locs = locs[:per]
 		}
+		probes += len(locs)
 		for _, l := range locs {
 			nameEnd := l[1] - 1
 			page := make([]byte, 0, len(raw)+64)
@@ -124,7 +125,7 @@ func TestRealPagesElementsAsSlots(t *testing.T) {
 	}
 	t.Logf("filled and the page kept %d, changed %d; refused for their content %d (rightly %d); not fillable otherwise %d",
 		filledOK, filledBad, refusedWouldBeOK+refusedWouldBeBad, refusedWouldBeBad, other)
-	if filledOK < len(files)*per/2 {
+	if filledOK < probes*3/4 {
 		t.Errorf("only %d slots filled: the test checks too little", filledOK)
 	}
 }
@@ -137,6 +138,10 @@ func FuzzContentCheck(f *testing.F) {
 		"a<b>b</b>", "<div><p>x</p></div>", "<em><span>Sale</em></span>", "<ul><li>a</li></ul>", "<a href=/>x</a>",
 		"<p>a<div>b</div></p>", "<x-card><span>a</span></x-card>", "<script>'</span>'</script>t", "<br></br>", "<hr>",
 		"<svg><g/></svg>", "<template><div></template>", "<table><tr><td>a</td></tr></table>", "<div/>",
+		"<table> <tbody><tr><th>a</th><td><p>b</p></td></tr></tbody></table>", "<table><colgroup><col></colgroup><caption>c</caption></table>",
+		"<form><label>a<input></label><button>b</button></form>", "<dl><dt>a</dt><dd>b</dd></dl>", "<textarea>a</b></textarea><iframe>x</iframe>",
+		"<svg><g><path/></g><text>a</text></svg>", "<math><mi>x</mi></math>", "<svg><foreignObject><b>a</b></foreignObject></svg>",
+		"<table><!-- c --><tr><td>a</td></tr>&nbsp;</table>", "<ul><li><table><tr><td>a</td></tr></table></li></ul>",
 	} {
 		f.Add(s, uint8(0), uint8(0))
 		f.Add(s, uint8(3), uint8(0x1f))
@@ -147,7 +152,7 @@ func FuzzContentCheck(f *testing.F) {
 		at := Place{Element: []byte(name), InParagraph: flags&1 != 0, InLink: flags&2 != 0, InListItem: flags&4 != 0,
 			InButton: flags&8 != 0, InForm: flags&16 != 0, InTerm: flags&32 != 0}
 		data := []byte(content + "</" + name + ">")
-		chk := newContentCheck(data, &at)
+		chk := newContentCheck(data, 0, &at)
 		_, cs, _ := findSlotEnd(data, 0, []byte(name), foreignStack{}, &chk)
 		if cs < 0 || !chk.done() {
 			return
@@ -172,23 +177,35 @@ func TestContentCheck(t *testing.T) {
 		{"div", `<div class="card"><img src="a.png" alt=""><span>New</span><br><x-price value="9">9</x-price></div>`, false, true},
 		{"div", `<ul><li>a</li><li>b</li></ul><script>if (a</b) {}</script>`, false, true},
 		{"span", `<em>Sale</em> ends <b>today</b>`, true, true},
-		{"div", `<p>a<p>b`, false, false},                           // left open
-		{"span", `<em><span>Sale</em></span>`, false, false},        // misnested
-		{"span", `<div>x</div>`, true, false},                       // closes the paragraph around
-		{"div", `<p><div>x</div></p>`, false, false},                // closes its own paragraph
-		{"div", `<h2>a<h3>b</h3></h2>`, false, false},               // a heading in a heading
-		{"div", `<li>a</li>`, false, false},                         // an item outside a list
-		{"div", `<table><tr><td>a</td></tr></table>`, false, false}, // a table's parts
-		{"section", `<div/>`, false, false},                         // "/>" closes nothing
-		{"div", `<svg><g/></svg>`, false, false},                    // SVG
-		{"div", `<template><p>x</template>`, false, false},          // a template
-		{"div", `</ </div>x`, false, false},                         // a bogus comment
-		{"a", `<span><a href="/">x</a></span>`, false, false},       // a link in a link
-		{"div", `<textarea>x</textarea>`, false, false},             // text a block's check reads
+		{"div", `<p>a<p>b`, false, false},                    // left open
+		{"span", `<em><span>Sale</em></span>`, false, false}, // misnested
+		{"span", `<div>x</div>`, true, false},                // closes the paragraph around
+		{"div", `<p><div>x</div></p>`, false, false},         // closes its own paragraph
+		{"div", `<h2>a<h3>b</h3></h2>`, false, false},        // a heading in a heading
+		{"div", `<li>a</li>`, false, false},                  // an item outside a list
+		{"div", `<table> <tr><td>a</td></tr> </table>`, false, true},
+		{"div", `<table><caption>c</caption><thead><tr><th>h</th></tr></thead><tbody><tr><td><p>a</p></td></tr></tbody></table>`, false, true},
+		{"div", `<form action="/s"><label>Mail <input name="m"></label><button>Go</button></form>`, false, true},
+		{"div", `<dl><dt>a</dt><dd>b</dd></dl><textarea>x</textarea>`, false, true},
+		{"div", `<svg viewBox="0 0 9 9"><g><path d="M0 0"/></g><use href="#i"/></svg> Sale`, false, true},
+		{"div", `<table>x<tr><td>a</td></tr></table>`, false, false},                // text moved out of the table
+		{"div", `<table><tr><div>a</div></tr></table>`, false, false},               // an element moved out of the table
+		{"div", `<table><tr><td>a</tr></table>`, false, false},                      // a cell left open
+		{"div", `<td>a</td>`, false, false},                                         // a cell outside a table
+		{"div", `<svg><div>x</div></svg>`, false, false},                            // breaks out of SVG
+		{"div", `<svg><foreignObject><p>x</p></foreignObject></svg>`, false, false}, // HTML in SVG
+		{"div", `<svg><style>a{}</style></svg>`, false, false},                      // markup, in SVG
+		{"div", `<select><option>a</option></select>`, false, false},                // a select's parsing
+		{"div", `<form><form></form></form>`, false, false},                         // a form in a form
+		{"section", `<div/>`, false, false},                                         // "/>" closes nothing
+		{"div", `<template><p>x</template>`, false, false},                          // a template
+		{"div", `</ </div>x`, false, false},                                         // a bogus comment
+		{"a", `<span><a href="/">x</a></span>`, false, false},                       // a link in a link
+		{"div", `<xmp>x</xmp>`, false, false},                                       // raw text the complete check reads
 	} {
 		at := Place{Element: []byte(tc.slot), InParagraph: tc.inP}
 		data := []byte(tc.content + "</" + tc.slot + ">")
-		chk := newContentCheck(data, &at)
+		chk := newContentCheck(data, 0, &at)
 		_, cs, _ := findSlotEnd(data, 0, []byte(tc.slot), foreignStack{}, &chk)
 		if cs < 0 {
 			t.Errorf("%q: no end", tc.content)

@@ -741,7 +741,7 @@ func (s *scanner) slot(data []byte, i int, t *tag, at Place, final bool) (int, b
 	if len(data)-t.end > s.maxSlot {
 		window = data[:t.end+s.maxSlot]
 	}
-	chk := newContentCheck(window, &at)
+	chk := newContentCheck(window, t.end, &at)
 	_, closeStart, closeEnd := findSlotEnd(window, t.end, data[t.nameAt:t.nameEnd], s.svg, &chk)
 	if closeStart < 0 {
 		if !final && len(data)-t.end <= s.maxSlot {
@@ -822,13 +822,17 @@ func findSlotEnd(data []byte, from int, name []byte, svg foreignStack, chk *cont
 			if end < 0 {
 				return 0, -1, -1
 			}
+			chk.text(i)
 			i += end
+			chk.last = i
 		case c == '?':
 			end := bytes.IndexByte(rest, '>')
 			if end < 0 {
 				return 0, -1, -1
 			}
+			chk.text(i)
 			i += end + 1
+			chk.last = i
 		case c == '/' || isAlpha(c):
 			if !parseTag(data, i, &t, nil) {
 				return 0, -1, -1
@@ -860,23 +864,24 @@ func findSlotEnd(data []byte, from int, name []byte, svg foreignStack, chk *cont
 			same := templates == 0 && equalFoldASCII(data[t.nameAt:t.nameEnd], name)
 			closed := t.selfClose && svg.foreign() // "/>" in foreign content
 			if !chk.irregular {
+				chk.text(i)
 				switch {
-				case templates > 0 || wasForeign || svg.foreign():
+				case templates > 0:
 					chk.irregular = true
 				case t.closing && !(same && depth == 1):
 					chk.end(t.nameAt, t.nameEnd)
-				case !t.closing:
+				case t.closing:
+					// the slot's own end tag
+				case wasForeign && !svg.foreign():
+					chk.irregular = true // it broke out of SVG or MathML
+				default:
 					t.fold(data)
-					if isRawText(t.lname()) {
-						// Skipped to its end tag below: a script or style is
-						// whole; the others hold text a block's check reads.
-						if l := string(t.lname()); l != "script" && l != "style" {
-							chk.irregular = true
-						}
-					} else {
-						chk.start(t.lname(), t.nameAt, t.nameEnd, t.selfClose)
+					if !wasForeign && isRawText(t.lname()) {
+						break // its text is skipped below, and chk told
 					}
+					chk.start(t.lname(), t.nameAt, t.nameEnd, t.selfClose, svg.foreign())
 				}
+				chk.last = t.end
 			}
 			switch {
 			case t.closing && same:
@@ -894,6 +899,7 @@ func findSlotEnd(data []byte, from int, name []byte, svg foreignStack, chk *cont
 				if end < 0 {
 					return 0, -1, -1
 				}
+				chk.rawText(t.lname(), end)
 				i = end
 				continue
 			}
