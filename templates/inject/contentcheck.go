@@ -22,6 +22,9 @@ type contentCheck struct {
 	// From the slot's place: a <div> closes an open <p> around it; an <a>
 	// a link, a <button> a button; a <form> in a form is dropped.
 	inP, inLink, inButton, inForm bool
+	// The slot element is a heading (another closes it), a list (an
+	// item at the top is its), a <dl> (so is a term).
+	inHeading, list, dl bool
 }
 
 func newContentCheck(data []byte, from int, at *Place) contentCheck {
@@ -32,18 +35,20 @@ func newContentCheck(data []byte, from int, at *Place) contentCheck {
 		irregular: at.InForeign || at.InMath || slotHoldsParts(el),
 		inP:       at.InParagraph || el == "p",
 		inLink:    at.InLink || el == "a",
-		inButton:  at.InButton,
-		inForm:    at.InForm,
+		inButton:  at.InButton || el == "button",
+		inForm:    at.InForm || el == "form",
+		inHeading: len(el) == 2 && el[0] == 'h' && el[1] >= '1' && el[1] <= '6',
+		list:      el == "ul" || el == "ol" || el == "menu",
+		dl:        el == "dl",
 	}
 }
 
 // slotHoldsParts reports slot elements whose content HTML arranges by
-// more than nesting: a table's, a select's, a heading's (another heading
-// closes it), a list's items.
+// more than nesting, which the quick check does not follow: a table's
+// parts (not a cell, whose content is flow), a select's, ruby's.
 func slotHoldsParts(el string) bool {
 	switch el {
-	case "table", "tbody", "thead", "tfoot", "tr", "td", "th", "caption", "colgroup", "select", "optgroup", "option",
-		"datalist", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "dd", "dt", "li", "menu", "dir", "button", "form",
+	case "table", "tbody", "thead", "tfoot", "tr", "colgroup", "select", "optgroup", "option", "datalist", "dir",
 		"object", "applet", "marquee", "ruby", "rb", "rp", "rt", "rtc", "frameset", "head", "html", "body", "template":
 		return true
 	}
@@ -159,7 +164,7 @@ func (c *contentCheck) start(low []byte, at, end int, selfClose, foreign bool) {
 		}
 	case "div", "p", "section", "article", "aside", "header", "footer", "nav", "main", "blockquote", "figure",
 		"figcaption", "address", "details", "summary", "center", "hgroup", "search", "dialog", "pre", "listing",
-		"ul", "ol", "dl", "fieldset", "table", "form":
+		"ul", "ol", "dl", "fieldset", "table", "form", "menu":
 		// A <p> closer: fine unless a paragraph is open around it (in
 		// quirks mode a <table> does not close one; it is never open here).
 		if c.pOpen() || n == "form" && (c.inForm || c.has("form")) {
@@ -167,16 +172,17 @@ func (c *contentCheck) start(low []byte, at, end int, selfClose, foreign bool) {
 		}
 	case "h1", "h2", "h3", "h4", "h5", "h6":
 		// A <p> closer too, and one closes another open heading.
-		if c.pOpen() || c.has("h1") || c.has("h2") || c.has("h3") || c.has("h4") || c.has("h5") || c.has("h6") {
+		if c.pOpen() || c.inHeading || c.has("h1") || c.has("h2") || c.has("h3") || c.has("h4") || c.has("h5") || c.has("h6") {
 			c.irregular = true
 		}
 	case "li":
 		// Only as a list's child: elsewhere it closes an open item.
-		if c.n == 0 || !c.isAny(c.n-1, "ul", "ol") {
+		// It closes a <p> too.
+		if c.n == 0 && !c.list || c.n > 0 && !c.isAny(c.n-1, "ul", "ol", "menu") || c.pOpen() {
 			c.irregular = true
 		}
 	case "dd", "dt":
-		if c.n == 0 || !c.isAny(c.n-1, "dl") {
+		if c.n == 0 && !c.dl || c.n > 0 && !c.isAny(c.n-1, "dl") || c.pOpen() {
 			c.irregular = true
 		}
 	default:

@@ -146,7 +146,7 @@ func FuzzContentCheck(f *testing.F) {
 		f.Add(s, uint8(0), uint8(0))
 		f.Add(s, uint8(3), uint8(0x1f))
 	}
-	elements := []string{"span", "div", "p", "a", "li", "td", "h2", "section", "b", "button", "ul", "x-slot"}
+	elements := []string{"span", "div", "p", "a", "li", "td", "h2", "section", "b", "button", "ul", "x-slot", "dl", "form", "ol", "th", "caption", "dd"}
 	f.Fuzz(func(t *testing.T, content string, el, flags uint8) {
 		name := elements[int(el)%len(elements)]
 		at := Place{Element: []byte(name), InParagraph: flags&1 != 0, InLink: flags&2 != 0, InListItem: flags&4 != 0,
