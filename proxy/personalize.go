@@ -924,37 +924,35 @@ func (p *Personalizer) setCookie(ctx *fasthttp.RequestCtx, v *Visit, personalize
 		p.log.Warn().Err(err).Msg("profile cookie not written")
 		return
 	}
-	c := fasthttp.AcquireCookie()
+	c := profileCookie(ctx, &pc)
 	defer fasthttp.ReleaseCookie(c)
-	c.SetKey(pc.Cookie)
 	c.SetValueBytes(v.cookieBuf)
+	c.SetMaxAge(int(pc.MaxAge / time.Second))
+	ctx.Response.Header.SetCookie(c)
+	keepPrivate(ctx, v, personalized)
+}
+
+// profileCookie returns the profile cookie with its name, path, domain
+// and flags, for its value to be set or deleted; release it after use.
+func profileCookie(ctx *fasthttp.RequestCtx, pc *config.Profile) *fasthttp.Cookie {
+	c := fasthttp.AcquireCookie()
+	c.SetKey(pc.Cookie)
 	c.SetPath(pc.Path)
 	if pc.Domain != "" {
 		c.SetDomain(pc.Domain)
 	}
-	c.SetMaxAge(int(pc.MaxAge / time.Second))
 	c.SetHTTPOnly(true)
 	c.SetSecure(pc.Secure || overHTTPS(ctx))
 	c.SetSameSite(fasthttp.CookieSameSiteLaxMode)
-	ctx.Response.Header.SetCookie(c)
-	keepPrivate(ctx, v, personalized)
+	return c
 }
 
 // clearCookie deletes the visitor's profile cookie: an empty value that
 // expired long ago, for the cookie's path and domain.
 func (p *Personalizer) clearCookie(ctx *fasthttp.RequestCtx, v *Visit, personalized bool) {
-	pc := v.pl.cfg.Profile
-	c := fasthttp.AcquireCookie()
+	c := profileCookie(ctx, &v.pl.cfg.Profile)
 	defer fasthttp.ReleaseCookie(c)
-	c.SetKey(pc.Cookie)
-	c.SetPath(pc.Path)
-	if pc.Domain != "" {
-		c.SetDomain(pc.Domain)
-	}
 	c.SetExpire(fasthttp.CookieExpireDelete)
-	c.SetHTTPOnly(true)
-	c.SetSecure(pc.Secure || overHTTPS(ctx))
-	c.SetSameSite(fasthttp.CookieSameSiteLaxMode)
 	ctx.Response.Header.SetCookie(c)
 	keepPrivate(ctx, v, personalized)
 	p.m.cleared.Inc()
