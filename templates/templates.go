@@ -273,8 +273,8 @@ func Load(dir string, prev *Set) (*Set, Problems) {
 			ps = append(ps, Problem{File: filepath.Join(dir, slot), Msg: "slot folder names are lower case letters, digits, - and _", Warning: true})
 			continue
 		}
-		ps = append(ps, strayFiles(filepath.Join(dir, slot))...)
-		files, _ := filepath.Glob(filepath.Join(dir, slot, "*.hbs"))
+		files, stray := slotFiles(filepath.Join(dir, slot))
+		ps = append(ps, stray...)
 		for _, f := range files {
 			seg := strings.TrimSuffix(filepath.Base(f), ".hbs")
 			b, perr := loadBlock(f, slot, seg, partials, partialProgs, partialHash)
@@ -296,19 +296,22 @@ func Load(dir string, prev *Set) (*Set, Problems) {
 	return set, ps
 }
 
-// strayFiles warns of the files in a slot folder that look like a block
-// or its data but are never read: a block saved as deal-seekers.html or
-// deal-seekers.HBS, or its data as deal-seekers.yml, would otherwise
-// never show, and nothing would say why. Other files (a README, notes,
-// editors' backups) are passed over, as are hidden files and folders.
-func strayFiles(slotDir string) Problems {
+// slotFiles lists a slot folder's block files (*.hbs, in name order), and
+// warns of the files that look like a block or its data but are never
+// read: a block saved as deal-seekers.html or deal-seekers.HBS, or its
+// data as deal-seekers.yml, would otherwise never show, and nothing would
+// say why. Other files (a README, notes, editors' backups) are passed
+// over, as are hidden files and folders.
+func slotFiles(slotDir string) (blocks []string, ps Problems) {
 	entries, err := os.ReadDir(slotDir)
 	if err != nil {
-		return Problems{{File: slotDir, Msg: err.Error()}}
+		return nil, Problems{{File: slotDir, Msg: err.Error()}}
 	}
-	var ps Problems
 	for _, e := range entries {
 		name := e.Name()
+		if strings.HasSuffix(name, ".hbs") {
+			blocks = append(blocks, filepath.Join(slotDir, name))
+		}
 		if e.IsDir() || strings.HasPrefix(name, ".") {
 			continue
 		}
@@ -328,7 +331,7 @@ func strayFiles(slotDir string) Problems {
 			ps = append(ps, Problem{File: f, Msg: fmt.Sprintf("not read: a block's data file is SEGMENT.yaml (%s.yaml)", strings.ToLower(stem)), Warning: true})
 		}
 	}
-	return ps
+	return blocks, ps
 }
 
 // blockLike are the extensions, in lower case, of files an editor may

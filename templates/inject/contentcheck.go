@@ -172,7 +172,7 @@ func (c *contentCheck) start(low []byte, at, end int, selfClose, foreign bool) {
 		}
 	case "h1", "h2", "h3", "h4", "h5", "h6":
 		// A <p> closer too, and one closes another open heading.
-		if c.pOpen() || c.inHeading || c.has("h1") || c.has("h2") || c.has("h3") || c.has("h4") || c.has("h5") || c.has("h6") {
+		if c.pOpen() || c.inHeading || c.has("h1", "h2", "h3", "h4", "h5", "h6") {
 			c.irregular = true
 		}
 	case "li":
@@ -249,9 +249,10 @@ func (c *contentCheck) done() bool { return !c.irregular && c.n == 0 }
 
 func (c *contentCheck) pOpen() bool { return c.inP || c.has("p") }
 
-func (c *contentCheck) has(name string) bool {
+// has reports whether an HTML element named one of names is open.
+func (c *contentCheck) has(names ...string) bool {
 	for i := range c.n {
-		if c.isAny(i, name) {
+		if c.isAny(i, names...) {
 			return true
 		}
 	}

@@ -758,12 +758,12 @@ func (s *scanner) slot(data []byte, i int, t *tag, at Place, final bool) (int, b
 	// block must: an end tag of an element around the slot, or one left
 	// open inside it, makes the browser end the slot elsewhere, and a
 	// block put in up to that end tag would replace part of the page.
-	if chk.done() {
-		// Plainly well formed: nothing more to check.
-	} else if why := contentMisfit(data[t.end:closeStart], at); why != "" {
-		s.slots++
-		s.ignoreWhy(t, IgnoredMisnested, why)
-		return t.end, true
+	if !chk.done() { // plainly well-formed content needs no more
+		if why := contentMisfit(data[t.end:closeStart], at); why != "" {
+			s.slots++
+			s.ignoreWhy(t, IgnoredMisnested, why)
+			return t.end, true
+		}
 	}
 	if s.plan != nil {
 		s.plan.recordSlot(data, i, t, at, closeStart, closeEnd)
