@@ -142,6 +142,8 @@ func ignoredHint(reason string) string {
 		return "a block's markup would show there as text: put the marker on an element around it"
 	case inject.IgnoredTemplate:
 		return `browsers do not show a <template>'s content, unless it is a shadow root: <template shadowrootmode="open">`
+	case inject.IgnoredUnclear:
+		return "browsers read the page around the slot one of two ways: close each <svg> and <math> before the end tag of an element around it"
 	case inject.IgnoredMisnested:
 		return "a browser ends the slot elsewhere than at its end tag, and a block put in would take part of the page with it: close what the content opens, in order, and nothing else"
 	}

@@ -57,11 +57,19 @@ const (
 	// what replaced the content up to that end tag would take part of
 	// the page around it with it.
 	IgnoredMisnested = "misnested content"
+	// IgnoredUnclear: the slot follows an end tag inside an <svg> or
+	// <math> that names none of their elements (<span><svg></span>, an
+	// icon's <svg> left unclosed). Browsers leave the SVG there if an
+	// HTML element of that name is open around it, and stay in it if
+	// not; which, edgeseg does not follow. A slot before the SVG is
+	// closed either way is not filled, nor any after a tag the two
+	// readings take differently (a link, a form, a script).
+	IgnoredUnclear = "unclear markup"
 )
 
 // IgnoredReasons lists every Ignored reason, for counting them.
 func IgnoredReasons() []string {
-	return []string{IgnoredSelfClosing, IgnoredVoid, IgnoredNoEnd, IgnoredTooMany, IgnoredText, IgnoredTemplate, IgnoredMisnested}
+	return []string{IgnoredSelfClosing, IgnoredVoid, IgnoredNoEnd, IgnoredTooMany, IgnoredText, IgnoredTemplate, IgnoredMisnested, IgnoredUnclear}
 }
 
 // Ignored returns the slot markers of the document that cannot be filled

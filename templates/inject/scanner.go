@@ -3,7 +3,9 @@ package inject
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math/bits"
+	"strings"
 
 	"golang.org/x/net/html"
 )
@@ -57,6 +59,12 @@ type scanner struct {
 	// it (<div/> opens a div), and the elements followed around a slot
 	// are not looked for.
 	svg foreignStack
+	// unclear, once set, says why no slot marker from there on is filled:
+	// after an end tag that leaves the scanner unsure whether it is in
+	// SVG (foreignStack.unsure), a tag that SVG and HTML read differently
+	// came, and what the scanner follows may no longer be what browsers
+	// build.
+	unclear string
 	// inLink: an HTML <a> is open (its start tag seen, its end tag not
 	// yet), as in a card made a link: what fills a slot inside it must
 	// hold no link of its own (Place.InLink).
@@ -304,6 +312,9 @@ func (s *scanner) markup(data []byte, i int, final bool, t *tag) (int, bool) {
 				return i + n, true
 			}
 		}
+		if s.svg.unsure != "" && s.unclear == "" && bytes.HasPrefix(rest, []byte("<![CDATA[")) {
+			s.giveUp("a CDATA section")
+		}
 		end := bangEnd(rest, s.svg.foreign())
 		if end >= 0 {
 			return i + end, true
@@ -446,13 +457,25 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	// it, SVG included, unless an SVG element of that name is open.
 	endsTemplate := t.closing && t.isTemplate() &&
 		!(s.svg.foreign() && s.svg.has(nameHash(data[t.nameAt:t.nameEnd])))
-	if t.closing && s.svg.foreign() && s.endsAroundForeign(data, t) {
-		s.svg.popTo(0) // then read as HTML
+	unsure := false
+	if t.closing && s.svg.foreign() {
+		if s.endsAroundForeign(data, t) {
+			s.svg.popTo(0) // then read as HTML
+		} else {
+			unsure = s.endsUnfollowed(data, t)
+		}
 	}
 	opened := false // an HTML element inside an element that holds HTML
 	if s.svg.reads(t) {
 		wasForeign = s.svg.foreign()
 		pushed, opened = s.svg.tag(data, t)
+	}
+	if unsure || s.svg.unsure != "" {
+		s.doubt(data, t, unsure, pushed)
+	}
+	if t.hasSlot && (s.unclear != "" || s.svg.unsure != "") {
+		s.ignoreUnclear(t)
+		t.hasSlot = false
 	}
 	// What is open around this tag, for a slot it may be.
 	inLink, inForm, item := s.inLink, s.inForm, s.lists.top()
@@ -703,6 +726,87 @@ func (s *scanner) endsAroundForeign(data []byte, t *tag) bool {
 		return s.lists.find(k) >= 0
 	}
 	return false
+}
+
+// endsUnfollowed reports whether the end tag t (at data), met in foreign
+// content, may close the SVG or MathML elements open and an HTML element
+// around them that the scanner does not follow: it names none of the
+// foreign elements open, and none of those ends HTML's scopes (an
+// end tag of an element the scanner follows, a link or a list, is read
+// by endsAroundForeign; one of an element that never holds SVG, such as
+// <body>, is ignored).
+func (s *scanner) endsUnfollowed(data []byte, t *tag) bool {
+	if s.svg.n > maxForeign {
+		return false
+	}
+	t.fold(data)
+	name := t.lname()
+	if t.lowLen == t.nameEnd-t.nameAt {
+		switch string(name) {
+		case "a", "body", "html", "head", "form", "svg", "math", "br", "p", "template":
+			return false
+		}
+		if shieldOf(name) != shieldNone || listKindOf(name) != listNone {
+			return false
+		}
+	}
+	match, k, scoped := s.svg.endWalk(nameHash(data[t.nameAt:t.nameEnd]))
+	return match < 0 && k == 0 && !scoped
+}
+
+// doubt follows the tag t (at data) where the scanner may be unsure
+// whether it is in SVG: unsure, an end tag that begins the doubt
+// (endsUnfollowed); else, while it lasts, a start tag (pushed: it opened
+// an SVG or MathML element) that SVG and HTML read differently
+// (readsOtherwise) ends the filling of the page.
+func (s *scanner) doubt(data []byte, t *tag, unsure, pushed bool) {
+	switch {
+	case unsure && s.svg.foreign() && s.svg.unsure == "":
+		s.svg.unsure = nameOf(data, t)
+	case s.svg.unsure != "" && s.unclear == "" && !t.closing && s.readsOtherwise(data, t, pushed):
+		s.giveUp("<" + nameOf(data, t) + ">")
+	}
+}
+
+// giveUp ends the filling of the page where the scanner is: what, a tag or
+// a CDATA section met while it cannot tell SVG from HTML, is read
+// differently by the two.
+func (s *scanner) giveUp(what string) {
+	root := s.svg.rootName()
+	s.unclear = fmt.Sprintf("after </%s> inside %s, %s is read as HTML or as SVG: nothing after it is filled (close the %s before </%s>)",
+		s.svg.unsure, root, what, root, s.svg.unsure)
+}
+
+// ignoreUnclear notes the slot marker t that cannot be filled, as the
+// scanner cannot tell SVG from HTML there.
+func (s *scanner) ignoreUnclear(t *tag) {
+	why := s.unclear
+	if why == "" {
+		root := s.svg.rootName()
+		why = fmt.Sprintf("after </%s> inside %s, browsers leave the %s if a <%s> is open around it, and stay in it if not (close the %s before </%s>)",
+			s.svg.unsure, root, root, s.svg.unsure, root, s.svg.unsure)
+	}
+	s.ignoreWhy(t, IgnoredUnclear, why)
+}
+
+// readsOtherwise reports whether the start tag t (at data), met while the
+// scanner cannot tell SVG from HTML (foreignStack.unsure), changes what
+// the scanner follows when read as HTML, where it read it as SVG: a link,
+// a form, a button, a raw-text element, a template, or an element that
+// holds HTML (pushed by it). Start tags that break out of SVG end the
+// doubt instead, and others are elements of no account either way.
+func (s *scanner) readsOtherwise(data []byte, t *tag, pushed bool) bool {
+	if s.svg.unsure == "" {
+		return false
+	}
+	link := t.nameEnd-t.nameAt == 1 && data[t.nameAt]|0x20 == 'a'
+	holder := pushed && s.svg.n <= maxForeign && s.svg.html[s.svg.n-1]
+	return link || holder || t.lowLen > 0
+}
+
+// nameOf is t's name (at data), lower case, cut short, for a message.
+func nameOf(data []byte, t *tag) string {
+	return strings.ToLower(string(data[t.nameAt:min(t.nameEnd, t.nameAt+40)]))
 }
 
 // ignore notes a slot marker that cannot be filled (at most MaxSlots).
@@ -1498,6 +1602,16 @@ type foreignStack struct {
 	base   [maxForeign]uint8
 	nInner int
 	n      int
+	// unsure names the end tag (lower case) after which the scanner
+	// cannot tell whether it is still in SVG or MathML: one met in
+	// foreign content that names none of the elements open, walking
+	// down to the HTML around them, which the scanner does not follow
+	// (onTag). Browsers leave the SVG there when an HTML element of
+	// that name is open around it (<span><svg></span>: an icon's <svg>
+	// left unclosed), and ignore the end tag otherwise. It holds until
+	// the SVG and MathML elements are closed either way: by their own
+	// end tags, or by an HTML start tag that breaks out of them.
+	unsure string
 }
 
 // maxInner bounds the HTML elements followed inside SVG's and MathML's
@@ -1530,6 +1644,70 @@ func (f *foreignStack) popTo(i int) {
 		f.nInner = int(f.base[i])
 	}
 	f.n = i
+	if i == 0 {
+		f.unsure = ""
+	}
+}
+
+// rootName is the outermost open SVG or MathML element, for a message.
+func (f *foreignStack) rootName() string {
+	if f.n > 0 && f.math[0] {
+		return "<math>"
+	}
+	return "<svg>"
+}
+
+// endWalk follows an end tag named by hash h, met in foreign content,
+// as HTML's tree construction does: from the innermost element open
+// down, the first of its name closes it, and those opened after it;
+// the walk ends at the first HTML element, where the end tag is read
+// as HTML. It returns the level of the element of that name (-1 when
+// none), else the lowest level walked: at 0, that HTML element is
+// around the SVG, and not followed here; above 0, it is one open inside
+// the element below, which holds HTML. scoped reports an element among
+// those walked that ends HTML's scopes (a <foreignObject>, an
+// <annotation-xml>, ...): read as HTML, the end tag is then ignored.
+func (f *foreignStack) endWalk(h uint32) (match, low int, scoped bool) {
+	for k := min(f.n, maxForeign) - 1; k >= 0; k-- {
+		if f.names[k] == h {
+			return k, k, scoped
+		}
+		scoped = scoped || f.html[k] || f.names[k] == annotationHash
+		if k == 0 || f.base[k] > f.base[k-1] {
+			return -1, k, scoped
+		}
+	}
+	return -1, 0, true // past what is followed
+}
+
+// foreignEnd handles an end tag, named name (low: lower case, or ""),
+// met in foreign content that it does not break out of: it closes the
+// innermost open element of its name walking down to the first HTML
+// element (endWalk), or is read as HTML there, when that element is one
+// open inside an element that holds HTML. Else it is ignored here; the
+// scanner looks at one read against the HTML around the SVG.
+func (f *foreignStack) foreignEnd(name []byte, low string) {
+	if f.n > maxForeign {
+		f.closeNamed(nameHash(name))
+		return
+	}
+	match, k, scoped := f.endWalk(nameHash(name))
+	switch {
+	case match >= 0:
+		f.popTo(match)
+	case scoped || k == 0 || int(f.base[k]) > maxInner:
+	default:
+		// The innermost HTML element inside level k-1, which holds HTML,
+		// is first: the end tag is read as HTML there, and closes the
+		// SVG above it with what it closes, or is ignored.
+		was := *f
+		f.popTo(k)
+		n := f.nInner
+		f.innerEnd(innerHash(name), special(low))
+		if f.nInner == n {
+			*f = was
+		}
+	}
 }
 
 // innerOpen reports whether an HTML element is open inside the innermost
@@ -1713,9 +1891,7 @@ func (f *foreignStack) tag(data []byte, t *tag) (pushed, opened bool) {
 			f.innerEnd(innerHash(name), special(low))
 		}
 	case f.foreign() && t.closing:
-		// Closes the innermost open element of its name, and those
-		// opened after it; one not open is ignored.
-		f.closeNamed(nameHash(name))
+		f.foreignEnd(name, low)
 	case f.foreign():
 		// A <script> or <style> here holds markup, as any element does.
 		if !t.selfClose {
