@@ -473,3 +473,39 @@ func TestRealBrowserEndsMisnestedSlotsEarly(t *testing.T) {
 		}
 	}
 }
+
+// TestRealBrowserReadsEndTagsInSVGEitherWay: an end tag inside an <svg>
+// that names none of its elements closes the SVG in Chromium when an
+// HTML element of its name is open around it, and is ignored when none
+// is. The scanner does not follow those elements, so it refuses a slot
+// after either (inject.IgnoredUnclear); here Chromium shows that both
+// readings happen.
+func TestRealBrowserReadsEndTagsInSVGEitherWay(t *testing.T) {
+	exe := findChromium(t)
+	ctx := newBrowser(t, exe)
+	for _, tc := range []struct{ page, ns string }{
+		{`<div class="icon"><svg><path d="M0 0"></div><section id="slot" data-edgeseg-slot="s">x</section>`, "http://www.w3.org/1999/xhtml"},
+		{`<span class="icon"><svg><g></span><a id="slot" href="/x" data-edgeseg-slot="s">x</a>`, "http://www.w3.org/1999/xhtml"},
+		{`<main><svg><g></div><a id="slot" data-edgeseg-slot="s">x</a></g></svg>`, "http://www.w3.org/2000/svg"},
+		{`<main><svg><g></span><text id="slot" data-edgeseg-slot="s">x</text></g></svg>`, "http://www.w3.org/2000/svg"},
+	} {
+		plan := inject.Scan([]byte(tc.page))
+		if ig := plan.Ignored(); len(ig) != 1 || ig[0].Reason != inject.IgnoredUnclear {
+			t.Errorf("%s: the scanner does not refuse the slot: %v", tc.page, ig)
+			continue
+		}
+		if err := chromedp.Do(ctx, chromedp.Navigate("data:text/html,"+url.PathEscape("<!doctype html><body>"+tc.page))); err != nil {
+			t.Fatal(err)
+		}
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+			const s = document.getElementById("slot");
+			return s ? s.namespaceURI : "no slot";
+		})()`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.ns {
+			t.Errorf("%s: Chromium puts the slot in %s, want %s", tc.page, got, tc.ns)
+		}
+	}
+}
