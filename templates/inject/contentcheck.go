@@ -151,9 +151,12 @@ func (c *contentCheck) start(low []byte, at, end int, selfClose, foreign bool) {
 		return
 	case "span", "b", "i", "em", "strong", "small", "s", "u", "mark", "abbr", "cite", "code", "q", "sub", "sup", "time",
 		"var", "kbd", "samp", "dfn", "bdi", "bdo", "data", "big", "tt", "ins", "del", "picture", "label", "strike", "font",
-		"output", "meter", "progress", "canvas", "video", "audio", "map", "slot", "legend", "":
+		"output", "meter", "progress", "canvas", "video", "audio", "map", "slot", "legend", "object", "":
 		// Phrasing (and custom elements): nested only. A formatting
-		// element misnested shows in its end tag.
+		// element misnested shows in its end tag. (An <object> also ends
+		// the scopes of what is opened in it: a <p> around it is out of
+		// their reach, which pOpen does not know, so a <div> in it is
+		// checked completely.)
 	case "a":
 		if c.inLink || c.has("a") {
 			c.irregular = true
@@ -207,14 +210,18 @@ func (c *contentCheck) rawText(low []byte, end int) {
 	if c.irregular {
 		return
 	}
-	switch string(low) {
+	switch n := string(low); n {
 	case "script", "style":
-	case "textarea", "iframe", "title":
-		if c.foreign > 0 || c.n > 0 && c.inTable() {
+	case "textarea", "iframe", "title", "noscript", "noembed", "noframes", "xmp":
+		// Text to the end tag, in place; but foster-parented out of a
+		// table's parts, and an <xmp> closes a <p> as a <div> does.
+		// (A <noscript> is text where scripts run, as browsers run them
+		// and the complete check reads it.)
+		if c.foreign > 0 || c.n > 0 && c.inTable() || n == "xmp" && c.pOpen() {
 			c.irregular = true
 		}
 	default:
-		c.irregular = true // xmp, noscript, noembed, ...: read by the complete check
+		c.irregular = true // read by the complete check
 	}
 	c.last = end
 }

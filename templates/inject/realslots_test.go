@@ -142,6 +142,7 @@ func FuzzContentCheck(f *testing.F) {
 		"<form><label>a<input></label><button>b</button></form>", "<dl><dt>a</dt><dd>b</dd></dl>", "<textarea>a</b></textarea><iframe>x</iframe>",
 		"<svg><g><path/></g><text>a</text></svg>", "<math><mi>x</mi></math>", "<svg><foreignObject><b>a</b></foreignObject></svg>",
 		"<table><!-- c --><tr><td>a</td></tr>&nbsp;</table>", "<ul><li><table><tr><td>a</td></tr></table></li></ul>",
+		"<noscript><img src=/p.gif></noscript>", "<object data=/v><param name=a><a href=/v>v</a></object>", "<xmp><p></xmp>",
 	} {
 		f.Add(s, uint8(0), uint8(0))
 		f.Add(s, uint8(3), uint8(0x1f))
@@ -201,7 +202,13 @@ func TestContentCheck(t *testing.T) {
 		{"div", `<template><p>x</template>`, false, false},                          // a template
 		{"div", `</ </div>x`, false, false},                                         // a bogus comment
 		{"a", `<span><a href="/">x</a></span>`, false, false},                       // a link in a link
-		{"div", `<xmp>x</xmp>`, false, false},                                       // raw text the complete check reads
+		{"span", `<xmp>x</xmp>`, true, false},                                       // an <xmp> closes the paragraph around
+		{"div", `<xmp><b>x</xmp><p>y</p>`, false, true},                             // raw text
+		{"div", `<noscript><img src="/pixel.gif"></noscript><p>y</p>`, false, true}, // text where scripts run
+		{"div", `<table><tr><noscript>x</noscript></tr></table>`, false, false},     // moved out of the table
+		{"div", `<object data="/v.mp4"><param name="a" value="b"><a href="/v.mp4">video</a></object>`, false, true},
+		{"span", `<object><div>x</div></object>`, true, false}, // out of the paragraph's reach: the complete check tells
+		{"div", `<ruby>a<rt>b</ruby>`, false, false},           // ruby's parsing
 	} {
 		at := Place{Element: []byte(tc.slot), InParagraph: tc.inP}
 		data := []byte(tc.content + "</" + tc.slot + ">")
