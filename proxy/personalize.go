@@ -292,6 +292,7 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 	p.m.badCharset = set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="charset"}`)
 	p.m.plansReused = set.GetOrCreateCounter(`edgeseg_plans_reused_total`)
 	p.m.set = set
+	o.Pipeline.extractor.Prepare() // not while the first visitors wait
 	p.pl.Store(o.Pipeline)
 	p.countSegments(o.Pipeline)
 	return p, nil
@@ -312,6 +313,7 @@ func (p *Personalizer) countSegments(pl *Pipeline) {
 // finish with the one they started with.
 func (p *Personalizer) Swap(pl *Pipeline) {
 	pl.extractor.KeepUserAgents(p.pl.Load().extractor)
+	pl.extractor.Prepare()
 	p.countSegments(pl)
 	p.pl.Store(pl)
 	p.assign.Clear()

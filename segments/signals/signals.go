@@ -244,8 +244,8 @@ func (e *Extractor) device(h *fasthttp.RequestHeader, c *Context) {
 // recent classifications, with its hit counts. Nothing in it depends on
 // config, so an Extractor built on reload keeps its predecessor's.
 type userAgents struct {
-	// The parser is built on first use: an Extractor whose userAgents are
-	// replaced on reload (KeepUserAgents) never builds one.
+	// The parser is built by Prepare, or on first use: an Extractor whose
+	// userAgents are replaced on reload (KeepUserAgents) never builds one.
 	once         sync.Once
 	parser       *useragent.Parser
 	table        uaCache
@@ -260,6 +260,15 @@ func (e *Extractor) KeepUserAgents(prev *Extractor) {
 	}
 }
 
+// Prepare builds what e otherwise builds on first use: the User-Agent
+// parser, whose tables take tens of milliseconds to build. Called before
+// serving, it keeps the first visitors after a start from waiting on it
+// (and on each other); after KeepUserAgents it has nothing to do.
+func (e *Extractor) Prepare() { e.ua.prepare() }
+
+// prepare builds the parser, once.
+func (u *userAgents) prepare() { u.once.Do(func() { u.parser = useragent.NewParser() }) }
+
 // UserAgentCacheStats returns the hits and misses of the User-Agent table.
 func (e *Extractor) UserAgentCacheStats() (hits, misses uint64) {
 	return e.ua.hits.Load(), e.ua.misses.Load()
@@ -272,7 +281,7 @@ func (u *userAgents) parse(ua []byte) *uaClass {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "")
 	}
-	u.once.Do(func() { u.parser = useragent.NewParser() })
+	u.prepare()
 	p := u.parser.Parse(s)
 	d.browser = string(p.Browser())
 	d.os = string(p.OS())

@@ -313,6 +313,46 @@ func TestUserAgentsKeptAcrossReload(t *testing.T) {
 	}
 }
 
+// TestPrepare: Prepare builds the User-Agent parser, which is otherwise
+// built by the first request (and, after a start, by the first visitors
+// waiting on each other); the first request then uses it as is. An
+// Extractor given its predecessor's on reload builds none.
+func TestPrepare(t *testing.T) {
+	e, _ := New(config.Default())
+	if e.ua.parser != nil {
+		t.Fatal("the parser is built before it is asked for")
+	}
+	e.Prepare()
+	built := e.ua.parser
+	if built == nil {
+		t.Fatal("Prepare did not build the parser")
+	}
+	var req fasthttp.Request
+	req.SetRequestURI("/")
+	req.Header.SetUserAgent(uaAndroid)
+	var c Context
+	e.Extract(Request{Req: &req, Now: time.Now()}, &c)
+	if c.Device != "mobile" || e.ua.parser != built {
+		t.Fatalf("device %q; parser rebuilt: %v", c.Device, e.ua.parser != built)
+	}
+	next, _ := New(config.Default())
+	next.KeepUserAgents(e)
+	next.Prepare()
+	if next.ua.parser != built {
+		t.Fatal("an Extractor that keeps its predecessor's User-Agents built a parser of its own")
+	}
+}
+
+// BenchmarkUserAgentParser is what Prepare takes off the first requests:
+// building the parser.
+func BenchmarkUserAgentParser(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		var u userAgents
+		u.prepare()
+	}
+}
+
 // FuzzExtract: whatever a request carries, the context it gives is one
 // templates, rules and logs can take: every string valid UTF-8 and
 // bounded, the classes from their fixed sets.
