@@ -64,4 +64,17 @@ func BenchmarkScanner(b *testing.B) {
 			}
 		}
 	})
+	// Icons whose <font color> breaks out of their SVG, and MathML
+	// annotations: tags whose attributes decide how what follows is read.
+	var fonts []byte
+	for len(fonts) < 1<<20 {
+		fonts = append(fonts, `<svg><font color="red">x</font><math><annotation-xml encoding="text/html"><p>y</p></annotation-xml></math>`...)
+	}
+	b.Run("font-in-svg", func(b *testing.B) {
+		b.SetBytes(int64(len(fonts)))
+		b.ReportAllocs()
+		for b.Loop() {
+			out, _ = Slots(out[:0], fonts, lookup, nil)
+		}
+	})
 }

@@ -1023,3 +1023,32 @@ func TestEndTagsInsideElementsThatHoldHTML(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReadOtherwise: what readOtherwise reads of a <font>'s and an
+// <annotation-xml>'s attributes (a color, face or size; an encoding of
+// HTML) is what the tokenizer reads of them.
+func FuzzReadOtherwise(f *testing.F) {
+	for _, s := range []string{` color="red"`, ` COLOR=red`, ` class=x size`, `/face=a`, ` =color`, ` colors=1`, ` a="color"`,
+		` encoding="text/html"`, ` encoding=TEXT/HTML`, ` encoding='application/xhtml+xml'`, ` encoding="text&sol;html"`,
+		` encoding="image/svg+xml" encoding="text/html"`, ` encoding = "text/html" `, ` x='>' color`, ` encoding=text/html/`} {
+		f.Add("font", s)
+		f.Add("annotation-xml", s)
+	}
+	f.Fuzz(func(t *testing.T, name, attrs string) {
+		if name != "font" && name != "annotation-xml" && name != "FONT" && name != "Annotation-XML" {
+			return
+		}
+		data := []byte("<" + name + attrs + ">")
+		var tg tag
+		if !parseTag(data, 0, &tg, nil) || tg.end != len(data) || tg.nameEnd-tg.nameAt != len(name) {
+			return // not one tag of that name
+		}
+		kind, by := otherFont, breaksOut
+		if len(name) > 4 {
+			kind, by = otherAnnotation, annotationOfHTML
+		}
+		if got, want := tg.readOtherwise(data, kind), tg.tokenized(data, by); got != want {
+			t.Fatalf("%q: parseTag reads %v, the tokenizer %v", data, got, want)
+		}
+	})
+}

@@ -1877,7 +1877,7 @@ func (f *foreignStack) tag(data []byte, t *tag) (pushed, opened bool) {
 	var buf [len("annotation-xml")]byte
 	low := lowerName(buf[:], name) // "" for a name longer than any compared
 	switch {
-	case f.foreign() && (breaksOutOfForeign(low, t.closing) || !t.closing && low == "font" && t.readOtherwise(data, breaksOut)):
+	case f.foreign() && (breaksOutOfForeign(low, t.closing) || !t.closing && low == "font" && t.readOtherwise(data, otherFont)):
 		for f.foreign() {
 			f.popTo(f.n - 1)
 		}
@@ -1898,7 +1898,7 @@ func (f *foreignStack) tag(data []byte, t *tag) (pushed, opened bool) {
 			// Of its parent's kind, but that an <svg> in MathML's
 			// <annotation-xml> is SVG.
 			math := f.inMath() && !(low == "svg" && f.names[f.n-1] == annotationHash)
-			html := holdsHTML(low, math) || math && low == "annotation-xml" && t.readOtherwise(data, annotationOfHTML)
+			html := holdsHTML(low, math) || math && low == "annotation-xml" && t.readOtherwise(data, otherAnnotation)
 			f.push(nameHash(name), html, math)
 			pushed = true
 		}
@@ -1950,12 +1950,109 @@ func lowerName(buf []byte, name []byte) string {
 	return string(buf[:len(name)])
 }
 
-// readOtherwise asks by (breaksOut or annotationOfHTML) whether the start
-// tag t (at data), a <font> or an <annotation-xml>, is read otherwise in
-// SVG and MathML for its attributes: a <font> with a color breaks out of
-// them, an <annotation-xml> of HTML holds HTML. Such tags are rare; they
-// are read again, by the tokenizer blocks are read with.
-func (t *tag) readOtherwise(data []byte, by func(name string, z *html.Tokenizer, hasAttr bool) bool) bool {
+// readOtherwise reports whether the start tag t (at data), a <font> (kind
+// otherFont) or an <annotation-xml> (otherAnnotation), is read otherwise
+// in SVG and MathML for its attributes: a <font> with a color, face or
+// size breaks out of them, an <annotation-xml> whose encoding is HTML
+// holds HTML. Such tags are rare, and read again here (otherwiseOf); an
+// encoding with a character reference in it, by the tokenizer blocks are
+// read with.
+func (t *tag) readOtherwise(data []byte, kind int) bool {
+	switch t.otherwiseOf(data, kind) {
+	case otherYes:
+		return true
+	case otherAsk:
+		if kind == otherFont {
+			return t.tokenized(data, breaksOut)
+		}
+		return t.tokenized(data, annotationOfHTML)
+	}
+	return false
+}
+
+// The start tags readOtherwise reads.
+const (
+	otherFont = iota
+	otherAnnotation
+)
+
+// otherAttr is what otherwiseOf read of a tag's attributes.
+type otherAttr uint8
+
+const (
+	otherNo  otherAttr = iota // nothing that changes how it is read
+	otherYes                  // a font's color, face or size; an encoding of HTML
+	otherAsk                  // an encoding with a character reference: for the tokenizer
+	otherNot                  // an encoding of something else
+)
+
+// otherwiseOf reads the attributes of t (at data), a complete start tag
+// parseTag parsed, as parseTag does, for what readOtherwise asks: any of
+// a font's color, face or size; an annotation's first encoding (browsers
+// drop a later attribute of a name).
+func (t *tag) otherwiseOf(data []byte, kind int) otherAttr {
+	p, end := t.nameEnd, t.closeAt
+	got := otherNo
+	for p < end && got == otherNo {
+		for p < end && (isSpace(data[p]) || data[p] == '/') {
+			p++
+		}
+		if p >= end {
+			break
+		}
+		ns := p // a leading '=' is part of the name
+		p++
+		for p < end && class[data[p]]&attrEnd == 0 {
+			p++
+		}
+		an := data[ns:p]
+		for p < end && isSpace(data[p]) {
+			p++
+		}
+		var val []byte
+		if p < end && data[p] == '=' {
+			p++
+			for p < end && isSpace(data[p]) {
+				p++
+			}
+			switch {
+			case p >= end:
+			case data[p] == '"' || data[p] == '\'':
+				e := bytes.IndexByte(data[p+1:end], data[p])
+				if e < 0 {
+					return otherAsk // not as parseTag read it: let the tokenizer say
+				}
+				val = data[p+1 : p+1+e]
+				p += e + 2
+			default:
+				vs := p
+				for p < end && class[data[p]]&valueEnd == 0 {
+					p++
+				}
+				val = data[vs:p]
+			}
+		}
+		switch {
+		case kind == otherFont:
+			if bytes.EqualFold(an, []byte("color")) || bytes.EqualFold(an, []byte("face")) || bytes.EqualFold(an, []byte("size")) {
+				got = otherYes
+			}
+		case bytes.EqualFold(an, []byte("encoding")):
+			switch {
+			case bytes.IndexByte(val, '&') >= 0:
+				got = otherAsk // "text&sol;html" is text/html
+			case bytes.EqualFold(val, []byte("text/html")) || bytes.EqualFold(val, []byte("application/xhtml+xml")):
+				got = otherYes
+			default:
+				got = otherNot
+			}
+		}
+	}
+	return got
+}
+
+// tokenized is readOtherwise by the tokenizer alone.
+func (t *tag) tokenized(data []byte, by func(name string, z *html.Tokenizer, hasAttr bool) bool) bool {
 	z := html.NewTokenizer(bytes.NewReader(data[t.nameAt-1 : t.end]))
 	z.Next()
 	name, hasAttr := z.TagName()
