@@ -95,8 +95,11 @@ type scanner struct {
 	// ignored are the slot markers found that cannot be filled.
 	ignored []Ignored
 	// values, when set, collects where the quoted attribute values of the
-	// document's tags are (ScanReference).
-	values *[]uint32
+	// document's tags are (ScanReference). Those of tags before
+	// unnotedUntil are not: a misnested slot's content, which its Ignored
+	// detail quotes.
+	values       *[]uint32
+	unnotedUntil int
 	// plan, when set, records slots and </head> positions instead of
 	// filling; discard drops the output.
 	plan    *Plan
@@ -435,12 +438,13 @@ func (s *scanner) doctype(rest []byte, final bool) (n int, held bool) {
 }
 
 // parseNoting is parseTag noting the values of the tag's attributes in
-// s.values, but none of something that is not a tag, and none of a <meta>
-// declaring the encoding, which PageCharset reads.
+// s.values, but none of something that is not a tag, none of a <meta>
+// declaring the encoding, which PageCharset reads, and none before
+// s.unnotedUntil.
 func (s *scanner) parseNoting(data []byte, i int, t *tag) bool {
 	kept := len(*s.values)
 	ok := parseTag(data, i, t, s.values)
-	if !ok || t.end == 0 || t.decides {
+	if !ok || t.end == 0 || t.decides || i < s.unnotedUntil {
 		*s.values = (*s.values)[:kept]
 	}
 	return ok
@@ -866,6 +870,9 @@ func (s *scanner) slot(data []byte, i int, t *tag, at Place, final bool) (int, b
 		if why := contentMisfit(data[t.end:closeStart], at); why != "" {
 			s.slots++
 			s.ignoreWhy(t, IgnoredMisnested, why)
+			// The detail quotes the content's tags, attributes and all: a
+			// page that differs there is not to reuse this one's Plan.
+			s.unnotedUntil = max(s.unnotedUntil, closeStart)
 			return t.end, true
 		}
 	}
