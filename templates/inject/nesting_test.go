@@ -61,6 +61,7 @@ var passed = []string{
 	`<svg><style>.a{fill:red}</style></svg>`, `<svg><script>"<p>"</script></svg>`, `<svg><font color="red">x</font></svg>`,
 	`<math><annotation-xml encoding="text/html"><p>x</annotation-xml></math>`, `<![CDATA[<p>]]>`, `<svg><![CDATA[<p>]]></svg>`,
 	`<x-c><template shadowrootmode="open"><p>x<a href="/y">y<svg><g></template></x-c>`, `<x-c><template shadowrootmode="open"><div>d</div></template></x-c>`,
+	`<span class="icon"><svg><path d="M0 0"></span>`, `<i><svg><g></i>`, `<svg><g></x-y></g></svg>`,
 }
 
 // slotNames are the elements a slot is put on, inside the openers.
