@@ -461,19 +461,18 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	// it, SVG included, unless an SVG element of that name is open.
 	endsTemplate := t.closing && t.isTemplate() &&
 		!(s.svg.foreign() && s.svg.has(nameHash(data[t.nameAt:t.nameEnd])))
-	unsure := false
-	if t.closing && s.svg.foreign() {
-		if s.endsAroundForeign(data, t) {
-			s.svg.popTo(0) // then read as HTML
-		} else {
-			unsure = s.endsUnfollowed(data, t)
-		}
+	if t.closing && s.svg.foreign() && s.endsAroundForeign(data, t) {
+		s.svg.popTo(0) // then read as HTML
 	}
+	depth := s.svg.n
 	opened := false // an HTML element inside an element that holds HTML
 	if s.svg.reads(t) {
 		wasForeign = s.svg.foreign()
 		pushed, opened = s.svg.tag(data, t)
 	}
+	// An end tag that closed nothing of the SVG may have closed it with
+	// an HTML element around it.
+	unsure := t.closing && wasForeign && s.svg.n == depth && s.svg.foreign() && s.endsUnfollowed(data, t)
 	if unsure || s.svg.unsure != "" {
 		s.doubt(data, t, unsure, pushed)
 	}
@@ -733,12 +732,12 @@ func (s *scanner) endsAroundForeign(data []byte, t *tag) bool {
 }
 
 // endsUnfollowed reports whether the end tag t (at data), met in foreign
-// content, may close the SVG or MathML elements open and an HTML element
-// around them that the scanner does not follow: it names none of the
-// foreign elements open, and none of those ends HTML's scopes (an
-// end tag of an element the scanner follows, a link or a list, is read
-// by endsAroundForeign; one of an element that never holds SVG, such as
-// <body>, is ignored).
+// content and closing none of it, may close the SVG or MathML elements
+// open and an HTML element around them that the scanner does not follow:
+// the walk down them (endWalk) meets neither an element of its name nor
+// one that ends HTML's scopes (an end tag of an element the scanner
+// follows, a link or a list, is read by endsAroundForeign; one of an
+// element that never holds SVG, such as <body>, is ignored).
 func (s *scanner) endsUnfollowed(data []byte, t *tag) bool {
 	if s.svg.n > maxForeign {
 		return false
