@@ -261,9 +261,10 @@ func (e *Extractor) KeepUserAgents(prev *Extractor) {
 }
 
 // Prepare builds what e otherwise builds on first use: the User-Agent
-// parser, whose tables take tens of milliseconds to build. Called before
-// serving, it keeps the first visitors after a start from waiting on it
-// (and on each other); after KeepUserAgents it has nothing to do.
+// parser, whose tables take milliseconds of CPU to build, and tens of
+// them for the first visitors after a start, queued behind the build
+// while they compete for the CPU. Called before serving, it keeps them
+// from waiting; after KeepUserAgents it has nothing to do.
 func (e *Extractor) Prepare() { e.ua.prepare() }
 
 // prepare builds the parser, once.
