@@ -764,7 +764,7 @@ func (s *scanner) endsUnfollowed(data []byte, t *tag) bool {
 // (readsOtherwise) ends the filling of the page.
 func (s *scanner) doubt(data []byte, t *tag, unsure, pushed bool) {
 	switch {
-	case unsure && s.svg.foreign() && s.svg.unsure == "":
+	case unsure && s.svg.unsure == "":
 		s.svg.unsure = nameOf(data, t)
 	case s.svg.unsure != "" && s.unclear == "" && !t.closing && s.readsOtherwise(data, t, pushed):
 		s.giveUp("<" + nameOf(data, t) + ">")
@@ -799,9 +799,6 @@ func (s *scanner) ignoreUnclear(t *tag) {
 // holds HTML (pushed by it). Start tags that break out of SVG end the
 // doubt instead, and others are elements of no account either way.
 func (s *scanner) readsOtherwise(data []byte, t *tag, pushed bool) bool {
-	if s.svg.unsure == "" {
-		return false
-	}
 	link := t.nameEnd-t.nameAt == 1 && data[t.nameAt]|0x20 == 'a'
 	holder := pushed && s.svg.n <= maxForeign && s.svg.html[s.svg.n-1]
 	return link || holder || t.lowLen > 0
