@@ -19,6 +19,10 @@ type contentCheck struct {
 	foreign   int // how many of them are SVG or MathML
 	last      int // where the text since the last tag starts
 	irregular bool
+	// left: in an SVG or MathML slot, a tag of the content closed the
+	// slot's element, or broke out of it (an HTML <b> in an SVG <text>):
+	// browsers end the slot there, not at its end tag.
+	left bool
 	// From the slot's place: a <div> closes an open <p> around it; an <a>
 	// a link, a <button> a button; a <form> in a form is dropped.
 	inP, inLink, inButton, inForm bool

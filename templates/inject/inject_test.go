@@ -891,7 +891,19 @@ func TestEndTagsAroundAnUnclosedSVG(t *testing.T) {
 		{`<ul><li><svg><g></li><li><b data-edgeseg-slot="s">x</b></li></ul>`, Place{InListItem: true}},
 		{`<table><tr><td><svg><g></td></tr></table><span data-edgeseg-slot="s">x</span>`, Place{}},
 		{`<form><math></form><mrow data-edgeseg-slot="s">x</mrow>`, Place{InForm: true, InForeign: true, InMath: true}},
-		{`<button><svg><foreignObject><svg><g></button><span data-edgeseg-slot="s">x</span>`, Place{InButton: true}},
+		// Ignored: HTML's scopes end at the <foreignObject>, where the
+		// <span> then goes, out of reach of the button around it.
+		{`<button><svg><foreignObject><svg><g></button><span data-edgeseg-slot="s">x</span>`, Place{}},
+		// Nor past a <marquee> (or an <object>, a cell) opened inside.
+		{`<ul><li><marquee><svg><text x="1"></li><g data-edgeseg-slot="s">x</g>`, Place{InListItem: true, InForeign: true}},
+		{`<a href="/"><marquee><svg><g></a><g data-edgeseg-slot="s">x</g>`, Place{InLink: true, InForeign: true}},
+		{`<button><marquee><svg><g></button><g data-edgeseg-slot="s">x</g>`, Place{InForeign: true}},
+		// A form's end tag takes the form out and leaves the MathML
+		// opened in it open.
+		{`<svg><foreignObject><form><math></form><mrow data-edgeseg-slot="s">x</mrow>`, Place{InForm: true, InForeign: true, InMath: true}},
+		// Inside an <annotation-xml> of HTML, its end tag, the <math>'s and
+		// the button's are ignored while a <p> is open in it.
+		{`<button><math><annotation-xml encoding="text/html"><p>x</annotation-xml></math><span></button><label data-edgeseg-slot="s">x</label>`, Place{InParagraph: true}},
 		// A button's end tag does not reach past a table: ignored, it
 		// leaves the SVG open.
 		{`<button><table><tr><td><svg><g></button><text data-edgeseg-slot="s">x</text>`, Place{InForeign: true}},
@@ -1051,4 +1063,39 @@ func FuzzReadOtherwise(f *testing.F) {
 			t.Fatalf("%q: parseTag reads %v, the tokenizer %v", data, got, want)
 		}
 	})
+}
+
+// TestForeignSlotsWhoseContentLeavesThem: an SVG or MathML slot whose
+// content breaks out of it (an HTML <b> in an SVG <text>, which ends the
+// SVG) or closes an element around it ends before its end tag, as
+// browsers read it: it is not filled, in a Plan or as the page streams.
+func TestForeignSlotsWhoseContentLeavesThem(t *testing.T) {
+	for _, tc := range []struct {
+		page   string
+		filled bool
+	}{
+		{`<svg><text data-edgeseg-slot="s">Hello <b>world</b></text></svg><p>after</p>`, false},
+		{`<math><section data-edgeseg-slot="s"><b></section></b><x-unit data-edgeseg-slot="u"></x-unit>`, false},
+		{`<svg><g><text data-edgeseg-slot="s">a</g>b</text></svg>`, false},
+		{`<svg><text data-edgeseg-slot="s">Hello <tspan>world</tspan></text></svg>`, true},
+		{`<svg><g data-edgeseg-slot="s"><foreignObject><div><b>x</b></div></foreignObject></g></svg>`, true},
+		{`<svg><g data-edgeseg-slot="s"><g><path d=""/></g></g></svg>`, true},
+	} {
+		plan := Scan([]byte(tc.page))
+		filled := false
+		for _, sl := range plan.PlacedSlots() {
+			filled = filled || sl.Slot == "s"
+		}
+		if filled != tc.filled {
+			t.Errorf("%s: slot fillable %v, want %v (ignored %v)", tc.page, filled, tc.filled, plan.Ignored())
+		}
+		if !tc.filled && (len(plan.Ignored()) == 0 || plan.Ignored()[0].Reason != IgnoredMisnested) {
+			t.Errorf("%s: ignored %v, want it misnested", tc.page, plan.Ignored())
+		}
+		want, _ := Slots(nil, []byte(tc.page), testLookup, nil)
+		got, _ := plan.Apply(nil, []byte(tc.page), testLookup, nil)
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: plan gives %q, the stream %q", tc.page, got, want)
+		}
+	}
 }

@@ -65,12 +65,10 @@ type scanner struct {
 	// came, and what the scanner follows may no longer be what browsers
 	// build.
 	unclear string
-	// inLink: an HTML <a> is open (its start tag seen, its end tag not
-	// yet), as in a card made a link: what fills a slot inside it must
-	// hold no link of its own (Place.InLink).
-	inLink bool
 	// paras follows whether a <p> is open and in reach (Place.InParagraph),
-	// and a <button> (Place.InButton).
+	// a <button> (Place.InButton), and an HTML <a>, as in a card made a
+	// link: what fills a slot inside it must hold no link of its own
+	// (Place.InLink).
 	paras paraState
 	// inForm: a <form> is open (Place.InForm). Start and end tags are
 	// matched by name only.
@@ -454,7 +452,7 @@ func (s *scanner) parseNoting(data []byte, i int, t *tag) bool {
 func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	// Before this tag, for a slot tag to be read again.
 	if t.hasSlot {
-		s.before = tagState{svg: s.svg, paras: s.paras}
+		s.before = tagState{svg: s.svg, paras: s.paras, lists: s.lists}
 	}
 	pushed, wasForeign := false, false
 	// A </template> closes the innermost HTML template from wherever in
@@ -470,6 +468,7 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		wasForeign = s.svg.foreign()
 		pushed, opened = s.svg.tag(data, t)
 	}
+	s.syncPoints()
 	// An end tag that closed nothing of the SVG may have closed it with
 	// an HTML element around it.
 	unsure := t.closing && wasForeign && s.svg.n == depth && s.svg.foreign() && s.endsUnfollowed(data, t)
@@ -481,7 +480,7 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		t.hasSlot = false
 	}
 	// What is open around this tag, for a slot it may be.
-	inLink, inForm, item := s.inLink, s.inForm, s.lists.top()
+	inForm, item := s.inForm, s.lists.top()
 	inButton := s.paras.top() == shieldButton
 	// What this tag is, of the elements followed (none in SVG or MathML).
 	var link, para, form bool
@@ -521,13 +520,13 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 			return t.end, true
 		}
 		if link {
-			s.inLink = false
+			s.paras.endLink()
 		}
 		if form {
 			s.inForm = false
 		}
 		if list != listNone {
-			s.lists.end(list)
+			s.lists.end(list, s.paras.bounds())
 		}
 		// A </head> in a template's content is the fragment's: a snippet
 		// there would not run.
@@ -584,30 +583,24 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 				s.ignore(t, IgnoredTooMany)
 			}
 		}
-		s.inLink = s.inLink || link
-		s.inForm = s.inForm || form
-		if list != listNone {
-			s.lists.start(list)
-		}
+		s.opens(link, form, list)
 		return t.end, true
 	}
 	if t.fold(data); isVoid(t.lname()) {
 		s.ignore(t, IgnoredVoid)
 		return t.end, true
 	}
-	at := Place{InLink: inLink, InParagraph: inPara, InButton: inButton, InForm: inForm,
+	// A link is told after this tag closed what it closes (a cell: a link
+	// in the one before it).
+	at := Place{InLink: s.paras.linked(), InParagraph: inPara, InButton: inButton, InForm: inForm,
 		InListItem: item == listItem, InTerm: item == listTerm, InForeign: foreign, InMath: foreign && s.svg.inMath()}
 	n, complete := s.slot(data, i, t, at, final)
 	switch {
 	case !complete:
 		// The tag is read again when more has come.
-		s.paras, s.svg = s.before.paras, s.before.svg
+		s.paras, s.svg, s.lists = s.before.paras, s.before.svg, s.before.lists
 	case complete && n == t.end:
-		s.inLink = s.inLink || link
-		s.inForm = s.inForm || form
-		if list != listNone {
-			s.lists.start(list)
-		}
+		s.opens(link, form, list)
 	default:
 		// Filled, the slot's end tag is passed too: what it closes is
 		// closed (a <p> slot's paragraph, a <button> slot's shield, an
@@ -618,6 +611,7 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		switch {
 		case pushed:
 			s.svg.popTo(s.svg.n - 1)
+			s.syncPoints()
 		case opened:
 			s.svg.nInner-- // the slot, inside an element that holds HTML
 		}
@@ -625,11 +619,63 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	return n, complete
 }
 
+// opens records a start tag that opened a link, a form or an element of
+// a list (list), if it did.
+func (s *scanner) opens(link, form bool, list listKind) {
+	if link {
+		s.paras.startLink()
+	}
+	s.inForm = s.inForm || form
+	if list != listNone {
+		s.lists.start(list, s.paras.bounds())
+	}
+}
+
 // tagState is what onTag changes of the elements open that a slot's
 // start tag, read again, must find as it was.
 type tagState struct {
 	svg   foreignStack
 	paras paraState
+	lists listStack
+}
+
+// syncPoints follows the elements that hold HTML inside SVG and MathML
+// (a <foreignObject>, an <mtext>, an <annotation-xml> of HTML: HTML's
+// integration points) as they open and close. HTML's scopes end at them:
+// from inside one, no paragraph, button, list or item open around the
+// SVG is in reach (a <div> there closes no <p> around it, a </button>
+// or </li> there is ignored); only a link around it is, to a link in a
+// block. Each one opened sets aside the paragraphs and lists open
+// around it (foreignStack.points) and starts afresh; each one closed
+// brings them back. Past maxPoints inside each other, the scanner stops
+// following and gives up on the rest of the page.
+func (s *scanner) syncPoints() {
+	if s.svg.n > 0 || s.svg.nPoints > 0 { // most tags are outside SVG
+		s.followPoints()
+	}
+}
+
+// followPoints is syncPoints in SVG and MathML, or right after.
+func (s *scanner) followPoints() {
+	f := &s.svg
+	want := f.holding()
+	for f.nPoints > want {
+		f.nPoints--
+		if f.nPoints < maxPoints {
+			l := &f.points[f.nPoints]
+			s.paras, s.lists = l.paras, l.lists
+		}
+	}
+	for f.nPoints < want {
+		if f.nPoints < maxPoints {
+			f.points[f.nPoints] = pointLevel{paras: s.paras, lists: s.lists}
+		} else if s.unclear == "" {
+			s.unclear = fmt.Sprintf("more than %d SVG or MathML elements that hold HTML inside each other: nothing after them is filled", maxPoints)
+		}
+		f.nPoints++
+		s.paras = paraState{outerLink: s.paras.linked()}
+		s.lists = listStack{}
+	}
 }
 
 // templateLevel is what a <template> start tag set aside. A template's
@@ -642,11 +688,11 @@ type tagState struct {
 // tree of the element around it, shown in its place, and its slots are
 // filled for the place they have inside it.
 type templateLevel struct {
-	inLink, inForm bool
-	paras          paraState
-	lists          listStack
-	svg            foreignStack
-	inert          bool // the template's content is not shown
+	inForm bool
+	paras  paraState
+	lists  listStack
+	svg    foreignStack
+	inert  bool // the template's content is not shown
 }
 
 // maxTemplates bounds the templates followed inside each other;
@@ -659,9 +705,9 @@ func (s *scanner) enterTemplate(t *tag) {
 		s.deepTemplates++
 		return
 	}
-	s.templates = append(s.templates, templateLevel{inLink: s.inLink, inForm: s.inForm, paras: s.paras, lists: s.lists, svg: s.svg,
+	s.templates = append(s.templates, templateLevel{inForm: s.inForm, paras: s.paras, lists: s.lists, svg: s.svg,
 		inert: s.inert() || t.shadow != shadowMode})
-	s.inLink, s.inForm = false, false
+	s.inForm = false
 	s.paras = paraState{}
 	s.lists = listStack{}
 	s.svg = foreignStack{}
@@ -680,7 +726,7 @@ func (s *scanner) leaveTemplate() {
 		return
 	}
 	l := &s.templates[n-1]
-	s.inLink, s.inForm, s.paras, s.lists, s.svg = l.inLink, l.inForm, l.paras, l.lists, l.svg
+	s.inForm, s.paras, s.lists, s.svg = l.inForm, l.paras, l.lists, l.svg
 	s.templates = s.templates[:n-1]
 }
 
@@ -718,7 +764,9 @@ func (s *scanner) endsAroundForeign(data []byte, t *tag) bool {
 		}
 	}
 	if link {
-		return s.inLink
+		// Past a <button> opened inside the link, the link's end tag
+		// moves the button, and the SVG in it stays open.
+		return s.paras.linkHere()
 	}
 	t.fold(data)
 	name := t.lname()
@@ -726,7 +774,7 @@ func (s *scanner) endsAroundForeign(data []byte, t *tag) bool {
 		return s.paras.find(k) > 0
 	}
 	if k := listKindOf(name); k != listNone {
-		return s.lists.find(k) >= 0
+		return s.lists.find(k, s.paras.bounds()) >= 0
 	}
 	return false
 }
@@ -862,8 +910,12 @@ func (s *scanner) slot(data []byte, i int, t *tag, at Place, final bool) (int, b
 	// block must: an end tag of an element around the slot, or one left
 	// open inside it, makes the browser end the slot elsewhere, and a
 	// block put in up to that end tag would replace part of the page.
-	if !chk.done() { // plainly well-formed content needs no more
-		if why := contentMisfit(data[t.end:closeStart], at); why != "" {
+	if chk.left || !chk.done() { // plainly well-formed content needs no more
+		why := "a tag in it ends the slot's element before its end tag does (an HTML element inside SVG or MathML breaks out of them)"
+		if !chk.left {
+			why = contentMisfit(data[t.end:closeStart], at)
+		}
+		if why != "" {
 			s.slots++
 			s.ignoreWhy(t, IgnoredMisnested, why)
 			// The detail quotes the content's tags, attributes and all: a
@@ -913,6 +965,9 @@ func findSlotEnd(data []byte, from int, name []byte, svg foreignStack, chk *cont
 	// own, which elements of the slot's name in it do not nest in, and
 	// which a </template> ends from wherever in it.
 	templates := 0
+	// An SVG or MathML slot's own element is at level: content that
+	// closes it before its end tag leaves it (chk.left).
+	level, foreignSlot := svg.n, svg.foreign()
 	for i < len(data) {
 		lt := bytes.IndexByte(data[i:], '<')
 		if lt < 0 {
@@ -970,6 +1025,9 @@ func findSlotEnd(data []byte, from int, name []byte, svg foreignStack, chk *cont
 			}
 			same := templates == 0 && equalFoldASCII(data[t.nameAt:t.nameEnd], name)
 			closed := t.selfClose && svg.foreign() // "/>" in foreign content
+			if foreignSlot && svg.n < level && !(t.closing && same && depth == 1) {
+				chk.left = true
+			}
 			if !chk.irregular {
 				chk.text(i)
 				switch {
@@ -1353,6 +1411,10 @@ func lower(c byte) byte {
 // maxLists levels it only counts.
 type listStack struct {
 	kinds [maxLists]listKind
+	// bound is how many shields that end HTML's scopes were open where
+	// each was opened (paraState.bounds): one opened outside a table
+	// cell or an <object> open since is out of reach of an end tag.
+	bound [maxLists]uint8
 	n     int
 }
 
@@ -1390,22 +1452,23 @@ func (l *listStack) top() listKind {
 	return l.kinds[l.n-1]
 }
 
-// start records the start tag of an element of kind k.
-func (l *listStack) start(k listKind) {
+// start records the start tag of an element of kind k, opened with bound
+// shields that end HTML's scopes open.
+func (l *listStack) start(k listKind, bound int) {
 	if k != listList && l.top() == k {
 		return // closes the open item of its kind, and opens another
 	}
 	if l.n < maxLists {
-		l.kinds[l.n] = k
+		l.kinds[l.n], l.bound[l.n] = k, uint8(min(bound, 255))
 	}
 	l.n++
 }
 
-// end records the end tag of an element of kind k: it closes the
-// innermost open one of its kind inside the innermost list, and what is
-// open in it; a list's closes the list.
-func (l *listStack) end(k listKind) {
-	if i := l.find(k); i >= 0 {
+// end records the end tag of an element of kind k, met with bound shields
+// open: it closes the innermost open one of its kind inside the innermost
+// list, and what is open in it; a list's closes the list.
+func (l *listStack) end(k listKind, bound int) {
+	if i := l.find(k, bound); i >= 0 {
 		l.n = i
 	} else if l.n > maxLists {
 		l.n-- // past what is followed: only counted
@@ -1413,14 +1476,21 @@ func (l *listStack) end(k listKind) {
 }
 
 // find returns where the innermost open element of kind k is that an end
-// tag of its kind closes, or -1: an item's is looked for in the innermost
-// list only (no such item in this list: the end tag is ignored).
-func (l *listStack) find(k listKind) int {
+// tag of its kind, met with bound shields open, closes, or -1: an item's
+// is looked for in the innermost list only (no such item in this list:
+// the end tag is ignored), and none past a shield opened inside it.
+// Those opened inside a shield closed since were closed with it.
+func (l *listStack) find(k listKind, bound int) int {
+	bound = min(bound, 255)
 	for i := min(l.n, maxLists) - 1; i >= 0; i-- {
-		if l.kinds[i] == k {
+		switch b := int(l.bound[i]); {
+		case b > bound:
+			continue
+		case b < bound:
+			return -1
+		case l.kinds[i] == k:
 			return i
-		}
-		if l.kinds[i] == listList {
+		case l.kinds[i] == listList:
 			return -1
 		}
 	}
@@ -1439,6 +1509,9 @@ func (l *listStack) find(k listKind) int {
 type paraState struct {
 	levels [maxShields + 1]paraLevel // [0]: the document's
 	n      int                       // shields open
+	// outerLink: a link is open around the element holding HTML in SVG
+	// or MathML that this paraState is inside (scanner.syncPoints).
+	outerLink bool
 }
 
 // maxShields bounds the shielding elements followed; pages nest a few.
@@ -1448,6 +1521,12 @@ const maxShields = 16
 type paraLevel struct {
 	shield shieldKind
 	open   bool // a <p> is open in it
+	// link: an <a> opened in it is open. A link's end tag closes the one
+	// of its level; one opened outside a table cell, an <object> or a
+	// <button> open since is out of its reach (browsers' list of
+	// formatting elements has a marker at the first two; at the button
+	// it would move the button), and is taken to stay open.
+	link bool
 }
 
 // shieldKind is an element that keeps a paragraph around it out of reach
@@ -1478,6 +1557,53 @@ func shieldOf(name []byte) shieldKind {
 		return shieldObject
 	}
 	return shieldNone
+}
+
+// linked reports whether a link is open, in reach or not: past
+// maxShields levels, one is taken to be.
+func (p *paraState) linked() bool {
+	if p.outerLink || p.n > maxShields {
+		return true
+	}
+	for i := range p.n + 1 {
+		if p.levels[i].link {
+			return true
+		}
+	}
+	return false
+}
+
+// linkHere reports whether a link is open in the current level: its end
+// tag would close it.
+func (p *paraState) linkHere() bool {
+	c := p.cur()
+	return c != nil && c.link
+}
+
+// startLink and endLink record a link's start and end tag.
+func (p *paraState) startLink() {
+	if c := p.cur(); c != nil {
+		c.link = true
+	}
+}
+
+func (p *paraState) endLink() {
+	if c := p.cur(); c != nil {
+		c.link = false
+	}
+}
+
+// bounds counts the shields open that end HTML's scopes (all but a
+// <button>): a list or item opened outside the innermost is out of its
+// reach (listStack).
+func (p *paraState) bounds() int {
+	b := max(0, p.n-maxShields)
+	for i := 1; i <= min(p.n, maxShields); i++ {
+		if p.levels[i].shield != shieldButton {
+			b++
+		}
+	}
+	return b
 }
 
 // open reports whether a <p> is open and in reach.
@@ -1511,9 +1637,9 @@ func (p *paraState) start(name []byte, para, quirks bool) {
 	top := p.top()
 	switch {
 	case k == shieldButton && top == shieldButton, k == shieldCell && top == shieldCell:
-		p.n-- // a button closes an open button; a cell the open cell
+		p.popTo(p.n - 1) // a button closes an open button; a cell the open cell
 	case k == shieldNone && string(name) == "tr" && top == shieldCell:
-		p.n-- // a row closes the open cell
+		p.popTo(p.n - 1) // a row closes the open cell
 	}
 	if k != shieldNone {
 		p.n++
@@ -1536,7 +1662,7 @@ func (p *paraState) end(name []byte, para bool) {
 		return
 	}
 	if string(name) == "tr" && p.top() == shieldCell {
-		p.n-- // closes the open cell
+		p.popTo(p.n - 1) // closes the open cell
 	}
 	// The end tag of an element that cannot be inside a paragraph (a
 	// </div>) closes one inside it, but is ignored if there is no such
@@ -1544,6 +1670,24 @@ func (p *paraState) end(name []byte, para bool) {
 	// the paragraph is taken to be still open. That costs a block with a
 	// <div> a <span> slot right after <div><p>text</div>, but never lets
 	// one into a paragraph.
+}
+
+// popTo closes the levels past n. A link open in a button's level stays
+// open (browsers open it again after the button, as a formatting element
+// no marker ends), in the level the button was in; one in a cell's, a
+// caption's or an object's is closed with it.
+func (p *paraState) popTo(n int) {
+	carry := false
+	for i := min(p.n, maxShields); i > n; i-- {
+		carry = carry || p.levels[i].link
+		if p.levels[i].shield != shieldButton {
+			carry = false
+		}
+	}
+	p.n = n
+	if c := p.cur(); c != nil && carry {
+		c.link = true
+	}
 }
 
 // top returns the innermost shield open.
@@ -1563,18 +1707,23 @@ func (p *paraState) close(k shieldKind) {
 		return
 	}
 	if i := p.find(k); i > 0 {
-		p.n = i - 1
+		p.popTo(i - 1)
 	}
 }
 
 // find returns the level of the innermost open shield of kind k that its
-// end tag closes, or 0: not past a table.
+// end tag closes, or 0: not past a table, and a button's or an object's
+// not past a cell, a caption or an object either (HTML's scope, where a
+// table's and a cell's end tags look in table scope).
 func (p *paraState) find(k shieldKind) int {
 	for i := min(p.n, maxShields); i >= 1; i-- {
-		if p.levels[i].shield == k {
+		sh := p.levels[i].shield
+		switch {
+		case sh == k:
 			return i
-		}
-		if p.levels[i].shield == shieldTable && k != shieldTable {
+		case sh == shieldTable:
+			return 0
+		case (k == shieldButton || k == shieldObject) && sh != shieldButton:
 			return 0
 		}
 	}
@@ -1615,6 +1764,32 @@ type foreignStack struct {
 	// the SVG and MathML elements are closed either way: by their own
 	// end tags, or by an HTML start tag that breaks out of them.
 	unsure string
+	// points are what the elements that hold HTML open set aside
+	// (scanner.syncPoints), innermost last; nPoints counts them, past
+	// maxPoints too.
+	points  [maxPoints]pointLevel
+	nPoints int
+}
+
+// pointLevel is what an element that holds HTML inside SVG or MathML set
+// aside: the paragraphs and lists open around it.
+type pointLevel struct {
+	paras paraState
+	lists listStack
+}
+
+// maxPoints bounds the elements that hold HTML followed inside each other.
+const maxPoints = 4
+
+// holding counts the elements open that hold HTML.
+func (f *foreignStack) holding() int {
+	n := 0
+	for i := range min(f.n, maxForeign) {
+		if f.html[i] {
+			n++
+		}
+	}
+	return n
 }
 
 // maxInner bounds the HTML elements followed inside SVG's and MathML's
@@ -1699,6 +1874,11 @@ func (f *foreignStack) foreignEnd(name []byte, low string) {
 	case match >= 0:
 		f.popTo(match)
 	case scoped || k == 0 || int(f.base[k]) > maxInner:
+	case low == "form":
+		// Read as HTML there, a form's end tag takes the form out of the
+		// elements open, and leaves those opened inside it open, the SVG
+		// or MathML among them. (It stays among the inner elements here:
+		// an end tag reaching past it is taken to be ignored.)
 	default:
 		// The innermost HTML element inside level k-1, which holds HTML,
 		// is first: the end tag is read as HTML there, and closes the
