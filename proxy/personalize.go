@@ -753,6 +753,12 @@ func (p *Personalizer) planFor(html []byte, needHead bool, page cache.Key128) *i
 	return inject.Scan(html)
 }
 
+// reference returns the Reference kept for page, or nil.
+func (p *Personalizer) reference(page cache.Key128) *inject.Reference {
+	ref, _ := p.refs.Get(page)
+	return ref
+}
+
 // pageKey is the key of the page a response is for, in refs: its host and
 // path. The query is left out: it is where tracking parameters go (an ad's
 // click id differs on every visit), and the same page with another query is

@@ -731,3 +731,115 @@ func TestPipelinedChunkedResponses(t *testing.T) {
 		t.Errorf("bytes after the last answer: %q", rest)
 	}
 }
+
+// TestStreamedPagesFollowTheirPathsLastPage: once a path's page is kept
+// as a Reference, a streamed page there that differs from it only in an
+// attribute value (a CSRF token) is filled by the Reference's Plan as it
+// arrives, and counted as a plan reused; one that differs otherwise,
+// even after a slot was filled, is read from where the Plan left off.
+// Either reads as the same bytes rewritten whole do, and the memory the
+// page was kept in is given back.
+func TestStreamedPagesFollowTheirPathsLastPage(t *testing.T) {
+	page := func(token, text string) []string {
+		return []string{
+			`<!doctype html><html><head><meta name="csrf-token" content="` + token + `"><title>t</title></head><body>`,
+			`<section data-edgeseg-slot="hero"><p>default</p></section>`,
+			`<p class="x">` + text + `</p>` + strings.Repeat(`<p class="a-b">filler</p>`, 40) + `<section data-edgeseg-slot="hero"><p>default</p></section>`,
+			`<form><input type="hidden" name="csrf" value="` + token + `"></form></body></html>`,
+		}
+	}
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		q := r.URL.Query()
+		chunks := page(q.Get("t"), q.Get("text"))
+		if q.Get("mode") == "whole" {
+			w.Header().Set("Content-Length", strconv.Itoa(len(strings.Join(chunks, ""))))
+		}
+		for _, c := range chunks {
+			io.WriteString(w, c)
+			if q.Get("mode") != "whole" {
+				w.(http.Flusher).Flush()
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}))
+	defer origin.Close()
+	h, get := personalizingStack(t, origin.URL, nil)
+	// Two pages at the path, the second kept as its Reference.
+	for _, token := range []string{"tok-1", "tok-22"} {
+		if ok, _ := get("/p?mode=whole&text=hello&t=" + token); !ok {
+			t.Fatalf("whole page %s not personalized", token)
+		}
+	}
+	h.p.refs.Wait()
+	if h.p.reference(h.p.pageKey(reqFor("/p"))) == nil {
+		t.Fatal("no Reference kept for /p")
+	}
+	reused := h.p.m.plansReused.Get()
+	for _, tc := range []struct {
+		query  string
+		follow bool
+	}{
+		{"t=tok-333&text=hello", true},
+		{"t=t&text=hello", true},
+		{"t=tok-4444&text=hello%20there", false}, // departs after the first slot
+		{"t=tok-55555&text=hello", true},
+	} {
+		ok, streamed := get("/p?mode=stream&" + tc.query)
+		_, whole := get("/p?mode=whole&" + tc.query)
+		if !ok || !bytes.Equal(streamed, whole) {
+			t.Fatalf("%s: streamed (personalized %v) reads otherwise than whole:\n%s\n%s", tc.query, ok, streamed, whole)
+		}
+		if bytes.Contains(streamed, []byte("<p>default</p>")) {
+			t.Fatalf("%s: a slot left unfilled:\n%s", tc.query, streamed)
+		}
+		n := h.p.m.plansReused.Get()
+		// The whole page reuses the plan too, when it keeps to the Reference.
+		want := reused
+		if tc.follow {
+			want += 2
+		}
+		if n != want {
+			t.Fatalf("%s: %d plans reused, want %d", tc.query, n-reused, want-reused)
+		}
+		reused = n
+		if !tc.follow {
+			// The page that departed is the path's Reference now; the
+			// next pages keep to the first one again.
+			h.p.refs.Wait()
+			get("/p?mode=whole&text=hello&t=tok-9")
+			h.p.refs.Wait()
+			reused = h.p.m.plansReused.Get()
+		}
+	}
+
+	// At a path whose pages always stream, the second is kept as the
+	// Reference, and the third follows it.
+	for i, token := range []string{"s-1", "s-22", "s-333"} {
+		reused := h.p.m.plansReused.Get()
+		ok, streamed := get("/s?mode=stream&text=hi&t=" + token)
+		if !ok || bytes.Contains(streamed, []byte("<p>default</p>")) {
+			t.Fatalf("%s: not personalized:\n%s", token, streamed)
+		}
+		if n := h.p.m.plansReused.Get() - reused; n != uint64(i/2) {
+			t.Fatalf("stream %d: %d plans reused", i+1, n)
+		}
+		h.p.refs.Wait()
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for h.buffered.used.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := h.buffered.used.Load(); n != 0 {
+		t.Fatalf("streams still hold %d bytes", n)
+	}
+}
+
+// reqFor is a request context for path, for the keys a Personalizer
+// derives from one.
+func reqFor(path string) *fasthttp.RequestCtx {
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI(path)
+	ctx.Request.Header.SetHost("shop.test")
+	return &ctx
+}

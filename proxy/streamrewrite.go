@@ -10,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/edgeseg/edgeseg/cache"
 	"github.com/edgeseg/edgeseg/templates/inject"
 )
 
@@ -37,6 +38,17 @@ type rewriteStream struct {
 	rw    *inject.Rewriter // nil until the encoding is known and a marker seen
 	spare *inject.Rewriter // kept with the stream in the pool, for rw
 	plain bool             // nothing to rewrite (any more): pass through
+	// A page of a path whose last page is kept as a Reference is filled
+	// by its Plan while it keeps to it (inject.Rewriter.Follow): the
+	// rewriter keeps the page meanwhile, within h.buffered as fhold. At a
+	// path seen before without one (collect), a page with a slot marker
+	// is kept in whole from there on, within fhold too, to become the
+	// path's Reference: seen, which holds the page up to the marker, is
+	// kept on as whole.
+	pageKey cache.Key128
+	fhold   budgetHold
+	collect bool
+	whole   *[]byte
 	// Until a slot marker shows up the page passes through untouched and
 	// untokenized (most pages have none); seen keeps what was sent, so the
 	// tokenizer can catch up when one does.
@@ -113,7 +125,8 @@ func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Respo
 		s = &rewriteStream{h: h, buf: make([]byte, 16<<10)}
 	}
 	s.v, s.path, s.c = v, string(ctx.Path()), c
-	s.hold = budgetHold{b: h.buffered}
+	s.hold, s.fhold = budgetHold{b: h.buffered}, budgetHold{b: h.buffered}
+	s.pageKey = h.p.pageKey(ctx)
 	s.ctype = append(s.ctype[:0], resp.Header.ContentType()...)
 	s.sniff = inject.SniffBytes(s.ctype)
 	s.src = newOriginStream(resp, x.prefix, h.bufs, &h.log, ctx.Path())
@@ -250,6 +263,9 @@ func (s *rewriteStream) pump() (err error) {
 		}
 		m, rerr := s.read()
 		if m > 0 {
+			if s.whole != nil {
+				s.keepWhole(s.buf[:m])
+			}
 			s.feed(s.buf[:m])
 			if s.enc != nil && rerr == nil {
 				// What the origin sent so far goes on now, not when the
@@ -324,6 +340,9 @@ func (s *rewriteStream) feed(b []byte) {
 		s.watch(b)
 	case s.rw != nil:
 		_, _ = s.rw.Write(b) // writes to s.out, which does not fail
+		if s.fhold.n > 0 && s.whole == nil && !s.rw.Following() {
+			s.fhold.release() // it departed from the Reference
+		}
 		if s.rw.Pending() == 0 && s.opts.HeadSnippet == nil {
 			// Caught up: what follows is not tokenized until the next marker.
 			s.beginWatching()
@@ -345,7 +364,9 @@ func (s *rewriteStream) start() {
 		s.h.p.m.badCharset.Inc()
 		_, _ = s.dst.Write(s.head)
 	} else if s.opts.HeadSnippet == nil {
-		if s.beginWatching() {
+		if s.follow() {
+			_, _ = s.rw.Write(s.head)
+		} else if s.beginWatching() {
 			s.watch(s.head)
 		} else {
 			_, _ = s.dst.Write(s.head)
@@ -356,6 +377,50 @@ func (s *rewriteStream) start() {
 		_, _ = s.rw.Write(s.head)
 	}
 	s.head = s.head[:0]
+}
+
+// follow starts filling the page by the Reference kept for its path, if
+// there is one and memory for the page.
+func (s *rewriteStream) follow() bool {
+	ref := s.h.p.reference(s.pageKey)
+	if ref == nil {
+		s.collect = s.h.p.fresh.Again(s.pageKey)
+		return false
+	}
+	if !s.fhold.take(inject.FollowBytes(ref)) {
+		return false
+	}
+	s.rw = s.rewriter(s.dst)
+	if !s.rw.Follow(ref) {
+		s.rw = nil
+		s.fhold.release()
+		return false
+	}
+	return true
+}
+
+// keepWhole adds b to the page kept in whole; past the rewrite limit or
+// the memory for it, the page is not kept.
+func (s *rewriteStream) keepWhole(b []byte) {
+	w := *s.whole
+	if need := len(w) + len(b); need > cap(w) {
+		newCap := max(need, 2*cap(w))
+		if need > s.h.rewriteLimit || !s.fhold.take(newCap-cap(w)) {
+			s.dropWhole()
+			return
+		}
+		w = slices.Grow(w, newCap-len(w))
+	}
+	*s.whole = append(w, b...)
+}
+
+// dropWhole lets go of the page kept in whole.
+func (s *rewriteStream) dropWhole() {
+	if s.whole != nil {
+		s.h.bufs.put(s.whole)
+		s.whole = nil
+	}
+	s.fhold.release()
 }
 
 // markerLen is the longest a slot marker's name runs into the next chunk.
@@ -402,6 +467,10 @@ func (s *rewriteStream) watch(b []byte) {
 		s.rw = s.rewriter(&s.resend)
 	}
 	s.resend.n = len(s.rw.Skip(sent))
+	if s.collect && s.whole == nil {
+		s.whole, s.seen = s.seen, nil
+		s.fhold.n += s.hold.handOver()
+	}
 	s.stopWatching(nil)
 	s.feed(b)
 }
@@ -473,6 +542,12 @@ func (s *rewriteStream) end() {
 	}
 	if s.rw != nil {
 		_ = s.rw.Close()
+		if s.rw.Following() {
+			s.h.p.m.plansReused.Inc()
+		} else if s.whole != nil && s.fail == nil {
+			ref := inject.ScanReference(*s.whole)
+			s.h.p.refs.Set(s.pageKey, ref, ref.Cost())
+		}
 		if ig := s.rw.Ignored(); len(ig) > 0 {
 			s.h.p.noteIgnored(s.path, ig)
 		}
@@ -525,6 +600,7 @@ func (s *rewriteStream) release() error {
 	if s.watching {
 		s.stopWatching(nil)
 	}
+	s.dropWhole()
 	s.h.codec.putStreamCoders(s.dec, s.enc)
 	s.dropRaw()
 	// Back to the pool with its buffers, nothing else.

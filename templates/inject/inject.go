@@ -1,8 +1,6 @@
 package inject
 
-import (
-	"io"
-)
+import "io"
 
 // SlotAttr is the attribute that marks a slot.
 const SlotAttr = "data-edgeseg-slot"
@@ -90,6 +88,14 @@ type Rewriter struct {
 	s     scanner
 	carry []byte
 	err   error
+	// While following a Reference (Follow), fol is set and doc keeps the
+	// document so far, for the scanner to read it should it depart from
+	// the Reference. Then drop is how much of the scanner's output was
+	// written already.
+	fol   *follower
+	spare follower
+	doc   []byte
+	drop  int
 }
 
 // NewRewriter returns a Rewriter that writes to w.
@@ -103,25 +109,95 @@ func NewRewriter(w io.Writer, lookup Lookup, opts *Options) *Rewriter {
 // incomplete token, or a slot whose end has not arrived. At 0 everything
 // fed has been written, and the caller may send on bytes it then gives
 // to Skip.
-func (r *Rewriter) Pending() int { return len(r.carry) }
+// While following a Reference it reports the document kept so far.
+func (r *Rewriter) Pending() int {
+	if r.fol != nil {
+		return len(r.doc)
+	}
+	return len(r.carry)
+}
 
-// Reset makes r a new Rewriter writing to w, keeping the buffers it grew.
+// Reset makes r a new Rewriter writing to w, keeping the buffers it grew
+// (but a large document's).
 func (r *Rewriter) Reset(w io.Writer, lookup Lookup, opts *Options) {
-	carry, out := r.carry[:0], r.s.out[:0]
-	*r = Rewriter{w: w, carry: carry}
+	carry, out, doc := r.carry[:0], r.s.out[:0], r.doc[:0]
+	if cap(doc) > 256<<10 {
+		doc = nil
+	}
+	*r = Rewriter{w: w, carry: carry, doc: doc, spare: follower{shifts: r.spare.shifts[:0]}}
 	r.s.init(lookup, opts)
 	r.s.out = out
 }
+
+// Follow makes r fill the document's slots by ref's Plan, for as long as
+// the document keeps to ref's page as PlanFor requires (which it learns as
+// the bytes come): a comparison of the bytes instead of tokenizing them.
+// Should the document depart from the page, r reads it from where it
+// wrote up to, as if it had from the start. Its output is the same either
+// way; following keeps the whole document until it is closed. Follow must
+// come before the first Write, and reports whether r follows: not with a
+// head snippet, nor with another MaxSlotBytes than the default.
+func (r *Rewriter) Follow(ref *Reference) bool {
+	if !ref.followable(&r.s) || len(r.carry) > 0 || r.s.mark > 0 {
+		return false
+	}
+	r.spare = follower{ref: ref, shifts: r.spare.shifts[:0]}
+	r.fol = &r.spare
+	return true
+}
+
+// Following reports whether r still fills the document by a Reference's
+// Plan.
+func (r *Rewriter) Following() bool { return r.fol != nil }
 
 // Write feeds the next chunk of the document.
 func (r *Rewriter) Write(p []byte) (int, error) {
 	if r.err != nil {
 		return 0, r.err
 	}
+	if r.fol != nil {
+		r.doc = append(r.doc, p...)
+		if !r.follow(false) {
+			r.unfollow()
+		}
+		return len(p), r.flush()
+	}
 	r.carry = append(r.carry, p...)
 	n := r.s.feed(r.carry, false)
 	r.carry = append(r.carry[:0], r.carry[n:]...)
 	return len(p), r.flush()
+}
+
+// follow writes what the document that has arrived allows; false once it
+// departs from the Reference.
+func (r *Rewriter) follow(eof bool) bool {
+	f := r.fol
+	if !f.advance(r.doc, eof) {
+		return false
+	}
+	out, ok := f.emit(r.s.out, r.doc, r.s.lookup, r.s.charset)
+	r.s.out = out
+	return ok
+}
+
+// unfollow hands the document over to the scanner: it reads what the
+// follower wrote, writing nothing, and goes on from there. What it holds
+// back of that, an unfinished token, its output repeats, and is dropped.
+// (It holds back no slot the follower asked lookup for: the follower
+// writes up to the start of a slot until it decides it, and then writes
+// past its end, whether it filled it or not, and the slots inside too.)
+func (r *Rewriter) unfollow() {
+	f := r.fol
+	if r.flush() != nil {
+		return
+	}
+	r.fol = nil
+	held := r.Skip(r.doc[:f.mark])
+	r.drop = len(held)
+	r.s.filled += f.filled
+	r.carry = append(r.carry, r.doc[f.mark:]...)
+	n := r.s.feed(r.carry, false)
+	r.carry = append(r.carry[:0], r.carry[n:]...)
 }
 
 // Skip advances the Rewriter over p, which the caller has already sent on
@@ -131,6 +207,13 @@ func (r *Rewriter) Write(p []byte) (int, error) {
 // the tail of p held back as an incomplete token: the output of the next
 // Write begins with those bytes again, and the caller drops them.
 func (r *Rewriter) Skip(p []byte) (held []byte) {
+	if r.fol != nil {
+		if len(r.doc) > 0 {
+			r.unfollow()
+			_ = r.flush()
+		}
+		r.fol = nil
+	}
 	r.carry = append(r.carry, p...)
 	lookup := r.s.lookup
 	r.s.lookup = func([]byte, Place) (Block, bool) { return Block{}, false }
@@ -147,18 +230,40 @@ func (r *Rewriter) Close() error {
 	if r.err != nil {
 		return r.err
 	}
+	if r.fol != nil {
+		if r.follow(true) {
+			return r.flush()
+		}
+		r.unfollow()
+	}
 	r.s.feed(r.carry, true)
 	r.carry = r.carry[:0]
 	return r.flush()
 }
 
 // Filled returns how many slots have been filled so far.
-func (r *Rewriter) Filled() int { return r.s.filled }
+func (r *Rewriter) Filled() int {
+	if r.fol != nil {
+		return r.fol.filled
+	}
+	return r.s.filled
+}
 
-// Ignored returns the slot markers found so far that cannot be filled.
-func (r *Rewriter) Ignored() []Ignored { return r.s.ignored }
+// Ignored returns the slot markers found so far that cannot be filled;
+// for a document followed to its end, the Reference's.
+func (r *Rewriter) Ignored() []Ignored {
+	if r.fol != nil {
+		return r.fol.ref.plan.ignored
+	}
+	return r.s.ignored
+}
 
 func (r *Rewriter) flush() error {
+	if r.drop > 0 {
+		k := min(r.drop, len(r.s.out))
+		r.drop -= k
+		r.s.out = append(r.s.out[:0], r.s.out[k:]...)
+	}
 	if len(r.s.out) > 0 {
 		if _, err := r.w.Write(r.s.out); err != nil {
 			r.err = err

@@ -329,16 +329,7 @@ func (p *Plan) Apply(dst, html []byte, lookup Lookup, opts *Options) ([]byte, in
 			continue
 		}
 		filled++
-		dst = append(dst, html[mark:sl.closeAt]...)
-		if b.Segment != "" && !sl.hasSeg {
-			dst = append(dst, ' ')
-			dst = append(dst, SegmentAttr...)
-			dst = append(dst, '=', '"')
-			dst = appendAttrEscaped(dst, b.Segment)
-			dst = append(dst, '"')
-		}
-		dst = append(dst, html[sl.closeAt:sl.end]...)
-		dst = cs.AppendHTML(dst, b.HTML)
+		dst = sl.appendFilled(dst, html, mark, b, cs)
 		mark = sl.innerEnd
 		skipUntil = sl.closeEnd
 	}
@@ -350,6 +341,18 @@ func (p *Plan) Apply(dst, html []byte, lookup Lookup, opts *Options) ([]byte, in
 		}
 	}
 	return append(dst, html[mark:]...), filled
+}
+
+// appendFilled appends html from mark on through the slot's start tag,
+// with the segment attribute before its '>' when the block names one and
+// the tag has none, then the block in place of the slot's content.
+func (sl *plannedSlot) appendFilled(dst, html []byte, mark int, b Block, cs Charset) []byte {
+	dst = append(dst, html[mark:sl.closeAt]...)
+	if !sl.hasSeg {
+		dst = appendSegmentAttr(dst, b.Segment)
+	}
+	dst = append(dst, html[sl.closeAt:sl.end]...)
+	return cs.AppendHTML(dst, b.HTML)
 }
 
 // headBefore returns the first </head> position before limit that is not

@@ -936,12 +936,8 @@ func (s *scanner) slot(data []byte, i int, t *tag, at Place, final bool) (int, b
 	s.filled++
 	// the start tag, with the segment attribute before its '>'
 	s.copyTo(data, t.closeAt)
-	if b.Segment != "" && !t.hasSeg {
-		s.out = append(s.out, ' ')
-		s.out = append(s.out, SegmentAttr...)
-		s.out = append(s.out, '=', '"')
-		s.out = appendAttrEscaped(s.out, b.Segment)
-		s.out = append(s.out, '"')
+	if !t.hasSeg {
+		s.out = appendSegmentAttr(s.out, b.Segment)
 	}
 	s.copyTo(data, t.end)
 	s.out = s.charset.AppendHTML(s.out, b.HTML)
@@ -1342,6 +1338,19 @@ func indexNear(v []byte, q byte) int {
 		return i + e
 	}
 	return -1
+}
+
+// appendSegmentAttr appends the segment attribute naming seg, with the
+// space before it; nothing when seg is empty.
+func appendSegmentAttr(dst []byte, seg string) []byte {
+	if seg == "" {
+		return dst
+	}
+	dst = append(dst, ' ')
+	dst = append(dst, SegmentAttr...)
+	dst = append(dst, '=', '"')
+	dst = appendAttrEscaped(dst, seg)
+	return append(dst, '"')
 }
 
 func appendAttrEscaped(dst []byte, s string) []byte {

@@ -1,0 +1,158 @@
+package inject
+
+import (
+	"bytes"
+	"sort"
+)
+
+// A follower fills the slots of a document that arrives in chunks by a
+// Reference's Plan, for as long as what has arrived keeps to the
+// Reference's document as PlanFor requires of a whole one: the same bytes
+// but inside quoted attribute values. It is PlanFor and Apply done as the
+// bytes come. A slot is decided once the document is known to keep to
+// the Reference up to the slot's end tag, where a Rewriter reading the
+// document would decide it too, from the same bytes: the two write the
+// same. When the document departs from the Reference otherwise, the
+// Rewriter reads on from where the follower wrote up to (Rewriter.unfollow).
+type follower struct {
+	ref *Reference
+	// PlanFor's walk over what has arrived: page[:va] and doc[:vb] are
+	// read alike, positions from the last shift on moved by delta.
+	va, vb int
+	delta  int
+	shifts []shift
+	// inValue: doc is inside the value of the Reference's that ends at
+	// valueEnd, quoted by quote; its end is looked for from from on.
+	inValue  bool
+	valueEnd int
+	quote    byte
+	from     int
+	// Apply's walk over the Plan's slots.
+	next      int // the next slot to decide
+	skipUntil int // slots starting before it are inside a filled one (the Reference's positions)
+	mark      int // doc[:mark] is written, as it is or filled
+	filled    int
+}
+
+// followable reports whether a Rewriter with these options can follow r:
+// a head snippet needs the scanner to find </head>; another slot bound,
+// or a slot whose end tag was not found within it, decides slots at
+// other places than their end tags.
+func (r *Reference) followable(s *scanner) bool {
+	if r == nil || len(s.head) > 0 || s.maxSlot != defaultMaxSlot {
+		return false
+	}
+	for _, ig := range r.plan.ignored {
+		if ig.Reason == IgnoredNoEnd {
+			return false
+		}
+	}
+	return true
+}
+
+// FollowBytes is the most of a document a Rewriter following ref keeps:
+// one that grew further past ref's page does not keep to it.
+func FollowBytes(ref *Reference) int { return 2*len(ref.page) + 64<<10 }
+
+// advance compares what has arrived of doc with the Reference's page, from
+// where the last call stopped; false when doc departs from it. eof: doc is
+// whole.
+func (f *follower) advance(doc []byte, eof bool) bool {
+	a, v := f.ref.page, f.ref.values
+	if len(doc) > FollowBytes(f.ref) {
+		return false
+	}
+	for {
+		if f.inValue {
+			n := bytes.IndexByte(doc[f.from:], f.quote)
+			if n < 0 {
+				f.from = len(doc)
+				return !eof
+			}
+			q := f.from + n
+			if nd := q - f.valueEnd; nd != f.delta {
+				f.delta = nd
+				f.shifts = append(f.shifts, shift{at: f.valueEnd, delta: nd})
+			}
+			f.va, f.vb, f.inValue = f.valueEnd, q, false
+		}
+		n := min(len(a)-f.va, len(doc)-f.vb)
+		d := firstDiff(a[f.va:f.va+n], doc[f.vb:f.vb+n])
+		if d < 0 {
+			d = n
+		}
+		f.va, f.vb = f.va+d, f.vb+d
+		if d == n && f.vb == len(doc) && (!eof || f.va == len(a)) {
+			return true // alike so far; or, at the end, alike
+		}
+		// A difference at va, as PlanFor finds it: inside, or at the end
+		// of, one of the Reference's values, or not allowed.
+		at := f.va
+		k := sort.Search(len(v)/2, func(k int) bool { return int(v[2*k+1]) >= at })
+		if k == len(v)/2 || int(v[2*k]) > at {
+			return false
+		}
+		start := int(v[2*k])
+		f.inValue, f.valueEnd, f.quote = true, int(v[2*k+1]), a[start-1]
+		f.va, f.vb = start, start+f.delta
+		f.from = f.vb
+	}
+}
+
+// pos is where position x of the Reference's page is in doc; x must be
+// no further than va.
+func (f *follower) pos(x int) int {
+	i := sort.Search(len(f.shifts), func(i int) bool { return f.shifts[i].at > x })
+	if i == 0 {
+		return x
+	}
+	return x + f.shifts[i-1].delta
+}
+
+// emit appends to out what can be written of doc: up to the next slot
+// that cannot be decided yet, the slots before it filled by lookup as
+// Apply fills them. false when a slot of the Plan is one no longer in
+// doc (its end tag moved past the slot bound).
+func (f *follower) emit(out, doc []byte, lookup Lookup, cs Charset) ([]byte, bool) {
+	slots := f.ref.plan.slots
+	for f.next < len(slots) {
+		sl := &slots[f.next]
+		if sl.start < f.skipUntil {
+			f.next++
+			continue
+		}
+		if sl.closeEnd > f.va {
+			upTo := f.vb
+			if sl.start <= f.va {
+				upTo = f.pos(sl.start)
+			}
+			return f.copyTo(out, doc, upTo), true
+		}
+		m := *sl
+		m.start, m.closeAt, m.end = f.pos(sl.start), f.pos(sl.closeAt), f.pos(sl.end)
+		m.innerEnd, m.closeEnd = f.pos(sl.innerEnd), f.pos(sl.closeEnd)
+		if m.closeEnd-m.end > defaultMaxSlot {
+			return out, false
+		}
+		out = f.copyTo(out, doc, m.start)
+		b, ok := lookup(sl.name, sl.at)
+		f.next++
+		if !ok {
+			continue
+		}
+		f.filled++
+		out = m.appendFilled(out, doc, f.mark, b, cs)
+		out = append(out, doc[m.innerEnd:m.closeEnd]...)
+		f.mark, f.skipUntil = m.closeEnd, sl.closeEnd
+	}
+	return f.copyTo(out, doc, f.vb), true
+}
+
+// copyTo appends doc from mark up to i.
+func (f *follower) copyTo(out, doc []byte, i int) []byte {
+	if i > f.mark {
+		out = append(out, doc[f.mark:i]...)
+		f.mark = i
+	}
+	return out
+}

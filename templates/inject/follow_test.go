@@ -1,0 +1,284 @@
+package inject
+
+import (
+	"bytes"
+	"hash/fnv"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+// followPages are the pages the follower is tried on: the reference page,
+// the golden cases and the real pages.
+func followPages(t testing.TB) [][]byte {
+	files, _ := filepath.Glob("testdata/cases/*.html")
+	real, _ := filepath.Glob("testdata/corpus/real-pages/*.html")
+	pages := [][]byte{[]byte(referencePage)}
+	for _, f := range append(files, real...) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, b)
+	}
+	return pages
+}
+
+// countingLookup fills the slots lookup fills, keeping every slot name it
+// was asked for.
+type countingLookup struct {
+	lookup Lookup
+	asked  []string
+}
+
+func (c *countingLookup) Lookup(slot []byte, at Place) (Block, bool) {
+	c.asked = append(c.asked, string(slot))
+	return c.lookup(slot, at)
+}
+
+// someLookup fills about half the slots, by their names: slots inside
+// slots that are not filled are then filled.
+func someLookup(slot []byte, at Place) (Block, bool) {
+	h := fnv.New32a()
+	h.Write(slot)
+	if h.Sum32()%2 == 0 {
+		return Block{}, false
+	}
+	return testLookup(slot, at)
+}
+
+// followOnce writes doc through a Rewriter following ref, in chunks cut at
+// random, and checks it writes what a Rewriter that does not follow
+// writes, asking lookup for the same slots. It returns whether the
+// Rewriter still followed at the end.
+func followOnce(t *testing.T, ref *Reference, doc []byte, lookup Lookup, rng *rand.Rand) bool {
+	t.Helper()
+	plain := countingLookup{lookup: lookup}
+	var want bytes.Buffer
+	pr := NewRewriter(&want, plain.Lookup, nil)
+	pr.Write(doc)
+	pr.Close()
+	if whole, n := Slots(nil, doc, lookup, nil); !bytes.Equal(whole, want.Bytes()) || n != pr.Filled() {
+		t.Fatalf("the Rewriter and Slots disagree")
+	}
+
+	fol := countingLookup{lookup: lookup}
+	var got bytes.Buffer
+	fr := NewRewriter(&got, fol.Lookup, nil)
+	if !fr.Follow(ref) {
+		t.Fatalf("cannot follow")
+	}
+	maxChunk := 1 + rng.IntN(4)*rng.IntN(len(doc)+1)
+	for rest := doc; len(rest) > 0; {
+		k := min(len(rest), 1+rng.IntN(maxChunk))
+		if _, err := fr.Write(rest[:k]); err != nil {
+			t.Fatal(err)
+		}
+		rest = rest[k:]
+		if fr.Pending() > len(doc) {
+			t.Fatalf("holds %d bytes of a %d-byte document", fr.Pending(), len(doc))
+		}
+	}
+	following := fr.Following()
+	if err := fr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		i := firstDiff(got.Bytes(), want.Bytes())
+		t.Fatalf("following writes otherwise (followed to the end: %v) at %d:\n got %q\nwant %q", fr.Following(), i,
+			clip(got.Bytes(), i), clip(want.Bytes(), i))
+	}
+	if fr.Filled() != pr.Filled() {
+		t.Fatalf("following filled %d slots, reading %d", fr.Filled(), pr.Filled())
+	}
+	if !reflect.DeepEqual(fol.asked, plain.asked) {
+		t.Fatalf("following asked lookup for %q, reading for %q", fol.asked, plain.asked)
+	}
+	if fr.Following() && !following {
+		t.Fatalf("Close followed again")
+	}
+	if fr.Following() && !reflect.DeepEqual(fr.Ignored(), pr.Ignored()) {
+		t.Fatalf("following ignores %v, reading %v", fr.Ignored(), pr.Ignored())
+	}
+	return fr.Following()
+}
+
+func clip(b []byte, i int) []byte {
+	return b[max(0, i-40):min(len(b), i+40)]
+}
+
+// TestFollowerWritesWhatTheScannerWrites follows each page with itself, with
+// its attribute values rewritten (as TestReferenceAgreesWithScan does) and
+// with bytes written over or inserted anywhere, in chunks cut at random:
+// the output, the slots filled and the lookups made are a plain
+// Rewriter's, whether the page keeps to its Reference or departs from it.
+func TestFollowerWritesWhatTheScannerWrites(t *testing.T) {
+	const alphabet = `aZ09-_ "'<>&=/!?` + "\t\n\x00"
+	rng := rand.New(rand.NewPCG(3, 4))
+	followed, departed := 0, 0
+	count := func(ok bool) {
+		if ok {
+			followed++
+		} else {
+			departed++
+		}
+	}
+	for _, page := range followPages(t) {
+		ref := ScanReference(page)
+		if !ref.followable(&scanner{maxSlot: defaultMaxSlot}) {
+			continue
+		}
+		for _, lookup := range []Lookup{testLookup, someLookup} {
+			if !followOnce(t, ref, page, lookup, rng) {
+				t.Fatalf("a page does not keep to its own Reference")
+			}
+			followed++
+			v := ref.values
+			step := max(2, len(v)/2/10*2)
+			for k := rng.IntN(step/2) * 2; k+1 < len(v); k += step {
+				b := bytes.Clone(page)
+				if rng.IntN(2) == 0 {
+					for i := int(v[k]); i < int(v[k+1]); i++ {
+						if rng.IntN(3) == 0 {
+							b[i] = alphabet[rng.IntN(len(alphabet))]
+						}
+					}
+				} else {
+					val := make([]byte, rng.IntN(2*int(v[k+1]-v[k])+4))
+					for i := range val {
+						val[i] = "abcXYZ09-_"[rng.IntN(10)]
+					}
+					b = append(append(append([]byte(nil), b[:v[k]]...), val...), b[v[k+1]:]...)
+				}
+				count(followOnce(t, ref, b, lookup, rng))
+			}
+			for range 10 {
+				b := bytes.Clone(page)
+				at := rng.IntN(len(b))
+				repl := make([]byte, 1+rng.IntN(3))
+				for i := range repl {
+					repl[i] = alphabet[rng.IntN(len(alphabet))]
+				}
+				if rng.IntN(2) == 0 {
+					copy(b[at:], repl)
+				} else {
+					b = append(append(append([]byte(nil), b[:at]...), repl...), b[at:]...)
+				}
+				count(followOnce(t, ref, b, lookup, rng))
+			}
+			// cut short, or longer
+			count(followOnce(t, ref, page[:rng.IntN(len(page))], lookup, rng))
+			count(followOnce(t, ref, append(bytes.Clone(page), "<p>more</p>"...), lookup, rng))
+		}
+	}
+	t.Logf("followed to the end %d, departed %d", followed, departed)
+	if followed < 100 || departed < 100 {
+		t.Fatalf("followed %d, departed %d: the test does not exercise both", followed, departed)
+	}
+}
+
+// TestFollowerRefuses: a Rewriter with a head snippet or another slot
+// bound does not follow, nor one that has been written to.
+func TestFollowerRefuses(t *testing.T) {
+	ref := ScanReference([]byte(referencePage))
+	var out bytes.Buffer
+	for _, tc := range []struct {
+		name string
+		opts *Options
+		pre  string
+	}{
+		{"a head snippet", &Options{HeadSnippet: []byte("<script></script>")}, ""},
+		{"another slot bound", &Options{MaxSlotBytes: 100}, ""},
+		{"written to", nil, "<!doctype html>"},
+	} {
+		r := NewRewriter(&out, testLookup, tc.opts)
+		r.Write([]byte(tc.pre))
+		if r.Follow(ref) {
+			t.Errorf("%s: follows", tc.name)
+		}
+	}
+	noEnd := ScanReference([]byte(`<div data-edgeseg-slot="a">never ended`))
+	if NewRewriter(&out, testLookup, nil).Follow(noEnd) {
+		t.Errorf("follows a Reference with a slot whose end was not found")
+	}
+	if NewRewriter(&out, testLookup, nil).Follow(nil) {
+		t.Errorf("follows no Reference")
+	}
+}
+
+// FuzzFollow: a page written over anywhere, with anything, and sent in
+// chunks of any size, is written by a following Rewriter as by one that
+// reads it.
+func FuzzFollow(f *testing.F) {
+	f.Add([]byte(referencePage), uint16(230), []byte("BBBB"), uint8(7), false)
+	f.Add([]byte(referencePage), uint16(80), []byte("fedcba"), uint8(1), true)
+	f.Add([]byte(referencePage), uint16(228), []byte("'"), uint8(200), false)
+	files, _ := filepath.Glob("testdata/cases/*.html")
+	for _, file := range files {
+		b, _ := os.ReadFile(file)
+		f.Add(b, uint16(len(b)/2), []byte(`x"`), uint8(13), true)
+	}
+	f.Fuzz(func(t *testing.T, page []byte, at uint16, repl []byte, chunk uint8, insert bool) {
+		if len(page) == 0 {
+			return
+		}
+		ref := ScanReference(page)
+		if !ref.followable(&scanner{maxSlot: defaultMaxSlot}) {
+			return
+		}
+		b := bytes.Clone(page)
+		i := int(at) % len(page)
+		if insert {
+			b = append(append(append([]byte(nil), page[:i]...), repl...), page[i:]...)
+		} else {
+			copy(b[i:], repl)
+		}
+		rng := rand.New(rand.NewPCG(uint64(chunk), uint64(at)))
+		followOnce(t, ref, b, testLookup, rng)
+		followOnce(t, ref, b, someLookup, rng)
+	})
+}
+
+// BenchmarkFollow60k writes the 60 KB bench page, with another token than
+// its Reference's, in 16 KB chunks: following the Reference against
+// tokenizing it.
+func BenchmarkFollow60k(b *testing.B) {
+	page, err := os.ReadFile("../../bench/testdata/page-60k.html")
+	if err != nil {
+		b.Fatal(err)
+	}
+	withToken := func(tok string) []byte {
+		return bytes.Replace(page, []byte("<head>"), []byte(`<head><meta name="csrf-token" content="`+tok+`">`), 1)
+	}
+	ref := ScanReference(withToken("0123456789abcdef"))
+	doc := withToken("fedcba9876543210ff")
+	for _, follow := range []bool{true, false} {
+		name := "tokenize"
+		if follow {
+			name = "follow"
+		}
+		b.Run(name, func(b *testing.B) {
+			r := NewRewriter(io.Discard, testLookup, nil)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(doc)))
+			for b.Loop() {
+				r.Reset(io.Discard, testLookup, nil)
+				if follow && !r.Follow(ref) {
+					b.Fatal("cannot follow")
+				}
+				for p := doc; len(p) > 0; {
+					n := min(len(p), 16<<10)
+					r.Write(p[:n])
+					p = p[n:]
+				}
+				r.Close()
+				if r.Filled() == 0 || r.Following() != follow {
+					b.Fatalf("filled %d, following %v", r.Filled(), r.Following())
+				}
+			}
+		})
+	}
+}
