@@ -29,6 +29,7 @@ type follower struct {
 	from     int
 	// Apply's walk over the Plan's slots.
 	next      int // the next slot to decide
+	hold      int // the next of the Plan's holds not known to be settled
 	skipUntil int // slots starting before it are inside a filled one (the Reference's positions)
 	mark      int // doc[:mark] is written, as it is or filled
 	filled    int
@@ -39,7 +40,7 @@ type follower struct {
 // or a slot whose end tag was not found within it, decides slots at
 // other places than their end tags.
 func (r *Reference) followable(s *scanner) bool {
-	if r == nil || len(s.head) > 0 || s.maxSlot != defaultMaxSlot {
+	if r == nil || len(s.head) > 0 || s.maxSlot != defaultMaxSlot || r.plan.manyHolds {
 		return false
 	}
 	for _, ig := range r.plan.ignored {
@@ -111,23 +112,37 @@ func (f *follower) pos(x int) int {
 
 // emit appends to out what can be written of doc: up to the next slot
 // that cannot be decided yet, the slots before it filled by lookup as
-// Apply fills them. false when a slot of the Plan is one no longer in
-// doc (its end tag moved past the slot bound).
+// Apply fills them. A slot marker the Plan ignores is one such too, until
+// doc is known to keep to the Reference up to where the scanner decided
+// it: should doc depart from it before, the scanner may fill it (the
+// content of a misnested slot mended), and what was written of it would
+// not be what it writes. false when a slot of the Plan is one no longer
+// in doc (its end tag moved past the slot bound).
 func (f *follower) emit(out, doc []byte, lookup Lookup, cs Charset) ([]byte, bool) {
-	slots := f.ref.plan.slots
-	for f.next < len(slots) {
-		sl := &slots[f.next]
-		if sl.start < f.skipUntil {
+	slots, holds := f.ref.plan.slots, f.ref.plan.holds
+	for {
+		for f.hold < len(holds) && (holds[f.hold].settle <= f.va || holds[f.hold].start < f.skipUntil) {
+			f.hold++
+		}
+		stop := len(f.ref.page) + 1 // the first place not to write past
+		if f.hold < len(holds) {
+			stop = holds[f.hold].start
+		}
+		if f.next < len(slots) && slots[f.next].start < f.skipUntil {
 			f.next++
 			continue
 		}
-		if sl.closeEnd > f.va {
+		if f.next == len(slots) || slots[f.next].start >= stop || slots[f.next].closeEnd > f.va {
+			if f.next < len(slots) {
+				stop = min(stop, slots[f.next].start)
+			}
 			upTo := f.vb
-			if sl.start <= f.va {
-				upTo = f.pos(sl.start)
+			if stop <= f.va {
+				upTo = f.pos(stop)
 			}
 			return f.copyTo(out, doc, upTo), true
 		}
+		sl := &slots[f.next]
 		m := *sl
 		m.start, m.closeAt, m.end = f.pos(sl.start), f.pos(sl.closeAt), f.pos(sl.end)
 		m.innerEnd, m.closeEnd = f.pos(sl.innerEnd), f.pos(sl.closeEnd)
@@ -145,7 +160,6 @@ func (f *follower) emit(out, doc []byte, lookup Lookup, cs Charset) ([]byte, boo
 		out = append(out, doc[m.innerEnd:m.closeEnd]...)
 		f.mark, f.skipUntil = m.closeEnd, sl.closeEnd
 	}
-	return f.copyTo(out, doc, f.vb), true
 }
 
 // copyTo appends doc from mark up to i.

@@ -282,3 +282,29 @@ func BenchmarkFollow60k(b *testing.B) {
 		})
 	}
 }
+
+// TestFollowerHoldsAtIgnoredMarkers: a slot marker the Reference's Plan
+// ignores may be filled in a page that departs from the Reference inside
+// it (its misnested content mended): the follower writes nothing of it
+// until the page is known to keep to the Reference up to where the
+// scanner decided it. Each pair, cut into chunks many ways.
+func TestFollowerHoldsAtIgnoredMarkers(t *testing.T) {
+	for _, tc := range []struct{ ref, doc string }{
+		{`<div data-edgeseg-slot><A></div>`, `<div data-edgeseg-slot><0A></div>`},
+		{`<p>x</p><div data-edgeseg-slot="a"><b>open</div><p class="k">after</p>`, `<p>x</p><div data-edgeseg-slot="a"><b>open</b></div><p class="k">after</p>`},
+		{`<section data-edgeseg-slot="s"><div data-edgeseg-slot="in"><i></div></section>`, `<section data-edgeseg-slot="s"><div data-edgeseg-slot="in"><i></i></div></section>`},
+		{`<div data-edgeseg-slot="v" title="t"><span></div>`, `<div data-edgeseg-slot="v" title="longer title"><span></span></div>`},
+		{`<img data-edgeseg-slot="i"><div data-edgeseg-slot="d">x</div>`, `<img data-edgeseg-slot="i"><div data-edgeseg-slot="d">y</div>`},
+	} {
+		ref := ScanReference([]byte(tc.ref))
+		if len(ref.Plan().Ignored()) == 0 {
+			t.Fatalf("%q: the Reference ignores no marker", tc.ref)
+		}
+		for _, lookup := range []Lookup{testLookup, someLookup} {
+			for chunk := 1; chunk <= len(tc.doc); chunk++ {
+				rng := rand.New(rand.NewPCG(uint64(chunk), 0))
+				followOnce(t, ref, []byte(tc.doc), lookup, rng)
+			}
+		}
+	}
+}

@@ -23,7 +23,17 @@ type Plan struct {
 	noHeads bool
 	// ignored are the slot markers found that cannot be filled.
 	ignored []Ignored
+	// holds are where those markers are, each from its start tag to where
+	// the scanner decided it (the end tag of misnested content), for a
+	// follower not to write past one a document may yet have otherwise;
+	// manyHolds: past MaxSlots of them, which are not kept.
+	holds     []hold
+	manyHolds bool
 }
+
+// A hold is a slot marker a Plan ignores: its start tag at start, decided
+// by the bytes before settle.
+type hold struct{ start, settle int }
 
 // Ignored is a slot marker a Plan or Rewriter found but cannot fill, and
 // why: what an editor whose slot stays at its default needs to know.

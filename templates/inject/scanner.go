@@ -865,6 +865,13 @@ func (s *scanner) ignoreWhy(t *tag, reason, detail string) {
 	if len(s.ignored) < MaxSlots {
 		s.ignored = append(s.ignored, Ignored{Slot: string(t.slot), Reason: reason, Detail: detail})
 	}
+	if p := s.plan; p != nil {
+		if len(p.holds) < MaxSlots {
+			p.holds = append(p.holds, hold{start: t.nameAt - 1, settle: t.end})
+		} else {
+			p.manyHolds = true
+		}
+	}
 }
 
 // contentMisfit reports why a slot's own content, read as a block in the
@@ -918,6 +925,9 @@ func (s *scanner) slot(data []byte, i int, t *tag, at Place, final bool) (int, b
 		if why != "" {
 			s.slots++
 			s.ignoreWhy(t, IgnoredMisnested, why)
+			if p := s.plan; p != nil && !p.manyHolds {
+				p.holds[len(p.holds)-1].settle = closeEnd // decided by the content
+			}
 			// The detail quotes the content's tags, attributes and all: a
 			// page that differs there is not to reuse this one's Plan.
 			s.unnotedUntil = max(s.unnotedUntil, closeStart)
