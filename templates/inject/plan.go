@@ -142,7 +142,7 @@ func (r *Reference) Plan() *Plan { return r.plan }
 
 // Cost is the memory the Reference holds, in bytes.
 func (r *Reference) Cost() int64 {
-	return int64(len(r.page) + 4*len(r.values) + 96 + 96*len(r.plan.slots))
+	return int64(len(r.page) + 4*len(r.values) + 96 + 96*len(r.plan.slots) + 16*len(r.plan.holds))
 }
 
 // PlanFor returns a Plan for html made from the Reference's, or nil. It
