@@ -18,6 +18,13 @@
 // split anywhere: an incomplete token is carried over to the next Write.
 // A slot whose end tag never arrives is left as the origin sent it.
 //
+// Tokenizing is the costly part, and most pages are read again and again:
+// a Plan (Scan) says where a document's slots are, for Apply to fill them
+// in the same bytes without tokenizing; a Reference gives its Plan to a
+// document that differs from it only inside quoted attribute values
+// (PlanFor), and a Rewriter that follows one (Follow) does that as the
+// bytes arrive, handing over to the tokenizer where they differ otherwise.
+//
 // Blocks are UTF-8; Options.Charset (from PageCharset) writes them in the
 // document's own encoding, so a windows-1252 or Shift_JIS page does not
 // get UTF-8 bytes it would show as mojibake.
