@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -305,6 +306,29 @@ func TestFollowerHoldsAtIgnoredMarkers(t *testing.T) {
 				rng := rand.New(rand.NewPCG(uint64(chunk), 0))
 				followOnce(t, ref, []byte(tc.doc), lookup, rng)
 			}
+		}
+	}
+}
+
+// BenchmarkRewriterLongSlot writes a page whose slot holds 256 KB of
+// paragraphs in 4 KB chunks: a slot still waiting for its end tag is not
+// read again from its start for chunks that cannot end it.
+func BenchmarkRewriterLongSlot(b *testing.B) {
+	page := []byte(`<!doctype html><body><section data-edgeseg-slot="long">` +
+		strings.Repeat(`<p class="x">some text</p>`, 256<<10/26) + `</section></body>`)
+	r := NewRewriter(io.Discard, testLookup, nil)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(page)))
+	for b.Loop() {
+		r.Reset(io.Discard, testLookup, nil)
+		for p := page; len(p) > 0; {
+			n := min(len(p), 4<<10)
+			r.Write(p[:n])
+			p = p[n:]
+		}
+		r.Close()
+		if r.Filled() != 1 {
+			b.Fatal("not filled")
 		}
 	}
 }

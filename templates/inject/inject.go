@@ -1,6 +1,9 @@
 package inject
 
-import "io"
+import (
+	"bytes"
+	"io"
+)
 
 // SlotAttr is the attribute that marks a slot.
 const SlotAttr = "data-edgeseg-slot"
@@ -120,13 +123,13 @@ func (r *Rewriter) Pending() int {
 // Reset makes r a new Rewriter writing to w, keeping the buffers it grew
 // (but a large document's).
 func (r *Rewriter) Reset(w io.Writer, lookup Lookup, opts *Options) {
-	carry, out, doc := r.carry[:0], r.s.out[:0], r.doc[:0]
+	carry, out, doc, name := r.carry[:0], r.s.out[:0], r.doc[:0], r.s.waitName[:0]
 	if cap(doc) > 256<<10 {
 		doc = nil
 	}
 	*r = Rewriter{w: w, carry: carry, doc: doc, spare: follower{shifts: r.spare.shifts[:0]}}
 	r.s.init(lookup, opts)
-	r.s.out = out
+	r.s.out, r.s.waitName = out, name
 }
 
 // Follow makes r fill the document's slots by ref's Plan, for as long as
@@ -163,9 +166,35 @@ func (r *Rewriter) Write(p []byte) (int, error) {
 		return len(p), r.flush()
 	}
 	r.carry = append(r.carry, p...)
+	if r.s.waiting && !r.mayEndSlot(len(p)) {
+		return len(p), nil // the slot still waits: nothing to read again yet
+	}
 	n := r.s.feed(r.carry, false)
 	r.carry = append(r.carry[:0], r.carry[n:]...)
 	return len(p), r.flush()
+}
+
+// mayEndSlot reports whether the last added bytes of the carry, which
+// begins with a slot waiting for its end tag, may hold that end tag (or
+// the end of one begun before them), or take the slot past its bound:
+// else reading the slot again from its start would only find it waiting
+// still, at a cost that grows with the slot for every chunk of it.
+func (r *Rewriter) mayEndSlot(added int) bool {
+	c, name := r.carry, r.s.waitName
+	if len(c)-r.s.waitFrom > r.s.maxSlot {
+		return true
+	}
+	b := c[max(r.s.waitFrom, len(c)-added-len(name)-1):]
+	for {
+		j := bytes.Index(b, []byte("</"))
+		if j < 0 || j+2+len(name) > len(b) {
+			return false // one cut short is seen whole with the next bytes
+		}
+		if equalFoldASCII(b[j+2:j+2+len(name)], name) {
+			return true
+		}
+		b = b[j+2:]
+	}
 }
 
 // follow writes what the document that has arrived allows; false once it

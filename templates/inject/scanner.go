@@ -102,6 +102,12 @@ type scanner struct {
 	// filling; discard drops the output.
 	plan    *Plan
 	discard bool
+	// waiting: the last feed stopped at a slot whose end tag had not
+	// come, at the start of what it returned; its element's name as
+	// written is waitName, its content starts waitFrom bytes further.
+	waiting  bool
+	waitName []byte
+	waitFrom int
 }
 
 // defaultMaxSlot is how far past a slot's start tag its end tag is looked
@@ -256,7 +262,7 @@ func (s *scanner) skipEnd(data []byte, from int) (end, safe int) {
 // of data were consumed (and written out); unless final, the rest is an
 // incomplete token that must be fed again with more data after it.
 func (s *scanner) feed(data []byte, final bool) int {
-	s.mark = 0
+	s.mark, s.waiting = 0, false
 	i := 0
 	if s.skip != skipNone {
 		// The last chunk ended inside a comment or raw-text element.
@@ -904,6 +910,8 @@ func (s *scanner) slot(data []byte, i int, t *tag, at Place, final bool) (int, b
 	_, closeStart, closeEnd := findSlotEnd(window, t.end, data[t.nameAt:t.nameEnd], s.svg, &chk)
 	if closeStart < 0 {
 		if !final && len(data)-t.end <= s.maxSlot {
+			s.waiting, s.waitFrom = true, t.end-i
+			s.waitName = append(s.waitName[:0], data[t.nameAt:t.nameEnd]...)
 			return i, false // wait for the end tag
 		}
 		s.slots++
