@@ -735,7 +735,8 @@ func TestPipelinedChunkedResponses(t *testing.T) {
 // TestStreamedPagesFollowTheirPathsLastPage: once a path's page is kept
 // as a Reference, a streamed page there that differs from it only in an
 // attribute value (a CSRF token) is filled by the Reference's Plan as it
-// arrives, and counted as a plan reused; one that differs otherwise,
+// arrives, gzipped or not, and counted as a plan reused; one that
+// differs otherwise,
 // even after a slot was filled, is read from where the Plan left off.
 // Either reads as the same bytes rewritten whole do, and the memory the
 // page was kept in is given back.
@@ -755,9 +756,19 @@ func TestStreamedPagesFollowTheirPathsLastPage(t *testing.T) {
 		if q.Get("mode") == "whole" {
 			w.Header().Set("Content-Length", strconv.Itoa(len(strings.Join(chunks, ""))))
 		}
+		var out io.Writer = w
+		if q.Get("mode") == "gzip" { // streamed, compressed
+			w.Header().Set("Content-Encoding", "gzip")
+			zw := gzip.NewWriter(w)
+			defer zw.Close()
+			out = zw
+		}
 		for _, c := range chunks {
-			io.WriteString(w, c)
+			io.WriteString(out, c)
 			if q.Get("mode") != "whole" {
+				if zw, ok := out.(*gzip.Writer); ok {
+					zw.Flush()
+				}
 				w.(http.Flusher).Flush()
 				time.Sleep(5 * time.Millisecond)
 			}
@@ -784,8 +795,14 @@ func TestStreamedPagesFollowTheirPathsLastPage(t *testing.T) {
 		{"t=t&text=hello", true},
 		{"t=tok-4444&text=hello%20there", false}, // departs after the first slot
 		{"t=tok-55555&text=hello", true},
+		{"t=tok-6&text=hello&gz=1", true},
+		{"t=tok-77777777&text=hello%20again&gz=1", false},
 	} {
-		ok, streamed := get("/p?mode=stream&" + tc.query)
+		mode := "stream"
+		if strings.HasSuffix(tc.query, "gz=1") {
+			mode = "gzip"
+		}
+		ok, streamed := get("/p?mode=" + mode + "&" + tc.query)
 		_, whole := get("/p?mode=whole&" + tc.query)
 		if !ok || !bytes.Equal(streamed, whole) {
 			t.Fatalf("%s: streamed (personalized %v) reads otherwise than whole:\n%s\n%s", tc.query, ok, streamed, whole)
