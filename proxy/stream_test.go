@@ -736,10 +736,9 @@ func TestPipelinedChunkedResponses(t *testing.T) {
 // as a Reference, a streamed page there that differs from it only in an
 // attribute value (a CSRF token) is filled by the Reference's Plan as it
 // arrives, gzipped or not, and counted as a plan reused; one that
-// differs otherwise,
-// even after a slot was filled, is read from where the Plan left off.
-// Either reads as the same bytes rewritten whole do, and the memory the
-// page was kept in is given back.
+// differs otherwise, even after a slot was filled, is read from where the
+// Plan left off. Either reads as the same bytes rewritten whole do, and
+// the memory the page was kept in is given back.
 func TestStreamedPagesFollowTheirPathsLastPage(t *testing.T) {
 	page := func(token, text string) []string {
 		return []string{
