@@ -744,7 +744,11 @@ func TestStreamedPagesFollowTheirPathsLastPage(t *testing.T) {
 		return []string{
 			`<!doctype html><html><head><meta name="csrf-token" content="` + token + `"><title>t</title></head><body>`,
 			`<section data-edgeseg-slot="hero"><p>default</p></section>`,
-			`<p class="x">` + text + `</p>` + strings.Repeat(`<p class="a-b">filler</p>`, 40) + `<section data-edgeseg-slot="hero"><p>default</p></section>`,
+			`<p class="x">` + text + `</p>` + strings.Repeat(`<p class="a-b">filler</p>`, 20),
+			strings.Repeat(`<p class="a-b">filler</p>`, 20) + `<p class="sp`,
+			// A tag split between parts, then a slot: a page that departed
+			// is watched for markers again, and caught up on at this one.
+			`lit">x</p><section data-edgeseg-slot="hero"><p>default</p></section>`,
 			`<form><input type="hidden" name="csrf" value="` + token + `"></form></body></html>`,
 		}
 	}

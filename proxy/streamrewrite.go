@@ -390,7 +390,12 @@ func (s *rewriteStream) follow() bool {
 	if !s.fhold.take(inject.FollowBytes(ref)) {
 		return false
 	}
-	s.rw = s.rewriter(s.dst)
+	// Through resend, as when a marker shows up while watching: a page
+	// that departs from the Reference is watched for markers again once
+	// the tokenizer has caught up, and its catching up at the next one
+	// drops what it repeats.
+	s.resend.w = s.dst
+	s.rw = s.rewriter(&s.resend)
 	if !s.rw.Follow(ref) {
 		s.rw = nil
 		s.fhold.release()
