@@ -10,8 +10,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -862,4 +865,80 @@ func reqFor(path string) *fasthttp.RequestCtx {
 	ctx.Request.SetRequestURI(path)
 	ctx.Request.Header.SetHost("shop.test")
 	return &ctx
+}
+
+// TestStreamedPagesReadAsWholeOnes: the 60 KB bench page with a token that
+// changes, and now and then with a text inserted anywhere, streamed in
+// parts cut at random (inside tags too), reads as the same bytes sent
+// whole do: whether it keeps to its path's kept page to the end, departs
+// from it, is watched for markers again and caught up on, or has no kept
+// page yet.
+func TestStreamedPagesReadAsWholeOnes(t *testing.T) {
+	base, err := os.ReadFile("../bench/testdata/page-60k.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base = bytes.Replace(base, []byte("<head>"), []byte(`<head><meta name="csrf-token" content="TOKEN">`), 1)
+	var mu sync.Mutex
+	pages, cuts := map[string][]byte{}, map[string][]int{}
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("id")
+		mu.Lock()
+		page, cut := pages[id], cuts[id]
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if r.URL.Query().Get("whole") != "" {
+			w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+			w.Write(page)
+			return
+		}
+		prev := 0
+		for _, k := range append(cut, len(page)) {
+			w.Write(page[prev:k])
+			w.(http.Flusher).Flush()
+			time.Sleep(2 * time.Millisecond)
+			prev = k
+		}
+	}))
+	defer origin.Close()
+	h, get := personalizingStack(t, origin.URL, nil)
+	rng := rand.New(rand.NewPCG(5, 6))
+	const n = 40
+	for i := range n {
+		token := strings.Repeat("t", 1+rng.IntN(40))
+		page := bytes.Replace(base, []byte("TOKEN"), []byte(token), 1)
+		if rng.IntN(3) == 0 {
+			at := rng.IntN(len(page))
+			page = append(page[:at:at], append([]byte("Z"), page[at:]...)...)
+		}
+		var cut []int
+		for range 1 + rng.IntN(5) {
+			cut = append(cut, 1+rng.IntN(len(page)-1))
+		}
+		slices.Sort(cut)
+		cut = slices.Compact(cut)
+		id := strconv.Itoa(i)
+		mu.Lock()
+		pages[id], cuts[id] = page, cut
+		mu.Unlock()
+		_, streamed := get("/r?id=" + id)
+		_, whole := get("/r?id=" + id + "&whole=1")
+		if !bytes.Equal(streamed, whole) {
+			k := 0
+			for k < min(len(streamed), len(whole)) && streamed[k] == whole[k] {
+				k++
+			}
+			t.Fatalf("page %d (cut at %v): streamed reads otherwise than whole at %d:\n%q\n%q", i, cut, k,
+				streamed[max(0, k-60):min(len(streamed), k+60)], whole[max(0, k-60):min(len(whole), k+60)])
+		}
+		h.p.refs.Wait()
+	}
+	var m strings.Builder
+	h.metrics.set.WritePrometheus(&m)
+	if !strings.Contains(m.String(), fmt.Sprintf(`edgeseg_rewrite_streamed_total{filled="true"} %d`, n)) {
+		t.Errorf("not every page was rewritten as it streamed:\n%s", m.String())
+	}
+	if h.p.m.plansReused.Get() == 0 {
+		t.Error("no page was followed")
+	}
 }
