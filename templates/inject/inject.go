@@ -234,13 +234,11 @@ func (r *Rewriter) unfollow() {
 // writing nothing: it only learns where the document stands (inside a
 // script, a comment...) so that what follows is read rightly. It returns
 // the tail of p held back as an incomplete token: the output of the next
-// Write begins with those bytes again, and the caller drops them.
+// Write begins with those bytes again, and the caller drops them. It is
+// for a Rewriter that holds nothing back (Pending is 0): one that follows
+// a Reference stops following, which it can only before its first Write.
 func (r *Rewriter) Skip(p []byte) (held []byte) {
-	if r.fol != nil {
-		if len(r.doc) > 0 {
-			r.unfollow()
-			_ = r.flush()
-		}
+	if r.fol != nil && len(r.doc) == 0 {
 		r.fol = nil
 	}
 	r.carry = append(r.carry, p...)
