@@ -284,10 +284,17 @@ func BenchmarkPlanNoSlots(b *testing.B) {
 func BenchmarkMayHaveSlots(b *testing.B) { benchUnmarked(b, inject.MayHaveSlots) }
 
 // BenchmarkHandlerStreamed60k is a 60 KB page the origin streams, for a
-// visitor with blocks: with its slots (tokenized as it passes) and with
-// none (passed on untokenized while edgeseg watches for a marker).
-func BenchmarkHandlerStreamed60k(b *testing.B) {
-	page, err := os.ReadFile("../bench/testdata/page-60k.html")
+// visitor with blocks: with its slots (filled by the plan of the page
+// kept for its path as it passes) and with none (passed on untokenized
+// while edgeseg watches for a marker).
+func BenchmarkHandlerStreamed60k(b *testing.B) { benchStreamed(b, "page-60k.html") }
+
+// BenchmarkHandlerStreamed500k is BenchmarkHandlerStreamed60k with the
+// 500 KB page, whose last slot is at its end.
+func BenchmarkHandlerStreamed500k(b *testing.B) { benchStreamed(b, "page-500k.html") }
+
+func benchStreamed(b *testing.B, file string) {
+	page, err := os.ReadFile("../bench/testdata/" + file)
 	if err != nil {
 		b.Fatal(err)
 	}

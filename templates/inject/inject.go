@@ -124,7 +124,7 @@ func (r *Rewriter) Pending() int {
 // (but a large document's).
 func (r *Rewriter) Reset(w io.Writer, lookup Lookup, opts *Options) {
 	carry, out, doc, name := r.carry[:0], r.s.out[:0], r.doc[:0], r.s.waitName[:0]
-	if cap(doc) > 256<<10 {
+	if cap(doc) > maxKeptDoc {
 		doc = nil
 	}
 	*r = Rewriter{w: w, carry: carry, doc: doc, spare: follower{shifts: r.spare.shifts[:0]}}
@@ -146,8 +146,17 @@ func (r *Rewriter) Follow(ref *Reference) bool {
 	}
 	r.spare = follower{ref: ref, shifts: r.spare.shifts[:0]}
 	r.fol = &r.spare
+	// Room for a document as long as the page, and some: grown by
+	// doubling as it came, a 500 KB page cost 2 MB of allocations.
+	if need := len(ref.page) + len(ref.page)/8 + 4<<10; cap(r.doc) < need {
+		r.doc = make([]byte, 0, need)
+	}
 	return true
 }
+
+// maxKeptDoc is the largest document buffer a Rewriter keeps for its next
+// document: one for pages up to ~900 KB.
+const maxKeptDoc = 1 << 20
 
 // Following reports whether r still fills the document by a Reference's
 // Plan.
