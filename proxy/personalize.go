@@ -746,11 +746,16 @@ func (p *Personalizer) planFor(html []byte, needHead bool, page cache.Key128) *i
 		return plan
 	}
 	if p.fresh.Again(page) {
-		ref := inject.ScanReference(html)
-		p.refs.Set(page, ref, ref.Cost())
-		return ref.Plan()
+		return p.keepReference(page, html).Plan()
 	}
 	return inject.Scan(html)
+}
+
+// keepReference scans html and keeps it as page's Reference.
+func (p *Personalizer) keepReference(page cache.Key128, html []byte) *inject.Reference {
+	ref := inject.ScanReference(html)
+	p.refs.Set(page, ref, ref.Cost())
+	return ref
 }
 
 // reference returns the Reference kept for page, or nil.

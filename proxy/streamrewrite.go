@@ -474,7 +474,7 @@ func (s *rewriteStream) watch(b []byte) {
 	s.resend.n = len(s.rw.Skip(sent))
 	if s.collect && s.whole == nil {
 		s.whole, s.seen = s.seen, nil
-		s.fhold.n += s.hold.handOver()
+		s.fhold.n += s.hold.handOver() // the same budget
 	}
 	s.stopWatching(nil)
 	s.feed(b)
@@ -550,8 +550,7 @@ func (s *rewriteStream) end() {
 		if s.rw.Following() {
 			s.h.p.m.plansReused.Inc()
 		} else if s.whole != nil && s.fail == nil {
-			ref := inject.ScanReference(*s.whole)
-			s.h.p.refs.Set(s.pageKey, ref, ref.Cost())
+			s.h.p.keepReference(s.pageKey, *s.whole)
 		}
 		if ig := s.rw.Ignored(); len(ig) > 0 {
 			s.h.p.noteIgnored(s.path, ig)

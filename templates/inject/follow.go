@@ -57,12 +57,9 @@ func FollowBytes(ref *Reference) int { return 2*len(ref.page) + 64<<10 }
 
 // advance compares what has arrived of doc with the Reference's page, from
 // where the last call stopped; false when doc departs from it. eof: doc is
-// whole.
+// whole. PlanFor is one call with the whole document.
 func (f *follower) advance(doc []byte, eof bool) bool {
 	a, v := f.ref.page, f.ref.values
-	if len(doc) > FollowBytes(f.ref) {
-		return false
-	}
 	for {
 		if f.inValue {
 			n := bytes.IndexByte(doc[f.from:], f.quote)
@@ -86,8 +83,11 @@ func (f *follower) advance(doc []byte, eof bool) bool {
 		if d == n && f.vb == len(doc) && (!eof || f.va == len(a)) {
 			return true // alike so far; or, at the end, alike
 		}
-		// A difference at va, as PlanFor finds it: inside, or at the end
-		// of, one of the Reference's values, or not allowed.
+		// A difference at va: inside one of the Reference's values, or at
+		// its end (where doc's goes on), or not allowed. The value is the
+		// first to end at or after va. doc's starts where the Reference's
+		// does, moved by the values before it, and ends at its first
+		// quote: what follows must then be the Reference's again.
 		at := f.va
 		k := sort.Search(len(v)/2, func(k int) bool { return int(v[2*k+1]) >= at })
 		if k == len(v)/2 || int(v[2*k]) > at {
@@ -102,13 +102,7 @@ func (f *follower) advance(doc []byte, eof bool) bool {
 
 // pos is where position x of the Reference's page is in doc; x must be
 // no further than va.
-func (f *follower) pos(x int) int {
-	i := sort.Search(len(f.shifts), func(i int) bool { return f.shifts[i].at > x })
-	if i == 0 {
-		return x
-	}
-	return x + f.shifts[i-1].delta
-}
+func (f *follower) pos(x int) int { return moveBy(f.shifts, x) }
 
 // emit appends to out what can be written of doc: up to the next slot
 // that cannot be decided yet, the slots before it filled by lookup as
@@ -143,16 +137,14 @@ func (f *follower) emit(out, doc []byte, lookup Lookup, cs Charset) ([]byte, boo
 			return f.copyTo(out, doc, upTo), true
 		}
 		sl := &slots[f.next]
-		m := *sl
-		m.start, m.closeAt, m.end = f.pos(sl.start), f.pos(sl.closeAt), f.pos(sl.end)
-		m.innerEnd, m.closeEnd = f.pos(sl.innerEnd), f.pos(sl.closeEnd)
-		if m.closeEnd-m.end > defaultMaxSlot {
+		m, ok := sl.movedBy(f.shifts)
+		if !ok {
 			return out, false
 		}
 		out = f.copyTo(out, doc, m.start)
-		b, ok := lookup(sl.name, sl.at)
+		b, fill := lookup(sl.name, sl.at)
 		f.next++
-		if !ok {
+		if !fill {
 			continue
 		}
 		f.filled++

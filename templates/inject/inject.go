@@ -213,7 +213,7 @@ func (r *Rewriter) mayEndSlot(added int) bool {
 // departs from the Reference.
 func (r *Rewriter) follow(eof bool) bool {
 	f := r.fol
-	if !f.advance(r.doc, eof) {
+	if len(r.doc) > FollowBytes(f.ref) || !f.advance(r.doc, eof) {
 		return false
 	}
 	out, ok := f.emit(r.s.out, r.doc, r.s.lookup, r.s.charset)

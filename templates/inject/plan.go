@@ -155,44 +155,36 @@ func (r *Reference) Cost() int64 {
 // fraction of tokenizing them again; when no value changed its length, the
 // Reference's own Plan is returned, without allocating.
 func (r *Reference) PlanFor(html []byte) *Plan {
-	a, v := r.page, r.values
-	var shifts []shift
-	ia, ib, delta := 0, 0, 0
-	for {
-		d := firstDiff(a[ia:], html[ib:])
-		if d < 0 {
-			break
-		}
-		at := ia + d
-		// The value holding at, or ending there (where html's goes on):
-		// the first to end at or after it.
-		k := sort.Search(len(v)/2, func(k int) bool { return int(v[2*k+1]) >= at })
-		if k == len(v)/2 || int(v[2*k]) > at {
-			return nil
-		}
-		start, end := int(v[2*k]), int(v[2*k+1])
-		// html's value starts where the Reference's does, moved by the
-		// values before it, and ends at its first quote: what follows it
-		// must then be the Reference's again.
-		q, bs := a[start-1], start+delta
-		n := bytes.IndexByte(html[bs:], q)
-		if n < 0 {
-			return nil
-		}
-		if nd := bs + n - end; nd != delta {
-			delta = nd
-			shifts = append(shifts, shift{at: end, delta: delta})
-		}
-		ia, ib = end, bs+n
+	f := follower{ref: r}
+	if !f.advance(html, true) {
+		return nil
 	}
-	if len(shifts) == 0 {
+	if len(f.shifts) == 0 {
 		return r.plan
 	}
-	return r.plan.moved(shifts, len(html))
+	return r.plan.moved(f.shifts, len(html))
 }
 
 // A shift says that the positions of a Plan from at on move by delta.
 type shift struct{ at, delta int }
+
+// moveBy returns where position x is after shifts (in order of at).
+func moveBy(shifts []shift, x int) int {
+	i := sort.Search(len(shifts), func(i int) bool { return shifts[i].at > x })
+	if i == 0 {
+		return x
+	}
+	return x + shifts[i-1].delta
+}
+
+// movedBy returns sl with its positions moved by shifts, and false when it
+// would no longer be a slot: its end tag past the bound Scan looks for it
+// within.
+func (sl plannedSlot) movedBy(shifts []shift) (plannedSlot, bool) {
+	sl.start, sl.closeAt, sl.end = moveBy(shifts, sl.start), moveBy(shifts, sl.closeAt), moveBy(shifts, sl.end)
+	sl.innerEnd, sl.closeEnd = moveBy(shifts, sl.innerEnd), moveBy(shifts, sl.closeEnd)
+	return sl, sl.closeEnd-sl.end <= defaultMaxSlot
+}
 
 // moved returns a copy of p for a document of size bytes whose parts have
 // moved by shifts (in order of at), or nil when a slot would no longer be
@@ -204,31 +196,19 @@ func (p *Plan) moved(shifts []shift, size int) *Plan {
 			return nil
 		}
 	}
-	move := func(x int) int {
-		d := 0
-		for _, s := range shifts {
-			if x < s.at {
-				break
-			}
-			d = s.delta
-		}
-		return x + d
-	}
 	m := *p
 	m.size = size
 	m.slots = make([]plannedSlot, len(p.slots))
 	for i, sl := range p.slots {
-		sl.start, sl.closeAt, sl.end = move(sl.start), move(sl.closeAt), move(sl.end)
-		sl.innerEnd, sl.closeEnd = move(sl.innerEnd), move(sl.closeEnd)
-		if sl.closeEnd-sl.end > defaultMaxSlot {
+		var ok bool
+		if m.slots[i], ok = sl.movedBy(shifts); !ok {
 			return nil
 		}
-		m.slots[i] = sl
 	}
 	if len(p.heads) > 0 {
 		m.heads = make([]int, len(p.heads))
 		for i, h := range p.heads {
-			m.heads[i] = move(h)
+			m.heads[i] = moveBy(shifts, h)
 		}
 	}
 	return &m
