@@ -892,16 +892,39 @@ func TestStreamedPagesReadAsWholeOnes(t *testing.T) {
 			w.Write(page)
 			return
 		}
+		pause := time.Duration(r.URL.Query().Get("try")[0]-'0') * 2 * time.Millisecond
 		prev := 0
 		for _, k := range append(cut, len(page)) {
 			w.Write(page[prev:k])
 			w.(http.Flusher).Flush()
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(pause)
 			prev = k
 		}
 	}))
 	defer origin.Close()
-	h, get := personalizingStack(t, origin.URL, nil)
+	h, ln := personalizingServer(t, origin.URL, nil)
+	client := &fasthttp.HostClient{Addr: "edgeseg", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	// get returns the page at path, and whether it was sent chunked: as
+	// it streamed.
+	get := func(path string) ([]byte, bool) {
+		t.Helper()
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		navRequest(req, path+"&utm_campaign=promo", "")
+		req.Header.Set("Accept-Encoding", "gzip")
+		if err := client.Do(req, resp); err != nil {
+			t.Fatal(err)
+		}
+		b, err := resp.BodyUncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(b, []byte("Deals picked for you")) {
+			t.Fatalf("%s: not personalized", path)
+		}
+		return append([]byte(nil), b...), resp.Header.ContentLength() < 0
+	}
 	rng := rand.New(rand.NewPCG(5, 6))
 	const n = 40
 	for i := range n {
@@ -921,8 +944,24 @@ func TestStreamedPagesReadAsWholeOnes(t *testing.T) {
 		mu.Lock()
 		pages[id], cuts[id] = page, cut
 		mu.Unlock()
-		_, streamed := get("/r?id=" + id)
-		_, whole := get("/r?id=" + id + "&whole=1")
+		// A page whose parts all arrive before the proxy reads its head
+		// is read whole, as it should be; on a busy machine that can
+		// happen, and the page is asked for again with longer pauses.
+		var streamed []byte
+		for try := 1; ; try++ {
+			var chunked bool
+			streamed, chunked = get("/r?id=" + id + "&try=" + strconv.Itoa(try))
+			if chunked {
+				break
+			}
+			if try == 9 {
+				t.Fatalf("page %d was never streamed", i)
+			}
+		}
+		whole, chunked := get("/r?id=" + id + "&whole=1")
+		if chunked {
+			t.Fatalf("page %d was streamed when sent whole", i)
+		}
 		if !bytes.Equal(streamed, whole) {
 			k := 0
 			for k < min(len(streamed), len(whole)) && streamed[k] == whole[k] {
@@ -932,11 +971,6 @@ func TestStreamedPagesReadAsWholeOnes(t *testing.T) {
 				streamed[max(0, k-60):min(len(streamed), k+60)], whole[max(0, k-60):min(len(whole), k+60)])
 		}
 		h.p.refs.Wait()
-	}
-	var m strings.Builder
-	h.metrics.set.WritePrometheus(&m)
-	if !strings.Contains(m.String(), fmt.Sprintf(`edgeseg_rewrite_streamed_total{filled="true"} %d`, n)) {
-		t.Errorf("not every page was rewritten as it streamed:\n%s", m.String())
 	}
 	if h.p.m.plansReused.Get() == 0 {
 		t.Error("no page was followed")
