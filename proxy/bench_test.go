@@ -52,6 +52,9 @@ func newBenchStackFor(b testing.TB, body []byte, personalize, chunked bool, enc 
 			ctx.SetBodyStream(bytes.NewReader(body), -1)
 			return
 		}
+		// A static file's validators, as nginx sends them.
+		ctx.Response.Header.Set("ETag", `"6755a3c1-1400"`)
+		ctx.Response.Header.Set("Last-Modified", "Sun, 08 Dec 2024 13:45:05 GMT")
 		ctx.SetBody(body)
 	}}
 	go osrv.Serve(oln)

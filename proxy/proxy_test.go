@@ -1040,12 +1040,15 @@ func TestMakePrivateAndVary(t *testing.T) {
 	if got := string(h.Peek("Vary")); got != "Accept-Encoding, Cookie" {
 		t.Errorf("Vary = %q", got)
 	}
-	var e fasthttp.ResponseHeader
-	e.Set("ETag", `"abc"`)
-	e.Set("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")
-	markPersonalized(&e)
-	if string(e.Peek("ETag")) != `W/"abc"` || len(e.Peek("Last-Modified")) != 0 || string(e.Peek("Cache-Control")) != "private, no-cache" {
-		t.Errorf("markPersonalized: %s", e.String())
+	for _, etag := range []string{`"abc"`, `"` + strings.Repeat("0123456789", 20) + `"`, `W/"weak"`} {
+		var e fasthttp.ResponseHeader
+		e.Set("ETag", etag)
+		e.Set("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")
+		markPersonalized(&e)
+		want := "W/" + strings.TrimPrefix(etag, "W/")
+		if string(e.Peek("ETag")) != want || len(e.Peek("Last-Modified")) != 0 || string(e.Peek("Cache-Control")) != "private, no-cache" {
+			t.Errorf("markPersonalized(ETag %s): %s", etag, e.String())
+		}
 	}
 }
 
