@@ -25,6 +25,7 @@
 #   CACHE=1 bash bench/run.sh      # also the origin-cache variants
 #   GOMAXPROCS=1 bash bench/run.sh # passed to the edgeseg processes (GOGC too)
 #   bash bench/run.sh soak         # RSS while 1M distinct visitors arrive
+#   SOAK_PAGE=60k-dyn bash bench/run.sh soak   # the same on another page
 #   bash bench/run.sh idle         # RSS with IDLE (8000) idle keep-alive connections
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -155,9 +156,10 @@ fi
 
 if [ "${1:-}" = soak ]; then
   N=${VISITORS:-1000000}
-  echo "soak: $N distinct visitors through edgeseg (RSS sampled every 10%)"
+  page=${SOAK_PAGE:-5k}
+  echo "soak: $N distinct visitors through edgeseg on the $page page (RSS sampled every 10%)"
   for i in $(seq 10); do
-    "$out/edgeseg-bench" -name soak -addr 127.0.0.1:18083 -path "/page-5k.html?utm_campaign=promo" -visitors 0 \
+    "$out/edgeseg-bench" -name soak -addr 127.0.0.1:18083 -path "/page-$page.html?utm_campaign=promo" -visitors 0 \
       -c "$CONNS" -d 600s -pids "$pers" -page soak -rate 0 -n $((N/10)) 2>/dev/null | sed "s/^/$((i*10))%: /"
   done
   exit 0
