@@ -74,6 +74,52 @@ func TestLoadErrorsNameFileLineAndKey(t *testing.T) {
 	}
 }
 
+// TestCheckFindsEveryProblemAtOnce: unknown keys, values of the wrong
+// type and values Validate refuses come in one list, by line, with the
+// config as read; a value refused for its type is not refused again as
+// the default left in its place.
+func TestCheckFindsEveryProblemAtOnce(t *testing.T) {
+	const f = "testdata/bad-mixed.yaml"
+	want := []string{
+		f + ":3: origin.url: scheme must be http or https",
+		f + `:4: origin.ulr: unknown key: did you mean "url"?`,
+		f + `:5: origin.max_conns: "lots" is not a whole number`,
+		f + ":7: server.max_header_bytes: must be between 16KiB and 1MiB",
+		f + ":10: segments[0].rule: a list is not a string",
+		f + ":11: segments[1].name: must be lower case",
+	}
+	for _, load := range []struct {
+		name string
+		fn   func(string, []string) (*Config, error)
+	}{{"Check", Check}, {"Load", Load}} {
+		c, err := load.fn(f, nil)
+		var ps Problems
+		if !errors.As(err, &ps) {
+			t.Fatalf("%s: %v, want Problems", load.name, err)
+		}
+		if len(ps) != len(want) {
+			t.Errorf("%s: %d problems, want %d:\n%v", load.name, len(ps), len(want), err)
+		}
+		for i, w := range want {
+			if i < len(ps) && !strings.HasPrefix(ps[i].Error(), w) {
+				t.Errorf("%s: problem %d is %q, want %q", load.name, i, ps[i].Error(), w)
+			}
+		}
+		switch {
+		case load.name == "Load" && c != nil:
+			t.Error("Load returned a config with its problems")
+		case load.name == "Check" && (c == nil || len(c.Segments) != 2 || c.Segments[1].Rule != `device == "mobile"`):
+			t.Errorf("Check did not return the config as read: %+v", c)
+		}
+	}
+	if c, err := Check("testdata/missing.yaml", nil); c != nil || err == nil {
+		t.Errorf("missing file: %v, %v", c, err)
+	}
+	if c, err := Check("testdata/../../README.md", nil); c != nil || err == nil {
+		t.Errorf("not YAML: %v, %v", c, err)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"syntax", "origin:\n  url: [unclosed\n", "x.yaml"},

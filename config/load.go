@@ -2,13 +2,16 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,22 +24,84 @@ import (
 // none) and validates the result. Every error names the file and, where it
 // can, the line and key.
 func Load(path string, environ []string) (*Config, error) {
+	c, err := Check(path, environ)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Check reads path as Load does and finds every problem in it at once:
+// unknown keys, values of the wrong type, overrides from the environment
+// and what Validate refuses, as Problems in the order of the file's lines.
+// Unlike Load, with Problems it also returns the config as read (a refused
+// value left at its default), so that a checker can go on to the rules and
+// templates the config names. It returns a nil Config only when the file
+// cannot be read or is not YAML.
+func Check(path string, environ []string) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	c, err := Parse(path, raw)
-	if err != nil {
+	c, ps, err := parse(path, raw)
+	switch {
+	case err != nil:
 		return nil, err
+	case c == nil:
+		return nil, ps
+	}
+	more := func(err error) error {
+		var more Problems
+		if !errors.As(err, &more) {
+			return err
+		}
+		ps = append(ps, unlessRefused(more, ps)...)
+		return nil
 	}
 	if err := c.ApplyEnv(environ); err != nil {
-		return nil, err
+		if err := more(err); err != nil {
+			return nil, err
+		}
 	}
 	c.resolvePaths()
 	if err := c.Validate(); err != nil {
-		return nil, err
+		if err := more(err); err != nil {
+			return nil, err
+		}
+	}
+	if len(ps) > 0 {
+		// By line; those without one (set in code or by the environment)
+		// last.
+		slices.SortStableFunc(ps, func(a, b Problem) int {
+			return cmp.Compare(lineOrLast(a.Line), lineOrLast(b.Line))
+		})
+		return c, ps
 	}
 	return c, nil
+}
+
+func lineOrLast(line int) int {
+	if line <= 0 {
+		return math.MaxInt
+	}
+	return line
+}
+
+// unlessRefused drops the problems of later checks about a key whose value
+// was refused already (a value of the wrong type is left at its default,
+// and Validate may then refuse the default), or a key inside it.
+func unlessRefused(later, refused Problems) Problems {
+	var out Problems
+next:
+	for _, p := range later {
+		for _, r := range refused {
+			if r.Key != "" && (p.Key == r.Key || strings.HasPrefix(p.Key, r.Key+".") || strings.HasPrefix(p.Key, r.Key+"[")) {
+				continue next
+			}
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 var unknownFieldRE = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
@@ -45,11 +110,25 @@ var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 // Parse decodes raw YAML (read from file, used in messages) over Default()
 // without validating it. Unknown keys are errors.
 func Parse(file string, raw []byte) (*Config, error) {
+	c, ps, err := parse(file, raw)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(ps) > 0:
+		return nil, ps
+	}
+	return c, nil
+}
+
+// parse is Parse, returning with the problems of keys it could not decode
+// the config as decoded without them; err is for input that is not YAML
+// (or not a mapping of keys).
+func parse(file string, raw []byte) (*Config, Problems, error) {
 	c := Default()
 	c.file = file
 	var root yaml.Node
 	if err := yaml.Unmarshal(raw, &root); err != nil {
-		return nil, fmt.Errorf("config: %s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, nil, fmt.Errorf("config: %s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	c.lines = map[string]int{}
 	if len(root.Content) > 0 {
@@ -86,16 +165,16 @@ func Parse(file string, raw []byte) (*Config, error) {
 				}
 				ps = append(ps, Problem{File: file, Msg: e})
 			}
-			return nil, ps
+			return c, ps, nil
 		}
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 			line, _ := strconv.Atoi(m[1])
-			return nil, Problems{{File: file, Line: line, Key: keyAtLine(c.lines, line, "", ""), Msg: m[2]}}
+			return nil, Problems{{File: file, Line: line, Key: keyAtLine(c.lines, line, "", ""), Msg: m[2]}}, nil
 		}
-		return nil, fmt.Errorf("config: %s: %s", file, msg)
+		return nil, nil, fmt.Errorf("config: %s: %s", file, msg)
 	}
-	return c, nil
+	return c, nil, nil
 }
 
 var typeErrorRE = regexp.MustCompile("^cannot unmarshal !!(\\w+) (?:`(.*)` )?into (.+)$")

@@ -154,13 +154,23 @@ func (m *Main) flagSet(name string) *flag.FlagSet {
 
 // loadConfig loads path, with EDGESEG_CONFIG as the default path.
 func (m *Main) loadConfig(path string) (*config.Config, error) {
+	c, err := m.checkConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// checkConfig is loadConfig returning, with the config's problems, the
+// config as read (config.Check).
+func (m *Main) checkConfig(path string) (*config.Config, error) {
 	if path == "" {
 		path = m.getenv("EDGESEG_CONFIG")
 	}
 	if path == "" {
 		return nil, errors.New("--config FILE is required (or set EDGESEG_CONFIG)")
 	}
-	return config.Load(path, m.Environ)
+	return config.Check(path, m.Environ)
 }
 
 // newLogger builds a zerolog logger from cfg writing to w (m.Stderr, or a

@@ -45,19 +45,24 @@ func (m *Main) runValidate(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := m.loadConfig(*cfgPath)
-	if err != nil {
-		var ps config.Problems
-		if errors.As(err, &ps) {
-			for _, p := range ps {
+	cfg, err := m.checkConfig(*cfgPath)
+	var cps config.Problems
+	if err != nil && (cfg == nil || !errors.As(err, &cps)) {
+		if errors.As(err, &cps) {
+			for _, p := range cps {
 				fmt.Fprintln(m.Stdout, "error:", p.Error())
 			}
-			return &exitError{1, fmt.Sprintf("%d config problem(s)", len(ps))}
+			return &exitError{1, fmt.Sprintf("%d config problem(s)", len(cps))}
 		}
 		return &exitError{1, err.Error()}
 	}
 	errs, warns := 0, 0
+	seen := map[string]bool{}
 	report := func(level, msg string) {
+		if seen[msg] {
+			return // a problem two checks find (a rule's, say)
+		}
+		seen[msg] = true
 		fmt.Fprintf(m.Stdout, "%s: %s\n", level, msg)
 		if level == "error" {
 			errs++
@@ -65,16 +70,31 @@ func (m *Main) runValidate(ctx context.Context, args []string) error {
 			warns++
 		}
 	}
-	pl, err := proxy.NewPipeline(cfg, m.getenv)
-	if err != nil {
+	reportErr := func(err error) {
 		var ps config.Problems
 		if errors.As(err, &ps) {
 			for _, p := range ps {
 				report("error", p.Error())
 			}
-		} else {
+		} else if err != nil {
 			report("error", err.Error())
 		}
+	}
+	// The config's own problems come first, then those of the rules and
+	// templates it names, all in one run. A config with problems is not
+	// made into a pipeline (its refused values are left at defaults); its
+	// rules are compiled on their own.
+	reportErr(cps)
+	var engine *segments.Engine
+	if len(cps) == 0 {
+		pl, err := proxy.NewPipeline(cfg, m.getenv)
+		reportErr(err)
+		if pl != nil {
+			engine = pl.Engine()
+		}
+	} else {
+		engine, err = segments.New(cfg)
+		reportErr(err)
 	}
 	set, tps := templates.Load(cfg.Templates.Dir, nil)
 	for _, p := range tps {
@@ -93,15 +113,15 @@ func (m *Main) runValidate(ctx context.Context, args []string) error {
 			report("warning", fmt.Sprintf("%s: no segment named %q in %s: this block is never shown", b.File, b.Segment, cfg.File()))
 		}
 	}
-	if pl != nil {
-		for _, w := range pl.Engine().Warnings {
+	if engine != nil {
+		for _, w := range engine.Warnings {
 			report("warning", "segments: "+w)
 		}
 		// Each block's shapes, as rendered for the sample visitors (those
 		// before a render failed), for the pages given.
 		shapes := map[*templates.Block][]inject.Shape{}
 		for _, b := range set.Blocks() {
-			seg := pl.Engine().Lookup(b.Segment)
+			seg := engine.Lookup(b.Segment)
 			if seg == nil {
 				continue
 			}
