@@ -385,6 +385,13 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("origin: &a {url: *a}\n"))
 	f.Add([]byte("server:\n  max_header_bytes: 99999999999999999999 TB\n  read_timeout: -1s\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
+		// What Check validates: the config as decoded past the keys it
+		// could not decode.
+		if c, _, err := parse("fuzz.yaml", raw); c != nil && err == nil {
+			if err := c.Validate(); err != nil && !strings.Contains(err.Error(), "fuzz.yaml") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+		}
 		c, err := Parse("fuzz.yaml", raw)
 		if err != nil {
 			if !strings.Contains(err.Error(), "fuzz.yaml") {
