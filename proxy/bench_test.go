@@ -34,13 +34,13 @@ func newBenchStack(b *testing.B, page string, personalize bool) *benchStack {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return newBenchStackFor(b, body, personalize, false, "")
+	return newBenchStackFor(b, body, personalize, false, "", nil)
 }
 
 // newBenchStackFor serves body from the origin, streamed (without a
 // Content-Length) when chunked, labelled with Content-Encoding enc unless
-// that is empty.
-func newBenchStackFor(b testing.TB, body []byte, personalize, chunked bool, enc string) *benchStack {
+// that is empty; mutate, when set, changes the bench config first.
+func newBenchStackFor(b testing.TB, body []byte, personalize, chunked bool, enc string, mutate func(*config.Config)) *benchStack {
 	b.Helper()
 	oln := fasthttputil.NewInmemoryListener()
 	osrv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
@@ -58,7 +58,7 @@ func newBenchStackFor(b testing.TB, body []byte, personalize, chunked bool, enc 
 		ctx.SetBody(body)
 	}}
 	go osrv.Serve(oln)
-	s := newBenchStackDial(b, oln.Dial, personalize)
+	s := newBenchStackDial(b, oln.Dial, personalize, mutate)
 	closeProxy := s.close
 	s.close = func() { closeProxy(); osrv.Shutdown() }
 	return s
@@ -66,11 +66,14 @@ func newBenchStackFor(b testing.TB, body []byte, personalize, chunked bool, enc 
 
 // newBenchStackDial starts edgeseg with the bench config in front of the
 // origin dial reaches.
-func newBenchStackDial(b testing.TB, dial func() (net.Conn, error), personalize bool) *benchStack {
+func newBenchStackDial(b testing.TB, dial func() (net.Conn, error), personalize bool, mutate func(*config.Config)) *benchStack {
 	b.Helper()
 	cfg, err := config.Load("../bench/edgeseg.yaml", nil)
 	if err != nil {
 		b.Fatal(err)
+	}
+	if mutate != nil {
+		mutate(cfg)
 	}
 	nop := zerolog.Nop()
 	org, _ := NewOrigin(cfg.Origin)
@@ -289,7 +292,8 @@ func BenchmarkMayHaveSlots(b *testing.B) { benchUnmarked(b, inject.MayHaveSlots)
 // BenchmarkHandlerStreamed60k is a 60 KB page the origin streams, for a
 // visitor with blocks: with its slots (filled by the plan of the page
 // kept for its path as it passes) and with none (passed on untokenized
-// while edgeseg watches for a marker).
+// while edgeseg watches for a marker); each also with templates.data_layer
+// on, whose script goes before </head>.
 func BenchmarkHandlerStreamed60k(b *testing.B) { benchStreamed(b, "page-60k.html") }
 
 // BenchmarkHandlerStreamed500k is BenchmarkHandlerStreamed60k with the
@@ -302,13 +306,20 @@ func benchStreamed(b *testing.B, file string) {
 		b.Fatal(err)
 	}
 	unmarked := []byte(strings.ReplaceAll(string(page), "data-edgeseg-slot", "data-other-attr"))
+	dataLayer := func(c *config.Config) { c.Templates.DataLayer = true }
 	for _, c := range []struct {
-		name string
-		body []byte
-		want bool
-	}{{"slots", page, true}, {"no-slots", unmarked, false}} {
+		name   string
+		body   []byte
+		want   bool
+		mutate func(*config.Config)
+	}{
+		{"slots", page, true, nil},
+		{"no-slots", unmarked, false, nil},
+		{"slots+data_layer", page, true, dataLayer},
+		{"no-slots+data_layer", unmarked, false, dataLayer},
+	} {
 		b.Run(c.name, func(b *testing.B) {
-			s := newBenchStackFor(b, c.body, true, true, "")
+			s := newBenchStackFor(b, c.body, true, true, "", c.mutate)
 			defer s.close()
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			navRequest(req, "/?utm_campaign=promo", "")
@@ -360,7 +371,7 @@ func BenchmarkHandlerChunked60k(b *testing.B) {
 			}
 		}
 		b.Run(name, func(b *testing.B) {
-			s := newBenchStackDial(b, dial, true)
+			s := newBenchStackDial(b, dial, true, nil)
 			defer s.close()
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			navRequest(req, "/?utm_campaign=promo", "")
@@ -395,7 +406,7 @@ func BenchmarkHandlerCompressed60k(b *testing.B) {
 	}{{"gzip", "gzip", gzipped(page), false}, {"br", "br", brotlied(page), false},
 		{"gzip-streamed", "gzip", gzipped(page), true}, {"br-streamed", "br", brotlied(page), true}} {
 		b.Run(c.name, func(b *testing.B) {
-			s := newBenchStackFor(b, c.body, true, c.chunked, c.enc)
+			s := newBenchStackFor(b, c.body, true, c.chunked, c.enc, nil)
 			defer s.close()
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			navRequest(req, "/?utm_campaign=promo", "")

@@ -100,7 +100,7 @@ func TestChunkedPagesGoOutInFewChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, personalize := range []bool{false, true} {
-		s := newBenchStackFor(t, page, personalize, true, "")
+		s := newBenchStackFor(t, page, personalize, true, "", nil)
 		defer s.close()
 		c := sendNav(t, s.dial, "/?utm_campaign=promo", nil)
 		raw, err := io.ReadAll(c)
@@ -741,8 +741,15 @@ func TestPipelinedChunkedResponses(t *testing.T) {
 // arrives, gzipped or not, and counted as a plan reused; one that
 // differs otherwise, even after a slot was filled, is read from where the
 // Plan left off. Either reads as the same bytes rewritten whole do, and
-// the memory the page was kept in is given back.
+// the memory the page was kept in is given back. With templates.data_layer
+// on too, whose script the Reference's Plan places before </head>.
 func TestStreamedPagesFollowTheirPathsLastPage(t *testing.T) {
+	for _, dataLayer := range []bool{false, true} {
+		t.Run(fmt.Sprintf("data_layer=%v", dataLayer), func(t *testing.T) { followLastPage(t, dataLayer) })
+	}
+}
+
+func followLastPage(t *testing.T, dataLayer bool) {
 	page := func(token, text string) []string {
 		return []string{
 			`<!doctype html><html><head><meta name="csrf-token" content="` + token + `"><title>t</title></head><body>`,
@@ -781,7 +788,7 @@ func TestStreamedPagesFollowTheirPathsLastPage(t *testing.T) {
 		}
 	}))
 	defer origin.Close()
-	h, get := personalizingStack(t, origin.URL, nil)
+	h, get := personalizingStack(t, origin.URL, func(c *config.Config) { c.Templates.DataLayer = dataLayer })
 	// Two pages at the path, the second kept as its Reference.
 	for _, token := range []string{"tok-1", "tok-22"} {
 		if ok, _ := get("/p?mode=whole&text=hello&t=" + token); !ok {
@@ -816,6 +823,9 @@ func TestStreamedPagesFollowTheirPathsLastPage(t *testing.T) {
 		if bytes.Contains(streamed, []byte("<p>default</p>")) {
 			t.Fatalf("%s: a slot left unfilled:\n%s", tc.query, streamed)
 		}
+		if dataLayer && !bytes.Contains(streamed, []byte(";</script></head>")) {
+			t.Fatalf("%s: no data layer before </head>:\n%s", tc.query, streamed)
+		}
 		n := h.p.m.plansReused.Get()
 		// The whole page reuses the plan too, when it keeps to the Reference.
 		want := reused
@@ -844,8 +854,16 @@ func TestStreamedPagesFollowTheirPathsLastPage(t *testing.T) {
 		if !ok || bytes.Contains(streamed, []byte("<p>default</p>")) {
 			t.Fatalf("%s: not personalized:\n%s", token, streamed)
 		}
+		if n := bytes.Count(streamed, []byte("window.edgeseg=")); dataLayer && n != 1 {
+			t.Fatalf("%s: the data layer is there %d times:\n%s", token, n, streamed)
+		}
 		if n := h.p.m.plansReused.Get() - reused; n != uint64(i/2) {
 			t.Fatalf("stream %d: %d plans reused", i+1, n)
+		}
+		// The same page sent whole at the other path: read, caught up on
+		// at the split tag, or followed, it reads the same.
+		if _, whole := get("/p?mode=whole&text=hi&t=" + token); !bytes.Equal(streamed, whole) {
+			t.Fatalf("%s: streamed reads otherwise than whole:\n%s\n%s", token, streamed, whole)
 		}
 		h.p.refs.Wait()
 	}
@@ -872,8 +890,15 @@ func reqFor(path string) *fasthttp.RequestCtx {
 // parts cut at random (inside tags too), reads as the same bytes sent
 // whole do: whether it keeps to its path's kept page to the end, departs
 // from it, is watched for markers again and caught up on, or has no kept
-// page yet.
+// page yet. With templates.data_layer on too: its script before </head>,
+// placed by the tokenizer, or by following.
 func TestStreamedPagesReadAsWholeOnes(t *testing.T) {
+	for _, dataLayer := range []bool{false, true} {
+		t.Run(fmt.Sprintf("data_layer=%v", dataLayer), func(t *testing.T) { streamedAsWhole(t, dataLayer) })
+	}
+}
+
+func streamedAsWhole(t *testing.T, dataLayer bool) {
 	base, err := os.ReadFile("../bench/testdata/page-60k.html")
 	if err != nil {
 		t.Fatal(err)
@@ -902,7 +927,7 @@ func TestStreamedPagesReadAsWholeOnes(t *testing.T) {
 		}
 	}))
 	defer origin.Close()
-	h, ln := personalizingServer(t, origin.URL, nil)
+	h, ln := personalizingServer(t, origin.URL, func(c *config.Config) { c.Templates.DataLayer = dataLayer })
 	client := &fasthttp.HostClient{Addr: "edgeseg", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
 	// get returns the page at path, and whether it was sent chunked: as
 	// it streamed.
@@ -922,6 +947,9 @@ func TestStreamedPagesReadAsWholeOnes(t *testing.T) {
 		}
 		if !bytes.Contains(b, []byte("Deals picked for you")) {
 			t.Fatalf("%s: not personalized", path)
+		}
+		if n := bytes.Count(b, []byte("window.edgeseg=")); n != map[bool]int{false: 0, true: 1}[dataLayer] {
+			t.Fatalf("%s: the data layer is there %d times", path, n)
 		}
 		return append([]byte(nil), b...), resp.Header.ContentLength() < 0
 	}

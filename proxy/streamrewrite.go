@@ -343,7 +343,7 @@ func (s *rewriteStream) feed(b []byte) {
 		if s.fhold.n > 0 && s.whole == nil && !s.rw.Following() {
 			s.fhold.release() // it departed from the Reference
 		}
-		if s.rw.Pending() == 0 && s.opts.HeadSnippet == nil {
+		if s.rw.Pending() == 0 && !s.rw.HeadPending() {
 			// Caught up: what follows is not tokenized until the next marker.
 			s.beginWatching()
 		}
@@ -363,20 +363,40 @@ func (s *rewriteStream) start() {
 		s.plain = true
 		s.h.p.m.badCharset.Inc()
 		_, _ = s.dst.Write(s.head)
-	} else if s.opts.HeadSnippet == nil {
-		if s.follow() {
-			_, _ = s.rw.Write(s.head)
-		} else if s.beginWatching() {
-			s.watch(s.head)
-		} else {
-			_, _ = s.dst.Write(s.head)
-		}
-	} else {
-		// The data layer goes before </head>: tokenize from the start.
-		s.rw = s.rewriter(s.dst)
+	} else if s.follow() {
 		_, _ = s.rw.Write(s.head)
+	} else if s.opts.HeadSnippet != nil {
+		// The data layer goes before </head>: tokenize from the start,
+		// until it is placed (feed then watches for markers). Through
+		// resend, as when a marker shows up while watching.
+		s.resend.w = s.dst
+		s.rw = s.rewriter(&s.resend)
+		if s.collect {
+			s.collect = false // not at a marker, which would keep only what was watched
+			s.collectFromStart()
+		}
+		_, _ = s.rw.Write(s.head)
+	} else if s.beginWatching() {
+		s.watch(s.head)
+	} else {
+		_, _ = s.dst.Write(s.head)
 	}
 	s.head = s.head[:0]
+}
+
+// collectFromStart keeps the page whole from its first bytes (s.head),
+// to be its path's Reference: a page with a head snippet to place is
+// tokenized from the start, not watched for its first slot marker, and
+// is kept with or without one (the Reference places the snippet too).
+func (s *rewriteStream) collectFromStart() {
+	b := s.h.bufs.get()
+	if !s.fhold.take(cap(*b)) {
+		s.h.bufs.put(b)
+		return
+	}
+	*b = (*b)[:0]
+	s.whole = b
+	s.keepWhole(s.head)
 }
 
 // follow starts filling the page by the Reference kept for its path, if
@@ -476,6 +496,10 @@ func (s *rewriteStream) watch(b []byte) {
 		s.whole, s.seen = s.seen, nil
 		s.fhold.n += s.hold.handOver() // the same budget
 	}
+	// Only at the first marker does seen hold the page from its start: at
+	// a later one (the page kept whole dropped meanwhile, past the limit)
+	// it would be kept in part.
+	s.collect = false
 	s.stopWatching(nil)
 	s.feed(b)
 }

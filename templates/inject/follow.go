@@ -34,15 +34,36 @@ type follower struct {
 	skipUntil int // slots starting before it are inside a filled one (the Reference's positions)
 	mark      int // doc[:mark] is written, as it is or filled
 	filled    int
+	// head is the snippet that goes before the first </head> outside a
+	// filled slot, as Apply places it; headDone once it is placed (or
+	// there is none).
+	head     []byte
+	headDone bool
 }
 
+// headTag is the </head> end tag as a followable Reference has it at each
+// of its Plan's head positions: one written otherwise (</head >, or with
+// attributes) ends elsewhere than seven bytes on.
+const headTag = "</head>"
+
 // followable reports whether a Rewriter with these options can follow r:
-// a head snippet needs the scanner to find </head>; another slot bound,
-// or a slot whose end tag was not found within it, decides slots at
-// other places than their end tags.
+// another slot bound, or a slot whose end tag was not found within it,
+// decides slots at other places than their end tags; a head snippet needs
+// r's </head> tags written plainly, so that the follower knows where each
+// ends.
 func (r *Reference) followable(s *scanner) bool {
-	if r == nil || len(s.head) > 0 || s.maxSlot != defaultMaxSlot || r.plan.manyHolds {
+	if r == nil || s.maxSlot != defaultMaxSlot || r.plan.manyHolds {
 		return false
+	}
+	if len(s.head) > 0 {
+		if r.plan.noHeads {
+			return false
+		}
+		for _, h := range r.plan.heads {
+			if h+len(headTag) > len(r.page) || !bytes.EqualFold(r.page[h:h+len(headTag)], []byte(headTag)) {
+				return false
+			}
+		}
 	}
 	for _, ig := range r.plan.ignored {
 		if ig.Reason == IgnoredNoEnd {
@@ -126,6 +147,28 @@ func (f *follower) emit(out, doc []byte, lookup Lookup, cs Charset) ([]byte, boo
 		if f.next < len(slots) && slots[f.next].start < f.skipUntil {
 			f.next++
 			continue
+		}
+		if !f.headDone {
+			// Where Apply places the head snippet: the first </head> before
+			// the next slot and past the filled ones. It goes in once the
+			// whole end tag has arrived alike (the scanner places it at
+			// the tag's '>'), and nothing is written past the tag's start
+			// before.
+			limit := len(f.ref.page) + 1
+			if f.next < len(slots) {
+				limit = slots[f.next].start
+			}
+			if h := f.ref.plan.headBefore(limit, f.skipUntil); h >= 0 && h < stop {
+				if h+len(headTag) > f.va {
+					stop = h
+				} else {
+					out = f.copyTo(out, doc, f.pos(h))
+					out = append(out, f.head...)
+					out = f.copyTo(out, doc, f.pos(h+len(headTag)))
+					f.headDone = true
+					continue
+				}
+			}
 		}
 		if f.next == len(slots) || slots[f.next].start >= stop || slots[f.next].closeEnd > f.va {
 			if f.next < len(slots) {

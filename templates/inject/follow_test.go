@@ -55,20 +55,20 @@ func someLookup(slot []byte, at Place) (Block, bool) {
 // random, and checks it writes what a Rewriter that does not follow
 // writes, asking lookup for the same slots. It returns whether the
 // Rewriter still followed at the end.
-func followOnce(t *testing.T, ref *Reference, doc []byte, lookup Lookup, rng *rand.Rand) bool {
+func followOnce(t *testing.T, ref *Reference, doc []byte, lookup Lookup, opts *Options, rng *rand.Rand) bool {
 	t.Helper()
 	plain := countingLookup{lookup: lookup}
 	var want bytes.Buffer
-	pr := NewRewriter(&want, plain.Lookup, nil)
+	pr := NewRewriter(&want, plain.Lookup, opts)
 	pr.Write(doc)
 	pr.Close()
-	if whole, n := Slots(nil, doc, lookup, nil); !bytes.Equal(whole, want.Bytes()) || n != pr.Filled() {
+	if whole, n := Slots(nil, doc, lookup, opts); !bytes.Equal(whole, want.Bytes()) || n != pr.Filled() {
 		t.Fatalf("the Rewriter and Slots disagree")
 	}
 
 	fol := countingLookup{lookup: lookup}
 	var got bytes.Buffer
-	fr := NewRewriter(&got, fol.Lookup, nil)
+	fr := NewRewriter(&got, fol.Lookup, opts)
 	if !fr.Follow(ref) {
 		t.Fatalf("cannot follow")
 	}
@@ -104,8 +104,23 @@ func followOnce(t *testing.T, ref *Reference, doc []byte, lookup Lookup, rng *ra
 	if fr.Following() && !reflect.DeepEqual(fr.Ignored(), pr.Ignored()) {
 		t.Fatalf("following ignores %v, reading %v", fr.Ignored(), pr.Ignored())
 	}
+	if fr.HeadPending() != pr.HeadPending() {
+		t.Fatalf("following has the head snippet to place: %v, reading: %v", fr.HeadPending(), pr.HeadPending())
+	}
 	return fr.Following()
 }
+
+// snippetOf is opts' head snippet, if any.
+func snippetOf(opts *Options) []byte {
+	if opts == nil {
+		return nil
+	}
+	return opts.HeadSnippet
+}
+
+// followOptions are the options pages are followed with: none, and a
+// head snippet.
+var followOptions = []*Options{nil, {HeadSnippet: []byte(`<script>dataLayer=[{"s":"x"}]</script>`)}}
 
 func clip(b []byte, i int) []byte {
 	return b[max(0, i-40):min(len(b), i+40)]
@@ -129,50 +144,52 @@ func TestFollowerWritesWhatTheScannerWrites(t *testing.T) {
 	}
 	for _, page := range followPages(t) {
 		ref := ScanReference(page)
-		if !ref.followable(&scanner{maxSlot: defaultMaxSlot}) {
-			continue
-		}
-		for _, lookup := range []Lookup{testLookup, someLookup} {
-			if !followOnce(t, ref, page, lookup, rng) {
-				t.Fatalf("a page does not keep to its own Reference")
+		for _, opts := range followOptions {
+			if !ref.followable(&scanner{maxSlot: defaultMaxSlot, head: snippetOf(opts)}) {
+				continue
 			}
-			followed++
-			v := ref.values
-			step := max(2, len(v)/2/10*2)
-			for k := rng.IntN(step/2) * 2; k+1 < len(v); k += step {
-				b := bytes.Clone(page)
-				if rng.IntN(2) == 0 {
-					for i := int(v[k]); i < int(v[k+1]); i++ {
-						if rng.IntN(3) == 0 {
-							b[i] = alphabet[rng.IntN(len(alphabet))]
+			for _, lookup := range []Lookup{testLookup, someLookup} {
+				if !followOnce(t, ref, page, lookup, opts, rng) {
+					t.Fatalf("a page does not keep to its own Reference")
+				}
+				followed++
+				v := ref.values
+				step := max(2, len(v)/2/10*2)
+				for k := rng.IntN(step/2) * 2; k+1 < len(v); k += step {
+					b := bytes.Clone(page)
+					if rng.IntN(2) == 0 {
+						for i := int(v[k]); i < int(v[k+1]); i++ {
+							if rng.IntN(3) == 0 {
+								b[i] = alphabet[rng.IntN(len(alphabet))]
+							}
 						}
+					} else {
+						val := make([]byte, rng.IntN(2*int(v[k+1]-v[k])+4))
+						for i := range val {
+							val[i] = "abcXYZ09-_"[rng.IntN(10)]
+						}
+						b = append(append(append([]byte(nil), b[:v[k]]...), val...), b[v[k+1]:]...)
 					}
-				} else {
-					val := make([]byte, rng.IntN(2*int(v[k+1]-v[k])+4))
-					for i := range val {
-						val[i] = "abcXYZ09-_"[rng.IntN(10)]
+					count(followOnce(t, ref, b, lookup, opts, rng))
+				}
+				for range 10 {
+					b := bytes.Clone(page)
+					at := rng.IntN(len(b))
+					repl := make([]byte, 1+rng.IntN(3))
+					for i := range repl {
+						repl[i] = alphabet[rng.IntN(len(alphabet))]
 					}
-					b = append(append(append([]byte(nil), b[:v[k]]...), val...), b[v[k+1]:]...)
+					if rng.IntN(2) == 0 {
+						copy(b[at:], repl)
+					} else {
+						b = append(append(append([]byte(nil), b[:at]...), repl...), b[at:]...)
+					}
+					count(followOnce(t, ref, b, lookup, opts, rng))
 				}
-				count(followOnce(t, ref, b, lookup, rng))
+				// cut short, or longer
+				count(followOnce(t, ref, page[:rng.IntN(len(page))], lookup, opts, rng))
+				count(followOnce(t, ref, append(bytes.Clone(page), "<p>more</p>"...), lookup, opts, rng))
 			}
-			for range 10 {
-				b := bytes.Clone(page)
-				at := rng.IntN(len(b))
-				repl := make([]byte, 1+rng.IntN(3))
-				for i := range repl {
-					repl[i] = alphabet[rng.IntN(len(alphabet))]
-				}
-				if rng.IntN(2) == 0 {
-					copy(b[at:], repl)
-				} else {
-					b = append(append(append([]byte(nil), b[:at]...), repl...), b[at:]...)
-				}
-				count(followOnce(t, ref, b, lookup, rng))
-			}
-			// cut short, or longer
-			count(followOnce(t, ref, page[:rng.IntN(len(page))], lookup, rng))
-			count(followOnce(t, ref, append(bytes.Clone(page), "<p>more</p>"...), lookup, rng))
 		}
 	}
 	t.Logf("followed to the end %d, departed %d", followed, departed)
@@ -181,8 +198,8 @@ func TestFollowerWritesWhatTheScannerWrites(t *testing.T) {
 	}
 }
 
-// TestFollowerRefuses: a Rewriter with a head snippet or another slot
-// bound does not follow, nor one that has been written to.
+// TestFollowerRefuses: a Rewriter with another slot bound does not
+// follow, nor one that has been written to.
 func TestFollowerRefuses(t *testing.T) {
 	ref := ScanReference([]byte(referencePage))
 	var out bytes.Buffer
@@ -191,7 +208,6 @@ func TestFollowerRefuses(t *testing.T) {
 		opts *Options
 		pre  string
 	}{
-		{"a head snippet", &Options{HeadSnippet: []byte("<script></script>")}, ""},
 		{"another slot bound", &Options{MaxSlotBytes: 100}, ""},
 		{"written to", nil, "<!doctype html>"},
 	} {
@@ -227,9 +243,6 @@ func FuzzFollow(f *testing.F) {
 			return
 		}
 		ref := ScanReference(page)
-		if !ref.followable(&scanner{maxSlot: defaultMaxSlot}) {
-			return
-		}
 		b := bytes.Clone(page)
 		i := int(at) % len(page)
 		if insert {
@@ -238,8 +251,13 @@ func FuzzFollow(f *testing.F) {
 			copy(b[i:], repl)
 		}
 		rng := rand.New(rand.NewPCG(uint64(chunk), uint64(at)))
-		followOnce(t, ref, b, testLookup, rng)
-		followOnce(t, ref, b, someLookup, rng)
+		for _, opts := range followOptions {
+			if !ref.followable(&scanner{maxSlot: defaultMaxSlot, head: snippetOf(opts)}) {
+				continue
+			}
+			followOnce(t, ref, b, testLookup, opts, rng)
+			followOnce(t, ref, b, someLookup, opts, rng)
+		}
 	})
 }
 
@@ -304,8 +322,59 @@ func TestFollowerHoldsAtIgnoredMarkers(t *testing.T) {
 		for _, lookup := range []Lookup{testLookup, someLookup} {
 			for chunk := 1; chunk <= len(tc.doc); chunk++ {
 				rng := rand.New(rand.NewPCG(uint64(chunk), 0))
-				followOnce(t, ref, []byte(tc.doc), lookup, rng)
+				for _, opts := range followOptions {
+					followOnce(t, ref, []byte(tc.doc), lookup, opts, rng)
+				}
 			}
+		}
+	}
+}
+
+// TestFollowerPlacesTheHeadSnippet: a following Rewriter with a head
+// snippet places it where one reading the document does, at the first
+// </head> outside a filled slot and a template, whether the document
+// keeps to the Reference or departs from it before, inside or after the
+// end tag. Each pair, cut into chunks every way.
+func TestFollowerPlacesTheHeadSnippet(t *testing.T) {
+	const slot = `<div data-edgeseg-slot="hero">x</div>`
+	opts := followOptions[1]
+	for _, tc := range []struct{ ref, doc string }{
+		{`<html><head><title>a</title></head><body>` + slot + `</body>`, `<html><head><title>a</title></head><body>` + slot + `</body>`},
+		{`<head><meta name="t" content="1"></head><body>` + slot, `<head><meta name="t" content="22"></head><body>` + slot},
+		{`<head><meta name="t" content="1"></head><body>` + slot, `<head><meta name="t" content="1"></header><body>` + slot},
+		{`<head><meta name="t" content="1"></head><body>` + slot, `<head><meta name="t" content="1"></heaD ><body>` + slot},
+		{`<head><meta name="t" content="1"></head><body>` + slot, `<head><meta name="t" content="1"><b></head><body>` + slot},
+		{`<head></head><body>` + slot, `<head></head><body><p>more</p>` + slot},
+		{`<HEAD></HEAD>` + slot, `<HEAD></HEAD>` + slot},
+		{`<head><template></head></template></head>` + slot, `<head><template></head></template></head>` + slot},
+		{`<div data-edgeseg-slot="a"></head></div></head>` + slot, `<div data-edgeseg-slot="a"></head></div></head>` + slot},
+		{`<head><!-- </head> --></head>` + slot, `<head><!-- </head> --></head>` + slot},
+		{slot + `<p>no head at all</p>`, slot + `<p>no head at all</p>`},
+		{`<head><script>"</head>"</script></head>` + slot, `<head><script>"</head>"</script></head>` + slot},
+		{`<head><title>t</title></head></head>` + slot, `<head><title>t</title></head></head>` + slot},
+	} {
+		ref := ScanReference([]byte(tc.ref))
+		if !ref.followable(&scanner{maxSlot: defaultMaxSlot, head: opts.HeadSnippet}) {
+			t.Fatalf("%q: not followable with a head snippet", tc.ref)
+		}
+		followed := false
+		for _, lookup := range []Lookup{testLookup, someLookup} {
+			for chunk := 1; chunk <= len(tc.doc); chunk++ {
+				rng := rand.New(rand.NewPCG(uint64(chunk), 1))
+				followed = followOnce(t, ref, []byte(tc.doc), lookup, opts, rng) || followed
+			}
+		}
+		if tc.ref == tc.doc && !followed {
+			t.Errorf("%q: never followed to the end", tc.ref)
+		}
+	}
+	// A </head> written otherwise: where it ends is not known.
+	for _, page := range []string{`<head></head >` + slot, `<head></head x="1">` + slot} {
+		if ScanReference([]byte(page)).followable(&scanner{maxSlot: defaultMaxSlot, head: opts.HeadSnippet}) {
+			t.Errorf("%q: followable with a head snippet", page)
+		}
+		if !ScanReference([]byte(page)).followable(&scanner{maxSlot: defaultMaxSlot}) {
+			t.Errorf("%q: not followable without one", page)
 		}
 	}
 }

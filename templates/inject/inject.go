@@ -138,13 +138,14 @@ func (r *Rewriter) Reset(w io.Writer, lookup Lookup, opts *Options) {
 // Should the document depart from the page, r reads it from where it
 // wrote up to, as if it had from the start. Its output is the same either
 // way; following keeps the whole document until it is closed. Follow must
-// come before the first Write, and reports whether r follows: not with a
-// head snippet, nor with another MaxSlotBytes than the default.
+// come before the first Write, and reports whether r follows: not with
+// another MaxSlotBytes than the default, nor with a head snippet when a
+// </head> of ref's page is written other than plainly.
 func (r *Rewriter) Follow(ref *Reference) bool {
 	if !ref.followable(&r.s) || len(r.carry) > 0 || r.s.mark > 0 {
 		return false
 	}
-	r.spare = follower{ref: ref, shifts: r.spare.shifts[:0]}
+	r.spare = follower{ref: ref, shifts: r.spare.shifts[:0], head: r.s.head, headDone: len(r.s.head) == 0}
 	r.fol = &r.spare
 	// Room for a document as long as the page, and some: grown by
 	// doubling as it came, a 500 KB page cost 2 MB of allocations.
@@ -164,6 +165,16 @@ const maxKeptDoc = 1 << 20
 // Following reports whether r still fills the document by a Reference's
 // Plan.
 func (r *Rewriter) Following() bool { return r.fol != nil }
+
+// HeadPending reports whether r has a head snippet (Options.HeadSnippet)
+// it has not placed yet: until then, what the document brings must be
+// read (or followed) for its </head>.
+func (r *Rewriter) HeadPending() bool {
+	if r.fol != nil {
+		return !r.fol.headDone
+	}
+	return !r.s.headDone
+}
 
 // Write feeds the next chunk of the document.
 func (r *Rewriter) Write(p []byte) (int, error) {
