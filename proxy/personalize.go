@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -361,6 +360,7 @@ type Visit struct {
 	set       *templates.Set
 	keyBuf    []byte
 	cookieBuf []byte
+	layerBuf  []byte // the data layer's script (dataLayer)
 	lookup    inject.Lookup
 }
 
@@ -851,7 +851,7 @@ func (v *Visit) expose(slot, segment string, variant events.Variant, version uin
 // cspNonce returns the script nonce of a Content-Security-Policy, so the
 // data layer script edgeseg adds runs on pages that only allow scripts
 // carrying it. "" when there is none.
-func cspNonce(csp []byte) string {
+func cspNonce(csp []byte) []byte {
 	for _, dir := range bytes.Split(csp, []byte(";")) {
 		f := bytes.Fields(dir)
 		if len(f) == 0 || !(bytes.EqualFold(f[0], []byte("script-src")) || bytes.EqualFold(f[0], []byte("default-src"))) {
@@ -862,32 +862,68 @@ func cspNonce(csp []byte) string {
 				n = n[:len(n)-1]
 				for _, c := range n {
 					if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=' || c == '-' || c == '_') {
-						return ""
+						return nil
 					}
 				}
-				return string(n)
+				return n
 			}
 		}
 	}
-	return ""
+	return nil
 }
 
-// dataLayer is the <script> that hands the segments to the site's analytics.
-func (v *Visit) dataLayer(nonce string) []byte {
-	var segs, holds []string
-	for _, m := range v.members {
-		if m.Holdout {
-			holds = append(holds, m.Segment.Name)
-		} else {
-			segs = append(segs, m.Segment.Name)
+// dataLayer is the <script> that hands the segments to the site's
+// analytics: window.edgeseg={"holdouts":[...],"segments":[...]}, both
+// lists always there (empty when there is none), so that a page's script
+// can read them without a check. It is built in v's buffer, which lives
+// as long as the visit, as the page being rewritten does.
+func (v *Visit) dataLayer(nonce []byte) []byte {
+	b := append(v.layerBuf[:0], "<script"...)
+	if len(nonce) > 0 {
+		b = append(append(append(b, ` nonce="`...), nonce...), '"')
+	}
+	b = append(b, `>window.edgeseg={"holdouts":[`...)
+	b = appendNames(b, v.members, true)
+	b = append(b, `],"segments":[`...)
+	b = appendNames(b, v.members, false)
+	b = append(b, "]};</script>"...)
+	v.layerBuf = b
+	return b
+}
+
+// appendNames appends the names of the memberships held out (or not) as
+// JSON strings separated by commas.
+func appendNames(b []byte, members []segments.Member, holdout bool) []byte {
+	first := true
+	for _, m := range members {
+		if m.Holdout != holdout {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendJSONString(b, m.Segment.Name)
+	}
+	return b
+}
+
+// appendJSONString appends s as a JSON string that is safe inside a
+// <script>: '<', '>' and '&' escaped as json.Marshal escapes them.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20 || c == '<' || c == '>' || c == '&':
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
 		}
 	}
-	b, _ := json.Marshal(map[string]any{"segments": segs, "holdouts": holds})
-	open := "<script>"
-	if nonce != "" {
-		open = `<script nonce="` + nonce + `">`
-	}
-	return []byte(open + "window.edgeseg=" + string(b) + ";</script>")
+	return append(b, '"')
 }
 
 // commit is step 9: the profile cookie when it changed and the response

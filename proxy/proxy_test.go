@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +27,7 @@ import (
 
 	"github.com/edgeseg/edgeseg/cache"
 	"github.com/edgeseg/edgeseg/config"
+	"github.com/edgeseg/edgeseg/segments"
 	"github.com/edgeseg/edgeseg/templates/inject"
 )
 
@@ -1905,4 +1908,61 @@ func TestIgnoredSlotMarkersAreCounted(t *testing.T) {
 // its CSRF token, as an origin's pages do from one request to the next.
 func tokenPage(token int) []byte {
 	return fmt.Appendf(nil, `<html><head><meta name="csrf-token" content="%04d"></head><body><div data-edgeseg-slot="hero">x</div></body></html>`, token)
+}
+
+// TestDataLayerScript: the data layer's script lists the segments shown
+// and held out, both always a list, carries the page's CSP nonce, and
+// reads as JSON that cannot end the script, whatever the names hold.
+func TestDataLayerScript(t *testing.T) {
+	seg := func(name string, holdout bool) segments.Member {
+		return segments.Member{Segment: &segments.Segment{Name: name}, Holdout: holdout}
+	}
+	for _, tc := range []struct {
+		members []segments.Member
+		nonce   string
+		want    string
+	}{
+		{nil, "", `<script>window.edgeseg={"holdouts":[],"segments":[]};</script>`},
+		{[]segments.Member{seg("deal-seekers", false)}, "", `<script>window.edgeseg={"holdouts":[],"segments":["deal-seekers"]};</script>`},
+		{[]segments.Member{seg("a", false), seg("b", true), seg("c", false)}, "r4nd0m+/=",
+			`<script nonce="r4nd0m+/=">window.edgeseg={"holdouts":["b"],"segments":["a","c"]};</script>`},
+		{[]segments.Member{seg("</script><b>\"\\\n&", false)}, "",
+			`<script>window.edgeseg={"holdouts":[],"segments":["\u003c/script\u003e\u003cb\u003e\"\\\u000a\u0026"]};</script>`},
+	} {
+		v := &Visit{members: tc.members}
+		got := string(v.dataLayer([]byte(tc.nonce)))
+		if got != tc.want {
+			t.Errorf("dataLayer = %s\nwant        %s", got, tc.want)
+		}
+		js := strings.TrimSuffix(got[strings.Index(got, "edgeseg=")+len("edgeseg="):], ";</script>")
+		var dl struct{ Holdouts, Segments []string }
+		if err := json.Unmarshal([]byte(js), &dl); err != nil || dl.Holdouts == nil || dl.Segments == nil {
+			t.Errorf("%s: not the JSON of two lists: %v", js, err)
+		}
+		var shown []string
+		for _, m := range tc.members {
+			if !m.Holdout {
+				shown = append(shown, m.Segment.Name)
+			}
+		}
+		if len(shown) > 0 && !slices.Equal(dl.Segments, shown) {
+			t.Errorf("%s: segments %q, want %q", js, dl.Segments, shown)
+		}
+	}
+	// Random names read back as they were.
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 2000 {
+		name := make([]byte, rng.IntN(12))
+		for i := range name {
+			name[i] = byte(rng.IntN(128))
+		}
+		b := appendJSONString(nil, string(name))
+		var back string
+		if err := json.Unmarshal(b, &back); err != nil || back != string(name) {
+			t.Fatalf("%q: appended as %s, read back %q (%v)", name, b, back, err)
+		}
+		if bytes.ContainsAny(b, "<>&") {
+			t.Fatalf("%q: appended as %s", name, b)
+		}
+	}
 }

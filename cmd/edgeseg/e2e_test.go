@@ -1227,7 +1227,7 @@ func TestDataLayer(t *testing.T) {
 	})
 	s := startStack(t, origin, func(y string) string { return strings.Replace(y, "data_layer: false", "data_layer: true", 1) })
 	_, body := s.browser(uaIPhone).page("/")
-	want := `<title>t</title><script nonce="r4nd0m+/=">window.edgeseg={"holdouts":null,"segments":["mobile"]};</script></head>`
+	want := `<title>t</title><script nonce="r4nd0m+/=">window.edgeseg={"holdouts":[],"segments":["mobile"]};</script></head>`
 	if !strings.Contains(body, want) {
 		t.Fatalf("data layer:\n%s", body)
 	}
