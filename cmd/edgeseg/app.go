@@ -21,6 +21,7 @@ import (
 	"github.com/edgeseg/edgeseg/cache"
 	"github.com/edgeseg/edgeseg/config"
 	"github.com/edgeseg/edgeseg/proxy"
+	"github.com/edgeseg/edgeseg/segments"
 )
 
 // errHelp is returned after printing usage on request: by the top level,
@@ -152,13 +153,30 @@ func (m *Main) flagSet(name string) *flag.FlagSet {
 	return fs
 }
 
-// loadConfig loads path, with EDGESEG_CONFIG as the default path.
+// loadConfig loads path, with EDGESEG_CONFIG as the default path. A
+// config with problems has its segment rules compiled too, so that the
+// error lists theirs with the rest.
 func (m *Main) loadConfig(path string) (*config.Config, error) {
 	c, err := m.checkConfig(path)
-	if err != nil {
-		return nil, err
+	var ps config.Problems
+	if err == nil || c == nil || !errors.As(err, &ps) {
+		return c, err
 	}
-	return c, nil
+	if _, rerr := segments.New(c); rerr != nil {
+		var rps config.Problems
+		if errors.As(rerr, &rps) {
+			seen := map[string]bool{}
+			for _, p := range ps {
+				seen[p.Error()] = true
+			}
+			for _, p := range rps {
+				if !seen[p.Error()] {
+					ps = append(ps, p)
+				}
+			}
+		}
+	}
+	return nil, ps
 }
 
 // checkConfig is loadConfig returning, with the config's problems, the

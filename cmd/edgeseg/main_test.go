@@ -25,6 +25,11 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"bogus"}, 1, `edgeseg: unknown command "bogus"`},
 		{[]string{"serve", "--bogus"}, 1, "edgeseg: flag provided but not defined: -bogus"},
 		{[]string{"serve"}, 1, "edgeseg: --config FILE is required"},
+		// Every problem of the config at once, its rules' too.
+		{[]string{"serve", "--config", "testdata/bad-all-kinds.yaml"}, 1, "edgeseg: config: 3 problems:\n" +
+			"  testdata/bad-all-kinds.yaml:3: origin.url: scheme must be http or https, got \"ftp\"\n" +
+			"  testdata/bad-all-kinds.yaml:4: origin.dial_timout: unknown key: did you mean \"dial_timeout\"?\n" +
+			"  testdata/bad-all-kinds.yaml:7: segments[0].rule: segment \"deals\": unknown name devise: did you mean \"device\"?"},
 	} {
 		var out, errOut bytes.Buffer
 		m := NewMain()
