@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +118,34 @@ func TestCheckFindsEveryProblemAtOnce(t *testing.T) {
 	}
 	if c, err := Check("testdata/../../README.md", nil); c != nil || err == nil {
 		t.Errorf("not YAML: %v, %v", c, err)
+	}
+}
+
+// TestProblemsMerge: problems of a later check are added but for those
+// an earlier one explains: the same problem, or one about a key refused
+// already or a key inside it (not inside a whole top-level section).
+func TestProblemsMerge(t *testing.T) {
+	p := func(key, msg string) Problem { return Problem{File: "c.yaml", Line: 1, Key: key, Msg: msg} }
+	known := Problems{p("segments[0].rule", "a list is not a string"), p("origin", "5 is not a mapping"), p("server.tls", "not a mapping")}
+	got := known.Merge(Problems{
+		p("segments[0].rule", "unexpected token EOF"), // the same key
+		p("segments[0].rule", "a list is not a string"),
+		p("segments[1].rule", "unknown name devise"),
+		p("origin.url", "is required"),      // inside a top-level section: kept
+		p("server.tls.cert", "is required"), // inside a refused key
+		p("server.tlsx", "is not a key"),    // only sharing a prefix
+		p("", "a problem of the whole file"),
+	})
+	var keys []string
+	for _, q := range got[len(known):] {
+		keys = append(keys, q.Key+": "+q.Msg)
+	}
+	want := []string{"segments[1].rule: unknown name devise", "origin.url: is required", "server.tlsx: is not a key", ": a problem of the whole file"}
+	if !slices.Equal(keys, want) {
+		t.Errorf("merged %q, want %q", keys, want)
+	}
+	if len(known) != 3 {
+		t.Errorf("Merge changed its receiver: %v", known)
 	}
 }
 

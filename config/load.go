@@ -55,7 +55,7 @@ func Check(path string, environ []string) (*Config, error) {
 		if !errors.As(err, &more) {
 			return err
 		}
-		ps = append(ps, unlessRefused(more, ps)...)
+		ps = ps.Merge(more)
 		return nil
 	}
 	if err := c.ApplyEnv(environ); err != nil {
@@ -87,22 +87,6 @@ func lineOrLast(line int) int {
 	return line
 }
 
-// unlessRefused drops the problems of later checks about a key whose value
-// was refused already (a value of the wrong type is left at its default,
-// and Validate may then refuse the default), or a key inside it.
-func unlessRefused(later, refused Problems) Problems {
-	var out Problems
-next:
-	for _, p := range later {
-		for _, r := range refused {
-			if r.Key != "" && (p.Key == r.Key || strings.HasPrefix(p.Key, r.Key+".") || strings.HasPrefix(p.Key, r.Key+"[")) {
-				continue next
-			}
-		}
-		out = append(out, p)
-	}
-	return out
-}
 
 var unknownFieldRE = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)

@@ -52,6 +52,26 @@ func (ps Problems) Error() string {
 	return b.String()
 }
 
+// Merge appends the problems of more that ps does not explain already,
+// and returns the result. Left out are one already there, and one about a
+// key ps has a problem with, or a key inside it (but for a top-level
+// section): a value refused for its type is left at its default, and a
+// later check (Validate, a rule's compiling) may refuse that again.
+func (ps Problems) Merge(more Problems) Problems {
+	known := ps[:len(ps):len(ps)]
+next:
+	for _, p := range more {
+		for _, k := range known {
+			if p == k || k.Key != "" && (p.Key == k.Key || strings.ContainsAny(k.Key, ".[") &&
+				(strings.HasPrefix(p.Key, k.Key+".") || strings.HasPrefix(p.Key, k.Key+"["))) {
+				continue next
+			}
+		}
+		ps = append(ps, p)
+	}
+	return ps
+}
+
 // Problemf returns a Problem for key, located in c's file when c was loaded
 // from one. Other packages use it to report errors in the keys they compile
 // (rules, patterns, templates) at the right line.

@@ -162,19 +162,9 @@ func (m *Main) loadConfig(path string) (*config.Config, error) {
 	if err == nil || c == nil || !errors.As(err, &ps) {
 		return c, err
 	}
-	if _, rerr := segments.New(c); rerr != nil {
-		var rps config.Problems
-		if errors.As(rerr, &rps) {
-			seen := map[string]bool{}
-			for _, p := range ps {
-				seen[p.Error()] = true
-			}
-			for _, p := range rps {
-				if !seen[p.Error()] {
-					ps = append(ps, p)
-				}
-			}
-		}
+	var rps config.Problems
+	if _, rerr := segments.New(c); errors.As(rerr, &rps) {
+		ps = ps.Merge(rps)
 	}
 	return nil, ps
 }

@@ -739,10 +739,10 @@ func TestValidateCommand(t *testing.T) {
 
 	// The config's own problems do not hide those of its rules and
 	// templates: one run lists them all, each once.
-	os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("origin:\n  url: http://127.0.0.1:1\n  ulr: typo\n  max_conns: many\nsegments:\n  - name: mobile\n    rule: 'devise == \"mobile\"'\n    holdout: 2\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("origin:\n  url: http://127.0.0.1:1\n  ulr: typo\n  max_conns: many\nsegments:\n  - name: mobile\n    rule: 'devise == \"mobile\"'\n    holdout: 2\n  - name: other\n    rule: [not, a, rule]\n"), 0o644)
 	failsWith(filepath.Join(dir, "c.yaml"), `c.yaml:3: origin.ulr: unknown key`, `c.yaml:4: origin.max_conns: "many" is not a whole number`,
 		"c.yaml:8: segments[0].holdout:", "c.yaml:7: segments[0].rule", `did you mean "device"`, "hero/mobile.hbs:", `no segment named "ghost"`,
-		"5 error(s), 1 warning(s)")
+		"c.yaml:10: segments[1].rule: a list is not a string", "6 error(s), 1 warning(s)")
 
 	// A block that parses but would break the page around its slot.
 	os.Remove(filepath.Join(dir, "templates", "hero", "ghost.hbs"))

@@ -93,8 +93,12 @@ func (m *Main) runValidate(ctx context.Context, args []string) error {
 			engine = pl.Engine()
 		}
 	} else {
-		engine, err = segments.New(cfg)
-		reportErr(err)
+		var rps config.Problems
+		if engine, err = segments.New(cfg); errors.As(err, &rps) {
+			reportErr(cps.Merge(rps)[len(cps):])
+		} else {
+			reportErr(err)
+		}
 	}
 	set, tps := templates.Load(cfg.Templates.Dir, nil)
 	for _, p := range tps {
