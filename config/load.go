@@ -87,7 +87,6 @@ func lineOrLast(line int) int {
 	return line
 }
 
-
 var unknownFieldRE = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
