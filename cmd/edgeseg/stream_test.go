@@ -263,8 +263,15 @@ func TestStreamedPageThatDoesNotDecode(t *testing.T) {
 // TestRealBrowserStreamedPage: Chromium renders a page the origin streams
 // gzip-compressed in two parts, the hero slot split between them, with the
 // deal seeker's block in it: tokenized the first times, then filled by the
-// plan of the page kept for the path.
+// plan of the page kept for the path. With templates.data_layer on too:
+// the page's scripts then see the segments in window.edgeseg.
 func TestRealBrowserStreamedPage(t *testing.T) {
+	for _, dataLayer := range []bool{false, true} {
+		t.Run(fmt.Sprintf("data_layer=%v", dataLayer), func(t *testing.T) { browseStreamedPage(t, dataLayer) })
+	}
+}
+
+func browseStreamedPage(t *testing.T, dataLayer bool) {
 	exe := findChromium(t)
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
@@ -278,7 +285,9 @@ func TestRealBrowserStreamedPage(t *testing.T) {
 		time.AfterFunc(100*time.Millisecond, func() { close(release) })
 		streamingOrigin(release).ServeHTTP(w, r)
 	})
-	s := startStack(t, origin, noHoldouts)
+	s := startStack(t, origin, func(y string) string {
+		return strings.Replace(noHoldouts(y), "data_layer: false", fmt.Sprintf("data_layer: %v", dataLayer), 1)
+	})
 	ctx := newBrowser(t, exe)
 	// The second visit's page is kept for the path; the later ones are
 	// filled by its plan as they arrive instead of being tokenized.
@@ -297,6 +306,13 @@ func TestRealBrowserStreamedPage(t *testing.T) {
 		}
 		if hero != "Deals picked for you" || own != "the rest of the page" {
 			t.Fatalf("hero %q, own %q\n%s", hero, own, s.stderr.String())
+		}
+		layer, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.edgeseg ? window.edgeseg.segments.join(",") + "|" + window.edgeseg.holdouts.length : "none"`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]string{false: "none", true: "deal-seekers|0"}[dataLayer]; layer != want {
+			t.Fatalf("window.edgeseg: %q, want %q", layer, want)
 		}
 	}
 	m := s.get("/_edgeseg/metrics")
