@@ -146,8 +146,21 @@ func personalizingServerOn(t *testing.T, ln net.Listener, originURL string, muta
 func personalizingStack(t *testing.T, originURL string, mutate func(*config.Config)) (*Handler, func(path string) (bool, []byte)) {
 	t.Helper()
 	h, ln := personalizingServer(t, originURL, mutate)
-	client := &fasthttp.HostClient{Addr: "edgeseg", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	get := promoGetter(t, ln)
 	return h, func(path string) (bool, []byte) {
+		t.Helper()
+		b, _ := get(path)
+		return bytes.Contains(b, []byte("Deals picked for you")), b
+	}
+}
+
+// promoGetter returns a function that asks ln for path as a page
+// navigation from a deal seeker (utm_campaign=promo), accepting gzip, and
+// returns the page uncompressed and whether it was sent chunked (as it
+// streamed).
+func promoGetter(t *testing.T, ln *fasthttputil.InmemoryListener) func(path string) ([]byte, bool) {
+	client := &fasthttp.HostClient{Addr: "edgeseg", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	return func(path string) ([]byte, bool) {
 		t.Helper()
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseRequest(req)
@@ -165,7 +178,7 @@ func personalizingStack(t *testing.T, originURL string, mutate func(*config.Conf
 		if err != nil {
 			t.Fatal(err)
 		}
-		return bytes.Contains(b, []byte("Deals picked for you")), append([]byte(nil), b...)
+		return append([]byte(nil), b...), resp.Header.ContentLength() < 0
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -903,27 +904,22 @@ func appendNames(b []byte, members []segments.Member, holdout bool) []byte {
 			b = append(b, ',')
 		}
 		first = false
-		b = appendJSONString(b, m.Segment.Name)
+		b = appendJSONName(b, m.Segment.Name)
 	}
 	return b
 }
 
-// appendJSONString appends s as a JSON string that is safe inside a
-// <script>: '<', '>' and '&' escaped as json.Marshal escapes them.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
+// appendJSONName appends the segment name s as a JSON string. A name is
+// lower-case letters, digits and '-' (config.Validate): one that is not
+// is marshalled, escaped for a <script> as encoding/json escapes it.
+func appendJSONName(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20 || c == '<' || c == '>' || c == '&':
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			b = append(b, c)
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
 		}
 	}
-	return append(b, '"')
+	return append(append(append(b, '"'), s...), '"')
 }
 
 // commit is step 9: the profile cookie when it changed and the response

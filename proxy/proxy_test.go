@@ -1927,7 +1927,7 @@ func TestDataLayerScript(t *testing.T) {
 		{[]segments.Member{seg("a", false), seg("b", true), seg("c", false)}, "r4nd0m+/=",
 			`<script nonce="r4nd0m+/=">window.edgeseg={"holdouts":["b"],"segments":["a","c"]};</script>`},
 		{[]segments.Member{seg("</script><b>\"\\\n&", false)}, "",
-			`<script>window.edgeseg={"holdouts":[],"segments":["\u003c/script\u003e\u003cb\u003e\"\\\u000a\u0026"]};</script>`},
+			`<script>window.edgeseg={"holdouts":[],"segments":["\u003c/script\u003e\u003cb\u003e\"\\\n\u0026"]};</script>`},
 	} {
 		v := &Visit{members: tc.members}
 		got := string(v.dataLayer([]byte(tc.nonce)))
@@ -1956,7 +1956,7 @@ func TestDataLayerScript(t *testing.T) {
 		for i := range name {
 			name[i] = byte(rng.IntN(128))
 		}
-		b := appendJSONString(nil, string(name))
+		b := appendJSONName(nil, string(name))
 		var back string
 		if err := json.Unmarshal(b, &back); err != nil || back != string(name) {
 			t.Fatalf("%q: appended as %s, read back %q (%v)", name, b, back, err)

@@ -928,30 +928,19 @@ func streamedAsWhole(t *testing.T, dataLayer bool) {
 	}))
 	defer origin.Close()
 	h, ln := personalizingServer(t, origin.URL, func(c *config.Config) { c.Templates.DataLayer = dataLayer })
-	client := &fasthttp.HostClient{Addr: "edgeseg", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	promo := promoGetter(t, ln)
 	// get returns the page at path, and whether it was sent chunked: as
 	// it streamed.
 	get := func(path string) ([]byte, bool) {
 		t.Helper()
-		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseRequest(req)
-		defer fasthttp.ReleaseResponse(resp)
-		navRequest(req, path+"&utm_campaign=promo", "")
-		req.Header.Set("Accept-Encoding", "gzip")
-		if err := client.Do(req, resp); err != nil {
-			t.Fatal(err)
-		}
-		b, err := resp.BodyUncompressed()
-		if err != nil {
-			t.Fatal(err)
-		}
+		b, chunked := promo(path)
 		if !bytes.Contains(b, []byte("Deals picked for you")) {
 			t.Fatalf("%s: not personalized", path)
 		}
 		if n := bytes.Count(b, []byte("window.edgeseg=")); n != map[bool]int{false: 0, true: 1}[dataLayer] {
 			t.Fatalf("%s: the data layer is there %d times", path, n)
 		}
-		return append([]byte(nil), b...), resp.Header.ContentLength() < 0
+		return b, chunked
 	}
 	rng := rand.New(rand.NewPCG(5, 6))
 	const n = 40
