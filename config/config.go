@@ -34,6 +34,8 @@ type Config struct {
 	file string
 	// lines maps a key path ("origin.url", "segments[2].rule") to its line.
 	lines map[string]int
+	// env maps a key path set by ApplyEnv to the variable that set it.
+	env map[string]string
 }
 
 // Server configures the listening side: what edgeseg accepts from clients.

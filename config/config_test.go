@@ -382,6 +382,20 @@ func TestApplyEnv(t *testing.T) {
 			t.Errorf("%s: got %v, want %q", tc.env, err, tc.want)
 		}
 	}
+	// A value Validate refuses names the variable that set it, not the
+	// file, which does not hold it; a key the file sets stays the file's.
+	t.Setenv("EDGESEG_SERVER_READ_TIMEOUT", "-5s")
+	t.Setenv("EDGESEG_SERVER_TRUSTED_PROXIES", "10.0.0.0/8,bogus")
+	_, err = Load("testdata/bad-values.yaml", os.Environ())
+	for _, want := range []string{
+		"environment: EDGESEG_SERVER_READ_TIMEOUT (server.read_timeout): must be a positive duration",
+		`environment: EDGESEG_SERVER_TRUSTED_PROXIES (server.trusted_proxies[1]): invalid IP or CIDR "bogus"`,
+		"testdata/bad-values.yaml:3: origin.url: scheme must be http or https",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want %q", err, want)
+		}
+	}
 }
 
 func TestByteSize(t *testing.T) {

@@ -2,16 +2,13 @@ package config
 
 import (
 	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,21 +67,10 @@ func Check(path string, environ []string) (*Config, error) {
 		}
 	}
 	if len(ps) > 0 {
-		// By line; those without one (set in code or by the environment)
-		// last.
-		slices.SortStableFunc(ps, func(a, b Problem) int {
-			return cmp.Compare(lineOrLast(a.Line), lineOrLast(b.Line))
-		})
+		ps.Sort()
 		return c, ps
 	}
 	return c, nil
-}
-
-func lineOrLast(line int) int {
-	if line <= 0 {
-		return math.MaxInt
-	}
-	return line
 }
 
 var unknownFieldRE = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
@@ -301,7 +287,12 @@ func (c *Config) ApplyEnv(environ []string) error {
 		used[name] = true
 		if err := setFromString(v, s); err != nil {
 			ps = append(ps, Problem{File: "environment", Key: name, Msg: err.Error()})
+			return
 		}
+		if c.env == nil {
+			c.env = map[string]string{}
+		}
+		c.env[key] = name
 	})
 	for name := range env {
 		if !used[name] && !knownNonConfigEnv(name) {

@@ -1,7 +1,10 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 )
 
@@ -72,9 +75,42 @@ next:
 	return ps
 }
 
+// Sort orders ps by line, those without one (set in code or by the
+// environment) last, keeping the order of problems on the same line.
+func (ps Problems) Sort() {
+	slices.SortStableFunc(ps, func(a, b Problem) int {
+		return cmp.Compare(lineOrLast(a.Line), lineOrLast(b.Line))
+	})
+}
+
+func lineOrLast(line int) int {
+	if line <= 0 {
+		return math.MaxInt
+	}
+	return line
+}
+
 // Problemf returns a Problem for key, located in c's file when c was loaded
 // from one. Other packages use it to report errors in the keys they compile
 // (rules, patterns, templates) at the right line.
+//
+// A key set by an EDGESEG_* variable (or inside one, an item of a list so
+// set) is the environment's: the problem names the variable.
 func (c *Config) Problemf(key, format string, args ...any) Problem {
-	return Problem{File: c.file, Line: c.lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
+	msg := fmt.Sprintf(format, args...)
+	for k := key; k != ""; k = parentKey(k) {
+		if name, ok := c.env[k]; ok {
+			return Problem{File: "environment", Key: name + " (" + key + ")", Msg: msg}
+		}
+	}
+	return Problem{File: c.file, Line: c.lines[key], Key: key, Msg: msg}
+}
+
+// parentKey is the key that holds key: "a.b" for "a.b[2]" and "a" for
+// "a.b"; "" at the top.
+func parentKey(key string) string {
+	if i := strings.LastIndexAny(key, ".["); i > 0 {
+		return key[:i]
+	}
+	return ""
 }

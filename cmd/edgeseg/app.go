@@ -165,6 +165,7 @@ func (m *Main) loadConfig(path string) (*config.Config, error) {
 	var rps config.Problems
 	if _, rerr := segments.New(c); errors.As(rerr, &rps) {
 		ps = ps.Merge(rps)
+		ps.Sort()
 	}
 	return nil, ps
 }
