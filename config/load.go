@@ -48,11 +48,11 @@ func Check(path string, environ []string) (*Config, error) {
 		return nil, ps
 	}
 	more := func(err error) error {
-		var more Problems
-		if !errors.As(err, &more) {
+		var later Problems
+		if !errors.As(err, &later) {
 			return err
 		}
-		ps = ps.Merge(more)
+		ps = ps.Merge(later)
 		return nil
 	}
 	if err := c.ApplyEnv(environ); err != nil {

@@ -57,12 +57,7 @@ func (m *Main) runValidate(ctx context.Context, args []string) error {
 		return &exitError{1, err.Error()}
 	}
 	errs, warns := 0, 0
-	seen := map[string]bool{}
 	report := func(level, msg string) {
-		if seen[msg] {
-			return // a problem two checks find (a rule's, say)
-		}
-		seen[msg] = true
 		fmt.Fprintf(m.Stdout, "%s: %s\n", level, msg)
 		if level == "error" {
 			errs++
