@@ -44,7 +44,8 @@ type rewriteStream struct {
 	// path seen before without one (collect), a page with a slot marker
 	// is kept in whole from there on, within fhold too, to become the
 	// path's Reference: seen, which holds the page up to the marker, is
-	// kept on as whole.
+	// kept on as whole. (A page with a head snippet is tokenized from its
+	// start, and kept in whole from there: collectFromStart.)
 	pageKey cache.Key128
 	fhold   budgetHold
 	collect bool
@@ -367,10 +368,8 @@ func (s *rewriteStream) start() {
 		_, _ = s.rw.Write(s.head)
 	} else if s.opts.HeadSnippet != nil {
 		// The data layer goes before </head>: tokenize from the start,
-		// until it is placed (feed then watches for markers). Through
-		// resend, as when a marker shows up while watching.
-		s.resend.w = s.dst
-		s.rw = s.rewriter(&s.resend)
+		// until it is placed (feed then watches for markers).
+		s.rw = s.rewriter()
 		if s.collect {
 			s.collect = false // not at a marker, which would keep only what was watched
 			s.collectFromStart()
@@ -410,12 +409,7 @@ func (s *rewriteStream) follow() bool {
 	if !s.fhold.take(inject.FollowBytes(ref)) {
 		return false
 	}
-	// Through resend, as when a marker shows up while watching: a page
-	// that departs from the Reference is watched for markers again once
-	// the tokenizer has caught up, and its catching up at the next one
-	// drops what it repeats.
-	s.resend.w = s.dst
-	s.rw = s.rewriter(&s.resend)
+	s.rw = s.rewriter()
 	if !s.rw.Follow(ref) {
 		s.rw = nil
 		s.fhold.release()
@@ -488,8 +482,7 @@ func (s *rewriteStream) watch(b []byte) {
 	// with those bytes again and they are dropped.
 	sent := seen[:len(seen)-len(b)]
 	if s.rw == nil {
-		s.resend.w = s.dst
-		s.rw = s.rewriter(&s.resend)
+		s.rw = s.rewriter()
 	}
 	s.resend.n = len(s.rw.Skip(sent))
 	if s.collect && s.whole == nil {
@@ -504,8 +497,14 @@ func (s *rewriteStream) watch(b []byte) {
 	s.feed(b)
 }
 
-// rewriter returns the stream's Rewriter, new or reused, writing to w.
-func (s *rewriteStream) rewriter(w io.Writer) *inject.Rewriter {
+// rewriter returns the stream's Rewriter, new or reused, writing to the
+// page through resend: however it began (following, tokenizing from the
+// start, or at a marker), a page whose tokenizer has caught up is watched
+// for markers again, and its catching up at the next one repeats bytes
+// already sent, which resend drops.
+func (s *rewriteStream) rewriter() *inject.Rewriter {
+	s.resend.w = s.dst
+	w := &s.resend
 	if s.spare == nil {
 		s.spare = inject.NewRewriter(w, s.lookup, &s.opts)
 	} else {
