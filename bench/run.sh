@@ -77,20 +77,15 @@ events { worker_connections 4096; }
 http {
   access_log off;
   default_type text/html;
+  geo \$dollar { default "\$"; }
   upstream origin { server 127.0.0.1:18080; keepalive 64; }
   server { listen 127.0.0.1:18081; location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }
   server { listen 127.0.0.1:18082; location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Accept-Encoding "";
-     sub_filter_once on;
-     sub_filter '<h1>Welcome to our shop</h1><p>Great prices every day.</p>' '<h1>Deals picked for you</h1><p>Extra 20% off sale items today.</p>';
-     sub_filter '<p>Sign up for our newsletter</p>' '<p>Your sale alerts are on</p>';
-     sub_filter '<p>Free shipping over \$50</p>' '<p>Free shipping on all sale orders</p>'; } }
+     include $root/bench/nginx-subfilter.conf; } }
   proxy_cache_path $out/nginx/cache keys_zone=pages:10m max_size=256m;
   server { listen 127.0.0.1:18085; location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Accept-Encoding "";
      proxy_cache pages; proxy_cache_valid 200 10m; proxy_cache_lock on;
-     sub_filter_once on;
-     sub_filter '<h1>Welcome to our shop</h1><p>Great prices every day.</p>' '<h1>Deals picked for you</h1><p>Extra 20% off sale items today.</p>';
-     sub_filter '<p>Sign up for our newsletter</p>' '<p>Your sale alerts are on</p>';
-     sub_filter '<p>Free shipping over \$50</p>' '<p>Free shipping on all sale orders</p>'; } }
+     include $root/bench/nginx-subfilter.conf; } }
 }
 NGINX
 # The origin-cache variants: the same configs, on other ports, with the
@@ -123,16 +118,21 @@ fi
 for port in $ports; do
   for i in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/page-5k.html" && break; sleep 0.1; done
 done
+# Each proxy under test must make all three replacements.
+all_three() {
+  [[ $1 == *"Deals picked for you"* && $1 == *"Your sale alerts are on"* && $1 == *"Free shipping on all sale orders"* &&
+     $1 != *"Great prices every day"* && $1 != *"Sign up for our newsletter"* && $1 != *"Free shipping over"* ]]
+}
 # The personalizing edgeseg must really personalize.
 # (Bodies are captured first: grep -q closing a pipe early fails it under pipefail.)
 body=$(curl -s -H 'Accept: text/html' -A 'Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36' "http://127.0.0.1:18083/page-60k.html?utm_campaign=promo")
-[[ $body == *"Deals picked for you"* ]] || { echo "edgeseg is not personalizing; see $out/edgeseg.log" >&2; exit 1; }
+all_three "$body" || { echo "edgeseg is not filling the three slots; see $out/edgeseg.log" >&2; exit 1; }
 body=$(curl -s "http://127.0.0.1:18082/page-60k.html")
-[[ $body == *"Deals picked for you"* ]] || { echo "nginx sub_filter not replacing" >&2; exit 1; }
+all_three "$body" || { echo "nginx sub_filter is not making the three replacements" >&2; exit 1; }
 if [ "$CACHE" = 1 ]; then
   for port in 18086 18085; do
     body=$(curl -s -H 'Accept: text/html' -A 'Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36' "http://127.0.0.1:$port/page-60k.html?utm_campaign=promo")
-    [[ $body == *"Deals picked for you"* ]] || { echo "the cached proxy on $port is not personalizing" >&2; exit 1; }
+    all_three "$body" || { echo "the cached proxy on $port is not personalizing" >&2; exit 1; }
   done
 fi
 
