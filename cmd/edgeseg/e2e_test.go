@@ -892,13 +892,15 @@ func TestNavigationsAreNotRevalidatedIntoStaleVariants(t *testing.T) {
 // segment "a" has a block that truly converts better (1 in 3 against 1 in
 // 10 for its holdout), segment "b" a block that makes no difference (1 in
 // 5 in both arms). The report must call the first significant and not the
-// second.
+// second. Segment "c" has no holdout: its block's conversion rate is
+// reported, and the uplift, which needs a holdout, is not.
 func TestReportFindsTrueUplift(t *testing.T) {
 	dir := t.TempDir()
 	tpl := filepath.Join(dir, "templates", "hero")
 	os.MkdirAll(tpl, 0o755)
 	os.WriteFile(filepath.Join(tpl, "a.hbs"), []byte("<b>block a</b>"), 0o644)
 	os.WriteFile(filepath.Join(tpl, "b.hbs"), []byte("<b>block b</b>"), 0o644)
+	os.WriteFile(filepath.Join(tpl, "c.hbs"), []byte("<b>block c</b>"), 0o644)
 	sink := filepath.Join(dir, "events.jsonl")
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
@@ -917,6 +919,7 @@ behavior:
 segments:
   - {name: a, rule: 'query("seg") == "a"', holdout: 0.5}
   - {name: b, rule: 'query("seg") == "b"', holdout: 0.5}
+  - {name: c, rule: 'query("seg") == "c"', holdout: 0}
 templates: {dir: "` + filepath.Join(dir, "templates") + `"}
 events: {sink: "` + sink + `"}
 `
@@ -945,6 +948,15 @@ events: {sink: "` + sink + `"}
 			b.page("/checkout/complete")
 		}
 	}
+	for i := 0; i < 60; i++ { // c: one in four converts
+		b := s.browser(uaDesktop)
+		if _, body := b.page("/?seg=c"); !strings.Contains(body, "block c") {
+			t.Fatalf("segment c without its block: %s", body)
+		}
+		if i%4 == 0 {
+			b.page("/checkout/complete")
+		}
+	}
 	s.m.Close() // flush events
 	m := NewMain()
 	var out bytes.Buffer
@@ -955,12 +967,14 @@ events: {sink: "` + sink + `"}
 	}
 	var rep struct {
 		Uplift []struct {
-			Segment     string  `json:"segment"`
-			Significant bool    `json:"significant"`
-			P           float64 `json:"p"`
-			Verdict     string  `json:"verdict"`
-			BlockN      int     `json:"block_visitors"`
-			HoldoutN    int     `json:"holdout_visitors"`
+			Segment     string   `json:"segment"`
+			Significant bool     `json:"significant"`
+			P           float64  `json:"p"`
+			Verdict     string   `json:"verdict"`
+			BlockN      int      `json:"block_visitors"`
+			HoldoutN    int      `json:"holdout_visitors"`
+			BlockRate   *float64 `json:"block_rate"`
+			Uplift      *float64 `json:"uplift"`
 		} `json:"uplift"`
 	}
 	if err := jsonUnmarshal(out.Bytes(), &rep); err != nil {
@@ -970,8 +984,11 @@ events: {sink: "` + sink + `"}
 	for _, u := range rep.Uplift {
 		got[u.Segment] = u.Significant
 		t.Logf("%s: block %d holdout %d p=%.4g %s", u.Segment, u.BlockN, u.HoldoutN, u.P, u.Verdict)
-		if u.BlockN+u.HoldoutN != 300 {
-			t.Errorf("%s: %d visitors in the report, 300 simulated", u.Segment, u.BlockN+u.HoldoutN)
+		if want := map[string]int{"a": 300, "b": 300, "c": 60}[u.Segment]; u.BlockN+u.HoldoutN != want {
+			t.Errorf("%s: %d visitors in the report, %d simulated", u.Segment, u.BlockN+u.HoldoutN, want)
+		}
+		if u.Segment == "c" && (u.BlockRate == nil || *u.BlockRate != 0.25 || u.Uplift != nil) {
+			t.Errorf("c: block rate %v, uplift %v; want 0.25 and none", u.BlockRate, u.Uplift)
 		}
 	}
 	if !got["a"] || got["b"] {
@@ -982,7 +999,8 @@ events: {sink: "` + sink + `"}
 	m = NewMain()
 	m.Stdout, m.Stderr = &out, io.Discard
 	m.ParseFlags([]string{"report", sink})
-	if err := m.Run(context.Background()); err != nil || !strings.Contains(out.String(), "significant uplift") {
+	if err := m.Run(context.Background()); err != nil || !strings.Contains(out.String(), "significant uplift") ||
+		!regexp.MustCompile(`(?m)^c +hero +15/60 25\.00% +0/0 n/a +n/a +n/a +n/a +1\.0000 +no holdout`).MatchString(out.String()) {
 		t.Fatalf("text report: %v\n%s", err, out.String())
 	}
 }

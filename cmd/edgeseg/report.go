@@ -144,9 +144,13 @@ func writeText(w io.Writer, rep *events.Report, opts events.ReportOptions) {
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nSEGMENT\tSLOT\tBLOCK CONV\tHOLDOUT CONV\tUPLIFT\tRELATIVE\t95% CI\tP\tVERDICT")
 	for _, u := range rep.Uplift {
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d %s\t%d/%d %s\t%s\t%s\t[%s, %s]\t%.4f\t%s\n", u.Segment, u.Slot,
+		ci := "n/a"
+		if !math.IsNaN(u.CILow) {
+			ci = "[" + pct(u.CILow) + ", " + pct(u.CIHigh) + "]"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d %s\t%d/%d %s\t%s\t%s\t%s\t%.4f\t%s\n", u.Segment, u.Slot,
 			u.BlockConverted, u.BlockVisitors, pct(u.BlockRate), u.HoldoutConvert, u.HoldoutVisitors, pct(u.HoldoutRate),
-			pct(u.AbsUplift), pct(u.RelUplift), pct(u.CILow), pct(u.CIHigh), u.P, u.Verdict)
+			pct(u.AbsUplift), pct(u.RelUplift), ci, u.P, u.Verdict)
 	}
 	tw.Flush()
 	for _, name := range rep.Unknown {

@@ -73,6 +73,24 @@ func TestCompareEdgeCases(t *testing.T) {
 	if u := Compare(5, 100, 0, 100); !math.IsNaN(u.RelUplift) {
 		t.Error("relative uplift over a zero holdout rate should be undefined")
 	}
+	// An arm with visitors has its rate whatever the other has; what needs
+	// both arms is undefined without one.
+	for _, tc := range []struct {
+		x1, n1, x2, n2 int
+		block, holdout float64
+	}{
+		{241, 944, 0, 0, 241.0 / 944, math.NaN()},
+		{0, 0, 3, 12, math.NaN(), 0.25},
+		{0, 0, 0, 0, math.NaN(), math.NaN()},
+	} {
+		u := Compare(tc.x1, tc.n1, tc.x2, tc.n2)
+		same := func(a, b float64) bool { return math.IsNaN(a) && math.IsNaN(b) || approx(a, b, 1e-12) }
+		if !same(u.BlockRate, tc.block) || !same(u.HoldoutRate, tc.holdout) ||
+			!math.IsNaN(u.AbsUplift) || !math.IsNaN(u.RelUplift) || !math.IsNaN(u.CILow) || !math.IsNaN(u.CIHigh) {
+			t.Errorf("%d/%d vs %d/%d: rates %v %v, uplift %v %v, CI [%v, %v]", tc.x1, tc.n1, tc.x2, tc.n2,
+				u.BlockRate, u.HoldoutRate, u.AbsUplift, u.RelUplift, u.CILow, u.CIHigh)
+		}
+	}
 }
 
 func ev(typ, visitor, seg, slot string, v Variant, at time.Time) string {

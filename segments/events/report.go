@@ -62,10 +62,10 @@ type Uplift struct {
 	Segment, Slot                   string
 	BlockVisitors, BlockConverted   int
 	HoldoutVisitors, HoldoutConvert int
-	BlockRate, HoldoutRate          float64
-	AbsUplift                       float64 // BlockRate - HoldoutRate
-	RelUplift                       float64 // AbsUplift / HoldoutRate; NaN when HoldoutRate is 0
-	CILow, CIHigh                   float64 // 95% CI of AbsUplift
+	BlockRate, HoldoutRate          float64 // NaN for an arm without visitors
+	AbsUplift                       float64 // BlockRate - HoldoutRate; NaN unless both arms have visitors
+	RelUplift                       float64 // AbsUplift / HoldoutRate; NaN when HoldoutRate is 0 or NaN
+	CILow, CIHigh                   float64 // 95% CI of AbsUplift; NaN with it
 	Z, ChiSquare, P                 float64
 	Significant                     bool
 	Verdict                         string
@@ -337,7 +337,9 @@ func (r *Reporter) Finish() *Report {
 			}
 			u := Compare(b.x, b.n, h.x, h.n)
 			u.Segment, u.Slot = seg, slot
-			if sizes[si] < r.opts.MinVisitors {
+			// Too small to judge, unless there is nothing to judge: an arm
+			// without visitors says what to do instead.
+			if sizes[si] < r.opts.MinVisitors && b.n > 0 && h.n > 0 {
 				u.Significant = false
 				u.Verdict = fmt.Sprintf("too small to judge (%d visitors, need %d)", sizes[si], r.opts.MinVisitors)
 			}
@@ -350,12 +352,22 @@ func (r *Reporter) Finish() *Report {
 	return rep
 }
 
+// rate is x of n as a fraction, NaN when n is 0.
+func rate(x, n int) float64 {
+	if n == 0 {
+		return math.NaN()
+	}
+	return float64(x) / float64(n)
+}
+
 // Compare tests a block arm (x1 conversions of n1 visitors) against a
 // holdout arm (x2 of n2) with a two-proportion z-test (pooled variance);
 // the 95% confidence interval of the difference uses unpooled variance.
 // ChiSquare is z², the uncorrected 2x2 chi-square.
 func Compare(x1, n1, x2, n2 int) Uplift {
-	u := Uplift{BlockVisitors: n1, BlockConverted: x1, HoldoutVisitors: n2, HoldoutConvert: x2, RelUplift: math.NaN(), P: 1}
+	nan := math.NaN()
+	u := Uplift{BlockVisitors: n1, BlockConverted: x1, HoldoutVisitors: n2, HoldoutConvert: x2,
+		BlockRate: rate(x1, n1), HoldoutRate: rate(x2, n2), AbsUplift: nan, RelUplift: nan, CILow: nan, CIHigh: nan, P: 1}
 	switch {
 	case n1 == 0 && n2 == 0:
 		u.Verdict = "no exposures"
@@ -367,8 +379,7 @@ func Compare(x1, n1, x2, n2 int) Uplift {
 		u.Verdict = "no holdout: set a holdout fraction to measure uplift"
 		return u
 	}
-	p1, p2 := float64(x1)/float64(n1), float64(x2)/float64(n2)
-	u.BlockRate, u.HoldoutRate = p1, p2
+	p1, p2 := u.BlockRate, u.HoldoutRate
 	u.AbsUplift = p1 - p2
 	if p2 > 0 {
 		u.RelUplift = u.AbsUplift / p2
