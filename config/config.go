@@ -452,7 +452,7 @@ type Preview struct {
 	Cookie string `yaml:"cookie"`
 }
 
-// Events configures exposure and conversion events.
+// Events configures exposure, conversion and visit events.
 type Events struct {
 	// Sink is "stdout", "stderr", "off", or a file path. Default "off".
 	Sink string `yaml:"sink"`

@@ -957,6 +957,11 @@ func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit, personalized b
 			p.emitConversion(v)
 		}
 	}
+	// A visit is recorded as it begins, whatever the page, so the visitors
+	// in no segment, who see no slot filled, count as traffic too.
+	if v.prof != nil && v.consent.Granted && v.prof.Started && counts && v.forced == "" {
+		p.emitMembers("visit", v)
+	}
 }
 
 // setCookie writes the visit's profile cookie and keeps the response out of
@@ -1049,7 +1054,11 @@ func (p *Personalizer) emitExposures(path string, v *Visit) {
 	}
 }
 
-func (p *Personalizer) emitConversion(v *Visit) {
+func (p *Personalizer) emitConversion(v *Visit) { p.emitMembers("conversion", v) }
+
+// emitMembers emits an event of type typ with the visitor's segments:
+// a conversion (of the visit's matched behavior event) or a visit.
+func (p *Personalizer) emitMembers(typ string, v *Visit) {
 	if p.events == nil {
 		return
 	}
@@ -1060,8 +1069,11 @@ func (p *Personalizer) emitConversion(v *Visit) {
 			holds = append(holds, m.Segment.Name)
 		}
 	}
-	p.events.Emit(events.Event{Type: "conversion", Time: v.now, Visitor: v.prof.ID, Event: v.match.Event,
-		Value: v.match.Value, Segments: segs, Holdouts: holds})
+	e := events.Event{Type: typ, Time: v.now, Visitor: v.prof.ID, Segments: segs, Holdouts: holds}
+	if typ == "conversion" {
+		e.Event, e.Value = v.match.Event, v.match.Value
+	}
+	p.events.Emit(e)
 }
 
 // logFields adds the visit's decisions to an access log line.

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,8 @@ import (
 	"time"
 
 	"github.com/andybalholm/brotli"
+
+	"github.com/edgeseg/edgeseg/segments/events"
 )
 
 const (
@@ -760,11 +763,34 @@ func TestEventsAreWritten(t *testing.T) {
 	b := s.browser(uaIPhone)
 	b.page("/")
 	b.page("/checkout/complete")
+	// A visitor in no segment sees no slot filled, and is traffic all the
+	// same; one who sends GPC is not recorded at all.
+	plain := s.browser(uaDesktop)
+	plain.page("/category/home")
+	plain.page("/category/electronics")
+	gpc := s.browser(uaDesktop)
+	gpc.header = http.Header{"Sec-Gpc": {"1"}}
+	gpc.page("/")
 	s.m.Close() // drains the queue
 	raw, _ := os.ReadFile(sink)
 	if !strings.Contains(string(raw), `"type":"exposure"`) || !strings.Contains(string(raw), `"variant":"block"`) ||
 		!strings.Contains(string(raw), `"type":"conversion"`) || !strings.Contains(string(raw), `"event":"purchase"`) {
 		t.Fatalf("events:\n%s", raw)
+	}
+	// One visit each, as it began, with the visitor's segments then.
+	var visits []events.Event
+	for _, l := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var e events.Event
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		if e.Type == "visit" {
+			visits = append(visits, e)
+		}
+	}
+	if len(visits) != 2 || visits[0].Visitor == visits[1].Visitor || visits[0].Visitor == "" ||
+		!slices.Contains(visits[0].Segments, "mobile") || len(visits[1].Segments) != 0 {
+		t.Fatalf("visits: %+v\n%s", visits, raw)
 	}
 }
 
@@ -1389,8 +1415,9 @@ func TestPrefetchesAreNotVisits(t *testing.T) {
 	}
 	s.m.Close() // drains the event queue
 	raw, _ := os.ReadFile(sink)
-	if strings.Contains(string(raw), `"type":"conversion"`) || strings.Contains(string(raw), `"path":"/"`) {
-		t.Fatalf("prefetches recorded as exposures or conversions:\n%s", raw)
+	if strings.Contains(string(raw), `"type":"conversion"`) || strings.Contains(string(raw), `"path":"/"`) ||
+		strings.Count(string(raw), `"type":"visit"`) != 1 {
+		t.Fatalf("prefetches recorded as exposures, conversions or visits (one visit, the first page's):\n%s", raw)
 	}
 }
 

@@ -113,7 +113,8 @@ func pct(f float64) string {
 }
 
 func writeText(w io.Writer, rep *events.Report, opts events.ReportOptions) {
-	fmt.Fprintf(w, "%d events from %d lines; %d skipped; %d visitors in segments\n", rep.Events, rep.Lines, rep.Skipped, rep.Visitors)
+	fmt.Fprintf(w, "%d events from %d lines; %d skipped; %d visitors seen, %d of them in segments\n",
+		rep.Events, rep.Lines, rep.Skipped, rep.Seen, rep.Visitors)
 	for _, s := range rep.SkippedLines {
 		fmt.Fprintf(w, "  skipped %s\n", s)
 	}
@@ -178,7 +179,7 @@ func jsonReport(rep *events.Report) map[string]any {
 			"z": num(u.Z), "chi_square": num(u.ChiSquare), "p": num(u.P), "significant": u.Significant, "verdict": u.Verdict})
 	}
 	return map[string]any{"lines": rep.Lines, "events": rep.Events, "skipped": rep.Skipped, "skipped_lines": rep.SkippedLines,
-		"visitors": rep.Visitors, "segments": rep.Segments, "overlaps": rep.Overlaps, "uplift": ups,
+		"visitors": rep.Visitors, "visitors_seen": rep.Seen, "segments": rep.Segments, "overlaps": rep.Overlaps, "uplift": ups,
 		"unknown_segments": rep.Unknown, "warnings": rep.Warnings}
 }
 

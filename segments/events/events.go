@@ -22,9 +22,9 @@ const (
 	Default Variant = "default" // the default: no segment had a block, or it failed
 )
 
-// Event is one exposure or conversion. Type says which.
+// Event is one exposure, conversion or visit. Type says which.
 type Event struct {
-	Type    string    `json:"type"` // exposure | conversion
+	Type    string    `json:"type"` // exposure | conversion | visit
 	Time    time.Time `json:"time"`
 	Visitor string    `json:"visitor"`
 	// exposure
@@ -34,8 +34,10 @@ type Event struct {
 	Path    string  `json:"path,omitempty"`
 	Version string  `json:"version,omitempty"`
 	// conversion
-	Event    string   `json:"event,omitempty"`
-	Value    string   `json:"value,omitempty"`
+	Event string `json:"event,omitempty"`
+	Value string `json:"value,omitempty"`
+	// conversion and visit: the segments the visitor is in, and those of
+	// them whose holdout they are in
 	Segments []string `json:"segments,omitempty"`
 	Holdouts []string `json:"holdouts,omitempty"`
 }
@@ -240,7 +242,10 @@ func encode(zl zerolog.Logger, e Event) {
 			ev = ev.Str("version", e.Version)
 		}
 	} else {
-		ev = ev.Str("event", e.Event).Strs("segments", e.Segments).Strs("holdouts", e.Holdouts)
+		if e.Type == "conversion" {
+			ev = ev.Str("event", e.Event)
+		}
+		ev = ev.Strs("segments", e.Segments).Strs("holdouts", e.Holdouts)
 		if e.Value != "" {
 			ev = ev.Str("value", e.Value)
 		}

@@ -127,6 +127,23 @@ func TestReport(t *testing.T) {
 		}
 	}
 	line(`{"type":"exposure","time":"2026-03-01T00:00:00Z","visitor":"x","segment":"ghost","slot":"hero","variant":"block"}`)
+	// Traffic in no segment: 200 visitors shown only the default content,
+	// v0 of deals shown it too, and one who only converted, never exposed.
+	for i := 0; i < 200; i++ {
+		line(ev("exposure", fmt.Sprintf("d%d", i), "", "hero", Default, t0))
+	}
+	line(ev("exposure", "v0", "", "sidebar", Default, t0))
+	line(ev("conversion", "c0", "", "", "", t0))
+	// Visits: 100 visitors seen only as they began a visit, 50 of them in
+	// mobile; and v1, already seen, in deals.
+	for i := 0; i < 100; i++ {
+		segs := ""
+		if i < 50 {
+			segs = `,"segments":["mobile"]`
+		}
+		line(fmt.Sprintf(`{"type":"visit","time":%q,"visitor":"w%d"%s}`, t0.Format(time.RFC3339), i, segs))
+	}
+	line(fmt.Sprintf(`{"type":"visit","time":%q,"visitor":"v1","segments":["deals"],"holdouts":["deals"]}`, t0.Format(time.RFC3339)))
 	line(`{garbled`)
 	line(`{"type":"exposure"}`)
 	line(`{"type":"exposure","time":"2026-03-01T00:00:00Z","visitor":"trunc`)
@@ -155,8 +172,13 @@ func TestReport(t *testing.T) {
 			t.Error("1-visitor segment not flagged too small")
 		}
 	}
-	if sizes["deals"] != 400 || sizes["mobile"] != 150 || rep.Visitors != 401 {
-		t.Errorf("sizes %v visitors %d", sizes, rep.Visitors)
+	if sizes["deals"] != 400 || sizes["mobile"] != 200 || rep.Visitors != 451 || rep.Seen != 701 {
+		t.Errorf("sizes %v, visitors %d in segments, %d seen", sizes, rep.Visitors, rep.Seen)
+	}
+	for _, s := range rep.Segments {
+		if s.Name == "deals" && s.Share != 400.0/701 {
+			t.Errorf("deals: share %v of traffic, want 400 of 701 seen", s.Share)
+		}
 	}
 	if len(rep.Unknown) != 1 || rep.Unknown[0] != "ghost" {
 		t.Errorf("unknown segments: %v", rep.Unknown)

@@ -31,19 +31,23 @@ type Report struct {
 	Lines, Events, Skipped int
 	// SkippedLines lists the first bad lines as "file:line: why".
 	SkippedLines []string
-	Visitors     int // distinct visitors exposed to any segment
-	Segments     []SegmentStats
-	Overlaps     []Overlap
-	Uplift       []Uplift
-	Unknown      []string
-	Warnings     []string
+	Visitors     int // distinct visitors in any segment
+	// Seen counts distinct visitors with a visit or any exposure, a
+	// segment's or the default content's: the traffic segments are a
+	// share of.
+	Seen     int
+	Segments []SegmentStats
+	Overlaps []Overlap
+	Uplift   []Uplift
+	Unknown  []string
+	Warnings []string
 }
 
 // SegmentStats is one segment's size.
 type SegmentStats struct {
 	Name      string
 	Visitors  int
-	Share     float64 // of all exposed visitors
+	Share     float64 // of all visitors seen (Report.Seen)
 	Exposures map[string]int
 	TooSmall  bool
 }
@@ -75,6 +79,7 @@ type Uplift struct {
 // number of distinct visitors, not by the size of the input.
 type visitorState struct {
 	segs       uint64 // bit per segment index
+	seen       bool   // a visit, or any exposure, a segment's or the default's
 	exposures  []visitorExposure
 	lastConvAt int64
 }
@@ -177,7 +182,7 @@ func (r *Reporter) line(name string, n int, raw []byte) {
 		r.skip(name, n, "not a JSON event: "+trimErr(err))
 		return
 	}
-	if e.Visitor == "" || e.Time.IsZero() || (e.Type != "exposure" && e.Type != "conversion") {
+	if e.Visitor == "" || e.Time.IsZero() || (e.Type != "exposure" && e.Type != "conversion" && e.Type != "visit") {
 		r.skip(name, n, "missing type, time or visitor")
 		return
 	}
@@ -201,23 +206,31 @@ func (r *Reporter) line(name string, n int, raw []byte) {
 		}
 		return
 	}
+	v.seen = true
+	if e.Type == "visit" {
+		// The segments the visitor was in as the visit began.
+		for _, s := range e.Segments {
+			si, ok := r.segment(s)
+			if !ok {
+				r.skip(name, n, "more than 64 segments")
+				return
+			}
+			v.segs |= 1 << si
+		}
+		return
+	}
 	if e.Segment == "" {
 		return // a default exposure with no segment: counted as traffic only
 	}
-	si, segOK := r.segIdx[e.Segment]
 	li, slotOK := r.slotIdx[e.Slot]
-	switch {
-	case !segOK && len(r.segNames) >= 64:
-		r.skip(name, n, "more than 64 segments")
-		return
-	case !slotOK && len(r.slots) >= maxSlots:
+	if !slotOK && len(r.slots) >= maxSlots {
 		r.skip(name, n, fmt.Sprintf("more than %d slots", maxSlots))
 		return
 	}
-	if !segOK {
-		si = uint16(len(r.segNames))
-		r.segIdx[e.Segment] = si
-		r.segNames = append(r.segNames, e.Segment)
+	si, ok := r.segment(e.Segment)
+	if !ok {
+		r.skip(name, n, "more than 64 segments")
+		return
 	}
 	if !slotOK {
 		li = uint16(len(r.slots))
@@ -238,6 +251,21 @@ func (r *Reporter) line(name string, n int, raw []byte) {
 	v.exposures = append(v.exposures, visitorExposure{seg: si, slot: li, variant: e.Variant, first: t})
 }
 
+// segment returns the index of the segment named s, giving it one if it
+// is new; false past 64 segments, which the visitors' bit sets cannot hold.
+func (r *Reporter) segment(s string) (uint16, bool) {
+	if si, ok := r.segIdx[s]; ok {
+		return si, true
+	}
+	if len(r.segNames) >= 64 {
+		return 0, false
+	}
+	si := uint16(len(r.segNames))
+	r.segIdx[s] = si
+	r.segNames = append(r.segNames, s)
+	return si, true
+}
+
 func trimErr(err error) string {
 	s := err.Error()
 	if len(s) > 80 {
@@ -254,6 +282,9 @@ func (r *Reporter) Finish() *Report {
 	type arm struct{ n, x int }
 	arms := map[[3]int]*arm{} // seg, slot, 0 block / 1 holdout
 	for _, v := range r.visitors {
+		if v.seen {
+			rep.Seen++
+		}
 		if v.segs == 0 {
 			continue
 		}
@@ -298,8 +329,8 @@ func (r *Reporter) Finish() *Report {
 	}
 	for i, name := range r.segNames {
 		s := SegmentStats{Name: name, Visitors: sizes[i], Exposures: map[string]int{}, TooSmall: sizes[i] < r.opts.MinVisitors}
-		if rep.Visitors > 0 {
-			s.Share = float64(sizes[i]) / float64(rep.Visitors)
+		if rep.Seen > 0 {
+			s.Share = float64(sizes[i]) / float64(rep.Seen)
 		}
 		for li, slot := range r.slots {
 			if n := r.expo[[2]uint16{uint16(i), uint16(li)}]; n > 0 {

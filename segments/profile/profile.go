@@ -40,6 +40,7 @@ type Profile struct {
 	Products  []string  `json:"p,omitempty"` // recently viewed products, newest first
 	Recent    []Recency `json:"r,omitempty"` // last day of each event kind
 	Fresh     bool      `json:"-"`           // minted for this request
+	Started   bool      `json:"-"`           // this request's page navigation began a visit
 	Changed   bool      `json:"-"`           // must be written back
 }
 
@@ -88,7 +89,8 @@ type Settings struct {
 func (p *Profile) Observe(ev Event, now time.Time, s Settings) {
 	day := dayOf(now)
 	if ev.Navigation {
-		if p.Visits == 0 || p.Last == 0 || now.Unix()-p.Last > int64(s.VisitGap/time.Second) {
+		p.Started = p.Visits == 0 || p.Last == 0 || now.Unix()-p.Last > int64(s.VisitGap/time.Second)
+		if p.Started {
 			p.Visits++
 		}
 		if now.Unix() > p.Last {

@@ -64,14 +64,22 @@ func TestWindowsAcrossDays(t *testing.T) {
 func TestVisits(t *testing.T) {
 	p := NewFresh(day0)
 	nav := Event{Name: PageView, Navigation: true}
-	p.Observe(nav, day0, settings)
-	p.Observe(nav, day0.Add(10*time.Minute), settings)
-	p.Observe(nav, day0.Add(39*time.Minute), settings) // 29 min gap: same visit
+	observe := func(ev Event, at time.Duration, started bool) {
+		t.Helper()
+		p.Observe(ev, day0.Add(at), settings)
+		if p.Started != started {
+			t.Fatalf("at %v: Started %v, want %v", at, p.Started, started)
+		}
+	}
+	observe(nav, 0, true)
+	observe(nav, 10*time.Minute, false)
+	observe(nav, 39*time.Minute, false) // 29 min gap: same visit
 	if p.Visits != 1 || p.PageViews != 3 {
 		t.Fatalf("visits=%d pv=%d", p.Visits, p.PageViews)
 	}
-	p.Observe(nav, day0.Add(70*time.Minute), settings) // 31 min gap: new visit
-	p.Observe(Event{Name: CartAdd}, day0.Add(200*time.Minute), settings)
+	observe(nav, 70*time.Minute, true) // 31 min gap: new visit
+	p.Started = false                  // as decoded for the next request
+	observe(Event{Name: CartAdd}, 200*time.Minute, false)
 	if p.Visits != 2 || p.PageViews != 4 {
 		t.Fatalf("visits=%d pv=%d (non-navigation events must not count)", p.Visits, p.PageViews)
 	}
