@@ -171,8 +171,10 @@ func (p *Personalizer) serveExplain(ctx *fasthttp.RequestCtx) {
 	e := p.Explain(ctx, time.Now(), nil)
 	ctx.Response.Header.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
-	b, _ := json.MarshalIndent(e, "", "  ")
-	ctx.SetBody(b)
+	enc := json.NewEncoder(ctx)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // rules read "views(...) >= 3", not \u003e; served as JSON, never as HTML
+	enc.Encode(e)
 }
 
 // notFound answers 404 in plain text, as if nothing were at the path.

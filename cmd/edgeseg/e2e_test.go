@@ -530,8 +530,9 @@ func TestPreviewAndExplain(t *testing.T) {
 		t.Fatal("forged preview token applied")
 	}
 	explain := s.get("/_edgeseg/explain?path=/&edgeseg_preview=" + tok)
-	if !strings.Contains(explain, `"rules"`) || !strings.Contains(explain, `"forced": "luxury-returning"`) {
-		t.Fatalf("explain: %s", explain)
+	if !strings.Contains(explain, `"rules"`) || !strings.Contains(explain, `"forced": "luxury-returning"`) ||
+		!strings.Contains(explain, `"rule": "visitor.visits >= 2 && `) || !strings.Contains(explain, `"campaign": ""`) {
+		t.Fatalf("explain (its rules as written, its keys in lower case): %s", explain)
 	}
 	for _, q := range []string{"", "?edgeseg_preview=" + tok[:len(tok)-2]} {
 		r, err := http.Get(s.url + "/_edgeseg/explain" + q)

@@ -310,6 +310,7 @@ func (m *Main) runExplain(ctx context.Context, args []string) error {
 	if *format == "json" {
 		enc := json.NewEncoder(m.Stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false) // rules read "views(...) >= 3", not \u003e
 		return enc.Encode(e)
 	}
 	printExplanation(m, e)

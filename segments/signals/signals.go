@@ -52,7 +52,11 @@ type Context struct {
 
 // UTM holds the utm_* query parameters.
 type UTM struct {
-	Source, Medium, Campaign, Term, Content string
+	Source   string `json:"source"`
+	Medium   string `json:"medium"`
+	Campaign string `json:"campaign"`
+	Term     string `json:"term"`
+	Content  string `json:"content"`
 }
 
 // KV is a name and a value.
