@@ -157,11 +157,13 @@ func (p *Personalizer) serveExplain(ctx *fasthttp.RequestCtx) {
 		notFound(ctx)
 		return
 	}
-	// Explain the request as if it were for the page in ?url= (default /).
+	// Explain the request as if it were for the page in ?path= (default
+	// /); the access log names the request as it came.
 	path := "/"
 	if u := ctx.QueryArgs().Peek("path"); len(u) > 0 && u[0] == '/' {
 		path = string(u)
 	}
+	defer ctx.Request.SetRequestURI(string(ctx.Request.RequestURI()))
 	ctx.Request.SetRequestURI(path)
 	ctx.Request.URI().QueryArgs().Set(pl.cfg.Preview.Param, token)
 	if len(ctx.Request.Header.Peek("Accept")) == 0 || !strings.Contains(string(ctx.Request.Header.Peek("Accept")), "text/html") {

@@ -534,6 +534,13 @@ func TestPreviewAndExplain(t *testing.T) {
 		!strings.Contains(explain, `"rule": "visitor.visits >= 2 && `) || !strings.Contains(explain, `"campaign": ""`) {
 		t.Fatalf("explain (its rules as written, its keys in lower case): %s", explain)
 	}
+	// The access log names the request as it came, not the page explained.
+	for deadline := time.Now().Add(2 * time.Second); !strings.Contains(s.stderr.String(), `"path":"/_edgeseg/explain"`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no access line for /_edgeseg/explain:\n%s", s.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	for _, q := range []string{"", "?edgeseg_preview=" + tok[:len(tok)-2]} {
 		r, err := http.Get(s.url + "/_edgeseg/explain" + q)
 		if err != nil {
