@@ -46,6 +46,11 @@ type originConn struct {
 	// SetWriteDeadline did not look at (idle only briefly): a request
 	// body looks before its first read (lookBeforeBody).
 	unlooked bool
+	// sent counts the bytes of the request going out that reached the
+	// connection; refused is set once the origin stopped taking the
+	// rest of a request it had begun to receive (Write).
+	sent    int
+	refused bool
 	// One non-blocking receive on the descriptor at a time (rawOnce,
 	// originconn_unix.go), by a function made once per connection.
 	rawRecv  func(fd uintptr) bool
@@ -104,7 +109,10 @@ const idleCheck = 100 * time.Millisecond
 // connection is looked at for a while (closings), however briefly idle: an
 // origin that reloads closes them all at once.
 func (c *originConn) SetWriteDeadline(t time.Time) error {
-	c.unlooked = false
+	c.unlooked, c.sent = false, 0
+	if c.refused {
+		return errClosedIdle // the origin has closed it (Write)
+	}
 	if c.answered {
 		c.answered = false
 		now := time.Now()
@@ -166,6 +174,29 @@ func (c *originConn) Read(p []byte) (n int, err error) {
 		copy(c.tail[:], c.tail[n:])
 		copy(c.tail[len(c.tail)-n:], p[:n])
 	}
+	return n, err
+}
+
+// Write sends p. An origin may answer a request before it has read the
+// whole body, and close the connection: a 413 for an upload it will not
+// take, a redirect that ignores the form. Its answer is then waiting to be
+// read while the rest of the body fails to send (EPIPE or ECONNRESET).
+// Once some of the request has gone out, that failure is kept from
+// fasthttp, which would give up on the request: the rest of the body is
+// dropped, the answer read and relayed, and the connection not used again
+// (SetWriteDeadline). An origin that closed without answering fails the
+// read instead, as it failed the write before. Only a plain connection:
+// TLS records cannot be dropped unseen.
+func (c *originConn) Write(p []byte) (int, error) {
+	if c.refused {
+		return len(p), nil
+	}
+	n, err := c.Conn.Write(p)
+	if err != nil && c.plain && c.sent > 0 && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
+		c.refused = true
+		return len(p), nil
+	}
+	c.sent += n
 	return n, err
 }
 

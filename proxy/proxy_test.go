@@ -1966,3 +1966,62 @@ func TestDataLayerScript(t *testing.T) {
 		}
 	}
 }
+
+// TestOriginAnswersBeforeTheBody: an origin that answers an upload before
+// reading it all (a 413, a redirect) and closes the connection has its
+// answer relayed, not a 502, whether the body has a length or is chunked;
+// the connection is not used again. An origin that closes without an
+// answer still fails the request.
+func TestOriginAnswersBeforeTheBody(t *testing.T) {
+	p := startProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/upload": // the body unread: net/http closes the connection
+			// after the answer (half a second later, resetting it)
+			http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+		case "/form":
+			http.Redirect(w, r, "/thanks", http.StatusSeeOther)
+		case "/drop":
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			c.(*net.TCPConn).SetLinger(0) // reset, without a word
+			c.Close()
+		default:
+			n, _ := io.Copy(io.Discard, r.Body)
+			fmt.Fprintf(w, "ok %d", n)
+		}
+	}), nil)
+	body := bytes.Repeat([]byte("x"), 8<<20)
+	post := func(path string, chunked bool) int {
+		t.Helper()
+		var r io.Reader = bytes.NewReader(body)
+		if chunked {
+			r = io.MultiReader(r) // no length: sent chunked
+		}
+		req, _ := http.NewRequest(http.MethodPost, p.url+path, r)
+		resp, _ := p.do(req)
+		return resp.StatusCode
+	}
+	for _, chunked := range []bool{false, true} {
+		for _, tc := range []struct {
+			path   string
+			status int
+		}{{"/upload", 413}, {"/form", 303}, {"/upload", 413}} {
+			if got := post(tc.path, chunked); got != tc.status {
+				t.Errorf("POST %s (chunked %v): %d, want the origin's %d", tc.path, chunked, got, tc.status)
+			}
+			// The next request, on whatever connection the pool gives it.
+			if got := post("/echo", false); got != 200 {
+				t.Errorf("POST /echo after %s: %d", tc.path, got)
+			}
+			if resp, got := p.get("/echo"); resp.StatusCode != 200 || got != "ok 0" {
+				t.Errorf("GET /echo after %s: %d %q", tc.path, resp.StatusCode, got)
+			}
+		}
+	}
+	if got := post("/drop", false); got != http.StatusBadGateway {
+		t.Errorf("an origin that reset the upload without an answer: %d, want 502", got)
+	}
+}
