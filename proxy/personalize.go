@@ -958,8 +958,9 @@ func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit, personalized b
 		}
 	}
 	// A visit is recorded as it begins, whatever the page, so the visitors
-	// in no segment, who see no slot filled, count as traffic too.
-	if v.prof != nil && v.consent.Granted && v.prof.Started && counts && v.forced == "" {
+	// in no segment, who see no slot filled, count as traffic too. Not a
+	// bot's: a crawler keeps no cookie, and would be a visitor per page.
+	if v.prof != nil && v.consent.Granted && v.prof.Started && counts && v.forced == "" && !v.ctx.Bot {
 		p.emitMembers("visit", v)
 	}
 }

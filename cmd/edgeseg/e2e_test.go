@@ -779,6 +779,10 @@ func TestEventsAreWritten(t *testing.T) {
 	gpc := s.browser(uaDesktop)
 	gpc.header = http.Header{"Sec-Gpc": {"1"}}
 	gpc.page("/")
+	// Nor is a crawler, which keeps no cookie: a visitor per page.
+	for range 3 {
+		s.browser("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)").page("/")
+	}
 	s.m.Close() // drains the queue
 	raw, _ := os.ReadFile(sink)
 	if !strings.Contains(string(raw), `"type":"exposure"`) || !strings.Contains(string(raw), `"variant":"block"`) ||
