@@ -14,8 +14,9 @@ import (
 )
 
 // TestPagesWithATokenReuseTheirPlan: an origin page that carries a new
-// CSRF token on every request, and a cart count that grows (moving the
-// slot), is filled as well as a page that never changes, each visitor
+// CSRF token on every request, in attributes and in the state an inline
+// script starts from, and a cart count that grows (moving the slot), is
+// filled as well as a page that never changes, each visitor
 // getting the token and count the origin gave them, and the page is
 // tokenized once for its path instead of once per request. A page that
 // changes elsewhere is tokenized again, and filled as its own.
@@ -35,9 +36,11 @@ func TestPagesWithATokenReuseTheirPlan(t *testing.T) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("X-Token", token)
 		w.Header().Set("X-Count", strconv.Itoa(n))
-		fmt.Fprintf(w, `<!doctype html><html><head><meta name="csrf-token" content="%s"></head><body>%s`+
+		items := strings.Repeat(`{"id":"p1"},`, n)
+		fmt.Fprintf(w, `<!doctype html><html><head><meta name="csrf-token" content="%s">`+
+			`<script>window.__STATE__={"csrf":"%s","cart":[%s]}</script></head><body>%s`+
 			`<form><input type="hidden" name="authenticity_token" value="%s"></form><a class="cart" data-count="%d">Cart</a>`+
-			`<section data-edgeseg-slot="hero"><h1>Welcome</h1></section></body></html>`, token, more, token, n)
+			`<section data-edgeseg-slot="hero"><h1>Welcome</h1></section></body></html>`, token, token, items, more, token, n)
 	})
 	s := startStack(t, origin, noHoldouts)
 	b := s.browser(uaDesktop)
@@ -45,7 +48,7 @@ func TestPagesWithATokenReuseTheirPlan(t *testing.T) {
 		t.Helper()
 		resp, body := b.page("/?utm_campaign=promo-" + strconv.Itoa(round))
 		token, count := resp.Header.Get("X-Token"), resp.Header.Get("X-Count")
-		if resp.StatusCode != 200 || strings.Count(body, token) != 2 || !strings.Contains(body, `data-count="`+count+`">Cart</a><section data-edgeseg-slot="hero"`) ||
+		if resp.StatusCode != 200 || strings.Count(body, token) != 3 || !strings.Contains(body, `data-count="`+count+`">Cart</a><section data-edgeseg-slot="hero"`) ||
 			!strings.Contains(body, "Deals picked for you") || strings.Contains(body, "Welcome") || !strings.HasSuffix(body, "</section></body></html>") {
 			t.Fatalf("round %d: not the origin's page (token %s) with the deals block:\n%s", round, token, body)
 		}

@@ -21,8 +21,8 @@
 // Tokenizing is the costly part, and most pages are read again and again:
 // a Plan (Scan) says where a document's slots are, for Apply to fill them
 // in the same bytes without tokenizing; a Reference gives its Plan to a
-// document that differs from it only inside quoted attribute values
-// (PlanFor), and a Rewriter that follows one (Follow) does that as the
+// document that differs from it only inside quoted attribute values or
+// the text of raw text elements, a script's or a style's (PlanFor), and a Rewriter that follows one (Follow) does that as the
 // bytes arrive, handing over to the tokenizer where they differ otherwise.
 //
 // Blocks are UTF-8; Options.Charset (from PageCharset) writes them in the

@@ -8,7 +8,7 @@ import (
 // A follower fills the slots of a document that arrives in chunks by a
 // Reference's Plan, for as long as what has arrived keeps to the
 // Reference's document as PlanFor requires of a whole one (the same bytes
-// but inside quoted attribute values). Its walks are PlanFor's (advance,
+// but inside quoted attribute values and raw texts). Its walks are PlanFor's (advance,
 // which PlanFor calls once with the whole document) and Apply's (emit),
 // done as the bytes come. A slot is decided once the document is known to
 // keep to the Reference up to the slot's end tag, where a Rewriter reading
@@ -23,10 +23,13 @@ type follower struct {
 	delta  int
 	shifts []shift
 	// inValue: doc is inside the value of the Reference's that ends at
-	// valueEnd, quoted by quote; its end is looked for from from on.
+	// valueEnd, quoted by quote, or inside the text of a raw text element
+	// (quote 0) whose end tag names name; its end is looked for from from
+	// on.
 	inValue  bool
 	valueEnd int
 	quote    byte
+	name     []byte
 	from     int
 	// Apply's walk over the Plan's slots.
 	next      int // the next slot to decide
@@ -84,12 +87,22 @@ func (f *follower) advance(doc []byte, eof bool) bool {
 	a, v := f.ref.page, f.ref.values
 	for {
 		if f.inValue {
-			n := bytes.IndexByte(doc[f.from:], f.quote)
-			if n < 0 {
-				f.from = len(doc)
-				return !eof
+			var q int
+			if f.quote != 0 {
+				n := bytes.IndexByte(doc[f.from:], f.quote)
+				if n < 0 {
+					f.from = len(doc)
+					return !eof
+				}
+				q = f.from + n
+			} else {
+				at, safe := endTagAt(doc, f.from, f.name)
+				if at < 0 {
+					f.from = max(f.from, safe)
+					return !eof
+				}
+				q = at
 			}
-			q := f.from + n
 			if nd := q - f.valueEnd; nd != f.delta {
 				f.delta = nd
 				f.shifts = append(f.shifts, shift{at: f.valueEnd, delta: nd})
@@ -109,17 +122,67 @@ func (f *follower) advance(doc []byte, eof bool) bool {
 		// its end (where doc's goes on), or not allowed. The value is the
 		// first to end at or after va. doc's starts where the Reference's
 		// does, moved by the values before it, and ends at its first
-		// quote: what follows must then be the Reference's again.
+		// quote (a raw text: at the first end tag of its element's name,
+		// as the scanner ends it): what follows must then be the
+		// Reference's again.
 		at := f.va
 		k := sort.Search(len(v)/2, func(k int) bool { return int(v[2*k+1]) >= at })
 		if k == len(v)/2 || int(v[2*k]) > at {
-			return false
+			var enter, wait bool
+			if k > 0 {
+				enter, wait = f.pastRawText(k-1, doc, eof)
+			}
+			if wait {
+				return true // alike so far: more of doc tells
+			}
+			if !enter {
+				return false
+			}
+			k-- // doc's text goes on with what begins as the end tag does
 		}
 		start := int(v[2*k])
 		f.inValue, f.valueEnd, f.quote = true, int(v[2*k+1]), a[start-1]
+		if f.quote == '>' { // the end of a start tag: a raw text
+			f.quote, f.name = 0, rawTextName(a, f.valueEnd)
+		}
 		f.va, f.vb = start, start+f.delta
 		f.from = f.vb
 	}
+}
+
+// pastRawText tells, for a difference at va past the end of the
+// Reference's value k, whether it is inside the "</name" of the end tag of
+// a raw text there while doc has no such end tag in its place: doc's text
+// then goes on, in bytes that begin as the Reference's end tag does, to an
+// end tag further on (or none), and the value is read again (enter). An
+// end tag in doc's place that differs in case or what follows the name is
+// not allowed. wait: doc has not yet arrived far enough to tell.
+func (f *follower) pastRawText(k int, doc []byte, eof bool) (enter, wait bool) {
+	a, v := f.ref.page, f.ref.values
+	start, end := int(v[2*k]), int(v[2*k+1])
+	if start == 0 || a[start-1] != '>' {
+		return false, false // a quoted value ends at its quote
+	}
+	name := rawTextName(a, end)
+	if f.va > end+2+len(name) {
+		return false, false // past the byte after the name: in the tag
+	}
+	at := end + f.delta // where doc's end tag would be
+	if need := at + 2 + len(name) + 1; len(doc) < need && !eof {
+		return false, true
+	}
+	got, _ := endTagAt(doc[:min(len(doc), at+2+len(name)+1)], at, name)
+	return got != at, false
+}
+
+// rawTextName returns the element name of the end tag at page[at:], as a
+// raw text's is ("</script>").
+func rawTextName(page []byte, at int) []byte {
+	i := at + 2
+	for i < len(page) && page[i] != '>' && page[i] != '/' && !isSpace(page[i]) {
+		i++
+	}
+	return page[at+2 : i]
 }
 
 // pos is where position x of the Reference's page is in doc; x must be

@@ -118,16 +118,17 @@ func scan(html []byte, values *[]uint32) *Plan {
 // A Reference is a document scanned together with what may change in it
 // from one request to the next without changing its Plan: the values of
 // its quoted attributes, where a page carries a CSRF token, a nonce, a
-// request id. Pages that differ on every request only there are the
+// request id, and the texts of its scripts and styles, where it carries
+// the state a server-rendered app starts from. Pages that differ on every request only there are the
 // common case of a page that cannot be found by its hash (PlanFor).
 type Reference struct {
 	page   []byte
 	plan   *Plan
-	values []uint32 // start and end of each quoted attribute value, in document order
+	values []uint32 // start and end of each quoted attribute value and raw text, in document order
 }
 
 // ScanReference scans html, as Scan does, and keeps a copy of it with
-// where its quoted attribute values are.
+// where its quoted attribute values and raw texts are.
 func ScanReference(html []byte) *Reference {
 	var values []uint32
 	plan := scan(html, &values)
@@ -147,9 +148,11 @@ func (r *Reference) Cost() int64 {
 
 // PlanFor returns a Plan for html made from the Reference's, or nil. It
 // can when html differs from the Reference's document only inside quoted
-// attribute values, none of which it ends early with its quote: a
-// tokenizer then reads the two documents alike, tag for tag, the tags
-// after a value that grew or shrank moved by as much. The values a Plan
+// attribute values, none of which it ends early with its quote, and inside
+// the text of raw text elements (a script, a style), none of which it ends
+// early with an end tag: a tokenizer then reads the two documents alike,
+// tag for tag, the tags after a value or text that grew or shrank moved by
+// as much. The values a Plan
 // depends on are not among those: the slot attributes', and those of a
 // <meta> declaring the encoding. That costs a comparison of the bytes, a
 // fraction of tokenizing them again; when no value changed its length, the

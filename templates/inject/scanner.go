@@ -93,7 +93,8 @@ type scanner struct {
 	// ignored are the slot markers found that cannot be filled.
 	ignored []Ignored
 	// values, when set, collects where the quoted attribute values of the
-	// document's tags are (ScanReference). Those of tags before
+	// document's tags, and the texts of its raw text elements, are
+	// (ScanReference). Those of tags before
 	// unnotedUntil are not: a misnested slot's content, which its Ignored
 	// detail quotes.
 	values       *[]uint32
@@ -454,6 +455,22 @@ func (s *scanner) parseNoting(data []byte, i int, t *tag) bool {
 	return ok
 }
 
+// noteRawText notes in s.values, when it collects them, where the text of
+// the raw text element whose start tag is data[i:t.end] is: a script's,
+// a style's. A Plan depends on none of it, only on where it ends, the
+// first end tag of the element's name (endTagAt), as on where a quoted
+// attribute value ends; a page that differs from a Reference inside such
+// text reuses its Plan. The text of an element whose tag the Plan depends
+// on (t.decides) is not noted, nor any before s.unnotedUntil.
+func (s *scanner) noteRawText(data []byte, i int, t *tag) {
+	if s.values == nil || t.decides || i < s.unnotedUntil {
+		return
+	}
+	if at, _ := endTagAt(data, t.end, t.lname()); at >= 0 {
+		*s.values = append(*s.values, uint32(t.end), uint32(at))
+	}
+}
+
 // onTag handles a complete start or end tag at data[i:t.end].
 func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 	// Before this tag, for a slot tag to be read again.
@@ -574,6 +591,7 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		end, safe := rawTextEnd(data, t.end, t.lname())
 		switch {
 		case end >= 0:
+			s.noteRawText(data, i, t)
 			return end, true
 		case final:
 			return len(data), true
@@ -1150,6 +1168,23 @@ func findEndTag(data []byte, from int, name []byte) int {
 // case) at or after from; or -1, and the index from which data may hold
 // the start of that end tag.
 func rawTextEnd(data []byte, from int, name []byte) (end, safe int) {
+	at, safe := endTagAt(data, from, name)
+	if at < 0 {
+		return -1, safe
+	}
+	k := at + 2 + len(name)
+	e := bytes.IndexByte(data[k:], '>')
+	if e < 0 {
+		return -1, at
+	}
+	return k + e + 1, 0
+}
+
+// endTagAt returns the index of the first "</name" (any case) at or after
+// from that is followed by '>', '/' or a space: where the raw text of an
+// element of that name ends. Or -1, and the index from which data may
+// hold the start of it.
+func endTagAt(data []byte, from int, name []byte) (at, safe int) {
 	i := from
 	for {
 		j := bytes.Index(data[i:], []byte("</"))
@@ -1163,11 +1198,7 @@ func rawTextEnd(data []byte, from int, name []byte) (end, safe int) {
 		}
 		if bytes.EqualFold(data[i+2:k], name) {
 			if c := data[k]; c == '>' || isSpace(c) || c == '/' {
-				e := bytes.IndexByte(data[k:], '>')
-				if e < 0 {
-					return -1, i
-				}
-				return k + e + 1, 0
+				return i, 0
 			}
 		}
 		i += 2
