@@ -11,7 +11,9 @@
 # For each page (5k, 60k, 500k; 60k-chunked: 60k sent chunked, as an
 # application server sends its pages; 60k-dyn: that, and different on
 # every request; 500k-chunked, not run by default: the 500 KB page sent
-# chunked, larger than what can have arrived whole when its head is read),
+# chunked, larger than what can have arrived whole when its head is read;
+# 60k-state, not run by default: 60k-dyn with its token in the state an
+# inline script starts from, as server-rendered apps send it),
 # ROUNDS
 # rounds each give every proxy a max-rate run, in turn, so a noisy
 # neighbour hits them all alike; then
@@ -50,6 +52,8 @@ for p in 5k 60k 500k; do cp "bench/testdata/page-$p.html" "$out/www/page-$p.html
 # next, and edgeseg streams it.
 sed 's|<head>|<head><meta name="csrf-token" content="<!--# echo var="request_id" -->">|' \
   bench/testdata/page-60k.html > "$out/www/page-60k-dyn.html"
+sed 's|<head>|<head><script>window.__STATE__={"csrf":"<!--# echo var="request_id" -->","cart":[]}</script>|' \
+  bench/testdata/page-60k.html > "$out/www/page-60k-state.html"
 # 60k-chunked: the 60 KB page as an application server sends a page that
 # does not change from one request to the next: chunked (nginx's SSI
 # drops the length; there is nothing to include), the same bytes each time.
@@ -66,6 +70,7 @@ http {
   default_type text/html;
   server { listen 127.0.0.1:18080; root $out/www; location / { try_files \$uri =404; }
     location = /page-60k-dyn.html { ssi on; } location = /page-60k-chunked.html { ssi on; }
+    location = /page-60k-state.html { ssi on; }
     location = /page-500k-chunked.html { ssi on; } }
 }
 NGINX
