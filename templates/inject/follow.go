@@ -8,13 +8,14 @@ import (
 // A follower fills the slots of a document that arrives in chunks by a
 // Reference's Plan, for as long as what has arrived keeps to the
 // Reference's document as PlanFor requires of a whole one (the same bytes
-// but inside quoted attribute values and raw texts). Its walks are PlanFor's (advance,
-// which PlanFor calls once with the whole document) and Apply's (emit),
-// done as the bytes come. A slot is decided once the document is known to
-// keep to the Reference up to the slot's end tag, where a Rewriter reading
-// the document would decide it too, from the same bytes: the two write the
-// same. When the document departs from the Reference otherwise, the
-// Rewriter reads on from where the follower wrote up to (Rewriter.unfollow).
+// but inside quoted attribute values and raw texts). Its walks are
+// PlanFor's (advance, which PlanFor calls once with the whole document)
+// and Apply's (emit), done as the bytes come. A slot is decided once the
+// document is known to keep to the Reference up to the slot's end tag,
+// where a Rewriter reading the document would decide it too, from the same
+// bytes: the two write the same. When the document departs from the
+// Reference otherwise, the Rewriter reads on from where the follower wrote
+// up to (Rewriter.unfollow).
 type follower struct {
 	ref *Reference
 	// PlanFor's walk over what has arrived: page[:va] and doc[:vb] are
