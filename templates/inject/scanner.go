@@ -456,17 +456,15 @@ func (s *scanner) parseNoting(data []byte, i int, t *tag) bool {
 }
 
 // noteRawText notes in s.values, when it collects them, where the text of
-// the raw text element whose start tag is data[i:t.end] is: a script's,
-// a style's. A Plan depends on none of it, only on where it ends, the
-// first end tag of the element's name (endTagAt), as on where a quoted
-// attribute value ends; a page that differs from a Reference inside such
-// text reuses its Plan. The text of an element whose tag the Plan depends
-// on (t.decides) is not noted, nor any before s.unnotedUntil.
-func (s *scanner) noteRawText(data []byte, i int, t *tag) {
-	if s.values == nil || t.decides || i < s.unnotedUntil {
-		return
-	}
-	if at, _ := endTagAt(data, t.end, t.lname()); at >= 0 {
+// the raw text element whose start tag ends at t.end (at i) is: a
+// script's, a style's, up to its end tag at. A Plan depends on none of it,
+// only on where it ends, the first end tag of the element's name
+// (endTagAt), as on where a quoted attribute value ends; a page that
+// differs from a Reference inside such text reuses its Plan. The text of
+// an element whose tag the Plan depends on (t.decides) is not noted, nor
+// any before s.unnotedUntil.
+func (s *scanner) noteRawText(i int, t *tag, at int) {
+	if s.values != nil && !t.decides && i >= s.unnotedUntil {
 		*s.values = append(*s.values, uint32(t.end), uint32(at))
 	}
 }
@@ -588,10 +586,14 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 			s.plain = true
 			return len(data), true
 		}
-		end, safe := rawTextEnd(data, t.end, t.lname())
+		at, safe := endTagAt(data, t.end, t.lname())
+		end := tagEnd(data, at, t.lname())
+		if end < 0 && at >= 0 {
+			safe = at
+		}
 		switch {
 		case end >= 0:
-			s.noteRawText(data, i, t)
+			s.noteRawText(i, t, at)
 			return end, true
 		case final:
 			return len(data), true
@@ -1172,12 +1174,25 @@ func rawTextEnd(data []byte, from int, name []byte) (end, safe int) {
 	if at < 0 {
 		return -1, safe
 	}
+	if end = tagEnd(data, at, name); end < 0 {
+		return -1, at
+	}
+	return end, 0
+}
+
+// tagEnd returns the index just past the '>' that closes the end tag
+// "</name" at data[at:] (found by endTagAt), or -1: at < 0, or the '>' has
+// not arrived.
+func tagEnd(data []byte, at int, name []byte) int {
+	if at < 0 {
+		return -1
+	}
 	k := at + 2 + len(name)
 	e := bytes.IndexByte(data[k:], '>')
 	if e < 0 {
-		return -1, at
+		return -1
 	}
-	return k + e + 1, 0
+	return k + e + 1
 }
 
 // endTagAt returns the index of the first "</name" (any case) at or after
