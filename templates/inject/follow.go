@@ -31,7 +31,7 @@ type follower struct {
 	valueEnd int
 	quote    byte
 	name     []byte
-	from     int
+	at, from int // where doc's value or text starts, and where its end is looked for
 	// Apply's walk over the Plan's slots.
 	next      int // the next slot to decide
 	hold      int // the next of the Plan's holds not known to be settled
@@ -102,6 +102,11 @@ func (f *follower) advance(doc []byte, eof bool) bool {
 					f.from = max(f.from, safe)
 					return !eof
 				}
+				// A script's text with "<!--" in it may not end at the
+				// first "</script" (scriptEndAt): not followed.
+				if bytes.EqualFold(f.name, []byte("script")) && bytes.Contains(doc[f.at:at], []byte("<!--")) {
+					return false
+				}
 				q = at
 			}
 			if nd := q - f.valueEnd; nd != f.delta {
@@ -147,7 +152,7 @@ func (f *follower) advance(doc []byte, eof bool) bool {
 			f.quote, f.name = 0, rawTextName(a, f.valueEnd)
 		}
 		f.va, f.vb = start, start+f.delta
-		f.from = f.vb
+		f.at, f.from = f.vb, f.vb
 	}
 }
 

@@ -1099,3 +1099,51 @@ func TestForeignSlotsWhoseContentLeavesThem(t *testing.T) {
 		}
 	}
 }
+
+// TestScriptEscapes: a script's text goes through the tokenizer's escape
+// states, as in a browser. After "<!--" then "<script", a "</script" does
+// not end it, so a marker after that one is script text, not a slot; in
+// any other case the first "</script" ends it. The markers filled are
+// those x/net/html parses as elements; sent whole or in pieces cut
+// anywhere, alike.
+func TestScriptEscapes(t *testing.T) {
+	const a, b = `<div data-edgeseg-slot="a">x</div>`, `<p data-edgeseg-slot="b">y</p>`
+	for _, tc := range []struct {
+		script string
+		filled string // the markers a browser sees as elements
+	}{
+		{`<script><!--<script></script>` + a + `--></script>` + b, "b"},
+		{`<SCRIPT><!-- <SCRIPT src=x></SCRIPT >` + a + `// --></SCRIPT>` + b, "b"},
+		{`<script><!--<script>` + a + `</script>` + a + `</script>` + b, "b"},
+		{`<script><!-- legacy //--></script>` + a + b, "ab"},
+		{`<script><!--></script>` + a + b, "ab"},
+		{`<script><!---></script>` + a + b, "ab"},
+		{`<script><!--<scripts></script>` + a + b, "ab"},
+		{`<script><!--<script>--></script>` + a + b, "ab"},
+		{`<script><!--<script>---></script>` + a + b, "ab"},
+		{`<script>if (a<!--b) x = "<script>"</script>` + a + b, ""},
+		{`<script>if (a<!--b) x = "<script>"</script>` + a + `</script>` + b, "b"},
+		{`<style><!--<script></style>` + a + b, "ab"},
+	} {
+		got, n := Slots(nil, []byte(tc.script), testLookup, nil)
+		filled := ""
+		for _, name := range []string{"a", "b"} {
+			if bytes.Contains(got, []byte(`"seg-`+name+`"`)) {
+				filled += name
+			}
+		}
+		doc, err := html.Parse(strings.NewReader(tc.script))
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed := ""
+		for _, el := range slotElements(doc) {
+			parsed += attr(el, SlotAttr)
+		}
+		if filled != tc.filled || n != len(tc.filled) || parsed != tc.filled {
+			t.Errorf("%s:\nfilled %q (%d), x/net/html sees %q, want %q\n%s", tc.script, filled, n, parsed, tc.filled, got)
+			continue
+		}
+		checkChunked(t, []byte(tc.script), got)
+	}
+}

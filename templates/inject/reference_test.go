@@ -49,7 +49,8 @@ func TestReferencePlanFor(t *testing.T) {
 		{"another unquoted value", "value=plain", "value=plaim", false},
 		{"another script text", "var s", "var t", true},
 		{"a longer script text", `var s = "`, `var state = {"cart": 3}; var s = "`, true},
-		{"markup in a script text", "var s", `var x = "<p><!-- </scrip </scripts>"; var s`, true},
+		{"markup in a script text", "var s", `var x = "<p></scrip </scripts> -->"; var s`, true},
+		{"a comment opener in a script text", "var s", `var x = "<!--"; var s`, false},
 		{"a script text ended early", "var s", `</script><p>x</p><script>var s`, false},
 		{"a script text ended early in capitals", "var s", `</SCRIPT>var s`, false},
 		{"a script text with the text after it", `";</script>`, `";</script><p>`, false},
@@ -252,7 +253,9 @@ func TestScriptTextsMayDiffer(t *testing.T) {
 				}
 				b := append(append(append([]byte(nil), page[:v[k]]...), text...), page[v[k+1]:]...)
 				plan := ref.PlanFor(b)
-				if at, _ := endTagAt(text, 0, name); at < 0 && plan == nil {
+				// A script's "<!--" may move its end (scriptEndAt): refused.
+				escapes := string(name) == "script" && bytes.Contains(text, []byte("<!--"))
+				if at, _ := endTagAt(text, 0, name); at < 0 && !escapes && plan == nil {
 					t.Fatalf("a page whose <%s> text at %d (was %q) is %q is refused the plan", name, v[k], clip(page[v[k]:v[k+1]], 0), text)
 				}
 				if plan == nil {

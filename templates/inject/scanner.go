@@ -54,6 +54,7 @@ type scanner struct {
 	skip     skipKind
 	skipName [12]byte
 	skipLen  int
+	esc      uint8 // a script's text being skipped: its escape state (scriptEndAt)
 	// svg follows the SVG and MathML elements open. In foreign content
 	// (svg.foreign) "/>" closes an element, while in HTML browsers ignore
 	// it (<div/> opens a div), and the elements followed around a slot
@@ -256,7 +257,7 @@ func (s *scanner) skipEnd(data []byte, from int) (end, safe int) {
 		}
 		return -1, len(data)
 	}
-	return rawTextEnd(data, from, s.skipName[:s.skipLen])
+	return rawTextEnd(data, from, s.skipName[:s.skipLen], &s.esc)
 }
 
 // feed tokenizes data, appending output to s.out. It returns how many bytes
@@ -463,10 +464,16 @@ func (s *scanner) parseNoting(data []byte, i int, t *tag) bool {
 // differs from a Reference inside such text reuses its Plan. The text of
 // an element whose tag the Plan depends on (t.decides) is not noted, nor
 // any before s.unnotedUntil.
-func (s *scanner) noteRawText(i int, t *tag, at int) {
-	if s.values != nil && !t.decides && i >= s.unnotedUntil {
-		*s.values = append(*s.values, uint32(t.end), uint32(at))
+//
+// Nor a script's text with "<!--" in it, where the tokenizer's escape
+// states decide which "</script" ends it (scriptEndAt): a text that differs
+// there is told from its end otherwise than by endTagAt.
+func (s *scanner) noteRawText(data []byte, i int, t *tag, at int) {
+	if s.values == nil || t.decides || i < s.unnotedUntil ||
+		string(t.lname()) == "script" && bytes.Contains(data[t.end:at], []byte("<!--")) {
+		return
 	}
+	*s.values = append(*s.values, uint32(t.end), uint32(at))
 }
 
 // onTag handles a complete start or end tag at data[i:t.end].
@@ -586,14 +593,15 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 			s.plain = true
 			return len(data), true
 		}
-		at, safe := endTagAt(data, t.end, t.lname())
+		s.esc = scriptData
+		at, safe := textEndAt(data, t.end, t.lname(), &s.esc)
 		end := tagEnd(data, at, t.lname())
 		if end < 0 && at >= 0 {
 			safe = at
 		}
 		switch {
 		case end >= 0:
-			s.noteRawText(i, t, at)
+			s.noteRawText(data, i, t, at)
 			return end, true
 		case final:
 			return len(data), true
@@ -1162,15 +1170,17 @@ func commentEnd(data []byte) int {
 // findEndTag returns the index just past the first "</name" end tag
 // (any case) at or after from, or -1.
 func findEndTag(data []byte, from int, name []byte) int {
-	end, _ := rawTextEnd(data, from, name)
+	esc := scriptData
+	end, _ := rawTextEnd(data, from, name, &esc)
 	return end
 }
 
-// rawTextEnd returns the index just past the first "</name" end tag (any
-// case) at or after from; or -1, and the index from which data may hold
-// the start of that end tag.
-func rawTextEnd(data []byte, from int, name []byte) (end, safe int) {
-	at, safe := endTagAt(data, from, name)
+// rawTextEnd returns the index just past the end tag of the raw text of
+// name (lower case) going on at from, in escape state *esc when a script's
+// (textEndAt); or -1, and the index from which data may hold the start of
+// that end tag, *esc the state there.
+func rawTextEnd(data []byte, from int, name []byte, esc *uint8) (end, safe int) {
+	at, safe := textEndAt(data, from, name, esc)
 	if at < 0 {
 		return -1, safe
 	}
@@ -1193,6 +1203,136 @@ func tagEnd(data []byte, at int, name []byte) int {
 		return -1
 	}
 	return k + e + 1
+}
+
+// textEndAt is endTagAt for the raw text of name (lower case), but for a
+// script's: scriptEndAt, from escape state *esc, which it leaves as it is
+// at safe.
+func textEndAt(data []byte, from int, name []byte, esc *uint8) (at, safe int) {
+	if string(name) == "script" {
+		at, safe, *esc = scriptEndAt(data, from, *esc)
+		return at, safe
+	}
+	return endTagAt(data, from, name)
+}
+
+// A script's text goes through escape states (HTML's tokenizer, "script
+// data escaped" and "double escaped"): after "<!--" it is escaped, and an
+// escaped text that opens "<script" is double escaped, where "</script"
+// does not end the script but goes back to escaped. "-->" goes back to
+// plain script data from either.
+const (
+	scriptData uint8 = iota
+	scriptEscaped
+	scriptDoubleEscaped
+)
+
+// scriptEndAt returns the index of the "</script" that ends a script's
+// text, looking from from in escape state st; or -1, the index from which
+// data may hold the start of it (or of what changes the state), and the
+// state there.
+func scriptEndAt(data []byte, from int, st uint8) (at, safe int, state uint8) {
+	i := from
+	for {
+		var j int
+		if st == scriptData {
+			j = bytes.IndexByte(data[i:], '<')
+		} else {
+			j = bytes.IndexAny(data[i:], "<-")
+		}
+		if j < 0 {
+			return -1, len(data), st
+		}
+		i += j
+		rest := data[i:]
+		if rest[0] == '-' { // escaped: "-->" ends it
+			switch {
+			case bytes.HasPrefix(rest, []byte("-->")):
+				st, i = scriptData, i+3
+			case bytes.HasPrefix([]byte("-->"), rest):
+				return -1, i, st // too short to tell
+			default:
+				i++
+			}
+			continue
+		}
+		if len(rest) > 1 && rest[1] != '/' && rest[1] != '!' && (st == scriptData || rest[1] != 's' && rest[1] != 'S') {
+			i++ // "a < b": nothing that ends or escapes a script
+			continue
+		}
+		switch st {
+		case scriptData:
+			if n, ok := hasTagName(rest, "</script"); !ok {
+				return -1, i, st
+			} else if n > 0 {
+				return i, 0, st
+			}
+			switch {
+			case bytes.HasPrefix(rest, []byte("<!--")):
+				// "<!--" leaves the tokenizer where a '>' (after more
+				// dashes) goes back to script data: "<!-->" is no escape.
+				k := i + 4
+				for k < len(data) && data[k] == '-' {
+					k++
+				}
+				if k == len(data) {
+					return -1, i, st
+				}
+				if data[k] == '>' {
+					i = k + 1
+				} else {
+					st, i = scriptEscaped, k
+				}
+			case bytes.HasPrefix([]byte("<!--"), rest):
+				return -1, i, st
+			default:
+				i++
+			}
+		case scriptEscaped:
+			if n, ok := hasTagName(rest, "</script"); !ok {
+				return -1, i, st
+			} else if n > 0 {
+				return i, 0, st
+			}
+			if n, ok := hasTagName(rest, "<script"); !ok {
+				return -1, i, st
+			} else if n > 0 {
+				st, i = scriptDoubleEscaped, i+n
+				continue
+			}
+			i++
+		default: // double escaped
+			if n, ok := hasTagName(rest, "</script"); !ok {
+				return -1, i, st
+			} else if n > 0 {
+				st, i = scriptEscaped, i+n
+				continue
+			}
+			i++
+		}
+	}
+}
+
+// hasTagName reports whether rest begins with prefix ("</script",
+// "<script": any case) followed by a space, '/' or '>': n is the length of
+// the prefix then, else 0. ok is false when rest is too short to tell.
+func hasTagName(rest []byte, prefix string) (n int, ok bool) {
+	if len(rest) <= len(prefix) {
+		if len(rest) < len(prefix) && !bytes.EqualFold(rest, []byte(prefix[:len(rest)])) {
+			return 0, true // already not it
+		}
+		if len(rest) == len(prefix) && !bytes.EqualFold(rest, []byte(prefix)) {
+			return 0, true
+		}
+		return 0, false
+	}
+	if !bytes.EqualFold(rest[:len(prefix)], []byte(prefix)) {
+		return 0, true
+	}
+	if c := rest[len(prefix)]; c == '>' || isSpace(c) || c == '/' {
+		return len(prefix), true
+	}
+	return 0, true
 }
 
 // endTagAt returns the index of the first "</name" (any case) at or after
