@@ -244,7 +244,7 @@ func TestScriptTextsMayDiffer(t *testing.T) {
 			}
 		}
 		rng.Shuffle(len(texts), func(i, j int) { texts[i], texts[j] = texts[j], texts[i] })
-		for _, k := range texts[:min(len(texts), 12)] {
+		for _, k := range texts[:min(len(texts), 8)] {
 			name := rawTextName(page, int(v[k+1]))
 			for try := 0; try < 4; try++ {
 				var text []byte
@@ -264,7 +264,9 @@ func TestScriptTextsMayDiffer(t *testing.T) {
 				}
 				given++
 				checkSamePlan(t, plan, b)
-				followOnce(t, ref, b, testLookup, nil, rng)
+				if try == 0 { // as it streams too: the costly part, once a text
+					followOnce(t, ref, b, testLookup, nil, rng)
+				}
 			}
 		}
 	}
