@@ -1317,17 +1317,11 @@ func scriptEndAt(data []byte, from int, st uint8) (at, safe int, state uint8) {
 // "<script": any case) followed by a space, '/' or '>': n is the length of
 // the prefix then, else 0. ok is false when rest is too short to tell.
 func hasTagName(rest []byte, prefix string) (n int, ok bool) {
-	if len(rest) <= len(prefix) {
-		if len(rest) < len(prefix) && !bytes.EqualFold(rest, []byte(prefix[:len(rest)])) {
-			return 0, true // already not it
-		}
-		if len(rest) == len(prefix) && !bytes.EqualFold(rest, []byte(prefix)) {
-			return 0, true
-		}
-		return 0, false
+	if m := min(len(rest), len(prefix)); !bytes.EqualFold(rest[:m], []byte(prefix[:m])) {
+		return 0, true // not it
 	}
-	if !bytes.EqualFold(rest[:len(prefix)], []byte(prefix)) {
-		return 0, true
+	if len(rest) <= len(prefix) {
+		return 0, false // too short to tell
 	}
 	if c := rest[len(prefix)]; c == '>' || isSpace(c) || c == '/' {
 		return len(prefix), true
