@@ -345,6 +345,7 @@ type Visit struct {
 	lastSeen   int64
 	navigation bool
 	prefetch   bool // fetched ahead of a navigation that may not happen: not counted
+	part       bool // a part of a page a script swaps in (scriptPage): shown, but no page view
 	match      profile.Match
 	matched    bool
 	env        segments.Env
@@ -379,6 +380,10 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 	h := &ctx.Request.Header
 	prefetch := isPrefetch(h)
 	nav := isNavigation(h, prefetch)
+	part := false
+	if swapped, whole := scriptPage(h); swapped {
+		nav, part = true, !whole
+	}
 	match, matched := pl.mapper.Lookup(h.Method(), ctx.Path())
 	if !nav && !matched {
 		return nil
@@ -389,7 +394,7 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 		v.lookup = v.fill
 	}
 	v.pl, v.now, v.navigation, v.match, v.matched = pl, now, nav, match, matched
-	v.prefetch, v.streaming = prefetch, false
+	v.prefetch, v.part, v.streaming = prefetch, part, false
 
 	// 2. consent
 	v.consent = pl.consent.From(h)
@@ -406,9 +411,10 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 		v.claims = pl.identity.Claims(h, v.claims[:0], now)
 	}
 
-	// 5. behavior (a prefetch is not a visit: the page may never be seen)
-	if v.prof != nil && !v.prefetch {
-		ev := profile.Event{Navigation: nav && (h.IsGet() || h.IsHead())}
+	// 5. behavior (a prefetch is not a visit: the page may never be seen;
+	// a part of a page is not a page view, though it may be a mapped event)
+	if v.prof != nil && !v.prefetch && (!part || matched) {
+		ev := profile.Event{Navigation: nav && !part && (h.IsGet() || h.IsHead())}
 		if matched {
 			ev.Name, ev.Category, ev.Product = match.Event, match.Category, match.Product
 		} else {
@@ -518,11 +524,45 @@ func isNavigation(h *fasthttp.RequestHeader, prefetch bool) bool {
 	return html
 }
 
+// scriptPage reports a page fetched by one of the libraries that load a
+// site's pages with fetch() and swap their HTML into the page shown, with
+// the header each sends: to the browser such a request is no navigation
+// (Sec-Fetch-Dest "empty"), though the visitor sees its answer. whole: the
+// answer takes the place of the page, and the URL changes, as on a click
+// (Turbo Drive, htmx's hx-boost and history restore, pjax), so it is a page
+// view; otherwise it is a part swapped into the page (a Turbo frame, an
+// htmx or Unpoly fragment), whose slots are filled and seen, but which is
+// no page view.
+func scriptPage(h *fasthttp.RequestHeader) (swapped, whole bool) {
+	if !h.IsGet() && !h.IsHead() {
+		return false, false
+	}
+	if d := h.Peek("Sec-Fetch-Dest"); len(d) > 0 && !bytes.Equal(d, []byte("empty")) {
+		return false, false
+	}
+	switch {
+	case len(h.Peek("Turbo-Frame")) > 0:
+		return true, false
+	case len(h.Peek("X-Turbo-Request-Id")) > 0:
+		return true, true
+	case len(h.Peek("HX-Request")) > 0:
+		return true, bytes.EqualFold(h.Peek("HX-Boosted"), []byte("true")) ||
+			bytes.EqualFold(h.Peek("HX-History-Restore-Request"), []byte("true"))
+	case len(h.Peek("X-PJAX")) > 0:
+		return true, true
+	case len(h.Peek("X-Up-Version")) > 0:
+		return true, false
+	}
+	return false, false
+}
+
 // isPrefetch reports a request made ahead of a navigation that may never
-// happen: speculation rules and <link rel=prefetch> (Sec-Purpose), the
-// legacy Purpose and X-Moz headers, Safari's X-Purpose: preview.
+// happen: speculation rules and <link rel=prefetch> (Sec-Purpose), Turbo's
+// prefetch of a link hovered (X-Sec-Purpose), the legacy Purpose and X-Moz
+// headers, Safari's X-Purpose: preview.
 func isPrefetch(h *fasthttp.RequestHeader) bool {
 	return bytes.Contains(h.Peek("Sec-Purpose"), []byte("prefetch")) ||
+		bytes.Contains(h.Peek("X-Sec-Purpose"), []byte("prefetch")) ||
 		bytes.EqualFold(h.Peek("Purpose"), []byte("prefetch")) ||
 		bytes.EqualFold(h.Peek("X-Moz"), []byte("prefetch")) ||
 		bytes.EqualFold(h.Peek("X-Purpose"), []byte("preview"))
@@ -1085,6 +1125,9 @@ func (v *Visit) logFields(e *zerolog.Event) *zerolog.Event {
 	e = e.Str("segments", v.segmentList()).Bool("consent", v.consent.Granted)
 	if v.prefetch {
 		e = e.Bool("prefetch", true)
+	}
+	if v.part {
+		e = e.Bool("part", true)
 	}
 	if v.status != profile.OK && v.status != profile.Missing {
 		e = e.Str("profile_reset", v.status.String())

@@ -147,6 +147,42 @@ func TestRealBrowser(t *testing.T) {
 		}
 	})
 
+	// A site that loads its pages with fetch() and swaps their body in, as
+	// Turbo Drive does (with the header it sends): browsing the sale that
+	// way makes a deal seeker, and the home page swapped in shows its block.
+	t.Run("pages swapped in by script", func(t *testing.T) {
+		ctx := newBrowser(t, exe)
+		if err := chromedp.Do(ctx, chromedp.Emulate(desktop), chromedp.Navigate(s.url+"/"), chromedp.WaitVisible(`#hero`)); err != nil {
+			t.Fatal(err)
+		}
+		if seg, ok := heroSegment(t, ctx); ok {
+			t.Fatalf("a first-time visitor got segment %q", seg)
+		}
+		seg, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(async () => {
+			let n = 0;
+			const visit = async (url) => {
+				const r = await fetch(url, {headers: {
+					"Accept": "text/vnd.turbo-stream.html, text/html, application/xhtml+xml",
+					"X-Turbo-Request-Id": "request-" + (++n),
+				}});
+				const doc = new DOMParser().parseFromString(await r.text(), "text/html");
+				document.body.replaceWith(document.adoptNode(doc.body));
+				history.pushState({}, "", url);
+			};
+			for (let i = 0; i < 3; i++) await visit("/category/sale");
+			await visit("/");
+			const hero = document.querySelector("#hero");
+			return hero ? hero.getAttribute("data-edgeseg-segment") || "(none) " + hero.querySelector("h1").textContent : "(no hero)";
+		})()`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		screenshot(t, ctx, shots, "browser-script-pages.png")
+		if seg != "deal-seekers" {
+			t.Fatalf("home page swapped in after three sale pages: hero segment %q\n%s", seg, s.stderr.String())
+		}
+	})
+
 	t.Run("no consent", func(t *testing.T) {
 		ctx := newBrowser(t, exe)
 		if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {

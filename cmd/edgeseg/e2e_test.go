@@ -27,6 +27,7 @@ import (
 	"github.com/andybalholm/brotli"
 
 	"github.com/edgeseg/edgeseg/segments/events"
+	"github.com/edgeseg/edgeseg/segments/profile"
 )
 
 const (
@@ -1430,6 +1431,141 @@ func TestPrefetchesAreNotVisits(t *testing.T) {
 	if strings.Contains(string(raw), `"type":"conversion"`) || strings.Contains(string(raw), `"path":"/"`) ||
 		strings.Count(string(raw), `"type":"visit"`) != 1 {
 		t.Fatalf("prefetches recorded as exposures, conversions or visits (one visit, the first page's):\n%s", raw)
+	}
+}
+
+// TestScriptLoadedPages: a site that loads its pages with fetch() and a
+// library that swaps them in (Turbo, htmx, pjax, Unpoly) gets them
+// personalized; a page that takes the place of the one shown counts as a
+// page view, a part swapped into it does not (but its exposures do), a
+// hovered link's prefetch counts as nothing, and a fetch() by any other
+// script is passed as sent.
+func TestScriptLoadedPages(t *testing.T) {
+	sink := filepath.Join(t.TempDir(), "events.jsonl")
+	s := startStack(t, nil, func(y string) string {
+		y = noHoldouts(y)
+		return strings.Replace(y, `sink: "off"`, `sink: "`+sink+`"`, 1)
+	})
+	codec, err := profile.NewCodec(map[string][]byte{"demo-1": []byte("demo-secret-change-me-0123456789abcdef")}, "demo-1", 365*24*time.Hour, 1200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The page as a click loads it: its exposures are one page's worth.
+	if _, body := s.browser(uaDesktop).page("/?utm_campaign=promo"); !strings.Contains(body, "Deals picked for you") {
+		t.Fatal("the page is not personalized when navigated to")
+	}
+	const turboAccept = "text/vnd.turbo-stream.html, text/html, application/xhtml+xml"
+	fetched := map[string]string{"Sec-Fetch-Dest": "empty", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "same-origin"}
+	for _, c := range []struct {
+		name         string
+		header       map[string]string
+		personalized bool
+		pageView     bool
+	}{
+		{"Turbo Drive", map[string]string{"Accept": turboAccept, "X-Turbo-Request-Id": "6f1c2a9e-1b7d-4c1e-9a55-0d8f3f0f9a11"}, true, true},
+		{"Turbo frame", map[string]string{"Accept": turboAccept, "X-Turbo-Request-Id": "0b9e", "Turbo-Frame": "hero"}, true, false},
+		{"Turbo prefetch", map[string]string{"Accept": turboAccept, "X-Turbo-Request-Id": "77aa", "X-Sec-Purpose": "prefetch"}, true, false},
+		{"htmx boosted", map[string]string{"Accept": "*/*", "HX-Request": "true", "HX-Boosted": "true", "HX-Current-URL": "http://shop.example/"}, true, true},
+		{"htmx history restore", map[string]string{"Accept": "*/*", "HX-Request": "true", "HX-History-Restore-Request": "true"}, true, true},
+		{"htmx fragment", map[string]string{"Accept": "*/*", "HX-Request": "true", "HX-Target": "hero"}, true, false},
+		{"pjax", map[string]string{"Accept": "text/html, */*; q=0.01", "X-PJAX": "true", "X-PJAX-Container": "#main"}, true, true},
+		{"Unpoly", map[string]string{"Accept": "text/html", "X-Up-Version": "3.9.0", "X-Up-Target": "main"}, true, false},
+		{"other fetch", map[string]string{"Accept": "text/html"}, false, false},
+		{"Turbo frame as a script", map[string]string{"Accept": turboAccept, "Turbo-Frame": "hero", "Sec-Fetch-Dest": "script"}, false, false},
+		{"Turbo Drive POST", map[string]string{"Accept": turboAccept, "X-Turbo-Request-Id": "1"}, false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := s.browser(uaDesktop)
+			resp, _ := b.page("/category/sale")
+			ck := profileCookie(resp)
+			if ck == nil {
+				t.Fatal("no profile cookie on an ordinary page view")
+			}
+			before, st, _ := codec.Decode([]byte(ck.Value), time.Now())
+			if st != profile.OK {
+				t.Fatalf("profile cookie: %v", st)
+			}
+			b.header = http.Header{}
+			for k, v := range fetched {
+				b.header.Set(k, v)
+			}
+			for k, v := range c.header {
+				b.header.Set(k, v)
+			}
+			method := "GET"
+			if strings.HasSuffix(c.name, "POST") {
+				method = "POST"
+			}
+			req, _ := http.NewRequest(method, s.url+"/?utm_campaign=promo", nil)
+			req.Header.Set("User-Agent", b.ua)
+			for k, v := range b.header {
+				req.Header[k] = v
+			}
+			resp, body := b.do(req)
+			if got := strings.Contains(body, "Deals picked for you"); got != c.personalized {
+				t.Errorf("personalized: %v, want %v", got, c.personalized)
+			}
+			if got := strings.Contains(resp.Header.Get("Vary"), "Cookie"); got != c.personalized {
+				t.Errorf("Vary: %q", resp.Header.Get("Vary"))
+			}
+			ck = profileCookie(resp)
+			if !c.pageView {
+				if ck != nil {
+					t.Fatalf("counted as a page view (cookie set)")
+				}
+				return
+			}
+			if ck == nil {
+				t.Fatal("not counted as a page view (no cookie)")
+			}
+			after, st, _ := codec.Decode([]byte(ck.Value), time.Now())
+			if st != profile.OK || after.PageViews != before.PageViews+1 {
+				t.Errorf("page views %d, then %d (%v)", before.PageViews, after.PageViews, st)
+			}
+		})
+	}
+
+	// A part of a page that is a mapped behavior event still counts as one.
+	b := s.browser(uaDesktop)
+	b.page("/category/sale")
+	b.header = http.Header{}
+	for k, v := range fetched {
+		b.header.Set(k, v)
+	}
+	b.header.Set("Turbo-Frame", "order")
+	b.header.Set("X-Turbo-Request-Id", "c0ffee")
+	resp, _ := b.page("/checkout/complete")
+	if profileCookie(resp) == nil {
+		t.Error("a purchase loaded in a Turbo frame did not count")
+	}
+
+	s.m.Close() // drains the event queue
+	raw, _ := os.ReadFile(sink)
+	// Exposures on /, by visitor: the first page's, then Turbo Drive's,
+	// the frame's, htmx's boosted, restored and fragment pages', pjax's and
+	// Unpoly's; not the prefetch's, nor those of fetches passed as sent.
+	var order []string
+	perVisitor := map[string]int{}
+	for l := range strings.Lines(string(raw)) {
+		var e struct{ Type, Path, Visitor string }
+		if json.Unmarshal([]byte(l), &e) != nil || e.Type != "exposure" || e.Path != "/" {
+			continue
+		}
+		if perVisitor[e.Visitor] == 0 {
+			order = append(order, e.Visitor)
+		}
+		perVisitor[e.Visitor]++
+	}
+	if len(order) != 8 {
+		t.Errorf("exposures on / from %d visitors, want 8:\n%s", len(order), raw)
+	}
+	for _, v := range order {
+		if perVisitor[v] != perVisitor[order[0]] {
+			t.Errorf("visitor %s: %d exposures on /, the first page had %d", v, perVisitor[v], perVisitor[order[0]])
+		}
+	}
+	if !strings.Contains(string(raw), `"type":"conversion"`) {
+		t.Errorf("no conversion from the purchase in a frame:\n%s", raw)
 	}
 }
 
