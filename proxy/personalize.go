@@ -222,6 +222,7 @@ type personalizeMetrics struct {
 	noTransform   *metrics.Counter // pages the origin marked no-transform
 	cleared       *metrics.Counter // profile cookies deleted once consent was withdrawn
 	badCharset    *metrics.Counter // pages in an encoding blocks cannot go into
+	layerBlocked  *metrics.Counter // pages whose CSP would block the data layer
 	plansReused   *metrics.Counter // pages given the plan of the last page at their path
 	set           *metrics.Set
 	previews      *metrics.Counter
@@ -290,6 +291,7 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 	p.m.noTransform = set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="no_transform"}`)
 	p.m.cleared = set.GetOrCreateCounter(`edgeseg_profile_cookies_cleared_total`)
 	p.m.badCharset = set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="charset"}`)
+	p.m.layerBlocked = set.GetOrCreateCounter(`edgeseg_data_layer_skipped_total{reason="csp"}`)
 	p.m.plansReused = set.GetOrCreateCounter(`edgeseg_plans_reused_total`)
 	p.m.set = set
 	o.Pipeline.extractor.Prepare() // not while the first visitors wait
@@ -701,7 +703,7 @@ func isHTML(ct []byte) bool {
 func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst []byte) ([]byte, bool) {
 	opts := inject.Options{}
 	if v.pl.cfg.Templates.DataLayer {
-		opts.HeadSnippet = v.dataLayer(cspNonce(ctx.Response.Header.Peek("Content-Security-Policy")))
+		opts.HeadSnippet = v.headSnippet(ctx)
 	}
 	plan := p.planFor(html, opts.HeadSnippet != nil, p.pageKey(ctx))
 	if ig := plan.Ignored(); len(ig) > 0 {
@@ -889,28 +891,15 @@ func (v *Visit) expose(slot, segment string, variant events.Variant, version uin
 	}
 }
 
-// cspNonce returns the script nonce of a Content-Security-Policy, so the
-// data layer script edgeseg adds runs on pages that only allow scripts
-// carrying it. "" when there is none.
-func cspNonce(csp []byte) []byte {
-	for _, dir := range bytes.Split(csp, []byte(";")) {
-		f := bytes.Fields(dir)
-		if len(f) == 0 || !(bytes.EqualFold(f[0], []byte("script-src")) || bytes.EqualFold(f[0], []byte("default-src"))) {
-			continue
-		}
-		for _, src := range f[1:] {
-			if n, ok := bytes.CutPrefix(src, []byte("'nonce-")); ok && bytes.HasSuffix(n, []byte("'")) {
-				n = n[:len(n)-1]
-				for _, c := range n {
-					if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=' || c == '-' || c == '_') {
-						return nil
-					}
-				}
-				return n
-			}
-		}
+// headSnippet is the data layer's script for the page in ctx.Response,
+// nil when the page's Content-Security-Policy would block it.
+func (v *Visit) headSnippet(ctx *fasthttp.RequestCtx) []byte {
+	nonce, ok := inlineScriptNonce(&ctx.Response.Header)
+	if !ok {
+		v.p.m.layerBlocked.Inc()
+		return nil
 	}
-	return nil
+	return v.dataLayer(nonce)
 }
 
 // dataLayer is the <script> that hands the segments to the site's

@@ -138,7 +138,7 @@ func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Respo
 		s.dst = s.enc
 	}
 	if v.pl.cfg.Templates.DataLayer {
-		s.opts.HeadSnippet = v.dataLayer(cspNonce(ctx.Response.Header.Peek("Content-Security-Policy")))
+		s.opts.HeadSnippet = v.headSnippet(ctx)
 	}
 	// The first bytes are made before the answer is handed to fasthttp
 	// (which sends the head only with them anyway): an origin that breaks

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1275,18 +1276,41 @@ func TestClientEvents(t *testing.T) {
 }
 
 // TestDataLayer: with templates.data_layer on, the page gets
-// window.edgeseg before </head>, carrying the page's CSP nonce.
+// window.edgeseg before </head>, carrying the page's CSP nonce; a page
+// whose CSP would block it (scripts by hash only) goes without, whole or
+// streamed.
 func TestDataLayer(t *testing.T) {
+	const page = `<html><head><title>t</title></head><body><p>no slots</p></body></html>`
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'nonce-r4nd0m+/='")
-		fmt.Fprint(w, `<html><head><title>t</title></head><body><p>no slots</p></body></html>`)
+		if strings.HasPrefix(r.URL.Path, "/hashes") {
+			w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=' 'unsafe-inline'")
+		} else {
+			w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'nonce-r4nd0m+/='")
+		}
+		if strings.HasSuffix(r.URL.Path, "/streamed") {
+			w.Write([]byte(page[:20]))
+			w.(http.Flusher).Flush()
+			w.Write([]byte(page[20:]))
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+		fmt.Fprint(w, page)
 	})
 	s := startStack(t, origin, func(y string) string { return strings.Replace(y, "data_layer: false", "data_layer: true", 1) })
-	_, body := s.browser(uaIPhone).page("/")
-	want := `<title>t</title><script nonce="r4nd0m+/=">window.edgeseg={"holdouts":[],"segments":["mobile"]};</script></head>`
-	if !strings.Contains(body, want) {
-		t.Fatalf("data layer:\n%s", body)
+	for _, path := range []string{"/", "/streamed"} {
+		_, body := s.browser(uaIPhone).page(path)
+		want := `<title>t</title><script nonce="r4nd0m+/=">window.edgeseg={"holdouts":[],"segments":["mobile"]};</script></head>`
+		if !strings.Contains(body, want) {
+			t.Errorf("%s: data layer:\n%s", path, body)
+		}
+		if _, body = s.browser(uaIPhone).page("/hashes" + path); body != page {
+			t.Errorf("%s: a page whose CSP blocks the data layer got:\n%s", path, body)
+		}
+	}
+	_, metrics := s.browser(uaIPhone).page("/_edgeseg/metrics")
+	if !strings.Contains(metrics, `edgeseg_data_layer_skipped_total{reason="csp"} 2`) {
+		t.Errorf("skips not counted:\n%s", metrics)
 	}
 }
 

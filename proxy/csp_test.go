@@ -1,0 +1,88 @@
+package proxy
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+func TestInlineScriptNonce(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		csp        []string // Content-Security-Policy headers
+		reportOnly []string
+		nonce      string
+		ok         bool
+	}{
+		{"no policy", nil, nil, "", true},
+		{"no script directive", []string{"img-src 'self'; frame-ancestors 'none'"}, nil, "", true},
+		{"nonce in script-src", []string{"default-src 'self'; script-src 'self' 'nonce-r4nd0m+/='"}, nil, "r4nd0m+/=", true},
+		{"nonce in default-src", []string{"default-src 'self' 'nonce-abc'"}, nil, "abc", true},
+		{"script-src over default-src", []string{"default-src 'nonce-abc'; script-src 'self'"}, nil, "", false},
+		{"script-src-elem over script-src", []string{"script-src 'self'; script-src-elem 'nonce-elem'"}, nil, "elem", true},
+		{"script-src-elem blocks", []string{"script-src 'unsafe-inline'; script-src-elem 'self'"}, nil, "", false},
+		{"unsafe-inline", []string{"script-src 'self' 'unsafe-inline'"}, nil, "", true},
+		{"unsafe-inline in any case", []string{"SCRIPT-SRC 'Unsafe-Inline'"}, nil, "", true},
+		{"unsafe-inline beside a hash", []string{"script-src 'unsafe-inline' 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"}, nil, "", false},
+		{"unsafe-inline beside strict-dynamic", []string{"script-src 'unsafe-inline' 'strict-dynamic' https:"}, nil, "", false},
+		{"strict-dynamic with a nonce", []string{"script-src 'strict-dynamic' 'nonce-Zm9v' 'unsafe-inline' https:"}, nil, "Zm9v", true},
+		{"hashes only", []string{"script-src 'sha384-abc'"}, nil, "", false},
+		{"self only", []string{"script-src 'self' https://cdn.example"}, nil, "", false},
+		{"none", []string{"default-src 'none'"}, nil, "", false},
+		{"empty directive", []string{"script-src"}, nil, "", false},
+		{"first directive of a name counts", []string{"script-src 'unsafe-inline'; script-src 'self'"}, nil, "", true},
+		{"nonce with a quote", []string{`script-src 'nonce-a"b'`}, nil, "", false},
+		{"nonce without its quote", []string{"script-src 'nonce-abc"}, nil, "", false},
+		{"empty nonce", []string{"script-src 'nonce-'"}, nil, "", false},
+		{"two policies in a header", []string{"script-src 'unsafe-inline', script-src 'self'"}, nil, "", false},
+		{"two headers, one nonce", []string{"script-src 'nonce-abc'", "default-src 'self' 'nonce-abc'"}, nil, "abc", true},
+		{"two headers, two nonces", []string{"script-src 'nonce-abc'", "script-src 'nonce-xyz'"}, nil, "", false},
+		{"nonce and unsafe-inline policies", []string{"script-src 'unsafe-inline'", "script-src 'nonce-abc'"}, nil, "abc", true},
+		{"report-only does not block", nil, []string{"script-src 'self'"}, "", true},
+		{"report-only nonce", nil, []string{"script-src 'nonce-rep'"}, "rep", true},
+		{"enforced nonce first", []string{"script-src 'nonce-enf'"}, []string{"script-src 'nonce-rep'"}, "enf", true},
+		{"tabs and blanks", []string{" \tscript-src\t'nonce-t'  ;  "}, nil, "t", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var rh fasthttp.ResponseHeader
+			for _, v := range c.csp {
+				rh.Add("Content-Security-Policy", v)
+			}
+			for _, v := range c.reportOnly {
+				rh.Add("Content-Security-Policy-Report-Only", v)
+			}
+			nonce, ok := inlineScriptNonce(&rh)
+			if string(nonce) != c.nonce || ok != c.ok {
+				t.Errorf("got nonce %q ok %v, want %q %v", nonce, ok, c.nonce, c.ok)
+			}
+		})
+	}
+}
+
+// FuzzInlineScriptNonce: any policy is read without a panic, and a nonce
+// returned is one the header names, safe in a quoted attribute.
+func FuzzInlineScriptNonce(f *testing.F) {
+	for _, s := range []string{"script-src 'nonce-abc'", "default-src 'self'; script-src-elem 'nonce-x' 'strict-dynamic'", "script-src 'unsafe-inline', img-src *", "'nonce-'", ";,;"} {
+		f.Add(s, "script-src 'nonce-r'")
+	}
+	f.Fuzz(func(t *testing.T, csp, reportOnly string) {
+		var rh fasthttp.ResponseHeader
+		rh.Set("Content-Security-Policy", csp)
+		rh.Set("Content-Security-Policy-Report-Only", reportOnly)
+		nonce, ok := inlineScriptNonce(&rh)
+		if !ok && nonce != nil {
+			t.Fatalf("blocked, with a nonce %q", nonce)
+		}
+		if nonce == nil {
+			return
+		}
+		if !isNonce(nonce) || len(nonce) == 0 {
+			t.Fatalf("nonce %q", nonce)
+		}
+		quoted := append(append([]byte("'nonce-"), nonce...), '\'')
+		if !bytes.Contains(bytes.ToLower([]byte(csp+reportOnly)), bytes.ToLower(quoted)) {
+			t.Fatalf("nonce %q is not in the headers", nonce)
+		}
+	})
+}
