@@ -9,6 +9,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	// signals.time_zone names an IANA zone; a host or image without the
+	// zone database (scratch, a minimal container) reads this copy.
+	_ "time/tzdata"
 )
 
 func main() {
