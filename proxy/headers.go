@@ -295,13 +295,17 @@ func filterAcceptEncoding(h *fasthttp.RequestHeader, out []byte) []byte {
 }
 
 // mayBeRewritten reports whether the answer to a request may be a page
-// edgeseg rewrites: a navigation or a prefetch of one (isNavigation). The
-// browser names every other destination (script, style, image, font,
-// iframe, …) in Sec-Fetch-Dest; such a request keeps the codings it
-// accepts (zstd for a script, say), since its answer is passed as sent.
+// edgeseg rewrites: a navigation or a prefetch of one (isNavigation), a
+// page in a frame (isFramed) or one a script fetches (scriptPage). The
+// browser names every other destination (script, style, image, font, …)
+// in Sec-Fetch-Dest; such a request keeps the codings it accepts (zstd
+// for a script, say), since its answer is passed as sent.
 func mayBeRewritten(h *fasthttp.RequestHeader) bool {
-	d := h.Peek("Sec-Fetch-Dest")
-	return len(d) == 0 || string(d) == "document" || string(d) == "empty"
+	switch string(h.Peek("Sec-Fetch-Dest")) {
+	case "", "document", "empty", "iframe", "frame":
+		return true
+	}
+	return false
 }
 
 func codingSupported(name []byte) bool {

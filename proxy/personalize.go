@@ -347,7 +347,7 @@ type Visit struct {
 	lastSeen   int64
 	navigation bool
 	prefetch   bool // fetched ahead of a navigation that may not happen: not counted
-	part       bool // a part of a page a script swaps in (scriptPage): shown, but no page view
+	part       bool // a page in a frame, or a part a script swaps in: shown, but no page view
 	match      profile.Match
 	matched    bool
 	env        segments.Env
@@ -385,6 +385,8 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 	part := false
 	if swapped, whole := scriptPage(h); swapped {
 		nav, part = true, !whole
+	} else if isFramed(h) {
+		nav, part = true, true
 	}
 	match, matched := pl.mapper.Lookup(h.Method(), ctx.Path())
 	if !nav && !matched {
@@ -556,6 +558,19 @@ func scriptPage(h *fasthttp.RequestHeader) (swapped, whole bool) {
 		return true, false
 	}
 	return false, false
+}
+
+// isFramed reports a page loaded into an <iframe> (or <frame>) of another:
+// a navigation, though the browser names it apart (Sec-Fetch-Dest), whose
+// slots are filled and seen; but the visitor navigated to the page around
+// it, so it is no page view of its own (a page with three frames of the
+// site's own would count four).
+func isFramed(h *fasthttp.RequestHeader) bool {
+	if !h.IsGet() && !h.IsHead() {
+		return false
+	}
+	d := h.Peek("Sec-Fetch-Dest")
+	return bytes.Equal(d, []byte("iframe")) || bytes.Equal(d, []byte("frame"))
 }
 
 // isPrefetch reports a request made ahead of a navigation that may never

@@ -141,7 +141,8 @@ func TestOnlyPagesAskForCodingsEdgesegDecodes(t *testing.T) {
 		{"no Sec-Fetch-Dest", "", "", "gzip, deflate, br"},
 		{"fetch", "", "empty", "gzip, deflate, br"},
 		{"script", "", "script", "gzip, deflate, br, zstd"},
-		{"iframe", "", "iframe", "gzip, deflate, br, zstd"},
+		{"iframe", "", "iframe", "gzip, deflate, br"},
+		{"image", "", "image", "gzip, deflate, br, zstd"},
 		{"not personalizing", "EDGESEG_PERSONALIZE=false", "document", "gzip, deflate, br, zstd"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1458,13 +1458,13 @@ func TestPrefetchesAreNotVisits(t *testing.T) {
 	}
 }
 
-// TestScriptLoadedPages: a site that loads its pages with fetch() and a
+// TestPagesNotNavigatedTo: a site that loads its pages with fetch() and a
 // library that swaps them in (Turbo, htmx, pjax, Unpoly) gets them
 // personalized; a page that takes the place of the one shown counts as a
-// page view, a part swapped into it does not (but its exposures do), a
-// hovered link's prefetch counts as nothing, and a fetch() by any other
-// script is passed as sent.
-func TestScriptLoadedPages(t *testing.T) {
+// page view, a part swapped into it does not (but its exposures do), nor
+// does a page in a frame; a hovered link's prefetch counts as nothing, and
+// a fetch() by any other script is passed as sent.
+func TestPagesNotNavigatedTo(t *testing.T) {
 	sink := filepath.Join(t.TempDir(), "events.jsonl")
 	s := startStack(t, nil, func(y string) string {
 		y = noHoldouts(y)
@@ -1494,6 +1494,7 @@ func TestScriptLoadedPages(t *testing.T) {
 		{"htmx fragment", map[string]string{"Accept": "*/*", "HX-Request": "true", "HX-Target": "hero"}, true, false},
 		{"pjax", map[string]string{"Accept": "text/html, */*; q=0.01", "X-PJAX": "true", "X-PJAX-Container": "#main"}, true, true},
 		{"Unpoly", map[string]string{"Accept": "text/html", "X-Up-Version": "3.9.0", "X-Up-Target": "main"}, true, false},
+		{"iframe", map[string]string{"Accept": "text/html", "Sec-Fetch-Dest": "iframe", "Sec-Fetch-Mode": "navigate"}, true, false},
 		{"other fetch", map[string]string{"Accept": "text/html"}, false, false},
 		{"Turbo frame as a script", map[string]string{"Accept": turboAccept, "Turbo-Frame": "hero", "Sec-Fetch-Dest": "script"}, false, false},
 		{"Turbo Drive POST", map[string]string{"Accept": turboAccept, "X-Turbo-Request-Id": "1"}, false, false},
@@ -1566,8 +1567,9 @@ func TestScriptLoadedPages(t *testing.T) {
 	s.m.Close() // drains the event queue
 	raw, _ := os.ReadFile(sink)
 	// Exposures on /, by visitor: the first page's, then Turbo Drive's,
-	// the frame's, htmx's boosted, restored and fragment pages', pjax's and
-	// Unpoly's; not the prefetch's, nor those of fetches passed as sent.
+	// the Turbo frame's, htmx's boosted, restored and fragment pages',
+	// pjax's, Unpoly's and the iframe's; not the prefetch's, nor those of
+	// fetches passed as sent.
 	var order []string
 	perVisitor := map[string]int{}
 	for l := range strings.Lines(string(raw)) {
@@ -1580,8 +1582,8 @@ func TestScriptLoadedPages(t *testing.T) {
 		}
 		perVisitor[e.Visitor]++
 	}
-	if len(order) != 8 {
-		t.Errorf("exposures on / from %d visitors, want 8:\n%s", len(order), raw)
+	if len(order) != 9 {
+		t.Errorf("exposures on / from %d visitors, want 9:\n%s", len(order), raw)
 	}
 	for _, v := range order {
 		if perVisitor[v] != perVisitor[order[0]] {
