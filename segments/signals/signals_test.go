@@ -171,6 +171,9 @@ func TestUTMGeoLanguageAllowed(t *testing.T) {
 	}
 }
 
+func oneTrust(c *config.Consent)  { c.Cookie, c.Granted = "cc", []string{"C0004:1"} }
+func cookiebot(c *config.Consent) { c.Cookie, c.Granted = "cc", []string{"marketing:true"} }
+
 func TestConsent(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -188,6 +191,14 @@ func TestConsent(t *testing.T) {
 		{"cookie granted", func(c *config.Consent) { c.Cookie = "cc" }, nil, "yes", true, "cookie"},
 		{"cookie substring", func(c *config.Consent) { c.Cookie = "cc"; c.Granted = []string{"personalization:1"} }, nil, "ads:0|personalization:1", true, "cookie"},
 		{"cookie denied", func(c *config.Consent) { c.Cookie = "cc" }, nil, "no", false, "cookie"},
+		{"one character is whole", func(c *config.Consent) { c.Cookie = "cc" }, nil, "C0001", false, "cookie"},
+		// OneTrust's OptanonConsent and Cookiebot's CookieConsent, as browsers send them.
+		{"OneTrust granted", oneTrust, nil, "isGpcEnabled=0&datestamp=Mon+Dec+07+2026+10%3A15%3A02+GMT%2B0100&version=202411.1.0&groups=C0001%3A1%2CC0002%3A0%2CC0003%3A1%2CC0004%3A1&AwaitingReconsent=false", true, "cookie"},
+		{"OneTrust denied", oneTrust, nil, "isGpcEnabled=0&version=202411.1.0&groups=C0001%3A1%2CC0002%3A1%2CC0003%3A1%2CC0004%3A0&AwaitingReconsent=false", false, "cookie"},
+		{"Cookiebot granted", cookiebot, nil, "{stamp:%27Zx2H1eTb0yQ==%27%2Cnecessary:true%2Cpreferences:true%2Cstatistics:false%2Cmarketing:true%2Cmethod:%27explicit%27%2Cver:3}", true, "cookie"},
+		{"Cookiebot denied", cookiebot, nil, "{stamp:%27Zx2H1eTb0yQ==%27%2Cnecessary:true%2Cpreferences:true%2Cstatistics:true%2Cmarketing:false%2Cmethod:%27explicit%27%2Cver:3}", false, "cookie"},
+		{"bad escapes", oneTrust, nil, "groups=C0004%3%zz%", false, "cookie"},
+		{"escape at the end", oneTrust, nil, "groups=C0004:1%", true, "cookie"},
 		{"gpc beats cookie", func(c *config.Consent) { c.Cookie = "cc" }, map[string]string{"Sec-GPC": "1"}, "yes", false, "gpc"},
 		{"default denied", func(c *config.Consent) { c.Default = "denied" }, nil, "", false, "default"},
 	} {
