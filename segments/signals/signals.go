@@ -59,6 +59,25 @@ type UTM struct {
 	Content  string `json:"content"`
 }
 
+// String lists the parameters that are set (`medium="cpc"
+// campaign="promo"`), or "none".
+func (u UTM) String() string {
+	var b strings.Builder
+	for _, kv := range [...]KV{{"source", u.Source}, {"medium", u.Medium}, {"campaign", u.Campaign}, {"term", u.Term}, {"content", u.Content}} {
+		if kv.Value == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%q", kv.Name, kv.Value) // quoted: a visitor's URL chose it
+	}
+	if b.Len() == 0 {
+		return "none"
+	}
+	return b.String()
+}
+
 // KV is a name and a value.
 type KV struct{ Name, Value string }
 
