@@ -973,7 +973,7 @@ func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit, personalized b
 	status := ctx.Response.StatusCode()
 	rh := &ctx.Response.Header
 	counts := status < 400 && !v.prefetch && (v.matched || isHTML(rh.ContentType()) || (status >= 300 && status < 400))
-	if v.prof != nil && v.consent.Granted && v.prof.Changed && counts {
+	if v.prof != nil && v.consent.Granted && v.prof.Changed && counts && !v.strangersPart() {
 		p.setCookie(ctx, v, personalized)
 	} else if !v.consent.Granted && counts && len(ctx.Request.Header.Cookie(v.pl.cfg.Profile.Cookie)) > 0 {
 		// Consent withdrawn (GPC sent, the consent cookie changed): the
@@ -1084,9 +1084,19 @@ func (v *Visit) segmentList() string {
 }
 
 // hasExposures reports slots looked at on a page that counts as seen: not
-// a preview (it forces a segment) nor a prefetch (it may never be shown).
+// a preview (it forces a segment) nor a prefetch (it may never be shown),
+// nor a stranger's part of a page.
 func (v *Visit) hasExposures() bool {
-	return len(v.exposures) > 0 && v.forced == "" && !v.prefetch
+	return len(v.exposures) > 0 && v.forced == "" && !v.prefetch && !v.strangersPart()
+}
+
+// strangersPart reports a part of a page (a frame, a fragment) that came
+// without a profile cookie and is no behavior event: most likely a frame
+// in another site's page, which the cookie (SameSite=Lax) is not sent to
+// nor set from. It is filled, but neither given a cookie nor counted as
+// an exposure: its visitor would be a new one on every request.
+func (v *Visit) strangersPart() bool {
+	return v.part && v.status == profile.Missing && !v.matched
 }
 
 func (p *Personalizer) emitExposures(path string, v *Visit) {

@@ -1564,12 +1564,23 @@ func TestPagesNotNavigatedTo(t *testing.T) {
 		t.Error("a purchase loaded in a Turbo frame did not count")
 	}
 
+	// A page framed by another site comes without the profile cookie (it
+	// is SameSite=Lax): filled, but its visitor is a stranger on every
+	// request, and its exposures would be of no one.
+	b = s.browser(uaDesktop)
+	b.header = http.Header{}
+	b.header.Set("Sec-Fetch-Dest", "iframe")
+	b.header.Set("Sec-Fetch-Site", "cross-site")
+	if resp, body := b.page("/?utm_campaign=promo"); !strings.Contains(body, "Deals picked for you") || profileCookie(resp) != nil {
+		t.Errorf("a page framed elsewhere: personalized %v, cookie %v", strings.Contains(body, "Deals picked for you"), profileCookie(resp))
+	}
+
 	s.m.Close() // drains the event queue
 	raw, _ := os.ReadFile(sink)
 	// Exposures on /, by visitor: the first page's, then Turbo Drive's,
 	// the Turbo frame's, htmx's boosted, restored and fragment pages',
-	// pjax's, Unpoly's and the iframe's; not the prefetch's, nor those of
-	// fetches passed as sent.
+	// pjax's, Unpoly's and the iframe's; not the prefetch's, the page
+	// framed elsewhere's, nor those of fetches passed as sent.
 	var order []string
 	perVisitor := map[string]int{}
 	for l := range strings.Lines(string(raw)) {
