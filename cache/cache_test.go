@@ -137,6 +137,12 @@ func TestCacheable(t *testing.T) {
 		{"GET", "/", map[string]string{"Range": "bytes=0-10"}, false},
 		{"GET", "/", map[string]string{"Cache-Control": "no-store"}, false},
 		{"GET", "/", map[string]string{"Content-Length": "5"}, false},
+		// Parts of pages, which sites answer without the layout at the page's URL.
+		{"GET", "/", map[string]string{"Turbo-Frame": "cart", "X-Turbo-Request-Id": "1"}, false},
+		{"GET", "/", map[string]string{"HX-Request": "true", "HX-Boosted": "true"}, false},
+		{"GET", "/", map[string]string{"X-PJAX": "true"}, false},
+		{"GET", "/", map[string]string{"X-Up-Version": "3.9.0", "X-Up-Target": "main"}, false},
+		{"GET", "/", map[string]string{"X-Turbo-Request-Id": "1"}, true}, // Turbo Drive: the whole page
 	} {
 		var req fasthttp.Request
 		req.Header.SetMethod(tc.method)

@@ -158,9 +158,12 @@ func (o *Origin) MaxObject() int { return o.maxObject }
 
 // Cacheable reports whether req may be answered from the cache: a GET for a
 // configured path, without a body, credentials, a range, a bypass cookie
-// or a client asking caches not to store.
+// or a client asking caches not to store, nor a fragment's request.
 func (o *Origin) Cacheable(req *fasthttp.Request) bool {
 	if o == nil || !req.Header.IsGet() || len(req.Header.Peek("Authorization")) > 0 || len(req.Header.Peek("Range")) > 0 {
+		return false
+	}
+	if fragmentRequest(&req.Header) {
 		return false
 	}
 	if n := req.Header.ContentLength(); n > 0 || n == -1 {
@@ -175,6 +178,20 @@ func (o *Origin) Cacheable(req *fasthttp.Request) bool {
 	path := string(req.URI().Path())
 	for _, p := range o.paths {
 		if p == path || strings.HasSuffix(p, "*") && strings.HasPrefix(path, p[:len(p)-1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// fragmentRequest reports a request from a library that swaps HTML into
+// a page (a Turbo frame, htmx, pjax, Unpoly), which sites answer with the
+// part asked for, without the page's layout, at the page's own URL and
+// often without a Vary naming the header: kept, that part would be served
+// as the page to the next visitor who navigates to it.
+func fragmentRequest(h *fasthttp.RequestHeader) bool {
+	for _, name := range [...]string{"Turbo-Frame", "HX-Request", "X-PJAX", "X-Up-Version", "X-Up-Target"} {
+		if len(h.Peek(name)) > 0 {
 			return true
 		}
 	}
