@@ -142,6 +142,7 @@ func TestCacheable(t *testing.T) {
 		{"GET", "/", map[string]string{"HX-Request": "true", "HX-Boosted": "true"}, false},
 		{"GET", "/", map[string]string{"X-PJAX": "true"}, false},
 		{"GET", "/", map[string]string{"X-Up-Version": "3.9.0", "X-Up-Target": "main"}, false},
+		{"GET", "/", map[string]string{"X-Livewire-Navigate": ""}, false},
 		{"GET", "/", map[string]string{"X-Turbo-Request-Id": "1"}, true}, // Turbo Drive: the whole page
 	} {
 		var req fasthttp.Request

@@ -163,7 +163,7 @@ func (o *Origin) Cacheable(req *fasthttp.Request) bool {
 	if o == nil || !req.Header.IsGet() || len(req.Header.Peek("Authorization")) > 0 || len(req.Header.Peek("Range")) > 0 {
 		return false
 	}
-	if fragmentRequest(&req.Header) {
+	if swapRequest(&req.Header) {
 		return false
 	}
 	if n := req.Header.ContentLength(); n > 0 || n == -1 {
@@ -184,15 +184,18 @@ func (o *Origin) Cacheable(req *fasthttp.Request) bool {
 	return false
 }
 
-// fragmentRequest reports a request from a library that swaps HTML into
-// a page (a Turbo frame, htmx, pjax, Unpoly), which sites answer with the
-// part asked for, without the page's layout, at the page's own URL and
-// often without a Vary naming the header: kept, that part would be served
-// as the page to the next visitor who navigates to it.
-func fragmentRequest(h *fasthttp.RequestHeader) bool {
-	for _, name := range [...]string{"Turbo-Frame", "HX-Request", "X-PJAX", "X-Up-Version", "X-Up-Target"} {
-		if len(h.Peek(name)) > 0 {
-			return true
+// swapRequest reports a request from a library that swaps HTML into a
+// page (a Turbo frame, htmx, pjax, Unpoly, Livewire's wire:navigate),
+// which sites answer with the part asked for, or without the page's
+// layout, at the page's own URL and often without a Vary naming the
+// header: kept, that answer would be served as the page to the next
+// visitor who navigates to it.
+func swapRequest(h *fasthttp.RequestHeader) bool {
+	for k := range h.All() { // by name: Livewire sends its header empty
+		for _, name := range [...]string{"Turbo-Frame", "HX-Request", "X-PJAX", "X-Up-Version", "X-Up-Target", "X-Livewire-Navigate"} {
+			if bytes.EqualFold(k, []byte(name)) {
+				return true
+			}
 		}
 	}
 	return false

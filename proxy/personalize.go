@@ -533,15 +533,16 @@ func isNavigation(h *fasthttp.RequestHeader, prefetch bool) bool {
 // the header each sends: to the browser such a request is no navigation
 // (Sec-Fetch-Dest "empty"), though the visitor sees its answer. whole: the
 // answer takes the place of the page, and the URL changes, as on a click
-// (Turbo Drive, htmx's hx-boost and history restore, pjax), so it is a page
-// view; otherwise it is a part swapped into the page (a Turbo frame, an
+// (Turbo Drive, htmx's hx-boost and history restore, pjax, Livewire's
+// wire:navigate), so it is a page view; otherwise it is a part swapped into the page (a Turbo frame, an
 // htmx or Unpoly fragment), whose slots are filled and seen, but which is
 // no page view.
 func scriptPage(h *fasthttp.RequestHeader) (swapped, whole bool) {
 	if !h.IsGet() && !h.IsHead() {
 		return false, false
 	}
-	if d := h.Peek("Sec-Fetch-Dest"); len(d) > 0 && !bytes.Equal(d, []byte("empty")) {
+	d := h.Peek("Sec-Fetch-Dest")
+	if len(d) > 0 && !bytes.Equal(d, []byte("empty")) {
 		return false, false
 	}
 	switch {
@@ -556,8 +557,21 @@ func scriptPage(h *fasthttp.RequestHeader) (swapped, whole bool) {
 		return true, true
 	case len(h.Peek("X-Up-Version")) > 0:
 		return true, false
+	case len(d) > 0 && hasHeader(h, "X-Livewire-Navigate"): // sent empty
+		return true, true
 	}
 	return false, false
+}
+
+// hasHeader reports whether h has a header named name, whatever its
+// value, empty too.
+func hasHeader(h *fasthttp.RequestHeader, name string) bool {
+	for k := range h.All() {
+		if bytes.EqualFold(k, []byte(name)) {
+			return true
+		}
+	}
+	return false
 }
 
 // isFramed reports a page loaded into an <iframe> (or <frame>) of another:

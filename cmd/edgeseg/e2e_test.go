@@ -1493,6 +1493,7 @@ func TestPagesNotNavigatedTo(t *testing.T) {
 		{"htmx history restore", map[string]string{"Accept": "*/*", "HX-Request": "true", "HX-History-Restore-Request": "true"}, true, true},
 		{"htmx fragment", map[string]string{"Accept": "*/*", "HX-Request": "true", "HX-Target": "hero"}, true, false},
 		{"pjax", map[string]string{"Accept": "text/html, */*; q=0.01", "X-PJAX": "true", "X-PJAX-Container": "#main"}, true, true},
+		{"Livewire", map[string]string{"Accept": "*/*", "X-Livewire-Navigate": ""}, true, true},
 		{"Unpoly", map[string]string{"Accept": "text/html", "X-Up-Version": "3.9.0", "X-Up-Target": "main"}, true, false},
 		{"iframe", map[string]string{"Accept": "text/html", "Sec-Fetch-Dest": "iframe", "Sec-Fetch-Mode": "navigate"}, true, false},
 		{"other fetch", map[string]string{"Accept": "text/html"}, false, false},
@@ -1579,7 +1580,7 @@ func TestPagesNotNavigatedTo(t *testing.T) {
 	raw, _ := os.ReadFile(sink)
 	// Exposures on /, by visitor: the first page's, then Turbo Drive's,
 	// the Turbo frame's, htmx's boosted, restored and fragment pages',
-	// pjax's, Unpoly's and the iframe's; not the prefetch's, the page
+	// pjax's, Livewire's, Unpoly's and the iframe's; not the prefetch's, the page
 	// framed elsewhere's, nor those of fetches passed as sent.
 	var order []string
 	perVisitor := map[string]int{}
@@ -1593,8 +1594,8 @@ func TestPagesNotNavigatedTo(t *testing.T) {
 		}
 		perVisitor[e.Visitor]++
 	}
-	if len(order) != 9 {
-		t.Errorf("exposures on / from %d visitors, want 9:\n%s", len(order), raw)
+	if len(order) != 10 {
+		t.Errorf("exposures on / from %d visitors, want 10:\n%s", len(order), raw)
 	}
 	for _, v := range order {
 		if perVisitor[v] != perVisitor[order[0]] {
