@@ -276,7 +276,13 @@ func TestStreamsGoOnAsTheyArrive(t *testing.T) {
 	// A script (or comment) that is still arriving after a slot goes on
 	// as it comes, too, not held until its end tag.
 	script := "<script>" + strings.Repeat("var x = a < b ? '</div>' : 1;\n", 4000)
+	// A slot of <div>s, every part of which may end it, is read again as
+	// it grows (not for every part): its end, come before a pause, goes out
+	// before the pause too.
+	grid := `<!doctype html><html><head><title>t</title></head><body><div id="hero" data-edgeseg-slot="hero">` +
+		strings.Repeat(`<div class="card"><p>a product</p></div>`, 6000) + `</div><p>after the grid</p>`
 	cases := map[string]struct{ ctype, first, second string }{
+		"/grid":   {"text/html; charset=utf-8", grid, "</body></html>"},
 		"/file":   {"application/octet-stream", "part-one\n", "part-two\n"},
 		"/events": {"text/event-stream", "data: one\n\n", "data: two\n\n"},
 		"/page": {"text/html; charset=utf-8", "<!doctype html><html><head><title>t</title></head><body><p>first</p>",
@@ -310,8 +316,11 @@ func TestStreamsGoOnAsTheyArrive(t *testing.T) {
 		var got []byte
 		buf := make([]byte, 1024)
 		seen := c.first
-		if path == "/script" {
+		switch path {
+		case "/script":
 			seen = script[:len(script)*9/10] // the tail may wait for what follows
+		case "/grid":
+			seen = "</div><p>after the grid</p>"
 		}
 		for !bytes.Contains(got, []byte(seen)) {
 			n, err := body.Read(buf)
@@ -330,6 +339,10 @@ func TestStreamsGoOnAsTheyArrive(t *testing.T) {
 		if path == "/script" {
 			if !bytes.Contains(got, []byte("Deals picked for you")) || !bytes.HasSuffix(got, []byte(script+c.second)) {
 				t.Errorf("%s: not personalized as it streamed:\n%.300s", path, got)
+			}
+		} else if path == "/grid" {
+			if !bytes.Contains(got, []byte("Deals picked for you")) || !bytes.HasSuffix(got, []byte("<p>after the grid</p></body></html>")) {
+				t.Errorf("%s: %.300s", path, got[max(0, len(got)-300):])
 			}
 		} else if path == "/page" {
 			if !bytes.Contains(got, []byte("Deals picked for you")) || !bytes.HasPrefix(got, []byte(c.first)) {

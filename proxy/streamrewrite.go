@@ -228,10 +228,19 @@ func (s *rewriteStream) send(all bool) error {
 }
 
 // beforeWait sends what is made so far, re-encoded to the last byte read:
-// the origin has nothing more for now. (A body that may not decode makes
-// nothing, and so sends nothing, before its decoder gives its first bytes:
-// sendAsSent can still send it as it came.)
+// the origin has nothing more for now. A slot whose end tag may have come
+// is read for it now (the Rewriter reads a long one again only as it
+// grows), so that it and what follows go out before the wait. (A body
+// that may not decode makes nothing, and so sends nothing, before its
+// decoder gives its first bytes: sendAsSent can still send it as it came.)
 func (s *rewriteStream) beforeWait() error {
+	if s.rw != nil && !s.plain && !s.watching {
+		if held := s.rw.Pending(); held > 0 {
+			_ = s.rw.Settle() // writes to s.dst, which does not fail
+			s.unflushed = s.unflushed || s.enc != nil && s.rw.Pending() < held
+			s.caughtUp()
+		}
+	}
 	if s.unflushed {
 		s.unflushed = false
 		if err := s.enc.Flush(); err != nil {
@@ -344,15 +353,20 @@ func (s *rewriteStream) feed(b []byte) {
 		if s.fhold.n > 0 && s.whole == nil && !s.rw.Following() {
 			s.fhold.release() // it departed from the Reference
 		}
-		if s.rw.Pending() == 0 && !s.rw.HeadPending() {
-			// Caught up: what follows is not tokenized until the next marker.
-			s.beginWatching()
-		}
+		s.caughtUp()
 	case !s.began:
 		s.head = append(s.head, b...)
 		if len(s.head) >= s.sniff {
 			s.start()
 		}
+	}
+}
+
+// caughtUp goes back to watching for markers once the Rewriter holds
+// nothing back: what follows is not tokenized until the next marker.
+func (s *rewriteStream) caughtUp() {
+	if s.rw.Pending() == 0 && !s.rw.HeadPending() {
+		s.beginWatching()
 	}
 }
 

@@ -381,10 +381,19 @@ func TestFollowerPlacesTheHeadSnippet(t *testing.T) {
 
 // BenchmarkRewriterLongSlot writes a page whose slot holds 256 KB of
 // paragraphs in 4 KB chunks: a slot still waiting for its end tag is not
-// read again from its start for chunks that cannot end it.
+// read again from its start for chunks that cannot end it. divs: the slot
+// is a <div> of <div>s (a product grid), every chunk of which may end it.
 func BenchmarkRewriterLongSlot(b *testing.B) {
-	page := []byte(`<!doctype html><body><section data-edgeseg-slot="long">` +
-		strings.Repeat(`<p class="x">some text</p>`, 256<<10/26) + `</section></body>`)
+	b.Run("paragraphs", func(b *testing.B) {
+		benchLongSlot(b, `<section data-edgeseg-slot="long">`+strings.Repeat(`<p class="x">some text</p>`, 256<<10/26)+`</section>`)
+	})
+	b.Run("divs", func(b *testing.B) {
+		benchLongSlot(b, `<div data-edgeseg-slot="long">`+strings.Repeat(`<div class="card"><p>some text</p></div>`, 256<<10/40)+`</div>`)
+	})
+}
+
+func benchLongSlot(b *testing.B, slot string) {
+	page := []byte(`<!doctype html><body>` + slot + `</body>`)
 	r := NewRewriter(io.Discard, testLookup, nil)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(page)))
@@ -399,5 +408,48 @@ func BenchmarkRewriterLongSlot(b *testing.B) {
 		if r.Filled() != 1 {
 			b.Fatal("not filled")
 		}
+	}
+}
+
+// TestLongSlotsAreReadAsTheyGrow: a <div> slot of <div>s written in 4 KB
+// chunks is read again only as it grows by half, not for every chunk; its
+// end, once come, is written by Settle (as when the document pauses) or by
+// later writes, and the output is the same as the whole document's.
+func TestLongSlotsAreReadAsTheyGrow(t *testing.T) {
+	head := `<!doctype html><body><div data-edgeseg-slot="grid">`
+	grid := strings.Repeat(`<div class="card"><p>a product</p></div>`, 2000)
+	tail := `</div><p>after</p></body>`
+	whole, _ := Slots(nil, []byte(head+grid+tail), testLookup, nil)
+
+	var out bytes.Buffer
+	r := NewRewriter(&out, testLookup, nil)
+	reads := 0
+	for p := []byte(head + grid); len(p) > 0; {
+		n := min(len(p), 4<<10)
+		before := r.readAt
+		r.Write(p[:n])
+		if r.readAt != before {
+			reads++
+		}
+		p = p[n:]
+	}
+	chunks := (len(head+grid) + 4<<10 - 1) / (4 << 10)
+	if reads == 0 || reads*2 > chunks { // as it grows by half: 7 times in 20 chunks
+		t.Errorf("the slot was read %d times in %d chunks", reads, chunks)
+	}
+	r.Write([]byte(tail[:10])) // "</div><p>a": the slot's end
+	if bytes.Contains(out.Bytes(), []byte("block:grid")) {
+		t.Log("the end was read at once (the slot had grown by half)")
+	}
+	if err := r.Settle(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(out.Bytes(), []byte(`<b>block:grid</b></div>`)) || r.Pending() > 10 {
+		t.Fatalf("after Settle: %d bytes out, %d held back", out.Len(), r.Pending())
+	}
+	r.Write([]byte(tail[10:]))
+	r.Close()
+	if !bytes.Equal(out.Bytes(), whole) {
+		t.Errorf("streamed output differs from the whole document's:\n%.300s\n%.300s", out.Bytes(), whole)
 	}
 }

@@ -99,6 +99,14 @@ type Rewriter struct {
 	spare follower
 	doc   []byte
 	drop  int
+	// A slot waiting for its end tag is read from its start each time it
+	// is read: for one whose every chunk may end it (a <div> of <div>s),
+	// Write reads it again only once it has grown by half since (readAt,
+	// the carry's length then), which keeps the reading in proportion to
+	// the slot's length, not to its square. endSeen: a tag that may end
+	// it has come since; Settle reads it at once.
+	readAt  int
+	endSeen bool
 }
 
 // NewRewriter returns a Rewriter that writes to w.
@@ -189,24 +197,45 @@ func (r *Rewriter) Write(p []byte) (int, error) {
 		return len(p), r.flush()
 	}
 	r.carry = append(r.carry, p...)
-	if r.s.waiting && !r.mayEndSlot(len(p)) {
-		return len(p), nil // the slot still waits: nothing to read again yet
+	if r.s.waiting {
+		if len(r.carry)-r.s.waitFrom > r.s.maxSlot {
+			return len(p), r.read() // past its bound: given up on at once
+		}
+		r.endSeen = r.endSeen || r.mayEndSlot(len(p))
+		if !r.endSeen || len(r.carry) < r.readAt+r.readAt/2 {
+			return len(p), nil // the slot still waits, or is read again later
+		}
 	}
+	return len(p), r.read()
+}
+
+// Settle reads a slot that waits for its end tag again if a tag that may
+// end it came since it was last read, and writes what that lets it:
+// call it when the document pauses, so that the slot and what follows it
+// go out then, not once more has come (Write reads a long slot again only
+// as it grows by half).
+func (r *Rewriter) Settle() error {
+	if r.err != nil || r.fol != nil || !r.s.waiting || !r.endSeen {
+		return r.err
+	}
+	return r.read()
+}
+
+// read feeds the carry to the scanner and writes what it made.
+func (r *Rewriter) read() error {
 	n := r.s.feed(r.carry, false)
 	r.carry = append(r.carry[:0], r.carry[n:]...)
-	return len(p), r.flush()
+	r.readAt, r.endSeen = len(r.carry), false
+	return r.flush()
 }
 
 // mayEndSlot reports whether the last added bytes of the carry, which
 // begins with a slot waiting for its end tag, may hold that end tag (or
-// the end of one begun before them), or take the slot past its bound:
-// else reading the slot again from its start would only find it waiting
-// still, at a cost that grows with the slot for every chunk of it.
+// the end of one begun before them): else reading the slot again from its
+// start would only find it waiting still, at a cost that grows with the
+// slot for every chunk of it.
 func (r *Rewriter) mayEndSlot(added int) bool {
 	c, name := r.carry, r.s.waitName
-	if len(c)-r.s.waitFrom > r.s.maxSlot {
-		return true
-	}
 	b := c[max(r.s.waitFrom, len(c)-added-len(name)-1):]
 	for {
 		j := bytes.Index(b, []byte("</"))
@@ -250,6 +279,7 @@ func (r *Rewriter) unfollow() {
 	r.carry = append(r.carry, r.doc[f.mark:]...)
 	n := r.s.feed(r.carry, false)
 	r.carry = append(r.carry[:0], r.carry[n:]...)
+	r.readAt, r.endSeen = len(r.carry), false
 }
 
 // Skip advances the Rewriter over p, which the caller has already sent on

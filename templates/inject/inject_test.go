@@ -419,15 +419,19 @@ func FuzzSlots(f *testing.F) {
 		if !bytes.Equal(out.Bytes(), got) {
 			t.Fatalf("split at %d changed the output", s)
 		}
-		// nor does feeding it in many small pieces
+		// nor does feeding it in many small pieces, with pauses (Settle)
+		// after some
 		out.Reset()
 		r = NewRewriter(&out, testLookup, nil)
-		for rest, n := in, int(split)%61+1; len(rest) > 0; rest = rest[min(n, len(rest)):] {
+		for rest, n, i := in, int(split)%61+1, 0; len(rest) > 0; rest, i = rest[min(n, len(rest)):], i+1 {
 			r.Write(rest[:min(n, len(rest))])
+			if split>>8&(1<<(i%8)) != 0 {
+				r.Settle()
+			}
 		}
 		r.Close()
 		if !bytes.Equal(out.Bytes(), got) {
-			t.Fatalf("pieces of %d bytes changed the output", int(split)%61+1)
+			t.Fatalf("pieces of %d bytes (pauses %08b) changed the output", int(split)%61+1, split>>8)
 		}
 		// nothing outside slots changes
 		sent, n := Slots(nil, in, func(_ []byte, _ Place) (Block, bool) { return Block{HTML: []byte(sentinel)}, true }, nil)
