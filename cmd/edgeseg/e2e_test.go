@@ -141,6 +141,19 @@ func runUntilCleanup(t *testing.T, m *Main, stderr fmt.Stringer, args ...string)
 // is held out: for tests that check what a segment's members see.
 func noHoldouts(y string) string { return strings.ReplaceAll(y, "holdout: 0.1", "holdout: 0") }
 
+// withSink returns the path of an event file in a test directory, and a
+// config edit that makes the example config write events there, after
+// edits.
+func withSink(t *testing.T, edits ...func(string) string) (string, func(string) string) {
+	sink := filepath.Join(t.TempDir(), "events.jsonl")
+	return sink, func(y string) string {
+		for _, e := range edits {
+			y = e(y)
+		}
+		return strings.Replace(y, `sink: "off"`, `sink: "`+sink+`"`, 1)
+	}
+}
+
 func mustAbs(t *testing.T, p string) string {
 	a, err := filepath.Abs(p)
 	if err != nil {
@@ -765,11 +778,8 @@ func TestValidateCommand(t *testing.T) {
 }
 
 func TestEventsAreWritten(t *testing.T) {
-	dir := t.TempDir()
-	sink := filepath.Join(dir, "events.jsonl")
-	s := startStack(t, nil, func(y string) string {
-		return strings.Replace(y, `sink: "off"`, `sink: "`+sink+`"`, 1)
-	})
+	sink, edit := withSink(t)
+	s := startStack(t, nil, edit)
 	b := s.browser(uaIPhone)
 	b.page("/")
 	b.page("/checkout/complete")
@@ -1194,12 +1204,11 @@ func id(t *testing.T, jwt string) string {
 }
 
 func TestClientEvents(t *testing.T) {
-	sink := filepath.Join(t.TempDir(), "events.jsonl")
-	s := startStack(t, nil, func(y string) string {
+	sink, edit := withSink(t, func(y string) string {
 		y = strings.Replace(y, "client_events: false", "client_events: true", 1)
-		y = strings.Replace(y, "client_events_per_minute: 60", "client_events_per_minute: 5", 1)
-		return strings.Replace(y, `sink: "off"`, `sink: "`+sink+`"`, 1)
+		return strings.Replace(y, "client_events_per_minute: 60", "client_events_per_minute: 5", 1)
 	})
+	s := startStack(t, nil, edit)
 	b := s.browser(uaDesktop)
 	b.page("/") // get a profile
 	post := func(body string, hdr map[string]string) *http.Response {
@@ -1418,11 +1427,8 @@ func TestNoTransformPagesAreServedAsSent(t *testing.T) {
 // since it may be the page shown, but counts as no page view, exposure or
 // conversion, and sets no cookie.
 func TestPrefetchesAreNotVisits(t *testing.T) {
-	sink := filepath.Join(t.TempDir(), "events.jsonl")
-	s := startStack(t, nil, func(y string) string {
-		y = noHoldouts(y)
-		return strings.Replace(y, `sink: "off"`, `sink: "`+sink+`"`, 1)
-	})
+	sink, edit := withSink(t, noHoldouts)
+	s := startStack(t, nil, edit)
 	b := s.browser(uaDesktop)
 	resp, _ := b.page("/category/sale")
 	before := profileCookie(resp)
@@ -1465,11 +1471,8 @@ func TestPrefetchesAreNotVisits(t *testing.T) {
 // does a page in a frame; a hovered link's prefetch counts as nothing, and
 // a fetch() by any other script is passed as sent.
 func TestPagesNotNavigatedTo(t *testing.T) {
-	sink := filepath.Join(t.TempDir(), "events.jsonl")
-	s := startStack(t, nil, func(y string) string {
-		y = noHoldouts(y)
-		return strings.Replace(y, `sink: "off"`, `sink: "`+sink+`"`, 1)
-	})
+	sink, edit := withSink(t, noHoldouts)
+	s := startStack(t, nil, edit)
 	codec, err := profile.NewCodec(map[string][]byte{"demo-1": []byte("demo-secret-change-me-0123456789abcdef")}, "demo-1", 365*24*time.Hour, 1200)
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -77,11 +76,8 @@ func TestStreamedPagesArePersonalizedAsTheyArrive(t *testing.T) {
 
 func testStreamedPage(t *testing.T, path, enc string) {
 	release := make(chan struct{})
-	sink := filepath.Join(t.TempDir(), "events.jsonl")
-	s := startStack(t, streamingOrigin(release), func(y string) string {
-		y = noHoldouts(y)
-		return strings.Replace(y, `sink: "off"`, `sink: "`+sink+`"`, 1)
-	})
+	sink, edit := withSink(t, noHoldouts)
+	s := startStack(t, streamingOrigin(release), edit)
 	// Released at the latest when the test ends, so a failing test does not
 	// leave the origin's handler waiting and the server unable to close.
 	releaseOnce := sync.OnceFunc(func() { close(release) })
