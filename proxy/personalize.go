@@ -381,11 +381,12 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 	}
 	h := &ctx.Request.Header
 	prefetch := isPrefetch(h)
-	nav := isNavigation(h, prefetch)
+	dest := h.Peek("Sec-Fetch-Dest")
+	nav := isNavigation(h, dest, prefetch)
 	part := false
-	if swapped, whole := scriptPage(h); swapped {
+	if swapped, whole := scriptPage(h, dest); swapped {
 		nav, part = true, !whole
-	} else if isFramed(h) {
+	} else if isFramed(h, dest) {
 		nav, part = true, true
 	}
 	match, matched := pl.mapper.Lookup(h.Method(), ctx.Path())
@@ -514,13 +515,14 @@ func (p *Personalizer) decodeProfile(h *fasthttp.RequestHeader, pl *Pipeline, no
 // isNavigation reports a request for a page (not an asset or API call).
 // A page prefetched with <link rel=prefetch> comes with Sec-Fetch-Dest
 // "empty" but is the document a navigation will show, so it is one.
-func isNavigation(h *fasthttp.RequestHeader, prefetch bool) bool {
+// dest is the request's Sec-Fetch-Dest.
+func isNavigation(h *fasthttp.RequestHeader, dest []byte, prefetch bool) bool {
 	if !h.IsGet() && !h.IsHead() && !h.IsPost() {
 		return false
 	}
 	html := bytes.Contains(h.Peek("Accept"), []byte("text/html"))
-	if d := h.Peek("Sec-Fetch-Dest"); len(d) > 0 {
-		return bytes.Equal(d, []byte("document")) || prefetch && html && h.IsGet() && bytes.Equal(d, []byte("empty"))
+	if len(dest) > 0 {
+		return bytes.Equal(dest, []byte("document")) || prefetch && html && h.IsGet() && bytes.Equal(dest, []byte("empty"))
 	}
 	if h.IsPost() {
 		return false
@@ -534,15 +536,15 @@ func isNavigation(h *fasthttp.RequestHeader, prefetch bool) bool {
 // (Sec-Fetch-Dest "empty"), though the visitor sees its answer. whole: the
 // answer takes the place of the page, and the URL changes, as on a click
 // (Turbo Drive, htmx's hx-boost and history restore, pjax, Livewire's
-// wire:navigate), so it is a page view; otherwise it is a part swapped into the page (a Turbo frame, an
-// htmx or Unpoly fragment), whose slots are filled and seen, but which is
-// no page view.
-func scriptPage(h *fasthttp.RequestHeader) (swapped, whole bool) {
+// wire:navigate), so it is a page view; otherwise it is a part swapped
+// into the page (a Turbo frame, an htmx or Unpoly fragment), whose slots
+// are filled and seen, but which is no page view. dest is the request's
+// Sec-Fetch-Dest.
+func scriptPage(h *fasthttp.RequestHeader, dest []byte) (swapped, whole bool) {
 	if !h.IsGet() && !h.IsHead() {
 		return false, false
 	}
-	d := h.Peek("Sec-Fetch-Dest")
-	if len(d) > 0 && !bytes.Equal(d, []byte("empty")) {
+	if len(dest) > 0 && !bytes.Equal(dest, []byte("empty")) {
 		return false, false
 	}
 	switch {
@@ -557,7 +559,7 @@ func scriptPage(h *fasthttp.RequestHeader) (swapped, whole bool) {
 		return true, true
 	case len(h.Peek("X-Up-Version")) > 0:
 		return true, false
-	case len(d) > 0 && hasHeader(h, "X-Livewire-Navigate"): // sent empty
+	case len(dest) > 0 && hasHeader(h, "X-Livewire-Navigate"): // sent empty
 		return true, true
 	}
 	return false, false
@@ -578,13 +580,9 @@ func hasHeader(h *fasthttp.RequestHeader, name string) bool {
 // a navigation, though the browser names it apart (Sec-Fetch-Dest), whose
 // slots are filled and seen; but the visitor navigated to the page around
 // it, so it is no page view of its own (a page with three frames of the
-// site's own would count four).
-func isFramed(h *fasthttp.RequestHeader) bool {
-	if !h.IsGet() && !h.IsHead() {
-		return false
-	}
-	d := h.Peek("Sec-Fetch-Dest")
-	return bytes.Equal(d, []byte("iframe")) || bytes.Equal(d, []byte("frame"))
+// site's own would count four). dest is the request's Sec-Fetch-Dest.
+func isFramed(h *fasthttp.RequestHeader, dest []byte) bool {
+	return (h.IsGet() || h.IsHead()) && (bytes.Equal(dest, []byte("iframe")) || bytes.Equal(dest, []byte("frame")))
 }
 
 // isPrefetch reports a request made ahead of a navigation that may never
