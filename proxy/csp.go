@@ -24,7 +24,9 @@ const (
 // policy's is taken, which keeps the script out of its reports.
 func inlineScriptNonce(rh *fasthttp.ResponseHeader) (nonce []byte, ok bool) {
 	for _, v := range rh.PeekAll("Content-Security-Policy") {
-		for _, policy := range bytes.Split(v, []byte{','}) {
+		for rest := v; len(rest) > 0; {
+			var policy []byte
+			policy, rest, _ = bytes.Cut(rest, []byte{','})
 			switch rule, n := inlineScriptRule(policy); rule {
 			case scriptsBlocked:
 				return nil, false
@@ -40,7 +42,9 @@ func inlineScriptNonce(rh *fasthttp.ResponseHeader) (nonce []byte, ok bool) {
 		return nonce, true
 	}
 	for _, v := range rh.PeekAll("Content-Security-Policy-Report-Only") {
-		for _, policy := range bytes.Split(v, []byte{','}) {
+		for rest := v; len(rest) > 0; {
+			var policy []byte
+			policy, rest, _ = bytes.Cut(rest, []byte{','})
 			if rule, n := inlineScriptRule(policy); rule == scriptsNonce {
 				return n, true
 			}
@@ -55,16 +59,15 @@ func inlineScriptNonce(rh *fasthttp.ResponseHeader) (nonce []byte, ok bool) {
 // browsers. 'unsafe-inline' is ignored beside a nonce, a hash or
 // 'strict-dynamic'.
 func inlineScriptRule(policy []byte) (scriptRule, []byte) {
-	var found [3][][]byte // sources of script-src-elem, script-src, default-src
+	var found [3][]byte // source lists of script-src-elem, script-src, default-src
 	var seen [3]bool
-	for _, d := range bytes.Split(policy, []byte{';'}) {
-		f := bytes.Fields(d)
-		if len(f) == 0 {
-			continue
-		}
-		for i, name := range []string{"script-src-elem", "script-src", "default-src"} {
-			if !seen[i] && bytes.EqualFold(f[0], []byte(name)) {
-				seen[i], found[i] = true, f[1:]
+	for rest := policy; len(rest) > 0; {
+		var d []byte
+		d, rest, _ = bytes.Cut(rest, []byte{';'})
+		name, srcs := nextField(d)
+		for i, dir := range [...]string{"script-src-elem", "script-src", "default-src"} {
+			if !seen[i] && bytes.EqualFold(name, []byte(dir)) {
+				seen[i], found[i] = true, srcs
 			}
 		}
 	}
@@ -77,17 +80,16 @@ func inlineScriptRule(policy []byte) (scriptRule, []byte) {
 	}
 	var nonce []byte
 	inline, strict := false, false
-	for _, src := range found[i] {
-		lower := bytes.ToLower(src)
+	for src, srcs := nextField(found[i]); len(src) > 0; src, srcs = nextField(srcs) {
 		switch {
-		case bytes.HasPrefix(lower, []byte("'nonce-")) && bytes.HasSuffix(src, []byte("'")) && len(src) > len("'nonce-'"):
+		case hasPrefixFold(src, "'nonce-") && bytes.HasSuffix(src, []byte("'")) && len(src) > len("'nonce-'"):
 			if nonce == nil {
 				nonce = src[len("'nonce-") : len(src)-1]
 			}
-		case bytes.HasPrefix(lower, []byte("'sha256-")), bytes.HasPrefix(lower, []byte("'sha384-")),
-			bytes.HasPrefix(lower, []byte("'sha512-")), string(lower) == "'strict-dynamic'":
+		case hasPrefixFold(src, "'sha256-"), hasPrefixFold(src, "'sha384-"), hasPrefixFold(src, "'sha512-"),
+			bytes.EqualFold(src, []byte("'strict-dynamic'")):
 			strict = true
-		case string(lower) == "'unsafe-inline'":
+		case bytes.EqualFold(src, []byte("'unsafe-inline'")):
 			inline = true
 		}
 	}
@@ -98,6 +100,26 @@ func inlineScriptRule(policy []byte) (scriptRule, []byte) {
 		return scriptsFree, nil
 	}
 	return scriptsBlocked, nil
+}
+
+// nextField returns the first of b's fields separated by ASCII white
+// space, and what follows it.
+func nextField(b []byte) (field, rest []byte) {
+	space := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r' }
+	i := 0
+	for i < len(b) && space(b[i]) {
+		i++
+	}
+	j := i
+	for j < len(b) && !space(b[j]) {
+		j++
+	}
+	return b[i:j], b[j:]
+}
+
+// hasPrefixFold reports whether b begins with prefix, in any case.
+func hasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], []byte(prefix))
 }
 
 // isNonce reports a nonce as CSP writes one (base64 or base64url), and so
