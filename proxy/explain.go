@@ -15,6 +15,10 @@ import (
 // Explanation is what edgeseg decided for one request and why: the
 // debugger editors and analysts use (edgeseg explain, /_edgeseg/explain).
 type Explanation struct {
+	// Request says what kind of request it is: a page view, a part of a
+	// page (a frame, a fragment a script swaps in), a prefetch, or only a
+	// behavior event.
+	Request  string            `json:"request"`
 	Consent  string            `json:"consent"`
 	Profile  map[string]any    `json:"profile"`
 	Signals  map[string]any    `json:"signals"`
@@ -23,6 +27,24 @@ type Explanation struct {
 	Forced   string            `json:"forced,omitempty"`
 	Slots    map[string]string `json:"slots"`
 	Warnings []string          `json:"warnings,omitempty"`
+}
+
+// kind names the visit's request as Explanation.Request does; get: it is
+// a GET or HEAD.
+func (v *Visit) kind(get bool) string {
+	switch {
+	case !v.navigation:
+		return "behavior event " + v.match.Event + " (no page to fill)"
+	case !get:
+		return "form post (its answer is not filled)"
+	case v.prefetch:
+		return "prefetch (filled, not counted)"
+	case v.part && v.strangersPart():
+		return "part of a page, without the profile cookie (filled, not counted)"
+	case v.part:
+		return "part of a page: a frame, or swapped in by a script (filled, no page view)"
+	}
+	return "page view"
 }
 
 // RuleExplanation is one rule's outcome with the values it read.
@@ -43,10 +65,10 @@ type RuleExplanation struct {
 func (p *Personalizer) Explain(ctx *fasthttp.RequestCtx, now time.Time, page *inject.Plan) *Explanation {
 	v := p.begin(ctx, now)
 	if v == nil {
-		return &Explanation{Consent: "n/a: not a page navigation (send Accept: text/html)"}
+		return &Explanation{Request: "not a page: passed as sent", Consent: "n/a: not a page navigation (send Accept: text/html)"}
 	}
 	defer p.end(v)
-	e := &Explanation{Consent: v.consent.Reason, Slots: map[string]string{}, Forced: v.forced, Warnings: v.pl.engine.Warnings}
+	e := &Explanation{Request: v.kind(ctx.IsGet() || ctx.IsHead()), Consent: v.consent.Reason, Slots: map[string]string{}, Forced: v.forced, Warnings: v.pl.engine.Warnings}
 	if v.consent.Granted {
 		e.Consent = "granted (" + v.consent.Reason + ")"
 	} else {

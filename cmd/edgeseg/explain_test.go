@@ -114,3 +114,33 @@ func TestExplainOnAPage(t *testing.T) {
 		t.Errorf("want the page's four slots, no others:\n%s", slots)
 	}
 }
+
+// TestExplainNamesTheRequest: explain says what kind of request it read,
+// as the proxy counts it.
+func TestExplainNamesTheRequest(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--url", "/"}, "request: page view\n"},
+		{[]string{"--url", "/", "--header", "Sec-Fetch-Dest: empty", "--header", "X-Turbo-Request-Id: 1"}, "request: page view\n"},
+		{[]string{"--url", "/", "--header", "Sec-Fetch-Dest: empty", "--header", "Turbo-Frame: cart", "--cookie", "edgeseg=x"},
+			"request: part of a page: a frame, or swapped in by a script (filled, no page view)\n"},
+		{[]string{"--url", "/", "--header", "Sec-Fetch-Dest: iframe"}, "request: part of a page, without the profile cookie (filled, not counted)\n"},
+		{[]string{"--url", "/", "--header", "Sec-Purpose: prefetch"}, "request: prefetch (filled, not counted)\n"},
+		{[]string{"--url", "/", "--header", "Sec-Fetch-Dest: script"}, "request: not a page: passed as sent\n"},
+	} {
+		m := NewMain()
+		var out bytes.Buffer
+		m.Stdout, m.Stderr, m.Environ = &out, io.Discard, nil
+		if err := m.ParseFlags(append([]string{"explain", "--config", "../../examples/edgeseg.yaml"}, tc.args...)); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(out.String(), tc.want) {
+			t.Errorf("%q: got\n%.200s", tc.args, out.String())
+		}
+	}
+}

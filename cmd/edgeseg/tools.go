@@ -319,6 +319,7 @@ func (m *Main) runExplain(ctx context.Context, args []string) error {
 
 func printExplanation(m *Main, e *proxy.Explanation) {
 	w := m.Stdout
+	fmt.Fprintf(w, "request: %s\n", e.Request)
 	fmt.Fprintf(w, "consent: %s\n", e.Consent)
 	if e.Profile != nil {
 		fmt.Fprintln(w, "profile:")
