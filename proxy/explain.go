@@ -39,7 +39,7 @@ func (v *Visit) kind(get bool) string {
 		return "form post (its answer is not filled)"
 	case v.prefetch:
 		return "prefetch (filled, not counted)"
-	case v.part && v.strangersPart():
+	case v.strangersPart():
 		return "part of a page, without the profile cookie (filled, not counted)"
 	case v.part:
 		return "part of a page: a frame, or swapped in by a script (filled, no page view)"
