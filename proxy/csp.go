@@ -16,39 +16,70 @@ const (
 	scriptsBlocked                   // never: scripts from URLs only, hashes, 'none'
 )
 
-// inlineScriptNonce reads the page's Content-Security-Policy headers, every
-// policy of which a browser enforces, for the data layer's inline script:
-// ok is false when a policy would block it (an error in the console, a
-// report to the site's report-uri, and no data layer anyway), and nonce is
-// the nonce it must carry, if any. With no enforced nonce, a report-only
-// policy's is taken, which keeps the script out of its reports.
-func inlineScriptNonce(rh *fasthttp.ResponseHeader) (nonce []byte, ok bool) {
+// scriptPolicies is what the Content-Security-Policies a page is served
+// with let an inline <script> do, such as the data layer edgeseg adds:
+// every enforced policy must allow it, and a script carries one nonce.
+// Nonces are copied: a scriptPolicies outlives the header it read.
+type scriptPolicies struct {
+	blocked bool
+	nonce   []byte // the nonce the enforced policies name, nil for none
+	report  []byte // the first nonce a report-only policy names
+	has     bool   // nonce is set (its buffer is kept from visit to visit)
+	hasRep  bool
+}
+
+// readHeaders reads the response's Content-Security-Policy and
+// Content-Security-Policy-Report-Only headers, every policy of which
+// (several in a header, separated by commas) a browser applies.
+func (sp *scriptPolicies) readHeaders(rh *fasthttp.ResponseHeader) {
+	sp.blocked, sp.has, sp.hasRep = false, false, false
 	for _, v := range rh.PeekAll("Content-Security-Policy") {
 		for rest := v; len(rest) > 0; {
 			var policy []byte
 			policy, rest, _ = bytes.Cut(rest, []byte{','})
-			switch rule, n := inlineScriptRule(policy); rule {
-			case scriptsBlocked:
-				return nil, false
-			case scriptsNonce:
-				if nonce != nil && !bytes.Equal(nonce, n) {
-					return nil, false // a script carries one nonce
-				}
-				nonce = n
-			}
+			sp.enforce(policy)
 		}
 	}
-	if nonce != nil {
-		return nonce, true
-	}
 	for _, v := range rh.PeekAll("Content-Security-Policy-Report-Only") {
-		for rest := v; len(rest) > 0; {
+		for rest := v; len(rest) > 0 && !sp.hasRep; {
 			var policy []byte
 			policy, rest, _ = bytes.Cut(rest, []byte{','})
 			if rule, n := inlineScriptRule(policy); rule == scriptsNonce {
-				return n, true
+				sp.report, sp.hasRep = append(sp.report[:0], n...), true
 			}
 		}
+	}
+}
+
+// enforce adds one enforced policy: of a header, or of a page's <meta
+// http-equiv> (whose content is one policy, commas and all).
+func (sp *scriptPolicies) enforce(policy []byte) {
+	switch rule, n := inlineScriptRule(policy); rule {
+	case scriptsBlocked:
+		sp.blocked = true
+	case scriptsNonce:
+		switch {
+		case !sp.has:
+			sp.nonce, sp.has = append(sp.nonce[:0], n...), true
+		case !bytes.Equal(sp.nonce, n):
+			sp.blocked = true // a script carries one nonce
+		}
+	}
+}
+
+// inlineScript reports whether the policies let the data layer's inline
+// script run (ok false: an error in the console, a report to the site's
+// report-uri, and no data layer anyway), and the nonce it must carry, if
+// any. With no enforced nonce, a report-only policy's is taken, which
+// keeps the script out of its reports.
+func (sp *scriptPolicies) inlineScript() (nonce []byte, ok bool) {
+	switch {
+	case sp.blocked:
+		return nil, false
+	case sp.has:
+		return sp.nonce, true
+	case sp.hasRep:
+		return sp.report, true
 	}
 	return nil, true
 }

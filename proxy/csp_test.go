@@ -7,42 +7,66 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// inlineScriptNonce reads rh's policies and then those of meta, with sp,
+// for the data layer's script.
+func inlineScriptNonce(sp *scriptPolicies, rh *fasthttp.ResponseHeader, meta ...string) ([]byte, bool) {
+	sp.readHeaders(rh)
+	for _, m := range meta {
+		sp.enforce([]byte(m))
+	}
+	return sp.inlineScript()
+}
+
+// TestInlineScriptNonce: the data layer's script is let run, and with
+// which nonce, as browsers read a page's Content-Security-Policy headers
+// and <meta http-equiv> tags. One scriptPolicies reads them all, as a
+// pooled visit does.
 func TestInlineScriptNonce(t *testing.T) {
+	var sp scriptPolicies
 	for _, c := range []struct {
 		name       string
 		csp        []string // Content-Security-Policy headers
 		reportOnly []string
 		nonce      string
 		ok         bool
+		meta       []string // the page's <meta> policies
 	}{
-		{"no policy", nil, nil, "", true},
-		{"no script directive", []string{"img-src 'self'; frame-ancestors 'none'"}, nil, "", true},
-		{"nonce in script-src", []string{"default-src 'self'; script-src 'self' 'nonce-r4nd0m+/='"}, nil, "r4nd0m+/=", true},
-		{"nonce in default-src", []string{"default-src 'self' 'nonce-abc'"}, nil, "abc", true},
-		{"script-src over default-src", []string{"default-src 'nonce-abc'; script-src 'self'"}, nil, "", false},
-		{"script-src-elem over script-src", []string{"script-src 'self'; script-src-elem 'nonce-elem'"}, nil, "elem", true},
-		{"script-src-elem blocks", []string{"script-src 'unsafe-inline'; script-src-elem 'self'"}, nil, "", false},
-		{"unsafe-inline", []string{"script-src 'self' 'unsafe-inline'"}, nil, "", true},
-		{"unsafe-inline in any case", []string{"SCRIPT-SRC 'Unsafe-Inline'"}, nil, "", true},
-		{"unsafe-inline beside a hash", []string{"script-src 'unsafe-inline' 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"}, nil, "", false},
-		{"unsafe-inline beside strict-dynamic", []string{"script-src 'unsafe-inline' 'strict-dynamic' https:"}, nil, "", false},
-		{"strict-dynamic with a nonce", []string{"script-src 'strict-dynamic' 'nonce-Zm9v' 'unsafe-inline' https:"}, nil, "Zm9v", true},
-		{"hashes only", []string{"script-src 'sha384-abc'"}, nil, "", false},
-		{"self only", []string{"script-src 'self' https://cdn.example"}, nil, "", false},
-		{"none", []string{"default-src 'none'"}, nil, "", false},
-		{"empty directive", []string{"script-src"}, nil, "", false},
-		{"first directive of a name counts", []string{"script-src 'unsafe-inline'; script-src 'self'"}, nil, "", true},
-		{"nonce with a quote", []string{`script-src 'nonce-a"b'`}, nil, "", false},
-		{"nonce without its quote", []string{"script-src 'nonce-abc"}, nil, "", false},
-		{"empty nonce", []string{"script-src 'nonce-'"}, nil, "", false},
-		{"two policies in a header", []string{"script-src 'unsafe-inline', script-src 'self'"}, nil, "", false},
-		{"two headers, one nonce", []string{"script-src 'nonce-abc'", "default-src 'self' 'nonce-abc'"}, nil, "abc", true},
-		{"two headers, two nonces", []string{"script-src 'nonce-abc'", "script-src 'nonce-xyz'"}, nil, "", false},
-		{"nonce and unsafe-inline policies", []string{"script-src 'unsafe-inline'", "script-src 'nonce-abc'"}, nil, "abc", true},
-		{"report-only does not block", nil, []string{"script-src 'self'"}, "", true},
-		{"report-only nonce", nil, []string{"script-src 'nonce-rep'"}, "rep", true},
-		{"enforced nonce first", []string{"script-src 'nonce-enf'"}, []string{"script-src 'nonce-rep'"}, "enf", true},
-		{"tabs and blanks", []string{" \tscript-src\t'nonce-t'  ;  "}, nil, "t", true},
+		{"no policy", nil, nil, "", true, nil},
+		{"no script directive", []string{"img-src 'self'; frame-ancestors 'none'"}, nil, "", true, nil},
+		{"nonce in script-src", []string{"default-src 'self'; script-src 'self' 'nonce-r4nd0m+/='"}, nil, "r4nd0m+/=", true, nil},
+		{"nonce in default-src", []string{"default-src 'self' 'nonce-abc'"}, nil, "abc", true, nil},
+		{"script-src over default-src", []string{"default-src 'nonce-abc'; script-src 'self'"}, nil, "", false, nil},
+		{"script-src-elem over script-src", []string{"script-src 'self'; script-src-elem 'nonce-elem'"}, nil, "elem", true, nil},
+		{"script-src-elem blocks", []string{"script-src 'unsafe-inline'; script-src-elem 'self'"}, nil, "", false, nil},
+		{"unsafe-inline", []string{"script-src 'self' 'unsafe-inline'"}, nil, "", true, nil},
+		{"unsafe-inline in any case", []string{"SCRIPT-SRC 'Unsafe-Inline'"}, nil, "", true, nil},
+		{"unsafe-inline beside a hash", []string{"script-src 'unsafe-inline' 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"}, nil, "", false, nil},
+		{"unsafe-inline beside strict-dynamic", []string{"script-src 'unsafe-inline' 'strict-dynamic' https:"}, nil, "", false, nil},
+		{"strict-dynamic with a nonce", []string{"script-src 'strict-dynamic' 'nonce-Zm9v' 'unsafe-inline' https:"}, nil, "Zm9v", true, nil},
+		{"hashes only", []string{"script-src 'sha384-abc'"}, nil, "", false, nil},
+		{"self only", []string{"script-src 'self' https://cdn.example"}, nil, "", false, nil},
+		{"none", []string{"default-src 'none'"}, nil, "", false, nil},
+		{"empty directive", []string{"script-src"}, nil, "", false, nil},
+		{"first directive of a name counts", []string{"script-src 'unsafe-inline'; script-src 'self'"}, nil, "", true, nil},
+		{"nonce with a quote", []string{`script-src 'nonce-a"b'`}, nil, "", false, nil},
+		{"nonce without its quote", []string{"script-src 'nonce-abc"}, nil, "", false, nil},
+		{"empty nonce", []string{"script-src 'nonce-'"}, nil, "", false, nil},
+		{"two policies in a header", []string{"script-src 'unsafe-inline', script-src 'self'"}, nil, "", false, nil},
+		{"two headers, one nonce", []string{"script-src 'nonce-abc'", "default-src 'self' 'nonce-abc'"}, nil, "abc", true, nil},
+		{"two headers, two nonces", []string{"script-src 'nonce-abc'", "script-src 'nonce-xyz'"}, nil, "", false, nil},
+		{"nonce and unsafe-inline policies", []string{"script-src 'unsafe-inline'", "script-src 'nonce-abc'"}, nil, "abc", true, nil},
+		{"report-only does not block", nil, []string{"script-src 'self'"}, "", true, nil},
+		{"report-only nonce", nil, []string{"script-src 'nonce-rep'"}, "rep", true, nil},
+		{"enforced nonce first", []string{"script-src 'nonce-enf'"}, []string{"script-src 'nonce-rep'"}, "enf", true, nil},
+		{"tabs and blanks", []string{" \tscript-src\t'nonce-t'  ;  "}, nil, "t", true, nil},
+		{"meta nonce", nil, nil, "m", true, []string{"default-src 'self'; script-src 'nonce-m'"}},
+		{"meta blocks", []string{"script-src 'nonce-abc'"}, nil, "", false, []string{"script-src 'self'"}},
+		{"header and meta agree", []string{"script-src 'nonce-abc'"}, nil, "abc", true, []string{"script-src 'nonce-abc' 'strict-dynamic'"}},
+		{"header and meta differ", []string{"script-src 'nonce-abc'"}, nil, "", false, []string{"script-src 'nonce-xyz'"}},
+		{"meta over report-only", nil, []string{"script-src 'nonce-rep'"}, "m", true, []string{"script-src 'nonce-m'"}},
+		{"meta unsafe-inline", nil, nil, "", true, []string{"script-src 'unsafe-inline'", "img-src *"}},
+		{"a comma in a meta separates nothing", nil, nil, "", false, []string{"script-src 'unsafe-inline', script-src 'self'"}},
+		{"no policy after a nonce", nil, nil, "", true, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var rh fasthttp.ResponseHeader
@@ -52,7 +76,7 @@ func TestInlineScriptNonce(t *testing.T) {
 			for _, v := range c.reportOnly {
 				rh.Add("Content-Security-Policy-Report-Only", v)
 			}
-			nonce, ok := inlineScriptNonce(&rh)
+			nonce, ok := inlineScriptNonce(&sp, &rh, c.meta...)
 			if string(nonce) != c.nonce || ok != c.ok {
 				t.Errorf("got nonce %q ok %v, want %q %v", nonce, ok, c.nonce, c.ok)
 			}
@@ -70,7 +94,8 @@ func FuzzInlineScriptNonce(f *testing.F) {
 		var rh fasthttp.ResponseHeader
 		rh.Set("Content-Security-Policy", csp)
 		rh.Set("Content-Security-Policy-Report-Only", reportOnly)
-		nonce, ok := inlineScriptNonce(&rh)
+		var sp scriptPolicies
+		nonce, ok := inlineScriptNonce(&sp, &rh)
 		if !ok && nonce != nil {
 			t.Fatalf("blocked, with a nonce %q", nonce)
 		}
@@ -93,9 +118,10 @@ func BenchmarkInlineScriptNonce(b *testing.B) {
 	var rh fasthttp.ResponseHeader
 	rh.Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'nonce-dGhpcyBpcyBhIG5vbmNl' 'strict-dynamic' https://www.googletagmanager.com https://cdn.example.com; "+
 		"style-src 'self' 'unsafe-inline'; img-src * data:; connect-src 'self' https://api.example.com; frame-ancestors 'none'; report-uri /csp")
+	var sp scriptPolicies
 	b.ReportAllocs()
 	for b.Loop() {
-		if n, ok := inlineScriptNonce(&rh); !ok || len(n) == 0 {
+		if n, ok := inlineScriptNonce(&sp, &rh); !ok || len(n) == 0 {
 			b.Fatal("no nonce")
 		}
 	}

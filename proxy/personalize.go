@@ -365,7 +365,10 @@ type Visit struct {
 	keyBuf    []byte
 	cookieBuf []byte
 	layerBuf  []byte // the data layer's script (dataLayer)
-	lookup    inject.Lookup
+	// csp is what the page's Content-Security-Policies let the data
+	// layer do: its headers' (headSnippet), then its <meta> tags'.
+	csp    scriptPolicies
+	lookup inject.Lookup
 }
 
 // begin runs steps 2–6. It returns nil for requests that are not page
@@ -736,6 +739,9 @@ func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst
 	if ig := plan.Ignored(); len(ig) > 0 {
 		p.noteIgnored(string(ctx.Path()), ig)
 	}
+	if meta := plan.MetaPolicies(); opts.HeadSnippet != nil && len(meta) > 0 {
+		opts.HeadSnippet = v.HeadSnippet(meta)
+	}
 	if plan.Slots() == 0 && opts.HeadSnippet == nil {
 		return dst, false
 	}
@@ -919,9 +925,27 @@ func (v *Visit) expose(slot, segment string, variant events.Variant, version uin
 }
 
 // headSnippet is the data layer's script for the page in ctx.Response,
-// nil when the page's Content-Security-Policy would block it.
+// nil when the page's Content-Security-Policy headers would block it.
 func (v *Visit) headSnippet(ctx *fasthttp.RequestCtx) []byte {
-	nonce, ok := inlineScriptNonce(&ctx.Response.Header)
+	v.csp.readHeaders(&ctx.Response.Header)
+	return v.layerFor()
+}
+
+// HeadSnippet is the data layer's script for a page whose head declares
+// Content-Security-Policies of its own, in <meta http-equiv> tags, which
+// browsers enforce beside the headers' (inject.MetaPolicy): nil when one
+// would block it. It is asked once per page, after headSnippet.
+func (v *Visit) HeadSnippet(policies [][]byte) []byte {
+	for _, p := range policies {
+		v.csp.enforce(p)
+	}
+	return v.layerFor()
+}
+
+// layerFor is the data layer's script as the policies read so far allow
+// it, nil (and counted) when they would block it.
+func (v *Visit) layerFor() []byte {
+	nonce, ok := v.csp.inlineScript()
 	if !ok {
 		v.p.m.layerBlocked.Inc()
 		return nil

@@ -139,6 +139,7 @@ func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Respo
 	}
 	if v.pl.cfg.Templates.DataLayer {
 		s.opts.HeadSnippet = v.headSnippet(ctx)
+		s.opts.MetaPolicy = v // read as the page's head comes
 	}
 	// The first bytes are made before the answer is handed to fasthttp
 	// (which sends the head only with them anyway): an origin that breaks

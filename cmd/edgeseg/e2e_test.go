@@ -1285,16 +1285,27 @@ func TestClientEvents(t *testing.T) {
 }
 
 // TestDataLayer: with templates.data_layer on, the page gets
-// window.edgeseg before </head>, carrying the page's CSP nonce; a page
-// whose CSP would block it (scripts by hash only) goes without, whole or
-// streamed.
+// window.edgeseg before </head>, carrying the page's CSP nonce, of its
+// headers or of a <meta http-equiv> in its head; a page whose CSP would
+// block it (scripts by hash only, a <meta> policy of its own) goes
+// without, whole or streamed.
 func TestDataLayer(t *testing.T) {
 	const page = `<html><head><title>t</title></head><body><p>no slots</p></body></html>`
+	metaPage := func(policy string) string {
+		return strings.Replace(page, "<title>", `<meta http-equiv="Content-Security-Policy" content="`+policy+`"><title>`, 1)
+	}
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
-		if strings.HasPrefix(r.URL.Path, "/hashes") {
+		page := page
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/hashes"):
 			w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=' 'unsafe-inline'")
-		} else {
+		case strings.HasPrefix(r.URL.Path, "/meta-nonce"):
+			page = metaPage("script-src &#39;nonce-r4nd0m+/=&#39;")
+		case strings.HasPrefix(r.URL.Path, "/meta-blocks"):
+			w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'nonce-r4nd0m+/='")
+			page = metaPage("script-src 'nonce-other'")
+		default:
 			w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'nonce-r4nd0m+/='")
 		}
 		if strings.HasSuffix(r.URL.Path, "/streamed") {
@@ -1316,9 +1327,16 @@ func TestDataLayer(t *testing.T) {
 		if _, body = s.browser(uaIPhone).page("/hashes" + path); body != page {
 			t.Errorf("%s: a page whose CSP blocks the data layer got:\n%s", path, body)
 		}
+		_, body = s.browser(uaIPhone).page("/meta-nonce" + path)
+		if !strings.Contains(body, want) {
+			t.Errorf("%s: data layer under a <meta> policy:\n%s", path, body)
+		}
+		if _, body = s.browser(uaIPhone).page("/meta-blocks" + path); body != metaPage("script-src 'nonce-other'") {
+			t.Errorf("%s: a page whose <meta> policy blocks the data layer got:\n%s", path, body)
+		}
 	}
 	_, metrics := s.browser(uaIPhone).page("/_edgeseg/metrics")
-	if !strings.Contains(metrics, `edgeseg_data_layer_skipped_total{reason="csp"} 2`) {
+	if !strings.Contains(metrics, `edgeseg_data_layer_skipped_total{reason="csp"} 4`) {
 		t.Errorf("skips not counted:\n%s", metrics)
 	}
 }

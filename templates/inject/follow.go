@@ -42,6 +42,7 @@ type follower struct {
 	// filled slot, as Apply places it; headDone once it is placed (or
 	// there is none).
 	head     []byte
+	policy   MetaPolicy
 	headDone bool
 }
 
@@ -232,7 +233,7 @@ func (f *follower) emit(out, doc []byte, lookup Lookup, cs Charset) ([]byte, boo
 					stop = h
 				} else {
 					out = f.copyTo(out, doc, f.pos(h))
-					out = append(out, f.head...)
+					out = append(out, f.headSnippet()...)
 					out = f.copyTo(out, doc, f.pos(h+len(headTag)))
 					f.headDone = true
 					continue
@@ -274,4 +275,15 @@ func (f *follower) copyTo(out, doc []byte, i int) []byte {
 		f.mark = i
 	}
 	return out
+}
+
+// headSnippet is the snippet the follower places. The document has kept
+// to the Reference's page up to it, <meta> tags included (they decide
+// how a page is read: none of their values may differ), so the page's
+// <meta> policies are the document's.
+func (f *follower) headSnippet() []byte {
+	if p := f.ref.plan.metaCSP; len(p) > 0 && f.policy != nil {
+		return f.policy.HeadSnippet(p)
+	}
+	return f.head
 }

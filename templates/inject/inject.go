@@ -63,6 +63,12 @@ type Options struct {
 	// HeadSnippet, when set, is inserted just before the document's first
 	// </head> end tag (for a data layer script).
 	HeadSnippet []byte
+	// MetaPolicy, when set, decides the head snippet instead of
+	// HeadSnippet for a document whose head declares a
+	// Content-Security-Policy in a <meta>, which browsers enforce on the
+	// snippet too. (Apply, Slots and Rewriter ask it; a caller that made
+	// the Plan may read Plan.MetaPolicies itself.)
+	MetaPolicy MetaPolicy
 	// MaxSlotBytes bounds how much of one slot's content is held while its
 	// end tag is looked for; past it the slot is left unfilled. Default 1 MiB.
 	MaxSlotBytes int
@@ -153,7 +159,7 @@ func (r *Rewriter) Follow(ref *Reference) bool {
 	if !ref.followable(&r.s) || len(r.carry) > 0 || r.s.mark > 0 {
 		return false
 	}
-	r.spare = follower{ref: ref, shifts: r.spare.shifts[:0], head: r.s.head, headDone: len(r.s.head) == 0}
+	r.spare = follower{ref: ref, shifts: r.spare.shifts[:0], head: r.s.head, policy: r.s.policy, headDone: len(r.s.head) == 0}
 	r.fol = &r.spare
 	// Room for a document as long as the page, and some: grown by
 	// doubling as it came, a 500 KB page cost 2 MB of allocations.

@@ -13,6 +13,10 @@ import (
 type Plan struct {
 	slots []plannedSlot
 	heads []int // positions of </head> end tags, where a snippet goes
+	// metaCSP are the Content-Security-Policy values of the <meta> tags
+	// before the first of them (MetaPolicies). Those tags decide how the
+	// page is read (decidingAttr): a page given this Plan has them alike.
+	metaCSP [][]byte
 	size  int   // length of the document it was made for
 	// declared is the encoding the document's byte order mark (bom) or
 	// <meta> declaration names, zero for none (see PageCharset).
@@ -303,6 +307,9 @@ func (p *Plan) Apply(dst, html []byte, lookup Lookup, opts *Options) ([]byte, in
 	if opts != nil {
 		head = opts.HeadSnippet
 		cs = opts.Charset
+		if len(head) > 0 && len(p.metaCSP) > 0 && opts.MetaPolicy != nil {
+			head = opts.MetaPolicy.HeadSnippet(p.metaCSP)
+		}
 	}
 	mark, filled, skipUntil := 0, 0, -1
 	headAt := -1

@@ -39,6 +39,11 @@ type scanner struct {
 	charset  Charset
 	head     []byte
 	headDone bool
+	// policy decides the head snippet after <meta> policies (metaCSP,
+	// those found before the first </head>, pastHead once it came).
+	policy   MetaPolicy
+	metaCSP  [][]byte
+	pastHead bool
 	maxSlot  int
 	slots    int // slot start tags seen, bounded by MaxSlots
 	out      []byte
@@ -122,6 +127,7 @@ func (s *scanner) init(lookup Lookup, opts *Options) {
 	if opts != nil {
 		s.charset = opts.Charset
 		s.head = opts.HeadSnippet
+		s.policy = opts.MetaPolicy
 		if opts.MaxSlotBytes > 0 {
 			s.maxSlot = opts.MaxSlotBytes
 		}
@@ -561,15 +567,23 @@ func (s *scanner) onTag(data []byte, i int, t *tag, final bool) (int, bool) {
 		if s.inTemplate() {
 			return t.end, true
 		}
-		if s.plan != nil && string(t.lname()) == "head" {
-			s.plan.heads = append(s.plan.heads, i)
-		}
-		if !s.headDone && string(t.lname()) == "head" {
-			s.copyTo(data, i)
-			s.out = append(s.out, s.head...)
-			s.headDone = true
+		if string(t.lname()) == "head" {
+			s.pastHead = true
+			if s.plan != nil {
+				s.plan.heads = append(s.plan.heads, i)
+			}
+			if !s.headDone {
+				s.copyTo(data, i)
+				s.out = append(s.out, s.headSnippet()...)
+				s.headDone = true
+			}
 		}
 		return t.end, true
+	}
+	// A policy in a <meta> counts in the head only; one inside SVG breaks
+	// out of it (foreign is what the tag left open).
+	if !s.pastHead && !foreign && !s.inTemplate() && isMeta(data, t) {
+		s.noteMeta(data[i:t.end])
 	}
 	if t.hasSlot && s.inert() {
 		s.ignore(t, IgnoredTemplate)
