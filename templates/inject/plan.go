@@ -17,7 +17,7 @@ type Plan struct {
 	// before the first of them (MetaPolicies). Those tags decide how the
 	// page is read (decidingAttr): a page given this Plan has them alike.
 	metaCSP [][]byte
-	size  int   // length of the document it was made for
+	size    int // length of the document it was made for
 	// declared is the encoding the document's byte order mark (bom) or
 	// <meta> declaration names, zero for none (see PageCharset).
 	declared Charset
