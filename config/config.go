@@ -363,7 +363,9 @@ type Templates struct {
 	// Watch reloads templates when files change. Default true.
 	Watch bool `yaml:"watch"`
 	// DataLayer injects <script>window.edgeseg={...}</script> before </head>
-	// for the site's analytics tag. Default false.
+	// for the site's analytics tag, with the page's CSP nonce (of its
+	// headers or its <meta http-equiv>), and not where the page's CSP would
+	// block it. Default false.
 	DataLayer bool `yaml:"data_layer"`
 	// DebugHeader adds X-Edgeseg-Segments to responses, and
 	// X-Edgeseg-Slot-Problems to pages whose slots kept their default though
