@@ -37,6 +37,8 @@ func (v *Visit) kind(get bool) string {
 		return "behavior event " + v.match.Event + " (no page to fill)"
 	case !get:
 		return "form post (its answer is not filled)"
+	case v.head:
+		return "HEAD request (no page shown: not counted)"
 	case v.prefetch:
 		return "prefetch (filled, not counted)"
 	case v.strangersPart():

@@ -347,6 +347,7 @@ type Visit struct {
 	lastSeen   int64
 	navigation bool
 	prefetch   bool // fetched ahead of a navigation that may not happen: not counted
+	head       bool // a HEAD request (a link checker, a monitor): nothing shown, nothing counted
 	part       bool // a page in a frame, or a part a script swaps in: shown, but no page view
 	match      profile.Match
 	matched    bool
@@ -403,6 +404,7 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 	}
 	v.pl, v.now, v.navigation, v.match, v.matched = pl, now, nav, match, matched
 	v.prefetch, v.part, v.streaming = prefetch, part, false
+	v.head = h.IsHead()
 
 	// 2. consent
 	v.consent = pl.consent.From(h)
@@ -420,9 +422,10 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 	}
 
 	// 5. behavior (a prefetch is not a visit: the page may never be seen;
-	// a part of a page is not a page view, though it may be a mapped event)
-	if v.prof != nil && !v.prefetch && (!part || matched) {
-		ev := profile.Event{Navigation: nav && !part && (h.IsGet() || h.IsHead())}
+	// nor a HEAD request, whose page is never seen; a part of a page is
+	// not a page view, though it may be a mapped event)
+	if v.prof != nil && !v.prefetch && !v.head && (!part || matched) {
+		ev := profile.Event{Navigation: nav && !part && h.IsGet()}
 		if matched {
 			ev.Name, ev.Category, ev.Product = match.Event, match.Category, match.Product
 		} else {
@@ -1008,7 +1011,7 @@ func appendJSONName(b []byte, s string) []byte {
 func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit, personalized bool) {
 	status := ctx.Response.StatusCode()
 	rh := &ctx.Response.Header
-	counts := status < 400 && !v.prefetch && (v.matched || isHTML(rh.ContentType()) || (status >= 300 && status < 400))
+	counts := status < 400 && !v.prefetch && !v.head && (v.matched || isHTML(rh.ContentType()) || (status >= 300 && status < 400))
 	if v.prof != nil && v.consent.Granted && v.prof.Changed && counts && !v.strangersPart() {
 		p.setCookie(ctx, v, personalized)
 	} else if !v.consent.Granted && counts && len(ctx.Request.Header.Cookie(v.pl.cfg.Profile.Cookie)) > 0 {

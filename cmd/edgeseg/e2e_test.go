@@ -1486,8 +1486,8 @@ func TestPrefetchesAreNotVisits(t *testing.T) {
 // library that swaps them in (Turbo, htmx, pjax, Unpoly) gets them
 // personalized; a page that takes the place of the one shown counts as a
 // page view, a part swapped into it does not (but its exposures do), nor
-// does a page in a frame; a hovered link's prefetch counts as nothing, and
-// a fetch() by any other script is passed as sent.
+// does a page in a frame; a hovered link's prefetch counts as nothing, nor
+// does a HEAD request, and a fetch() by any other script is passed as sent.
 func TestPagesNotNavigatedTo(t *testing.T) {
 	sink, edit := withSink(t, noHoldouts)
 	s := startStack(t, nil, edit)
@@ -1595,6 +1595,22 @@ func TestPagesNotNavigatedTo(t *testing.T) {
 	b.header.Set("Sec-Fetch-Site", "cross-site")
 	if resp, body := b.page("/?utm_campaign=promo"); !strings.Contains(body, "Deals picked for you") || profileCookie(resp) != nil {
 		t.Errorf("a page framed elsewhere: personalized %v, cookie %v", strings.Contains(body, "Deals picked for you"), profileCookie(resp))
+	}
+
+	// A HEAD request (a link checker, an uptime monitor) shows no page: it
+	// is no page view for a visitor with the cookie, and makes no visitor
+	// of one without.
+	for _, returning := range []bool{true, false} {
+		b = s.browser(uaDesktop)
+		if returning {
+			b.page("/category/sale")
+		}
+		req, _ := http.NewRequest("HEAD", s.url+"/?utm_campaign=promo", nil)
+		req.Header.Set("User-Agent", b.ua)
+		req.Header.Set("Accept", "text/html")
+		if resp, _ := b.do(req); resp.StatusCode != http.StatusOK || profileCookie(resp) != nil {
+			t.Errorf("HEAD (returning %v): %s, cookie %v", returning, resp.Status, profileCookie(resp))
+		}
 	}
 
 	s.m.Close() // drains the event queue
