@@ -60,7 +60,7 @@ func (s *scanner) headSnippet() []byte {
 // first counts. Most <meta> tags name no http-equiv, or another, and are
 // passed over without being tokenized.
 func metaPolicy(tag []byte) ([]byte, bool) {
-	if !hasHTTPEquiv(tag) || !containsFold(tag, "policy") && bytes.IndexByte(tag, '&') < 0 {
+	if !hasDashed(tag, "http", "equiv") || !containsFold(tag, "policy") && bytes.IndexByte(tag, '&') < 0 {
 		return nil, false // no http-equiv, or another (Content-Type, refresh...)
 	}
 	z := html.NewTokenizer(bytes.NewReader(tag))
@@ -91,23 +91,4 @@ func metaPolicy(tag []byte) ([]byte, bool) {
 		content = []byte{}
 	}
 	return content, true
-}
-
-// hasHTTPEquiv reports whether tag has "http-equiv" in it, in any case,
-// looking only around its '-' bytes: most <meta> tags of a page (a
-// description, a viewport, Open Graph's) have few or none.
-func hasHTTPEquiv(tag []byte) bool {
-	const pre, post = "http", "equiv"
-	for i := 0; ; {
-		j := bytes.IndexByte(tag[i:], '-')
-		if j < 0 {
-			return false
-		}
-		k := i + j
-		if k >= len(pre) && k+1+len(post) <= len(tag) &&
-			bytes.EqualFold(tag[k-len(pre):k], []byte(pre)) && bytes.EqualFold(tag[k+1:k+1+len(post)], []byte(post)) {
-			return true
-		}
-		i = k + 1
-	}
 }

@@ -249,18 +249,21 @@ func firstDiff(a, b []byte) int {
 // this way is many times cheaper than Scan: most pages of a site have no
 // slots, and pages that change on every request (a CSRF token, a nonce)
 // cannot reuse a cached Plan.
-func MayHaveSlots(html []byte) bool {
-	// "-" is the only byte of the name that case folding leaves alone:
-	// each one is looked at for "edgeseg-slot" around it.
-	const pre, post = "edgeseg", "slot"
+func MayHaveSlots(html []byte) bool { return hasDashed(html, "edgeseg", "slot") }
+
+// hasDashed reports whether b has pre+"-"+post in it, in any case, looking
+// only around its '-' bytes: "-" is the only byte of such a name that
+// case folding leaves alone, and the names looked for this way are rare
+// beside the '-' bytes of a page.
+func hasDashed(b []byte, pre, post string) bool {
 	for i := 0; ; {
-		j := bytes.IndexByte(html[i:], '-')
+		j := bytes.IndexByte(b[i:], '-')
 		if j < 0 {
 			return false
 		}
 		k := i + j
-		if k >= len(pre) && k+1+len(post) <= len(html) &&
-			bytes.EqualFold(html[k-len(pre):k], []byte(pre)) && bytes.EqualFold(html[k+1:k+1+len(post)], []byte(post)) {
+		if k >= len(pre) && k+1+len(post) <= len(b) &&
+			bytes.EqualFold(b[k-len(pre):k], []byte(pre)) && bytes.EqualFold(b[k+1:k+1+len(post)], []byte(post)) {
 			return true
 		}
 		i = k + 1
