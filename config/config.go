@@ -314,6 +314,13 @@ type Behavior struct {
 	// Events are tried in order; the first match wins. A page navigation that
 	// matches none counts as a page_view.
 	Events []EventMapping `yaml:"events"`
+	// CountPrefetched counts a page fetched ahead of a navigation
+	// (speculation rules, <link rel=prefetch>, Turbo's prefetch on hover)
+	// once the visitor is shown it: the navigation then makes no request
+	// of its own, so such a page carries a small script that tells
+	// edgeseg when it is shown (POST /_edgeseg/seen), where the page's
+	// CSP lets it run. Default true.
+	CountPrefetched bool `yaml:"count_prefetched"`
 }
 
 // EventMapping maps a request to an event.
@@ -545,6 +552,7 @@ func Default() *Config {
 			DecisionScore:      15,
 		},
 		Templates: Templates{Dir: "templates", Watch: true},
+		Behavior:  Behavior{CountPrefetched: true},
 		Cache: Cache{
 			Assignment: CacheSize{MaxItems: 100_000, MaxBytes: 32 << 20, TTL: 10 * time.Minute},
 			Blocks:     CacheSize{MaxItems: 50_000, MaxBytes: 64 << 20, TTL: 10 * time.Minute},

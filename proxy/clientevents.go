@@ -93,7 +93,7 @@ func (p *Personalizer) serveClientEvent(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(fasthttp.StatusNoContent) // events only for known visitors
 		return
 	}
-	if !p.allowClientEvent(prof.ID, now, ec.ClientEventsPerMinute) {
+	if !p.allowClientEvent(prof.ID, kindEvent, now, ec.ClientEventsPerMinute) {
 		ctx.Response.Header.Set("Retry-After", "60")
 		refuse(fasthttp.StatusTooManyRequests, "too many events")
 		return
@@ -127,10 +127,17 @@ func sameOrigin(h *fasthttp.RequestHeader) bool {
 	return false
 }
 
-// allowClientEvent counts a visitor's events in the current minute.
-// Counters live in a bounded cache; one that was evicted starts again.
-func (p *Personalizer) allowClientEvent(visitor string, now time.Time, perMinute int) bool {
-	k := xxhash.Sum64String(visitor) ^ uint64(now.Unix()/60)*0x9E3779B97F4A7C15
+// Kinds of what a page sends, each limited on its own (allowClientEvent).
+const (
+	kindEvent uint64 = iota + 1 // POST /_edgeseg/event
+	kindSeen                    // POST /_edgeseg/seen
+)
+
+// allowClientEvent counts a visitor's events of a kind in the current
+// minute. Counters live in a bounded cache; one that was evicted starts
+// again.
+func (p *Personalizer) allowClientEvent(visitor string, kind uint64, now time.Time, perMinute int) bool {
+	k := xxhash.Sum64String(visitor) ^ (uint64(now.Unix()/60)*4+kind)*0x9E3779B97F4A7C15
 	n, ok := p.rate.Get(k)
 	if !ok {
 		n = new(atomic.Int32)

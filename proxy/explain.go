@@ -39,6 +39,8 @@ func (v *Visit) kind(get bool) string {
 		return "form post (its answer is not filled)"
 	case v.head:
 		return "HEAD request (no page shown: not counted)"
+	case v.prefetch && v.countsWhenSeen():
+		return "prefetch (filled; counted once shown, by the beacon it carries)"
 	case v.prefetch:
 		return "prefetch (filled, not counted)"
 	case v.strangersPart():

@@ -223,6 +223,9 @@ type personalizeMetrics struct {
 	cleared       *metrics.Counter // profile cookies deleted once consent was withdrawn
 	badCharset    *metrics.Counter // pages in an encoding blocks cannot go into
 	layerBlocked  *metrics.Counter // pages whose CSP would block the data layer
+	seenBlocked   *metrics.Counter // prefetched pages whose CSP would block the beacon
+	seenCounted   *metrics.Counter // prefetched pages counted as shown
+	seenRefused   *metrics.Counter // beacons refused (forged, expired, cross-site...)
 	plansReused   *metrics.Counter // pages given the plan of the last page at their path
 	set           *metrics.Set
 	previews      *metrics.Counter
@@ -292,6 +295,9 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 	p.m.cleared = set.GetOrCreateCounter(`edgeseg_profile_cookies_cleared_total`)
 	p.m.badCharset = set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="charset"}`)
 	p.m.layerBlocked = set.GetOrCreateCounter(`edgeseg_data_layer_skipped_total{reason="csp"}`)
+	p.m.seenBlocked = set.GetOrCreateCounter(`edgeseg_prefetch_beacons_skipped_total{reason="csp"}`)
+	p.m.seenCounted = set.GetOrCreateCounter(`edgeseg_prefetches_shown_total`)
+	p.m.seenRefused = set.GetOrCreateCounter(`edgeseg_prefetch_beacons_refused_total`)
 	p.m.plansReused = set.GetOrCreateCounter(`edgeseg_plans_reused_total`)
 	p.m.set = set
 	o.Pipeline.extractor.Prepare() // not while the first visitors wait
@@ -369,6 +375,7 @@ type Visit struct {
 	// csp is what the page's Content-Security-Policies let the data
 	// layer do: its headers' (headSnippet), then its <meta> tags'.
 	csp    scriptPolicies
+	note   []byte // a prefetched page's signed note (noteSeen)
 	lookup inject.Lookup
 }
 
@@ -711,7 +718,7 @@ func (p *Personalizer) wantsBody(v *Visit, ctx *fasthttp.RequestCtx, resp *fasth
 		p.m.noTransform.Inc()
 		return false
 	}
-	if v.pl.cfg.Templates.DataLayer {
+	if v.headScripts() {
 		return true
 	}
 	for _, m := range v.members {
@@ -735,7 +742,7 @@ func isHTML(ct []byte) bool {
 // dst; changed is false when nothing was filled and no data layer added.
 func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst []byte) ([]byte, bool) {
 	opts := inject.Options{}
-	if v.pl.cfg.Templates.DataLayer {
+	if v.headScripts() {
 		opts.HeadSnippet = v.headSnippet(ctx)
 	}
 	plan := p.planFor(html, opts.HeadSnippet != nil, p.pageKey(ctx))
@@ -927,17 +934,26 @@ func (v *Visit) expose(slot, segment string, variant events.Variant, version uin
 	}
 }
 
-// headSnippet is the data layer's script for the page in ctx.Response,
-// nil when the page's Content-Security-Policy headers would block it.
+// headScripts reports whether the visit's page gets scripts before its
+// </head>: the data layer, or a prefetched page's beacon (seenScript).
+func (v *Visit) headScripts() bool {
+	return v.pl.cfg.Templates.DataLayer || v.countsWhenSeen()
+}
+
+// headSnippet is the scripts for the page in ctx.Response (headScripts),
+// nil when the page's Content-Security-Policy headers would block them.
 func (v *Visit) headSnippet(ctx *fasthttp.RequestCtx) []byte {
+	if v.countsWhenSeen() {
+		v.noteSeen(ctx)
+	}
 	v.csp.readHeaders(&ctx.Response.Header)
 	return v.layerFor()
 }
 
-// HeadSnippet is the data layer's script for a page whose head declares
+// HeadSnippet is the scripts for a page whose head declares
 // Content-Security-Policies of its own, in <meta http-equiv> tags, which
 // browsers enforce beside the headers' (inject.MetaPolicy): nil when one
-// would block it. It is asked once per page, after headSnippet.
+// would block them. It is asked once per page, after headSnippet.
 func (v *Visit) HeadSnippet(policies [][]byte) []byte {
 	for _, p := range policies {
 		v.csp.enforce(p)
@@ -945,24 +961,38 @@ func (v *Visit) HeadSnippet(policies [][]byte) []byte {
 	return v.layerFor()
 }
 
-// layerFor is the data layer's script as the policies read so far allow
-// it, nil (and counted) when they would block it.
+// layerFor is the scripts as the policies read so far allow them, built
+// in v's buffer (which lives as long as the visit, as the page being
+// rewritten does); nil, and counted, when they would block them.
 func (v *Visit) layerFor() []byte {
 	nonce, ok := v.csp.inlineScript()
+	layer, seen := v.pl.cfg.Templates.DataLayer, v.countsWhenSeen()
 	if !ok {
-		v.p.m.layerBlocked.Inc()
+		if layer {
+			v.p.m.layerBlocked.Inc()
+		}
+		if seen {
+			v.p.m.seenBlocked.Inc()
+		}
 		return nil
 	}
-	return v.dataLayer(nonce)
+	b := v.layerBuf[:0]
+	if layer {
+		b = v.dataLayer(b, nonce)
+	}
+	if seen {
+		b = v.seenScript(b, nonce)
+	}
+	v.layerBuf = b
+	return b
 }
 
 // dataLayer is the <script> that hands the segments to the site's
 // analytics: window.edgeseg={"holdouts":[...],"segments":[...]}, both
 // lists always there (empty when there is none), so that a page's script
-// can read them without a check. It is built in v's buffer, which lives
-// as long as the visit, as the page being rewritten does.
-func (v *Visit) dataLayer(nonce []byte) []byte {
-	b := append(v.layerBuf[:0], "<script"...)
+// can read them without a check. It is appended to b.
+func (v *Visit) dataLayer(b, nonce []byte) []byte {
+	b = append(b, "<script"...)
 	if len(nonce) > 0 {
 		b = append(append(append(b, ` nonce="`...), nonce...), '"')
 	}
@@ -970,9 +1000,7 @@ func (v *Visit) dataLayer(nonce []byte) []byte {
 	b = appendNames(b, v.members, true)
 	b = append(b, `],"segments":[`...)
 	b = appendNames(b, v.members, false)
-	b = append(b, "]};</script>"...)
-	v.layerBuf = b
-	return b
+	return append(b, "]};</script>"...)
 }
 
 // appendNames appends the names of the memberships held out (or not) as
@@ -1199,6 +1227,9 @@ func (p *Personalizer) serveReserved(ctx *fasthttp.RequestCtx) bool {
 		return true
 	case ReservedPrefix + "event":
 		p.serveClientEvent(ctx)
+		return true
+	case ReservedPrefix + "seen":
+		p.serveSeen(ctx)
 		return true
 	}
 	return false

@@ -1930,7 +1930,7 @@ func TestDataLayerScript(t *testing.T) {
 			`<script>window.edgeseg={"holdouts":[],"segments":["\u003c/script\u003e\u003cb\u003e\"\\\n\u0026"]};</script>`},
 	} {
 		v := &Visit{members: tc.members}
-		got := string(v.dataLayer([]byte(tc.nonce)))
+		got := string(v.dataLayer(nil, []byte(tc.nonce)))
 		if got != tc.want {
 			t.Errorf("dataLayer = %s\nwant        %s", got, tc.want)
 		}

@@ -137,7 +137,7 @@ func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Respo
 		s.enc = h.codec.newStreamEncoder(&s.out, c)
 		s.dst = s.enc
 	}
-	if v.pl.cfg.Templates.DataLayer {
+	if v.headScripts() {
 		s.opts.HeadSnippet = v.headSnippet(ctx)
 		s.opts.MetaPolicy = v // read as the page's head comes
 	}

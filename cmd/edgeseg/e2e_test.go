@@ -1335,8 +1335,21 @@ func TestDataLayer(t *testing.T) {
 			t.Errorf("%s: a page whose <meta> policy blocks the data layer got:\n%s", path, body)
 		}
 	}
+	// A prefetched page's beacon goes with the data layer, with the same
+	// nonce, and not where the data layer may not go.
+	b := s.browser(uaIPhone)
+	b.header = http.Header{"Sec-Purpose": {"prefetch"}}
+	for _, path := range []string{"/meta-nonce", "/meta-nonce/streamed"} {
+		if _, body := b.page(path); !strings.Contains(body, `;</script><script nonce="r4nd0m+/=">(function(){var s=function(){navigator.sendBeacon(`) {
+			t.Errorf("%s: a prefetched page's beacon:\n%s", path, body)
+		}
+	}
+	if _, body := b.page("/hashes"); body != page {
+		t.Errorf("a prefetched page whose CSP blocks scripts got:\n%s", body)
+	}
 	_, metrics := s.browser(uaIPhone).page("/_edgeseg/metrics")
-	if !strings.Contains(metrics, `edgeseg_data_layer_skipped_total{reason="csp"} 4`) {
+	if !strings.Contains(metrics, `edgeseg_data_layer_skipped_total{reason="csp"} 5`) ||
+		!strings.Contains(metrics, `edgeseg_prefetch_beacons_skipped_total{reason="csp"} 1`) {
 		t.Errorf("skips not counted:\n%s", metrics)
 	}
 }

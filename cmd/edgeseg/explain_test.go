@@ -127,7 +127,9 @@ func TestExplainNamesTheRequest(t *testing.T) {
 		{[]string{"--url", "/", "--header", "Sec-Fetch-Dest: empty", "--header", "Turbo-Frame: cart", "--cookie", "edgeseg=x"},
 			"request: part of a page: a frame, or swapped in by a script (filled, no page view)\n"},
 		{[]string{"--url", "/", "--header", "Sec-Fetch-Dest: iframe"}, "request: part of a page, without the profile cookie (filled, not counted)\n"},
-		{[]string{"--url", "/", "--header", "Sec-Purpose: prefetch"}, "request: prefetch (filled, not counted)\n"},
+		{[]string{"--url", "/", "--header", "Sec-Purpose: prefetch"}, "request: prefetch (filled; counted once shown, by the beacon it carries)\n"},
+		{[]string{"--url", "/", "--header", "Sec-Purpose: prefetch", "--header", "Sec-GPC: 1"}, "request: prefetch (filled, not counted)\n"},
+		{[]string{"--url", "/", "--header", "X-Sec-Purpose: prefetch", "--header", "Turbo-Frame: cart", "--header", "Sec-Fetch-Dest: empty"}, "request: prefetch (filled, not counted)\n"},
 		{[]string{"--url", "/", "--header", "Sec-Fetch-Dest: script"}, "request: not a page: passed as sent\n"},
 	} {
 		m := NewMain()
