@@ -167,91 +167,105 @@ func TestPrefetchedPagesCountOnceShown(t *testing.T) {
 }
 
 // TestRealBrowserCountsPrefetchedPages has Chromium follow speculation
-// rules, as WordPress sends them: the sale page is prefetched, and the
-// click on its link shows it without a request of its own. The beacon it
-// carries counts it: the home page then shown makes a deal seeker of
-// three sale pages, as it would had each been a navigation.
+// rules, as WordPress sends them: the sale page is prefetched (or
+// prerendered), and the click on its link shows it without a request of
+// its own. The beacon it carries counts it, a prerendered page's only
+// once it is shown: the home page then shown makes a deal seeker of three
+// sale pages, as it would had each been a navigation.
 func TestRealBrowserCountsPrefetchedPages(t *testing.T) {
 	exe := findChromium(t)
 	demo, err := NewDemoOrigin("../../examples/site")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var shown, prefetched int // requests for /category/sale
-	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/category/sale" {
+	for _, kind := range []string{"prefetch", "prerender"} {
+		t.Run(kind, func(t *testing.T) {
+			var mu sync.Mutex
+			var shown, fetched int // requests for /category/sale
+			origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/category/sale" {
+					mu.Lock()
+					if strings.Contains(r.Header.Get("Sec-Purpose"), "prefetch") {
+						fetched++
+					} else {
+						shown++
+					}
+					mu.Unlock()
+				}
+				if r.URL.Path != "/" {
+					demo.ServeHTTP(w, r)
+					return
+				}
+				rec := httptest.NewRecorder()
+				r.Header.Del("Accept-Encoding") // the page is edited here
+				demo.ServeHTTP(rec, r)
+				page := strings.Replace(rec.Body.String(), "</head>",
+					`<script type="speculationrules">{"`+kind+`":[{"source":"list","urls":["/category/sale"]}]}</script></head>`, 1)
+				w.Header().Set("Content-Type", rec.Header().Get("Content-Type"))
+				w.Write([]byte(page))
+			})
+			s := startStack(t, origin, noHoldouts)
+			counted := func() string {
+				_, metrics := s.browser(uaDesktop).page("/_edgeseg/metrics")
+				for l := range strings.Lines(metrics) {
+					if strings.HasPrefix(l, "edgeseg_prefetches_shown_total ") {
+						return strings.TrimSpace(strings.TrimPrefix(l, "edgeseg_prefetches_shown_total "))
+					}
+				}
+				return "?"
+			}
+			ctx := newBrowser(t, exe)
+			if err := chromedp.Do(ctx, chromedp.Emulate(desktop)); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				// A new page each time, with its own speculation rules.
+				if err := chromedp.Do(ctx, chromedp.Navigate(s.url+"/?from="+strconv.Itoa(i)), chromedp.WaitVisible(`#hero`)); err != nil {
+					t.Fatal(err)
+				}
+				// Wait for the prefetch before the click, as a visitor's pause does.
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+					mu.Lock()
+					n := fetched
+					mu.Unlock()
+					if n > i {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("Chromium did not %s the sale page (%d requests)", kind, n)
+					}
+				}
+				// A page prerendered runs its scripts before it is shown:
+				// its beacon waits for the page to be activated (as this
+				// Chromium also holds the page's requests until then, this
+				// checks the outcome, not which of the two held it).
+				time.Sleep(300 * time.Millisecond)
+				if n := counted(); n != strconv.Itoa(i) {
+					t.Fatalf("before the click: %s pages counted as shown, want %d", n, i)
+				}
+				if err := chromedp.Do(ctx, chromedp.Click(`a[href="/category/sale"]`), chromedp.WaitVisible(`#hero`)); err != nil {
+					t.Fatal(err)
+				}
+				// The beacon goes as the page is shown: wait for it to be
+				// counted, and its cookie taken, before the next page.
+				for deadline := time.Now().Add(10 * time.Second); counted() != strconv.Itoa(i+1); time.Sleep(20 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("the sale page shown %d times, its beacon not counted", i+1)
+					}
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
 			mu.Lock()
-			if strings.Contains(r.Header.Get("Sec-Purpose"), "prefetch") {
-				prefetched++
-			} else {
-				shown++
+			if shown != 0 {
+				t.Fatalf("Chromium requested the sale page %d times besides its %ses: it did not show them", shown, kind)
 			}
 			mu.Unlock()
-		}
-		if r.URL.Path != "/" {
-			demo.ServeHTTP(w, r)
-			return
-		}
-		rec := httptest.NewRecorder()
-		r.Header.Del("Accept-Encoding") // the page is edited here
-		demo.ServeHTTP(rec, r)
-		page := strings.Replace(rec.Body.String(), "</head>",
-			`<script type="speculationrules">{"prefetch":[{"source":"list","urls":["/category/sale"]}]}</script></head>`, 1)
-		w.Header().Set("Content-Type", rec.Header().Get("Content-Type"))
-		w.Write([]byte(page))
-	})
-	s := startStack(t, origin, noHoldouts)
-	ctx := newBrowser(t, exe)
-	if err := chromedp.Do(ctx, chromedp.Emulate(desktop)); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
-		// A new page each time, with its own speculation rules.
-		if err := chromedp.Do(ctx, chromedp.Navigate(s.url+"/?from="+strconv.Itoa(i)), chromedp.WaitVisible(`#hero`)); err != nil {
-			t.Fatal(err)
-		}
-		// Wait for the prefetch before the click, as a visitor's pause does.
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			mu.Lock()
-			n := prefetched
-			mu.Unlock()
-			if n > i {
-				break
+			if err := chromedp.Do(ctx, chromedp.Navigate(s.url+"/"), chromedp.WaitVisible(`#hero`)); err != nil {
+				t.Fatal(err)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("Chromium did not prefetch the sale page (%d prefetches)", n)
+			if seg, _ := heroSegment(t, ctx); seg != "deal-seekers" {
+				t.Fatalf("after three sale pages shown from %ses: hero segment %q\n%s", kind, seg, s.stderr.String())
 			}
-		}
-		if err := chromedp.Do(ctx, chromedp.Click(`a[href="/category/sale"]`), chromedp.WaitVisible(`#hero`)); err != nil {
-			t.Fatal(err)
-		}
-		// The beacon goes as the page is shown: wait for it to be counted,
-		// and its cookie taken, before the next page.
-		want := "edgeseg_prefetches_shown_total " + strconv.Itoa(i+1) + "\n"
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if _, metrics := s.browser(uaDesktop).page("/_edgeseg/metrics"); strings.Contains(metrics, want) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the sale page shown %d times, its beacon not counted", i+1)
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	mu.Lock()
-	if shown != 0 {
-		t.Fatalf("Chromium requested the sale page %d times besides its prefetches: it did not show them", shown)
-	}
-	mu.Unlock()
-	if err := chromedp.Do(ctx, chromedp.Navigate(s.url+"/"), chromedp.WaitVisible(`#hero`)); err != nil {
-		t.Fatal(err)
-	}
-	if seg, _ := heroSegment(t, ctx); seg != "deal-seekers" {
-		t.Fatalf("after three sale pages shown from prefetches: hero segment %q\n%s", seg, s.stderr.String())
-	}
-	_, metrics := s.browser(uaDesktop).page("/_edgeseg/metrics")
-	if want := "edgeseg_prefetches_shown_total 3"; !strings.Contains(metrics, want) {
-		t.Errorf("metrics lack %q", want)
+		})
 	}
 }
