@@ -374,9 +374,10 @@ type Visit struct {
 	layerBuf  []byte // the data layer's script (dataLayer)
 	// csp is what the page's Content-Security-Policies let the data
 	// layer do: its headers' (headSnippet), then its <meta> tags'.
-	csp    scriptPolicies
-	note   []byte // a prefetched page's signed note (noteSeen)
-	lookup inject.Lookup
+	csp scriptPolicies
+	// seenURI is a prefetched page's request URI, for its beacon's note.
+	seenURI []byte
+	lookup  inject.Lookup
 }
 
 // begin runs steps 2–6. It returns nil for requests that are not page
@@ -698,13 +699,15 @@ func (p *Personalizer) end(v *Visit) {
 	v.exposures = v.exposures[:0]
 	v.kept = v.kept[:0]
 	v.claims = v.claims[:0]
+	v.seenURI = v.seenURI[:0] // no page of another visit's may carry it
 	v.env = segments.Env{}
 	p.visits.Put(v)
 }
 
 // wantsBody reports whether the origin's response should be buffered for
 // step 8: a 200 HTML answer to a GET navigation, for a visitor who has a
-// segment with a block (or a holdout to record), or when the data layer is on.
+// segment with a block (or a holdout to record), or when the page gets
+// scripts (the data layer, a prefetched page's beacon: headScripts).
 func (p *Personalizer) wantsBody(v *Visit, ctx *fasthttp.RequestCtx, resp *fasthttp.Response) bool {
 	if p == nil || v == nil || !v.navigation || !ctx.IsGet() || resp.StatusCode() != fasthttp.StatusOK {
 		return false
@@ -718,7 +721,7 @@ func (p *Personalizer) wantsBody(v *Visit, ctx *fasthttp.RequestCtx, resp *fasth
 		p.m.noTransform.Inc()
 		return false
 	}
-	if v.headScripts() {
+	if v.addsScripts() {
 		return true
 	}
 	for _, m := range v.members {
@@ -742,17 +745,21 @@ func isHTML(ct []byte) bool {
 // dst; changed is false when nothing was filled and no data layer added.
 func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst []byte) ([]byte, bool) {
 	opts := inject.Options{}
-	if v.headScripts() {
+	scripts := v.addsScripts()
+	if scripts {
 		opts.HeadSnippet = v.headSnippet(ctx)
 	}
-	plan := p.planFor(html, opts.HeadSnippet != nil, p.pageKey(ctx))
+	// The beacon needs the page's <meta> policies: a Plan scanned for them.
+	beacon := v.countsWhenSeen()
+	plan := p.planFor(html, opts.HeadSnippet != nil || beacon && !v.csp.blocked, p.pageKey(ctx))
 	if ig := plan.Ignored(); len(ig) > 0 {
 		p.noteIgnored(string(ctx.Path()), ig)
 	}
-	if meta := plan.MetaPolicies(); opts.HeadSnippet != nil && len(meta) > 0 {
+	if meta := plan.MetaPolicies(); scripts && len(meta) > 0 {
 		opts.HeadSnippet = v.HeadSnippet(meta)
 	}
-	if plan.Slots() == 0 && opts.HeadSnippet == nil {
+	beacon = beacon && v.seenAllowed()
+	if plan.Slots() == 0 && opts.HeadSnippet == nil && !beacon {
 		return dst, false
 	}
 	// Blocks are UTF-8; a page in another encoding gets them in its own.
@@ -763,7 +770,10 @@ func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst
 		return dst, false
 	}
 	out, filled := plan.Apply(dst, html, v.lookup, &opts)
-	return out, filled > 0 || opts.HeadSnippet != nil
+	if beacon {
+		out = v.seenScript(out) // after the page: its exposures are known
+	}
+	return out, filled > 0 || opts.HeadSnippet != nil || beacon
 }
 
 // noteIgnored counts the slot markers a page is served with that cannot be
@@ -929,62 +939,58 @@ func (v *Visit) keep(b *templates.Block, misfit string) {
 }
 
 func (v *Visit) expose(slot, segment string, variant events.Variant, version uint64) {
-	if len(v.exposures) < 32 {
+	if len(v.exposures) < maxExposures {
 		v.exposures = append(v.exposures, exposure{slot, segment, variant, version})
 	}
 }
 
-// headScripts reports whether the visit's page gets scripts before its
-// </head>: the data layer, or a prefetched page's beacon (seenScript).
-func (v *Visit) headScripts() bool {
+// addsScripts reports whether the visit's page gets scripts of edgeseg's:
+// the data layer before its </head>, or a prefetched page's beacon after
+// its end (seenScript). Both go where the page's CSP lets them run.
+func (v *Visit) addsScripts() bool {
 	return v.pl.cfg.Templates.DataLayer || v.countsWhenSeen()
 }
 
-// headSnippet is the scripts for the page in ctx.Response (headScripts),
-// nil when the page's Content-Security-Policy headers would block them.
+// headSnippet reads the CSP headers of the page in ctx.Response, and
+// returns the data layer's script for it: nil when off, or when the
+// headers would block it. It keeps what the beacon needs of ctx.
 func (v *Visit) headSnippet(ctx *fasthttp.RequestCtx) []byte {
 	if v.countsWhenSeen() {
-		v.noteSeen(ctx)
+		v.seenURI = append(v.seenURI[:0], ctx.Request.Header.RequestURI()...)
 	}
 	v.csp.readHeaders(&ctx.Response.Header)
 	return v.layerFor()
 }
 
-// HeadSnippet is the scripts for a page whose head declares
-// Content-Security-Policies of its own, in <meta http-equiv> tags, which
-// browsers enforce beside the headers' (inject.MetaPolicy): nil when one
-// would block them. It is asked once per page, after headSnippet.
+// HeadSnippet reads the Content-Security-Policies a page's head declares
+// in <meta http-equiv> tags, which browsers enforce beside the headers'
+// (inject.MetaPolicy), and returns the data layer's script as they allow
+// it. It is asked once per page, after headSnippet.
 func (v *Visit) HeadSnippet(policies [][]byte) []byte {
+	blocked := v.csp.blocked
 	for _, p := range policies {
 		v.csp.enforce(p)
+	}
+	if blocked {
+		return nil // counted already
 	}
 	return v.layerFor()
 }
 
-// layerFor is the scripts as the policies read so far allow them, built
-// in v's buffer (which lives as long as the visit, as the page being
-// rewritten does); nil, and counted, when they would block them.
+// layerFor is the data layer's script as the policies read so far allow
+// it, built in v's buffer (which lives as long as the visit, as the page
+// being rewritten does); nil when off, or blocked (and counted).
 func (v *Visit) layerFor() []byte {
-	nonce, ok := v.csp.inlineScript()
-	layer, seen := v.pl.cfg.Templates.DataLayer, v.countsWhenSeen()
-	if !ok {
-		if layer {
-			v.p.m.layerBlocked.Inc()
-		}
-		if seen {
-			v.p.m.seenBlocked.Inc()
-		}
+	if !v.pl.cfg.Templates.DataLayer {
 		return nil
 	}
-	b := v.layerBuf[:0]
-	if layer {
-		b = v.dataLayer(b, nonce)
+	nonce, ok := v.csp.inlineScript()
+	if !ok {
+		v.p.m.layerBlocked.Inc()
+		return nil
 	}
-	if seen {
-		b = v.seenScript(b, nonce)
-	}
-	v.layerBuf = b
-	return b
+	v.layerBuf = v.dataLayer(v.layerBuf[:0], nonce)
+	return v.layerBuf
 }
 
 // dataLayer is the <script> that hands the segments to the site's

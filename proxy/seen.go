@@ -2,11 +2,15 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/edgeseg/edgeseg/segments/events"
 	"github.com/edgeseg/edgeseg/segments/profile"
 )
 
@@ -27,6 +31,14 @@ const notePurpose = "seen"
 // one gets no beacon.
 const maxSeenURI = 2 << 10
 
+// maxExposures bounds the exposures a visit records (Visit.expose), and a
+// note carries.
+const maxExposures = 32
+
+// maxSeenBody bounds a beacon's body: a note with the longest URI and
+// every exposure, and then some.
+const maxSeenBody = 16 << 10
+
 // seenNoteAge is how long after the prefetch its page may be counted:
 // browsers keep a prefetched page for five minutes.
 const seenNoteAge = 10 * time.Minute
@@ -42,21 +54,42 @@ func (v *Visit) countsWhenSeen() bool {
 		v.consent.Granted && v.prof != nil && !v.ctx.Bot && v.forced == ""
 }
 
-// noteSeen signs the note of the page ctx asks for, which seenScript
-// writes: none (nil) for a request URI past maxSeenURI.
-func (v *Visit) noteSeen(ctx *fasthttp.RequestCtx) {
-	v.note = v.note[:0]
-	if uri := ctx.Request.Header.RequestURI(); len(uri) <= maxSeenURI {
-		v.note = v.pl.codec.AppendNote(v.note, notePurpose, uri, v.now)
-	}
+// seenNote is what a beacon's note carries: the page (its request URI)
+// and the exposures its slots made, as [slot, segment, variant, version
+// in hex], recorded once the page is shown.
+type seenNote struct {
+	URI       string      `json:"u"`
+	Exposures [][4]string `json:"x,omitempty"`
 }
 
-// seenScript appends the beacon of a prefetched page: a script that sends
-// its note to /_edgeseg/seen once the page is shown. It runs when the
-// page is parsed (a prefetched page is only when it is shown), or, on a
-// page being prerendered, when the visitor is shown it.
-func (v *Visit) seenScript(b, nonce []byte) []byte {
-	if len(v.note) == 0 {
+// seenAllowed reports whether the page's CSP, its headers' and its
+// <meta> tags', lets the beacon run; counted when not.
+func (v *Visit) seenAllowed() bool {
+	if _, ok := v.csp.inlineScript(); !ok {
+		v.p.m.seenBlocked.Inc()
+		return false
+	}
+	return true
+}
+
+// seenScript appends the beacon of a prefetched page, made once the page
+// is, after its last byte (browsers run it at the end of the body): a
+// script that sends the page's note to /_edgeseg/seen once the page is
+// shown. It runs when the page is parsed (a prefetched page is only when
+// it is shown; a page a script swaps in, when swapped in), or, on a page
+// being prerendered, when the visitor is shown it. A page whose request
+// URI is past maxSeenURI gets none.
+func (v *Visit) seenScript(b []byte) []byte {
+	nonce, ok := v.csp.inlineScript()
+	if !ok || len(v.seenURI) > maxSeenURI {
+		return b
+	}
+	n := seenNote{URI: string(v.seenURI)}
+	for _, e := range v.exposures {
+		n.Exposures = append(n.Exposures, [4]string{e.slot, e.segment, string(e.variant), strconv.FormatUint(e.version, 16)})
+	}
+	body, err := json.Marshal(n)
+	if err != nil {
 		return b
 	}
 	b = append(b, "<script"...)
@@ -64,16 +97,16 @@ func (v *Visit) seenScript(b, nonce []byte) []byte {
 		b = append(append(append(b, ` nonce="`...), nonce...), '"')
 	}
 	b = append(b, `>(function(){var s=function(){navigator.sendBeacon("`+ReservedPrefix+`seen","`...)
-	b = append(b, v.note...) // base64url, digits and dots: nothing to escape
+	b = v.pl.codec.AppendNote(b, notePurpose, body, v.now) // base64url, digits and dots: nothing to escape
 	return append(b, `")};document.prerendering?document.addEventListener("prerenderingchange",s,{once:true}):s()})();</script>`...)
 }
 
 // serveSeen handles POST /_edgeseg/seen, a prefetched page's beacon: its
 // note, if it verifies and is recent, counts the page for the visitor
 // sending it as the navigation to it would have (a page view or the
-// behavior event its path maps to, the cookie, a visit, a conversion).
-// The page's exposures are not recorded: the note does not carry them.
-// It answers 204, or 4xx for a beacon refused.
+// behavior event its path maps to, the cookie, a visit, a conversion,
+// and the exposures the page made when it was served). It answers 204,
+// or 4xx for a beacon refused.
 func (p *Personalizer) serveSeen(ctx *fasthttp.RequestCtx) {
 	pl := p.pl.Load()
 	refuse := func(status int, msg string) {
@@ -93,23 +126,27 @@ func (p *Personalizer) serveSeen(ctx *fasthttp.RequestCtx) {
 	case !sameOrigin(&ctx.Request.Header):
 		refuse(fasthttp.StatusForbidden, "same-origin requests only")
 		return
-	case ctx.Request.Header.ContentLength() > maxClientEvent*4:
+	case ctx.Request.Header.ContentLength() > maxSeenBody:
 		refuse(fasthttp.StatusRequestEntityTooLarge, "note too large")
 		return
 	}
 	var body []byte
 	if st := ctx.RequestBodyStream(); st != nil {
-		body, _ = io.ReadAll(io.LimitReader(st, maxClientEvent*4+1))
+		body, _ = io.ReadAll(io.LimitReader(st, maxSeenBody+1))
 	} else {
 		body = ctx.Request.Body()
 	}
 	now := time.Now()
-	uri, err := pl.codec.OpenNote(bytes.TrimSpace(body), notePurpose, now, seenNoteAge)
-	if err != nil {
+	raw, err := pl.codec.OpenNote(bytes.TrimSpace(body), notePurpose, now, seenNoteAge)
+	var note seenNote
+	if err == nil {
+		err = json.Unmarshal(raw, &note)
+	}
+	if err != nil || len(note.Exposures) > maxExposures {
 		refuse(fasthttp.StatusBadRequest, "not a note edgeseg signed recently")
 		return
 	}
-	path, _, _ := bytes.Cut(uri, []byte{'?'})
+	path, _, _ := strings.Cut(note.URI, "?")
 	h := &ctx.Request.Header
 	v := &Visit{p: p, pl: pl, now: now, navigation: true}
 	if v.consent = pl.consent.From(h); !v.consent.Granted {
@@ -132,7 +169,7 @@ func (p *Personalizer) serveSeen(ctx *fasthttp.RequestCtx) {
 		refuse(fasthttp.StatusTooManyRequests, "too many pages")
 		return
 	}
-	v.match, v.matched = pl.mapper.Lookup([]byte(fasthttp.MethodGet), path)
+	v.match, v.matched = pl.mapper.Lookup([]byte(fasthttp.MethodGet), []byte(path))
 	ev := profile.Event{Navigation: true, Name: profile.PageView}
 	if v.matched {
 		ev.Name, ev.Category, ev.Product = v.match.Event, v.match.Category, v.match.Product
@@ -148,6 +185,12 @@ func (p *Personalizer) serveSeen(ctx *fasthttp.RequestCtx) {
 	if v.prof.Started {
 		p.emitMembers("visit", v)
 	}
+	// The exposures the page made, as it was served.
+	for _, x := range note.Exposures {
+		version, _ := strconv.ParseUint(x[3], 16, 64)
+		v.expose(x[0], x[1], events.Variant(x[2]), version)
+	}
+	p.emitExposures(path, v)
 	p.m.seenCounted.Inc()
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }

@@ -137,9 +137,12 @@ func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Respo
 		s.enc = h.codec.newStreamEncoder(&s.out, c)
 		s.dst = s.enc
 	}
-	if v.headScripts() {
+	if v.addsScripts() {
 		s.opts.HeadSnippet = v.headSnippet(ctx)
 		s.opts.MetaPolicy = v // read as the page's head comes
+		// The beacon goes after the page, where its CSP lets it: the
+		// head is read for its <meta> policies.
+		s.opts.ReadHead = v.countsWhenSeen() && v.seenAllowed()
 	}
 	// The first bytes are made before the answer is handed to fasthttp
 	// (which sends the head only with them anyway): an origin that breaks
@@ -381,9 +384,10 @@ func (s *rewriteStream) start() {
 		_, _ = s.dst.Write(s.head)
 	} else if s.follow() {
 		_, _ = s.rw.Write(s.head)
-	} else if s.opts.HeadSnippet != nil {
-		// The data layer goes before </head>: tokenize from the start,
-		// until it is placed (feed then watches for markers).
+	} else if s.opts.HeadSnippet != nil || s.opts.ReadHead {
+		// The data layer goes before </head>, the beacon after <meta>
+		// policies: tokenize from the start, until the head is read
+		// (feed then watches for markers).
 		s.rw = s.rewriter()
 		if s.collect {
 			s.collect = false // not at a marker, which would keep only what was watched
@@ -585,6 +589,9 @@ func (s *rewriteStream) end() {
 	}
 	if s.rw != nil {
 		_ = s.rw.Close()
+		if s.opts.ReadHead && !s.plain && s.v.seenAllowed() {
+			_, _ = s.dst.Write(s.v.seenScript(nil)) // after the page's last byte
+		}
 		if s.rw.Following() {
 			s.h.p.m.plansReused.Inc()
 		} else if s.whole != nil && s.fail == nil {

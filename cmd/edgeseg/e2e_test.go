@@ -1318,9 +1318,9 @@ func TestDataLayer(t *testing.T) {
 		fmt.Fprint(w, page)
 	})
 	s := startStack(t, origin, func(y string) string { return strings.Replace(y, "data_layer: false", "data_layer: true", 1) })
+	const want = `<title>t</title><script nonce="r4nd0m+/=">window.edgeseg={"holdouts":[],"segments":["mobile"]};</script></head>`
 	for _, path := range []string{"/", "/streamed"} {
 		_, body := s.browser(uaIPhone).page(path)
-		want := `<title>t</title><script nonce="r4nd0m+/=">window.edgeseg={"holdouts":[],"segments":["mobile"]};</script></head>`
 		if !strings.Contains(body, want) {
 			t.Errorf("%s: data layer:\n%s", path, body)
 		}
@@ -1335,13 +1335,16 @@ func TestDataLayer(t *testing.T) {
 			t.Errorf("%s: a page whose <meta> policy blocks the data layer got:\n%s", path, body)
 		}
 	}
-	// A prefetched page's beacon goes with the data layer, with the same
-	// nonce, and not where the data layer may not go.
+	// A prefetched page's beacon goes after the page, with the nonce the
+	// data layer has, and not where the data layer may not go.
 	b := s.browser(uaIPhone)
 	b.header = http.Header{"Sec-Purpose": {"prefetch"}}
 	for _, path := range []string{"/meta-nonce", "/meta-nonce/streamed"} {
-		if _, body := b.page(path); !strings.Contains(body, `;</script><script nonce="r4nd0m+/=">(function(){var s=function(){navigator.sendBeacon(`) {
-			t.Errorf("%s: a prefetched page's beacon:\n%s", path, body)
+		_, body := b.page(path)
+		page, beacon, _ := strings.Cut(body, "</html>")
+		if !strings.Contains(page, want) || !strings.HasPrefix(beacon, `<script nonce="r4nd0m+/=">(function(){var s=function(){navigator.sendBeacon(`) ||
+			!strings.HasSuffix(beacon, "})();</script>") {
+			t.Errorf("%s: a prefetched page's data layer and beacon:\n%s", path, body)
 		}
 	}
 	if _, body := b.page("/hashes"); body != page {

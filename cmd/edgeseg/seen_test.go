@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,6 +81,14 @@ func TestPrefetchedPagesCountOnceShown(t *testing.T) {
 		t.Errorf("after the beacon: %d page views (before %d), categories %+v", after.PageViews, before.PageViews, after.Cats)
 	}
 
+	// A page with a block: its exposures are recorded once it is shown,
+	// for the visitor shown it.
+	exposed := prefetch(b, "/?utm_campaign=promo")
+	if resp := send(b, exposed, "POST", "same-origin"); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("beacon of a page with blocks: %s", resp.Status)
+	}
+	visitor := before.ID
+
 	// Refused: altered, cross-site, not a POST, not a note.
 	altered := []byte(note)
 	altered[len(altered)-60] ^= 1
@@ -88,7 +98,7 @@ func TestPrefetchedPagesCountOnceShown(t *testing.T) {
 	}{
 		{string(altered), "POST", "same-origin", http.StatusBadRequest},
 		{"", "POST", "same-origin", http.StatusBadRequest},
-		{strings.Repeat("x", 10000), "POST", "same-origin", http.StatusRequestEntityTooLarge},
+		{strings.Repeat("x", 20000), "POST", "same-origin", http.StatusRequestEntityTooLarge},
 		{note, "POST", "cross-site", http.StatusForbidden},
 		{note, "GET", "same-origin", http.StatusMethodNotAllowed},
 	} {
@@ -136,7 +146,7 @@ func TestPrefetchedPagesCountOnceShown(t *testing.T) {
 	}
 
 	_, metrics := s.browser(uaDesktop).page("/_edgeseg/metrics")
-	for _, want := range []string{"edgeseg_prefetches_shown_total " + strconv.Itoa(3+counted), "edgeseg_prefetch_beacons_refused_total 6"} {
+	for _, want := range []string{"edgeseg_prefetches_shown_total " + strconv.Itoa(4+counted), "edgeseg_prefetch_beacons_refused_total 6"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
 		}
@@ -148,6 +158,21 @@ func TestPrefetchedPagesCountOnceShown(t *testing.T) {
 	}
 	if !strings.Contains(string(raw), `"type":"conversion"`) {
 		t.Errorf("no conversion from the purchase shown:\n%s", raw)
+	}
+	// The exposures: the home page's, shown once, made by its slots as
+	// they were filled for the deal seeker it was served to.
+	var exposures []string
+	for l := range strings.Lines(string(raw)) {
+		var e struct{ Type, Path, Visitor, Slot, Segment, Variant, Version string }
+		if json.Unmarshal([]byte(l), &e) == nil && e.Type == "exposure" && e.Path == "/" && e.Visitor == visitor {
+			if e.Version == "" {
+				t.Errorf("exposure without its block's version: %s", l)
+			}
+			exposures = append(exposures, e.Slot+":"+e.Segment+":"+e.Variant)
+		}
+	}
+	if !slices.Contains(exposures, "hero:deal-seekers:block") {
+		t.Errorf("exposures %q, want the hero's deal-seekers block among them:\n%s", exposures, raw)
 	}
 
 	// Off: no beacon, no endpoint.

@@ -53,14 +53,14 @@ const headTag = "</head>"
 
 // followable reports whether a Rewriter with these options can follow r:
 // another slot bound, or a slot whose end tag was not found within it,
-// decides slots at other places than their end tags; a head snippet needs
-// r's </head> tags written plainly, so that the follower knows where each
-// ends.
+// decides slots at other places than their end tags; a head snippet (or
+// a head to read, Options.ReadHead) needs r's </head> tags written
+// plainly, so that the follower knows where each ends.
 func (r *Reference) followable(s *scanner) bool {
 	if r == nil || s.maxSlot != defaultMaxSlot || r.plan.manyHolds {
 		return false
 	}
-	if len(s.head) > 0 {
+	if len(s.head) > 0 || s.policy != nil && !s.headDone {
 		if r.plan.noHeads {
 			return false
 		}

@@ -69,6 +69,10 @@ type Options struct {
 	// snippet too. (Apply, Slots and Rewriter ask it; a caller that made
 	// the Plan may read Plan.MetaPolicies itself.)
 	MetaPolicy MetaPolicy
+	// ReadHead reads the document up to its first </head> even with no
+	// HeadSnippet, so that MetaPolicy is shown its <meta> policies (what
+	// it returns is placed there as any snippet).
+	ReadHead bool
 	// MaxSlotBytes bounds how much of one slot's content is held while its
 	// end tag is looked for; past it the slot is left unfilled. Default 1 MiB.
 	MaxSlotBytes int
@@ -159,7 +163,7 @@ func (r *Rewriter) Follow(ref *Reference) bool {
 	if !ref.followable(&r.s) || len(r.carry) > 0 || r.s.mark > 0 {
 		return false
 	}
-	r.spare = follower{ref: ref, shifts: r.spare.shifts[:0], head: r.s.head, policy: r.s.policy, headDone: len(r.s.head) == 0}
+	r.spare = follower{ref: ref, shifts: r.spare.shifts[:0], head: r.s.head, policy: r.s.policy, headDone: r.s.headDone}
 	r.fol = &r.spare
 	// Room for a document as long as the page, and some: grown by
 	// doubling as it came, a 500 KB page cost 2 MB of allocations.

@@ -115,3 +115,48 @@ func FuzzMetaPolicy(f *testing.F) {
 		}
 	})
 }
+
+// recordPolicy records the <meta> policies it is shown and places nothing.
+type recordPolicy struct{ seen *[]string }
+
+func (r recordPolicy) HeadSnippet(policies [][]byte) []byte {
+	*r.seen = append(*r.seen, string(bytes.Join(policies, []byte("|"))))
+	return nil
+}
+
+// TestReadHead: with Options.ReadHead and no snippet, a Rewriter reads the
+// head for its <meta> policies, shows them to MetaPolicy once, and writes
+// the document as it would without: in chunks, and following a Reference
+// (of the page, and of one with another nonce).
+func TestReadHead(t *testing.T) {
+	const head = `<meta http-equiv="Content-Security-Policy" content="script-src 'nonce-a'"><title>t</title>`
+	page := []byte(`<!doctype html><html><head>` + head + `</head><body><div data-edgeseg-slot="hero">x</div></body></html>`)
+	want, _ := Slots(nil, page, someLookup, nil)
+	other := bytes.ReplaceAll(page, []byte("nonce-a"), []byte("nonce-b"))
+	for _, ref := range []*Reference{nil, ScanReference(page), ScanReference(other)} {
+		for chunk := 1; chunk <= len(page); chunk += 1 + chunk/4 {
+			var seen []string
+			var out bytes.Buffer
+			r := NewRewriter(&out, someLookup, &Options{ReadHead: true, MetaPolicy: recordPolicy{&seen}})
+			if ref != nil && !r.Follow(ref) {
+				t.Fatal("cannot follow")
+			}
+			for rest := page; len(rest) > 0; rest = rest[min(chunk, len(rest)):] {
+				r.Write(rest[:min(chunk, len(rest))])
+			}
+			r.Close()
+			if !bytes.Equal(out.Bytes(), want) {
+				t.Fatalf("in %d-byte chunks (following %v):\n got %s\nwant %s", chunk, ref != nil, out.Bytes(), want)
+			}
+			if len(seen) != 1 || seen[0] != "script-src 'nonce-a'" {
+				t.Fatalf("in %d-byte chunks (following %v): MetaPolicy shown %q", chunk, ref != nil, seen)
+			}
+		}
+	}
+	// Without ReadHead nor a snippet, the head is not read for them.
+	var seen []string
+	Slots(nil, page, someLookup, &Options{MetaPolicy: recordPolicy{&seen}})
+	if len(seen) != 0 {
+		t.Errorf("MetaPolicy shown %q without ReadHead", seen)
+	}
+}

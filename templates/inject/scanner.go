@@ -132,7 +132,7 @@ func (s *scanner) init(lookup Lookup, opts *Options) {
 			s.maxSlot = opts.MaxSlotBytes
 		}
 	}
-	s.headDone = len(s.head) == 0
+	s.headDone = len(s.head) == 0 && (opts == nil || !opts.ReadHead)
 }
 
 // copyTo appends the verbatim input from mark up to i.
