@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/valyala/fasthttp"
 
 	"github.com/edgeseg/edgeseg/segments/events"
@@ -60,6 +63,9 @@ func (v *Visit) countsWhenSeen() bool {
 type seenNote struct {
 	URI       string      `json:"u"`
 	Exposures [][4]string `json:"x,omitempty"`
+	// Once makes each note unlike any other, a page's served twice in a
+	// second included: a note counts once (firstSighting).
+	Once uint64 `json:"o"`
 }
 
 // seenAllowed reports whether the page's CSP, its headers' and its
@@ -84,7 +90,7 @@ func (v *Visit) seenScript(b []byte) []byte {
 	if !ok || len(v.seenURI) > maxSeenURI {
 		return b
 	}
-	n := seenNote{URI: string(v.seenURI)}
+	n := seenNote{URI: string(v.seenURI), Once: rand.Uint64()}
 	for _, e := range v.exposures {
 		n.Exposures = append(n.Exposures, [4]string{e.slot, e.segment, string(e.variant), strconv.FormatUint(e.version, 16)})
 	}
@@ -96,9 +102,26 @@ func (v *Visit) seenScript(b []byte) []byte {
 	if len(nonce) > 0 {
 		b = append(append(append(b, ` nonce="`...), nonce...), '"')
 	}
-	b = append(b, `>(function(){var s=function(){navigator.sendBeacon("`+ReservedPrefix+`seen","`...)
+	// Once per note in a window: Turbo runs a page's scripts again when it
+	// shows the page from its cache.
+	b = append(b, `>(function(){var n="`...)
 	b = v.pl.codec.AppendNote(b, notePurpose, body, v.now) // base64url, digits and dots: nothing to escape
-	return append(b, `")};document.prerendering?document.addEventListener("prerenderingchange",s,{once:true}):s()})();</script>`...)
+	return append(b, `",d=window.__edgesegSeen=window.__edgesegSeen||{},s=function(){if(!d[n]){d[n]=1;navigator.sendBeacon("`+
+		ReservedPrefix+`seen",n)}};document.prerendering?document.addEventListener("prerenderingchange",s,{once:true}):s()})();</script>`...)
+}
+
+// firstSighting reports whether a note comes for the first time, as far
+// as a bounded cache remembers the notes of the last seenNoteAge: a page
+// shown again from a script's cache (Turbo's), or a beacon sent again,
+// counts once.
+func (p *Personalizer) firstSighting(note []byte) bool {
+	k := xxhash.Sum64(note) ^ 0x5ee_5ee_5ee_5ee_5ee // apart from the rate counters' keys
+	if _, ok := p.rate.Get(k); ok {
+		return false
+	}
+	p.rate.SetWithTTL(k, new(atomic.Int32), 32, seenNoteAge)
+	p.rate.Wait()
+	return true
 }
 
 // serveSeen handles POST /_edgeseg/seen, a prefetched page's beacon: its
@@ -144,6 +167,10 @@ func (p *Personalizer) serveSeen(ctx *fasthttp.RequestCtx) {
 	}
 	if err != nil || len(note.Exposures) > maxExposures {
 		refuse(fasthttp.StatusBadRequest, "not a note edgeseg signed recently")
+		return
+	}
+	if !p.firstSighting(body) {
+		ctx.SetStatusCode(fasthttp.StatusNoContent) // counted already
 		return
 	}
 	path, _, _ := strings.Cut(note.URI, "?")

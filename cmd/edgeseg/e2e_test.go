@@ -1342,7 +1342,7 @@ func TestDataLayer(t *testing.T) {
 	for _, path := range []string{"/meta-nonce", "/meta-nonce/streamed"} {
 		_, body := b.page(path)
 		page, beacon, _ := strings.Cut(body, "</html>")
-		if !strings.Contains(page, want) || !strings.HasPrefix(beacon, `<script nonce="r4nd0m+/=">(function(){var s=function(){navigator.sendBeacon(`) ||
+		if !strings.Contains(page, want) || !strings.HasPrefix(beacon, `<script nonce="r4nd0m+/=">(function(){var n="`) ||
 			!strings.HasSuffix(beacon, "})();</script>") {
 			t.Errorf("%s: a prefetched page's data layer and beacon:\n%s", path, body)
 		}
