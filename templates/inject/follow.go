@@ -44,6 +44,7 @@ type follower struct {
 	head     []byte
 	policy   MetaPolicy
 	headDone bool
+	eof      bool // the document is whole (advance)
 }
 
 // headTag is the </head> end tag as a followable Reference has it at each
@@ -86,6 +87,7 @@ func FollowBytes(ref *Reference) int { return 2*len(ref.page) + 64<<10 }
 // where the last call stopped; false when doc departs from it. eof: doc is
 // whole. PlanFor is one call with the whole document.
 func (f *follower) advance(doc []byte, eof bool) bool {
+	f.eof = eof
 	a, v := f.ref.page, f.ref.values
 	for {
 		if f.inValue {
@@ -248,6 +250,9 @@ func (f *follower) emit(out, doc []byte, lookup Lookup, cs Charset) ([]byte, boo
 			if stop <= f.va {
 				upTo = f.pos(stop)
 			}
+			if !f.headDone && !f.eof {
+				upTo = beforeOpenEndTag(doc, f.mark, upTo)
+			}
 			return f.copyTo(out, doc, upTo), true
 		}
 		sl := &slots[f.next]
@@ -286,4 +291,24 @@ func (f *follower) headSnippet() []byte {
 		return f.policy.HeadSnippet(p)
 	}
 	return f.head
+}
+
+// beforeOpenEndTag is upTo, or the start of an end tag doc[from:upTo] ends
+// inside of: while the head snippet waits, a follower writes no part of
+// one. Should the document depart from the Reference within the tag, and
+// the tag be a </head> in the document where it is none in the page, the
+// snippet goes before the tag, and no part of it may have gone out.
+func beforeOpenEndTag(doc []byte, from, upTo int) int {
+	if upTo <= from {
+		return upTo // nothing to write
+	}
+	k := bytes.LastIndexByte(doc[from:upTo], '<')
+	if k < 0 {
+		return upTo
+	}
+	k += from
+	if (k+1 == upTo || doc[k+1] == '/') && bytes.IndexByte(doc[k:upTo], '>') < 0 {
+		return k
+	}
+	return upTo
 }

@@ -110,17 +110,18 @@ func followOnce(t *testing.T, ref *Reference, doc []byte, lookup Lookup, opts *O
 	return fr.Following()
 }
 
-// snippetOf is opts' head snippet, if any.
-func snippetOf(opts *Options) []byte {
-	if opts == nil {
-		return nil
-	}
-	return opts.HeadSnippet
+// scannerFor is a scanner as a Rewriter with opts starts.
+func scannerFor(opts *Options) *scanner {
+	var s scanner
+	s.init(testLookup, opts)
+	return &s
 }
 
-// followOptions are the options pages are followed with: none, and a
-// head snippet.
-var followOptions = []*Options{nil, {HeadSnippet: []byte(`<script>dataLayer=[{"s":"x"}]</script>`)}}
+// followOptions are the options pages are followed with: none, a head
+// snippet, one made for the page's <meta> policies, and a head read for
+// them with no snippet.
+var followOptions = []*Options{nil, {HeadSnippet: []byte(`<script>dataLayer=[{"s":"x"}]</script>`)},
+	{HeadSnippet: []byte(`<s>`), MetaPolicy: echoPolicy{}}, {ReadHead: true, MetaPolicy: echoPolicy{}}}
 
 func clip(b []byte, i int) []byte {
 	return b[max(0, i-40):min(len(b), i+40)]
@@ -145,7 +146,7 @@ func TestFollowerWritesWhatTheScannerWrites(t *testing.T) {
 	for _, page := range followPages(t) {
 		ref := ScanReference(page)
 		for _, opts := range followOptions {
-			if !ref.followable(&scanner{maxSlot: defaultMaxSlot, head: snippetOf(opts)}) {
+			if !ref.followable(scannerFor(opts)) {
 				continue
 			}
 			for _, lookup := range []Lookup{testLookup, someLookup} {
@@ -233,6 +234,8 @@ func FuzzFollow(f *testing.F) {
 	f.Add([]byte(referencePage), uint16(230), []byte("BBBB"), uint8(7), false)
 	f.Add([]byte(referencePage), uint16(80), []byte("fedcba"), uint8(1), true)
 	f.Add([]byte(referencePage), uint16(228), []byte("'"), uint8(200), false)
+	metaPage := `<html><head><meta http-equiv="Content-Security-Policy" content="script-src 'nonce-a'"><title>t</title></head><body><div data-edgeseg-slot="x">d</div></body></html>`
+	f.Add([]byte(metaPage), uint16(80), []byte("b"), uint8(5), false)
 	files, _ := filepath.Glob("testdata/cases/*.html")
 	for _, file := range files {
 		b, _ := os.ReadFile(file)
@@ -252,7 +255,7 @@ func FuzzFollow(f *testing.F) {
 		}
 		rng := rand.New(rand.NewPCG(uint64(chunk), uint64(at)))
 		for _, opts := range followOptions {
-			if !ref.followable(&scanner{maxSlot: defaultMaxSlot, head: snippetOf(opts)}) {
+			if !ref.followable(scannerFor(opts)) {
 				continue
 			}
 			followOnce(t, ref, b, testLookup, opts, rng)
