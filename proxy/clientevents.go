@@ -35,31 +35,8 @@ func (p *Personalizer) serveClientEvent(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("text/plain; charset=utf-8")
 		ctx.SetBodyString(msg + "\n")
 	}
-	switch {
-	case !ec.ClientEvents:
-		refuse(fasthttp.StatusNotFound, "404 Not Found")
-		return
-	case !ctx.IsPost():
-		ctx.Response.Header.Set("Allow", "POST")
-		refuse(fasthttp.StatusMethodNotAllowed, "POST only")
-		return
-	case !sameOrigin(&ctx.Request.Header):
-		refuse(fasthttp.StatusForbidden, "same-origin requests only")
-		return
-	case ctx.Request.Header.ContentLength() > maxClientEvent:
-		refuse(fasthttp.StatusRequestEntityTooLarge, "event too large")
-		return
-	}
-	// Read at most one byte past the limit, whether the body is streamed
-	// (chunked) or not: a huge body is refused without being read.
-	var body []byte
-	if st := ctx.RequestBodyStream(); st != nil {
-		body, _ = io.ReadAll(io.LimitReader(st, maxClientEvent+1))
-	} else {
-		body = ctx.Request.Body()
-	}
-	if len(body) > maxClientEvent {
-		refuse(fasthttp.StatusRequestEntityTooLarge, "event too large")
+	body, ok := pagePost(ctx, ec.ClientEvents, maxClientEvent, refuse)
+	if !ok {
 		return
 	}
 	var ce clientEvent
@@ -112,6 +89,40 @@ func (p *Personalizer) serveClientEvent(ctx *fasthttp.RequestCtx) {
 		p.emitConversion(v)
 	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// pagePost reads the body of what a page posts to edgeseg (a client
+// event, a prefetched page's beacon): with the endpoint on, a POST,
+// same-origin, of at most max bytes, read at most one byte past it
+// whether the body is streamed (chunked) or not, so that a huge body is
+// refused without being read. Otherwise it answers by refuse, and ok is
+// false.
+func pagePost(ctx *fasthttp.RequestCtx, on bool, max int, refuse func(status int, msg string)) (body []byte, ok bool) {
+	switch {
+	case !on:
+		refuse(fasthttp.StatusNotFound, "404 Not Found")
+		return nil, false
+	case !ctx.IsPost():
+		ctx.Response.Header.Set("Allow", "POST")
+		refuse(fasthttp.StatusMethodNotAllowed, "POST only")
+		return nil, false
+	case !sameOrigin(&ctx.Request.Header):
+		refuse(fasthttp.StatusForbidden, "same-origin requests only")
+		return nil, false
+	case ctx.Request.Header.ContentLength() > max:
+		refuse(fasthttp.StatusRequestEntityTooLarge, "body too large")
+		return nil, false
+	}
+	if st := ctx.RequestBodyStream(); st != nil {
+		body, _ = io.ReadAll(io.LimitReader(st, int64(max)+1))
+	} else {
+		body = ctx.Request.Body()
+	}
+	if len(body) > max {
+		refuse(fasthttp.StatusRequestEntityTooLarge, "body too large")
+		return nil, false
+	}
+	return body, true
 }
 
 // sameOrigin accepts requests the browser marks same-origin, or whose

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -138,26 +137,9 @@ func (p *Personalizer) serveSeen(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("text/plain; charset=utf-8")
 		ctx.SetBodyString(msg + "\n")
 	}
-	switch {
-	case !pl.cfg.Behavior.CountPrefetched:
-		refuse(fasthttp.StatusNotFound, "404 Not Found")
+	body, ok := pagePost(ctx, pl.cfg.Behavior.CountPrefetched, maxSeenBody, refuse)
+	if !ok {
 		return
-	case !ctx.IsPost():
-		ctx.Response.Header.Set("Allow", "POST")
-		refuse(fasthttp.StatusMethodNotAllowed, "POST only")
-		return
-	case !sameOrigin(&ctx.Request.Header):
-		refuse(fasthttp.StatusForbidden, "same-origin requests only")
-		return
-	case ctx.Request.Header.ContentLength() > maxSeenBody:
-		refuse(fasthttp.StatusRequestEntityTooLarge, "note too large")
-		return
-	}
-	var body []byte
-	if st := ctx.RequestBodyStream(); st != nil {
-		body, _ = io.ReadAll(io.LimitReader(st, maxSeenBody+1))
-	} else {
-		body = ctx.Request.Body()
 	}
 	now := time.Now()
 	raw, err := pl.codec.OpenNote(bytes.TrimSpace(body), notePurpose, now, seenNoteAge)

@@ -1507,10 +1507,7 @@ func TestPrefetchesAreNotVisits(t *testing.T) {
 func TestPagesNotNavigatedTo(t *testing.T) {
 	sink, edit := withSink(t, noHoldouts)
 	s := startStack(t, nil, edit)
-	codec, err := profile.NewCodec(map[string][]byte{"demo-1": []byte("demo-secret-change-me-0123456789abcdef")}, "demo-1", 365*24*time.Hour, 1200)
-	if err != nil {
-		t.Fatal(err)
-	}
+	codec := exampleCodec(t)
 	// The page as a click loads it: its exposures are one page's worth.
 	if _, body := s.browser(uaDesktop).page("/?utm_campaign=promo"); !strings.Contains(body, "Deals picked for you") {
 		t.Fatal("the page is not personalized when navigated to")

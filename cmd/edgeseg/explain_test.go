@@ -16,13 +16,21 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// goldenCookie mints a profile cookie with the example config's key for a
-// fixed visitor: three sale views today and two luxury views, two visits.
-func goldenCookie(t *testing.T, now time.Time) string {
+// exampleCodec reads and signs profile cookies as the example config's
+// key does.
+func exampleCodec(t *testing.T) *profile.Codec {
+	t.Helper()
 	c, err := profile.NewCodec(map[string][]byte{"demo-1": []byte("demo-secret-change-me-0123456789abcdef")}, "demo-1", 365*24*time.Hour, 1200)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// goldenCookie mints a profile cookie with the example config's key for a
+// fixed visitor: three sale views today and two luxury views, two visits.
+func goldenCookie(t *testing.T, now time.Time) string {
+	c := exampleCodec(t)
 	s := profile.Settings{VisitGap: 30 * time.Minute, MaxCategories: 12, MaxProducts: 6, ConsiderationScore: 5, DecisionScore: 15}
 	p := profile.NewFresh(now.Add(-72 * time.Hour))
 	p.ID = "golden-visitor-00001"

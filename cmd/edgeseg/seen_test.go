@@ -31,10 +31,7 @@ var seenNote = regexp.MustCompile(`\(function\(\)\{var n="([A-Za-z0-9_.-]+)",d=w
 func TestPrefetchedPagesCountOnceShown(t *testing.T) {
 	sink, edit := withSink(t, noHoldouts)
 	s := startStack(t, nil, edit)
-	codec, err := profile.NewCodec(map[string][]byte{"demo-1": []byte("demo-secret-change-me-0123456789abcdef")}, "demo-1", 365*24*time.Hour, 1200)
-	if err != nil {
-		t.Fatal(err)
-	}
+	codec := exampleCodec(t)
 	prefetch := func(b *browser, path string) string {
 		t.Helper()
 		b.header = http.Header{"Sec-Purpose": {"prefetch"}}
