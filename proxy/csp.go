@@ -22,6 +22,9 @@ const (
 // Nonces are copied: a scriptPolicies outlives the header it read.
 type scriptPolicies struct {
 	blocked bool
+	// noConnect: a policy keeps the page from connecting to its own
+	// origin (connect-src, else default-src), which a beacon does.
+	noConnect bool
 	nonce   []byte // the nonce the enforced policies name, nil for none
 	report  []byte // the first nonce a report-only policy names
 	has     bool   // nonce is set (its buffer is kept from visit to visit)
@@ -32,7 +35,7 @@ type scriptPolicies struct {
 // Content-Security-Policy-Report-Only headers, every policy of which
 // (several in a header, separated by commas) a browser applies.
 func (sp *scriptPolicies) readHeaders(rh *fasthttp.ResponseHeader) {
-	sp.blocked, sp.has, sp.hasRep = false, false, false
+	sp.blocked, sp.noConnect, sp.has, sp.hasRep = false, false, false, false
 	for _, v := range rh.PeekAll("Content-Security-Policy") {
 		for rest := v; len(rest) > 0; {
 			var policy []byte
@@ -54,6 +57,7 @@ func (sp *scriptPolicies) readHeaders(rh *fasthttp.ResponseHeader) {
 // enforce adds one enforced policy: of a header, or of a page's <meta
 // http-equiv> (whose content is one policy, commas and all).
 func (sp *scriptPolicies) enforce(policy []byte) {
+	sp.noConnect = sp.noConnect || !connectsSelf(policy)
 	switch rule, n := inlineScriptRule(policy); rule {
 	case scriptsBlocked:
 		sp.blocked = true
@@ -131,6 +135,40 @@ func inlineScriptRule(policy []byte) (scriptRule, []byte) {
 		return scriptsFree, nil
 	}
 	return scriptsBlocked, nil
+}
+
+// connectsSelf reads one policy for a page's requests to its own origin
+// (navigator.sendBeacon, fetch): by its connect-src directive, else
+// default-src. Its own origin is let by 'self', by '*', or by the scheme
+// sources http: and https: (edgeseg may not know the host the page is
+// served as, so a host source is not taken for it).
+func connectsSelf(policy []byte) bool {
+	var found [2][]byte // source lists of connect-src, default-src
+	var seen [2]bool
+	for rest := policy; len(rest) > 0; {
+		var d []byte
+		d, rest, _ = bytes.Cut(rest, []byte{';'})
+		name, srcs := nextField(d)
+		for i, dir := range [...]string{"connect-src", "default-src"} {
+			if !seen[i] && bytes.EqualFold(name, []byte(dir)) {
+				seen[i], found[i] = true, srcs
+			}
+		}
+	}
+	i := 0
+	for i < len(seen) && !seen[i] {
+		i++
+	}
+	if i == len(seen) {
+		return true
+	}
+	for src, srcs := nextField(found[i]); len(src) > 0; src, srcs = nextField(srcs) {
+		if bytes.EqualFold(src, []byte("'self'")) || string(src) == "*" ||
+			bytes.EqualFold(src, []byte("https:")) || bytes.EqualFold(src, []byte("http:")) {
+			return true
+		}
+	}
+	return false
 }
 
 // nextField returns the first of b's fields separated by ASCII white

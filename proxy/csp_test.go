@@ -126,3 +126,37 @@ func BenchmarkInlineScriptNonce(b *testing.B) {
 		}
 	}
 }
+
+// TestConnectsSelf: whether a policy lets a page's beacon reach its own
+// origin, as browsers read connect-src, else default-src.
+func TestConnectsSelf(t *testing.T) {
+	for policy, want := range map[string]bool{
+		"":                                  true,
+		"script-src 'nonce-a'":              true,
+		"default-src 'self'":                true,
+		"default-src 'none'":                false,
+		"default-src 'none'; connect-src *": true,
+		"connect-src https://api.example.com; default-src 'self'": false,
+		"connect-src 'SELF' https://api.example.com":              true,
+		"connect-src https:":                     true,
+		"connect-src":                            false,
+		"connect-src 'none'; connect-src 'self'": false,
+		"default-src https://cdn.example.com":    false,
+	} {
+		if got := connectsSelf([]byte(policy)); got != want {
+			t.Errorf("%q: connectsSelf = %v, want %v", policy, got, want)
+		}
+	}
+	var sp scriptPolicies
+	var rh fasthttp.ResponseHeader
+	rh.Set("Content-Security-Policy", "script-src 'nonce-a'; connect-src https://api.example.com")
+	sp.readHeaders(&rh)
+	if !sp.noConnect {
+		t.Error("a header's connect-src without the page's origin not read")
+	}
+	rh.Set("Content-Security-Policy", "script-src 'nonce-a'")
+	sp.readHeaders(&rh)
+	if sp.noConnect {
+		t.Error("noConnect kept from the policies read before")
+	}
+}

@@ -68,9 +68,9 @@ type seenNote struct {
 }
 
 // seenAllowed reports whether the page's CSP, its headers' and its
-// <meta> tags', lets the beacon run; counted when not.
+// <meta> tags', lets the beacon run and reach edgeseg; counted when not.
 func (v *Visit) seenAllowed() bool {
-	if _, ok := v.csp.inlineScript(); !ok {
+	if _, ok := v.csp.inlineScript(); !ok || v.csp.noConnect {
 		v.p.m.seenBlocked.Inc()
 		return false
 	}
@@ -86,7 +86,7 @@ func (v *Visit) seenAllowed() bool {
 // URI is past maxSeenURI gets none.
 func (v *Visit) seenScript(b []byte) []byte {
 	nonce, ok := v.csp.inlineScript()
-	if !ok || len(v.seenURI) > maxSeenURI {
+	if !ok || v.csp.noConnect || len(v.seenURI) > maxSeenURI {
 		return b
 	}
 	n := seenNote{URI: string(v.seenURI), Once: rand.Uint64()}

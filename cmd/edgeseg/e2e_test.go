@@ -1302,6 +1302,8 @@ func TestDataLayer(t *testing.T) {
 			w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=' 'unsafe-inline'")
 		case strings.HasPrefix(r.URL.Path, "/meta-nonce"):
 			page = metaPage("script-src &#39;nonce-r4nd0m+/=&#39;")
+		case strings.HasPrefix(r.URL.Path, "/no-connect"):
+			page = metaPage("script-src 'nonce-r4nd0m+/='; connect-src https://api.example.com")
 		case strings.HasPrefix(r.URL.Path, "/meta-blocks"):
 			w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'nonce-r4nd0m+/='")
 			page = metaPage("script-src 'nonce-other'")
@@ -1350,9 +1352,16 @@ func TestDataLayer(t *testing.T) {
 	if _, body := b.page("/hashes"); body != page {
 		t.Errorf("a prefetched page whose CSP blocks scripts got:\n%s", body)
 	}
+	// One whose CSP keeps it from reaching its own origin: the data
+	// layer, but no beacon, which could not be sent.
+	for _, path := range []string{"/no-connect", "/no-connect/streamed"} {
+		if _, body := b.page(path); !strings.Contains(body, `window.edgeseg=`) || strings.Contains(body, "sendBeacon") {
+			t.Errorf("%s: a prefetched page whose CSP keeps it from connecting got:\n%s", path, body)
+		}
+	}
 	_, metrics := s.browser(uaIPhone).page("/_edgeseg/metrics")
 	if !strings.Contains(metrics, `edgeseg_data_layer_skipped_total{reason="csp"} 5`) ||
-		!strings.Contains(metrics, `edgeseg_prefetch_beacons_skipped_total{reason="csp"} 1`) {
+		!strings.Contains(metrics, `edgeseg_prefetch_beacons_skipped_total{reason="csp"} 3`) {
 		t.Errorf("skips not counted:\n%s", metrics)
 	}
 }
