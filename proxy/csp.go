@@ -25,10 +25,10 @@ type scriptPolicies struct {
 	// noConnect: a policy keeps the page from connecting to its own
 	// origin (connect-src, else default-src), which a beacon does.
 	noConnect bool
-	nonce   []byte // the nonce the enforced policies name, nil for none
-	report  []byte // the first nonce a report-only policy names
-	has     bool   // nonce is set (its buffer is kept from visit to visit)
-	hasRep  bool
+	nonce     []byte // the nonce the enforced policies name, nil for none
+	report    []byte // the first nonce a report-only policy names
+	has       bool   // nonce is set (its buffer is kept from visit to visit)
+	hasRep    bool
 }
 
 // readHeaders reads the response's Content-Security-Policy and
