@@ -94,28 +94,13 @@ func (sp *scriptPolicies) inlineScript() (nonce []byte, ok bool) {
 // browsers. 'unsafe-inline' is ignored beside a nonce, a hash or
 // 'strict-dynamic'.
 func inlineScriptRule(policy []byte) (scriptRule, []byte) {
-	var found [3][]byte // source lists of script-src-elem, script-src, default-src
-	var seen [3]bool
-	for rest := policy; len(rest) > 0; {
-		var d []byte
-		d, rest, _ = bytes.Cut(rest, []byte{';'})
-		name, srcs := nextField(d)
-		for i, dir := range [...]string{"script-src-elem", "script-src", "default-src"} {
-			if !seen[i] && bytes.EqualFold(name, []byte(dir)) {
-				seen[i], found[i] = true, srcs
-			}
-		}
-	}
-	i := 0
-	for i < len(seen) && !seen[i] {
-		i++
-	}
-	if i == len(seen) {
+	list, ok := sourceList(policy, "script-src-elem", "script-src", "default-src")
+	if !ok {
 		return scriptsFree, nil
 	}
 	var nonce []byte
 	inline, strict := false, false
-	for src, srcs := nextField(found[i]); len(src) > 0; src, srcs = nextField(srcs) {
+	for src, srcs := nextField(list); len(src) > 0; src, srcs = nextField(srcs) {
 		switch {
 		case hasPrefixFold(src, "'nonce-") && bytes.HasSuffix(src, []byte("'")) && len(src) > len("'nonce-'"):
 			if nonce == nil {
@@ -143,32 +128,38 @@ func inlineScriptRule(policy []byte) (scriptRule, []byte) {
 // sources http: and https: (edgeseg may not know the host the page is
 // served as, so a host source is not taken for it).
 func connectsSelf(policy []byte) bool {
-	var found [2][]byte // source lists of connect-src, default-src
-	var seen [2]bool
-	for rest := policy; len(rest) > 0; {
-		var d []byte
-		d, rest, _ = bytes.Cut(rest, []byte{';'})
-		name, srcs := nextField(d)
-		for i, dir := range [...]string{"connect-src", "default-src"} {
-			if !seen[i] && bytes.EqualFold(name, []byte(dir)) {
-				seen[i], found[i] = true, srcs
-			}
-		}
-	}
-	i := 0
-	for i < len(seen) && !seen[i] {
-		i++
-	}
-	if i == len(seen) {
+	list, ok := sourceList(policy, "connect-src", "default-src")
+	if !ok {
 		return true
 	}
-	for src, srcs := nextField(found[i]); len(src) > 0; src, srcs = nextField(srcs) {
+	for src, srcs := nextField(list); len(src) > 0; src, srcs = nextField(srcs) {
 		if bytes.EqualFold(src, []byte("'self'")) || string(src) == "*" ||
 			bytes.EqualFold(src, []byte("https:")) || bytes.EqualFold(src, []byte("http:")) {
 			return true
 		}
 	}
 	return false
+}
+
+// sourceList returns the source list of the directive of policy that a
+// browser reads for names, which fall back one to the next in order (CSP
+// 3's fallback): that of the first of names the policy has, the first
+// directive of a name counting, as in browsers. ok is false when it has
+// none of them.
+func sourceList(policy []byte, names ...string) (list []byte, ok bool) {
+	best := len(names)
+	for rest := policy; len(rest) > 0 && best > 0; {
+		var d []byte
+		d, rest, _ = bytes.Cut(rest, []byte{';'})
+		name, srcs := nextField(d)
+		for i := range best {
+			if bytes.EqualFold(name, []byte(names[i])) {
+				best, list = i, srcs
+				break
+			}
+		}
+	}
+	return list, best < len(names)
 }
 
 // nextField returns the first of b's fields separated by ASCII white
