@@ -707,7 +707,7 @@ func (p *Personalizer) end(v *Visit) {
 // wantsBody reports whether the origin's response should be buffered for
 // step 8: a 200 HTML answer to a GET navigation, for a visitor who has a
 // segment with a block (or a holdout to record), or when the page gets
-// scripts (the data layer, a prefetched page's beacon: headScripts).
+// scripts (the data layer, a prefetched page's beacon: addsScripts).
 func (p *Personalizer) wantsBody(v *Visit, ctx *fasthttp.RequestCtx, resp *fasthttp.Response) bool {
 	if p == nil || v == nil || !v.navigation || !ctx.IsGet() || resp.StatusCode() != fasthttp.StatusOK {
 		return false
@@ -742,7 +742,7 @@ func isHTML(ct []byte) bool {
 }
 
 // personalize is step 8: fill the page's slots. It appends the result to
-// dst; changed is false when nothing was filled and no data layer added.
+// dst; changed is false when nothing was filled and no script added.
 func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst []byte) ([]byte, bool) {
 	opts := inject.Options{}
 	scripts := v.addsScripts()
