@@ -149,6 +149,9 @@ func TestFollowerWritesWhatTheScannerWrites(t *testing.T) {
 			if !ref.followable(scannerFor(opts)) {
 				continue
 			}
+			if opts != nil && opts.HeadSnippet != nil && opts.MetaPolicy != nil && len(ref.plan.metaCSP) == 0 {
+				continue // the plain snippet's case again, on a page without <meta> policies
+			}
 			for _, lookup := range []Lookup{testLookup, someLookup} {
 				if !followOnce(t, ref, page, lookup, opts, rng) {
 					t.Fatalf("a page does not keep to its own Reference")
