@@ -16,8 +16,9 @@ import (
 // (nor a note of one purpose for another's): the MAC covers a prefix no
 // cookie's signed bytes start with, and the purpose.
 //
-// A note reads KID.ISSUED.BODY.MAC: the key's id, the unix second it was
-// issued, the body (base64url) and the HMAC-SHA256 (base64url) of
+// A note reads KID.ISSUED.BODY.MAC: the key's id (base64url: an id may
+// hold any byte, and a note is written into pages), the unix second it
+// was issued, the body (base64url) and the HMAC-SHA256 (base64url) of
 // "edgeseg-note\x00" + purpose + "\x00" + KID.ISSUED.BODY.
 
 // Errors OpenNote returns.
@@ -29,7 +30,7 @@ var (
 // AppendNote appends a note of purpose carrying body, issued at now, to dst.
 func (c *Codec) AppendNote(dst []byte, purpose string, body []byte, now time.Time) []byte {
 	start := len(dst)
-	dst = append(dst, c.signKID...)
+	dst = base64.RawURLEncoding.AppendEncode(dst, []byte(c.signKID))
 	dst = append(dst, '.')
 	dst = strconv.AppendInt(dst, now.Unix(), 10)
 	dst = append(dst, '.')
@@ -49,10 +50,14 @@ func (c *Codec) OpenNote(note []byte, purpose string, now time.Time, maxAge time
 	}
 	signed, mac := note[:i], note[i+1:]
 	parts := bytes.SplitN(signed, []byte{'.'}, 3)
-	if len(parts) != 3 || !digits(parts[1]) || !base64URL(parts[2]) || !base64URL(mac) {
+	if len(parts) != 3 || !base64URL(parts[0]) || !digits(parts[1]) || !base64URL(parts[2]) || !base64URL(mac) {
 		return nil, ErrNoteInvalid // one way to write each: no other bytes carry its MAC
 	}
-	key, ok := c.keys[string(parts[0])]
+	kid, err := noteEncoding.AppendDecode(nil, parts[0])
+	if err != nil {
+		return nil, ErrNoteInvalid
+	}
+	key, ok := c.keys[string(kid)]
 	if !ok {
 		return nil, ErrNoteInvalid
 	}

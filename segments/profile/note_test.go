@@ -71,6 +71,19 @@ func TestNotes(t *testing.T) {
 	if _, st, _ := c.Decode(note, now); st == OK {
 		t.Error("a note decodes as a profile cookie")
 	}
+	// A key id may hold any byte; the note, written into pages, holds
+	// only base64url, digits and dots.
+	odd, err := NewCodec(map[string][]byte{`k.1"</script>`: []byte("odd-secret-0123456789abcdef0123456789")}, `k.1"</script>`, time.Hour, 1200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := odd.AppendNote(nil, "seen", body, now)
+	if !base64URL(bytes.ReplaceAll(on, []byte("."), nil)) || bytes.Count(on, []byte(".")) != 3 {
+		t.Errorf("a note of key id %q reads %q", `k.1"</script>`, on)
+	}
+	if got, err := odd.OpenNote(on, "seen", now, time.Minute); err != nil || !bytes.Equal(got, body) {
+		t.Errorf("a note of an odd key id: %q, %v", got, err)
+	}
 }
 
 func mustEncode(t *testing.T, c *Codec, now time.Time) []byte {
@@ -88,7 +101,7 @@ func FuzzOpenNote(f *testing.F) {
 	now := time.Unix(1_800_000_000, 0)
 	c := noteCodec(f, "new")
 	f.Add(c.AppendNote(nil, "seen", []byte(`{"u":"/"}`), now))
-	f.Add([]byte("new.1800000000.e30.AAAA"))
+	f.Add([]byte("bmV3.1800000000.e30.AAAA"))
 	f.Add([]byte("..."))
 	f.Fuzz(func(t *testing.T, note []byte) {
 		body, err := c.OpenNote(note, "seen", now, time.Hour)
