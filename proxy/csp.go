@@ -25,17 +25,17 @@ type scriptPolicies struct {
 	// noConnect: a policy keeps the page from connecting to its own
 	// origin (connect-src, else default-src), which a beacon does.
 	noConnect bool
-	nonce     []byte // the nonce the enforced policies name, nil for none
-	report    []byte // the first nonce a report-only policy names
-	has       bool   // nonce is set (its buffer is kept from visit to visit)
-	hasRep    bool
+	// nonce is the nonce the enforced policies name, report the first a
+	// report-only policy names; empty for none (a nonce never is). Their
+	// buffers are kept from visit to visit.
+	nonce, report []byte
 }
 
 // readHeaders reads the response's Content-Security-Policy and
 // Content-Security-Policy-Report-Only headers, every policy of which
 // (several in a header, separated by commas) a browser applies.
 func (sp *scriptPolicies) readHeaders(rh *fasthttp.ResponseHeader) {
-	sp.blocked, sp.noConnect, sp.has, sp.hasRep = false, false, false, false
+	sp.blocked, sp.noConnect, sp.nonce, sp.report = false, false, sp.nonce[:0], sp.report[:0]
 	for _, v := range rh.PeekAll("Content-Security-Policy") {
 		for rest := v; len(rest) > 0; {
 			var policy []byte
@@ -44,11 +44,11 @@ func (sp *scriptPolicies) readHeaders(rh *fasthttp.ResponseHeader) {
 		}
 	}
 	for _, v := range rh.PeekAll("Content-Security-Policy-Report-Only") {
-		for rest := v; len(rest) > 0 && !sp.hasRep; {
+		for rest := v; len(rest) > 0 && len(sp.report) == 0; {
 			var policy []byte
 			policy, rest, _ = bytes.Cut(rest, []byte{','})
 			if rule, n := inlineScriptRule(policy); rule == scriptsNonce {
-				sp.report, sp.hasRep = append(sp.report[:0], n...), true
+				sp.report = append(sp.report, n...)
 			}
 		}
 	}
@@ -63,8 +63,8 @@ func (sp *scriptPolicies) enforce(policy []byte) {
 		sp.blocked = true
 	case scriptsNonce:
 		switch {
-		case !sp.has:
-			sp.nonce, sp.has = append(sp.nonce[:0], n...), true
+		case len(sp.nonce) == 0:
+			sp.nonce = append(sp.nonce, n...)
 		case !bytes.Equal(sp.nonce, n):
 			sp.blocked = true // a script carries one nonce
 		}
@@ -80,9 +80,9 @@ func (sp *scriptPolicies) inlineScript() (nonce []byte, ok bool) {
 	switch {
 	case sp.blocked:
 		return nil, false
-	case sp.has:
+	case len(sp.nonce) > 0:
 		return sp.nonce, true
-	case sp.hasRep:
+	case len(sp.report) > 0:
 		return sp.report, true
 	}
 	return nil, true
