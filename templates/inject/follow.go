@@ -287,10 +287,7 @@ func (f *follower) copyTo(out, doc []byte, i int) []byte {
 // how a page is read: none of their values may differ), so the page's
 // <meta> policies are the document's.
 func (f *follower) headSnippet() []byte {
-	if p := f.ref.plan.metaCSP; len(p) > 0 && f.policy != nil {
-		return f.policy.HeadSnippet(p)
-	}
-	return f.head
+	return snippetFor(f.head, f.policy, f.ref.plan.metaCSP)
 }
 
 // beforeOpenEndTag is upTo, or the start of an end tag doc[from:upTo] ends

@@ -43,14 +43,23 @@ func (s *scanner) noteMeta(tag []byte) {
 	s.metaCSP = append(s.metaCSP, policy)
 }
 
-// headSnippet is the snippet to place at the first </head>: the one the
-// options gave, or, after <meta> policies, the one MetaPolicy makes for
-// them. Reading what was already sent on (discard), it is not asked.
+// headSnippet is the snippet to place at the first </head>
+// (snippetFor). Reading what was already sent on (discard), MetaPolicy is
+// not asked.
 func (s *scanner) headSnippet() []byte {
-	if len(s.metaCSP) > 0 && s.policy != nil && !s.discard {
-		return s.policy.HeadSnippet(s.metaCSP)
+	if s.discard {
+		return s.head
 	}
-	return s.head
+	return snippetFor(s.head, s.policy, s.metaCSP)
+}
+
+// snippetFor is the head snippet for a document: head, the options', or,
+// after <meta> policies, the one policy makes for them.
+func snippetFor(head []byte, policy MetaPolicy, metaCSP [][]byte) []byte {
+	if len(metaCSP) > 0 && policy != nil {
+		return policy.HeadSnippet(metaCSP)
+	}
+	return head
 }
 
 // metaPolicy reads a <meta> start tag as browsers do for a

@@ -310,8 +310,8 @@ func (p *Plan) Apply(dst, html []byte, lookup Lookup, opts *Options) ([]byte, in
 	if opts != nil {
 		head = opts.HeadSnippet
 		cs = opts.Charset
-		if len(head) > 0 && len(p.metaCSP) > 0 && opts.MetaPolicy != nil {
-			head = opts.MetaPolicy.HeadSnippet(p.metaCSP)
+		if len(head) > 0 {
+			head = snippetFor(head, opts.MetaPolicy, p.metaCSP)
 		}
 	}
 	mark, filled, skipUntil := 0, 0, -1
