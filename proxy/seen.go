@@ -82,11 +82,12 @@ func (v *Visit) seenAllowed() bool {
 // script that sends the page's note to /_edgeseg/seen once the page is
 // shown. It runs when the page is parsed (a prefetched page is only when
 // it is shown; a page a script swaps in, when swapped in), or, on a page
-// being prerendered, when the visitor is shown it. A page whose request
-// URI is past maxSeenURI gets none.
+// being prerendered, when the visitor is shown it. Callers ask
+// seenAllowed first; a page whose request URI is past maxSeenURI gets
+// none.
 func (v *Visit) seenScript(b []byte) []byte {
-	nonce, ok := v.csp.inlineScript()
-	if !ok || v.csp.noConnect || len(v.seenURI) > maxSeenURI {
+	nonce, _ := v.csp.inlineScript()
+	if len(v.seenURI) > maxSeenURI {
 		return b
 	}
 	n := seenNote{URI: string(v.seenURI), Once: rand.Uint64()}
