@@ -145,7 +145,7 @@ func benchSteps(b *testing.B, visitors int) {
 	var ctx fasthttp.RequestCtx
 	cookies := make([][]byte, visitors)
 	ck := fasthttp.AcquireCookie()
-	var out []byte
+	var sp inject.Splice
 	step := func(i int) {
 		ctx.Request.Reset()
 		navRequest(&ctx.Request, "/page-5k.html?utm_campaign=promo", "")
@@ -155,9 +155,8 @@ func benchSteps(b *testing.B, visitors int) {
 		ctx.Response.Reset()
 		v := p.begin(&ctx, time.Now())
 		ctx.Response.Header.SetContentType("text/html; charset=utf-8")
-		var changed bool
-		out, changed = p.personalize(&ctx, v, html, out[:0])
-		if !changed {
+		changed := p.personalize(&ctx, v, html, &sp)
+		if !changed || sp.Len() <= len(html) {
 			b.Fatal("not personalized")
 		}
 		p.commit(&ctx, v, changed)

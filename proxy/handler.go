@@ -89,6 +89,7 @@ type Handler struct {
 	scratch *freeList
 	peeks   *freeList // for restArrived
 	bodies  sync.Pool // *pooledBody
+	splices sync.Pool // *pooledSplice
 	streams sync.Pool // *rewriteStream
 }
 

@@ -743,7 +743,7 @@ func isHTML(ct []byte) bool {
 
 // personalize is step 8: fill the page's slots. It appends the result to
 // dst; changed is false when nothing was filled and no script added.
-func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst []byte) ([]byte, bool) {
+func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html []byte, s *inject.Splice) bool {
 	opts := inject.Options{}
 	scripts := v.addsScripts()
 	if scripts {
@@ -760,20 +760,22 @@ func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html, dst
 	}
 	beacon = beacon && v.seenAllowed()
 	if plan.Slots() == 0 && opts.HeadSnippet == nil && !beacon {
-		return dst, false
+		return false
 	}
 	// Blocks are UTF-8; a page in another encoding gets them in its own.
 	opts.Charset = inject.PageCharset(ctx.Response.Header.ContentType(), plan)
 	if !opts.Charset.Supported() {
 		p.m.badCharset.Inc()
 		p.log.Debug().Str("charset", opts.Charset.Name()).Bytes("path", ctx.Path()).Msg("page encoding cannot take blocks; serving it unchanged")
-		return dst, false
+		return false
 	}
-	out, filled := plan.Apply(dst, html, v.lookup, &opts)
+	filled := plan.ApplySplice(s, html, v.lookup, &opts)
 	if beacon {
-		out = v.seenScript(out) // after the page: its exposures are known
+		m := len(s.Made)
+		s.Made = v.seenScript(s.Made) // after the page: its exposures are known
+		s.Extend(m)
 	}
-	return out, filled > 0 || opts.HeadSnippet != nil || beacon
+	return filled > 0 || opts.HeadSnippet != nil || beacon
 }
 
 // noteIgnored counts the slot markers a page is served with that cannot be

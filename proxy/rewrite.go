@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/edgeseg/edgeseg/cache"
+	"github.com/edgeseg/edgeseg/templates/inject"
 )
 
 // rewrite reads an HTML body that may be personalized, within the rewrite
@@ -49,9 +50,9 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	rawp := h.bufs.get()
 	raw := x.prefix
 	err := errNoBudget
-	if take(cap(*rawp)) {
-		// Past what the origin cache read already, if it read any.
-		raw, err = readLimited(append((*rawp)[:0], x.prefix...), resp.BodyStream(), h.rewriteLimit-len(x.prefix), take)
+	// What the origin cache read already, if it read any, counts too.
+	if buf := slices.Grow((*rawp)[:0], len(x.prefix)); take(cap(buf)) {
+		raw, err = readLimited(append(buf, x.prefix...), resp.BodyStream(), h.rewriteLimit-len(x.prefix), take)
 		*rawp = raw
 	}
 	if errors.Is(err, errTooLarge) || errors.Is(err, errNoBudget) {
@@ -99,63 +100,68 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		}
 	}
 
+	// The page is written out as a splice of the origin's bytes and the
+	// blocks, not copied first: only the bytes made for it are new.
+	sp := h.splice()
+	changed := h.safePersonalize(ctx, x, html, &sp.s)
+	if !changed || !take(cap(sp.s.Made)) {
+		if changed {
+			// Blocks larger than there is room for: the page goes out
+			// as the origin sent it.
+			h.metrics.noBudget.Inc()
+		}
+		sp.Close()
+		send(rawp)
+		return false
+	}
+	if c == codingIdentity {
+		sp.raw, sp.held = rawp, hold.handOver()
+		ctx.Response.SetBodyStream(sp, sp.s.Len())
+		markPersonalized(&ctx.Response.Header)
+		x.personalized = true
+		return true
+	}
 	outp := h.bufs.get()
-	reserved := max(cap(*outp), len(html)+len(html)/8+4096)
+	if !take(max(cap(*outp), sp.s.Len())) {
+		h.metrics.noBudget.Inc()
+		h.bufs.put(outp)
+		sp.Close()
+		send(rawp)
+		return false
+	}
+	out := sp.s.AppendTo((*outp)[:0])
+	*outp = out
+	sp.Close()
+	encp := h.bufs.get()
+	reserved := max(cap(*encp), len(out)/2)
 	if !take(reserved) {
 		h.metrics.noBudget.Inc()
+		h.bufs.put(encp)
 		h.bufs.put(outp)
 		send(rawp)
 		return false
 	}
-	out, changed := h.safePersonalize(ctx, x, html, (*outp)[:0])
-	*outp = out
-	if !changed {
-		h.bufs.put(outp)
-		send(rawp)
-		return false
+	enc, err := h.codec.encode((*encp)[:0], out, c)
+	*encp = enc
+	h.bufs.put(outp)
+	if grown := cap(enc) - reserved; err == nil && grown > 0 && !take(grown) {
+		err = errNoBudget // a page that compresses badly
 	}
-	if grown := cap(out) - reserved; grown > 0 && !take(grown) {
-		// Blocks larger than the slots' content (a page of many slots,
-		// each filled with a large block) made the page outgrow what was
-		// set aside: it counts too, or goes out as the origin sent it.
+	if errors.Is(err, errNoBudget) {
 		h.metrics.noBudget.Inc()
-		h.bufs.put(outp)
+		h.bufs.put(encp)
 		send(rawp)
 		return false
 	}
-	if c != codingIdentity {
-		encp := h.bufs.get()
-		reserved := max(cap(*encp), len(out)/2)
-		if !take(reserved) {
-			h.metrics.noBudget.Inc()
-			h.bufs.put(encp)
-			h.bufs.put(outp)
-			send(rawp)
-			return false
-		}
-		enc, err := h.codec.encode((*encp)[:0], out, c)
-		*encp = enc
-		h.bufs.put(outp)
-		if grown := cap(enc) - reserved; err == nil && grown > 0 && !take(grown) {
-			err = errNoBudget // a page that compresses badly
-		}
-		if errors.Is(err, errNoBudget) {
-			h.metrics.noBudget.Inc()
-			h.bufs.put(encp)
-			send(rawp)
-			return false
-		}
-		if err != nil {
-			h.bufs.put(encp)
-			h.metrics.rewriteErrors.Inc()
-			h.log.Error().Err(err).Msg("cannot re-encode body; serving the origin's")
-			send(rawp)
-			return false
-		}
-		outp = encp
+	if err != nil {
+		h.bufs.put(encp)
+		h.metrics.rewriteErrors.Inc()
+		h.log.Error().Err(err).Msg("cannot re-encode body; serving the origin's")
+		send(rawp)
+		return false
 	}
 	h.bufs.put(rawp)
-	send(outp)
+	send(encp)
 	markPersonalized(&ctx.Response.Header)
 	x.personalized = true
 	return true
@@ -278,18 +284,63 @@ func (p *pooledBody) Close() error {
 	return nil
 }
 
+// maxSpliceMade bounds the made bytes of a splice kept for reuse.
+const maxSpliceMade = 64 << 10
+
+// splice returns a pooledSplice to personalize a page into.
+func (h *Handler) splice() *pooledSplice {
+	sp, _ := h.splices.Get().(*pooledSplice)
+	if sp == nil {
+		sp = &pooledSplice{h: h}
+	}
+	return sp
+}
+
+// pooledSplice is a personalized page as a response body: the origin's
+// bytes, in a buffer of the free list, spliced with the bytes made for
+// the page.
+type pooledSplice struct {
+	h    *Handler
+	s    inject.Splice
+	raw  *[]byte // the page's buffer, once the splice is the body
+	held int     // bytes of h.buffered to give back
+}
+
+func (p *pooledSplice) Read(b []byte) (int, error) { return p.s.Read(b) }
+
+// WriteTo lets fasthttp copy the body piece by piece into its write
+// buffer: the page leaves in one write when it fits.
+func (p *pooledSplice) WriteTo(w io.Writer) (int64, error) { return p.s.WriteTo(w) }
+
+// Close returns the page's buffer and the splice; fasthttp calls it once
+// the body is written.
+func (p *pooledSplice) Close() error {
+	h := p.h
+	if p.raw != nil {
+		h.bufs.put(p.raw)
+	}
+	h.buffered.give(p.held)
+	p.raw, p.held = nil, 0
+	p.s.Reset(nil)
+	if cap(p.s.Made) > maxSpliceMade {
+		p.s.Made = nil
+	}
+	h.splices.Put(p)
+	return nil
+}
+
 // safePersonalize runs step 8 and turns a panic in it into "unchanged", so
 // a template or injection bug costs the personalization, not the page.
-func (h *Handler) safePersonalize(ctx *fasthttp.RequestCtx, x *exchange, html, dst []byte) (out []byte, changed bool) {
+func (h *Handler) safePersonalize(ctx *fasthttp.RequestCtx, x *exchange, html []byte, s *inject.Splice) (changed bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			h.metrics.panics.Inc()
 			x.cause = "personalize panic"
 			h.log.Error().Str("panic", fmt.Sprint(r)).Bytes("path", ctx.Path()).Bytes("stack", debug.Stack()).Msg("recovered panic while personalizing; serving the origin's page")
-			out, changed = dst, false
+			changed = false
 		}
 	}()
-	return h.p.personalize(ctx, x.visit, html, dst)
+	return h.p.personalize(ctx, x.visit, html, s)
 }
 
 // markPersonalized fixes the headers of a rewritten response: validators of

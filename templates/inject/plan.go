@@ -305,6 +305,15 @@ func (p *Plan) Size() int { return p.size }
 // Apply fills html's slots by lookup, as Slots would, using the Plan made
 // for exactly these bytes. It appends to dst.
 func (p *Plan) Apply(dst, html []byte, lookup Lookup, opts *Options) ([]byte, int) {
+	var s Splice
+	filled := p.ApplySplice(&s, html, lookup, opts)
+	return s.AppendTo(dst), filled
+}
+
+// ApplySplice is Apply without the copy: it resets s for html and leaves
+// in it the page as Apply would write it.
+func (p *Plan) ApplySplice(s *Splice, html []byte, lookup Lookup, opts *Options) int {
+	s.Reset(html)
 	var head []byte
 	var cs Charset
 	if opts != nil {
@@ -322,8 +331,8 @@ func (p *Plan) Apply(dst, html []byte, lookup Lookup, opts *Options) ([]byte, in
 		}
 		if len(head) > 0 && headAt < 0 {
 			if h := p.headBefore(sl.start, skipUntil); h >= 0 {
-				dst = append(dst, html[mark:h]...)
-				dst = append(dst, head...)
+				s.keep(mark, h)
+				s.add(head)
 				mark, headAt = h, h
 			}
 		}
@@ -332,18 +341,19 @@ func (p *Plan) Apply(dst, html []byte, lookup Lookup, opts *Options) ([]byte, in
 			continue
 		}
 		filled++
-		dst = sl.appendFilled(dst, html, mark, b, cs)
+		sl.spliceFilled(s, mark, b, cs)
 		mark = sl.innerEnd
 		skipUntil = sl.closeEnd
 	}
 	if len(head) > 0 && headAt < 0 {
 		if h := p.headBefore(len(html)+1, skipUntil); h >= 0 && h >= mark {
-			dst = append(dst, html[mark:h]...)
-			dst = append(dst, head...)
+			s.keep(mark, h)
+			s.add(head)
 			mark = h
 		}
 	}
-	return append(dst, html[mark:]...), filled
+	s.keep(mark, len(html))
+	return filled
 }
 
 // appendFilled appends html from mark on through the slot's start tag,
@@ -356,6 +366,20 @@ func (sl *plannedSlot) appendFilled(dst, html []byte, mark int, b Block, cs Char
 	}
 	dst = append(dst, html[sl.closeAt:sl.end]...)
 	return cs.AppendHTML(dst, b.HTML)
+}
+
+// spliceFilled is appendFilled into a Splice.
+func (sl *plannedSlot) spliceFilled(s *Splice, mark int, b Block, cs Charset) {
+	s.keep(mark, sl.closeAt)
+	if !sl.hasSeg {
+		m := len(s.Made)
+		s.Made = appendSegmentAttr(s.Made, b.Segment)
+		s.Extend(m)
+	}
+	s.keep(sl.closeAt, sl.end)
+	m := len(s.Made)
+	s.Made = cs.AppendHTML(s.Made, b.HTML)
+	s.Extend(m)
 }
 
 // headBefore returns the first </head> position before limit that is not
