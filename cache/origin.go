@@ -44,8 +44,26 @@ func (r *Response) CopyTo(resp *fasthttp.Response, now time.Time) {
 		resp.Header.SetBytesKV(kv[0], kv[1])
 	}
 	resp.Header.Set("Age", strconv.Itoa(int((r.age+now.Sub(r.Stored))/time.Second)))
-	resp.SetBodyStream(bytes.NewReader(r.Body), len(r.Body))
+	resp.SetBodyStream(NewMemoryBody(r.Body), len(r.Body))
 }
+
+// A MemoryBody is a kept page's body as a response's body stream: read as
+// any other, or taken whole without a copy.
+type MemoryBody struct {
+	bytes.Reader
+	b []byte
+}
+
+// NewMemoryBody returns b as a body stream. b must not change after.
+func NewMemoryBody(b []byte) *MemoryBody {
+	m := &MemoryBody{b: b}
+	m.Reset(b)
+	return m
+}
+
+// Bytes returns the whole body, however much was read of it. It is
+// shared: not to be written to.
+func (m *MemoryBody) Bytes() []byte { return m.b }
 
 // NotModified reports whether req's conditional headers match r, so a 304
 // can answer it (RFC 9110 §13.2.2): If-None-Match by weak comparison of

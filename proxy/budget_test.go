@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
+	"github.com/edgeseg/edgeseg/cache"
 	"github.com/edgeseg/edgeseg/config"
 )
 
@@ -129,7 +130,11 @@ func personalizingServerOn(t *testing.T, ln net.Listener, originURL string, muta
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(Options{Config: cfg, Origin: org, Log: &nop, Personalizer: newBenchPersonalizer(t, cfg)})
+	oc, err := cache.NewOrigin(cfg.Cache.Origin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Options{Config: cfg, Origin: org, Log: &nop, Personalizer: newBenchPersonalizer(t, cfg), OriginCache: oc})
 	if err != nil {
 		t.Fatal(err)
 	}

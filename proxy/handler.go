@@ -405,7 +405,7 @@ func (h *Handler) keep(req *fasthttp.Request, resp *fasthttp.Response, now time.
 		}
 		return nil, nil, err
 	}
-	resp.SetBodyStream(bytes.NewReader(body), n)
+	resp.SetBodyStream(cache.NewMemoryBody(body), n)
 	r = oc.Capture(req, resp, body, ttl, now)
 	oc.Store(req, r)
 	return r, nil, nil
@@ -713,7 +713,7 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 	n := resp.Header.ContentLength()
 	events := bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream"))
 	var first *[]byte
-	_, inMemory := resp.BodyStream().(*bytes.Reader) // from the origin cache: cannot fail
+	_, inMemory := resp.BodyStream().(*cache.MemoryBody) // from the origin cache: cannot fail
 	if n < 0 && !events && !ctx.Request.Header.IsHTTP11() {
 		if prefix = h.sendWhole(ctx, resp, prefix, x); prefix == nil {
 			return

@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/edgeseg/edgeseg/config"
 )
@@ -662,5 +667,67 @@ func TestForwardedHostCannotPoisonTheCache(t *testing.T) {
 		if body := get(fwd); strings.Contains(body, "evil.example") {
 			t.Fatalf("X-Forwarded-Host %q: got the attacker's page %q", fwd, body)
 		}
+	}
+}
+
+// TestCacheHitsArePersonalizedWhereKept: a kept page is personalized from
+// the cache's own bytes, without a copy, and they stay as the origin sent
+// them: deal seekers, hit after hit, get their block and around it the
+// origin's page to the byte, plain and gzip; other visitors take turns
+// with them and get the origin's page.
+func TestCacheHitsArePersonalizedWhereKept(t *testing.T) {
+	page := []byte(`<!doctype html><html><head><title>t</title></head><body>` +
+		`<div data-edgeseg-slot="hero">Great prices every day</div>` + strings.Repeat("<p>Products</p>", 400) + `</body></html>`)
+	var hits atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		if r.URL.Path == "/gzip" {
+			w.Header().Set("Content-Encoding", "gzip")
+			zw := gzip.NewWriter(w)
+			zw.Write(page)
+			zw.Close()
+			return
+		}
+		w.Write(page)
+	}))
+	defer origin.Close()
+	h, ln := personalizingServer(t, origin.URL, func(c *config.Config) { c.Cache.Origin.Paths = []string{"/plain", "/gzip"} })
+	client := &fasthttp.HostClient{Addr: "edgeseg", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	get := func(uri string) []byte {
+		t.Helper()
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		navRequest(req, uri, "")
+		req.Header.Set("Accept-Encoding", "gzip")
+		if err := client.Do(req, resp); err != nil {
+			t.Fatal(err)
+		}
+		b, err := resp.BodyUncompressed()
+		if err != nil || resp.StatusCode() != 200 {
+			t.Fatalf("%s: %d, %v", uri, resp.StatusCode(), err)
+		}
+		h.ocache.Wait()
+		return append([]byte(nil), b...)
+	}
+	slot := bytes.Index(page, []byte(`<div data-edgeseg-slot="hero"`))
+	after := page[bytes.Index(page, []byte("</div>")):]
+	for i := 0; i < 4; i++ {
+		for _, path := range []string{"/plain", "/gzip"} {
+			// The page around the slot is the origin's, to the byte.
+			if got := get(path + "?utm_campaign=promo"); !bytes.Contains(got, []byte("Deals picked for you")) ||
+				!bytes.HasPrefix(got, page[:slot]) || !bytes.HasSuffix(got, after) {
+				t.Fatalf("%s, a deal seeker, round %d: not their page:\n%.300s", path, i, got)
+			}
+			if got := get(path); !bytes.Equal(got, page) {
+				t.Fatalf("%s, another visitor, round %d: not the origin's page:\n%.300s", path, i, got)
+			}
+		}
+	}
+	// Each query string is a page of its own: two per path.
+	if n := hits.Load(); n > 4 {
+		t.Errorf("%d origin requests for 16 page views of 4 kept pages", n)
 	}
 }

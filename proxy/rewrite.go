@@ -45,29 +45,37 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	hold := h.buffered.hold()
 	take := hold.take
 	defer hold.release()
-	send := func(b *[]byte) { h.sendBuf(ctx, b, hold.handOver()) }
 
-	rawp := h.bufs.get()
-	raw := x.prefix
-	err := errNoBudget
-	// What the origin cache read already, if it read any, counts too.
-	if buf := slices.Grow((*rawp)[:0], len(x.prefix)); take(cap(buf)) {
-		raw, err = readLimited(append(buf, x.prefix...), resp.BodyStream(), h.rewriteLimit-len(x.prefix), take)
-		*rawp = raw
-	}
-	if errors.Is(err, errTooLarge) || errors.Is(err, errNoBudget) {
-		// Too large to rewrite, or no memory left for it: send what was
-		// read, then the rest, as is. The prefix outlives this call, so it
-		// cannot go back to the list.
-		if errors.Is(err, errTooLarge) {
-			h.metrics.rewriteSkipped.Inc()
-		} else {
-			h.metrics.noBudget.Inc()
+	// A page kept by the origin cache is personalized where it is kept
+	// (rawp nil: raw is shared, never written to); any other is read
+	// into a buffer of the free list.
+	var rawp *[]byte
+	var raw []byte
+	var err error
+	if mb, ok := resp.BodyStream().(*cache.MemoryBody); ok && len(x.prefix) == 0 {
+		raw = mb.Bytes()
+	} else {
+		rawp = h.bufs.get()
+		raw, err = x.prefix, errNoBudget
+		// What the origin cache read already, if it read any, counts too.
+		if buf := slices.Grow((*rawp)[:0], len(x.prefix)); take(cap(buf)) {
+			raw, err = readLimited(append(buf, x.prefix...), resp.BodyStream(), h.rewriteLimit-len(x.prefix), take)
+			*rawp = raw
 		}
-		prefix := append([]byte(nil), raw...)
-		h.bufs.put(rawp)
-		h.stream(ctx, resp, prefix, x)
-		return false
+		if errors.Is(err, errTooLarge) || errors.Is(err, errNoBudget) {
+			// Too large to rewrite, or no memory left for it: send what
+			// was read, then the rest, as is. The prefix outlives this
+			// call, so it cannot go back to the list.
+			if errors.Is(err, errTooLarge) {
+				h.metrics.rewriteSkipped.Inc()
+			} else {
+				h.metrics.noBudget.Inc()
+			}
+			prefix := append([]byte(nil), raw...)
+			h.bufs.put(rawp)
+			h.stream(ctx, resp, prefix, x)
+			return false
+		}
 	}
 	_ = resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(resp)
@@ -75,6 +83,14 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		h.bufs.put(rawp)
 		h.originBrokeOff(ctx, x, err)
 		return false
+	}
+	// sendRaw answers with the page as the origin sent it.
+	sendRaw := func() {
+		if rawp == nil {
+			ctx.Response.SetBodyRaw(raw)
+			return
+		}
+		h.sendBuf(ctx, rawp, hold.handOver())
 	}
 
 	html := raw
@@ -95,7 +111,7 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 				h.metrics.rewriteErrors.Inc()
 				h.log.Debug().Err(err).Bytes("path", ctx.Path()).Msg("cannot decode body; passing it through")
 			}
-			send(rawp)
+			sendRaw()
 			return false
 		}
 	}
@@ -111,7 +127,7 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 			h.metrics.noBudget.Inc()
 		}
 		sp.Close()
-		send(rawp)
+		sendRaw()
 		return false
 	}
 	if c == codingIdentity {
@@ -126,7 +142,7 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		h.metrics.noBudget.Inc()
 		h.bufs.put(outp)
 		sp.Close()
-		send(rawp)
+		sendRaw()
 		return false
 	}
 	out := sp.s.AppendTo((*outp)[:0])
@@ -138,7 +154,7 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		h.metrics.noBudget.Inc()
 		h.bufs.put(encp)
 		h.bufs.put(outp)
-		send(rawp)
+		sendRaw()
 		return false
 	}
 	enc, err := h.codec.encode((*encp)[:0], out, c)
@@ -150,18 +166,20 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	if errors.Is(err, errNoBudget) {
 		h.metrics.noBudget.Inc()
 		h.bufs.put(encp)
-		send(rawp)
+		sendRaw()
 		return false
 	}
 	if err != nil {
 		h.bufs.put(encp)
 		h.metrics.rewriteErrors.Inc()
 		h.log.Error().Err(err).Msg("cannot re-encode body; serving the origin's")
-		send(rawp)
+		sendRaw()
 		return false
 	}
-	h.bufs.put(rawp)
-	send(encp)
+	if rawp != nil {
+		h.bufs.put(rawp)
+	}
+	h.sendBuf(ctx, encp, hold.handOver())
 	markPersonalized(&ctx.Response.Header)
 	x.personalized = true
 	return true
