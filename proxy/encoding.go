@@ -116,6 +116,16 @@ func (cd *codec) keep(k cache.Key128, v []byte) {
 	}
 }
 
+// decoded returns body decoded from c as the memo keeps it, when it does
+// and it fits limit: shared, not to be written to.
+func (cd *codec) decoded(body []byte, c coding, limit int) ([]byte, bool) {
+	if c == codingIdentity {
+		return nil, false
+	}
+	_, v, ok := cd.recall(decoding, c, body)
+	return v, ok && len(v) <= limit
+}
+
 // decode appends body decoded from c to dst. It stops with errTooLarge as
 // soon as the output would pass limit bytes, so a small compressed body
 // cannot expand without bound.

@@ -673,8 +673,9 @@ func TestForwardedHostCannotPoisonTheCache(t *testing.T) {
 // TestCacheHitsArePersonalizedWhereKept: a kept page is personalized from
 // the cache's own bytes, without a copy, and they stay as the origin sent
 // them: deal seekers, hit after hit, get their block and around it the
-// origin's page to the byte, plain and gzip; other visitors take turns
-// with them and get the origin's page.
+// origin's page to the byte, plain and gzip (from the third hit on,
+// filled where the codings memo keeps it decoded); other visitors take
+// turns with them and get the origin's page.
 func TestCacheHitsArePersonalizedWhereKept(t *testing.T) {
 	page := []byte(`<!doctype html><html><head><title>t</title></head><body>` +
 		`<div data-edgeseg-slot="hero">Great prices every day</div>` + strings.Repeat("<p>Products</p>", 400) + `</body></html>`)

@@ -94,7 +94,9 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	}
 
 	html := raw
-	if c != codingIdentity {
+	if v, ok := h.codec.decoded(raw, c, h.rewriteLimit); ok {
+		html = v // decoded before: filled where the memo keeps it
+	} else if c != codingIdentity {
 		htmlp := h.bufs.get()
 		defer h.bufs.put(htmlp)
 		limit := min(h.rewriteLimit, int(h.buffered.left()))
