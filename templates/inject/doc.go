@@ -20,7 +20,9 @@
 //
 // Tokenizing is the costly part, and most pages are read again and again:
 // a Plan (Scan) says where a document's slots are, for Apply to fill them
-// in the same bytes without tokenizing; a Reference gives its Plan to a
+// in the same bytes without tokenizing (ApplySplice: without copying them
+// either, as a Splice of the document's bytes and those made for it); a
+// Reference gives its Plan to a
 // document that differs from it only inside quoted attribute values or
 // the text of raw text elements, a script's or a style's (PlanFor), and a Rewriter that follows one (Follow) does that as the
 // bytes arrive, handing over to the tokenizer where they differ otherwise.
