@@ -741,8 +741,9 @@ func isHTML(ct []byte) bool {
 	return bytes.EqualFold(bytes.TrimSpace(mt), []byte("text/html"))
 }
 
-// personalize is step 8: fill the page's slots. It appends the result to
-// dst; changed is false when nothing was filled and no script added.
+// personalize is step 8: fill the page's slots. It leaves the page as it
+// is to be sent in s, and reports false when nothing was filled and no
+// script added.
 func (p *Personalizer) personalize(ctx *fasthttp.RequestCtx, v *Visit, html []byte, s *inject.Splice) bool {
 	opts := inject.Options{}
 	scripts := v.addsScripts()

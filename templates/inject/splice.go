@@ -35,9 +35,6 @@ func (s *Splice) Reset(page []byte) {
 	s.size, s.at, s.off = 0, 0, 0
 }
 
-// Page returns the page s was reset for.
-func (s *Splice) Page() []byte { return s.page }
-
 // Len is the length of the page as s writes it.
 func (s *Splice) Len() int { return s.size }
 
