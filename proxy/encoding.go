@@ -116,32 +116,34 @@ func (cd *codec) keep(k cache.Key128, v []byte) {
 	}
 }
 
-// decoded returns body decoded from c as the memo keeps it, when it does
-// and it fits limit: shared, not to be written to.
-func (cd *codec) decoded(body []byte, c coding, limit int) ([]byte, bool) {
-	if c == codingIdentity {
-		return nil, false
-	}
-	_, v, ok := cd.recall(decoding, c, body)
-	return v, ok && len(v) <= limit
-}
-
 // decode appends body decoded from c to dst. It stops with errTooLarge as
 // soon as the output would pass limit bytes, so a small compressed body
 // cannot expand without bound.
 func (cd *codec) decode(dst, body []byte, c coding, limit int) ([]byte, error) {
+	out, shared, err := cd.decodeShared(dst, body, c, limit, limit)
+	if shared {
+		return append(dst, out...), nil
+	}
+	return out, err
+}
+
+// decodeShared is decode, but a body the memo keeps decoded (c not
+// identity) is returned as the memo keeps it, shared, not to be written
+// to, and not appended to dst; it holds no memory of its own, so it is
+// bounded by sharedLimit instead of limit.
+func (cd *codec) decodeShared(dst, body []byte, c coding, limit, sharedLimit int) (out []byte, shared bool, err error) {
 	if c == codingIdentity {
 		if len(body) > limit {
-			return dst, errTooLarge
+			return dst, false, errTooLarge
 		}
-		return append(dst, body...), nil
+		return append(dst, body...), false, nil
 	}
 	k, v, ok := cd.recall(decoding, c, body)
 	if ok {
-		if len(v) > limit {
-			return dst, errTooLarge
+		if len(v) > sharedLimit {
+			return dst, false, errTooLarge
 		}
-		return append(dst, v...), nil
+		return v, true, nil
 	}
 	var r io.Reader
 	src := bytes.NewReader(body)
@@ -149,7 +151,7 @@ func (cd *codec) decode(dst, body []byte, c coding, limit int) ([]byte, error) {
 	case codingGzip, codingBrotli:
 		d, err := cd.newStreamDecoder(src, c)
 		if err != nil {
-			return dst, err
+			return dst, false, err
 		}
 		defer cd.putStreamCoders(d, nil)
 		r = d
@@ -162,13 +164,13 @@ func (cd *codec) decode(dst, body []byte, c coding, limit int) ([]byte, error) {
 			r = zr
 		}
 	default:
-		return dst, fmt.Errorf("unsupported content encoding")
+		return dst, false, fmt.Errorf("unsupported content encoding")
 	}
-	out, err := readLimited(dst, r, limit, nil)
+	out, err = readLimited(dst, r, limit, nil)
 	if err == nil {
 		cd.keep(k, out[len(dst):])
 	}
-	return out, err
+	return out, false, err
 }
 
 // errNoBudget is returned when rewrites in flight already hold

@@ -94,16 +94,18 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	}
 
 	html := raw
-	if v, ok := h.codec.decoded(raw, c, h.rewriteLimit); ok {
-		html = v // decoded before: filled where the memo keeps it
-	} else if c != codingIdentity {
+	if c != codingIdentity {
+		// A page decoded before is filled where the memo keeps it.
 		htmlp := h.bufs.get()
 		defer h.bufs.put(htmlp)
 		limit := min(h.rewriteLimit, int(h.buffered.left()))
-		html, err = h.codec.decode((*htmlp)[:0], raw, c, limit)
-		*htmlp = html
-		if err == nil && !take(cap(html)) {
-			err = errNoBudget
+		var shared bool
+		html, shared, err = h.codec.decodeShared((*htmlp)[:0], raw, c, limit, h.rewriteLimit)
+		if !shared {
+			*htmlp = html
+			if err == nil && !take(cap(html)) {
+				err = errNoBudget
+			}
 		}
 		if err != nil {
 			switch {
