@@ -88,7 +88,6 @@ type Handler struct {
 	bufs    *freeList
 	scratch *freeList
 	peeks   *freeList // for restArrived
-	bodies  sync.Pool // *pooledBody
 	splices sync.Pool // *pooledSplice
 	streams sync.Pool // *rewriteStream
 }

@@ -272,38 +272,10 @@ func (b *byteBudget) left() int64 { return max(0, b.max-b.used.Load()) }
 // back to the free list, and held bytes to h.buffered, when fasthttp has
 // written (or dropped) the response.
 func (h *Handler) sendBuf(ctx *fasthttp.RequestCtx, b *[]byte, held int) {
-	pb, _ := h.bodies.Get().(*pooledBody)
-	if pb == nil {
-		pb = &pooledBody{h: h}
-	}
-	pb.b, pb.held = b, held
-	pb.r.Reset(*b)
-	ctx.Response.SetBodyStream(pb, len(*b))
-}
-
-// pooledBody is a response body held in a buffer of the free list.
-type pooledBody struct {
-	h    *Handler
-	b    *[]byte
-	held int // bytes of h.buffered to give back
-	r    bytes.Reader
-}
-
-func (p *pooledBody) Read(b []byte) (int, error) { return p.r.Read(b) }
-
-// WriteTo lets fasthttp copy the body in one write.
-func (p *pooledBody) WriteTo(w io.Writer) (int64, error) { return p.r.WriteTo(w) }
-
-// Close returns the buffer; fasthttp calls it once the body is written.
-func (p *pooledBody) Close() error {
-	if p.b != nil {
-		p.h.bufs.put(p.b)
-		p.h.buffered.give(p.held)
-		p.b, p.held = nil, 0
-		p.r.Reset(nil)
-		p.h.bodies.Put(p)
-	}
-	return nil
+	sp := h.splice()
+	sp.s.ResetWhole(*b)
+	sp.raw, sp.held = b, held
+	ctx.Response.SetBodyStream(sp, sp.s.Len())
 }
 
 // maxSpliceMade bounds the made bytes of a splice kept for reuse.
@@ -318,13 +290,12 @@ func (h *Handler) splice() *pooledSplice {
 	return sp
 }
 
-// pooledSplice is a personalized page as a response body: the origin's
-// bytes, in a buffer of the free list, spliced with the bytes made for
-// the page.
+// pooledSplice is a response body: a page personalized as a splice of the
+// origin's bytes and those made for it, or a buffer sent whole (sendBuf).
 type pooledSplice struct {
 	h    *Handler
 	s    inject.Splice
-	raw  *[]byte // the page's buffer, once the splice is the body
+	raw  *[]byte // the buffer of the free list the body is in, if it is
 	held int     // bytes of h.buffered to give back
 }
 

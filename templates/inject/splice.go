@@ -35,6 +35,12 @@ func (s *Splice) Reset(page []byte) {
 	s.size, s.at, s.off = 0, 0, 0
 }
 
+// ResetWhole resets s for page, to write it as it is.
+func (s *Splice) ResetWhole(page []byte) {
+	s.Reset(page)
+	s.keep(0, len(page))
+}
+
 // Len is the length of the page as s writes it.
 func (s *Splice) Len() int { return s.size }
 

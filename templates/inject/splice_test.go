@@ -62,6 +62,11 @@ func TestSplice(t *testing.T) {
 			t.Fatalf("Read in %d-byte parts:\n%s", size, got)
 		}
 	}
+	var whole Splice
+	whole.ResetWhole(html)
+	if whole.Len() != len(html) || !bytes.Equal(whole.AppendTo(nil), html) {
+		t.Fatalf("ResetWhole: %d bytes, want the page's %d", whole.Len(), len(html))
+	}
 	// Read part of it, then WriteTo the rest, through a writer that
 	// fails once midway: a retry goes on from where it stopped.
 	s.at, s.off = 0, 0
