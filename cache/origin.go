@@ -26,6 +26,7 @@ type Response struct {
 	Stored  time.Time
 	age     time.Duration // how old it was when stored (the origin's Age)
 	vary    [][]byte      // request headers the response varies on
+	key     uint64        // of the request it answered, with vary's values
 	// staleOK: the origin allows it to answer past its freshness (no
 	// must-revalidate, proxy-revalidate, s-maxage); for how long, when the
 	// origin fails or while it is fetched anew, its stale-if-error and
@@ -386,6 +387,9 @@ func (o *Origin) Stale(req *fasthttp.Request, now time.Time) (*Response, bool) {
 // Fetch coalesces concurrent misses for req's key: fetch runs once and its
 // result (a Response to store, or nil when the answer could not be cached)
 // is shared. shared reports that this caller waited for another's fetch.
+// Before a URL's first answer names what it varies on, its misses wait on
+// one fetch whatever their headers; a waiter the answer does not fit (the
+// leader asked for gzip, this caller did not) gets nil, to ask itself.
 func (o *Origin) Fetch(req *fasthttp.Request, fetch func() *Response) (r *Response, shared bool) {
 	vary, _ := o.varies.Get(o.urlKey(req))
 	k := strconv.FormatUint(o.key(req, vary), 16)
@@ -394,6 +398,9 @@ func (o *Origin) Fetch(req *fasthttp.Request, fetch func() *Response) (r *Respon
 		o.coalesced.Inc()
 	}
 	r, _ = v.(*Response)
+	if sh && r != nil && len(r.vary) > 0 && o.key(req, r.vary) != r.key {
+		return nil, sh
+	}
 	return r, sh
 }
 
@@ -541,6 +548,7 @@ func (o *Origin) Capture(req *fasthttp.Request, resp *fasthttp.Response, body []
 			r.vary = append(r.vary, bytes.Clone(name))
 		}
 	}
+	r.key = o.key(req, r.vary)
 	return r
 }
 

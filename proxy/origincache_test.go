@@ -732,3 +732,56 @@ func TestCacheHitsArePersonalizedWhereKept(t *testing.T) {
 		t.Errorf("%d origin requests for 16 page views of 4 kept pages", n)
 	}
 }
+
+// TestCoalescedMissesKeepTheirVary: before a page's first answer says it
+// varies on Accept-Encoding, a visitor who did not ask for gzip may wait
+// on the fetch of one who did; the gzip page is not theirs, and they get
+// the page as they asked for it.
+func TestCoalescedMissesKeepTheirVary(t *testing.T) {
+	page := "<!doctype html><html><body>" + strings.Repeat("<p>Products</p>", 100) + "</body></html>"
+	var hits atomic.Int64
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		time.Sleep(300 * time.Millisecond) // long enough for the others to be waiting
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		w.Header().Set("Vary", "Accept-Encoding")
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.Header().Set("Content-Encoding", "gzip")
+			zw := gzip.NewWriter(w)
+			io.WriteString(zw, page)
+			zw.Close()
+			return
+		}
+		io.WriteString(w, page)
+	})
+	p := startProxy(t, origin, func(c *config.Config) { c.Cache.Origin.Paths = []string{"/"} })
+	get := func(enc string) (string, string) {
+		req, _ := http.NewRequest("GET", p.url+"/", nil)
+		req.Header.Set("Accept-Encoding", enc) // set: the client leaves the body as sent
+		resp, body := p.do(req)
+		return resp.Header.Get("Content-Encoding"), body
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if ce, _ := get("gzip"); ce != "gzip" {
+			t.Errorf("the visitor who asked for gzip: Content-Encoding %q", ce)
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // the gzip request leads
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if ce, body := get("identity"); ce != "" || body != page {
+				t.Errorf("a visitor who did not ask for gzip: Content-Encoding %q, %d bytes", ce, len(body))
+			}
+		}()
+	}
+	wg.Wait()
+	if n := hits.Load(); n < 2 {
+		t.Errorf("%d origin requests: the plain page was never asked for", n)
+	}
+}
