@@ -375,8 +375,9 @@ type Visit struct {
 	// csp is what the page's Content-Security-Policies let the data
 	// layer do: its headers' (headSnippet), then its <meta> tags'.
 	csp scriptPolicies
-	// seenURI is a prefetched page's request URI, for its beacon's note.
-	seenURI []byte
+	// seenURI and seenRef are a prefetched page's request URI and
+	// Referer, for its beacon's note.
+	seenURI, seenRef []byte
 	lookup  inject.Lookup
 }
 
@@ -699,7 +700,7 @@ func (p *Personalizer) end(v *Visit) {
 	v.exposures = v.exposures[:0]
 	v.kept = v.kept[:0]
 	v.claims = v.claims[:0]
-	v.seenURI = v.seenURI[:0] // no page of another visit's may carry it
+	v.seenURI, v.seenRef = v.seenURI[:0], v.seenRef[:0] // no page of another visit's may carry them
 	v.env = segments.Env{}
 	p.visits.Put(v)
 }
@@ -960,6 +961,7 @@ func (v *Visit) addsScripts() bool {
 func (v *Visit) headSnippet(ctx *fasthttp.RequestCtx) []byte {
 	if v.countsWhenSeen() {
 		v.seenURI = append(v.seenURI[:0], ctx.Request.Header.RequestURI()...)
+		v.seenRef = append(v.seenRef[:0], ctx.Request.Header.Referer()...)
 	}
 	v.csp.readHeaders(&ctx.Response.Header)
 	return v.layerFor()

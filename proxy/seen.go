@@ -56,11 +56,15 @@ func (v *Visit) countsWhenSeen() bool {
 		v.consent.Granted && v.prof != nil && !v.ctx.Bot && v.forced == ""
 }
 
-// seenNote is what a beacon's note carries: the page (its request URI)
-// and the exposures its slots made, as [slot, segment, variant, version
-// in hex], recorded once the page is shown.
+// seenNote is what a beacon's note carries: the page (its request URI
+// and Referer, which the visit's signals are read from as the page's
+// were) and the exposures its slots made, as [slot, segment, variant,
+// version in hex], recorded once the page is shown.
 type seenNote struct {
-	URI       string      `json:"u"`
+	URI string `json:"u"`
+	// Referer is nil in notes made before it was carried: the beacon's
+	// own Referer stands in.
+	Referer   *string     `json:"r,omitempty"`
 	Exposures [][4]string `json:"x,omitempty"`
 	// Once makes each note unlike any other, a page's served twice in a
 	// second included: a note counts once (firstSighting).
@@ -90,7 +94,8 @@ func (v *Visit) seenScript(b []byte) []byte {
 	if len(v.seenURI) > maxSeenURI {
 		return b
 	}
-	n := seenNote{URI: string(v.seenURI), Once: rand.Uint64()}
+	ref := string(refererOrigin(v.seenRef))
+	n := seenNote{URI: string(v.seenURI), Referer: &ref, Once: rand.Uint64()}
 	for _, e := range v.exposures {
 		n.Exposures = append(n.Exposures, [4]string{e.slot, e.segment, string(e.variant), strconv.FormatUint(e.version, 16)})
 	}
@@ -108,6 +113,46 @@ func (v *Visit) seenScript(b []byte) []byte {
 	b = v.pl.codec.AppendNote(b, notePurpose, body, v.now) // base64url, digits and dots: nothing to escape
 	return append(b, `",d=window.__edgesegSeen=window.__edgesegSeen||{},s=function(){if(!d[n]){d[n]=1;navigator.sendBeacon("`+
 		ReservedPrefix+`seen",n)}};document.prerendering?document.addEventListener("prerenderingchange",s,{once:true}):s()})();</script>`...)
+}
+
+// request is the page's request as the visit's signals read it: the
+// beacon's headers (the same browser's), with the page's URI (its path,
+// its utm_* query) and Referer (how the visitor came to it) in place of
+// the beacon's own.
+func (n *seenNote) request(h *fasthttp.RequestHeader) *fasthttp.Request {
+	req := new(fasthttp.Request)
+	h.CopyTo(&req.Header)
+	req.Header.SetMethod(fasthttp.MethodGet)
+	req.SetRequestURI(n.URI)
+	if n.Referer != nil {
+		if *n.Referer == "" {
+			req.Header.Del(fasthttp.HeaderReferer)
+		} else {
+			req.Header.SetReferer(*n.Referer)
+		}
+	}
+	return req
+}
+
+// refererOrigin is what signals read of a Referer, its scheme and host
+// (and port), or nil for one without a host: all a note needs to carry,
+// and no more of the page the visitor came from.
+func refererOrigin(ref []byte) []byte {
+	i := bytes.Index(ref, []byte("://"))
+	if i < 0 {
+		return nil
+	}
+	scheme, host := ref[:i+3], ref[i+3:]
+	if j := bytes.IndexAny(host, "/?#"); j >= 0 {
+		host = host[:j]
+	}
+	if j := bytes.LastIndexByte(host, '@'); j >= 0 {
+		host = host[j+1:]
+	}
+	if len(scheme) > 16 || len(host) > 260 { // past any host signals read (hostOf)
+		return nil
+	}
+	return append(scheme[:len(scheme):len(scheme)], host...)
 }
 
 // firstSighting reports whether a note comes for the first time, as far
@@ -167,7 +212,9 @@ func (p *Personalizer) serveSeen(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if v.consent.Context {
-		pl.extractor.Extract(signalsRequest(ctx, pl, now), &v.ctx)
+		r := signalsRequest(ctx, pl, now)
+		r.Req = note.request(&ctx.Request.Header)
+		pl.extractor.Extract(r, &v.ctx)
 	}
 	if v.ctx.Bot {
 		ctx.SetStatusCode(fasthttp.StatusNoContent)

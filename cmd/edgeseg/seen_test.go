@@ -191,6 +191,94 @@ func TestPrefetchedPagesCountOnceShown(t *testing.T) {
 	}
 }
 
+// TestPrefetchedPagesKeepTheirSignals: a prefetched page, once shown, is
+// counted with the signals of its own request, not of its beacon's (a
+// POST to /_edgeseg/seen from the page itself): its utm_* query and the
+// Referer it was reached from decide segments as the navigation's would
+// have. A note made before notes carried the Referer uses the beacon's.
+func TestPrefetchedPagesKeepTheirSignals(t *testing.T) {
+	sink, edit := withSink(t, noHoldouts)
+	s := startStack(t, nil, edit)
+	codec := exampleCodec(t)
+	prefetch := func(b *browser, path, referer string) string {
+		t.Helper()
+		b.header = http.Header{"Sec-Purpose": {"prefetch"}}
+		if referer != "" {
+			b.header.Set("Referer", referer)
+		}
+		defer func() { b.header = http.Header{} }()
+		_, body := b.page(path)
+		m := seenNote.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("%s: no beacon in the prefetched page", path)
+		}
+		return m[1]
+	}
+	// beacon sends a note as the page shown would, and returns the visitor.
+	beacon := func(b *browser, note, referer string) string {
+		t.Helper()
+		req, _ := http.NewRequest("POST", s.url+"/_edgeseg/seen", strings.NewReader(note))
+		req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+		req.Header.Set("User-Agent", b.ua)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		req.Header.Set("Referer", referer)
+		resp, _ := b.do(req)
+		ck := profileCookie(resp)
+		if resp.StatusCode != http.StatusNoContent || ck == nil {
+			t.Fatalf("beacon: %s, cookie %v", resp.Status, ck)
+		}
+		p, st, _ := codec.Decode([]byte(ck.Value), time.Now())
+		if st != profile.OK {
+			t.Fatalf("beacon's cookie: %v", st)
+		}
+		return p.ID
+	}
+
+	// A new visitor from a search ad whose landing page a search results
+	// page had the browser prefetch.
+	ad := s.browser(uaDesktop)
+	fromAd := beacon(ad, prefetch(ad, "/?utm_campaign=promo", "https://www.google.com/"), s.url+"/?utm_campaign=promo")
+	// A new visitor who typed the address: the beacon's Referer (the page
+	// itself, here made a search engine's) is not the page's.
+	direct := s.browser(uaDesktop)
+	typed := beacon(direct, prefetch(direct, "/", ""), "https://www.google.com/")
+	// A note from before notes carried the Referer.
+	old := codec.AppendNote(nil, "seen", []byte(`{"u":"/?utm_campaign=promo","o":7}`), time.Now())
+	ob := s.browser(uaDesktop)
+	fromOld := beacon(ob, string(old), "https://www.bing.com/")
+
+	s.m.Close() // drains the event queue
+	raw, _ := os.ReadFile(sink)
+	visits := map[string][]string{}
+	for l := range strings.Lines(string(raw)) {
+		var e struct {
+			Type, Visitor string
+			Segments      []string
+		}
+		if json.Unmarshal([]byte(l), &e) == nil && e.Type == "visit" {
+			visits[e.Visitor] = e.Segments
+		}
+	}
+	for _, c := range []struct {
+		name, visitor string
+		want          []string
+	}{
+		{"from a search ad", fromAd, []string{"deal-seekers", "first-time-search"}},
+		{"typed", typed, nil},
+		{"an older note", fromOld, []string{"deal-seekers", "first-time-search"}},
+	} {
+		got, ok := visits[c.visitor]
+		if !ok {
+			t.Errorf("%s: no visit event for %s:\n%s", c.name, c.visitor, raw)
+			continue
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: the visit's segments %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
 // TestRealBrowserCountsPrefetchedPages has Chromium follow speculation
 // rules, as WordPress sends them: the sale page is prefetched (or
 // prerendered), and the click on its link shows it without a request of
