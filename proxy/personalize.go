@@ -378,7 +378,7 @@ type Visit struct {
 	// seenURI and seenRef are a prefetched page's request URI and
 	// Referer, for its beacon's note.
 	seenURI, seenRef []byte
-	lookup  inject.Lookup
+	lookup           inject.Lookup
 }
 
 // begin runs steps 2–6. It returns nil for requests that are not page
