@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"net"
 	"net/http"
@@ -42,9 +43,15 @@ func newBenchStack(b *testing.B, page string, personalize bool) *benchStack {
 // that is empty; mutate, when set, changes the bench config first.
 func newBenchStackFor(b testing.TB, body []byte, personalize, chunked bool, enc string, mutate func(*config.Config)) *benchStack {
 	b.Helper()
+	return newBenchStackTyped(b, "text/html; charset=utf-8", body, personalize, chunked, enc, mutate)
+}
+
+// newBenchStackTyped is newBenchStackFor with the page's Content-Type.
+func newBenchStackTyped(b testing.TB, contentType string, body []byte, personalize, chunked bool, enc string, mutate func(*config.Config)) *benchStack {
+	b.Helper()
 	oln := fasthttputil.NewInmemoryListener()
 	osrv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		ctx.SetContentType("text/html; charset=utf-8")
+		ctx.SetContentType(contentType)
 		if enc != "" {
 			ctx.Response.Header.Set("Content-Encoding", enc)
 		}
@@ -308,17 +315,21 @@ func benchStreamed(b *testing.B, file string) {
 	dataLayer := func(c *config.Config) { c.Templates.DataLayer = true }
 	for _, c := range []struct {
 		name   string
+		ctype  string
 		body   []byte
 		want   bool
 		mutate func(*config.Config)
 	}{
-		{"slots", page, true, nil},
-		{"no-slots", unmarked, false, nil},
-		{"slots+data_layer", page, true, dataLayer},
-		{"no-slots+data_layer", unmarked, false, dataLayer},
+		{"slots", "", page, true, nil},
+		{"no-slots", "", unmarked, false, nil},
+		{"slots+data_layer", "", page, true, dataLayer},
+		{"no-slots+data_layer", "", unmarked, false, dataLayer},
+		// The encoding declared by the page's <meta> only, as nginx's
+		// default_type sends a static page.
+		{"slots+meta_charset", "text/html", page, true, nil},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			s := newBenchStackFor(b, c.body, true, true, "", c.mutate)
+			s := newBenchStackTyped(b, cmp.Or(c.ctype, "text/html; charset=utf-8"), c.body, true, true, "", c.mutate)
 			defer s.close()
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			navRequest(req, "/?utm_campaign=promo", "")

@@ -377,12 +377,13 @@ func (s *rewriteStream) caughtUp() {
 // start decides the page's encoding from its head and starts rewriting.
 func (s *rewriteStream) start() {
 	s.began = true
-	s.opts.Charset = inject.SniffCharset(s.ctype, s.head)
+	ref := s.h.p.reference(s.pageKey)
+	s.opts.Charset = ref.SniffCharset(s.ctype, s.head)
 	if !s.opts.Charset.Supported() {
 		s.plain = true
 		s.h.p.m.badCharset.Inc()
 		_, _ = s.dst.Write(s.head)
-	} else if s.follow() {
+	} else if s.follow(ref) {
 		_, _ = s.rw.Write(s.head)
 	} else if s.opts.HeadSnippet != nil || s.opts.ReadHead {
 		// The data layer goes before </head>, the beacon after <meta>
@@ -417,10 +418,9 @@ func (s *rewriteStream) collectFromStart() {
 	s.keepWhole(s.head)
 }
 
-// follow starts filling the page by the Reference kept for its path, if
-// there is one and memory for the page.
-func (s *rewriteStream) follow() bool {
-	ref := s.h.p.reference(s.pageKey)
+// follow starts filling the page by ref, the Reference kept for its
+// path, if there is one and memory for the page.
+func (s *rewriteStream) follow(ref *inject.Reference) bool {
 	if ref == nil {
 		s.collect = s.h.p.fresh.Again(s.pageKey)
 		return false

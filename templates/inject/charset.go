@@ -115,6 +115,19 @@ func SniffCharset(contentType, head []byte) Charset {
 	return declared
 }
 
+// SniffCharset is the package's SniffCharset for a page that may begin as
+// the Reference does (the next page at its path): when head's first 1024
+// bytes, all a <meta> declaration may be in, are the Reference's, the
+// encoding is the one found in them when it was scanned, and they are not
+// read again (a prescan allocates ~20 times). r may be nil.
+func (r *Reference) SniffCharset(contentType, head []byte) Charset {
+	if r != nil && len(head) >= prescanLimit && len(r.page) >= prescanLimit &&
+		bytes.Equal(head[:prescanLimit], r.page[:prescanLimit]) {
+		return PageCharset(contentType, r.plan)
+	}
+	return SniffCharset(contentType, head)
+}
+
 // charsetOf resolves a label. A <meta> naming UTF-16 means UTF-8: the
 // declaration could only be read because the bytes are ASCII-compatible.
 func charsetOf(label string, transport bool) Charset {

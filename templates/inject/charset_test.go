@@ -55,6 +55,47 @@ func TestPageCharset(t *testing.T) {
 	}
 }
 
+// TestReferenceSniffCharset: a streamed page whose first 1024 bytes are
+// its path's Reference's gets the encoding found in them when the
+// Reference was scanned, without reading them again; any other page is
+// read as SniffCharset reads it.
+func TestReferenceSniffCharset(t *testing.T) {
+	pad := strings.Repeat("<p>filler</p>", 100)
+	ref := ScanReference([]byte(`<html><head><meta charset="windows-1252"><title>x</title></head><body>` + pad))
+	short := ScanReference([]byte(`<meta charset="windows-1252"><p>short</p>`))
+	same := []byte(`<html><head><meta charset="windows-1252"><title>x</title></head><body>` + pad + "<p>more</p>")
+	for _, c := range []struct {
+		name        string
+		ref         *Reference
+		contentType string
+		head        []byte
+		want        string
+		read        bool // the head is read: no shortcut
+	}{
+		{"same head", ref, "text/html", same, "windows-1252", false},
+		{"same head, header charset", ref, "text/html; charset=koi8-r", same, "koi8-r", false},
+		{"another meta", ref, "text/html", []byte(`<html><head><meta charset="shift_jis"><title>x</title></head><body>` + pad), "shift_jis", true},
+		{"same start, shorter than 1024", ref, "text/html", same[:500], "windows-1252", true},
+		{"a Reference shorter than 1024", short, "text/html", []byte(`<meta charset="windows-1252"><p>short</p>`), "windows-1252", true},
+		{"no Reference", nil, "text/html", same, "windows-1252", true},
+		{"a BOM", ref, "text/html", append([]byte("\xEF\xBB\xBF"), same...), "utf-8", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := c.ref.SniffCharset([]byte(c.contentType), c.head)
+			if got.Name() != c.want {
+				t.Fatalf("got %q, want %q", got.Name(), c.want)
+			}
+			if want := SniffCharset([]byte(c.contentType), c.head); got.Name() != want.Name() || got.kind != want.kind {
+				t.Fatalf("got %q (%d), SniffCharset %q (%d)", got.Name(), got.kind, want.Name(), want.kind)
+			}
+			allocs := testing.AllocsPerRun(10, func() { c.ref.SniffCharset([]byte(c.contentType), c.head) })
+			if read := allocs > 0; read != c.read && c.contentType == "text/html" {
+				t.Fatalf("%.0f allocations: read=%v, want %v", allocs, read, c.read)
+			}
+		})
+	}
+}
+
 func TestAppendHTML(t *testing.T) {
 	page := func(label string) Charset { return PageCharset([]byte("text/html; charset="+label), nil) }
 	cases := []struct {
@@ -114,6 +155,15 @@ func FuzzCharset(f *testing.F) {
 	f.Add([]byte(`<p>`), "text/html", "😀 &#12")
 	f.Fuzz(func(t *testing.T, page []byte, contentType, block string) {
 		cs := PageCharset([]byte(contentType), Scan(page))
+		// The next page at a path, as a page streams: decided by its
+		// head as a whole page is by its plan, its Reference's or not.
+		sniffed := SniffCharset([]byte(contentType), page)
+		if sniffed.kind != cs.kind || sniffed.name != cs.name {
+			t.Fatalf("sniffed %q (%d), planned %q (%d)", sniffed.name, sniffed.kind, cs.name, cs.kind)
+		}
+		if ref := ScanReference(page).SniffCharset([]byte(contentType), page); ref.kind != cs.kind || ref.name != cs.name {
+			t.Fatalf("by the Reference %q (%d), planned %q (%d)", ref.name, ref.kind, cs.name, cs.kind)
+		}
 		if !cs.Supported() || !utf8.ValidString(block) {
 			return
 		}
