@@ -180,9 +180,19 @@ func (s *Store) exec(b *Block, seg *segments.Segment, env *segments.Env) (string
 // BlockCache exposes the block cache (for tests and metrics).
 func (s *Store) BlockCache() *cache.Checked[Rendered] { return s.blocks }
 
+// watchQuiet is how long the template directory must be still before a
+// change is reloaded; watchMaxDelay bounds the wait while it is not (a
+// sync tool copying a large tree, a process writing into the directory
+// without pause): the first change of a burst is served within it.
+const (
+	watchQuiet    = 150 * time.Millisecond
+	watchMaxDelay = time.Second
+)
+
 // Watch reloads the Set when files under the directory change, until ctx
 // is done. Bursts of events (an editor saving, a ConfigMap swap) are
-// folded into one reload after a short quiet period.
+// folded into one reload after a short quiet period, or watchMaxDelay
+// after the burst began, whichever comes first.
 func (s *Store) Watch(ctx context.Context) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -200,6 +210,7 @@ func (s *Store) Watch(ctx context.Context) error {
 	go func() {
 		defer w.Close()
 		var timer *time.Timer
+		var burst time.Time // the first unreloaded change's; zero when none
 		fire := make(chan struct{}, 1)
 		for {
 			select {
@@ -212,15 +223,20 @@ func (s *Store) Watch(ctx context.Context) error {
 				if ev.Op&fsnotify.Create != 0 {
 					addTree() // new slot folders (and ConfigMap ..data swaps)
 				}
+				now := time.Now()
+				if burst.IsZero() {
+					burst = now
+				}
+				wait := max(min(watchQuiet, watchMaxDelay-now.Sub(burst)), 0)
 				if timer == nil {
-					timer = time.AfterFunc(150*time.Millisecond, func() {
+					timer = time.AfterFunc(wait, func() {
 						select {
 						case fire <- struct{}{}:
 						default:
 						}
 					})
 				} else {
-					timer.Reset(150 * time.Millisecond)
+					timer.Reset(wait)
 				}
 			case err, ok := <-w.Errors:
 				if !ok {
@@ -228,6 +244,7 @@ func (s *Store) Watch(ctx context.Context) error {
 				}
 				s.log.Warn().Err(err).Msg("template watch")
 			case <-fire:
+				burst = time.Time{}
 				s.Reload()
 			}
 		}

@@ -486,6 +486,35 @@ func TestWatchReloads(t *testing.T) {
 	t.Fatal("watcher did not pick up the changes")
 }
 
+// TestWatchReloadsWhileWritesGoOn: a directory written to without a
+// pause long enough to count as quiet (here a file every 50 ms, for 3 s)
+// is still reloaded, within watchMaxDelay of the change.
+func TestWatchReloadsWhileWritesGoOn(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "hero"), 0o755)
+	os.WriteFile(filepath.Join(dir, "hero", "a.hbs"), []byte("one"), 0o644)
+	store, _, _ := NewStore(dir, config.CacheSize{MaxItems: 100, MaxBytes: 1 << 20}, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := store.Watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	noise := filepath.Join(dir, "hero", ".a.hbs.swp") // not a template, but an event
+	os.WriteFile(filepath.Join(dir, "hero", "a.hbs"), []byte("uno"), 0o644)
+	changed := time.Now()
+	for time.Since(changed) < 3*time.Second {
+		os.WriteFile(noise, []byte(time.Now().String()), 0o644)
+		if out, _ := store.Set().Lookup("hero", "a").Exec(testSegment("a"), env("m")); out == "uno" {
+			if d := time.Since(changed); d > watchMaxDelay+500*time.Millisecond {
+				t.Fatalf("reloaded %v after the change, want within %v", d, watchMaxDelay)
+			}
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("not reloaded while the directory kept changing")
+}
+
 // TestStaticFailuresAreKept: a block that reads nothing of the visitor
 // fails the same way for everyone: it is rendered once, and each use of it
 // is counted.
