@@ -249,6 +249,7 @@ func TestValidate(t *testing.T) {
 		{"health", func(c *Config) { c.Origin.HealthWindow = 0 }, "origin.health_window"},
 		{"rewrite max", func(c *Config) { c.Rewrite.MaxBodyBytes = 0 }, "rewrite.max_body_bytes: must be between"},
 		{"gzip level", func(c *Config) { c.Rewrite.GzipLevel = 10 }, "rewrite.gzip_level: must be 1 to 9"},
+		{"quick level", func(c *Config) { c.Rewrite.QuickLevel = 0 }, "rewrite.quick_level: must be 1 to 9"},
 		{"brotli level", func(c *Config) { c.Rewrite.BrotliLevel = 12 }, "rewrite.brotli_level: must be 0 to 11"},
 		{"log level", func(c *Config) { c.Log.Level = "loud" }, `log.level: must be debug, info, warn or error, got "loud"`},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},

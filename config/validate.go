@@ -120,6 +120,9 @@ func (c *Config) Validate() error {
 	if c.Rewrite.BrotliLevel < 0 || c.Rewrite.BrotliLevel > 11 {
 		bad("rewrite.brotli_level", "must be 0 to 11, got %d", c.Rewrite.BrotliLevel)
 	}
+	if c.Rewrite.QuickLevel < 1 || c.Rewrite.QuickLevel > 9 {
+		bad("rewrite.quick_level", "must be 1 to 9, got %d", c.Rewrite.QuickLevel)
+	}
 
 	// log
 	switch c.Log.Level {

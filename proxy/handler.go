@@ -110,7 +110,7 @@ func New(opts Options) (*Handler, error) {
 		chunkData:    maxChunk(max(int(cfg.Server.WriteBufferBytes), 4096)),
 		streamPages:  cfg.Rewrite.Stream,
 		buffered:     &byteBudget{max: int64(cfg.Rewrite.MaxBufferedBytes)},
-		codec:        newCodec(cfg.Rewrite.GzipLevel, cfg.Rewrite.BrotliLevel),
+		codec:        newCodec(cfg.Rewrite.GzipLevel, cfg.Rewrite.BrotliLevel, cfg.Rewrite.QuickLevel),
 		upgradeIdle:  cfg.Server.UpgradeIdleTimeout,
 		readTimeout:  cfg.Server.ReadTimeout,
 		dialTimeout:  cfg.Origin.DialTimeout,

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/gzip"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
@@ -284,11 +286,61 @@ func rememberingCodec(t *testing.T, set *metrics.Set) (*codec, *cache.Checked[[]
 	if err != nil {
 		t.Fatal(err)
 	}
-	cd := newCodec(5, 4)
+	cd := newCodec(5, 4, 1)
 	if err := cd.remember(memo, config.Default().Cache.Codings.MaxItems); err != nil {
 		t.Fatal(err)
 	}
 	return cd, memo
+}
+
+// TestCodecLevels: a page is compressed at the quick level until the
+// memo keeps it, and then at the kept level for every visitor it goes to;
+// a streamed page always at the quick level; without a memo, every page
+// at the quick level.
+func TestCodecLevels(t *testing.T) {
+	page := []byte(strings.Repeat("<p>Deals picked for you, every day of the week</p>\n", 400))
+	at := func(c coding, level int) []byte {
+		var b bytes.Buffer
+		if c == codingBrotli {
+			w := brotli.NewWriterLevel(&b, level)
+			w.Write(page)
+			w.Close()
+		} else {
+			w, _ := gzip.NewWriterLevel(&b, level)
+			w.Write(page)
+			w.Close()
+		}
+		return b.Bytes()
+	}
+	for _, c := range []struct {
+		coding      coding
+		kept, quick int
+	}{{codingGzip, 9, 1}, {codingBrotli, 6, 1}} {
+		if bytes.Equal(at(c.coding, c.kept), at(c.coding, c.quick)) {
+			t.Fatalf("coding %d: levels %d and %d give the same bytes: the test cannot tell them apart", c.coding, c.kept, c.quick)
+		}
+		remembering, memo := rememberingCodec(t, nil)
+		remembering.gzipLevel, remembering.brotliLevel = [2]int{9, 1}, [2]int{6, 1}
+		forgetting := newCodec(9, 6, 1)
+		for i, want := range []int{c.quick, c.kept, c.kept} { // made, kept, from the memo
+			got, err := remembering.encode(nil, page, c.coding)
+			if err != nil || !bytes.Equal(got, at(c.coding, want)) {
+				t.Errorf("coding %d, time %d: not compressed at level %d (%v)", c.coding, i+1, want, err)
+			}
+			memo.Wait()
+			if got, _ := forgetting.encode(nil, page, c.coding); !bytes.Equal(got, at(c.coding, c.quick)) {
+				t.Errorf("coding %d without a memo, time %d: not at the quick level", c.coding, i+1)
+			}
+		}
+		var streamed bytes.Buffer
+		w := remembering.newStreamEncoder(&streamed, c.coding, levelQuick)
+		w.Write(page)
+		w.Close()
+		remembering.putStreamCoders(nil, w, levelQuick)
+		if !bytes.Equal(streamed.Bytes(), at(c.coding, c.quick)) {
+			t.Errorf("coding %d streamed: not at the quick level", c.coding)
+		}
+	}
 }
 
 // TestCodecRoundTrip: every coding round-trips, the decoded size limit
@@ -298,7 +350,7 @@ func TestCodecRoundTrip(t *testing.T) {
 	remembering, memo := rememberingCodec(t, nil)
 	html := bytes.Repeat([]byte("<div data-edgeseg-slot=\"x\">ä</div>"), 500)
 	other := bytes.Repeat([]byte("<p>another page</p>"), 300)
-	for _, cd := range []*codec{newCodec(5, 4), remembering} {
+	for _, cd := range []*codec{newCodec(5, 4, 1), remembering} {
 		for round := 0; round < 2; round++ {
 			for _, c := range []coding{codingIdentity, codingGzip, codingBrotli, codingDeflate} {
 				for _, page := range [][]byte{html, other} {

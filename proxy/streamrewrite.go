@@ -134,7 +134,7 @@ func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Respo
 	s.src.client = clientOf(ctx)
 	s.dst = &s.out
 	if c != codingIdentity {
-		s.enc = h.codec.newStreamEncoder(&s.out, c)
+		s.enc = h.codec.newStreamEncoder(&s.out, c, levelQuick) // compressed on every request
 		s.dst = s.enc
 	}
 	if v.addsScripts() {
@@ -338,7 +338,7 @@ func (s *rewriteStream) sendAsSent(err error) (int, error) {
 	s.h.metrics.rewriteErrors.Inc()
 	s.h.log.Debug().Err(err).Str("path", s.path).Msg("cannot decode streamed body; passing it through")
 	s.asSent, s.plain = true, true
-	s.h.codec.putStreamCoders(nil, s.enc)
+	s.h.codec.putStreamCoders(nil, s.enc, levelQuick)
 	s.enc, s.dst = nil, &s.out
 	s.out.Write(s.raw)
 	s.dropRaw()
@@ -650,7 +650,7 @@ func (s *rewriteStream) release() error {
 		s.stopWatching(nil)
 	}
 	s.dropWhole()
-	s.h.codec.putStreamCoders(s.dec, s.enc)
+	s.h.codec.putStreamCoders(s.dec, s.enc, levelQuick)
 	s.dropRaw()
 	// Back to the pool with its buffers, nothing else.
 	*s = rewriteStream{h: s.h, buf: s.buf, head: s.head[:0], ctype: s.ctype[:0], out: s.out, spare: s.spare, raw: s.raw}
