@@ -13,7 +13,10 @@
 # every request; 500k-chunked, not run by default: the 500 KB page sent
 # chunked, larger than what can have arrived whole when its head is read;
 # 60k-state, not run by default: 60k-dyn with its token in the state an
-# inline script starts from, as server-rendered apps send it),
+# inline script starts from, as server-rendered apps send it; 60k-dyn-gz:
+# 60k-dyn gzipped by the origin, asked for with Accept-Encoding: gzip as
+# browsers ask, so each proxy decompresses, rewrites and compresses it
+# again on every request, nginx's sub_filter at its default gzip level 1),
 # ROUNDS
 # rounds each give every proxy a max-rate run, in turn, so a noisy
 # neighbour hits them all alike; then
@@ -37,7 +40,7 @@ mkdir -p "$out/www" "$out/nginx"
 DURATION=${DURATION:-6s}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-32}
-PAGES=${PAGES:-"5k 60k 500k 60k-chunked 60k-dyn"}
+PAGES=${PAGES:-"5k 60k 500k 60k-chunked 60k-dyn 60k-dyn-gz"}
 CACHE=${CACHE:-0}
 
 if ! command -v nginx >/dev/null; then
@@ -52,6 +55,7 @@ for p in 5k 60k 500k; do cp "bench/testdata/page-$p.html" "$out/www/page-$p.html
 # next, and edgeseg streams it.
 sed 's|<head>|<head><meta name="csrf-token" content="<!--# echo var="request_id" -->">|' \
   bench/testdata/page-60k.html > "$out/www/page-60k-dyn.html"
+cp "$out/www/page-60k-dyn.html" "$out/www/page-60k-dyn-gz.html"
 sed 's|<head>|<head><script>window.__STATE__={"csrf":"<!--# echo var="request_id" -->","cart":[]}</script>|' \
   bench/testdata/page-60k.html > "$out/www/page-60k-state.html"
 # 60k-chunked: the 60 KB page as an application server sends a page that
@@ -71,6 +75,7 @@ http {
   server { listen 127.0.0.1:18080; root $out/www; location / { try_files \$uri =404; }
     location = /page-60k-dyn.html { ssi on; } location = /page-60k-chunked.html { ssi on; }
     location = /page-60k-state.html { ssi on; }
+    location = /page-60k-dyn-gz.html { ssi on; gzip on; }
     location = /page-500k-chunked.html { ssi on; } }
 }
 NGINX
@@ -82,6 +87,7 @@ events { worker_connections 4096; }
 http {
   access_log off;
   default_type text/html;
+  gzip on; # sub_filter's pages, to visitors who accept gzip (the bench's -gz pages)
   geo \$dollar { default "\$"; }
   upstream origin { server 127.0.0.1:18080; keepalive 64; }
   server { listen 127.0.0.1:18081; location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }
@@ -134,6 +140,14 @@ body=$(curl -s -H 'Accept: text/html' -A 'Mozilla/5.0 (X11; Linux x86_64) Chrome
 all_three "$body" || { echo "edgeseg is not filling the three slots; see $out/edgeseg.log" >&2; exit 1; }
 body=$(curl -s "http://127.0.0.1:18082/page-60k.html")
 all_three "$body" || { echo "nginx sub_filter is not making the three replacements" >&2; exit 1; }
+if [[ " $PAGES " == *" 60k-dyn-gz "* ]]; then
+  # Both must fill the compressed page, and send it compressed.
+  for port in 18083 18082; do
+    enc=$(curl -s -o /dev/null -w '%header{content-encoding}' -H 'Accept-Encoding: gzip' -H 'Accept: text/html' -A 'Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36' "http://127.0.0.1:$port/page-60k-dyn-gz.html?utm_campaign=promo")
+    body=$(curl -s --compressed -H 'Accept: text/html' -A 'Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36' "http://127.0.0.1:$port/page-60k-dyn-gz.html?utm_campaign=promo")
+    [ "$enc" = gzip ] && all_three "$body" || { echo "the proxy on $port does not fill the gzip page (Content-Encoding: $enc)" >&2; exit 1; }
+  done
+fi
 if [ "$CACHE" = 1 ]; then
   for port in 18086 18085; do
     body=$(curl -s -H 'Accept: text/html' -A 'Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36' "http://127.0.0.1:$port/page-60k.html?utm_campaign=promo")
@@ -143,9 +157,10 @@ fi
 
 # The proxies' own processes: nginx's master and workers, not the origin's.
 nginx_pids=$(pgrep -P "$(cat "$out/nginx/nginx.pid")" | paste -sd, -),$(cat "$out/nginx/nginx.pid")
+encoding() { [[ $1 == *-gz ]] && echo gzip || echo identity; }
 run() { # name port page pids [rate]
   "$out/edgeseg-bench" -name "$1" -addr "127.0.0.1:$2" -path "/page-$3.html?utm_campaign=promo" -page "$3" \
-    -pids "$4" -d "$DURATION" -c "$CONNS" -rate "${5:-0}" | tee -a "$out/results.jsonl" >/dev/null
+    -encoding "$(encoding "$3")" -pids "$4" -d "$DURATION" -c "$CONNS" -rate "${5:-0}" | tee -a "$out/results.jsonl" >/dev/null
 }
 
 if [ "${1:-}" = idle ]; then
@@ -177,7 +192,7 @@ median_rps() { # target page
 }
 for page in $PAGES; do
   echo "page $page: warm-up"
-  for port in ${ports#18080 }; do "$out/edgeseg-bench" -addr 127.0.0.1:$port -path "/page-$page.html?utm_campaign=promo" -d 1s -c "$CONNS" >/dev/null; done
+  for port in ${ports#18080 }; do "$out/edgeseg-bench" -addr 127.0.0.1:$port -path "/page-$page.html?utm_campaign=promo" -encoding "$(encoding "$page")" -d 1s -c "$CONNS" >/dev/null; done
   for round in $(seq "$ROUNDS"); do
     echo "page $page: round $round of $ROUNDS at max rate"
     run nginx-proxy 18081 "$page" "$nginx_pids"

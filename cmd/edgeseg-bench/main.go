@@ -53,6 +53,7 @@ func main() {
 	limit := flag.Int64("n", 0, "stop after this many requests (0: run for -d)")
 	table := flag.String("table", "", "print the comparison table of a results file (JSON lines) and exit")
 	idle := flag.Int("idle", 0, "open this many keep-alive connections, fetch -path once on each, and report the targets' RSS with them idle")
+	acceptEncoding := flag.String("encoding", "identity", "the Accept-Encoding requests send (gzip: pages come compressed, as browsers get them)")
 	slowAt := flag.Duration("slow", 0, "also print to stderr, by 100 ms of the run, how many requests took longer than this and the slowest: whether slow requests come spread out or in bursts")
 	flag.Parse()
 	if *table != "" {
@@ -109,7 +110,7 @@ func main() {
 				req.Header.SetHost("shop.test")
 				req.Header.Set("Accept", "text/html")
 				req.Header.Set("Sec-Fetch-Dest", "document")
-				req.Header.Set("Accept-Encoding", "identity")
+				req.Header.Set("Accept-Encoding", *acceptEncoding)
 				req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36")
 				v := -1
 				if *visitors > 0 {
