@@ -29,6 +29,9 @@
 #   PAGES=500k-chunked bash bench/run.sh
 #   CACHE=1 bash bench/run.sh      # also the origin-cache variants
 #   GOMAXPROCS=1 bash bench/run.sh # passed to the edgeseg processes (GOGC too)
+#   ASK_UNCOMPRESSED=false bash bench/run.sh # the personalizing edgesegs ask the origin for
+#                                  # compressed pages as visitors ask (true by default here, as
+#                                  # sub_filter asks for them uncompressed; only -gz pages differ)
 #   bash bench/run.sh soak         # RSS while 1M distinct visitors arrive
 #   SOAK_PAGE=60k-dyn bash bench/run.sh soak   # the same on another page
 #   bash bench/run.sh idle         # RSS with IDLE (8000) idle keep-alive connections
@@ -42,6 +45,7 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-32}
 PAGES=${PAGES:-"5k 60k 500k 60k-chunked 60k-dyn 60k-dyn-gz"}
 CACHE=${CACHE:-0}
+ASK_UNCOMPRESSED=${ASK_UNCOMPRESSED:-true}
 
 if ! command -v nginx >/dev/null; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; else echo "need nginx (apt-get install nginx-light)" >&2; exit 1; fi
@@ -118,11 +122,11 @@ cleanup() {
 trap cleanup EXIT
 nginx -c "$out/nginx/origin.conf"
 nginx -c "$out/nginx/nginx.conf"
-(cd bench && exec env GOGC=${GOGC:-100} ${GOMAXPROCS:+GOMAXPROCS=$GOMAXPROCS} "$out/edgeseg" serve --config edgeseg.yaml) 2>"$out/edgeseg.log" & pids+=($!); pers=$!
+(cd bench && exec env GOGC=${GOGC:-100} ${GOMAXPROCS:+GOMAXPROCS=$GOMAXPROCS} EDGESEG_REWRITE_ASK_UNCOMPRESSED=$ASK_UNCOMPRESSED "$out/edgeseg" serve --config edgeseg.yaml) 2>"$out/edgeseg.log" & pids+=($!); pers=$!
 (cd bench && exec env GOGC=${GOGC:-100} ${GOMAXPROCS:+GOMAXPROCS=$GOMAXPROCS} "$out/edgeseg" serve --config edgeseg-passthrough.yaml) 2>"$out/edgeseg-pass.log" & pids+=($!); pass=$!
 ports="18080 18081 18082 18083 18084"
 if [ "$CACHE" = 1 ]; then
-  (cd bench && exec env GOGC=${GOGC:-100} ${GOMAXPROCS:+GOMAXPROCS=$GOMAXPROCS} "$out/edgeseg" serve --config "$out/cache-edgeseg.yaml") 2>"$out/edgeseg-cache.log" & pids+=($!); persc=$!
+  (cd bench && exec env GOGC=${GOGC:-100} ${GOMAXPROCS:+GOMAXPROCS=$GOMAXPROCS} EDGESEG_REWRITE_ASK_UNCOMPRESSED=$ASK_UNCOMPRESSED "$out/edgeseg" serve --config "$out/cache-edgeseg.yaml") 2>"$out/edgeseg-cache.log" & pids+=($!); persc=$!
   (cd bench && exec env GOGC=${GOGC:-100} ${GOMAXPROCS:+GOMAXPROCS=$GOMAXPROCS} "$out/edgeseg" serve --config "$out/cache-edgeseg-passthrough.yaml") 2>"$out/edgeseg-pass-cache.log" & pids+=($!); passc=$!
   ports="$ports 18085 18086 18087"
 fi

@@ -169,6 +169,16 @@ type Rewrite struct {
 	// times the CPU of gzip 5 and gzip 5 twice that of gzip 1, each for
 	// some 12-15% fewer bytes.
 	QuickLevel int `yaml:"quick_level"`
+	// AskUncompressed asks the origin for the pages edgeseg is to fill
+	// uncompressed (Accept-Encoding: identity), as nginx's sub_filter
+	// does, and compresses them itself for visitors that accept gzip
+	// (else brotli): no page is decompressed, and the origin compresses
+	// none of them, for the bandwidth between the origin and edgeseg. For
+	// an origin on the same host or network. A page that then has nothing
+	// to fill is compressed by edgeseg too; an error page, a page marked
+	// no-transform and a navigation to anything but HTML go out as the
+	// origin sent them. Default false: ask as the visitor asks.
+	AskUncompressed bool `yaml:"ask_uncompressed"`
 }
 
 // Log configures the structured log.

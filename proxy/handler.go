@@ -62,6 +62,7 @@ type Handler struct {
 	writeBuffer  int         // server.write_buffer_bytes: what fasthttp holds before it sends
 	chunkData    int         // the most data a chunk to the visitor carries: maxChunk(writeBuffer)
 	streamPages  bool        // rewrite.stream
+	askIdentity  bool        // rewrite.ask_uncompressed
 	buffered     *byteBudget // bytes rewrites in flight hold, at most rewrite.max_buffered_bytes
 	codec        *codec
 	upgradeIdle  time.Duration
@@ -109,6 +110,7 @@ func New(opts Options) (*Handler, error) {
 		writeBuffer:  max(int(cfg.Server.WriteBufferBytes), 4096),
 		chunkData:    maxChunk(max(int(cfg.Server.WriteBufferBytes), 4096)),
 		streamPages:  cfg.Rewrite.Stream,
+		askIdentity:  cfg.Rewrite.AskUncompressed,
 		buffered:     &byteBudget{max: int64(cfg.Rewrite.MaxBufferedBytes)},
 		codec:        newCodec(cfg.Rewrite.GzipLevel, cfg.Rewrite.BrotliLevel, cfg.Rewrite.QuickLevel),
 		upgradeIdle:  cfg.Server.UpgradeIdleTimeout,
@@ -185,6 +187,11 @@ type exchange struct {
 	// may send (proxyOnlyHeaders), dropped unless the peer is trusted.
 	proxyHeaders bool
 	hops         int // edgeseg proxies the request has passed (CDN-Loop)
+	// compress is the coding a page asked of the origin uncompressed
+	// (rewrite.ask_uncompressed) goes to the visitor in; asked says the
+	// origin was asked so.
+	compress coding
+	asked    bool
 }
 
 // ServeHTTP is the request path, top to bottom (see ../shared/DESIGN.md):
@@ -247,6 +254,10 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	// The visit is released by finish, after the access log has read it.
 	x.visit = h.p.begin(ctx, x.start)
 	h.p.adjustRequest(x.visit, req)
+	if h.askIdentity && ctx.IsGet() && x.visit.mayFill() {
+		x.compress, x.asked = preferredCoding(req.Header.Peek("Accept-Encoding")), true
+		req.Header.Set("Accept-Encoding", "identity")
+	}
 
 	// 7. the origin.
 	if h.testHookBeforeOrigin != nil {

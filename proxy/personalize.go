@@ -722,6 +722,17 @@ func (p *Personalizer) wantsBody(v *Visit, ctx *fasthttp.RequestCtx, resp *fasth
 		p.m.noTransform.Inc()
 		return false
 	}
+	return v.mayFill()
+}
+
+// mayFill reports whether the visit's page, if it turns out to be HTML,
+// is to be read and rewritten: a navigation by a visitor with a block to
+// show or a holdout to record, or with scripts of edgeseg's to add. v may
+// be nil.
+func (v *Visit) mayFill() bool {
+	if v == nil || !v.navigation {
+		return false
+	}
 	if v.addsScripts() {
 		return true
 	}

@@ -22,6 +22,13 @@ import (
 // through. It returns whether the body was personalized.
 func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *exchange) bool {
 	c := parseCoding(resp.Header.ContentEncoding())
+	// oc is the coding the page goes out in: the origin's, unless it was
+	// asked for the page uncompressed, to compress it here.
+	oc := c
+	if x.asked && c == codingIdentity {
+		oc = x.compress
+		addVary(&ctx.Response.Header, "Accept-Encoding")
+	}
 	if c == codingUnknown || resp.Header.ContentLength() > h.rewriteLimit {
 		h.metrics.rewriteSkipped.Inc()
 		h.stream(ctx, resp, x.prefix, x)
@@ -35,7 +42,7 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	// the connection's socket.
 	whole := arrivedWhole(resp) && len(x.prefix)+originReadBuffer <= h.rewriteLimit
 	if h.streamPages && c != codingDeflate && resp.Header.ContentLength() < 0 && ctx.Request.Header.IsHTTP11() && !whole && !h.restArrived(resp, x) {
-		h.rewriteStreamed(ctx, resp, x, c)
+		h.rewriteStreamed(ctx, resp, x, c, oc)
 		return true
 	}
 
@@ -84,8 +91,20 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		h.originBrokeOff(ctx, x, err)
 		return false
 	}
-	// sendRaw answers with the page as the origin sent it.
+	// sendRaw answers with the page as the origin sent it, compressed
+	// here if it was asked for uncompressed to be.
 	sendRaw := func() {
+		if oc != c {
+			if encp, err := h.encodeBuf(raw, oc, take); err == nil {
+				if rawp != nil {
+					h.bufs.put(rawp)
+				}
+				ctx.Response.Header.Set(fasthttp.HeaderContentEncoding, oc.name())
+				weakenETag(&ctx.Response.Header)
+				h.sendBuf(ctx, encp, hold.handOver())
+				return
+			}
+		}
 		if rawp == nil {
 			ctx.Response.SetBodyRaw(raw)
 			return
@@ -134,7 +153,7 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		sendRaw()
 		return false
 	}
-	if c == codingIdentity {
+	if oc == codingIdentity {
 		sp.raw, sp.held = rawp, hold.handOver()
 		ctx.Response.SetBodyStream(sp, sp.s.Len())
 		markPersonalized(&ctx.Response.Header)
@@ -152,41 +171,52 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	out := sp.s.AppendTo((*outp)[:0])
 	*outp = out
 	sp.Close()
-	encp := h.bufs.get()
-	reserved := max(cap(*encp), len(out)/2)
-	if !take(reserved) {
-		h.metrics.noBudget.Inc()
-		h.bufs.put(encp)
-		h.bufs.put(outp)
-		sendRaw()
-		return false
-	}
-	enc, err := h.codec.encode((*encp)[:0], out, c)
-	*encp = enc
+	encp, err := h.encodeBuf(out, oc, take)
 	h.bufs.put(outp)
-	if grown := cap(enc) - reserved; err == nil && grown > 0 && !take(grown) {
-		err = errNoBudget // a page that compresses badly
-	}
-	if errors.Is(err, errNoBudget) {
-		h.metrics.noBudget.Inc()
-		h.bufs.put(encp)
-		sendRaw()
-		return false
-	}
 	if err != nil {
-		h.bufs.put(encp)
-		h.metrics.rewriteErrors.Inc()
-		h.log.Error().Err(err).Msg("cannot re-encode body; serving the origin's")
 		sendRaw()
 		return false
 	}
 	if rawp != nil {
 		h.bufs.put(rawp)
 	}
+	if oc != c {
+		ctx.Response.Header.Set(fasthttp.HeaderContentEncoding, oc.name())
+	}
 	h.sendBuf(ctx, encp, hold.handOver())
 	markPersonalized(&ctx.Response.Header)
 	x.personalized = true
 	return true
+}
+
+// encodeBuf encodes body in c into a buffer of the free list, counted by
+// take. It counts what fails: no memory for it (errNoBudget), or the
+// encoder's error.
+func (h *Handler) encodeBuf(body []byte, c coding, take func(int) bool) (*[]byte, error) {
+	encp := h.bufs.get()
+	reserved := max(cap(*encp), len(body)/2)
+	if !take(reserved) {
+		h.metrics.noBudget.Inc()
+		h.bufs.put(encp)
+		return nil, errNoBudget
+	}
+	enc, err := h.codec.encode((*encp)[:0], body, c)
+	*encp = enc
+	if grown := cap(enc) - reserved; err == nil && grown > 0 && !take(grown) {
+		err = errNoBudget // a page that compresses badly
+	}
+	switch {
+	case errors.Is(err, errNoBudget):
+		h.metrics.noBudget.Inc()
+	case err != nil:
+		h.metrics.rewriteErrors.Inc()
+		h.log.Error().Err(err).Msg("cannot re-encode body; serving the origin's")
+	}
+	if err != nil {
+		h.bufs.put(encp)
+		return nil, err
+	}
+	return encp, nil
 }
 
 // maxRestPeek bounds the look at what has arrived of a chunked page past
@@ -340,15 +370,21 @@ func (h *Handler) safePersonalize(ctx *fasthttp.RequestCtx, x *exchange, html []
 // the origin's bytes no longer hold, and no shared cache may keep the page
 // under a key without the visitor's segments.
 func markPersonalized(rh *fasthttp.ResponseHeader) {
-	if et := rh.Peek("ETag"); len(et) > 0 && !bytes.HasPrefix(et, []byte("W/")) {
-		rh.Set("ETag", "W/"+string(et))
-	}
+	weakenETag(rh)
 	rh.Del("Last-Modified")
 	rh.Del("Accept-Ranges") // ranges would be of the origin's bytes
 	rh.Del("Content-MD5")
 	rh.Del("Digest")
 	rh.Set("Cache-Control", "private, no-cache")
 	addVary(rh, "Cookie")
+}
+
+// weakenETag makes a strong ETag weak: the bytes sent are not the ones
+// it names (filled, or compressed here), though what they mean is.
+func weakenETag(rh *fasthttp.ResponseHeader) {
+	if et := rh.Peek("ETag"); len(et) > 0 && !bytes.HasPrefix(et, []byte("W/")) {
+		rh.Set("ETag", "W/"+string(et))
+	}
 }
 
 // makePrivate keeps a response that sets a visitor's cookie out of shared

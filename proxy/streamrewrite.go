@@ -119,7 +119,7 @@ func (s *rewriteStream) dropRaw() {
 // rewriteStreamed answers with the streamed page resp, personalized as it
 // arrives. The caching headers of a personalized page are set now: the
 // head goes out before anyone knows whether a slot will be filled.
-func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *exchange, c coding) {
+func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *exchange, c, oc coding) {
 	v := x.visit
 	s, _ := h.streams.Get().(*rewriteStream)
 	if s == nil {
@@ -133,8 +133,8 @@ func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Respo
 	s.src = newOriginStream(resp, x.prefix, h.bufs, &h.log, ctx.Path())
 	s.src.client = clientOf(ctx)
 	s.dst = &s.out
-	if c != codingIdentity {
-		s.enc = h.codec.newStreamEncoder(&s.out, c, levelQuick) // compressed on every request
+	if oc != codingIdentity {
+		s.enc = h.codec.newStreamEncoder(&s.out, oc, levelQuick) // compressed on every request
 		s.dst = s.enc
 	}
 	if v.addsScripts() {
@@ -156,6 +156,9 @@ func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Respo
 		}
 		h.originBrokeOff(ctx, x, err)
 		return
+	}
+	if oc != c {
+		ctx.Response.Header.Set(fasthttp.HeaderContentEncoding, oc.name())
 	}
 	markPersonalized(&ctx.Response.Header)
 	ctx.Response.SetBodyStream(s, -1)
