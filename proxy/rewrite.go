@@ -92,9 +92,11 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 		return false
 	}
 	// sendRaw answers with the page as the origin sent it, compressed
-	// here if it was asked for uncompressed to be.
+	// here if it was asked for uncompressed to be (and compressing has
+	// not just failed).
+	compressRaw := oc != c
 	sendRaw := func() {
-		if oc != c {
+		if compressRaw {
 			if encp, err := h.encodeBuf(raw, oc, take); err == nil {
 				if rawp != nil {
 					h.bufs.put(rawp)
@@ -174,6 +176,7 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	encp, err := h.encodeBuf(out, oc, take)
 	h.bufs.put(outp)
 	if err != nil {
+		compressRaw = false // it would fail the same way
 		sendRaw()
 		return false
 	}
