@@ -459,16 +459,24 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 }
 
-func TestWatchReloads(t *testing.T) {
+// watchedStore is a Store of a new directory holding hero/a.hbs ("one"),
+// watched until the test ends.
+func watchedStore(t *testing.T) (string, *Store) {
+	t.Helper()
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "hero"), 0o755)
 	os.WriteFile(filepath.Join(dir, "hero", "a.hbs"), []byte("one"), 0o644)
 	store, _, _ := NewStore(dir, config.CacheSize{MaxItems: 100, MaxBytes: 1 << 20}, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	if err := store.Watch(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return dir, store
+}
+
+func TestWatchReloads(t *testing.T) {
+	dir, store := watchedStore(t)
 	os.MkdirAll(filepath.Join(dir, "sidebar"), 0o755)
 	time.Sleep(50 * time.Millisecond)
 	os.WriteFile(filepath.Join(dir, "sidebar", "b.hbs"), []byte("two"), 0o644)
@@ -490,15 +498,7 @@ func TestWatchReloads(t *testing.T) {
 // pause long enough to count as quiet (here a file every 50 ms, for 3 s)
 // is still reloaded, within watchMaxDelay of the change.
 func TestWatchReloadsWhileWritesGoOn(t *testing.T) {
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "hero"), 0o755)
-	os.WriteFile(filepath.Join(dir, "hero", "a.hbs"), []byte("one"), 0o644)
-	store, _, _ := NewStore(dir, config.CacheSize{MaxItems: 100, MaxBytes: 1 << 20}, nil, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := store.Watch(ctx); err != nil {
-		t.Fatal(err)
-	}
+	dir, store := watchedStore(t)
 	noise := filepath.Join(dir, "hero", ".a.hbs.swp") // not a template, but an event
 	os.WriteFile(filepath.Join(dir, "hero", "a.hbs"), []byte("uno"), 0o644)
 	changed := time.Now()
