@@ -83,8 +83,9 @@ func newFuzzOrigin() (ln *fasthttputil.InmemoryListener, stop func()) {
 	return oln, func() { _ = osrv.Shutdown() }
 }
 
-// newFuzzStack is the handler in front of the origin listening on oln.
-func newFuzzStack(t testing.TB, oln *fasthttputil.InmemoryListener) *fuzzStack {
+// newFuzzStack is the handler in front of the origin listening on oln;
+// mutate, when set, changes its config last.
+func newFuzzStack(t testing.TB, oln *fasthttputil.InmemoryListener, mutate func(*config.Config)) *fuzzStack {
 	cfg, err := config.Load("../examples/edgeseg.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -110,6 +111,9 @@ func newFuzzStack(t testing.TB, oln *fasthttputil.InmemoryListener) *fuzzStack {
 	cfg.Cache.Origin.Paths = []string{"/cached/*"}
 	cfg.Cache.Origin.DefaultTTL = time.Minute
 	cfg.Log.Level = "error"
+	if mutate != nil {
+		mutate(cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +208,7 @@ func FuzzRequest(f *testing.F) {
 	}
 	oln, stop := newFuzzOrigin()
 	defer stop()
-	st := newFuzzStack(f, oln)
+	st := newFuzzStack(f, oln, nil)
 	defer st.close()
 	f.Fuzz(func(t *testing.T, method, variant byte, target, headers, body string) {
 		if !strings.HasPrefix(target, "/") || strings.ContainsAny(target, " \r\n\t") || len(target) > 4096 {
@@ -293,8 +297,12 @@ func FuzzOriginResponse(f *testing.F) {
 		}
 		_, _ = c.Write(*answer.Load())
 	})
-	st := newFuzzStack(f, oln)
-	defer st.close()
+	// Each answer goes to edgeseg as configured by default, and to one
+	// asking the origin for pages uncompressed to compress them itself.
+	stacks := []*fuzzStack{newFuzzStack(f, oln, nil), newFuzzStack(f, oln, func(c *config.Config) { c.Rewrite.AskUncompressed = true })}
+	for _, st := range stacks {
+		defer st.close()
+	}
 	page := []byte(fuzzPage)
 	chunked := func(b []byte) []byte {
 		var buf bytes.Buffer
@@ -333,50 +341,60 @@ func FuzzOriginResponse(f *testing.F) {
 		var want fasthttp.Response
 		wantErr := want.ReadLimitBody(bufio.NewReader(bytes.NewReader(b)), 1<<20)
 
-		path := "/page"
-		if cached {
-			path = fmt.Sprintf("/cached/%d", n.Add(1)) // a fresh key: no answer of an earlier input
-		}
-		req := "GET " + path + " HTTP/1.1\r\nHost: shop.test\r\nAccept: text/html\r\nAccept-Encoding: gzip\r\n" +
-			"User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148\r\n\r\n"
-		before := st.panics.Get()
-		br := st.send(t, []byte(req))
-		var resp fasthttp.Response
-		if err := resp.Header.Read(br); err != nil {
-			t.Fatalf("no answer for an origin sending\n%q\n: %v", b, err)
-		}
-		var bodyErr error
-		if hasBody(resp.StatusCode()) {
-			bodyErr = resp.ReadBody(br, 1<<20)
-		}
-		if bodyErr != nil && wantErr == nil {
-			t.Fatalf("body cut short (%v) for an origin sending\n%q", bodyErr, b)
-		}
-		if st.panics.Get() != before {
-			t.Fatalf("panic for an origin sending\n%q", b)
-		}
-		got := resp.StatusCode()
-		if got == fasthttp.StatusInternalServerError && want.StatusCode() != got {
-			t.Fatalf("500 for an origin sending\n%q\n%s", b, resp.Body())
-		}
-		if wantErr != nil || want.StatusCode() < 200 {
-			return // not an answer: a 502 is right
-		}
-		if got != want.StatusCode() {
-			t.Fatalf("status %d, the origin's was %d, for an origin sending\n%q\n(fasthttp reads it: %v)\n%s", got, want.StatusCode(), b, wantErr, resp.Body())
-		}
-		originBody, err := want.BodyUncompressed()
-		if err != nil || !bytes.Equal(originBody, page) || got != fasthttp.StatusOK {
-			return
-		}
-		visitorBody, err := resp.BodyUncompressed()
-		if err != nil {
-			t.Fatalf("the page does not decode (%v) for an origin sending\n%q", err, b)
-		}
-		if !bytes.HasPrefix(visitorBody, []byte("<!doctype html><html><head>")) || !bytes.HasSuffix(visitorBody, []byte("<footer>end of page</footer></body></html>")) {
-			t.Fatalf("page not whole for an origin sending\n%q\n%q", b, visitorBody)
+		for _, st := range stacks {
+			checkOriginAnswer(t, st, b, &want, wantErr, cached, &n, page)
 		}
 	})
+}
+
+// checkOriginAnswer is FuzzOriginResponse's check of one stack's answer
+// to a page request, the origin sending b (which fasthttp reads as want,
+// or fails to with wantErr).
+func checkOriginAnswer(t *testing.T, st *fuzzStack, b []byte, want *fasthttp.Response, wantErr error, cached bool, n *atomic.Int64, page []byte) {
+	t.Helper()
+	path := "/page"
+	if cached {
+		path = fmt.Sprintf("/cached/%d", n.Add(1)) // a fresh key: no answer of an earlier input
+	}
+	req := "GET " + path + " HTTP/1.1\r\nHost: shop.test\r\nAccept: text/html\r\nAccept-Encoding: gzip\r\n" +
+		"User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148\r\n\r\n"
+	before := st.panics.Get()
+	br := st.send(t, []byte(req))
+	var resp fasthttp.Response
+	if err := resp.Header.Read(br); err != nil {
+		t.Fatalf("no answer for an origin sending\n%q\n: %v", b, err)
+	}
+	var bodyErr error
+	if hasBody(resp.StatusCode()) {
+		bodyErr = resp.ReadBody(br, 1<<20)
+	}
+	if bodyErr != nil && wantErr == nil {
+		t.Fatalf("body cut short (%v) for an origin sending\n%q", bodyErr, b)
+	}
+	if st.panics.Get() != before {
+		t.Fatalf("panic for an origin sending\n%q", b)
+	}
+	got := resp.StatusCode()
+	if got == fasthttp.StatusInternalServerError && want.StatusCode() != got {
+		t.Fatalf("500 for an origin sending\n%q\n%s", b, resp.Body())
+	}
+	if wantErr != nil || want.StatusCode() < 200 {
+		return // not an answer: a 502 is right
+	}
+	if got != want.StatusCode() {
+		t.Fatalf("status %d, the origin's was %d, for an origin sending\n%q\n(fasthttp reads it: %v)\n%s", got, want.StatusCode(), b, wantErr, resp.Body())
+	}
+	originBody, err := want.BodyUncompressed()
+	if err != nil || !bytes.Equal(originBody, page) || got != fasthttp.StatusOK {
+		return
+	}
+	visitorBody, err := resp.BodyUncompressed()
+	if err != nil {
+		t.Fatalf("the page does not decode (%v) for an origin sending\n%q", err, b)
+	}
+	if !bytes.HasPrefix(visitorBody, []byte("<!doctype html><html><head>")) || !bytes.HasSuffix(visitorBody, []byte("<footer>end of page</footer></body></html>")) {
+		t.Fatalf("page not whole for an origin sending\n%q\n%q", b, visitorBody)
+	}
 }
 
 // FuzzCookieDomain: dropping a foreign Domain from a Set-Cookie value
