@@ -225,6 +225,56 @@ func TestIgnoredQueryParametersShareAnEntry(t *testing.T) {
 	}
 }
 
+// TestCompressedAnswersVaryByAcceptEncoding: an answer the origin
+// compressed, or one asked for uncompressed, is kept for the
+// Accept-Encoding it was asked with, whether or not its Vary says so.
+func TestCompressedAnswersVaryByAcceptEncoding(t *testing.T) {
+	now := time.Now()
+	for _, c := range []struct {
+		name, asked, encoding, vary string
+		other                       string // another visitor's Accept-Encoding
+		shared                      bool   // the other visitor is given the kept answer
+	}{
+		{"gzip without Vary", "gzip, br", "gzip", "", "", false},
+		{"gzip with Vary", "gzip, br", "gzip", "Accept-Encoding", "", false},
+		{"gzip, Vary on another header", "gzip", "gzip", "Cookie", "", false},
+		{"asked for identity, without Vary", "identity", "", "", "gzip, br", false},
+		{"uncompressed, without Vary", "gzip, br", "", "", "", true},
+		{"uncompressed, the same codings asked", "gzip, br", "", "", "gzip, br", true},
+		{"gzip, the same codings asked", "gzip, br", "gzip", "", "gzip, br", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o, _ := NewOrigin(config.OriginCache{CacheSize: config.CacheSize{MaxItems: 10, MaxBytes: 1 << 20}, Paths: []string{"/"}, MaxObjectBytes: 1 << 20}, nil)
+			request := func(ae string) *fasthttp.Request {
+				var req fasthttp.Request
+				req.SetRequestURI("/p")
+				req.Header.SetHost("shop.test")
+				if ae != "" {
+					req.Header.Set("Accept-Encoding", ae)
+				}
+				return &req
+			}
+			var resp fasthttp.Response
+			resp.Header.Set("Cache-Control", "max-age=60")
+			if c.encoding != "" {
+				resp.Header.Set("Content-Encoding", c.encoding)
+			}
+			if c.vary != "" {
+				resp.Header.Set("Vary", c.vary)
+			}
+			kept := request(c.asked)
+			o.Store(kept, o.Capture(kept, &resp, []byte("page"), time.Minute, now))
+			o.Wait()
+			if _, _, ok := o.Get(request(c.asked), now); !ok {
+				t.Fatal("not kept for the request it answered")
+			}
+			if _, _, ok := o.Get(request(c.other), now); ok != c.shared {
+				t.Fatalf("given to a visitor asking with %q: %v, want %v", c.other, ok, c.shared)
+			}
+		})
+	}
+}
+
 func TestNotModified(t *testing.T) {
 	lm := "Sun, 01 Mar 2026 12:00:00 GMT"
 	tagged := &Response{Status: 200, Headers: [][2][]byte{{[]byte("ETag"), []byte(`"v1"`)}, {[]byte("Last-Modified"), []byte(lm)}}}

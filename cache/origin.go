@@ -543,13 +543,30 @@ func (o *Origin) Capture(req *fasthttp.Request, resp *fasthttp.Response, body []
 		}
 		r.Headers = append(r.Headers, [2][]byte{bytes.Clone(k), bytes.Clone(v)})
 	}
+	varyAE := false
 	for _, name := range bytes.Split(resp.Header.Peek("Vary"), []byte(",")) {
 		if name = bytes.TrimSpace(name); len(name) > 0 {
 			r.vary = append(r.vary, bytes.Clone(name))
+			varyAE = varyAE || bytes.EqualFold(name, []byte("Accept-Encoding"))
 		}
+	}
+	// A compressed answer is one of the page's codings whether or not the
+	// origin says so (nginx's gzip_vary is off by default): kept for
+	// whoever asks next, it would reach visitors who cannot decode it. So
+	// is one asked for uncompressed (rewrite.ask_uncompressed), which
+	// visitors who accept compression are better sent compressed.
+	if !varyAE && (!identity(resp.Header.ContentEncoding()) || identity(req.Header.Peek("Accept-Encoding"))) {
+		r.vary = append(r.vary, []byte("Accept-Encoding"))
 	}
 	r.key = o.key(req, r.vary)
 	return r
+}
+
+// identity reports a Content-Encoding or Accept-Encoding of no coding:
+// empty, or "identity".
+func identity(v []byte) bool {
+	v = bytes.TrimSpace(v)
+	return len(v) == 0 || bytes.EqualFold(v, []byte("identity"))
 }
 
 // Store keeps r for req, by cost (body and headers), within max_bytes.
