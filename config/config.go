@@ -176,8 +176,9 @@ type Rewrite struct {
 	// none of them, for the bandwidth between the origin and edgeseg. For
 	// an origin on the same host or network. A page that then has nothing
 	// to fill is compressed by edgeseg too; an error page, a page marked
-	// no-transform and a navigation to anything but HTML go out as the
-	// origin sent them. Default false: ask as the visitor asks.
+	// no-transform, a page past max_body_bytes and a navigation to
+	// anything but HTML go out as the origin sent them, uncompressed.
+	// Default false: ask as the visitor asks.
 	AskUncompressed bool `yaml:"ask_uncompressed"`
 }
 
