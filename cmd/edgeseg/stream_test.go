@@ -276,9 +276,12 @@ func browseStreamedPage(t *testing.T, dataLayer bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 		// The second part follows the first shortly: not at once, or the
-		// page would have arrived whole, and be rewritten whole.
+		// page would have arrived whole, and be rewritten whole. (100 ms
+		// was once too short for a CI host running the race detector on
+		// two cores: a page had arrived whole by the time its head was
+		// read.)
 		release := make(chan struct{})
-		time.AfterFunc(100*time.Millisecond, func() { close(release) })
+		time.AfterFunc(300*time.Millisecond, func() { close(release) })
 		streamingOrigin(release).ServeHTTP(w, r)
 	})
 	s := startStack(t, origin, func(y string) string {
