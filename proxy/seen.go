@@ -14,6 +14,7 @@ import (
 
 	"github.com/edgeseg/edgeseg/segments/events"
 	"github.com/edgeseg/edgeseg/segments/profile"
+	"github.com/edgeseg/edgeseg/segments/signals"
 )
 
 // A page fetched ahead of a navigation (speculation rules, <link
@@ -94,7 +95,7 @@ func (v *Visit) seenScript(b []byte) []byte {
 	if len(v.seenURI) > maxSeenURI {
 		return b
 	}
-	ref := string(refererOrigin(v.seenRef))
+	ref := string(signals.ReferrerOrigin(v.seenRef))
 	n := seenNote{URI: string(v.seenURI), Referer: &ref, Once: rand.Uint64()}
 	for _, e := range v.exposures {
 		n.Exposures = append(n.Exposures, [4]string{e.slot, e.segment, string(e.variant), strconv.FormatUint(e.version, 16)})
@@ -132,27 +133,6 @@ func (n *seenNote) request(h *fasthttp.RequestHeader) *fasthttp.Request {
 		}
 	}
 	return req
-}
-
-// refererOrigin is what signals read of a Referer, its scheme and host
-// (and port), or nil for one without a host: all a note needs to carry,
-// and no more of the page the visitor came from.
-func refererOrigin(ref []byte) []byte {
-	i := bytes.Index(ref, []byte("://"))
-	if i < 0 {
-		return nil
-	}
-	scheme, host := ref[:i+3], ref[i+3:]
-	if j := bytes.IndexAny(host, "/?#"); j >= 0 {
-		host = host[:j]
-	}
-	if j := bytes.LastIndexByte(host, '@'); j >= 0 {
-		host = host[j+1:]
-	}
-	if len(scheme) > 16 || len(host) > 260 { // past any host signals read (hostOf)
-		return nil
-	}
-	return append(scheme[:len(scheme):len(scheme)], host...)
 }
 
 // firstSighting reports whether a note comes for the first time, as far

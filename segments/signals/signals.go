@@ -428,22 +428,44 @@ func (e *Extractor) referrer(ref, host []byte, utm UTM) (refHost, class string) 
 
 // hostOf returns the lower-case host of an absolute URL, or "".
 func hostOf(ref []byte) string {
-	i := bytes.Index(ref, []byte("://"))
-	if i < 0 {
+	_, rest, ok := authority(ref)
+	if !ok {
 		return ""
-	}
-	rest := ref[i+3:]
-	if j := bytes.IndexAny(rest, "/?#"); j >= 0 {
-		rest = rest[:j]
-	}
-	if j := bytes.LastIndexByte(rest, '@'); j >= 0 {
-		rest = rest[j+1:]
 	}
 	s := hostOnly(string(rest))
 	if !utf8.ValidString(s) || len(s) > 253 {
 		return ""
 	}
 	return strings.ToLower(s)
+}
+
+// authority splits an absolute URL into its scheme, with "://", and its
+// host and port, without userinfo; ok is false without "://".
+func authority(ref []byte) (scheme, hostport []byte, ok bool) {
+	i := bytes.Index(ref, []byte("://"))
+	if i < 0 {
+		return nil, nil, false
+	}
+	scheme, hostport = ref[:i+3], ref[i+3:]
+	if j := bytes.IndexAny(hostport, "/?#"); j >= 0 {
+		hostport = hostport[:j]
+	}
+	if j := bytes.LastIndexByte(hostport, '@'); j >= 0 {
+		hostport = hostport[j+1:]
+	}
+	return scheme, hostport, true
+}
+
+// ReferrerOrigin is all the signals read of a Referer: its scheme and
+// host (and port), a new slice, or nil for one without a host. What a
+// request's Referer says of where the visitor came from survives being
+// cut down to it, and no more of that page is kept.
+func ReferrerOrigin(ref []byte) []byte {
+	scheme, hostport, ok := authority(ref)
+	if !ok || len(scheme) > 16 || len(hostport) > 260 { // past any host hostOf reads
+		return nil
+	}
+	return append(scheme[:len(scheme):len(scheme)], hostport...)
 }
 
 func hostOnly(hostport string) string {
