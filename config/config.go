@@ -174,10 +174,13 @@ type Rewrite struct {
 	// does, and compresses them itself for visitors that accept gzip
 	// (else brotli): no page is decompressed, and the origin compresses
 	// none of them, for the bandwidth between the origin and edgeseg. For
-	// an origin on the same host or network. A page that then has nothing
-	// to fill is compressed by edgeseg too; an error page, a page marked
-	// no-transform, a page past max_body_bytes and a navigation to
-	// anything but HTML go out as the origin sent them, uncompressed.
+	// an origin on the same host or network. Whatever then comes back
+	// unfilled is compressed by edgeseg too when it is text (HTML, CSS,
+	// JSON, JavaScript, XML, SVG) of 256 bytes or more: a page with
+	// nothing to fill, an error page, a page past max_body_bytes, a
+	// navigation to JSON or a feed (one that streams, as it arrives). A
+	// response marked no-transform, a range, an image or anything the
+	// origin compressed anyway goes out as the origin sent it.
 	// Default false: ask as the visitor asks.
 	AskUncompressed bool `yaml:"ask_uncompressed"`
 }

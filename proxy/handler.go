@@ -750,6 +750,19 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 	if n < 0 {
 		n = -1 // chunked to the visitor, whatever framing the origin used
 	}
+	if c := h.compressHere(ctx, resp, x); c != codingIdentity {
+		s := newOriginStream(resp, prefix, h.bufs, &h.log, ctx.Path())
+		s.first, s.client = first, clientOf(ctx)
+		whole := prefix
+		if inMemory {
+			whole = resp.BodyStream().(*cache.MemoryBody).Bytes()
+		}
+		if n < 0 || len(whole) != n {
+			whole = nil
+		}
+		h.sendCompressed(ctx, s, c, whole)
+		return
+	}
 	if events {
 		ctx.Response.ImmediateHeaderFlush = true
 	}

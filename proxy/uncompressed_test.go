@@ -2,12 +2,16 @@ package proxy
 
 import (
 	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,8 +23,8 @@ import (
 // TestAskUncompressed: with rewrite.ask_uncompressed, a page to fill is
 // asked of the origin uncompressed and compressed here in the coding the
 // visitor prefers (gzip, else brotli), filled or not, buffered or
-// streamed; a visitor with nothing to fill is asked for as before and
-// gets the origin's bytes; what is not a page to fill goes out as sent.
+// streamed, as is a navigation to JSON; a visitor with nothing to fill,
+// and a form posted, are asked for as before and get the origin's bytes.
 func TestAskUncompressed(t *testing.T) {
 	page := []byte("<!doctype html><html><head><title>t</title></head><body>" +
 		`<section data-edgeseg-slot="hero"><h1>Welcome to our shop</h1></section>` +
@@ -74,7 +78,7 @@ func TestAskUncompressed(t *testing.T) {
 		{"brotli only", "/", "br", true, false, "identity", "br", true},
 		{"gzip refused", "/", "gzip;q=0, br;q=0", true, false, "identity", "", true},
 		{"no segment", "/", "gzip, deflate, br, zstd", false, false, "gzip, deflate, br", "gzip", false},
-		{"not HTML", "/data", "gzip, br", true, false, "identity", "", false},
+		{"not HTML", "/data", "gzip, br", true, false, "identity", "gzip", false},
 		{"a form posted", "/", "gzip, br", true, true, "gzip, br", "gzip", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -117,13 +121,206 @@ func TestAskUncompressed(t *testing.T) {
 				t.Fatalf("the page without slots is not the origin's:\n%.200q", body)
 			}
 			vary := string(resp.Header.Peek("Vary"))
-			if c.origin == "identity" && c.path != "/data" {
+			if c.origin == "identity" {
 				if !strings.Contains(vary, "Accept-Encoding") {
 					t.Errorf("Vary %q lacks Accept-Encoding", vary)
 				}
 				if et := string(resp.Header.Peek("ETag")); c.enc != "" && et != `W/"v1"` {
 					t.Errorf("ETag %q of a page compressed here, want it weak", et)
 				}
+			}
+		})
+	}
+}
+
+// TestAskUncompressedPassedThrough: what edgeseg asked of the origin
+// uncompressed and passes through unfilled (an error page, a page past
+// rewrite.max_body_bytes, SVG, a feed) is compressed here when it is text worth
+// compressing, with a length when it arrived whole and chunked when not;
+// what the origin compressed anyway, marked no-transform, a range, an
+// image and a tiny body go out as the origin sent them.
+func TestAskUncompressedPassedThrough(t *testing.T) {
+	page := []byte("<!doctype html><html><head><title>t</title></head><body>" +
+		`<section data-edgeseg-slot="hero"><h1>Welcome to our shop</h1></section>` +
+		strings.Repeat("<p>catalog line</p>\n", 200) + "</body></html>")
+	big := bytes.Repeat(page, 20) // past max_body_bytes below
+	img := bytes.Repeat([]byte{0x89, 'P', 'N', 'G', 0, 1, 2, 3}, 512)
+	type answer struct {
+		status      int
+		ctype, cc   string
+		body        []byte
+		chunked, gz bool
+		rng         bool
+	}
+	answers := map[string]answer{
+		"/missing":  {status: 404, ctype: "text/html; charset=utf-8", body: page},
+		"/broken":   {status: 500, ctype: "text/html", body: page, chunked: true},
+		"/big":      {status: 200, ctype: "text/html", body: big},
+		"/feed.xml": {status: 200, ctype: "application/rss+xml", body: big, chunked: true},
+		"/logo.svg": {status: 200, ctype: "image/svg+xml", body: page},
+		"/gz":       {status: 200, ctype: "application/json", body: page, gz: true},
+		"/keep":     {status: 200, ctype: "text/html", cc: "public, no-transform", body: page},
+		"/part":     {status: 206, ctype: "text/html", body: page, rng: true},
+		"/img":      {status: 200, ctype: "image/png", body: img},
+		"/tiny":     {status: 200, ctype: "application/json", body: []byte(`{"ok":true}`)},
+	}
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, ok := answers[r.URL.Path]
+		if !ok || r.Header.Get("Accept-Encoding") != "identity" {
+			http.Error(w, "unexpected request "+r.URL.Path+" with Accept-Encoding "+r.Header.Get("Accept-Encoding"), http.StatusTeapot)
+			return
+		}
+		body := a.body
+		w.Header().Set("Content-Type", a.ctype)
+		w.Header().Set("ETag", `"v1"`)
+		if a.cc != "" {
+			w.Header().Set("Cache-Control", a.cc)
+		}
+		if a.gz {
+			body = gzipped(body)
+			w.Header().Set("Content-Encoding", "gzip")
+		}
+		if a.rng {
+			w.Header().Set("Content-Range", "bytes 0-"+strconv.Itoa(len(body)-1)+"/"+strconv.Itoa(len(body)+10))
+		}
+		if !a.chunked {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		}
+		w.WriteHeader(a.status)
+		w.Write(body)
+	}))
+	defer origin.Close()
+	_, ln := personalizingServer(t, origin.URL, func(c *config.Config) {
+		c.Rewrite.AskUncompressed = true
+		c.Rewrite.MaxBodyBytes = 64 << 10
+	})
+	client := &fasthttp.HostClient{Addr: "edgeseg", Dial: func(string) (net.Conn, error) { return ln.Dial() }, MaxResponseBodySize: 4 << 20}
+
+	for _, c := range []struct {
+		path, ae, enc string
+		chunked       bool
+	}{
+		{"/missing", "gzip, deflate, br", "gzip", false},
+		{"/missing", "br", "br", false},
+		{"/broken", "gzip, deflate, br", "gzip", true},
+		{"/big", "gzip, deflate, br", "gzip", true},
+		{"/feed.xml", "br", "br", true},
+		{"/logo.svg", "gzip", "gzip", false},
+		{"/gz", "gzip", "gzip", false}, // the origin's own
+		{"/keep", "gzip", "", false},
+		{"/part", "gzip", "", false},
+		{"/img", "gzip", "", false},
+		{"/tiny", "gzip", "", false},
+	} {
+		t.Run(c.path+" "+c.ae, func(t *testing.T) {
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			navRequest(req, c.path+"?utm_campaign=promo", "")
+			req.Header.Set("Accept-Encoding", c.ae)
+			if err := client.Do(req, resp); err != nil {
+				t.Fatal(err)
+			}
+			a := answers[c.path]
+			if resp.StatusCode() != a.status {
+				t.Fatalf("status %d, want %d: %.200q", resp.StatusCode(), a.status, resp.Body())
+			}
+			if enc := string(resp.Header.ContentEncoding()); enc != c.enc {
+				t.Fatalf("Content-Encoding %q, want %q", enc, c.enc)
+			}
+			if chunked := resp.Header.ContentLength() < 0; chunked != c.chunked {
+				t.Errorf("sent chunked %v, want %v", chunked, c.chunked)
+			}
+			body, err := resp.BodyUncompressed()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(body, a.body) {
+				t.Fatalf("the body (%d bytes) is not the origin's (%d)", len(body), len(a.body))
+			}
+			compressedHere := c.enc != "" && !a.gz
+			if compressedHere && len(resp.Body()) >= len(a.body)/2 {
+				t.Errorf("compressed to %d bytes of %d", len(resp.Body()), len(a.body))
+			}
+			vary := string(resp.Header.Peek("Vary"))
+			if strings.Contains(vary, "Accept-Encoding") != compressedHere {
+				t.Errorf("Vary %q, compressed here %v", vary, compressedHere)
+			}
+			if et, want := string(resp.Header.Peek("ETag")), map[bool]string{true: `W/"v1"`, false: `"v1"`}[compressedHere]; et != want {
+				t.Errorf("ETag %q, want %q", et, want)
+			}
+		})
+	}
+}
+
+// TestCompressedHereAsItArrives: a body compressed here goes out as the
+// origin sends it, each part flushed when the origin pauses, so a visitor
+// reads the first part while the origin is still at work on the next;
+// and one the origin breaks off is cut short, its encoding unfinished,
+// not ended as if whole.
+func TestCompressedHereAsItArrives(t *testing.T) {
+	first := []byte(`{"first":[` + strings.Repeat(`"part one",`, 100) + `"end"],`)
+	second := []byte(`"second":[` + strings.Repeat(`"part two",`, 100) + `"end"]}`)
+	var next chan struct{} // closed by the test once it has read the first part
+	var waited atomic.Bool // the origin gave up waiting for that
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(first)
+		w.(http.Flusher).Flush()
+		select {
+		case <-next:
+		case <-time.After(5 * time.Second):
+			waited.Store(true)
+		}
+		if r.URL.Path == "/broken" {
+			panic(http.ErrAbortHandler) // the connection closed mid-body
+		}
+		w.Write(second)
+	}))
+	defer origin.Close()
+	_, ln := personalizingServer(t, origin.URL, func(c *config.Config) { c.Rewrite.AskUncompressed = true })
+	hc := &http.Client{Transport: &http.Transport{
+		DisableCompression: true,
+		DialContext:        func(context.Context, string, string) (net.Conn, error) { return ln.Dial() },
+	}}
+
+	for _, path := range []string{"/ok", "/broken"} {
+		t.Run(path, func(t *testing.T) {
+			next = make(chan struct{})
+			req, _ := http.NewRequest("GET", "http://shop.test"+path+"?utm_campaign=promo", nil)
+			req.Header.Set("Accept", "text/html")
+			req.Header.Set("Sec-Fetch-Dest", "document")
+			req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36")
+			req.Header.Set("Accept-Encoding", "gzip")
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if ce := resp.Header.Get("Content-Encoding"); ce != "gzip" {
+				t.Fatalf("Content-Encoding %q, want gzip", ce)
+			}
+			zr, err := gzip.NewReader(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, len(first))
+			if _, err := io.ReadFull(zr, got); err != nil || !bytes.Equal(got, first) {
+				t.Fatalf("first part: %v, %.80q", err, got)
+			}
+			if waited.Load() {
+				t.Fatal("the first part reached the visitor only with the rest")
+			}
+			close(next) // the origin sends the rest only now
+			rest, err := io.ReadAll(zr)
+			if path == "/broken" {
+				if err == nil {
+					t.Fatalf("a body the origin broke off read as whole (%d more bytes)", len(rest))
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(rest, second) {
+				t.Fatalf("second part: %v, %.80q", err, rest)
 			}
 		})
 	}
@@ -174,4 +371,33 @@ func FuzzPreferredCoding(f *testing.F) {
 			t.Fatalf("%q: coding %d", ae, c)
 		}
 	})
+}
+
+func TestCompressible(t *testing.T) {
+	for _, c := range []struct {
+		ct   string
+		want bool
+	}{
+		{"text/html; charset=utf-8", true},
+		{"TEXT/CSS", true},
+		{" text/plain ", true},
+		{"text/event-stream", false},
+		{"application/json", true},
+		{"application/problem+json; charset=utf-8", true},
+		{"application/javascript", true},
+		{"application/rss+xml", true},
+		{"image/svg+xml", true},
+		{"application/wasm", true},
+		{"image/png", false},
+		{"application/pdf", false},
+		{"application/octet-stream", false},
+		{"application/zip", false},
+		{"text/", false},
+		{"text", false},
+		{"", false},
+	} {
+		if got := compressible([]byte(c.ct)); got != c.want {
+			t.Errorf("compressible(%q) = %v, want %v", c.ct, got, c.want)
+		}
+	}
 }
