@@ -151,8 +151,9 @@ type Rewrite struct {
 	Stream bool `yaml:"stream"`
 	// MaxBufferedBytes bounds the memory all rewrites in flight hold at once
 	// (the page as read, decoded, rewritten and re-encoded, until it is
-	// written to a visitor who may read slowly), and pages being read into
-	// the origin cache. A page arriving past it is streamed through
+	// written to a visitor who may read slowly; 1MiB for each gzip or
+	// brotli coder a streamed body keeps), and pages being read into the
+	// origin cache. A page arriving past it is streamed through
 	// unpersonalized, and not kept. Default 256MiB; at least 64KiB.
 	MaxBufferedBytes ByteSize `yaml:"max_buffered_bytes"`
 	// GzipLevel is the level used to re-compress a rewritten page that

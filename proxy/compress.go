@@ -69,24 +69,41 @@ func compressible(ct []byte) bool {
 // sendCompressed answers with the body of s in c, compressed here: with
 // a length when the body is at hand whole (read already, or kept by the
 // origin cache; at the memo's level once the same body comes again),
-// else chunked as it arrives.
-func (h *Handler) sendCompressed(ctx *fasthttp.RequestCtx, s *originStream, c coding, whole []byte) {
+// else chunked as it arrives. It reports false, having answered nothing,
+// when there is no memory for it within rewrite.max_buffered_bytes: the
+// body is to go as sent.
+func (h *Handler) sendCompressed(ctx *fasthttp.RequestCtx, s *originStream, c coding, whole []byte) bool {
 	rh := &ctx.Response.Header
-	rh.Set(fasthttp.HeaderContentEncoding, c.name())
-	addVary(rh, "Accept-Encoding")
-	weakenETag(rh)
 	if whole != nil {
 		hold := h.buffered.hold()
 		defer hold.release()
-		if encp, err := h.encodeBuf(whole, c, hold.take); err == nil {
+		encp, err := h.encodeBuf(whole, c, hold.take)
+		if err == nil {
+			setCompressed(rh, c)
 			_ = s.Close()
 			h.sendBuf(ctx, encp, hold.handOver())
-			return
+			return true
 		}
-		// No memory for it, or the encoder failed: compressed as it is
-		// read, by an encoder that holds a window, not the body.
+		if errors.Is(err, errNoBudget) {
+			return false // counted
+		}
+		// The encoder failed: a stream encoder may yet do.
 	}
-	ctx.Response.SetBodyStream(compressedOrigin{s, h.codec, c, h.chunkData}, -1)
+	co := &compressedOrigin{originStream: s, cd: h.codec, c: c, size: h.chunkData, hold: budgetHold{b: h.buffered}}
+	if !co.hold.take(coderBytes(c, true)) {
+		h.metrics.noBudget.Inc()
+		return false
+	}
+	setCompressed(rh, c)
+	ctx.Response.SetBodyStream(co, -1)
+	return true
+}
+
+// setCompressed marks a response whose body is compressed here in c.
+func setCompressed(rh *fasthttp.ResponseHeader, c coding) {
+	rh.Set(fasthttp.HeaderContentEncoding, c.name())
+	addVary(rh, "Accept-Encoding")
+	weakenETag(rh)
 }
 
 // compressedOrigin is an originStream compressed on its way to the visitor
@@ -99,22 +116,31 @@ type compressedOrigin struct {
 	cd   *codec
 	c    coding
 	size int
+	hold budgetHold // the encoder's coderBytes, until Close
 }
 
 // SupportsBodyWriteTo tells fasthttp WriteTo may be used instead of Read
 // (it is the only way this body is written).
-func (c compressedOrigin) SupportsBodyWriteTo() bool { return true }
+func (c *compressedOrigin) SupportsBodyWriteTo() bool { return true }
 
 // Read is not used by fasthttp (WriteTo is); it fails rather than hand on
 // the body uncompressed under a Content-Encoding that says otherwise.
-func (c compressedOrigin) Read([]byte) (int, error) {
+func (c *compressedOrigin) Read([]byte) (int, error) {
 	return 0, errors.New("proxy: a compressed origin body is only written with WriteTo")
+}
+
+// Close releases the origin response and the encoder's share of the
+// budget. fasthttp calls it once the body is written or dropped; it is
+// safe to call again.
+func (c *compressedOrigin) Close() error {
+	c.hold.release()
+	return c.originStream.Close()
 }
 
 // WriteTo compresses the body into w. When the origin fails mid-body the
 // encoding is left unfinished, and the error returned, so the visitor
 // sees the response cut short, not complete.
-func (c compressedOrigin) WriteTo(w io.Writer) (int64, error) {
+func (c *compressedOrigin) WriteTo(w io.Writer) (int64, error) {
 	inp, outp := c.bufs.get(), c.bufs.get()
 	defer c.bufs.put(inp)
 	defer c.bufs.put(outp)

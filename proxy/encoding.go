@@ -354,6 +354,22 @@ func newRawDeflate(w io.Writer) (*flate.Writer, error) {
 	return flate.NewWriter(w, flate.DefaultCompression)
 }
 
+// coderBytes is what a stream coder for c holds while it works, far more
+// than the bytes passing through it: a gzip writer at level 1 ~800 KiB, a
+// brotli writer at quality 1 ~1 MiB, a brotli reader up to its window
+// (~600 KiB for a 300 KiB page), a gzip reader ~40 KiB. A stream that
+// keeps one counts this much of rewrite.max_buffered_bytes for as long
+// as it does, so that slow visitors cannot add them up past the budget.
+func coderBytes(c coding, encoder bool) int {
+	switch {
+	case c == codingIdentity:
+		return 0
+	case encoder || c == codingBrotli:
+		return 1 << 20
+	}
+	return 64 << 10
+}
+
 // streamEncoder re-encodes a page as it is written: Flush sends on what
 // was written so far, Close ends the encoding.
 type streamEncoder interface {

@@ -750,9 +750,9 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 	if n < 0 {
 		n = -1 // chunked to the visitor, whatever framing the origin used
 	}
+	s := newOriginStream(resp, prefix, h.bufs, &h.log, ctx.Path())
+	s.first = first
 	if c := h.compressHere(ctx, resp, x); c != codingIdentity {
-		s := newOriginStream(resp, prefix, h.bufs, &h.log, ctx.Path())
-		s.first, s.client = first, clientOf(ctx)
 		whole := prefix
 		if inMemory {
 			whole = resp.BodyStream().(*cache.MemoryBody).Bytes()
@@ -760,14 +760,13 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 		if n < 0 || len(whole) != n {
 			whole = nil
 		}
-		h.sendCompressed(ctx, s, c, whole)
-		return
+		if h.sendCompressed(ctx, s, c, whole) {
+			return
+		}
 	}
 	if events {
 		ctx.Response.ImmediateHeaderFlush = true
 	}
-	s := newOriginStream(resp, prefix, h.bufs, &h.log, ctx.Path())
-	s.first = first
 	if n < 0 && !events {
 		// An event stream is left to fasthttp's 4 KB reads: its messages
 		// are small, and it may stay open for hours, holding its buffer.

@@ -65,6 +65,7 @@ type rewriteStream struct {
 	c        coding
 	dec      io.Reader     // the page decoded, when the origin compressed it
 	enc      streamEncoder // re-encodes into out; nil for identity
+	chold    budgetHold    // what dec and enc count of h.buffered (coderBytes)
 	dst      io.Writer     // where rewritten HTML goes: enc or out
 	eof      bool
 	fail     error
@@ -120,13 +121,21 @@ func (s *rewriteStream) dropRaw() {
 // arrives. The caching headers of a personalized page are set now: the
 // head goes out before anyone knows whether a slot will be filled.
 func (h *Handler) rewriteStreamed(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *exchange, c, oc coding) {
+	chold := budgetHold{b: h.buffered}
+	if !chold.take(coderBytes(c, false) + coderBytes(oc, true)) {
+		// No memory for its coders: on as sent, as a page past the
+		// budget goes.
+		h.metrics.noBudget.Inc()
+		h.stream(ctx, resp, x.prefix, x)
+		return
+	}
 	v := x.visit
 	s, _ := h.streams.Get().(*rewriteStream)
 	if s == nil {
 		s = &rewriteStream{h: h, buf: make([]byte, 16<<10)}
 	}
 	s.v, s.path, s.c = v, string(ctx.Path()), c
-	s.hold, s.fhold = budgetHold{b: h.buffered}, budgetHold{b: h.buffered}
+	s.hold, s.fhold, s.chold = budgetHold{b: h.buffered}, budgetHold{b: h.buffered}, chold
 	s.pageKey = h.p.pageKey(ctx)
 	s.ctype = append(s.ctype[:0], resp.Header.ContentType()...)
 	s.sniff = inject.SniffBytes(s.ctype)
@@ -654,6 +663,7 @@ func (s *rewriteStream) release() error {
 	}
 	s.dropWhole()
 	s.h.codec.putStreamCoders(s.dec, s.enc, levelQuick)
+	s.chold.release()
 	s.dropRaw()
 	// Back to the pool with its buffers, nothing else.
 	*s = rewriteStream{h: s.h, buf: s.buf, head: s.head[:0], ctype: s.ctype[:0], out: s.out, spare: s.spare, raw: s.raw}

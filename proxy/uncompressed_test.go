@@ -401,3 +401,115 @@ func TestCompressible(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamCodersCountAgainstTheBudget: an encoder (or decoder) a
+// streamed body keeps holds far more than the bytes in flight, so it
+// counts against rewrite.max_buffered_bytes while kept, and is given back
+// at the end; with no memory for one, a body that would be compressed
+// here goes out as sent, and a page that would be filled as it streams
+// goes out as sent, whole and unfilled.
+func TestStreamCodersCountAgainstTheBudget(t *testing.T) {
+	part := func(name string) []byte {
+		return []byte(strings.Repeat("<p>"+name+" part, a line of the catalog</p>\n", 100))
+	}
+	head := []byte(`<!doctype html><html><head><title>t</title></head><body><section data-edgeseg-slot="hero"><h1>Welcome</h1></section>`)
+	var next chan struct{}
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		first, second := part("first"), part("second")
+		if r.URL.Path == "/page" {
+			w.Header().Set("Content-Type", "text/html")
+			first, second = append(head, first...), append(second, "</body></html>"...)
+		} else {
+			w.Header().Set("Content-Type", "application/json")
+		}
+		w.Write(first)
+		w.(http.Flusher).Flush()
+		select {
+		case <-next:
+		case <-time.After(5 * time.Second):
+		}
+		w.Write(second)
+	}))
+	defer origin.Close()
+	h, ln := personalizingServer(t, origin.URL, func(c *config.Config) {
+		c.Rewrite.AskUncompressed = true
+		c.Rewrite.MaxBufferedBytes = 4 << 20
+	})
+	hc := &http.Client{Transport: &http.Transport{
+		DisableCompression: true,
+		DialContext:        func(context.Context, string, string) (net.Conn, error) { return ln.Dial() },
+	}}
+	get := func(path string, during func()) (*http.Response, []byte) {
+		t.Helper()
+		next = make(chan struct{})
+		req, _ := http.NewRequest("GET", "http://shop.test"+path+"?utm_campaign=promo", nil)
+		req.Header.Set("Accept", "text/html")
+		req.Header.Set("Sec-Fetch-Dest", "document")
+		req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36")
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		during() // the origin is between its two parts
+		close(next)
+		var r io.Reader = resp.Body
+		if resp.Header.Get("Content-Encoding") == "gzip" {
+			if r, err = gzip.NewReader(resp.Body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		body, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+	settled := func() {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for h.buffered.used.Load() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("streams still hold %d bytes after their responses", h.buffered.used.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	for _, path := range []string{"/feed.json", "/page"} {
+		resp, body := get(path, func() {
+			if held := h.buffered.used.Load(); held < 1<<20 {
+				t.Errorf("%s: its encoder counts %d bytes while the body streams", path, held)
+			}
+		})
+		if resp.Header.Get("Content-Encoding") != "gzip" || !bytes.Contains(body, []byte("second part")) {
+			t.Fatalf("%s: Content-Encoding %q, whole %v", path, resp.Header.Get("Content-Encoding"), bytes.Contains(body, []byte("second part")))
+		}
+		if filled := bytes.Contains(body, []byte("Deals picked for you")); filled != (path == "/page") {
+			t.Errorf("%s: filled %v", path, filled)
+		}
+		settled()
+	}
+
+	h.buffered.take(4<<20 - 512<<10) // less left than an encoder holds
+	for _, path := range []string{"/feed.json", "/page"} {
+		resp, body := get(path, func() {})
+		if ce := resp.Header.Get("Content-Encoding"); ce != "" {
+			t.Errorf("%s: Content-Encoding %q with no memory for an encoder", path, ce)
+		}
+		if !bytes.HasSuffix(body, part("second")) && !bytes.HasSuffix(body, []byte("second part, a line of the catalog</p>\n</body></html>")) {
+			t.Errorf("%s: not whole: %.80q", path, body[max(0, len(body)-80):])
+		}
+		if bytes.Contains(body, []byte("Deals picked for you")) {
+			t.Errorf("%s: filled with no memory for its encoder", path)
+		}
+	}
+	h.buffered.give(4<<20 - 512<<10)
+	settled()
+	var m strings.Builder
+	h.metrics.set.WritePrometheus(&m)
+	if !strings.Contains(m.String(), `edgeseg_rewrite_skipped_total{reason="memory"} 3`) {
+		t.Errorf("skips for memory not counted as 3 (the page's stream, then its compression, and the feed's):\n%s", m.String())
+	}
+}
