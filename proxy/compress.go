@@ -70,8 +70,8 @@ func compressible(ct []byte) bool {
 // a length when the body is at hand whole (read already, or kept by the
 // origin cache; at the memo's level once the same body comes again),
 // else chunked as it arrives. It reports false, having answered nothing,
-// when there is no memory for it within rewrite.max_buffered_bytes: the
-// body is to go as sent.
+// when there is no memory for it within rewrite.max_buffered_bytes (or
+// the encoder failed): the body is to go as sent.
 func (h *Handler) sendCompressed(ctx *fasthttp.RequestCtx, s *originStream, c coding, whole []byte) bool {
 	rh := &ctx.Response.Header
 	if whole != nil {
@@ -84,10 +84,7 @@ func (h *Handler) sendCompressed(ctx *fasthttp.RequestCtx, s *originStream, c co
 			h.sendBuf(ctx, encp, hold.handOver())
 			return true
 		}
-		if errors.Is(err, errNoBudget) {
-			return false // counted
-		}
-		// The encoder failed: a stream encoder may yet do.
+		return false // counted and, if the encoder failed, logged
 	}
 	co := &compressedOrigin{originStream: s, cd: h.codec, c: c, size: h.chunkData, hold: budgetHold{b: h.buffered}}
 	if !co.hold.take(coderBytes(c, true)) {
