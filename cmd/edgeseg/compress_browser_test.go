@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -14,7 +15,9 @@ import (
 // Chromium's page navigation reaches the demo shop asking for no
 // compression, and Chromium gets the page filled and compressed by
 // edgeseg in a coding it asked for, and shows it; its stylesheet, not a
-// page to fill, is asked for as Chromium asked.
+// page to fill, is asked for as Chromium asked. What comes back unfilled
+// is compressed here too and shown whole: a 404 page, and a JSON document
+// the origin sends in two parts.
 func TestRealBrowserGetsPagesCompressedHere(t *testing.T) {
 	exe := findChromium(t)
 	demo, err := NewDemoOrigin("../../examples/site")
@@ -27,6 +30,20 @@ func TestRealBrowserGetsPagesCompressedHere(t *testing.T) {
 		mu.Lock()
 		asked[r.URL.Path] = r.Header.Get("Accept-Encoding")
 		mu.Unlock()
+		switch r.URL.Path {
+		case "/gone":
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte("<!doctype html><title>Not found</title><h1>This page is gone</h1>" + strings.Repeat("<p>Try the catalog instead.</p>", 20)))
+			return
+		case "/feed.json":
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"first":[` + strings.Repeat(`"item",`, 100) + `"end"],`))
+			w.(http.Flusher).Flush()
+			time.Sleep(300 * time.Millisecond)
+			w.Write([]byte(`"second":[` + strings.Repeat(`"item",`, 100) + `"end"]}`))
+			return
+		}
 		demo.ServeHTTP(w, r)
 	})
 	s := startStack(t, origin, func(y string) string {
@@ -70,5 +87,28 @@ func TestRealBrowserGetsPagesCompressedHere(t *testing.T) {
 	enc, _ := got.Load(s.url + "/?utm_campaign=promo")
 	if enc != "gzip" {
 		t.Errorf("Chromium was sent the page with Content-Encoding %v, want gzip", enc)
+	}
+
+	for _, c := range []struct{ path, text string }{
+		{"/gone?utm_campaign=promo", "This page is gone"},
+		{"/feed.json?utm_campaign=promo", `"second"`},
+	} {
+		if err := chromedp.Do(ctx, chromedp.Navigate(s.url+c.path)); err != nil {
+			t.Fatal(err)
+		}
+		text, err := chromedp.Run(ctx, chromedp.Text(`body`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(text, c.text) {
+			t.Errorf("%s: Chromium shows %.200q, want %q in it", c.path, text, c.text)
+		}
+		path, _, _ := strings.Cut(c.path, "?")
+		mu.Lock()
+		a := asked[path]
+		mu.Unlock()
+		if enc, _ := got.Load(s.url + c.path); enc != "gzip" || a != "identity" {
+			t.Errorf("%s: asked of the origin with %q, sent to Chromium with Content-Encoding %v; want identity and gzip", c.path, a, enc)
+		}
 	}
 }
