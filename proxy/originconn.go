@@ -38,10 +38,13 @@ type originConn struct {
 	addr        originAddr
 	tail        [len(lastChunk)]byte // the last bytes read, oldest first
 	waiter      waiter
-	closings    *atomic.Int64 // until when (Unix ns) to look at every reused connection; may be nil
-	answered    bool          // read from since the last request: the next one reuses it
-	lastRead    time.Time     // when it was last read from
-	lastFull    bool          // the last read filled the buffer it was given: more may be waiting
+	// waiterErr is what the waiter failed with (a write to a visitor
+	// who has gone), failing the read though the origin did not fail.
+	waiterErr error
+	closings  *atomic.Int64 // until when (Unix ns) to look at every reused connection; may be nil
+	answered  bool          // read from since the last request: the next one reuses it
+	lastRead  time.Time     // when it was last read from
+	lastFull  bool          // the last read filled the buffer it was given: more may be waiting
 	// unlooked: the request going out reuses the connection, which
 	// SetWriteDeadline did not look at (idle only briefly): a request
 	// body looks before its first read (lookBeforeBody).
@@ -158,9 +161,12 @@ func (c *originConn) Read(p []byte) (n int, err error) {
 		n, err = c.Conn.Read(p)
 	} else {
 		var now bool
+		c.waiterErr = nil
 		if n, now, err = c.readNow(p); !now {
 			if err = c.waiter.beforeWait(); err == nil {
 				n, err = c.Conn.Read(p)
+			} else {
+				c.waiterErr = err
 			}
 		}
 	}

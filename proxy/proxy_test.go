@@ -744,6 +744,62 @@ func TestOriginResetMidBody(t *testing.T) {
 	}
 }
 
+// TestVisitorLeavingMidBody: a visitor that leaves while a chunked body
+// streams to it (an everyday thing: a click away, a closed tab) is not
+// logged as the origin failing, though the write that finds it gone is
+// made while edgeseg waits on the origin: a body passed through,
+// compressed here (rewrite.ask_uncompressed), or a page filled as it
+// streams.
+func TestVisitorLeavingMidBody(t *testing.T) {
+	// Parts smaller than a chunk to the visitor: each goes out from
+	// inside the read that waits for the next.
+	chunk := bytes.Repeat([]byte("0123456789abcdef"), 1024)
+	var ended atomic.Int32 // origin handlers that have returned
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer ended.Add(1)
+		w.Header().Set("Content-Type", "text/plain")
+		if r.URL.Path == "/page" {
+			w.Header().Set("Content-Type", "text/html")
+			w.Write([]byte(`<!doctype html><html><head><title>t</title></head><body><section data-edgeseg-slot="hero"><h1>Welcome</h1></section><pre>`))
+		}
+		for i := 0; i < 2000 && r.Context().Err() == nil; i++ {
+			w.Write(chunk)
+			w.(http.Flusher).Flush()
+			time.Sleep(2 * time.Millisecond) // edgeseg waits, and writes meanwhile
+		}
+	})
+	for _, c := range []struct{ path, ae string }{{"/log.txt", "identity"}, {"/log.txt", "gzip"}, {"/page", "gzip"}} {
+		t.Run(c.path+" "+c.ae, func(t *testing.T) {
+			before := ended.Load()
+			p := startProxy(t, origin, func(c *config.Config) { c.Rewrite.AskUncompressed = true })
+			conn, err := net.Dial("tcp", p.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(conn, "GET %s?utm_campaign=promo HTTP/1.1\r\nHost: shop.test\r\nAccept: text/html\r\n"+
+				"Sec-Fetch-Dest: document\r\nAccept-Encoding: %s\r\n"+
+				"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36\r\n\r\n", c.path, c.ae)
+			if _, err := io.ReadFull(conn, make([]byte, 1000)); err != nil {
+				t.Fatal(err)
+			}
+			conn.(*net.TCPConn).SetLinger(0) // gone at once: a reset
+			conn.Close()
+			// edgeseg closes its origin connection once the body has failed.
+			deadline := time.Now().Add(5 * time.Second)
+			for ended.Load() == before && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if ended.Load() == before {
+				t.Fatal("the origin was still sending 5 s after the visitor left")
+			}
+			if logs := p.logs.String(); strings.Contains(logs, "origin failed") {
+				t.Errorf("a visitor leaving logged as the origin failing:\n%s", logs)
+			}
+			p.mustServe()
+		})
+	}
+}
+
 func TestHealth(t *testing.T) {
 	p := startProxy(t, echoOrigin(), nil)
 	resp, body := p.get("/_edgeseg/health")

@@ -64,10 +64,16 @@ func (s *originStream) Read(p []byte) (int, error) {
 	}
 	n, err := s.r.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) && !s.failed {
+		s.failed = true
+		if s.conn != nil && s.conn.waiterErr != nil {
+			// The write to the visitor made while waiting on the origin
+			// failed: the visitor left (a click away, a closed tab).
+			s.log.Debug().Err(s.conn.waiterErr).Str("path", s.path).Msg("visitor left mid-body")
+			return n, err
+		}
 		// Headers are already on their way to the visitor: all that can be
 		// done is to cut the response short, so the client sees it as broken
 		// rather than complete, and say why.
-		s.failed = true
 		_, cause := originFailure(err)
 		s.log.Warn().Err(err).Str("cause", cause).Str("path", s.path).Msg("origin failed mid-body")
 	}
