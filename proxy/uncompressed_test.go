@@ -135,8 +135,9 @@ func TestAskUncompressed(t *testing.T) {
 
 // TestAskUncompressedPassedThrough: what edgeseg asked of the origin
 // uncompressed and passes through unfilled (an error page, a page past
-// rewrite.max_body_bytes, SVG, a feed) is compressed here when it is text worth
-// compressing, with a length when it arrived whole and chunked when not;
+// rewrite.max_body_bytes, SVG, a feed, JSON kept by cache.origin) is
+// compressed here when it is text worth compressing, with a length when
+// it arrived whole (or is kept) and chunked when not;
 // what the origin compressed anyway, marked no-transform, a range, an
 // image and a tiny body go out as the origin sent them.
 func TestAskUncompressedPassedThrough(t *testing.T) {
@@ -153,18 +154,25 @@ func TestAskUncompressedPassedThrough(t *testing.T) {
 		rng         bool
 	}
 	answers := map[string]answer{
-		"/missing":  {status: 404, ctype: "text/html; charset=utf-8", body: page},
-		"/broken":   {status: 500, ctype: "text/html", body: page, chunked: true},
-		"/big":      {status: 200, ctype: "text/html", body: big},
-		"/feed.xml": {status: 200, ctype: "application/rss+xml", body: big, chunked: true},
-		"/logo.svg": {status: 200, ctype: "image/svg+xml", body: page},
-		"/gz":       {status: 200, ctype: "application/json", body: page, gz: true},
-		"/keep":     {status: 200, ctype: "text/html", cc: "public, no-transform", body: page},
-		"/part":     {status: 206, ctype: "text/html", body: page, rng: true},
-		"/img":      {status: 200, ctype: "image/png", body: img},
-		"/tiny":     {status: 200, ctype: "application/json", body: []byte(`{"ok":true}`)},
+		"/missing":     {status: 404, ctype: "text/html; charset=utf-8", body: page},
+		"/broken":      {status: 500, ctype: "text/html", body: page, chunked: true},
+		"/big":         {status: 200, ctype: "text/html", body: big},
+		"/feed.xml":    {status: 200, ctype: "application/rss+xml", body: big, chunked: true},
+		"/logo.svg":    {status: 200, ctype: "image/svg+xml", body: page},
+		"/gz":          {status: 200, ctype: "application/json", body: page, gz: true},
+		"/keep":        {status: 200, ctype: "text/html", cc: "public, no-transform", body: page},
+		"/part":        {status: 206, ctype: "text/html", body: page, rng: true},
+		"/img":         {status: 200, ctype: "image/png", body: img},
+		"/tiny":        {status: 200, ctype: "application/json", body: []byte(`{"ok":true}`)},
+		"/kept/a.json": {status: 200, ctype: "application/json", body: page}, // cache.origin keeps it
+		"/kept/b.json": {status: 200, ctype: "application/json", body: page, chunked: true},
 	}
+	var mu sync.Mutex
+	asked := map[string]int{}
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked[r.URL.Path]++
+		mu.Unlock()
 		a, ok := answers[r.URL.Path]
 		if !ok || r.Header.Get("Accept-Encoding") != "identity" {
 			http.Error(w, "unexpected request "+r.URL.Path+" with Accept-Encoding "+r.Header.Get("Accept-Encoding"), http.StatusTeapot)
@@ -193,6 +201,8 @@ func TestAskUncompressedPassedThrough(t *testing.T) {
 	_, ln := personalizingServer(t, origin.URL, func(c *config.Config) {
 		c.Rewrite.AskUncompressed = true
 		c.Rewrite.MaxBodyBytes = 64 << 10
+		c.Cache.Origin.Paths = []string{"/kept/*"}
+		c.Cache.Origin.DefaultTTL = time.Minute
 	})
 	client := &fasthttp.HostClient{Addr: "edgeseg", Dial: func(string) (net.Conn, error) { return ln.Dial() }, MaxResponseBodySize: 4 << 20}
 
@@ -211,6 +221,10 @@ func TestAskUncompressedPassedThrough(t *testing.T) {
 		{"/part", "gzip", "", false},
 		{"/img", "gzip", "", false},
 		{"/tiny", "gzip", "", false},
+		{"/kept/a.json", "gzip", "gzip", false}, // a miss
+		{"/kept/a.json", "gzip", "gzip", false}, // a hit, from memory
+		{"/kept/b.json", "br", "br", false},     // read whole into the cache
+		{"/kept/b.json", "br", "br", false},
 	} {
 		t.Run(c.path+" "+c.ae, func(t *testing.T) {
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
@@ -250,6 +264,11 @@ func TestAskUncompressedPassedThrough(t *testing.T) {
 				t.Errorf("ETag %q, want %q", et, want)
 			}
 		})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if asked["/kept/a.json"] != 1 || asked["/kept/b.json"] != 1 {
+		t.Errorf("kept answers were asked of the origin %d and %d times, want once each", asked["/kept/a.json"], asked["/kept/b.json"])
 	}
 }
 
