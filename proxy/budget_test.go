@@ -48,16 +48,7 @@ func TestRewriteBudget(t *testing.T) {
 	defer origin.Close()
 
 	h, get := personalizingStack(t, origin.URL, func(c *config.Config) { c.Rewrite.MaxBufferedBytes = 1 << 20 })
-	settled := func() {
-		t.Helper()
-		deadline := time.Now().Add(2 * time.Second)
-		for h.buffered.used.Load() != 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("rewrites still hold %d bytes after their responses", h.buffered.used.Load())
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
+	settled := func() { t.Helper(); budgetSettled(t, h) }
 
 	for _, path := range []string{"/", "/gz", "/big"} {
 		if ok, _ := get(path); !ok {
@@ -102,6 +93,19 @@ func TestRewriteBudget(t *testing.T) {
 	h.metrics.set.WritePrometheus(&m)
 	if !strings.Contains(m.String(), `edgeseg_rewrite_skipped_total{reason="memory"} 4`) {
 		t.Errorf("skips for memory not counted:\n%s", m.String())
+	}
+}
+
+// budgetSettled waits for h's rewrites to give back all they took of
+// rewrite.max_buffered_bytes once their responses are done.
+func budgetSettled(t *testing.T, h *Handler) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for h.buffered.used.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("rewrites still hold %d bytes after their responses", h.buffered.used.Load())
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -485,16 +485,7 @@ func TestStreamCodersCountAgainstTheBudget(t *testing.T) {
 		}
 		return resp, body
 	}
-	settled := func() {
-		t.Helper()
-		deadline := time.Now().Add(2 * time.Second)
-		for h.buffered.used.Load() != 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("streams still hold %d bytes after their responses", h.buffered.used.Load())
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
+	settled := func() { t.Helper(); budgetSettled(t, h) }
 
 	for _, path := range []string{"/feed.json", "/page"} {
 		resp, body := get(path, func() {
