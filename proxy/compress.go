@@ -101,6 +101,7 @@ func setCompressed(rh *fasthttp.ResponseHeader, c coding) {
 	rh.Set(fasthttp.HeaderContentEncoding, c.name())
 	addVary(rh, "Accept-Encoding")
 	weakenETag(rh)
+	dropByteClaims(rh)
 }
 
 // compressedOrigin is an originStream compressed on its way to the visitor

@@ -101,8 +101,7 @@ func (h *Handler) rewrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 				if rawp != nil {
 					h.bufs.put(rawp)
 				}
-				ctx.Response.Header.Set(fasthttp.HeaderContentEncoding, oc.name())
-				weakenETag(&ctx.Response.Header)
+				setCompressed(&ctx.Response.Header, oc)
 				h.sendBuf(ctx, encp, hold.handOver())
 				return
 			}
@@ -375,11 +374,18 @@ func (h *Handler) safePersonalize(ctx *fasthttp.RequestCtx, x *exchange, html []
 func markPersonalized(rh *fasthttp.ResponseHeader) {
 	weakenETag(rh)
 	rh.Del("Last-Modified")
-	rh.Del("Accept-Ranges") // ranges would be of the origin's bytes
-	rh.Del("Content-MD5")
-	rh.Del("Digest")
+	dropByteClaims(rh)
 	rh.Set("Cache-Control", "private, no-cache")
 	addVary(rh, "Cookie")
+}
+
+// dropByteClaims removes what the origin said of the bytes it sent, which
+// no longer holds of a body filled or compressed here: that ranges of them
+// may be asked for, and their digests (RFC 3230, RFC 9530; Content-MD5).
+func dropByteClaims(rh *fasthttp.ResponseHeader) {
+	for _, name := range []string{"Accept-Ranges", "Content-MD5", "Digest", "Content-Digest", "Repr-Digest"} {
+		rh.Del(name)
+	}
 }
 
 // weakenETag makes a strong ETag weak: the bytes sent are not the ones

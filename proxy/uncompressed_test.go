@@ -181,6 +181,8 @@ func TestAskUncompressedPassedThrough(t *testing.T) {
 		body := a.body
 		w.Header().Set("Content-Type", a.ctype)
 		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Accept-Ranges", "bytes")
+		w.Header().Set("Content-Digest", "sha-256=:AAAA:")
 		if a.cc != "" {
 			w.Header().Set("Cache-Control", a.cc)
 		}
@@ -262,6 +264,13 @@ func TestAskUncompressedPassedThrough(t *testing.T) {
 			}
 			if et, want := string(resp.Header.Peek("ETag")), map[bool]string{true: `W/"v1"`, false: `"v1"`}[compressedHere]; et != want {
 				t.Errorf("ETag %q, want %q", et, want)
+			}
+			// Ranges and digests of the origin's bytes do not hold of
+			// bytes compressed here.
+			for _, name := range []string{"Accept-Ranges", "Content-Digest"} {
+				if kept := len(resp.Header.Peek(name)) > 0; kept == compressedHere {
+					t.Errorf("%s kept %v, compressed here %v", name, kept, compressedHere)
+				}
 			}
 		})
 	}
