@@ -31,7 +31,7 @@ func (h *Handler) compressHere(ctx *fasthttp.RequestCtx, resp *fasthttp.Response
 	if n := rh.ContentLength(); n >= 0 && n < minCompressed {
 		return codingIdentity
 	}
-	if len(rh.ContentEncoding()) > 0 || len(rh.Peek("Content-Range")) > 0 || !compressible(rh.ContentType()) ||
+	if parseCoding(rh.ContentEncoding()) != codingIdentity || len(rh.Peek("Content-Range")) > 0 || !compressible(rh.ContentType()) ||
 		cache.HasDirective(rh.Peek("Cache-Control"), "no-transform") {
 		return codingIdentity
 	}

@@ -152,6 +152,7 @@ func TestAskUncompressedPassedThrough(t *testing.T) {
 		body        []byte
 		chunked, gz bool
 		rng         bool
+		identity    bool // says Content-Encoding: identity
 	}
 	answers := map[string]answer{
 		"/missing":     {status: 404, ctype: "text/html; charset=utf-8", body: page},
@@ -164,6 +165,7 @@ func TestAskUncompressedPassedThrough(t *testing.T) {
 		"/part":        {status: 206, ctype: "text/html", body: page, rng: true},
 		"/img":         {status: 200, ctype: "image/png", body: img},
 		"/tiny":        {status: 200, ctype: "application/json", body: []byte(`{"ok":true}`)},
+		"/identity":    {status: 200, ctype: "text/css", body: page, identity: true},
 		"/kept/a.json": {status: 200, ctype: "application/json", body: page}, // cache.origin keeps it
 		"/kept/b.json": {status: 200, ctype: "application/json", body: page, chunked: true},
 	}
@@ -190,6 +192,9 @@ func TestAskUncompressedPassedThrough(t *testing.T) {
 			body = gzipped(body)
 			w.Header().Set("Content-Encoding", "gzip")
 		}
+		if a.identity {
+			w.Header().Set("Content-Encoding", "identity")
+		}
 		if a.rng {
 			w.Header().Set("Content-Range", "bytes 0-"+strconv.Itoa(len(body)-1)+"/"+strconv.Itoa(len(body)+10))
 		}
@@ -200,7 +205,7 @@ func TestAskUncompressedPassedThrough(t *testing.T) {
 		w.Write(body)
 	}))
 	defer origin.Close()
-	_, ln := personalizingServer(t, origin.URL, func(c *config.Config) {
+	h, ln := personalizingServer(t, origin.URL, func(c *config.Config) {
 		c.Rewrite.AskUncompressed = true
 		c.Rewrite.MaxBodyBytes = 64 << 10
 		c.Cache.Origin.Paths = []string{"/kept/*"}
@@ -223,6 +228,7 @@ func TestAskUncompressedPassedThrough(t *testing.T) {
 		{"/part", "gzip", "", false},
 		{"/img", "gzip", "", false},
 		{"/tiny", "gzip", "", false},
+		{"/identity", "gzip", "gzip", false},
 		{"/kept/a.json", "gzip", "gzip", false}, // a miss
 		{"/kept/a.json", "gzip", "gzip", false}, // a hit, from memory
 		{"/kept/b.json", "br", "br", false},     // read whole into the cache
@@ -237,6 +243,7 @@ func TestAskUncompressedPassedThrough(t *testing.T) {
 			if err := client.Do(req, resp); err != nil {
 				t.Fatal(err)
 			}
+			h.ocache.Wait() // what the cache took is in it for the next request
 			a := answers[c.path]
 			if resp.StatusCode() != a.status {
 				t.Fatalf("status %d, want %d: %.200q", resp.StatusCode(), a.status, resp.Body())
