@@ -46,21 +46,22 @@ func compressible(ct []byte) bool {
 	if i := bytes.IndexByte(mt, ';'); i >= 0 {
 		mt = mt[:i]
 	}
-	mt = bytes.ToLower(bytes.TrimSpace(mt))
-	typ, sub, ok := bytes.Cut(mt, []byte("/"))
+	typ, sub, ok := bytes.Cut(bytes.TrimSpace(mt), []byte("/"))
 	if !ok || len(sub) == 0 {
 		return false
 	}
-	switch string(typ) {
-	case "text":
-		return string(sub) != "event-stream"
-	case "application", "image":
-		if bytes.HasSuffix(sub, []byte("+json")) || bytes.HasSuffix(sub, []byte("+xml")) {
-			return true
+	is := func(b []byte, s string) bool { return bytes.EqualFold(b, []byte(s)) }
+	switch {
+	case is(typ, "text"):
+		return !is(sub, "event-stream")
+	case is(typ, "application"), is(typ, "image"):
+		if i := bytes.LastIndexByte(sub, '+'); i >= 0 {
+			return is(sub[i:], "+json") || is(sub[i:], "+xml")
 		}
-		switch string(sub) {
-		case "json", "javascript", "x-javascript", "ecmascript", "xml", "wasm":
-			return true
+		for _, s := range []string{"json", "javascript", "x-javascript", "ecmascript", "xml", "wasm"} {
+			if is(sub, s) {
+				return true
+			}
 		}
 	}
 	return false

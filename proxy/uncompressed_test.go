@@ -423,6 +423,8 @@ func TestCompressible(t *testing.T) {
 		{"application/rss+xml", true},
 		{"image/svg+xml", true},
 		{"application/wasm", true},
+		{"Application/LD+JSON", true},
+		{"application/vnd.api+zip", false},
 		{"image/png", false},
 		{"application/pdf", false},
 		{"application/octet-stream", false},
@@ -434,6 +436,10 @@ func TestCompressible(t *testing.T) {
 		if got := compressible([]byte(c.ct)); got != c.want {
 			t.Errorf("compressible(%q) = %v, want %v", c.ct, got, c.want)
 		}
+	}
+	ct := []byte("Application/JSON; charset=utf-8")
+	if n := testing.AllocsPerRun(100, func() { compressible(ct) }); n != 0 {
+		t.Errorf("compressible allocates %v times", n)
 	}
 }
 
