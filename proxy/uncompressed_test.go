@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -544,4 +545,32 @@ func TestStreamCodersCountAgainstTheBudget(t *testing.T) {
 	if !strings.Contains(m.String(), `edgeseg_rewrite_skipped_total{reason="memory"} 3`) {
 		t.Errorf("skips for memory not counted as 3 (the page's stream, then its compression, and the feed's):\n%s", m.String())
 	}
+}
+
+// FuzzCompressible: the check reads any Content-Type as the media type's
+// grammar says, compared without regard to case.
+func FuzzCompressible(f *testing.F) {
+	for _, s := range []string{"text/html; charset=utf-8", "Application/LD+JSON", "image/svg+xml", "text/event-stream", "a/b+c+json", "/", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, ct string) {
+		mt, _, _ := strings.Cut(ct, ";")
+		typ, sub, ok := strings.Cut(strings.TrimSpace(mt), "/")
+		is := strings.EqualFold
+		want := false
+		switch {
+		case !ok || sub == "":
+		case is(typ, "text"):
+			want = !is(sub, "event-stream")
+		case is(typ, "application") || is(typ, "image"):
+			if i := strings.LastIndexByte(sub, '+'); i >= 0 {
+				want = is(sub[i:], "+json") || is(sub[i:], "+xml")
+			} else {
+				want = slices.ContainsFunc([]string{"json", "javascript", "x-javascript", "ecmascript", "xml", "wasm"}, func(s string) bool { return is(sub, s) })
+			}
+		}
+		if got := compressible([]byte(ct)); got != want {
+			t.Fatalf("compressible(%q) = %v, want %v", ct, got, want)
+		}
+	})
 }
