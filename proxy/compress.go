@@ -42,11 +42,7 @@ func (h *Handler) compressHere(ctx *fasthttp.RequestCtx, resp *fasthttp.Response
 // (an event stream aside: its messages must leave as they come), and
 // JSON, JavaScript, XML and SVG.
 func compressible(ct []byte) bool {
-	mt := ct
-	if i := bytes.IndexByte(mt, ';'); i >= 0 {
-		mt = mt[:i]
-	}
-	typ, sub, ok := bytes.Cut(bytes.TrimSpace(mt), []byte("/"))
+	typ, sub, ok := bytes.Cut(mediaType(ct), []byte("/"))
 	if !ok || len(sub) == 0 {
 		return false
 	}

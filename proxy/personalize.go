@@ -746,11 +746,16 @@ func (v *Visit) mayFill() bool {
 
 // isHTML reports a text/html media type, any parameters.
 func isHTML(ct []byte) bool {
-	mt := ct
+	return bytes.EqualFold(mediaType(ct), []byte("text/html"))
+}
+
+// mediaType is a Content-Type value's type/subtype, its parameters and
+// surrounding space cut off.
+func mediaType(ct []byte) []byte {
 	if i := bytes.IndexByte(ct, ';'); i >= 0 {
-		mt = ct[:i]
+		ct = ct[:i]
 	}
-	return bytes.EqualFold(bytes.TrimSpace(mt), []byte("text/html"))
+	return bytes.TrimSpace(ct)
 }
 
 // personalize is step 8: fill the page's slots. It leaves the page as it

@@ -315,23 +315,11 @@ func TestCompressedHereAsItArrives(t *testing.T) {
 	}))
 	defer origin.Close()
 	_, ln := personalizingServer(t, origin.URL, func(c *config.Config) { c.Rewrite.AskUncompressed = true })
-	hc := &http.Client{Transport: &http.Transport{
-		DisableCompression: true,
-		DialContext:        func(context.Context, string, string) (net.Conn, error) { return ln.Dial() },
-	}}
 
 	for _, path := range []string{"/ok", "/broken"} {
 		t.Run(path, func(t *testing.T) {
 			next = make(chan struct{})
-			req, _ := http.NewRequest("GET", "http://shop.test"+path+"?utm_campaign=promo", nil)
-			req.Header.Set("Accept", "text/html")
-			req.Header.Set("Sec-Fetch-Dest", "document")
-			req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36")
-			req.Header.Set("Accept-Encoding", "gzip")
-			resp, err := hc.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := gzipNavigation(t, ln, path)
 			defer resp.Body.Close()
 			if ce := resp.Header.Get("Content-Encoding"); ce != "gzip" {
 				t.Fatalf("Content-Encoding %q, want gzip", ce)
@@ -360,6 +348,27 @@ func TestCompressedHereAsItArrives(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gzipNavigation navigates to path?utm_campaign=promo (a deal seeker's
+// page) through the edgeseg listening on ln, accepting gzip, and returns
+// the response with its body unread, undecoded.
+func gzipNavigation(t *testing.T, ln interface{ Dial() (net.Conn, error) }, path string) *http.Response {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{
+		DisableCompression: true,
+		DialContext:        func(context.Context, string, string) (net.Conn, error) { return ln.Dial() },
+	}}
+	req, _ := http.NewRequest("GET", "http://shop.test"+path+"?utm_campaign=promo", nil)
+	req.Header.Set("Accept", "text/html")
+	req.Header.Set("Sec-Fetch-Dest", "document")
+	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36")
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
 
 func TestPreferredCoding(t *testing.T) {
@@ -477,26 +486,15 @@ func TestStreamCodersCountAgainstTheBudget(t *testing.T) {
 		c.Rewrite.AskUncompressed = true
 		c.Rewrite.MaxBufferedBytes = 4 << 20
 	})
-	hc := &http.Client{Transport: &http.Transport{
-		DisableCompression: true,
-		DialContext:        func(context.Context, string, string) (net.Conn, error) { return ln.Dial() },
-	}}
 	get := func(path string, during func()) (*http.Response, []byte) {
 		t.Helper()
 		next = make(chan struct{})
-		req, _ := http.NewRequest("GET", "http://shop.test"+path+"?utm_campaign=promo", nil)
-		req.Header.Set("Accept", "text/html")
-		req.Header.Set("Sec-Fetch-Dest", "document")
-		req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36")
-		req.Header.Set("Accept-Encoding", "gzip")
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := gzipNavigation(t, ln, path)
 		defer resp.Body.Close()
 		during() // the origin is between its two parts
 		close(next)
 		var r io.Reader = resp.Body
+		var err error
 		if resp.Header.Get("Content-Encoding") == "gzip" {
 			if r, err = gzip.NewReader(resp.Body); err != nil {
 				t.Fatal(err)
