@@ -1016,6 +1016,55 @@ func TestWebSocketRelay(t *testing.T) {
 	}
 }
 
+// TestUpgradeOriginGoing: when the origin's end of a relayed connection
+// closes (an app server restarted, a socket dropped without a close frame),
+// the visitor's is closed at once, not left open until
+// server.upgrade_idle_timeout, so a browser's WebSocket learns of it and
+// reconnects. Likewise the origin's end when the visitor goes.
+func TestUpgradeOriginGoing(t *testing.T) {
+	originGone := make(chan struct{}, 1)
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		fmt.Fprint(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		if r.URL.Path == "/drop" {
+			return
+		}
+		if _, err := brw.ReadByte(); err != nil { // waits for the visitor to go
+			originGone <- struct{}{}
+		}
+	})
+	p := startProxy(t, origin, func(c *config.Config) { c.Server.UpgradeIdleTimeout = time.Minute })
+	req := "Host: shop.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+
+	c := p.dial(t, 10*time.Second)
+	fmt.Fprint(c, "GET /drop HTTP/1.1\r\n"+req)
+	start := time.Now()
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.HasPrefix(got, []byte("HTTP/1.1 101")) {
+		t.Fatalf("origin dropped: %v %q", err, got)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the visitor's connection closed %v after the origin's", d)
+	}
+
+	c = p.dial(t, 10*time.Second)
+	fmt.Fprint(c, "GET /stay HTTP/1.1\r\n"+req)
+	if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	select {
+	case <-originGone:
+	case <-time.After(3 * time.Second):
+		t.Error("the origin's connection still open 3s after the visitor left")
+	}
+}
+
 // TestMalformedHeaderLinesStopAtTheEdge: header lines that parsers read
 // differently are refused by edgeseg itself, never forwarded for the origin
 // to read its own way.

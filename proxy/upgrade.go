@@ -77,38 +77,61 @@ func relay(a, b net.Conn, idle time.Duration) error {
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	var once sync.Once
-	closeBoth := func() { once.Do(func() { _ = a.Close(); _ = b.Close() }) }
-	errc := make(chan error, 2)
-	pipe := func(dst, src net.Conn) {
+	var closed atomic.Bool
+	closeBoth := func() {
+		once.Do(func() {
+			closed.Store(true)
+			_ = a.Close()
+			_ = b.Close()
+			// A hijacked connection's Close is fasthttp's, once the relay
+			// has returned: wake the read still waiting on it, or the
+			// visitor would not learn the origin had gone until idle.
+			_ = a.SetDeadline(time.Now())
+			_ = b.SetDeadline(time.Now())
+		})
+	}
+	// Each direction ends by closing both, before it reports: once both
+	// have reported, fasthttp may take the hijacked connection back.
+	pipe := func(dst, src net.Conn) error {
 		buf := make([]byte, 32<<10)
 		for {
 			_ = src.SetReadDeadline(time.Now().Add(idle))
+			if closed.Load() { // after the deadline: closeBoth's wins
+				return nil
+			}
 			n, err := src.Read(buf)
 			if n > 0 {
 				last.Store(time.Now().UnixNano())
 				_ = dst.SetWriteDeadline(time.Now().Add(idle))
 				if _, werr := dst.Write(buf[:n]); werr != nil {
-					errc <- werr
-					closeBoth()
-					return
+					return werr
 				}
 			}
 			if err != nil {
+				if closed.Load() {
+					return nil
+				}
 				if errors.Is(err, os.ErrDeadlineExceeded) && time.Since(time.Unix(0, last.Load())) < idle {
 					continue // the other direction is busy: not idle
 				}
 				if errors.Is(err, io.EOF) {
-					err = nil
+					return nil
 				}
-				errc <- err
-				closeBoth()
-				return
+				return err
 			}
 		}
 	}
-	go pipe(b, a)
-	go pipe(a, b)
+	errc := make(chan error, 2)
+	run := func(dst, src net.Conn) {
+		err := pipe(dst, src)
+		closeBoth()
+		errc <- err
+	}
+	go run(b, a)
+	go run(a, b)
 	err := <-errc
-	<-errc
+	if err2 := <-errc; err == nil {
+		err = err2
+	}
 	return err
 }
