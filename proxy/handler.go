@@ -675,7 +675,26 @@ func requestBodyFailure(err error) (int, string) {
 
 // isUpgrade reports a request to switch protocols (WebSocket and others).
 func isUpgrade(h *fasthttp.RequestHeader) bool {
-	return h.ConnectionUpgrade() && len(h.Peek("Upgrade")) > 0
+	// An Upgrade in HTTP/1.0 is ignored (RFC 9110 §7.8). One to h2c, HTTP/2
+	// in the clear, is not relayed either: the tunnel would carry requests
+	// edgeseg never sees to an origin that trusts edgeseg's X-Forwarded-*
+	// headers, and RFC 9113 has withdrawn it. Such a request goes on as a
+	// plain one, its Upgrade stripped with the other hop-by-hop headers.
+	if !h.IsHTTP11() || !h.ConnectionUpgrade() {
+		return false
+	}
+	up := h.Peek("Upgrade")
+	if len(up) == 0 {
+		return false
+	}
+	for rest := up; len(rest) > 0; {
+		var item []byte
+		item, rest = cache.NextListItem(rest)
+		if proto, _, _ := bytes.Cut(item, []byte("/")); bytes.EqualFold(bytes.TrimSpace(proto), []byte("h2c")) {
+			return false
+		}
+	}
+	return true
 }
 
 // respond copies the origin's answer to the visitor. The body is streamed

@@ -1176,6 +1176,41 @@ func TestUpgradeOriginDown(t *testing.T) {
 	}
 }
 
+// TestUpgradesNotRelayed: an Upgrade to h2c (HTTP/2 in the clear, which
+// would open a tunnel of requests edgeseg never sees) and any Upgrade in
+// HTTP/1.0 (RFC 9110 §7.8) go on as plain requests, their Upgrade removed;
+// a WebSocket upgrade is still relayed to the origin.
+func TestUpgradesNotRelayed(t *testing.T) {
+	var upgrade atomic.Value
+	p := startProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upgrade.Store(r.Header.Get("Upgrade") + "|" + r.Header.Get("Connection"))
+		if r.Header.Get("Upgrade") == "websocket" {
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+				c.Close()
+			}
+			return
+		}
+		io.WriteString(w, "plain")
+	}), nil)
+	for _, tc := range []struct{ name, req, status, origin string }{
+		{"h2c", "GET /x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", "200", "|"},
+		{"h2c among others", "GET /x HTTP/1.1\r\nHost: a\r\nConnection: close, Upgrade\r\nUpgrade: foo/1, H2C\r\n\r\n", "200", "|"},
+		{"HTTP/1.0", "GET /x HTTP/1.0\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", "200", "|"},
+		{"websocket", "GET /x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", "101", "websocket|Upgrade"},
+	} {
+		upgrade.Store("")
+		status, rest := p.raw(tc.req)
+		if !strings.Contains(status, " "+tc.status+" ") || tc.status == "200" && !strings.HasSuffix(rest, "plain") {
+			t.Errorf("%s: %s %q, want %s", tc.name, status, rest, tc.status)
+		}
+		if got := upgrade.Load(); got != tc.origin {
+			t.Errorf("%s: origin saw Upgrade|Connection %q, want %q", tc.name, got, tc.origin)
+		}
+	}
+}
+
 func TestMakePrivateAndVary(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"", "private"},
