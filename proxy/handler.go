@@ -205,6 +205,10 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	defer h.finish(ctx, &x)
 	defer h.recoverPanic(ctx, &x)
 
+	if !supportedVersion(&ctx.Request.Header) {
+		h.refuse(ctx, &x, fasthttp.StatusHTTPVersionNotSupported, "unsupported HTTP version", "505 HTTP Version Not Supported: edgeseg speaks HTTP/1.0 and HTTP/1.1")
+		return
+	}
 	// 1. edgeseg's own endpoints.
 	if bytes.HasPrefix(ctx.Path(), []byte(ReservedPrefix)) {
 		h.serveReserved(ctx)
@@ -527,6 +531,22 @@ func (h *Handler) checkRequest(ctx *fasthttp.RequestCtx, x *exchange) string {
 	return ""
 }
 
+// supportedVersion reports whether the request line's version is one
+// edgeseg serves. fasthttp reads any "HTTP/d.d"; a later HTTP/1 minor
+// version is taken as HTTP/1.1 (RFC 9112 §2.3), another major version
+// refused: HTTP/2 and HTTP/3 do not arrive as text request lines.
+func supportedVersion(h *fasthttp.RequestHeader) bool {
+	v := h.Protocol()
+	if h.IsHTTP11() || bytes.Equal(v, []byte("HTTP/1.0")) {
+		return true
+	}
+	if len(v) == len("HTTP/1.x") && bytes.HasPrefix(v, []byte("HTTP/1.")) && v[7] >= '2' && v[7] <= '9' {
+		h.SetProtocol("HTTP/1.1")
+		return true
+	}
+	return false
+}
+
 // absoluteHost returns the authority of an absolute-form URI.
 func absoluteHost(uri []byte) ([]byte, bool) {
 	i := bytes.Index(uri, []byte("://"))
@@ -567,6 +587,11 @@ func (h *Handler) release() { <-h.sem }
 // then Host, X-Forwarded-*, Via and a filtered Accept-Encoding set.
 func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, body *bodyReader, proxyHeaders bool) {
 	ctx.Request.Header.CopyTo(&req.Header)
+	// A proxy sends its own HTTP version (RFC 9110 §6.2): HTTP/1.1, so an
+	// HTTP/1.0 visitor's request keeps the origin connection alive too.
+	if !req.Header.IsHTTP11() {
+		req.Header.SetProtocol("HTTP/1.1")
+	}
 	// A body sent without a Content-Type goes on without one; fasthttp
 	// would add application/octet-stream.
 	req.Header.SetNoDefaultContentType(true)

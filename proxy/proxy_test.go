@@ -1630,6 +1630,38 @@ func TestHTTP10ClientsGetLengths(t *testing.T) {
 	}
 }
 
+// TestRequestVersions: edgeseg serves HTTP/1.0 and HTTP/1.1, takes a later
+// HTTP/1 minor version for 1.1 (RFC 9112 §2.3), refuses another major
+// version with 505, and asks the origin in its own version, HTTP/1.1, so an
+// HTTP/1.0 request does not cost the origin connection.
+func TestRequestVersions(t *testing.T) {
+	var proto atomic.Value
+	var calls atomic.Int32
+	p := startProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		proto.Store(r.Proto)
+		io.WriteString(w, "ok")
+	}), nil)
+	for _, tc := range []struct{ version, status, origin string }{
+		{"HTTP/1.1", "200", "HTTP/1.1"},
+		{"HTTP/1.0", "200", "HTTP/1.1"},
+		{"HTTP/1.2", "200", "HTTP/1.1"},
+		{"HTTP/2.0", "505", ""},
+		{"HTTP/3.0", "505", ""},
+		{"HTTP/0.9", "505", ""},
+	} {
+		proto.Store("")
+		before := calls.Load()
+		status, rest := p.raw("GET /x " + tc.version + "\r\nHost: a\r\nConnection: close\r\n\r\n")
+		if !strings.Contains(status, " "+tc.status+" ") || tc.status == "505" && !strings.Contains(rest, "edgeseg speaks HTTP/1.0 and HTTP/1.1") {
+			t.Errorf("%s: %s %q, want %s", tc.version, status, rest, tc.status)
+		}
+		if got := proto.Load(); got != tc.origin || tc.origin == "" && calls.Load() != before {
+			t.Errorf("%s: origin asked with %q (%d requests), want %q", tc.version, got, calls.Load()-before, tc.origin)
+		}
+	}
+}
+
 // TestHostHeader: origin.host_header decides the Host the origin sees;
 // when it is not the visitor's, the origin's redirects to itself are made
 // relative, so the visitor stays on edgeseg, cookies for its own domain
