@@ -55,6 +55,7 @@ type Handler struct {
 	trusted      netSet
 	metricsAllow netSet
 	via          bool
+	name         string // server.name, for a Server header fasthttp does not add
 	hostHeader   string
 	originAt     [][]byte // with hostHeader: the origin's own URL prefixes, made relative in redirects
 	rewriteLimit int
@@ -104,6 +105,7 @@ func New(opts Options) (*Handler, error) {
 		log:          zerolog.Nop(),
 		metrics:      newProxyMetrics(opts.Metrics),
 		via:          cfg.Server.Via,
+		name:         cfg.Server.Name,
 		hostHeader:   cfg.Origin.HostHeader,
 		rewriteLimit: int(cfg.Rewrite.MaxBodyBytes),
 		maxBody:      int(cfg.Server.MaxBodyBytes),
@@ -768,10 +770,17 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 	events := bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream"))
 	var first *[]byte
 	_, inMemory := resp.BodyStream().(*cache.MemoryBody) // from the origin cache: cannot fail
-	if n < 0 && !events && !ctx.Request.Header.IsHTTP11() {
-		if prefix = h.sendWhole(ctx, resp, prefix, x); prefix == nil {
-			return
+	if n < 0 && !ctx.Request.Header.IsHTTP11() {
+		// An HTTP/1.0 visitor cannot read chunked framing: a body of
+		// unknown length is sent whole, with a length, or when too large
+		// to hold (or an event stream) ended by closing the connection.
+		if !events {
+			if prefix = h.sendWhole(ctx, resp, prefix, x); prefix == nil {
+				return
+			}
 		}
+		h.sendUntilClose(ctx, resp, prefix)
+		return
 	}
 	if len(prefix) == 0 && n != 0 && !events && !inMemory {
 		// fasthttp sends nothing, head included, before the first chunk of
@@ -819,6 +828,34 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 		return
 	}
 	ctx.Response.SetBodyStream(s, n)
+}
+
+// sendUntilClose sends an HTTP/1.0 visitor resp's body (after prefix) as
+// HTTP/1.0 frames a body of unknown length: without one, ended by closing
+// the connection. fasthttp sends such a body chunked, which that visitor
+// would take for part of it, so the connection is taken over once the
+// handler returns, as an upgrade's is; the access log counts the head only.
+func (h *Handler) sendUntilClose(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, prefix []byte) {
+	s := newOriginStream(resp, prefix, h.bufs, &h.log, ctx.Path())
+	hdr := &ctx.Response.Header
+	hdr.Del(fasthttp.HeaderTransferEncoding)
+	hdr.SetContentLength(-2) // no length; Connection: close
+	if len(hdr.Server()) == 0 && h.name != "" {
+		hdr.SetServer(h.name)
+	}
+	head := hdr.Header()
+	log := h.log
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		defer s.Close()
+		_, err := c.Write(head)
+		if err == nil {
+			_, err = io.Copy(c, s)
+		}
+		if err != nil {
+			log.Debug().Err(err).Msg("HTTP/1.0 body ended early")
+		}
+	})
 }
 
 // firstBytes reads the first bytes of resp's body into a buffer from

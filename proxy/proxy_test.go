@@ -1630,6 +1630,49 @@ func TestHTTP10ClientsGetLengths(t *testing.T) {
 	}
 }
 
+// TestHTTP10ClientsGetLargeBodiesUntilClose: a body of unknown length too
+// large to hold (past rewrite.max_body_bytes) reaches an HTTP/1.0 client
+// as HTTP/1.0 frames one, without a length and ended by closing the
+// connection, not chunked (which it would keep as part of the body). So
+// does an event stream, which is never held.
+func TestHTTP10ClientsGetLargeBodiesUntilClose(t *testing.T) {
+	body := strings.Repeat("0123456789abcdef", 256<<10) // 4 MiB
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/events" {
+			w.Header().Set("Content-Type", "text/event-stream")
+			for i := range 3 {
+				fmt.Fprintf(w, "data: %d\n\n", i)
+				w.(http.Flusher).Flush()
+				time.Sleep(20 * time.Millisecond)
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		for i := 0; i < len(body); i += 64 << 10 {
+			io.WriteString(w, body[i:i+64<<10])
+			w.(http.Flusher).Flush()
+		}
+	})
+	p := startProxy(t, origin, func(c *config.Config) { c.Rewrite.MaxBodyBytes = 1 << 20 })
+	for _, tc := range []struct{ path, want string }{
+		{"/big.bin", body},
+		{"/events", "data: 0\n\ndata: 1\n\ndata: 2\n\n"},
+	} {
+		status, rest := p.raw("GET " + tc.path + " HTTP/1.0\r\nHost: a\r\n\r\n")
+		head, got, _ := strings.Cut(rest, "\r\n\r\n")
+		lower := strings.ToLower(head)
+		if !strings.Contains(status, " 200 ") || strings.Contains(lower, "transfer-encoding") || strings.Contains(lower, "content-length") ||
+			!strings.Contains(lower, "connection: close") || !strings.Contains(head, "Server: edgeseg") || got != tc.want {
+			t.Errorf("%s: %s\n%s\n(%d bytes of body, want %d)", tc.path, status, head, len(got), len(tc.want))
+		}
+	}
+	// The origin connection went back to the pool: the next request is
+	// answered.
+	if status, _ := p.raw("GET /big.bin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); !strings.Contains(status, " 200 ") {
+		t.Errorf("after: %s", status)
+	}
+}
+
 // TestRequestVersions: edgeseg serves HTTP/1.0 and HTTP/1.1, takes a later
 // HTTP/1 minor version for 1.1 (RFC 9112 §2.3), refuses another major
 // version with 505, and asks the origin in its own version, HTTP/1.1, so an
