@@ -136,11 +136,26 @@ func (o *Origin) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 	}
 	if err == nil {
 		o.lastSeen.Store(time.Now().UnixNano())
+		if resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
+			// Upgrades go out on connections of their own (serveUpgrade):
+			// this request did not ask to switch. fasthttp has pooled the
+			// connection, now in another protocol: it is dropped when next
+			// taken, the request then going out on another.
+			if c := connOf(resp); c != nil {
+				c.switched.Store(true)
+			}
+			return errUnaskedSwitch
+		}
 	} else if isStaleConn(err) {
 		o.sawClosed()
 	}
 	return err
 }
+
+// errUnaskedSwitch is Do's answer for a 101 Switching Protocols to a
+// request that asked for no upgrade: relayed, the visitor would wait on a
+// protocol nobody speaks.
+var errUnaskedSwitch = errors.New("the origin switched protocols on a request that asked for no upgrade")
 
 // sawClosed notes a connection the origin had closed: for a while, every
 // reused one is looked at before a request goes out on it.

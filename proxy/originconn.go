@@ -54,6 +54,9 @@ type originConn struct {
 	// rest of a request it had begun to receive (Write).
 	sent    int
 	refused bool
+	// switched is set when the origin answered a request on it with an
+	// unasked 101 (Origin.Do): what it sends next is in another protocol.
+	switched atomic.Bool
 	// One non-blocking receive on the descriptor at a time (rawOnce,
 	// originconn_unix.go), by a function made once per connection.
 	rawRecv  func(fd uintptr) bool
@@ -113,8 +116,8 @@ const idleCheck = 100 * time.Millisecond
 // origin that reloads closes them all at once.
 func (c *originConn) SetWriteDeadline(t time.Time) error {
 	c.unlooked, c.sent = false, 0
-	if c.refused {
-		return errClosedIdle // the origin has closed it (Write)
+	if c.refused || c.switched.Load() {
+		return errClosedIdle // the origin has closed it (Write), or left HTTP
 	}
 	if c.answered {
 		c.answered = false

@@ -1113,6 +1113,38 @@ func rawOrigin(t *testing.T, response string, reached *atomic.Int32) string {
 	})
 }
 
+// TestUnaskedSwitchingProtocols: a 101 from the origin to a request that
+// asked for no upgrade is answered 502 at once (relayed, the visitor would
+// wait on a protocol nobody speaks), and the connection it came on, which
+// fasthttp pooled, is not used again: what followed the 101 there, here
+// bytes that look like a response, never reaches another visitor.
+func TestUnaskedSwitchingProtocols(t *testing.T) {
+	origin := rawServer(t, eachRequest(func(c net.Conn, req *http.Request) {
+		if req.URL.Path == "/switch" {
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+			// After fasthttp's read of the 101, before (the origin answers a
+			// connection's requests in turn) the answer to the next request
+			// on this connection.
+			time.Sleep(50 * time.Millisecond)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled")
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	}))
+	p := startProxyURL(t, origin, nil, nil)
+	start := time.Now()
+	status, _ := p.raw("GET /switch HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	if !strings.Contains(status, " 502 ") || time.Since(start) > 2*time.Second {
+		t.Fatalf("unasked 101: %q after %v", status, time.Since(start))
+	}
+	for i := range 3 {
+		status, rest := p.raw("GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+		if !strings.Contains(status, " 200 ") || !strings.HasSuffix(rest, "\r\n\r\nok") {
+			t.Fatalf("request %d after: %q %q", i, status, rest)
+		}
+	}
+}
+
 // TestOddOriginResponses: what an old or careless origin sends reaches the
 // visitor as valid HTTP/1.1.
 func TestOddOriginResponses(t *testing.T) {
