@@ -220,6 +220,7 @@ type personalizeMetrics struct {
 	ruleErrors    *metrics.Counter
 	renderErrors  *metrics.Counter
 	noTransform   *metrics.Counter // pages the origin marked no-transform
+	attachments   *metrics.Counter // pages the origin sent as downloads
 	cleared       *metrics.Counter // profile cookies deleted once consent was withdrawn
 	badCharset    *metrics.Counter // pages in an encoding blocks cannot go into
 	layerBlocked  *metrics.Counter // pages whose CSP would block the data layer
@@ -292,6 +293,7 @@ func NewPersonalizer(o PersonalizerOptions) (*Personalizer, error) {
 	p.m.renderErrors = set.GetOrCreateCounter("edgeseg_template_render_errors_total")
 	p.m.previews = set.GetOrCreateCounter("edgeseg_previews_total")
 	p.m.noTransform = set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="no_transform"}`)
+	p.m.attachments = set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="attachment"}`)
 	p.m.cleared = set.GetOrCreateCounter(`edgeseg_profile_cookies_cleared_total`)
 	p.m.badCharset = set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="charset"}`)
 	p.m.layerBlocked = set.GetOrCreateCounter(`edgeseg_data_layer_skipped_total{reason="csp"}`)
@@ -722,6 +724,13 @@ func (p *Personalizer) wantsBody(v *Visit, ctx *fasthttp.RequestCtx, resp *fasth
 		p.m.noTransform.Inc()
 		return false
 	}
+	// A page sent as a download (Content-Disposition: attachment, an
+	// export, a saved report) is a file the visitor keeps: not edgeseg's
+	// to change.
+	if isAttachment(resp.Header.Peek("Content-Disposition")) {
+		p.m.attachments.Inc()
+		return false
+	}
 	return v.mayFill()
 }
 
@@ -742,6 +751,15 @@ func (v *Visit) mayFill() bool {
 		}
 	}
 	return false
+}
+
+// isAttachment reports whether a Content-Disposition value's type is
+// attachment (RFC 6266: case-insensitive, parameters after ';').
+func isAttachment(cd []byte) bool {
+	if i := bytes.IndexByte(cd, ';'); i >= 0 {
+		cd = cd[:i]
+	}
+	return bytes.EqualFold(bytes.TrimSpace(cd), []byte("attachment"))
 }
 
 // isHTML reports a text/html media type, any parameters.

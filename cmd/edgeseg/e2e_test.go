@@ -1436,14 +1436,19 @@ func TestTemplateReloadUnderLoad(t *testing.T) {
 }
 
 // TestNoTransformPagesAreServedAsSent: an origin response with
-// Cache-Control: no-transform is not rewritten (RFC 9111), but the visit
+// Cache-Control: no-transform is not rewritten (RFC 9111), nor is a page
+// sent as a download (Content-Disposition: attachment), but the visit
 // still counts in the profile and the skip is counted.
 func TestNoTransformPagesAreServedAsSent(t *testing.T) {
 	page := `<!doctype html><html><head></head><body><div data-edgeseg-slot="hero"><p>default</p></div></body></html>`
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if r.URL.Path == "/fixed" {
+		switch r.URL.Path {
+		case "/fixed":
 			w.Header().Set("Cache-Control", "max-age=60, No-Transform")
+		case "/report":
+			// An HTML file sent as a download, clicked through like a page.
+			w.Header().Set("Content-Disposition", `Attachment; filename="report.html"`)
 		}
 		io.WriteString(w, page)
 	})
@@ -1452,16 +1457,20 @@ func TestNoTransformPagesAreServedAsSent(t *testing.T) {
 	if _, body := b.page("/open"); !strings.Contains(body, "Shop on the go") {
 		t.Fatalf("ordinary page not personalized:\n%s", body)
 	}
-	resp, body := b.page("/fixed")
-	if body != page {
-		t.Fatalf("no-transform page changed:\n%s", body)
-	}
-	if profileCookie(resp) == nil {
-		t.Error("the visit to a no-transform page was not counted in the profile")
+	for _, path := range []string{"/fixed", "/report"} {
+		resp, body := b.page(path)
+		if body != page {
+			t.Fatalf("%s changed:\n%s", path, body)
+		}
+		if profileCookie(resp) == nil {
+			t.Errorf("the visit to %s was not counted in the profile", path)
+		}
 	}
 	_, metrics := s.browser(uaIPhone).page("/_edgeseg/metrics")
-	if !strings.Contains(metrics, `edgeseg_rewrite_skipped_total{reason="no_transform"} 1`) {
-		t.Errorf("skip not counted:\n%s", metrics)
+	for _, reason := range []string{"no_transform", "attachment"} {
+		if !strings.Contains(metrics, `edgeseg_rewrite_skipped_total{reason="`+reason+`"} 1`) {
+			t.Errorf("%s skip not counted:\n%s", reason, grepLines(metrics, "skipped"))
+		}
 	}
 }
 
