@@ -963,6 +963,18 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
+// switchProtocols takes over an origin handler's connection and answers
+// 101 Switching Protocols to WebSocket on it.
+func switchProtocols(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, bool) {
+	c, brw, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		return nil, nil, false
+	}
+	fmt.Fprint(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	brw.Flush()
+	return c, brw, true
+}
+
 func TestWebSocketRelay(t *testing.T) {
 	// The origin switches protocols and echoes lines back in upper case.
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -970,13 +982,11 @@ func TestWebSocketRelay(t *testing.T) {
 			http.Error(w, "upgrade required", http.StatusUpgradeRequired)
 			return
 		}
-		c, brw, err := w.(http.Hijacker).Hijack()
-		if err != nil {
+		c, brw, ok := switchProtocols(w)
+		if !ok {
 			return
 		}
 		defer c.Close()
-		fmt.Fprint(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		brw.Flush()
 		for {
 			line, err := brw.ReadString('\n')
 			if err != nil {
@@ -1024,13 +1034,11 @@ func TestWebSocketRelay(t *testing.T) {
 func TestUpgradeOriginGoing(t *testing.T) {
 	originGone := make(chan struct{}, 1)
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, brw, err := w.(http.Hijacker).Hijack()
-		if err != nil {
+		c, brw, ok := switchProtocols(w)
+		if !ok {
 			return
 		}
 		defer c.Close()
-		fmt.Fprint(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		brw.Flush()
 		if r.URL.Path == "/drop" {
 			return
 		}
@@ -1217,9 +1225,7 @@ func TestUpgradesNotRelayed(t *testing.T) {
 	p := startProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		upgrade.Store(r.Header.Get("Upgrade") + "|" + r.Header.Get("Connection"))
 		if r.Header.Get("Upgrade") == "websocket" {
-			c, _, err := w.(http.Hijacker).Hijack()
-			if err == nil {
-				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+			if c, _, ok := switchProtocols(w); ok {
 				c.Close()
 			}
 			return
