@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"sync/atomic"
@@ -199,6 +200,16 @@ func (c *originConn) Read(p []byte) (n int, err error) {
 func (c *originConn) Write(p []byte) (int, error) {
 	if c.refused {
 		return len(p), nil
+	}
+	if c.unlooked && c.sent == 0 && !bytes.HasPrefix(p, []byte("GET ")) && !bytes.HasPrefix(p, []byte("HEAD ")) {
+		// A request without a body to look before (lookBeforeBody), a POST
+		// from curl -X POST, is looked at before its head goes out unless
+		// it may be sent again: a GET or HEAD that fails on a closed
+		// connection is (Origin's RetryIfErr).
+		c.unlooked = false
+		if c.closedByPeer() {
+			return 0, errClosedIdle
+		}
 	}
 	n, err := c.Conn.Write(p)
 	if err != nil && c.plain && c.sent > 0 && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
