@@ -834,7 +834,9 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 // HTTP/1.0 frames a body of unknown length: without one, ended by closing
 // the connection. fasthttp sends such a body chunked, which that visitor
 // would take for part of it, so the connection is taken over once the
-// handler returns, as an upgrade's is; the access log counts the head only.
+// handler returns, as an upgrade's is, and the head written then, with
+// what the rest of the request path adds to it (the profile cookie); the
+// access log counts the head only.
 func (h *Handler) sendUntilClose(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, prefix []byte) {
 	s := newOriginStream(resp, prefix, h.bufs, &h.log, ctx.Path())
 	hdr := &ctx.Response.Header
@@ -843,12 +845,11 @@ func (h *Handler) sendUntilClose(ctx *fasthttp.RequestCtx, resp *fasthttp.Respon
 	if len(hdr.Server()) == 0 && h.name != "" {
 		hdr.SetServer(h.name)
 	}
-	head := hdr.Header()
 	log := h.log
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
 		defer s.Close()
-		_, err := c.Write(head)
+		_, err := c.Write(hdr.Header())
 		if err == nil {
 			_, err = io.Copy(c, s)
 		}

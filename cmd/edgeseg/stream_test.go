@@ -347,6 +347,42 @@ func TestStreamedPageForHTTP10(t *testing.T) {
 	}
 }
 
+// TestLargePageForHTTP10: a page the origin streams that is too large to
+// hold (past rewrite.max_body_bytes) reaches an HTTP/1.0 client whole and
+// unfilled, without a length and ended by closing, as HTTP/1.0 frames it;
+// the visit still counts, its profile cookie in the head.
+func TestLargePageForHTTP10(t *testing.T) {
+	page := `<!doctype html><html><head><title>Large</title></head><body><section data-edgeseg-slot="hero"><h1>Welcome</h1></section>` +
+		strings.Repeat("<p>filler</p>\n", 100_000) + `</body></html>`
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		for i := 0; i < len(page); i += 64 << 10 {
+			io.WriteString(w, page[i:min(i+64<<10, len(page))])
+			w.(http.Flusher).Flush()
+		}
+	})
+	s := startStack(t, origin, noHoldouts, "EDGESEG_REWRITE_MAX_BODY_BYTES=256KiB")
+	c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET /large?utm_campaign=promo HTTP/1.0\r\nHost: shop\r\nAccept: text/html\r\nUser-Agent: %s\r\n\r\n", uaDesktop)
+	raw, _ := io.ReadAll(c)
+	head, body, _ := strings.Cut(string(raw), "\r\n\r\n")
+	lower := strings.ToLower(head)
+	if strings.Contains(lower, "transfer-encoding") || strings.Contains(lower, "content-length") || !strings.Contains(lower, "connection: close") {
+		t.Fatalf("framing for HTTP/1.0:\n%s", head)
+	}
+	if body != page {
+		t.Fatalf("page: %d bytes, want the origin's %d", len(body), len(page))
+	}
+	if !strings.Contains(head, "Set-Cookie: edgeseg=") {
+		t.Errorf("no profile cookie:\n%s", head)
+	}
+}
+
 // grepLines returns the lines of text that contain substr.
 func grepLines(text, substr string) string {
 	var b strings.Builder
