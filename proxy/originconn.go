@@ -205,7 +205,8 @@ func (c *originConn) Write(p []byte) (int, error) {
 		// A request without a body to look before (lookBeforeBody), a POST
 		// from curl -X POST, is looked at before its head goes out unless
 		// it may be sent again: a GET or HEAD that fails on a closed
-		// connection is (Origin's RetryIfErr).
+		// connection is (Origin's RetryIfErr). Over TLS the method cannot
+		// be read here, and every such request is looked at.
 		c.unlooked = false
 		if c.closedByPeer() {
 			return 0, errClosedIdle

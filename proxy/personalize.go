@@ -754,12 +754,10 @@ func (v *Visit) mayFill() bool {
 }
 
 // isAttachment reports whether a Content-Disposition value's type is
-// attachment (RFC 6266: case-insensitive, parameters after ';').
+// attachment (RFC 6266: case-insensitive, parameters after ';', as a
+// Content-Type's are).
 func isAttachment(cd []byte) bool {
-	if i := bytes.IndexByte(cd, ';'); i >= 0 {
-		cd = cd[:i]
-	}
-	return bytes.EqualFold(bytes.TrimSpace(cd), []byte("attachment"))
+	return bytes.EqualFold(mediaType(cd), []byte("attachment"))
 }
 
 // isHTML reports a text/html media type, any parameters.
