@@ -182,7 +182,7 @@ func fuzzHeaders(s string) string {
 }
 
 // FuzzRequest sends hostile requests (request target, headers, cookies,
-// method and body) through the whole handler to an origin whose answer the
+// method, HTTP/1.1 or 1.0, and body) through the whole handler to an origin whose answer the
 // input also picks (type, compression, framing, caching headers, status).
 // Whatever arrives: no panic, no 5xx, an answer within the deadline, and a
 // page that reaches the visitor whole, personalized or not.
@@ -202,6 +202,8 @@ func FuzzRequest(f *testing.F) {
 		{2, 0, "/_edgeseg/event", "Origin: http://shop.test\nContent-Type: application/json", `{"event": "scroll_75", "x": [1,2,{"y":"\u0000"}]}`},
 		{1, fuzzNotFound, "//a/../b?%%", "Sec-CH-UA-Mobile: ?1\nSec-CH-UA-Platform: \"\"\nUser-Agent: " + strings.Repeat("(", 500), ""},
 		{0, 0, "/_edgeseg/explain?edgeseg_preview=x", "Cookie: " + strings.Repeat("edgeseg=x; ", 200), ""},
+		{4, 2<<2 | fuzzChunked, "/?utm_campaign=promo", "Accept: text/html\nConnection: keep-alive, Upgrade\nUpgrade: h2c", ""},
+		{6, fuzzChunked, "/form", "Content-Type: application/x-www-form-urlencoded", "a=1"},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.variant, s.target, s.headers, s.body)
@@ -215,8 +217,12 @@ func FuzzRequest(f *testing.F) {
 			return // not a request line; fasthttp's own refusal is covered elsewhere
 		}
 		m := [4]string{"GET", "HEAD", "POST", "GET"}[method&3]
+		version := "HTTP/1.1"
+		if method&4 != 0 {
+			version = "HTTP/1.0" // a body of unknown length comes whole or until close
+		}
 		var req bytes.Buffer
-		fmt.Fprintf(&req, "%s %s HTTP/1.1\r\nHost: shop.test\r\n", m, target)
+		fmt.Fprintf(&req, "%s %s %s\r\nHost: shop.test\r\n", m, target, version)
 		req.WriteString(fuzzHeaders(headers))
 		// Last, so that no folded line of the input continues it.
 		fmt.Fprintf(&req, "X-Fuzz-Variant: %02x\r\n", variant)
@@ -239,6 +245,9 @@ func FuzzRequest(f *testing.F) {
 		status := resp.StatusCode()
 		if status >= 500 {
 			t.Fatalf("%d for\n%q\n%s", status, req.String(), resp.Body())
+		}
+		if version == "HTTP/1.0" && len(resp.Header.Peek(fasthttp.HeaderTransferEncoding)) > 0 {
+			t.Fatalf("chunked to HTTP/1.0 for\n%q", req.String())
 		}
 		// A page from the origin reaches the visitor whole.
 		if m == "HEAD" || status != fasthttp.StatusOK && status != fasthttp.StatusNotFound || bytes.HasPrefix(resp.Header.Peek("Server"), []byte("edgeseg")) {
