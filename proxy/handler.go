@@ -514,6 +514,12 @@ func (h *Handler) checkRequest(ctx *fasthttp.RequestCtx, x *exchange) string {
 			return "absolute request URI names another host"
 		}
 	}
+	// A Host is a name and a port (RFC 9110 §7.2). One with userinfo,
+	// "user:pass@shop.example", fasthttp would turn into an Authorization
+	// header of its own on the request to the origin.
+	if bytes.IndexByte(ctx.Request.Header.Host(), '@') >= 0 {
+		return "Host names userinfo"
+	}
 	head := scanRequestHead(ctx.Request.Header.RawHeaders())
 	x.proxyHeaders = head.proxyOnly
 	x.hops = head.hops

@@ -825,6 +825,7 @@ func TestBadRequests(t *testing.T) {
 	}{
 		{"absolute URI to another host", "GET http://evil.example/steal HTTP/1.1\r\nHost: shop.test\r\n\r\n", "400"},
 		{"absolute URI with userinfo", "GET http://a@shop.test/ HTTP/1.1\r\nHost: shop.test\r\n\r\n", "400"},
+		{"Host with userinfo", "GET / HTTP/1.1\r\nHost: user:pass@shop.test\r\n\r\n", "400"},
 		{"CONNECT", "CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n", "400"},
 		{"CL and TE", "POST /x HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400"},
 		{"two CLs", "POST /x HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", "400"},
