@@ -514,6 +514,10 @@ func (h *Handler) checkRequest(ctx *fasthttp.RequestCtx, x *exchange) string {
 			return "absolute request URI names another host"
 		}
 	}
+	// "*" is a target for OPTIONS only (RFC 9112 §3.2.4), and only alone.
+	if len(uri) > 0 && uri[0] == '*' && (len(uri) != 1 || !ctx.IsOptions()) {
+		return "request target * is for OPTIONS only"
+	}
 	// A Host is a name and a port (RFC 9110 §7.2). One with userinfo,
 	// "user:pass@shop.example", fasthttp would turn into an Authorization
 	// header of its own on the request to the origin.

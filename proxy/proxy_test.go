@@ -826,6 +826,8 @@ func TestBadRequests(t *testing.T) {
 		{"absolute URI to another host", "GET http://evil.example/steal HTTP/1.1\r\nHost: shop.test\r\n\r\n", "400"},
 		{"absolute URI with userinfo", "GET http://a@shop.test/ HTTP/1.1\r\nHost: shop.test\r\n\r\n", "400"},
 		{"Host with userinfo", "GET / HTTP/1.1\r\nHost: user:pass@shop.test\r\n\r\n", "400"},
+		{"GET *", "GET * HTTP/1.1\r\nHost: shop.test\r\n\r\n", "400"},
+		{"OPTIONS *x", "OPTIONS *x HTTP/1.1\r\nHost: shop.test\r\n\r\n", "400"},
 		{"CONNECT", "CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n", "400"},
 		{"CL and TE", "POST /x HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400"},
 		{"two CLs", "POST /x HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", "400"},
@@ -849,6 +851,10 @@ func TestBadRequests(t *testing.T) {
 	status, rest := p.raw("GET http://shop.test/ok?x=1 HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n")
 	if !strings.Contains(status, "200") || !strings.Contains(rest, "X-Origin-Uri: /ok?x=1") {
 		t.Fatalf("absolute URI to own host: %s\n%s", status, rest)
+	}
+	// OPTIONS * goes on (Go's server, the origin here, answers it itself).
+	if status, _ := p.raw("OPTIONS * HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n"); !strings.Contains(status, " 200 ") {
+		t.Fatalf("OPTIONS *: %s", status)
 	}
 	// A folded line (obs-fold) is joined to the one before, as RFC 9112
 	// allows, and forwarded.
