@@ -58,6 +58,9 @@ type originConn struct {
 	// switched is set when the origin answered a request on it with an
 	// unasked 101 (Origin.Do): what it sends next is in another protocol.
 	switched atomic.Bool
+	// awaiting: a request is going out and nothing of its answer has been
+	// read yet (Read checks that the answer begins as one).
+	awaiting bool
 	// One non-blocking receive on the descriptor at a time (rawOnce,
 	// originconn_unix.go), by a function made once per connection.
 	rawRecv  func(fd uintptr) bool
@@ -73,6 +76,13 @@ type originConn struct {
 // request has been sent, or read from its body, so it can go out again on
 // another connection, whatever its method (Origin.Do).
 var errClosedIdle = errors.New("the origin closed the idle connection")
+
+// errStrayBytes is Read's answer when a connection held bytes from before
+// the request going out on it: the origin sent more than its last answer's
+// framing said. Nothing of this request's answer has been read; fasthttp
+// takes a failed first read for a closed connection, so an idempotent
+// request goes out again on another (Origin's RetryIfErr).
+var errStrayBytes = errors.New("the origin sent bytes past the end of its previous answer on this connection (a wrong Content-Length?)")
 
 // A waiter is told before a read from the origin waits for the network.
 // An error ends the read with it.
@@ -116,7 +126,7 @@ const idleCheck = 100 * time.Millisecond
 // connection is looked at for a while (closings), however briefly idle: an
 // origin that reloads closes them all at once.
 func (c *originConn) SetWriteDeadline(t time.Time) error {
-	c.unlooked, c.sent = false, 0
+	c.unlooked, c.sent, c.awaiting = false, 0, true
 	if c.refused || c.switched.Load() {
 		return errClosedIdle // the origin has closed it (Write), or left HTTP
 	}
@@ -177,6 +187,17 @@ func (c *originConn) Read(p []byte) (n int, err error) {
 	c.lastFull = n == len(p)
 	if !c.plain {
 		return n, err
+	}
+	if c.awaiting && n > 0 {
+		c.awaiting = false
+		// An answer begins "HTTP/" (fasthttp lets CRLFs before it pass).
+		// Anything else was there before the request: what the origin sent
+		// past the end of its last answer on this connection (a
+		// Content-Length counted in characters, not bytes), to be read as
+		// this answer's head.
+		if b := p[0]; b != 'H' && b != '\r' && b != '\n' {
+			return 0, errStrayBytes
+		}
 	}
 	if n >= len(c.tail) {
 		copy(c.tail[:], p[n-len(c.tail):n])

@@ -1160,6 +1160,34 @@ func TestUnaskedSwitchingProtocols(t *testing.T) {
 	}
 }
 
+// TestStrayBytesAfterAnAnswer: an origin that sends more than its answer's
+// framing says (a Content-Length counted in characters: "héllo" is 6 bytes)
+// leaves the rest on the connection; if it arrives after the answer was
+// read, fasthttp pools the connection and the next request on it would
+// read those bytes as its answer's head and fail with a 502. The next
+// request, a GET, goes out again on another connection instead. (A POST
+// cannot: the origin has it, and may act on it.)
+func TestStrayBytesAfterAnAnswer(t *testing.T) {
+	origin := rawServer(t, eachRequest(func(c net.Conn, req *http.Request) {
+		if req.URL.Path == "/short" {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhéllo")
+			time.Sleep(20 * time.Millisecond) // after edgeseg has read the answer
+			io.WriteString(c, "<p>more</p>")
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	}))
+	p := startProxyURL(t, origin, nil, nil)
+	if status, rest := p.raw("GET /short HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); !strings.Contains(status, " 200 ") || !strings.HasSuffix(rest, "\r\n\r\nh\xc3\xa9ll") {
+		t.Fatalf("the short answer: %s %q", status, rest)
+	}
+	for i := range 3 {
+		if status, rest := p.raw("GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); !strings.Contains(status, " 200 ") || !strings.HasSuffix(rest, "\r\n\r\nok") {
+			t.Fatalf("request %d after: %s %q", i, status, rest)
+		}
+	}
+}
+
 // TestOddOriginResponses: what an old or careless origin sends reaches the
 // visitor as valid HTTP/1.1.
 func TestOddOriginResponses(t *testing.T) {
