@@ -330,15 +330,7 @@ func TestStreamedPageForHTTP10(t *testing.T) {
 	release := make(chan struct{})
 	close(release)
 	s := startStack(t, streamingOrigin(release), noHoldouts)
-	c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "GET /?utm_campaign=promo HTTP/1.0\r\nHost: shop\r\nAccept: text/html\r\nUser-Agent: %s\r\n\r\n", uaDesktop)
-	raw, _ := io.ReadAll(c)
-	head, body, _ := strings.Cut(string(raw), "\r\n\r\n")
+	head, body := s.http10Navigation(t, "/?utm_campaign=promo")
 	if strings.Contains(strings.ToLower(head), "transfer-encoding") || !strings.Contains(head, fmt.Sprintf("Content-Length: %d", len(body))) {
 		t.Fatalf("framing for HTTP/1.0:\n%s", head)
 	}
@@ -362,15 +354,7 @@ func TestLargePageForHTTP10(t *testing.T) {
 		}
 	})
 	s := startStack(t, origin, noHoldouts, "EDGESEG_REWRITE_MAX_BODY_BYTES=256KiB")
-	c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "GET /large?utm_campaign=promo HTTP/1.0\r\nHost: shop\r\nAccept: text/html\r\nUser-Agent: %s\r\n\r\n", uaDesktop)
-	raw, _ := io.ReadAll(c)
-	head, body, _ := strings.Cut(string(raw), "\r\n\r\n")
+	head, body := s.http10Navigation(t, "/large?utm_campaign=promo")
 	lower := strings.ToLower(head)
 	if strings.Contains(lower, "transfer-encoding") || strings.Contains(lower, "content-length") || !strings.Contains(lower, "connection: close") {
 		t.Fatalf("framing for HTTP/1.0:\n%s", head)
@@ -381,6 +365,22 @@ func TestLargePageForHTTP10(t *testing.T) {
 	if !strings.Contains(head, "Set-Cookie: edgeseg=") {
 		t.Errorf("no profile cookie:\n%s", head)
 	}
+}
+
+// http10Navigation navigates to target as an HTTP/1.0 browser would, and
+// returns the answer's head and body, read until the connection closes.
+func (s *stack) http10Navigation(t *testing.T, target string) (head, body string) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: shop\r\nAccept: text/html\r\nUser-Agent: %s\r\n\r\n", target, uaDesktop)
+	raw, _ := io.ReadAll(c)
+	head, body, _ = strings.Cut(string(raw), "\r\n\r\n")
+	return head, body
 }
 
 // grepLines returns the lines of text that contain substr.
