@@ -160,6 +160,16 @@ func New(opts Options) (*Handler, error) {
 	}
 	buffered := h.buffered
 	h.metrics.set.GetOrCreateGauge("edgeseg_rewrite_buffered_bytes", func() float64 { return float64(buffered.used.Load()) })
+	// An origin that sends past its answers' ends does so on every such
+	// answer: counted each time, said at most once a minute.
+	var strayWarned atomic.Int64
+	opts.Origin.OnStrayBytes(func() {
+		h.metrics.originError("stray bytes")
+		if now := time.Now().UnixNano(); now-strayWarned.Load() >= int64(time.Minute) {
+			strayWarned.Store(now)
+			h.log.Warn().Str("origin", opts.Origin.Addr()).Msg("the origin sent bytes past the end of an answer (a Content-Length counted in characters, a body after a HEAD, 204 or 304 answer): the next request on that connection went out again on another if it could, else got 502; see edgeseg_origin_errors_total{cause=\"stray bytes\"}")
+		}
+	})
 	for _, s := range cfg.Server.MetricsAllow {
 		n, err := config.ParseCIDR(s)
 		if err != nil {

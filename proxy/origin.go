@@ -30,7 +30,16 @@ type Origin struct {
 	// before a request goes out on it (originConn.SetWriteDeadline): set
 	// when one turned out closed by the origin.
 	closings atomic.Int64
+	// strayHook, when set (OnStrayBytes), is called when a connection is
+	// found holding bytes the origin sent past the end of an answer.
+	strayHook atomic.Pointer[func()]
 }
+
+// OnStrayBytes has f called each time a connection turns out to hold bytes
+// the origin sent past the end of an answer (errStrayBytes): an origin bug
+// the request path otherwise hides, a GET going out again on another
+// connection.
+func (o *Origin) OnStrayBytes(f func()) { o.strayHook.Store(&f) }
 
 // closingsLookout is how long every reused connection is looked at after
 // one turned out closed by the origin.
@@ -75,6 +84,7 @@ func NewOrigin(cfg config.Origin) (*Origin, error) {
 			// fasthttp puts TLS over what this returns.
 			oc := newOriginConn(c, cfg.ReadTimeout, !isTLS)
 			oc.closings = &o.closings
+			oc.stray = &o.strayHook
 			return oc, nil
 		},
 		MaxConns:                  cfg.MaxConns,

@@ -42,10 +42,11 @@ type originConn struct {
 	// waiterErr is what the waiter failed with (a write to a visitor
 	// who has gone), failing the read though the origin did not fail.
 	waiterErr error
-	closings  *atomic.Int64 // until when (Unix ns) to look at every reused connection; may be nil
-	answered  bool          // read from since the last request: the next one reuses it
-	lastRead  time.Time     // when it was last read from
-	lastFull  bool          // the last read filled the buffer it was given: more may be waiting
+	closings  *atomic.Int64           // until when (Unix ns) to look at every reused connection; may be nil
+	stray     *atomic.Pointer[func()] // Origin.OnStrayBytes's function; may be nil
+	answered  bool                    // read from since the last request: the next one reuses it
+	lastRead  time.Time               // when it was last read from
+	lastFull  bool                    // the last read filled the buffer it was given: more may be waiting
 	// unlooked: the request going out reuses the connection, which
 	// SetWriteDeadline did not look at (idle only briefly): a request
 	// body looks before its first read (lookBeforeBody).
@@ -196,6 +197,11 @@ func (c *originConn) Read(p []byte) (n int, err error) {
 		// Content-Length counted in characters, not bytes), to be read as
 		// this answer's head.
 		if b := p[0]; b != 'H' && b != '\r' && b != '\n' {
+			if c.stray != nil {
+				if f := c.stray.Load(); f != nil {
+					(*f)()
+				}
+			}
 			return 0, errStrayBytes
 		}
 	}

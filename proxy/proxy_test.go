@@ -1186,6 +1186,13 @@ func TestStrayBytesAfterAnAnswer(t *testing.T) {
 			t.Fatalf("request %d after: %s %q", i, status, rest)
 		}
 	}
+	// Hidden from visitors, the origin's bug is told to its operators.
+	if !strings.Contains(p.logs.String(), "the origin sent bytes past the end of an answer") {
+		t.Error("not logged")
+	}
+	if _, m := p.get("/_edgeseg/metrics"); !strings.Contains(m, `edgeseg_origin_errors_total{cause="stray bytes"} 1`) {
+		t.Errorf("not counted:\n%s", m)
+	}
 }
 
 // TestOddOriginResponses: what an old or careless origin sends reaches the
