@@ -771,6 +771,15 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, x *
 	}
 
 	if ctx.IsHead() || !hasBody(resp.StatusCode()) {
+		if ctx.IsHead() {
+			if fill, _ := h.p.wouldFill(x.visit, resp); fill {
+				// The head a GET of this page would get (RFC 9110 §9.3.2):
+				// kept out of shared caches, varying by cookie; its length,
+				// known only once the page is filled, left out.
+				markPersonalized(&ctx.Response.Header)
+				ctx.Response.Header.Del(fasthttp.HeaderContentLength)
+			}
+		}
 		ctx.Response.SkipBody = true
 		fasthttp.ReleaseResponse(resp) // closes the (empty) body stream
 		return

@@ -712,26 +712,39 @@ func (p *Personalizer) end(v *Visit) {
 // segment with a block (or a holdout to record), or when the page gets
 // scripts (the data layer, a prefetched page's beacon: addsScripts).
 func (p *Personalizer) wantsBody(v *Visit, ctx *fasthttp.RequestCtx, resp *fasthttp.Response) bool {
-	if p == nil || v == nil || !v.navigation || !ctx.IsGet() || resp.StatusCode() != fasthttp.StatusOK {
+	if !ctx.IsGet() {
 		return false
 	}
+	fill, skipped := p.wouldFill(v, resp)
+	if skipped != nil {
+		skipped.Inc()
+	}
+	return fill
+}
+
+// wouldFill reports whether resp, the answer to the visit's navigation,
+// is a page to read and rewrite if its body were asked for: wantsBody
+// without the method, for a HEAD's answer to match a GET's. A page left
+// as sent for a reason counted comes with that reason's counter.
+func (p *Personalizer) wouldFill(v *Visit, resp *fasthttp.Response) (bool, *metrics.Counter) {
+	if p == nil || v == nil || !v.navigation || resp.StatusCode() != fasthttp.StatusOK {
+		return false, nil
+	}
 	if !isHTML(resp.Header.ContentType()) || len(resp.Header.Peek("Content-Range")) > 0 {
-		return false
+		return false, nil
 	}
 	// The origin asked intermediaries not to change the page (RFC 9111
 	// no-transform): it is served as sent; the visit still counts.
 	if cache.HasDirective(resp.Header.Peek("Cache-Control"), "no-transform") {
-		p.m.noTransform.Inc()
-		return false
+		return false, p.m.noTransform
 	}
 	// A page sent as a download (Content-Disposition: attachment, an
 	// export, a saved report) is a file the visitor keeps: not edgeseg's
 	// to change.
 	if isAttachment(resp.Header.Peek("Content-Disposition")) {
-		p.m.attachments.Inc()
-		return false
+		return false, p.m.attachments
 	}
-	return v.mayFill()
+	return v.mayFill(), nil
 }
 
 // mayFill reports whether the visit's page, if it turns out to be HTML,

@@ -437,6 +437,43 @@ func TestWithdrawnConsentClearsTheProfile(t *testing.T) {
 	}
 }
 
+// TestHeadOfAFilledPage: a HEAD for a page a GET would fill gets the head
+// that GET gets (RFC 9110 §9.3.2): kept out of shared caches, varying by
+// cookie, and without the origin's Content-Length, which the filled page's
+// is not. A HEAD for anything else is answered as the origin answers it.
+func TestHeadOfAFilledPage(t *testing.T) {
+	s := startStack(t, nil, noHoldouts)
+	b := s.browser(uaIPhone)
+	get, body := b.page("/")
+	if !strings.Contains(body, "Shop on the go") {
+		t.Fatalf("GET not filled:\n%s", body)
+	}
+	head := func(path, dest string) *http.Response {
+		req, _ := http.NewRequest(http.MethodHead, s.url+path, nil)
+		req.Header.Set("User-Agent", uaIPhone)
+		req.Header.Set("Accept", "text/html,*/*;q=0.8")
+		req.Header.Set("Sec-Fetch-Dest", dest)
+		resp, rest := b.do(req)
+		if resp.StatusCode != 200 || rest != "" {
+			t.Fatalf("HEAD %s: %d %q", path, resp.StatusCode, rest)
+		}
+		return resp
+	}
+	resp := head("/", "document")
+	for _, h := range []string{"Cache-Control", "Vary"} {
+		if resp.Header.Get(h) != get.Header.Get(h) {
+			t.Errorf("HEAD %s %q, GET %q", h, resp.Header.Get(h), get.Header.Get(h))
+		}
+	}
+	if resp.ContentLength != -1 {
+		t.Errorf("HEAD of a filled page says its length is %d (the GET's was %d)", resp.ContentLength, len(body))
+	}
+	want, _ := os.ReadFile("../../examples/site/static/style.css")
+	if resp := head("/static/style.css", "style"); resp.ContentLength != int64(len(want)) || resp.Header.Get("Cache-Control") != "public, max-age=3600" {
+		t.Errorf("HEAD of an asset: length %d, Cache-Control %q", resp.ContentLength, resp.Header.Get("Cache-Control"))
+	}
+}
+
 func TestAssetsUntouched(t *testing.T) {
 	s := startStack(t, nil, nil)
 	b := s.browser(uaIPhone)
