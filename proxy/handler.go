@@ -259,9 +259,10 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	var body bodyReader
-	h.prepareRequest(ctx, req, &body, x.proxyHeaders)
+	upgrade := isUpgrade(&ctx.Request.Header)
+	h.prepareRequest(ctx, req, &body, x.proxyHeaders, upgrade)
 
-	if isUpgrade(&ctx.Request.Header) {
+	if upgrade {
 		h.serveUpgrade(ctx, req, &x)
 		return
 	}
@@ -606,8 +607,9 @@ func (h *Handler) release() { <-h.sem }
 
 // prepareRequest copies the visitor's request into req as the origin should
 // see it: origin-form target, body streamed, hop-by-hop headers stripped,
-// then Host, X-Forwarded-*, Via and a filtered Accept-Encoding set.
-func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, body *bodyReader, proxyHeaders bool) {
+// then Host, X-Forwarded-*, Via and a filtered Accept-Encoding set; for an
+// upgrade to relay (isUpgrade), Connection and Upgrade set again.
+func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, body *bodyReader, proxyHeaders, upgrade bool) {
 	ctx.Request.Header.CopyTo(&req.Header)
 	// A proxy sends its own HTTP version (RFC 9110 §6.2): HTTP/1.1, so an
 	// HTTP/1.0 visitor's request keeps the origin connection alive too.
@@ -642,7 +644,7 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 
 	scratch := h.scratch.get()
 	*scratch = stripHopHeaders(&req.Header, *scratch)
-	if isUpgrade(&ctx.Request.Header) {
+	if upgrade {
 		req.Header.Set("Connection", "Upgrade")
 		req.Header.SetBytesV("Upgrade", ctx.Request.Header.Peek("Upgrade"))
 	}
