@@ -62,6 +62,8 @@ type originConn struct {
 	// awaiting: a request is going out and nothing of its answer has been
 	// read yet (Read checks that the answer begins as one).
 	awaiting bool
+	// lines follows the answer's head, giving bare LFs their CR.
+	lines headLines
 	// One non-blocking receive on the descriptor at a time (rawOnce,
 	// originconn_unix.go), by a function made once per connection.
 	rawRecv  func(fd uintptr) bool
@@ -165,6 +167,13 @@ func (c *originConn) lookBeforeBody() error {
 func (c *originConn) Read(p []byte) (n int, err error) {
 	c.answered = true
 	c.lastRead = time.Now()
+	if len(c.lines.pending) > 0 {
+		// Mended head bytes, and what came with them, not read yet.
+		n = copy(p, c.lines.pending)
+		c.lines.pending = c.lines.pending[:copy(c.lines.pending, c.lines.pending[n:])]
+		c.lastFull = true
+		return n, nil
+	}
 	if c.readTimeout > 0 {
 		// Set before every read, the one that does not wait too: the visitor
 		// may have taken longer than this to accept what was read before.
@@ -203,6 +212,14 @@ func (c *originConn) Read(p []byte) (n int, err error) {
 				}
 			}
 			return 0, errStrayBytes
+		}
+		c.lines.start()
+	}
+	if c.lines.on && n > 0 {
+		if n = c.lines.read(p, n); len(c.lines.pending) > 0 {
+			c.lastFull = true
+			c.tail = [len(c.tail)]byte{} // not the last bytes read
+			return n, err
 		}
 	}
 	if n >= len(c.tail) {
