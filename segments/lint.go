@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/expr-lang/expr/vm"
+
 	"github.com/edgeseg/edgeseg/segments/profile"
 	"github.com/edgeseg/edgeseg/segments/signals"
 )
@@ -12,8 +14,18 @@ import (
 // judge: the load warns.
 const WarnSegments = 15
 
+// SlowRule is the time per visitor past which a rule is reported as slow.
+// Rules like the example config's take well under a microsecond each
+// (BenchmarkAssignMiss).
+const SlowRule = 200 * time.Microsecond
+
+// slowLint is the time a rule may take over the sample visitors before the
+// rest are skipped: a slow rule would otherwise hold up every config load.
+const slowLint = 250 * time.Millisecond
+
 // lint evaluates every rule on a grid of sample visitors and reports rules
-// that never match and pairs that always agree (likely equivalent).
+// that never match, pairs that always agree (likely equivalent) and rules
+// that are slow to run.
 func (e *Engine) lint() []string {
 	var warns []string
 	if len(e.segs) > WarnSegments {
@@ -21,11 +33,40 @@ func (e *Engine) lint() []string {
 	}
 	samples := sampleEnvs()
 	results := make([]uint64, len(samples))
+	// Each rule is timed on the samples. One that is slow (a range such as
+	// 1..1000000, a loop over it) is slow on every visitor whose assignment
+	// is not cached, and is run on as few samples as it takes to tell.
+	spent := make([]time.Duration, len(e.segs))
+	runs := make([]int, len(e.segs))
+	var m vm.VM
 	for i := range samples {
-		results[i], _ = e.Eval(&samples[i])
+		for j, s := range e.segs {
+			if spent[j] >= slowLint {
+				continue
+			}
+			start := time.Now()
+			ok, err := runRule(&m, s.program, &samples[i])
+			spent[j] += time.Since(start)
+			runs[j]++
+			if ok && err == nil {
+				results[i] |= 1 << uint(j)
+			}
+		}
+	}
+	partial := uint64(0) // rules not run on every sample
+	for j, s := range e.segs {
+		if per := spent[j] / time.Duration(runs[j]); per >= SlowRule {
+			warns = append(warns, fmt.Sprintf("segment %q: its rule takes %v per visitor (on %d sample visitors): every page whose visitor's assignment is not cached waits for it; look for a range (1..n) or a loop (all, any, filter, map) over a long list", s.Name, per.Round(time.Microsecond), runs[j]))
+		}
+		if runs[j] < len(samples) {
+			partial |= 1 << uint(j)
+		}
 	}
 	for i, s := range e.segs {
 		bit := uint64(1) << uint(i)
+		if partial&bit != 0 {
+			continue
+		}
 		any := false
 		for _, r := range results {
 			if r&bit != 0 {
@@ -40,6 +81,9 @@ func (e *Engine) lint() []string {
 	for i := range e.segs {
 		for j := i + 1; j < len(e.segs); j++ {
 			bi, bj := uint64(1)<<uint(i), uint64(1)<<uint(j)
+			if partial&(bi|bj) != 0 {
+				continue
+			}
 			same, matched := true, false
 			for _, r := range results {
 				if (r&bi != 0) != (r&bj != 0) {

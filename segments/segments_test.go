@@ -301,7 +301,7 @@ func TestCacheNeverStale(t *testing.T) {
 func TestLintWarnings(t *testing.T) {
 	e := engine(t, seg("a", `device == "mobile"`, 0), seg("b", `device in ["mobile"]`, 0), seg("never", `country == "ZZ"`, 0))
 	w := strings.Join(e.Warnings, "\n")
-	if !strings.Contains(w, `"never" never matched`) || !strings.Contains(w, `"a" and "b" matched the same`) {
+	if !strings.Contains(w, `"never" never matched`) || !strings.Contains(w, `"a" and "b" matched the same`) || strings.Contains(w, "its rule takes") {
 		t.Fatalf("warnings: %s", w)
 	}
 	var segs []config.Segment
@@ -311,6 +311,21 @@ func TestLintWarnings(t *testing.T) {
 	if w := strings.Join(engine(t, segs...).Warnings, "\n"); !strings.Contains(w, "16 segments: more than 15") {
 		t.Fatalf("no warning for 16 segments: %s", w)
 	}
+}
+
+// TestLintSlowRule: a rule that loops over a long range is reported with
+// what it costs per visitor, and run on no more sample visitors than it
+// takes to tell (it would hold up every config load); the rules beside it
+// are linted as before.
+func TestLintSlowRule(t *testing.T) {
+	start := time.Now()
+	e := engine(t, seg("slow", `all(1..300000, # > 0) && device == "mobile"`, 0), seg("never", `country == "ZZ"`, 0))
+	took := time.Since(start)
+	w := strings.Join(e.Warnings, "\n")
+	if !strings.Contains(w, `segment "slow": its rule takes `) || !strings.Contains(w, `"never" never matched`) || strings.Contains(w, `"slow" never`) {
+		t.Fatalf("warnings: %s", w)
+	}
+	t.Logf("loaded in %v: %s", took, w)
 }
 
 func TestPreviewTokens(t *testing.T) {
