@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -248,6 +249,13 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		how := "set listen in the config, or EDGESEG_LISTEN"
+		if m.demo {
+			how = "choose another with --listen, such as --listen 127.0.0.1:8081"
+		}
+		return fmt.Errorf("listen: %s is taken by another program: %s (%w)", cfg.Listen, how, err)
+	}
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}

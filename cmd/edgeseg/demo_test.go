@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -41,5 +42,33 @@ func TestDemoOutsideTheSourceTree(t *testing.T) {
 	}
 	if !strings.Contains(resp.Header.Get("Set-Cookie"), "edgeseg=") {
 		t.Fatalf("the demo does not personalize: no profile cookie in %q", resp.Header)
+	}
+}
+
+// TestListenAddressTaken: a port another program holds (a first try of the
+// demo beside a dev server on 8080) is named, with how to choose another.
+func TestListenAddressTaken(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	for _, tc := range []struct {
+		args []string
+		how  string
+	}{
+		{[]string{"demo"}, "--listen"},
+		{[]string{"serve", "--config", "../../examples/edgeseg.yaml"}, "EDGESEG_LISTEN"},
+	} {
+		m := NewMain()
+		m.Stdout, m.Stderr = io.Discard, io.Discard
+		m.Environ = []string{"EDGESEG_CONFIG=" + mustAbs(t, "../../examples/edgeseg.yaml"), "EDGESEG_LISTEN=" + held.Addr().String()}
+		if err := m.ParseFlags(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		err := m.Run(context.Background())
+		if err == nil || !strings.Contains(err.Error(), held.Addr().String()+" is taken by another program") || !strings.Contains(err.Error(), tc.how) {
+			t.Errorf("%s on a taken port: %v", tc.args[0], err)
+		}
 	}
 }
