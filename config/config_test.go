@@ -151,8 +151,9 @@ func TestProblemsMerge(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct{ name, yaml, want string }{
-		{"syntax", "origin:\n  url: [unclosed\n", "x.yaml"},
-		{"tabs", "origin:\n\turl: x\n", "x.yaml"},
+		{"syntax", "origin:\n  url: [unclosed\n", "x.yaml:"},
+		{"tabs", "origin:\n\turl: x\n", "x.yaml:2: found character that cannot start any token: this line is indented with a tab; YAML indents with spaces"},
+		{"tab after spaces", "origin:\n  url: x\n  \tdial_timeout: 1s\n", "x.yaml:3: found a tab character that violates indentation"},
 		{"bad duration", "server:\n  read_timeout: soon\n", "x.yaml:2: server.read_timeout"},
 		{"duration without unit", "server:\n  read_timeout: 30\n", `x.yaml:2: server.read_timeout: "30" is not a duration: give it a unit, such as 500ms, 30s, 5m or 1h`},
 		{"not a number", "origin:\n  max_conns: many\n", `x.yaml:2: origin.max_conns: "many" is not a whole number`},

@@ -97,7 +97,19 @@ func parse(file string, raw []byte) (*Config, Problems, error) {
 	c.file = file
 	var root yaml.Node
 	if err := yaml.Unmarshal(raw, &root); err != nil {
-		return nil, nil, fmt.Errorf("config: %s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			msg = m[2]
+			if tab := tabIndented(raw, line); tab > 0 {
+				line = tab
+				if !strings.Contains(msg, "tab") {
+					msg += ": this line is indented with a tab; YAML indents with spaces"
+				}
+			}
+			return nil, nil, fmt.Errorf("config: %s:%d: %s", file, line, msg)
+		}
+		return nil, nil, fmt.Errorf("config: %s: %s", file, msg)
 	}
 	c.lines = map[string]int{}
 	if len(root.Content) > 0 {
@@ -144,6 +156,20 @@ func parse(file string, raw []byte) (*Config, Problems, error) {
 		return nil, nil, fmt.Errorf("config: %s: %s", file, msg)
 	}
 	return c, nil, nil
+}
+
+// tabIndented returns the line (1-based), line or the one after it (where
+// the YAML parser finds a tab it names the line before), that is indented
+// with a tab, which YAML does not allow; 0 when neither is.
+func tabIndented(raw []byte, line int) int {
+	lines := bytes.Split(raw, []byte("\n"))
+	for n := line; n >= 1 && n <= len(lines) && n <= line+1; n++ {
+		l := lines[n-1]
+		if bytes.IndexByte(l[:len(l)-len(bytes.TrimLeft(l, " \t"))], '\t') >= 0 {
+			return n
+		}
+	}
+	return 0
 }
 
 var typeErrorRE = regexp.MustCompile("^cannot unmarshal !!(\\w+) (?:`(.*)` )?into (.+)$")
