@@ -2,12 +2,15 @@ package events
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -434,5 +437,68 @@ func TestEventsAreWrittenInBatches(t *testing.T) {
 	}
 	if len(w.writes) > 20 {
 		t.Errorf("1002 events in %d writes", len(w.writes))
+	}
+}
+
+// TestReportVisitorIDs: visitors are told apart by their ids as written:
+// edgeseg's (kept by their 16 bytes), ids of another form, and an id that
+// differs from one of edgeseg's only in bits its last character carries
+// past the 16 bytes (which lax decoding would take for the same visitor).
+func TestReportVisitorIDs(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	ids := []string{"ViEbv6sEJofAasWOmQnoLw", "ViEbv6sEJofAasWOmQnoLx", "ViEbv6sEJofAasWOmQnoL", "visitor-7", "U-T9fdxuncwA4aNsD_fJqQ"}
+	var b strings.Builder
+	for i, id := range ids {
+		b.WriteString(ev("exposure", id, "deals", "hero", Block, t0) + "\n")
+		b.WriteString(ev("exposure", id, "deals", "footer", Block, t0) + "\n")
+		if i%2 == 0 {
+			b.WriteString(ev("conversion", id, "", "", "", t0.Add(time.Minute)) + "\n")
+		}
+	}
+	r := NewReport(ReportOptions{MinVisitors: 1})
+	if err := r.Add("ids.jsonl", strings.NewReader(b.String())); err != nil {
+		t.Fatal(err)
+	}
+	rep := r.Finish()
+	if rep.Visitors != len(ids) || rep.Seen != len(ids) {
+		t.Fatalf("%d visitors, %d seen; want %d", rep.Visitors, rep.Seen, len(ids))
+	}
+	for _, u := range rep.Uplift {
+		if u.BlockVisitors != len(ids) || u.BlockConverted != 3 {
+			t.Errorf("%s/%s: %d of %d converted, want 3 of %d", u.Segment, u.Slot, u.BlockConverted, u.BlockVisitors, len(ids))
+		}
+	}
+}
+
+// BenchmarkReportVisitors: what a report holds per visitor (B/visitor),
+// for visitors with edgeseg's ids, a visit and three slots' exposures.
+func BenchmarkReportVisitors(b *testing.B) {
+	const visitors = 100_000
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var in bytes.Buffer
+	id := make([]byte, 16)
+	for i := range visitors {
+		binary.LittleEndian.PutUint64(id, uint64(i)*0x9e3779b97f4a7c15)
+		vid := base64.RawURLEncoding.EncodeToString(id)
+		fmt.Fprintf(&in, `{"type":"visit","time":%q,"visitor":%q,"segments":["deals"]}`+"\n", t0.Format(time.RFC3339), vid)
+		for _, slot := range []string{"hero", "sidebar", "footer"} {
+			in.WriteString(ev("exposure", vid, "deals", slot, Block, t0) + "\n")
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		r := NewReport(ReportOptions{})
+		if err := r.Add("bench.jsonl", bytes.NewReader(in.Bytes())); err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/visitors, "B/visitor")
+		if rep := r.Finish(); rep.Visitors != visitors {
+			b.Fatalf("%d visitors", rep.Visitors)
+		}
 	}
 }

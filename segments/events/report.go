@@ -2,6 +2,7 @@ package events
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,22 +77,84 @@ type Uplift struct {
 }
 
 // visitorState is what the report keeps per visitor: bounded by the
-// number of distinct visitors, not by the size of the input.
+// number of distinct visitors, not by the size of the input. It holds a
+// visitor's first exposures in place (a page's slots, for one segment or
+// two): most visitors need no other allocation.
 type visitorState struct {
 	segs       uint64 // bit per segment index
-	seen       bool   // a visit, or any exposure, a segment's or the default's
-	exposures  []visitorExposure
 	lastConvAt int64
+	seen       bool // a visit, or any exposure, a segment's or the default's
+	n          uint8
+	first      [3]visitorExposure // the first n exposures
+	more       []visitorExposure  // the rest
 }
 
+// visitorExposure is a visitor's first exposure to a segment in a slot.
 type visitorExposure struct {
-	seg, slot uint16
-	variant   Variant
 	first     int64
+	seg, slot uint16
+	arm       arm
 }
+
+// arm is the side of the comparison an exposure puts its visitor on.
+type arm uint8
+
+const (
+	noArm      arm = iota // a default exposure
+	blockArm              // the segment's block
+	holdoutArm            // the segment's holdout
+)
+
+func armOf(v Variant) arm {
+	switch v {
+	case Block:
+		return blockArm
+	case Holdout:
+		return holdoutArm
+	}
+	return noArm
+}
+
+// exposure returns the visitor's exposure to seg in slot, nil if none.
+func (v *visitorState) exposure(seg, slot uint16) *visitorExposure {
+	for i := range min(int(v.n), len(v.first)) {
+		if x := &v.first[i]; x.seg == seg && x.slot == slot {
+			return x
+		}
+	}
+	for i := range v.more {
+		if x := &v.more[i]; x.seg == seg && x.slot == slot {
+			return x
+		}
+	}
+	return nil
+}
+
+func (v *visitorState) addExposure(x visitorExposure) {
+	if int(v.n) < len(v.first) {
+		v.first[v.n] = x
+		v.n++
+		return
+	}
+	v.more = append(v.more, x)
+}
+
+// each calls f with each of the visitor's exposures.
+func (v *visitorState) each(f func(x *visitorExposure)) {
+	for i := range min(int(v.n), len(v.first)) {
+		f(&v.first[i])
+	}
+	for i := range v.more {
+		f(&v.more[i])
+	}
+}
+
+// visitorChunk is how many visitors' states are allocated at once.
+const visitorChunk = 4096
 
 // Reporter reads event files and builds a Report. Its memory grows with
-// the number of distinct visitors (about 100 bytes each), not with the
+// the number of distinct visitors (about 130 bytes each for visitors
+// shown three slots, edgeseg's own 22-character visitor ids), not with the
 // size of the input.
 type Reporter struct {
 	opts     ReportOptions
@@ -99,11 +162,55 @@ type Reporter struct {
 	segNames []string
 	slotIdx  map[string]uint16
 	slots    []string
-	visitors map[string]*visitorState
+	// A visitor's state is found by its id: edgeseg's ids (16 random
+	// bytes in unpadded base64url) by their bytes, any other by the
+	// string. States are kept in chunks, never moved.
+	ids      map[[16]byte]int32
+	otherIDs map[string]int32
+	states   [][]visitorState
 	expo     map[[2]uint16]int // exposures by segment and slot
 	rep      *Report
 	read     int64
 }
+
+// visitor returns the state of the visitor with id, made when new.
+func (r *Reporter) visitor(id string) *visitorState {
+	var key [16]byte
+	binary := len(id) == visitorIDLen
+	if binary {
+		n, err := visitorIDEncoding.Decode(key[:], []byte(id))
+		binary = err == nil && n == len(key)
+	}
+	var i int32
+	var ok bool
+	if binary {
+		i, ok = r.ids[key]
+	} else {
+		i, ok = r.otherIDs[id]
+	}
+	if ok {
+		return &r.states[i/visitorChunk][i%visitorChunk]
+	}
+	last := len(r.states) - 1
+	if last < 0 || len(r.states[last]) == visitorChunk {
+		r.states = append(r.states, make([]visitorState, 0, visitorChunk))
+		last++
+	}
+	i = int32(last*visitorChunk + len(r.states[last]))
+	r.states[last] = append(r.states[last], visitorState{})
+	if binary {
+		r.ids[key] = i
+	} else {
+		r.otherIDs[id] = i
+	}
+	return &r.states[last][len(r.states[last])-1]
+}
+
+// visitorIDLen and visitorIDEncoding are the form of edgeseg's visitor
+// ids. Strict decoding makes it one to one: no two ids share bytes.
+const visitorIDLen = 22
+
+var visitorIDEncoding = base64.RawURLEncoding.Strict()
 
 // NewReport starts a report; feed it files with Add, then call Finish.
 func NewReport(opts ReportOptions) *Reporter {
@@ -114,7 +221,7 @@ func NewReport(opts ReportOptions) *Reporter {
 		opts.OverlapShare = 0.5
 	}
 	return &Reporter{opts: opts, segIdx: map[string]uint16{}, slotIdx: map[string]uint16{},
-		visitors: map[string]*visitorState{}, expo: map[[2]uint16]int{}, rep: &Report{}}
+		ids: map[[16]byte]int32{}, otherIDs: map[string]int32{}, expo: map[[2]uint16]int{}, rep: &Report{}}
 }
 
 // maxLine bounds one event line; longer lines are skipped as garbled.
@@ -194,11 +301,7 @@ func (r *Reporter) line(name string, n int, raw []byte) {
 		return
 	}
 	r.rep.Events++
-	v := r.visitors[e.Visitor]
-	if v == nil {
-		v = &visitorState{}
-		r.visitors[e.Visitor] = v
-	}
+	v := r.visitor(e.Visitor)
 	t := e.Time.UnixNano()
 	if e.Type == "conversion" {
 		if t > v.lastConvAt {
@@ -239,16 +342,13 @@ func (r *Reporter) line(name string, n int, raw []byte) {
 	}
 	v.segs |= 1 << si
 	r.expo[[2]uint16{si, li}]++
-	for i := range v.exposures {
-		x := &v.exposures[i]
-		if x.seg == si && x.slot == li {
-			if t < x.first {
-				x.first, x.variant = t, e.Variant
-			}
-			return
+	if x := v.exposure(si, li); x != nil {
+		if t < x.first {
+			x.first, x.arm = t, armOf(e.Variant)
 		}
+		return
 	}
-	v.exposures = append(v.exposures, visitorExposure{seg: si, slot: li, variant: e.Variant, first: t})
+	v.addExposure(visitorExposure{seg: si, slot: li, arm: armOf(e.Variant), first: t})
 }
 
 // segment returns the index of the segment named s, giving it one if it
@@ -279,48 +379,45 @@ func (r *Reporter) Finish() *Report {
 	rep := r.rep
 	sizes := make([]int, len(r.segNames))
 	both := map[[2]int]int{}
-	type arm struct{ n, x int }
-	arms := map[[3]int]*arm{} // seg, slot, 0 block / 1 holdout
-	for _, v := range r.visitors {
-		if v.seen {
-			rep.Seen++
+	type tally struct{ n, x int }
+	arms := map[[3]int]*tally{} // seg, slot, 0 block / 1 holdout
+	count := func(v *visitorState, x *visitorExposure) {
+		if x.arm == noArm {
+			return
 		}
-		if v.segs == 0 {
-			continue
+		key := [3]int{int(x.seg), int(x.slot), int(x.arm - blockArm)}
+		a := arms[key]
+		if a == nil {
+			a = &tally{}
+			arms[key] = a
 		}
-		rep.Visitors++
-		for i := range r.segNames {
-			if v.segs&(1<<i) == 0 {
+		a.n++
+		if v.lastConvAt >= x.first {
+			a.x++
+		}
+	}
+	for _, chunk := range r.states {
+		for i := range chunk {
+			v := &chunk[i]
+			if v.seen {
+				rep.Seen++
+			}
+			if v.segs == 0 {
 				continue
 			}
-			sizes[i]++
-			for j := i + 1; j < len(r.segNames); j++ {
-				if v.segs&(1<<j) != 0 {
-					both[[2]int{i, j}]++
+			rep.Visitors++
+			for i := range r.segNames {
+				if v.segs&(1<<i) == 0 {
+					continue
+				}
+				sizes[i]++
+				for j := i + 1; j < len(r.segNames); j++ {
+					if v.segs&(1<<j) != 0 {
+						both[[2]int{i, j}]++
+					}
 				}
 			}
-		}
-		for _, x := range v.exposures {
-			k := -1
-			switch x.variant {
-			case Block:
-				k = 0
-			case Holdout:
-				k = 1
-			}
-			if k < 0 {
-				continue
-			}
-			key := [3]int{int(x.seg), int(x.slot), k}
-			a := arms[key]
-			if a == nil {
-				a = &arm{}
-				arms[key] = a
-			}
-			a.n++
-			if v.lastConvAt >= x.first {
-				a.x++
-			}
+			v.each(func(x *visitorExposure) { count(v, x) })
 		}
 	}
 	known := map[string]bool{}
@@ -361,10 +458,10 @@ func (r *Reporter) Finish() *Report {
 				continue
 			}
 			if b == nil {
-				b = &arm{}
+				b = &tally{}
 			}
 			if h == nil {
-				h = &arm{}
+				h = &tally{}
 			}
 			u := Compare(b.x, b.n, h.x, h.n)
 			u.Segment, u.Slot = seg, slot
