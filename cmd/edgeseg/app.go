@@ -34,6 +34,7 @@ var errHelp = flag.ErrHelp
 // does the work, Close releases what Run opened. Tests build a Main, point
 // Stdout/Stderr at buffers, and read Addr once Ready is closed.
 type Main struct {
+	Stdin  io.Reader // read by report --events -
 	Stdout io.Writer
 	Stderr io.Writer
 	// Environ is the process environment (for EDGESEG_* overrides and
@@ -60,6 +61,7 @@ type Main struct {
 // NewMain returns a Main wired to the process's stdio and environment.
 func NewMain() *Main {
 	return &Main{
+		Stdin:   os.Stdin,
 		Stdout:  os.Stdout,
 		Stderr:  os.Stderr,
 		Environ: os.Environ(),

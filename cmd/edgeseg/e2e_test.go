@@ -1090,6 +1090,23 @@ events: {sink: "` + sink + `"}
 		!regexp.MustCompile(`(?m)^c +hero +15/60 25\.00% +0/0 n/a +n/a +n/a +n/a +1\.0000 +no holdout`).MatchString(out.String()) {
 		t.Fatalf("text report: %v\n%s", err, out.String())
 	}
+	// The same events compressed, as log rotation leaves them, on
+	// standard input: the same report.
+	raw, err := os.ReadFile(sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(raw)
+	zw.Close()
+	var piped bytes.Buffer
+	m = NewMain()
+	m.Stdin, m.Stdout, m.Stderr = &gz, &piped, io.Discard
+	m.ParseFlags([]string{"report", "--events", "-"})
+	if err := m.Run(context.Background()); err != nil || piped.String() != out.String() {
+		t.Fatalf("compressed on standard input: %v\n%s", err, piped.String())
+	}
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

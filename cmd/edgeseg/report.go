@@ -24,7 +24,7 @@ import (
 func (m *Main) runReport(ctx context.Context, args []string) error {
 	fs := m.flagSet("report")
 	var files multiFlag
-	fs.Var(&files, "events", "event file (JSON lines); repeatable, or list files after the flags")
+	fs.Var(&files, "events", "event file (JSON lines, gzip-compressed or not; - for standard input); repeatable, or list files after the flags")
 	since := fs.String("since", "", "only events at or after this time (RFC 3339 or YYYY-MM-DD)")
 	until := fs.String("until", "", "only events before this time")
 	format := fs.String("format", "text", "text, json or csv")
@@ -63,6 +63,12 @@ func (m *Main) runReport(ctx context.Context, args []string) error {
 	}
 	r := events.NewReport(opts)
 	for _, name := range files {
+		if name == "-" {
+			if err := r.Add("stdin", m.Stdin); err != nil {
+				return err
+			}
+			continue
+		}
 		f, err := os.Open(name)
 		if err != nil {
 			return fmt.Errorf("report: %w", err)

@@ -2,6 +2,7 @@ package events
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -501,4 +502,54 @@ func BenchmarkReportVisitors(b *testing.B) {
 			b.Fatalf("%d visitors", rep.Visitors)
 		}
 	}
+}
+
+// TestReportCompressedFiles: a gzip-compressed file (two members, as
+// appended archives are) reads as the file it holds; one cut short, or
+// damaged, is read up to where it breaks, with a warning naming it.
+func TestReportCompressedFiles(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var plain strings.Builder
+	for i := range 2000 {
+		id := fmt.Sprintf("v%d", i)
+		plain.WriteString(ev("exposure", id, "deals", "hero", []Variant{Block, Holdout}[i%2], t0) + "\n")
+		if i%3 == 0 {
+			plain.WriteString(ev("conversion", id, "", "", "", t0.Add(time.Minute)) + "\n")
+		}
+	}
+	half := strings.Index(plain.String()[plain.Len()/2:], "\n") + plain.Len()/2 + 1
+	compressed := append(gzipped(plain.String()[:half]), gzipped(plain.String()[half:])...)
+	report := func(name string, in []byte) *Report {
+		r := NewReport(ReportOptions{})
+		if err := r.Add(name, bytes.NewReader(in)); err != nil {
+			t.Fatal(err)
+		}
+		return r.Finish()
+	}
+	want, got := report("e.jsonl", []byte(plain.String())), report("e.jsonl.gz", compressed)
+	if got.Lines != want.Lines || got.Events != want.Events || got.Visitors != want.Visitors || len(got.Warnings) != 0 ||
+		fmt.Sprint(got.Uplift) != fmt.Sprint(want.Uplift) {
+		t.Fatalf("compressed: %d lines, %d events, %d visitors, warnings %q; plain: %d, %d, %d", got.Lines, got.Events, got.Visitors, got.Warnings, want.Lines, want.Events, want.Visitors)
+	}
+
+	cut := report("cut.gz", compressed[:len(compressed)/3])
+	if cut.Events == 0 || cut.Events >= want.Events || len(cut.Warnings) != 1 || !strings.Contains(cut.Warnings[0], "cut.gz: the compressed file breaks off after line") {
+		t.Errorf("cut short: %d events of %d, warnings %q", cut.Events, want.Events, cut.Warnings)
+	}
+	damaged := bytes.Clone(compressed)
+	damaged[len(damaged)-6] ^= 0xff // the second member's checksum
+	if rep := report("damaged.gz", damaged); len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "damaged.gz") || rep.Events == 0 {
+		t.Errorf("damaged: %d events, warnings %q", rep.Events, rep.Warnings)
+	}
+	if rep := report("header.gz", []byte("\x1f\x8bnot gzip")); len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "header.gz: not read") {
+		t.Errorf("not gzip after its magic: warnings %q", rep.Warnings)
+	}
+}
+
+func gzipped(s string) []byte {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write([]byte(s))
+	zw.Close()
+	return b.Bytes()
 }

@@ -2,6 +2,8 @@ package events
 
 import (
 	"bufio"
+	"compress/flate"
+	"compress/gzip"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -238,10 +240,21 @@ var (
 	maxEventTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
-// Add reads one file of JSON-lines events. Bad lines are counted and
-// skipped; only a read error fails.
+// Add reads one file of JSON-lines events, gzip-compressed or not (as
+// log rotation often leaves them). Bad lines are counted and skipped; a
+// compressed file cut short or damaged is read up to where it breaks, with
+// a warning; only a read error fails.
 func (r *Reporter) Add(name string, in io.Reader) error {
 	br := bufio.NewReaderSize(in, 256<<10)
+	compressed := false
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("%s: not read: %v", name, err))
+			return nil
+		}
+		br, compressed = bufio.NewReaderSize(zr, 256<<10), true
+	}
 	line := 0
 	for {
 		raw, err := br.ReadSlice('\n')
@@ -267,10 +280,21 @@ func (r *Reporter) Add(name string, in io.Reader) error {
 		if err == io.EOF {
 			return nil
 		}
+		if err != nil && compressed && damaged(err) {
+			r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf("%s: the compressed file breaks off after line %d (%v): the events before are counted", name, line, err))
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("report: %s: %w", name, err)
 		}
 	}
+}
+
+// damaged reports whether err is a gzip stream's: cut short, or not what
+// its checksum says.
+func damaged(err error) bool {
+	var corrupt flate.CorruptInputError
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.As(err, &corrupt)
 }
 
 func (r *Reporter) skip(name string, line int, why string) {
