@@ -219,7 +219,9 @@ func (c *originConn) Read(p []byte) (n int, err error) {
 		if n = c.lines.read(p, n); len(c.lines.pending) > 0 {
 			c.lastFull = true
 			c.tail = [len(c.tail)]byte{} // not the last bytes read
-			return n, err
+			// An error comes again at the next read from the connection,
+			// once what is pending has been read.
+			return n, nil
 		}
 	}
 	if n >= len(c.tail) {
