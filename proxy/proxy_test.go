@@ -1642,6 +1642,18 @@ func TestMetricsOnlyForAllowedPeers(t *testing.T) {
 			t.Errorf("loopback peer, %q: %d, want %d", c.hdr, got, c.want)
 		}
 	}
+	// The process's own metrics are there too, by their usual names, for
+	// the dashboards that read them.
+	_, body := p.get("/_edgeseg/metrics")
+	want := []string{"go_goroutines ", "go_gc_duration_seconds", "go_memstats_heap_inuse_bytes "}
+	if runtime.GOOS == "linux" {
+		want = append(want, "process_resident_memory_bytes ", "process_cpu_seconds_total ", "process_open_fds ")
+	}
+	for _, name := range want {
+		if !strings.Contains(body, "\n"+name) {
+			t.Errorf("no %s in the metrics", name)
+		}
+	}
 	q := startProxy(t, origin, func(c *config.Config) { c.Server.MetricsAllow = []string{"10.0.0.0/8"} })
 	if got := metrics(q, ""); got != 404 {
 		t.Errorf("peer outside metrics_allow: %d, want 404", got)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 )
 
@@ -19,6 +20,10 @@ func (h *Handler) serveReserved(ctx *fasthttp.RequestCtx) {
 		}
 		ctx.Response.Header.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		h.metrics.set.WritePrometheus(ctx)
+		// The process's own: memory, CPU, descriptors, goroutines, GC.
+		metrics.WriteGoMetrics(ctx)
+		metrics.WriteProcMetrics(ctx)
+		metrics.WriteFDMetrics(ctx)
 	case ReservedPrefix + "purge":
 		h.servePurge(ctx)
 	default:
