@@ -10,7 +10,10 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/edgeseg ./cmd/edgeseg
+# docker build --build-arg VERSION=$(git describe --always --dirty) names the
+# build in `edgeseg version`, the start-up log line and edgeseg_build_info.
+ARG VERSION=""
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/edgeseg ./cmd/edgeseg
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/edgeseg /usr/local/bin/edgeseg

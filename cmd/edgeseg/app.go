@@ -79,6 +79,7 @@ Usage:
   edgeseg explain       --config FILE --url URL [--header K:V]... [--cookie N=V]...
   edgeseg preview-token --config FILE --segment S [--ttl 1h]
   edgeseg report        --events FILE... [--since T] [--until T] [--format text|json|csv]
+  edgeseg version                                     print the build
 
 Run "edgeseg COMMAND -h" for a command's flags.
 `
@@ -94,7 +95,7 @@ func (m *Main) ParseFlags(args []string) error {
 	case "help", "-h", "--help":
 		fmt.Fprint(m.Stdout, usage)
 		return errHelp
-	case "serve", "demo", "validate", "explain", "preview-token", "report":
+	case "serve", "demo", "validate", "explain", "preview-token", "report", "version", "--version":
 		return nil
 	}
 	fmt.Fprint(m.Stderr, usage)
@@ -116,6 +117,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.runPreviewToken(ctx, m.args)
 	case "report":
 		return m.runReport(ctx, m.args)
+	case "version", "--version":
+		fmt.Fprintln(m.Stdout, readBuild())
+		return nil
 	}
 	return fmt.Errorf("unknown command %q", m.cmd)
 }
@@ -223,6 +227,8 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 	log := m.newLogger(cfg.Log, m.Stderr)
 	setMemoryLimit(&log)
 	set := metrics.NewSet()
+	bi := readBuild()
+	bi.register(set)
 	var access *zerolog.Logger
 	if cfg.Log.Access {
 		lw := newLineWriter(m.Stderr, set.GetOrCreateCounter("edgeseg_log_lines_dropped_total"))
@@ -275,7 +281,7 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	m.Addr = ln.Addr().String()
-	log.Info().Str("listen", m.Addr).Str("origin", cfg.Origin.URL).Msg("edgeseg serving")
+	log.Info().Str("listen", m.Addr).Str("origin", cfg.Origin.URL).Str("version", bi.version).Str("revision", bi.revision).Msg("edgeseg serving")
 	close(m.Ready)
 
 	errc := make(chan error, 1)

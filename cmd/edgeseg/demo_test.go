@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
 // TestDemoOutsideTheSourceTree: run where there is no examples/ (as an
@@ -42,6 +45,28 @@ func TestDemoOutsideTheSourceTree(t *testing.T) {
 	}
 	if !strings.Contains(resp.Header.Get("Set-Cookie"), "edgeseg=") {
 		t.Fatalf("the demo does not personalize: no profile cookie in %q", resp.Header)
+	}
+	// Which build serves, for dashboards: in the metrics and the log.
+	resp, err = http.Get("http://" + m.Addr + "/_edgeseg/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "\nedgeseg_build_info{version=\"(devel)\",revision=\"") || !strings.Contains(stderr.String(), `"version":"(devel)"`) {
+		t.Errorf("build not named in the metrics or the log:\n%s\n%s", body, stderr.String())
+	}
+}
+
+// TestBuildLabels: a build's names are written as Prometheus label values,
+// whatever they hold.
+func TestBuildLabels(t *testing.T) {
+	set := metrics.NewSet()
+	build{version: `v1 "x"`, revision: "a\\b\nc", goVersion: "go1.26"}.register(set)
+	var b bytes.Buffer
+	set.WritePrometheus(&b)
+	if want := `edgeseg_build_info{version="v1 \"x\"",revision="a\\b\nc",go="go1.26"} 1` + "\n"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
 	}
 }
 

@@ -22,6 +22,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"validate", "--help"}, 0, "-config"},
 		{[]string{"report", "-h"}, 0, "-events"},
 		{[]string{"demo", "-h"}, 0, "-listen"},
+		{[]string{"version"}, 0, "edgeseg (devel) (commit "},
+		{[]string{"--version"}, 0, ", go1."},
 		{[]string{"bogus"}, 1, `edgeseg: unknown command "bogus"`},
 		{[]string{"serve", "--bogus"}, 1, "edgeseg: flag provided but not defined: -bogus"},
 		{[]string{"serve"}, 1, "edgeseg: --config FILE is required"},
