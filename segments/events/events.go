@@ -294,6 +294,13 @@ func (l *Logger) Close() error {
 // line; the next write that succeeds starts on a line of its own, so only
 // the torn event is unreadable, not the one after it too. A rotation that
 // could not open the new file is tried again on the next write.
+//
+// The file may also be rotated by another program (logrotate): at most
+// once a second, a write first looks whether the path still names the file
+// being written, and opens it anew when it was moved or removed (else the
+// events would go on into the moved file, which the rotation may compress
+// and remove); a file truncated in place (copytruncate) is written on from
+// its new end.
 type Rotating struct {
 	mu      sync.Mutex
 	path    string
@@ -301,8 +308,13 @@ type Rotating struct {
 	size    int64
 	max     int64
 	backups int
-	torn    bool // the last write ended mid-line
+	torn    bool      // the last write ended mid-line
+	looked  time.Time // when the path was last looked at
 }
+
+// lookEvery is how often a write looks whether the file was rotated by
+// another program.
+const lookEvery = time.Second
 
 // OpenRotating opens (appends to) path.
 func OpenRotating(path string, maxBytes int64, backups int) (*Rotating, error) {
@@ -325,6 +337,10 @@ func OpenRotating(path string, maxBytes int64, backups int) (*Rotating, error) {
 func (r *Rotating) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if now := time.Now(); r.f != nil && now.Sub(r.looked) >= lookEvery {
+		r.looked = now
+		r.followPath()
+	}
 	if r.f == nil || r.max > 0 && r.size+int64(len(p)) > r.max && r.size > 0 {
 		if err := r.rotate(); err != nil {
 			return 0, fmt.Errorf("events: %s: %w", r.path, err)
@@ -342,6 +358,33 @@ func (r *Rotating) Write(p []byte) (int, error) {
 	r.size += int64(n)
 	r.torn = n > 0 && n < len(p) && p[n-1] != '\n'
 	return n, err
+}
+
+// followPath opens the path anew when it no longer names the file being
+// written (moved or removed by another program), and takes the size of a
+// file truncated in place.
+func (r *Rotating) followPath() {
+	cur, err := r.f.Stat()
+	if err != nil {
+		return
+	}
+	if st, err := os.Stat(r.path); err == nil && os.SameFile(cur, st) {
+		if st.Size() < r.size {
+			r.size, r.torn = st.Size(), false // truncated: written on from its new end
+		}
+		return
+	}
+	f, err := os.OpenFile(r.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return // written on where it is; tried again at the next look
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return
+	}
+	_ = r.f.Close()
+	r.f, r.size, r.torn = f, st.Size(), false
 }
 
 // rotate moves the file aside (or, without backups, removes it) and opens

@@ -288,6 +288,62 @@ func TestRotation(t *testing.T) {
 	}
 }
 
+// TestRotationByAnotherProgram: a file logrotate moves aside (its create
+// mode), or someone removes, is opened anew at the next look, so events
+// go on into the path and not into a file about to be compressed or gone;
+// one truncated in place (copytruncate) is written on from its start. Until
+// the next look (at most a second), events go where they went.
+func TestRotationByAnotherProgram(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ev.jsonl")
+	r, err := OpenRotating(path, 1<<20, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	write := func(line string, look bool) {
+		t.Helper()
+		if look {
+			r.looked = time.Time{} // as a second after the last look
+		}
+		if _, err := r.Write([]byte(line + "\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(name string) string {
+		t.Helper()
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	write("one", true)
+	if err := os.Rename(path, path+"-moved"); err != nil {
+		t.Fatal(err)
+	}
+	write("two", false) // before the next look
+	write("three", true)
+	if got, moved := read(path), read(path+"-moved"); got != "three\n" || moved != "one\ntwo\n" {
+		t.Fatalf("after a move: %q in the path, %q in the moved file", got, moved)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	write("four", true)
+	if got := read(path); got != "four\n" {
+		t.Fatalf("after a removal: %q", got)
+	}
+	write(strings.Repeat("x", 100), false)
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	write("five", true)
+	if got := read(path); got != "five\n" || r.size != int64(len("five\n")) {
+		t.Fatalf("after a truncation: %q, size %d", got, r.size)
+	}
+}
+
 func BenchmarkEmit(b *testing.B) {
 	l := NewWriter(discard{}, 8192, nil)
 	defer l.Close()
