@@ -2,6 +2,7 @@ package segments
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/expr-lang/expr/vm"
@@ -35,9 +36,11 @@ func (e *Engine) lint() []string {
 	results := make([]uint64, len(samples))
 	// Each rule is timed on the samples. One that is slow (a range such as
 	// 1..1000000, a loop over it) is slow on every visitor whose assignment
-	// is not cached, and is run on as few samples as it takes to tell.
+	// is not cached, and is run on as few samples as it takes to tell. Its
+	// median time is reported: a pause of the process (a busy host) during
+	// one sample does not make a rule slow.
 	spent := make([]time.Duration, len(e.segs))
-	runs := make([]int, len(e.segs))
+	times := make([][]time.Duration, len(e.segs))
 	var m vm.VM
 	for i := range samples {
 		for j, s := range e.segs {
@@ -46,8 +49,9 @@ func (e *Engine) lint() []string {
 			}
 			start := time.Now()
 			ok, err := runRule(&m, s.program, &samples[i])
-			spent[j] += time.Since(start)
-			runs[j]++
+			took := time.Since(start)
+			spent[j] += took
+			times[j] = append(times[j], took)
 			if ok && err == nil {
 				results[i] |= 1 << uint(j)
 			}
@@ -55,10 +59,11 @@ func (e *Engine) lint() []string {
 	}
 	partial := uint64(0) // rules not run on every sample
 	for j, s := range e.segs {
-		if per := spent[j] / time.Duration(runs[j]); per >= SlowRule {
-			warns = append(warns, fmt.Sprintf("segment %q: its rule takes %v per visitor (on %d sample visitors): every page whose visitor's assignment is not cached waits for it; look for a range (1..n) or a loop (all, any, filter, map) over a long list", s.Name, per.Round(time.Microsecond), runs[j]))
+		slices.Sort(times[j])
+		if per := times[j][len(times[j])/2]; per >= SlowRule {
+			warns = append(warns, fmt.Sprintf("segment %q: its rule takes %v per visitor (the median of %d sample visitors): every page whose visitor's assignment is not cached waits for it; look for a range (1..n) or a loop (all, any, filter, map) over a long list", s.Name, per.Round(time.Microsecond), len(times[j])))
 		}
-		if runs[j] < len(samples) {
+		if len(times[j]) < len(samples) {
 			partial |= 1 << uint(j)
 		}
 	}
