@@ -300,6 +300,7 @@ func FuzzOriginResponse(f *testing.F) {
 	} {
 		f.Add(s.status, s.headers, s.body, []byte("<html><body><div data-edgeseg-slot=\"hero\">x</div>"), false)
 		f.Add(s.status, s.headers, s.body, []byte{}, true)
+		f.Add(s.status, s.headers, s.body|4, []byte{}, false) // the head's lines ending in bare LFs
 	}
 	var answer atomic.Pointer[[]byte]
 	oln := rawInmemory(f, func(c net.Conn) {
@@ -336,20 +337,28 @@ func FuzzOriginResponse(f *testing.F) {
 		case 3:
 			body = chunked(page)
 		}
-		var raw bytes.Buffer
-		fmt.Fprintf(&raw, "HTTP/1.1 %d Fuzz\r\n", status)
-		for _, line := range strings.Split(headers, "\n") {
-			if line = strings.TrimRight(line, "\r"); line != "" {
-				raw.WriteString(line + "\r\n")
+		// The answer's head, its lines ended with CRLF, or with bare LFs
+		// (which&4), which edgeseg reads as CRLF.
+		head := func(eol string) []byte {
+			var raw bytes.Buffer
+			fmt.Fprintf(&raw, "HTTP/1.1 %d Fuzz%s", status, eol)
+			for _, line := range strings.Split(headers, "\n") {
+				if line = strings.TrimRight(line, "\r"); line != "" {
+					raw.WriteString(line + eol)
+				}
 			}
+			raw.WriteString("Connection: close" + eol + eol)
+			return raw.Bytes()
 		}
-		raw.WriteString("Connection: close\r\n\r\n")
-		raw.Write(body)
-		b := raw.Bytes()
-		answer.Store(&b)
+		b := append(head("\r\n"), body...)
+		sent := b
+		if which&4 != 0 {
+			sent = append(head("\n"), body...)
+		}
+		answer.Store(&sent)
 
 		// What fasthttp's client makes of it on its own (within a bound: a
-		// Content-Length is a size to allocate for it).
+		// Content-Length is a size to allocate for it), its head in CRLF.
 		var want fasthttp.Response
 		wantErr := want.ReadLimitBody(bufio.NewReader(bytes.NewReader(b)), 1<<20)
 
