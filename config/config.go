@@ -130,6 +130,11 @@ type Origin struct {
 	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// WriteTimeout bounds sending the request to the origin. Default 30s.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// CAFile is a PEM file of certificates to trust for an https origin,
+	// besides the system's: the CA of an origin whose certificate a private
+	// CA signed (an internal service), or that certificate itself. Relative
+	// to the config file. Default "" (the system's only).
+	CAFile string `yaml:"ca_file"`
 	// InsecureSkipVerify disables TLS certificate checks for an https origin.
 	// Only for testing. Default false.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`

@@ -279,6 +279,7 @@ func (c *Config) resolvePaths() {
 		}
 	}
 	rel(&c.Templates.Dir)
+	rel(&c.Origin.CAFile)
 	for i := range c.Identity.Keys {
 		rel(&c.Identity.Keys[i].PublicKeyFile)
 	}

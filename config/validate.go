@@ -1,10 +1,12 @@
 package config
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -95,6 +97,13 @@ func (c *Config) Validate() error {
 			bad("origin.url", "must be scheme://host[:port] only (no path, query or fragment), got %q", o.URL)
 		case isOwnAddress(u, c.Listen):
 			bad("origin.url", "%q is edgeseg's own listen address (%s): every request would come back to it; name the site's server", o.URL, c.Listen)
+		}
+	}
+	if o.CAFile != "" {
+		if !strings.HasPrefix(o.URL, "https://") {
+			bad("origin.ca_file", "is for an https origin; origin.url is %q", o.URL)
+		} else if _, err := o.CertPool(); err != nil {
+			bad("origin.ca_file", "%v", err)
 		}
 	}
 	if o.MaxConns <= 0 {
@@ -427,4 +436,24 @@ func checkListen(addr string) error {
 func validPort(port string) bool {
 	n, err := strconv.ParseUint(port, 10, 16)
 	return err == nil && n > 0
+}
+
+// CertPool returns the certificates an https origin's may be signed by:
+// the system's and, with CAFile, those it holds.
+func (o Origin) CertPool() (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if o.CAFile == "" {
+		return pool, nil
+	}
+	pem, err := os.ReadFile(o.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate in it", o.CAFile)
+	}
+	return pool, nil
 }

@@ -297,7 +297,11 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		status, cause := originFailure(err)
 		x.cause = cause
 		h.metrics.originError(cause)
-		h.log.Warn().Err(err).Str("cause", cause).Bytes("path", ctx.Path()).Msg("origin request failed")
+		ev := h.log.Warn().Err(err).Str("cause", cause).Bytes("path", ctx.Path())
+		if fix := originFailureFix(cause); fix != "" {
+			ev = ev.Str("fix", fix)
+		}
+		ev.Msg("origin request failed")
 		h.plainError(ctx, status, originErrorText(status))
 		return
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -117,7 +118,11 @@ func NewOrigin(cfg config.Origin) (*Origin, error) {
 		},
 	}
 	if isTLS {
-		o.client.TLSConfig = &tls.Config{ServerName: u.Hostname(), InsecureSkipVerify: cfg.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // opt-in, documented as testing only
+		roots, err := cfg.CertPool()
+		if err != nil {
+			return nil, fmt.Errorf("origin.ca_file: %w", err)
+		}
+		o.client.TLSConfig = &tls.Config{ServerName: u.Hostname(), RootCAs: roots, InsecureSkipVerify: cfg.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // opt-in, documented as testing only
 	}
 	return o, nil
 }
@@ -215,6 +220,42 @@ func originFailure(err error) (status int, cause string) {
 		return fasthttp.StatusBadGateway, "connection reset"
 	case strings.Contains(err.Error(), "no such host"):
 		return fasthttp.StatusBadGateway, "dns"
+	case untrustedCertificate(err):
+		return fasthttp.StatusBadGateway, "tls certificate"
+	case isTLSFailure(err):
+		return fasthttp.StatusBadGateway, "tls"
 	}
 	return fasthttp.StatusBadGateway, "origin error"
+}
+
+// untrustedCertificate reports whether err is an https origin's
+// certificate failing its check: signed by a CA edgeseg does not trust,
+// for another name, expired.
+func untrustedCertificate(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var authority x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &verify) || errors.As(err, &authority) || errors.As(err, &host) || errors.As(err, &invalid)
+}
+
+// isTLSFailure reports whether err is a TLS handshake's other than a
+// certificate's: an origin that does not speak TLS on its https port, or
+// refuses edgeseg's handshake.
+func isTLSFailure(err error) bool {
+	var record tls.RecordHeaderError
+	var alert tls.AlertError
+	return errors.As(err, &record) || errors.As(err, &alert) || strings.Contains(err.Error(), "tls: ")
+}
+
+// originFailureFix says what to do about an origin failure of cause, when
+// edgeseg's config can mend it.
+func originFailureFix(cause string) string {
+	switch cause {
+	case "tls certificate":
+		return "the origin's certificate is not trusted: set origin.ca_file to the CA certificate that signed it (origin.insecure_skip_verify: true skips the check, for testing only)"
+	case "tls":
+		return "the TLS handshake with the origin failed: check that origin.url's port speaks https, or use http://"
+	}
+	return ""
 }

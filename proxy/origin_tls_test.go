@@ -1,0 +1,56 @@
+package proxy
+
+import (
+	"encoding/pem"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/edgeseg/edgeseg/config"
+)
+
+// TestOriginCertificates: an https origin whose certificate a CA edgeseg
+// does not trust signed (a private CA's, a self-signed one) is a 502 whose
+// log line says what to set, and a metric that tells it from other
+// failures; with that CA in origin.ca_file it is served. An origin that
+// does not speak TLS on its https port is told apart too.
+func TestOriginCertificates(t *testing.T) {
+	origin := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("over tls"))
+	}))
+	origin.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshakes refused on purpose
+	origin.StartTLS()
+	defer origin.Close()
+	caFile := filepath.Join(t.TempDir(), "origin-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: origin.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	untrusted := startProxyURL(t, origin.URL, nil, nil)
+	if resp, _ := untrusted.get("/"); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("untrusted certificate: %d", resp.StatusCode)
+	}
+	if logs := untrusted.logs.String(); !strings.Contains(logs, `"cause":"tls certificate"`) || !strings.Contains(logs, "set origin.ca_file to the CA certificate that signed it") {
+		t.Errorf("log does not say what to do:\n%s", logs)
+	}
+	if _, m := untrusted.get("/_edgeseg/metrics"); !strings.Contains(m, `edgeseg_origin_errors_total{cause="tls certificate"} 1`) {
+		t.Errorf("not counted as a certificate failure:\n%s", m)
+	}
+
+	trusted := startProxyURL(t, origin.URL, func(c *config.Config) { c.Origin.CAFile = caFile }, nil)
+	if resp, body := trusted.get("/"); resp.StatusCode != http.StatusOK || body != "over tls" {
+		t.Fatalf("with origin.ca_file: %d %q", resp.StatusCode, body)
+	}
+
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer plain.Close()
+	notTLS := startProxyURL(t, strings.Replace(plain.URL, "http://", "https://", 1), nil, nil)
+	if resp, _ := notTLS.get("/"); resp.StatusCode != http.StatusBadGateway || !strings.Contains(notTLS.logs.String(), `"cause":"tls"`) {
+		t.Errorf("plain http on an https URL: %d\n%s", resp.StatusCode, notTLS.logs.String())
+	}
+}
