@@ -135,6 +135,12 @@ type Origin struct {
 	// CA signed (an internal service), or that certificate itself. Relative
 	// to the config file. Default "" (the system's only).
 	CAFile string `yaml:"ca_file"`
+	// ServerName is the name an https origin is asked for in the TLS
+	// handshake (SNI), and its certificate checked against. Default "":
+	// origin.url's host. Set it when origin.url names the origin by an
+	// address its certificate is not for (https://10.0.0.5 serving
+	// shop.example's certificate).
+	ServerName string `yaml:"server_name"`
 	// InsecureSkipVerify disables TLS certificate checks for an https origin.
 	// Only for testing. Default false.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`

@@ -217,6 +217,8 @@ func TestValidate(t *testing.T) {
 		{"origin port zero", func(c *Config) { c.Origin.URL = "http://x:0" }, "origin.url: port must be"},
 		{"ca file for http", func(c *Config) { c.Origin.CAFile = "testdata/ca.pem" }, `origin.ca_file: is for an https origin; origin.url is "http://127.0.0.1:9000"`},
 		{"ca file missing", func(c *Config) { c.Origin.URL, c.Origin.CAFile = "https://x", "testdata/none.pem" }, "origin.ca_file: open testdata/none.pem: no such file or directory"},
+		{"server name for http", func(c *Config) { c.Origin.ServerName = "shop.example" }, "origin.server_name: is for an https origin"},
+		{"server name not a name", func(c *Config) { c.Origin.URL, c.Origin.ServerName = "https://x", "shop.example:443" }, `origin.server_name: must be a host name, got "shop.example:443"`},
 		{"ca file not PEM", func(c *Config) { c.Origin.URL, c.Origin.CAFile = "https://x", "testdata/bad-keys.yaml" }, "origin.ca_file: testdata/bad-keys.yaml: no PEM certificate in it"},
 		{"server timeout", func(c *Config) { c.Server.ReadTimeout = 0 }, "server.read_timeout: must be a positive duration"},
 		{"write timeout", func(c *Config) { c.Server.WriteTimeout = -1 }, "server.write_timeout"},

@@ -106,6 +106,13 @@ func (c *Config) Validate() error {
 			bad("origin.ca_file", "%v", err)
 		}
 	}
+	if o.ServerName != "" {
+		if !strings.HasPrefix(o.URL, "https://") {
+			bad("origin.server_name", "is for an https origin; origin.url is %q", o.URL)
+		} else if strings.ContainsAny(o.ServerName, " /:@[]") {
+			bad("origin.server_name", "must be a host name, got %q", o.ServerName)
+		}
+	}
 	if o.MaxConns <= 0 {
 		bad("origin.max_conns", "must be positive, got %d", o.MaxConns)
 	}

@@ -122,7 +122,11 @@ func NewOrigin(cfg config.Origin) (*Origin, error) {
 		if err != nil {
 			return nil, fmt.Errorf("origin.ca_file: %w", err)
 		}
-		o.client.TLSConfig = &tls.Config{ServerName: u.Hostname(), RootCAs: roots, InsecureSkipVerify: cfg.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // opt-in, documented as testing only
+		name := u.Hostname()
+		if cfg.ServerName != "" {
+			name = cfg.ServerName
+		}
+		o.client.TLSConfig = &tls.Config{ServerName: name, RootCAs: roots, InsecureSkipVerify: cfg.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // opt-in, documented as testing only
 	}
 	return o, nil
 }
@@ -220,6 +224,8 @@ func originFailure(err error) (status int, cause string) {
 		return fasthttp.StatusBadGateway, "connection reset"
 	case strings.Contains(err.Error(), "no such host"):
 		return fasthttp.StatusBadGateway, "dns"
+	case certificateForAnotherName(err):
+		return fasthttp.StatusBadGateway, "tls certificate name"
 	case untrustedCertificate(err):
 		return fasthttp.StatusBadGateway, "tls certificate"
 	case isTLSFailure(err):
@@ -239,6 +245,13 @@ func untrustedCertificate(err error) bool {
 	return errors.As(err, &verify) || errors.As(err, &authority) || errors.As(err, &host) || errors.As(err, &invalid)
 }
 
+// certificateForAnotherName reports whether err is an https origin's
+// certificate being for a name other than the one edgeseg asked for.
+func certificateForAnotherName(err error) bool {
+	var host x509.HostnameError
+	return errors.As(err, &host)
+}
+
 // isTLSFailure reports whether err is a TLS handshake's other than a
 // certificate's: an origin that does not speak TLS on its https port, or
 // refuses edgeseg's handshake.
@@ -254,6 +267,8 @@ func originFailureFix(cause string) string {
 	switch cause {
 	case "tls certificate":
 		return "the origin's certificate is not trusted: set origin.ca_file to the CA certificate that signed it (origin.insecure_skip_verify: true skips the check, for testing only)"
+	case "tls certificate name":
+		return "the origin's certificate is for another name than origin.url's host: set origin.server_name to the name it is for (the site's own, say)"
 	case "tls":
 		return "the TLS handshake with the origin failed: check that origin.url's port speaks https, or use http://"
 	}

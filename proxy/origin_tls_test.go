@@ -17,8 +17,10 @@ import (
 // TestOriginCertificates: an https origin whose certificate a CA edgeseg
 // does not trust signed (a private CA's, a self-signed one) is a 502 whose
 // log line says what to set, and a metric that tells it from other
-// failures; with that CA in origin.ca_file it is served. An origin that
-// does not speak TLS on its https port is told apart too.
+// failures; with that CA in origin.ca_file it is served. One whose
+// certificate is for another name than origin.url's host is told so, and
+// served with origin.server_name; one that does not speak TLS on its https
+// port is told apart too.
 func TestOriginCertificates(t *testing.T) {
 	origin := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("over tls"))
@@ -45,6 +47,19 @@ func TestOriginCertificates(t *testing.T) {
 	trusted := startProxyURL(t, origin.URL, func(c *config.Config) { c.Origin.CAFile = caFile }, nil)
 	if resp, body := trusted.get("/"); resp.StatusCode != http.StatusOK || body != "over tls" {
 		t.Fatalf("with origin.ca_file: %d %q", resp.StatusCode, body)
+	}
+
+	// The origin named by another name than its certificate's (an address,
+	// here localhost, where the certificate is for example.com and
+	// 127.0.0.1): said so, and mended with origin.server_name.
+	byOtherName := strings.Replace(origin.URL, "127.0.0.1", "localhost", 1)
+	otherName := startProxyURL(t, byOtherName, func(c *config.Config) { c.Origin.CAFile = caFile }, nil)
+	if resp, _ := otherName.get("/"); resp.StatusCode != http.StatusBadGateway || !strings.Contains(otherName.logs.String(), "set origin.server_name to the name it is for") {
+		t.Errorf("certificate for another name: %d\n%s", resp.StatusCode, otherName.logs.String())
+	}
+	named := startProxyURL(t, byOtherName, func(c *config.Config) { c.Origin.CAFile, c.Origin.ServerName = caFile, "example.com" }, nil)
+	if resp, body := named.get("/"); resp.StatusCode != http.StatusOK || body != "over tls" {
+		t.Fatalf("with origin.server_name: %d %q", resp.StatusCode, body)
 	}
 
 	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
