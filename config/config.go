@@ -102,8 +102,11 @@ type Server struct {
 
 // Origin configures the upstream site edgeseg sits in front of.
 type Origin struct {
-	// URL of the origin: scheme, host and optional port ("http://127.0.0.1:9000").
-	// A path, query or user info is an error. Required.
+	// URL of the origin: scheme, host and optional port ("http://127.0.0.1:9000"),
+	// or "unix:" and the path of a socket file an application server beside
+	// edgeseg listens on, spoken to in plain HTTP ("unix:/run/app.sock";
+	// relative to the config file). A path, query or user info is an error.
+	// Required.
 	URL string `yaml:"url"`
 	// HostHeader is the Host sent to the origin. Empty keeps the client's Host
 	// (what a site behind a load balancer usually expects); "origin" sends the

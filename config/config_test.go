@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +20,14 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if !strings.HasSuffix(c.Templates.Dir, "examples/templates") {
 		t.Errorf("templates.dir not resolved against the file: %q", c.Templates.Dir)
+	}
+	// So is a socket file's, given by the environment too.
+	c, err = Load("../examples/edgeseg.yaml", []string{"EDGESEG_ORIGIN_URL=unix:run/app.sock"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "unix:" + filepath.Join("..", "examples", "run", "app.sock"); c.Origin.URL != want {
+		t.Errorf("origin.url: %q, want %q", c.Origin.URL, want)
 	}
 }
 
@@ -215,6 +224,8 @@ func TestValidate(t *testing.T) {
 		{"pprof port", func(c *Config) { c.Server.PprofListen = "127.0.0.1:-1" }, "server.pprof_listen: must be host:port (a port"},
 		{"origin port", func(c *Config) { c.Origin.URL = "http://x:99999" }, `origin.url: port must be a number from 1 to 65535, got "99999"`},
 		{"origin port zero", func(c *Config) { c.Origin.URL = "http://x:0" }, "origin.url: port must be"},
+		{"unix socket without a path", func(c *Config) { c.Origin.URL = "unix:" }, `origin.url: must name a socket file, such as unix:/run/app.sock, got "unix:"`},
+		{"unix socket and the origin's host", func(c *Config) { c.Origin.URL, c.Origin.HostHeader = "unix:/run/app.sock", "origin" }, "origin.host_header: \"origin\" sends origin.url's host, which a unix socket has none of"},
 		{"ca file for http", func(c *Config) { c.Origin.CAFile = "testdata/ca.pem" }, `origin.ca_file: is for an https origin; origin.url is "http://127.0.0.1:9000"`},
 		{"ca file missing", func(c *Config) { c.Origin.URL, c.Origin.CAFile = "https://x", "testdata/none.pem" }, "origin.ca_file: open testdata/none.pem: no such file or directory"},
 		{"server name for http", func(c *Config) { c.Origin.ServerName = "shop.example" }, "origin.server_name: is for an https origin"},
@@ -237,7 +248,7 @@ func TestValidate(t *testing.T) {
 		{"metrics allow", func(c *Config) { c.Server.MetricsAllow = []string{"127.0.0.1", "10.0.0.0/99"} }, `server.metrics_allow[1]: invalid CIDR "10.0.0.0/99"`},
 		{"max connections", func(c *Config) { c.Server.MaxConnections = 0 }, "server.max_connections: must be positive"},
 		{"origin missing", func(c *Config) { c.Origin.URL = "" }, "origin.url: is required"},
-		{"origin scheme", func(c *Config) { c.Origin.URL = "ftp://x" }, `origin.url: scheme must be http or https, got "ftp"`},
+		{"origin scheme", func(c *Config) { c.Origin.URL = "ftp://x" }, `origin.url: scheme must be http or https (or unix: for a socket file), got "ftp"`},
 		{"origin no host", func(c *Config) { c.Origin.URL = "http://" }, "origin.url: must name a host"},
 		{"origin path", func(c *Config) { c.Origin.URL = "http://x/app" }, "origin.url: must be scheme://host[:port] only"},
 		{"origin user", func(c *Config) { c.Origin.URL = "http://u:p@x" }, "origin.url: must not carry user info"},
@@ -331,6 +342,13 @@ func TestValidate(t *testing.T) {
 	ok(c)
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults with an origin do not validate: %v", err)
+	}
+	for _, u := range []string{"unix:/run/app.sock", "unix:///run/app.sock", "unix:app.sock"} {
+		c := Default()
+		c.Origin.URL = u
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
 	}
 	// Origins that only look like edgeseg's own address.
 	for _, lo := range [][2]string{

@@ -280,6 +280,10 @@ func (c *Config) resolvePaths() {
 	}
 	rel(&c.Templates.Dir)
 	rel(&c.Origin.CAFile)
+	if socket, ok := UnixSocket(c.Origin.URL); ok && socket != "" {
+		rel(&socket)
+		c.Origin.URL = "unix:" + socket
+	}
 	for i := range c.Identity.Keys {
 		rel(&c.Identity.Keys[i].PublicKeyFile)
 	}

@@ -81,12 +81,19 @@ func (c *Config) Validate() error {
 	o := c.Origin
 	if o.URL == "" {
 		bad("origin.url", "is required: the site to proxy, e.g. http://127.0.0.1:9000")
+	} else if socket, ok := UnixSocket(o.URL); ok {
+		switch {
+		case socket == "":
+			bad("origin.url", "must name a socket file, such as unix:/run/app.sock, got %q", o.URL)
+		case o.HostHeader == "origin":
+			bad("origin.host_header", "\"origin\" sends origin.url's host, which a unix socket has none of: name the host to send, or leave it empty for the visitor's")
+		}
 	} else if u, err := url.Parse(o.URL); err != nil {
 		bad("origin.url", "is not a URL: %v", err)
 	} else {
 		switch {
 		case u.Scheme != "http" && u.Scheme != "https":
-			bad("origin.url", "scheme must be http or https, got %q", u.Scheme)
+			bad("origin.url", "scheme must be http or https (or unix: for a socket file), got %q", u.Scheme)
 		case u.Host == "" || u.Hostname() == "":
 			bad("origin.url", "must name a host, got %q", o.URL)
 		case u.User != nil:
@@ -463,4 +470,18 @@ func (o Origin) CertPool() (*x509.CertPool, error) {
 		return nil, fmt.Errorf("%s: no PEM certificate in it", o.CAFile)
 	}
 	return pool, nil
+}
+
+// UnixSocket returns the socket file an origin.url of the form
+// unix:/run/app.sock (or unix:///run/app.sock) names, and whether it has
+// that form; the path is empty when it names none.
+func UnixSocket(originURL string) (path string, ok bool) {
+	rest, ok := strings.CutPrefix(originURL, "unix:")
+	if !ok {
+		return "", false
+	}
+	if p, found := strings.CutPrefix(rest, "//"); found {
+		rest = p
+	}
+	return rest, true
 }

@@ -71,14 +71,22 @@ func NewOrigin(cfg config.Origin) (*Origin, error) {
 		}
 	}
 	dialTimeout := cfg.DialTimeout
+	// Dual stack: an origin at an IPv6 address, or a name with only AAAA
+	// records, is reached too.
+	dial := func(addr string) (net.Conn, error) { return fasthttp.DialDualStackTimeout(addr, dialTimeout) }
+	if socket, ok := config.UnixSocket(cfg.URL); ok {
+		// An application server beside edgeseg, listening on a socket
+		// file; spoken to in plain HTTP.
+		addr = "unix:" + socket
+		dial = func(string) (net.Conn, error) { return net.DialTimeout("unix", socket, dialTimeout) }
+		u.Scheme, u.Host = "http", ""
+	}
 	o := &Origin{scheme: u.Scheme, host: u.Host}
 	o.client = &fasthttp.HostClient{
 		Addr:  addr,
 		IsTLS: isTLS,
 		Dial: func(addr string) (net.Conn, error) {
-			// Dual stack: an origin at an IPv6 address, or a name with only
-			// AAAA records, is reached too.
-			c, err := fasthttp.DialDualStackTimeout(addr, dialTimeout)
+			c, err := dial(addr)
 			if err != nil {
 				return nil, err
 			}

@@ -2,13 +2,16 @@ package proxy
 
 import (
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/edgeseg/edgeseg/config"
@@ -67,5 +70,40 @@ func TestOriginCertificates(t *testing.T) {
 	notTLS := startProxyURL(t, strings.Replace(plain.URL, "http://", "https://", 1), nil, nil)
 	if resp, _ := notTLS.get("/"); resp.StatusCode != http.StatusBadGateway || !strings.Contains(notTLS.logs.String(), `"cause":"tls"`) {
 		t.Errorf("plain http on an https URL: %d\n%s", resp.StatusCode, notTLS.logs.String())
+	}
+}
+
+// TestUnixSocketOrigin: an application server listening on a socket file
+// beside edgeseg (origin.url: unix:/path) is served and personalized as one
+// on TCP, with the visitor's Host, its connections reused.
+func TestUnixSocketOrigin(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "app.sock")
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Skipf("no unix sockets here: %v", err)
+	}
+	var conns atomic.Int32
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprintf(w, `<!doctype html><html><body><p>host %s</p><div data-edgeseg-slot="hero">default</div></body></html>`, r.Host)
+		}),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		},
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	_, get := personalizingStack(t, "unix:"+socket, nil)
+	for i := range 5 {
+		filled, page := get("/")
+		if !filled || !strings.Contains(string(page), "<p>host shop.test</p>") {
+			t.Fatalf("request %d: filled %v, page %s", i, filled, page)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for 5 requests in turn", n)
 	}
 }

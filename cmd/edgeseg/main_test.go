@@ -29,7 +29,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"serve"}, 1, "edgeseg: --config FILE is required"},
 		// Every problem of the config at once, its rules' too.
 		{[]string{"serve", "--config", "testdata/bad-all-kinds.yaml"}, 1, "edgeseg: config: 3 problems:\n" +
-			"  testdata/bad-all-kinds.yaml:3: origin.url: scheme must be http or https, got \"ftp\"\n" +
+			"  testdata/bad-all-kinds.yaml:3: origin.url: scheme must be http or https (or unix: for a socket file), got \"ftp\"\n" +
 			"  testdata/bad-all-kinds.yaml:4: origin.dial_timout: unknown key: did you mean \"dial_timeout\"?\n" +
 			"  testdata/bad-all-kinds.yaml:7: segments[0].rule: segment \"deals\": unknown name devise: did you mean \"device\"?"},
 	} {
