@@ -98,6 +98,15 @@ type Server struct {
 	// PprofListen, when set, serves Go's /debug/pprof profiles on this
 	// address (keep it on loopback). Default "" (off).
 	PprofListen string `yaml:"pprof_listen"`
+	// AdminListen, when set, serves /_edgeseg/metrics and
+	// /_edgeseg/purge on this address only, to whoever reaches it (keep
+	// it off the load balancer), and /_edgeseg/health too; on the main
+	// address they are then a 404 to everyone. For a load balancer that
+	// passes TCP through from a private address (a Kubernetes Service with
+	// externalTrafficPolicy: Cluster), where every visitor would be in
+	// metrics_allow. Default "" (served on the main address to
+	// metrics_allow).
+	AdminListen string `yaml:"admin_listen"`
 }
 
 // Origin configures the upstream site edgeseg sits in front of.

@@ -221,6 +221,8 @@ func TestValidate(t *testing.T) {
 		{"listen", func(c *Config) { c.Listen = "8080" }, "listen: must be host:port"},
 		{"listen port", func(c *Config) { c.Listen = ":80800" }, `listen: must be host:port or :port (a port from 1 to 65535, or 0 for any), got ":80800"`},
 		{"listen port name", func(c *Config) { c.Listen = "127.0.0.1:http" }, "listen: must be host:port or :port (a port"},
+		{"admin address", func(c *Config) { c.Server.AdminListen = "9090" }, "server.admin_listen: must be host:port"},
+		{"admin address taken", func(c *Config) { c.Server.AdminListen = c.Listen }, `server.admin_listen: is listen's address (:8080)`},
 		{"pprof port", func(c *Config) { c.Server.PprofListen = "127.0.0.1:-1" }, "server.pprof_listen: must be host:port (a port"},
 		{"origin port", func(c *Config) { c.Origin.URL = "http://x:99999" }, `origin.url: port must be a number from 1 to 65535, got "99999"`},
 		{"origin port zero", func(c *Config) { c.Origin.URL = "http://x:0" }, "origin.url: port must be"},

@@ -66,6 +66,13 @@ func (c *Config) Validate() error {
 			bad("server.pprof_listen", "must be host:port%s, got %q", err, s.PprofListen)
 		}
 	}
+	if s.AdminListen != "" {
+		if err := checkListen(s.AdminListen); err != nil {
+			bad("server.admin_listen", "must be host:port%s, got %q", err, s.AdminListen)
+		} else if s.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+			bad("server.admin_listen", "is listen's address (%s): the admin endpoints need one of their own", c.Listen)
+		}
+	}
 	for i, p := range s.TrustedProxies {
 		if _, err := ParseCIDR(p); err != nil {
 			bad(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)

@@ -54,6 +54,7 @@ type Handler struct {
 	metrics      *proxyMetrics
 	trusted      netSet
 	metricsAllow netSet
+	adminOnly    bool // server.admin_listen: metrics and purge are served there, not here
 	via          bool
 	name         string // server.name, for a Server header fasthttp does not add
 	hostHeader   string
@@ -170,6 +171,7 @@ func New(opts Options) (*Handler, error) {
 			h.log.Warn().Str("origin", opts.Origin.Addr()).Msg("the origin sent bytes past the end of an answer (a Content-Length counted in characters, a body after a HEAD, 204 or 304 answer): the next request on that connection went out again on another if it could, else got 502; see edgeseg_origin_errors_total{cause=\"stray bytes\"}")
 		}
 	})
+	h.adminOnly = cfg.Server.AdminListen != ""
 	for _, s := range cfg.Server.MetricsAllow {
 		n, err := config.ParseCIDR(s)
 		if err != nil {

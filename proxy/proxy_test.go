@@ -2400,3 +2400,63 @@ func TestOriginAnswersBeforeTheBody(t *testing.T) {
 		t.Errorf("an origin that reset the upload without an answer: %d, want 502", got)
 	}
 }
+
+// TestAdminListen: with server.admin_listen, metrics and purge are
+// answered there, to whoever reaches it, and no longer on the main address,
+// even to a peer metrics_allow names (behind a TCP load balancer, every
+// visitor); health is answered on both.
+func TestAdminListen(t *testing.T) {
+	var hits atomic.Int64
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Cache-Control", "max-age=600")
+		fmt.Fprint(w, "page")
+	})
+	p := startProxy(t, origin, func(c *config.Config) {
+		c.Server.AdminListen = "127.0.0.1:0"
+		c.Cache.Origin.Paths = []string{"/*"}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := NewAdminServer(p.cfg, p.h, &zerolog.Logger{})
+	go admin.Serve(ln)
+	defer admin.Shutdown()
+	adminURL := "http://" + ln.Addr().String()
+	ask := func(method, url string) (int, string) {
+		req, _ := http.NewRequest(method, url, nil)
+		resp, body := p.do(req)
+		return resp.StatusCode, body
+	}
+
+	for _, path := range []string{"/_edgeseg/metrics", "/_edgeseg/purge?all=1"} {
+		if code, _ := ask("POST", p.url+path); code != http.StatusNotFound {
+			t.Errorf("%s on the main address: %d, want 404", path, code)
+		}
+	}
+	if code, _ := ask("GET", p.url+"/_edgeseg/health"); code != http.StatusOK {
+		t.Errorf("health on the main address: %d", code)
+	}
+	for _, path := range []string{"/_edgeseg/metrics", "/metrics"} {
+		if code, body := ask("GET", adminURL+path); code != http.StatusOK || !strings.Contains(body, "edgeseg_requests_total") {
+			t.Errorf("%s on the admin address: %d\n%.300s", path, code, body)
+		}
+	}
+	if code, _ := ask("GET", adminURL+"/_edgeseg/health"); code != http.StatusOK {
+		t.Errorf("health on the admin address: %d", code)
+	}
+	p.get("/cached")
+	p.h.ocache.Wait()
+	if code, _ := ask("POST", adminURL+"/_edgeseg/purge?all=1"); code != http.StatusOK {
+		t.Fatalf("purge on the admin address: %d", code)
+	}
+	before := hits.Load()
+	p.get("/cached")
+	if hits.Load() != before+1 {
+		t.Error("the purge on the admin address did not empty the cache")
+	}
+	if code, _ := ask("GET", adminURL+"/"); code != http.StatusNotFound {
+		t.Errorf("a page on the admin address: %d, want 404", code)
+	}
+}

@@ -18,13 +18,12 @@ func (h *Handler) serveReserved(ctx *fasthttp.RequestCtx) {
 			h.plainError(ctx, fasthttp.StatusNotFound, "404 Not Found")
 			return
 		}
-		ctx.Response.Header.SetContentType("text/plain; version=0.0.4; charset=utf-8")
-		h.metrics.set.WritePrometheus(ctx)
-		// The process's own: memory, CPU, descriptors, goroutines, GC.
-		metrics.WriteGoMetrics(ctx)
-		metrics.WriteProcMetrics(ctx)
-		metrics.WriteFDMetrics(ctx)
+		h.serveMetrics(ctx)
 	case ReservedPrefix + "purge":
+		if !h.mayReadMetrics(ctx) {
+			h.plainError(ctx, fasthttp.StatusNotFound, "404 Not Found")
+			return
+		}
 		h.servePurge(ctx)
 	default:
 		if h.p != nil && h.p.serveReserved(ctx) {
@@ -34,13 +33,39 @@ func (h *Handler) serveReserved(ctx *fasthttp.RequestCtx) {
 	}
 }
 
+// ServeAdmin answers on server.admin_listen: metrics, purge and health, to
+// whoever reaches that address.
+func (h *Handler) ServeAdmin(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	switch string(ctx.Path()) {
+	case ReservedPrefix + "health":
+		h.serveHealth(ctx)
+	case ReservedPrefix + "metrics", "/metrics":
+		h.serveMetrics(ctx)
+	case ReservedPrefix + "purge":
+		h.servePurge(ctx)
+	default:
+		h.plainError(ctx, fasthttp.StatusNotFound, "404 Not Found: "+ReservedPrefix+"metrics, "+ReservedPrefix+"purge and "+ReservedPrefix+"health are here")
+	}
+}
+
+// serveMetrics writes the metrics in Prometheus's text format.
+func (h *Handler) serveMetrics(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+	h.metrics.set.WritePrometheus(ctx)
+	// The process's own: memory, CPU, descriptors, goroutines, GC.
+	metrics.WriteGoMetrics(ctx)
+	metrics.WriteProcMetrics(ctx)
+	metrics.WriteFDMetrics(ctx)
+}
+
 // servePurge empties the origin cache of a page, POST
 // /_edgeseg/purge?path=/category/sale (the path and query as visitors
 // request them; for every host, scheme and variant), or of everything
 // (?all=1). Only for those who may read metrics, and each replica has its
 // own cache: purge each.
 func (h *Handler) servePurge(ctx *fasthttp.RequestCtx) {
-	if h.ocache == nil || !h.mayReadMetrics(ctx) {
+	if h.ocache == nil {
 		h.plainError(ctx, fasthttp.StatusNotFound, "404 Not Found")
 		return
 	}
@@ -109,6 +134,9 @@ func (h *Handler) probe() {
 // proxy relayed: behind a load balancer every visitor arrives from its
 // (often private) address, with X-Forwarded-For.
 func (h *Handler) mayReadMetrics(ctx *fasthttp.RequestCtx) bool {
+	if h.adminOnly {
+		return false // served on server.admin_listen instead
+	}
 	rh := &ctx.Request.Header
 	if len(rh.Peek("X-Forwarded-For")) > 0 || len(rh.Peek("Forwarded")) > 0 {
 		return false

@@ -56,6 +56,23 @@ func NewServer(cfg *config.Config, h *Handler, log *zerolog.Logger) *Server {
 		name: cfg.Server.Name, metrics: h.metrics, log: log}
 }
 
+// NewAdminServer builds the server for server.admin_listen, answered by
+// h.ServeAdmin: a few scrapers and operators, not visitors.
+func NewAdminServer(cfg *config.Config, h *Handler, log *zerolog.Logger) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:      h.ServeAdmin,
+		Name:         cfg.Server.Name,
+		ReadTimeout:  cfg.Server.ReadTimeout,
+		WriteTimeout: cfg.Server.WriteTimeout,
+		IdleTimeout:  cfg.Server.IdleTimeout,
+		Concurrency:  adminConcurrency,
+		Logger:       fasthttpLogger{log},
+	}
+}
+
+// adminConcurrency bounds the admin server's connections.
+const adminConcurrency = 64
+
 // Serve accepts connections on ln until Shutdown, at most
 // server.max_connections open at once.
 func (s *Server) Serve(ln net.Listener) error {

@@ -46,9 +46,11 @@ type Main struct {
 	cmd  string
 	args []string
 
-	// Ready is closed once serve or demo listens; Addr is then set.
-	Ready chan struct{}
-	Addr  string
+	// Ready is closed once serve or demo listens; Addr is then set, and
+	// AdminAddr with server.admin_listen.
+	Ready     chan struct{}
+	Addr      string
+	AdminAddr string
 
 	// demo is set by the demo command: a local run, where warnings about
 	// production settings (placeholder secrets, file limits) are noise.
@@ -280,6 +282,11 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 			return err
 		}
 	}
+	if cfg.Server.AdminListen != "" {
+		if err := m.serveAdmin(cfg, h, &log); err != nil {
+			return err
+		}
+	}
 	m.Addr = ln.Addr().String()
 	log.Info().Str("listen", m.Addr).Str("origin", cfg.Origin.URL).Str("version", bi.version).Str("revision", bi.revision).Msg("edgeseg serving")
 	close(m.Ready)
@@ -297,6 +304,20 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 	}
 	<-errc
 	log.Info().Msg("stopped")
+	return nil
+}
+
+// serveAdmin serves metrics, purge and health on server.admin_listen.
+func (m *Main) serveAdmin(cfg *config.Config, h *proxy.Handler, log *zerolog.Logger) error {
+	ln, err := net.Listen("tcp", cfg.Server.AdminListen)
+	if err != nil {
+		return fmt.Errorf("server.admin_listen: %w", err)
+	}
+	srv := proxy.NewAdminServer(cfg, h, log)
+	go func() { _ = srv.Serve(ln) }()
+	m.onClose(srv.Shutdown)
+	m.AdminAddr = ln.Addr().String()
+	log.Info().Str("listen", m.AdminAddr).Msg("serving /_edgeseg/metrics, /_edgeseg/purge and /_edgeseg/health on the admin address only")
 	return nil
 }
 

@@ -97,3 +97,31 @@ func TestListenAddressTaken(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminAddress: with server.admin_listen, metrics are read there (the
+// build among them) and the main address no longer answers them.
+func TestAdminAddress(t *testing.T) {
+	stderr := &lockedBuffer{}
+	m := NewMain()
+	m.Stdout, m.Stderr = io.Discard, stderr
+	m.Environ = []string{"EDGESEG_CONFIG=" + mustAbs(t, "../../examples/edgeseg.yaml"), "EDGESEG_LISTEN=127.0.0.1:0", "EDGESEG_SERVER_ADMIN_LISTEN=127.0.0.1:0"}
+	runUntilCleanup(t, m, stderr, "demo")
+	get := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if m.AdminAddr == "" {
+		t.Fatal("no admin address")
+	}
+	if code, body := get("http://" + m.AdminAddr + "/metrics"); code != 200 || !strings.Contains(body, "\nedgeseg_build_info{") {
+		t.Errorf("metrics on the admin address: %d\n%.300s", code, body)
+	}
+	if code, _ := get("http://" + m.Addr + "/_edgeseg/metrics"); code != 404 {
+		t.Errorf("metrics on the main address: %d, want 404", code)
+	}
+}
