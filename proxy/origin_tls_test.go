@@ -96,7 +96,7 @@ func TestUnixSocketOrigin(t *testing.T) {
 	}
 	go srv.Serve(ln)
 	defer srv.Close()
-	_, get := personalizingStack(t, "unix:"+socket, nil)
+	h, get := personalizingStack(t, "unix:"+socket, nil)
 	for i := range 5 {
 		filled, page := get("/")
 		if !filled || !strings.Contains(string(page), "<p>host shop.test</p>") {
@@ -105,5 +105,10 @@ func TestUnixSocketOrigin(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d connections for 5 requests in turn", n)
+	}
+	// Health probes it when no visitor has lately.
+	h.origin.lastSeen.Store(0)
+	if _, body := get("/_edgeseg/health"); string(body) != "ok\n" {
+		t.Errorf("health: %q", body)
 	}
 }

@@ -115,7 +115,8 @@ func (h *Handler) serveHealth(ctx *fasthttp.RequestCtx) {
 	ctx.SetBodyString("origin not answering\n")
 }
 
-// probe sends HEAD / to the origin; any answer counts as alive.
+// probe sends HEAD / to the origin, for the name it answers to; any
+// answer counts as alive.
 func (h *Handler) probe() {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
@@ -123,7 +124,14 @@ func (h *Handler) probe() {
 	defer fasthttp.ReleaseResponse(resp)
 	req.Header.SetMethod(fasthttp.MethodHead)
 	req.SetRequestURI("/")
-	req.Header.SetHost(h.origin.host)
+	host := h.origin.host
+	if h.hostHeader != "" {
+		host = h.hostHeader // the name the origin answers to
+	}
+	if host == "" {
+		host = "localhost" // a socket file's origin has no name of its own
+	}
+	req.Header.SetHost(host)
 	req.Header.Set("User-Agent", "edgeseg-health")
 	if err := h.origin.Do(req, resp); err != nil {
 		h.log.Debug().Err(err).Msg("health probe failed")
