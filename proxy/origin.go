@@ -79,7 +79,9 @@ func NewOrigin(cfg config.Origin) (*Origin, error) {
 		// file; spoken to in plain HTTP.
 		addr = "unix:" + socket
 		dial = func(string) (net.Conn, error) { return net.DialTimeout("unix", socket, dialTimeout) }
-		u.Scheme, u.Host = "http", ""
+		// Asked for "localhost" when no other name is known (an HTTP/1.0
+		// request without a Host, the health probe).
+		u.Scheme, u.Host = "http", "localhost"
 	}
 	o := &Origin{scheme: u.Scheme, host: u.Host}
 	o.client = &fasthttp.HostClient{

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -96,7 +97,11 @@ func TestUnixSocketOrigin(t *testing.T) {
 	}
 	go srv.Serve(ln)
 	defer srv.Close()
-	h, get := personalizingStack(t, "unix:"+socket, nil)
+	h, edge := personalizingServer(t, "unix:"+socket, nil)
+	get := func(path string) (bool, []byte) {
+		b, _ := promoGetter(t, edge)(path)
+		return bytes.Contains(b, []byte("Deals picked for you")), b
+	}
 	for i := range 5 {
 		filled, page := get("/")
 		if !filled || !strings.Contains(string(page), "<p>host shop.test</p>") {
@@ -110,5 +115,17 @@ func TestUnixSocketOrigin(t *testing.T) {
 	h.origin.lastSeen.Store(0)
 	if _, body := get("/_edgeseg/health"); string(body) != "ok\n" {
 		t.Errorf("health: %q", body)
+	}
+	// An HTTP/1.0 request without a Host (a load balancer's check) asks
+	// for localhost, the socket's origin having no name of its own.
+	c, err := edge.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
+	b, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(b), "HTTP/1.1 200 ") || !strings.Contains(string(b), "<p>host localhost</p>") {
+		t.Errorf("HTTP/1.0 without a Host: %q", b)
 	}
 }

@@ -128,9 +128,6 @@ func (h *Handler) probe() {
 	if h.hostHeader != "" {
 		host = h.hostHeader // the name the origin answers to
 	}
-	if host == "" {
-		host = "localhost" // a socket file's origin has no name of its own
-	}
 	req.Header.SetHost(host)
 	req.Header.Set("User-Agent", "edgeseg-health")
 	if err := h.origin.Do(req, resp); err != nil {
