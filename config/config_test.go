@@ -221,6 +221,8 @@ func TestValidate(t *testing.T) {
 		{"listen", func(c *Config) { c.Listen = "8080" }, "listen: must be host:port"},
 		{"listen port", func(c *Config) { c.Listen = ":80800" }, `listen: must be host:port or :port (a port from 1 to 65535, or 0 for any), got ":80800"`},
 		{"listen port name", func(c *Config) { c.Listen = "127.0.0.1:http" }, "listen: must be host:port or :port (a port"},
+		{"request id header", func(c *Config) { c.Server.RequestIDHeader = "X Request" }, `server.request_id_header: must be a header name other than a connection's own, such as X-Request-ID, got "X Request"`},
+		{"request id in a hop header", func(c *Config) { c.Server.RequestIDHeader = "Connection" }, "server.request_id_header: must be a header name"},
 		{"admin address", func(c *Config) { c.Server.AdminListen = "9090" }, "server.admin_listen: must be host:port"},
 		{"admin address taken", func(c *Config) { c.Server.AdminListen = c.Listen }, `server.admin_listen: is listen's address (:8080)`},
 		{"pprof port", func(c *Config) { c.Server.PprofListen = "127.0.0.1:-1" }, "server.pprof_listen: must be host:port (a port"},

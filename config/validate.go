@@ -66,6 +66,9 @@ func (c *Config) Validate() error {
 			bad("server.pprof_listen", "must be host:port%s, got %q", err, s.PprofListen)
 		}
 	}
+	if h := s.RequestIDHeader; h != "" && (!cookieNameRE.MatchString(h) || isHopHeader(h)) {
+		bad("server.request_id_header", "must be a header name other than a connection's own, such as X-Request-ID, got %q", h)
+	}
 	if s.AdminListen != "" {
 		if err := checkListen(s.AdminListen); err != nil {
 			bad("server.admin_listen", "must be host:port%s, got %q", err, s.AdminListen)
@@ -491,4 +494,15 @@ func UnixSocket(originURL string) (path string, ok bool) {
 		rest = p
 	}
 	return rest, true
+}
+
+// isHopHeader reports whether name is a header a proxy does not forward,
+// or one that frames or routes the request.
+func isHopHeader(name string) bool {
+	switch strings.ToLower(name) {
+	case "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+		"host", "content-length", "cookie":
+		return true
+	}
+	return false
 }

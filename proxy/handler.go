@@ -54,7 +54,8 @@ type Handler struct {
 	metrics      *proxyMetrics
 	trusted      netSet
 	metricsAllow netSet
-	adminOnly    bool // server.admin_listen: metrics and purge are served there, not here
+	adminOnly    bool        // server.admin_listen: metrics and purge are served there, not here
+	requestIDs   *requestIDs // server.request_id_header; nil when off
 	via          bool
 	name         string // server.name, for a Server header fasthttp does not add
 	hostHeader   string
@@ -172,6 +173,9 @@ func New(opts Options) (*Handler, error) {
 		}
 	})
 	h.adminOnly = cfg.Server.AdminListen != ""
+	if cfg.Server.RequestIDHeader != "" {
+		h.requestIDs = newRequestIDs(cfg.Server.RequestIDHeader)
+	}
 	for _, s := range cfg.Server.MetricsAllow {
 		n, err := config.ParseCIDR(s)
 		if err != nil {
@@ -206,6 +210,9 @@ type exchange struct {
 	// origin was asked so.
 	compress coding
 	asked    bool
+	// requestID names the request to the origin and in the access line
+	// (server.request_id_header).
+	requestID string
 }
 
 // ServeHTTP is the request path, top to bottom (see ../shared/DESIGN.md):
@@ -263,6 +270,10 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	var body bodyReader
 	upgrade := isUpgrade(&ctx.Request.Header)
 	h.prepareRequest(ctx, req, &body, x.proxyHeaders, upgrade)
+	if h.requestIDs != nil {
+		x.requestID = h.requestIDs.id(&ctx.Request.Header, h.trusted.contains(ctx.RemoteIP()))
+		req.Header.Set(h.requestIDs.header, x.requestID)
+	}
 
 	if upgrade {
 		h.serveUpgrade(ctx, req, &x)
@@ -1072,6 +1083,9 @@ func (h *Handler) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 		Str("remote", ctx.RemoteIP().String())
 	if x.cause != "" {
 		e = e.Str("cause", x.cause)
+	}
+	if x.requestID != "" {
+		e = e.Str("request_id", x.requestID)
 	}
 	if x.cache != "" {
 		e = e.Str("cache", x.cache)

@@ -2460,3 +2460,53 @@ func TestAdminListen(t *testing.T) {
 		t.Errorf("a page on the admin address: %d, want 404", code)
 	}
 }
+
+// TestRequestIDs: with server.request_id_header, every request reaches the
+// origin named, and its access line says the same name: the id a trusted
+// proxy sent, when it is one, else a new one, never the same twice.
+func TestRequestIDs(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, r.Header.Get("X-Request-ID"))
+	})
+	ask := func(p *testProxy, sent string) string {
+		req, _ := http.NewRequest("GET", p.url+"/", nil)
+		if sent != "" {
+			req.Header.Set("X-Request-ID", sent)
+		}
+		_, body := p.do(req)
+		return body
+	}
+	trusting := startProxy(t, origin, func(c *config.Config) {
+		c.Server.RequestIDHeader = "X-Request-ID"
+		c.Server.TrustedProxies = []string{"127.0.0.1"}
+	})
+	if got := ask(trusting, "lb-7f3a"); got != "lb-7f3a" {
+		t.Errorf("a trusted proxy's id: the origin got %q", got)
+	}
+	if !strings.Contains(trusting.logs.String(), `"request_id":"lb-7f3a"`) {
+		t.Errorf("not in the access line:\n%s", trusting.logs.String())
+	}
+	for _, bad := range []string{"two words", strings.Repeat("x", 201), "caf\xc3\xa9"} {
+		if got := ask(trusting, bad); got == bad || got == "" {
+			t.Errorf("id %q from a trusted proxy: the origin got %q", bad, got)
+		}
+	}
+
+	p := startProxy(t, origin, func(c *config.Config) { c.Server.RequestIDHeader = "X-Request-ID" })
+	seen := map[string]bool{}
+	for range 100 {
+		id := ask(p, "visitor-chosen")
+		if id == "visitor-chosen" || id == "" || seen[id] {
+			t.Fatalf("request id %q (seen before: %v)", id, seen[id])
+		}
+		seen[id] = true
+		if !strings.Contains(p.logs.String(), `"request_id":"`+id+`"`) {
+			t.Fatalf("%s not in the access lines", id)
+		}
+	}
+
+	off := startProxy(t, origin, nil)
+	if got := ask(off, ""); got != "" {
+		t.Errorf("off: the origin got an id %q", got)
+	}
+}
