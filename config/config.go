@@ -153,6 +153,12 @@ type Origin struct {
 	// CA signed (an internal service), or that certificate itself. Relative
 	// to the config file. Default "" (the system's only).
 	CAFile string `yaml:"ca_file"`
+	// ClientCertFile and ClientKeyFile, PEM files, are the certificate and
+	// key edgeseg presents to an https origin that asks for one (mutual
+	// TLS, as internal services behind a service mesh or a zero-trust
+	// gateway require). Relative to the config file. Default "" (none).
+	ClientCertFile string `yaml:"client_cert_file"`
+	ClientKeyFile  string `yaml:"client_key_file"`
 	// ServerName is the name an https origin is asked for in the TLS
 	// handshake (SNI), and its certificate checked against. Default "":
 	// origin.url's host. Set it when origin.url names the origin by an

@@ -232,6 +232,11 @@ func TestValidate(t *testing.T) {
 		{"unix socket and the origin's host", func(c *Config) { c.Origin.URL, c.Origin.HostHeader = "unix:/run/app.sock", "origin" }, "origin.host_header: \"origin\" sends origin.url's host, which a unix socket has none of"},
 		{"ca file for http", func(c *Config) { c.Origin.CAFile = "testdata/ca.pem" }, `origin.ca_file: is for an https origin; origin.url is "http://127.0.0.1:9000"`},
 		{"ca file missing", func(c *Config) { c.Origin.URL, c.Origin.CAFile = "https://x", "testdata/none.pem" }, "origin.ca_file: open testdata/none.pem: no such file or directory"},
+		{"client certificate for http", func(c *Config) { c.Origin.ClientCertFile, c.Origin.ClientKeyFile = "a.pem", "b.pem" }, "origin.client_cert_file: is for an https origin"},
+		{"client certificate without its key", func(c *Config) { c.Origin.URL, c.Origin.ClientCertFile = "https://x", "a.pem" }, "origin.client_cert_file: and origin.client_key_file go together: set both"},
+		{"client certificate missing", func(c *Config) {
+			c.Origin.URL, c.Origin.ClientCertFile, c.Origin.ClientKeyFile = "https://x", "testdata/none.pem", "testdata/none-key.pem"
+		}, "origin.client_cert_file: testdata/none.pem, testdata/none-key.pem: open testdata/none.pem: no such file or directory"},
 		{"server name for http", func(c *Config) { c.Origin.ServerName = "shop.example" }, "origin.server_name: is for an https origin"},
 		{"server name not a name", func(c *Config) { c.Origin.URL, c.Origin.ServerName = "https://x", "shop.example:443" }, `origin.server_name: must be a host name, got "shop.example:443"`},
 		{"ca file not PEM", func(c *Config) { c.Origin.URL, c.Origin.CAFile = "https://x", "testdata/bad-keys.yaml" }, "origin.ca_file: testdata/bad-keys.yaml: no PEM certificate in it"},

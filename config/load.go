@@ -280,6 +280,8 @@ func (c *Config) resolvePaths() {
 	}
 	rel(&c.Templates.Dir)
 	rel(&c.Origin.CAFile)
+	rel(&c.Origin.ClientCertFile)
+	rel(&c.Origin.ClientKeyFile)
 	if socket, ok := UnixSocket(c.Origin.URL); ok && socket != "" {
 		rel(&socket)
 		c.Origin.URL = "unix:" + socket

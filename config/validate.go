@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -121,6 +122,18 @@ func (c *Config) Validate() error {
 			bad("origin.ca_file", "is for an https origin; origin.url is %q", o.URL)
 		} else if _, err := o.CertPool(); err != nil {
 			bad("origin.ca_file", "%v", err)
+		}
+	}
+	if o.ClientCertFile != "" || o.ClientKeyFile != "" {
+		switch {
+		case !strings.HasPrefix(o.URL, "https://"):
+			bad("origin.client_cert_file", "is for an https origin; origin.url is %q", o.URL)
+		case o.ClientCertFile == "" || o.ClientKeyFile == "":
+			bad("origin.client_cert_file", "and origin.client_key_file go together: set both")
+		default:
+			if _, err := o.ClientCertificates(); err != nil {
+				bad("origin.client_cert_file", "%v", err)
+			}
 		}
 	}
 	if o.ServerName != "" {
@@ -505,4 +518,17 @@ func isHopHeader(name string) bool {
 		return true
 	}
 	return false
+}
+
+// ClientCertificates returns the certificate edgeseg presents to an https
+// origin, none without ClientCertFile.
+func (o Origin) ClientCertificates() ([]tls.Certificate, error) {
+	if o.ClientCertFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(o.ClientCertFile, o.ClientKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s, %s: %w", o.ClientCertFile, o.ClientKeyFile, err)
+	}
+	return []tls.Certificate{cert}, nil
 }

@@ -307,7 +307,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			h.refuse(ctx, &x, status, cause, fmt.Sprintf("%d %s", status, fasthttp.StatusMessage(status)))
 			return
 		}
-		status, cause := originFailure(err)
+		status, cause := h.origin.failure(err)
 		x.cause = cause
 		h.metrics.originError(cause)
 		ev := h.log.Warn().Err(err).Str("cause", cause).Bytes("path", ctx.Path())

@@ -31,6 +31,9 @@ type Origin struct {
 	// before a request goes out on it (originConn.SetWriteDeadline): set
 	// when one turned out closed by the origin.
 	closings atomic.Int64
+	// askedForCert is set once the origin asked for a client certificate
+	// edgeseg has none of (origin.client_cert_file).
+	askedForCert atomic.Bool
 	// strayHook, when set (OnStrayBytes), is called when a connection is
 	// found holding bytes the origin sent past the end of an answer.
 	strayHook atomic.Pointer[func()]
@@ -132,11 +135,24 @@ func NewOrigin(cfg config.Origin) (*Origin, error) {
 		if err != nil {
 			return nil, fmt.Errorf("origin.ca_file: %w", err)
 		}
+		certs, err := cfg.ClientCertificates()
+		if err != nil {
+			return nil, fmt.Errorf("origin.client_cert_file: %w", err)
+		}
 		name := u.Hostname()
 		if cfg.ServerName != "" {
 			name = cfg.ServerName
 		}
-		o.client.TLSConfig = &tls.Config{ServerName: name, RootCAs: roots, InsecureSkipVerify: cfg.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // opt-in, documented as testing only
+		var getCert func(*tls.CertificateRequestInfo) (*tls.Certificate, error)
+		if len(certs) == 0 {
+			getCert = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				// The origin will refuse the handshake, with an alert fasthttp
+				// reports as a closed connection: tell the failure apart.
+				o.askedForCert.Store(true)
+				return &tls.Certificate{}, nil
+			}
+		}
+		o.client.TLSConfig = &tls.Config{ServerName: name, RootCAs: roots, Certificates: certs, GetClientCertificate: getCert, InsecureSkipVerify: cfg.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // opt-in, documented as testing only
 	}
 	return o, nil
 }
@@ -244,6 +260,17 @@ func originFailure(err error) (status int, cause string) {
 	return fasthttp.StatusBadGateway, "origin error"
 }
 
+// failure is originFailure, knowing what the origin's TLS asked for: a
+// connection an origin that asked for a client certificate closed, with
+// none to give it, is that.
+func (o *Origin) failure(err error) (status int, cause string) {
+	status, cause = originFailure(err)
+	if cause == "connection reset" && o.askedForCert.Load() {
+		cause = "tls client certificate"
+	}
+	return status, cause
+}
+
 // untrustedCertificate reports whether err is an https origin's
 // certificate failing its check: signed by a CA edgeseg does not trust,
 // for another name, expired.
@@ -277,6 +304,8 @@ func originFailureFix(cause string) string {
 	switch cause {
 	case "tls certificate":
 		return "the origin's certificate is not trusted: set origin.ca_file to the CA certificate that signed it (origin.insecure_skip_verify: true skips the check, for testing only)"
+	case "tls client certificate":
+		return "the origin asks for a client certificate (mutual TLS): set origin.client_cert_file and origin.client_key_file"
 	case "tls certificate name":
 		return "the origin's certificate is for another name than origin.url's host: set origin.server_name to the name it is for (the site's own, say)"
 	case "tls":

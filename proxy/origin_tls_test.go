@@ -2,10 +2,17 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +21,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/edgeseg/edgeseg/config"
 )
@@ -128,4 +136,77 @@ func TestUnixSocketOrigin(t *testing.T) {
 	if !strings.HasPrefix(string(b), "HTTP/1.1 200 ") || !strings.Contains(string(b), "<p>host localhost</p>") {
 		t.Errorf("HTTP/1.0 without a Host: %q", b)
 	}
+}
+
+// TestOriginClientCertificate: an https origin that asks for a client
+// certificate (mutual TLS) gets the one in origin.client_cert_file; without
+// it, the 502 says what to set.
+func TestOriginClientCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
+	clientCert := writeSelfSigned(t, "edgeseg-client", certFile, keyFile)
+	clients := x509.NewCertPool()
+	clients.AddCert(clientCert)
+
+	origin := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello %s", r.TLS.PeerCertificates[0].Subject.CommonName)
+	}))
+	origin.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clients}
+	origin.Config.ErrorLog = log.New(io.Discard, "", 0)
+	origin.StartTLS()
+	defer origin.Close()
+	caFile := filepath.Join(dir, "origin-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: origin.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	without := startProxyURL(t, origin.URL, func(c *config.Config) { c.Origin.CAFile = caFile }, nil)
+	if resp, _ := without.get("/"); resp.StatusCode != http.StatusBadGateway || !strings.Contains(without.logs.String(), "set origin.client_cert_file") {
+		t.Errorf("no client certificate: %d\n%s", resp.StatusCode, without.logs.String())
+	}
+	with := startProxyURL(t, origin.URL, func(c *config.Config) {
+		c.Origin.CAFile, c.Origin.ClientCertFile, c.Origin.ClientKeyFile = caFile, certFile, keyFile
+	}, nil)
+	if resp, body := with.get("/"); resp.StatusCode != http.StatusOK || body != "hello edgeseg-client" {
+		t.Fatalf("with a client certificate: %d %q", resp.StatusCode, body)
+	}
+}
+
+// writeSelfSigned writes a self-signed certificate for name and its key,
+// in PEM, and returns the certificate.
+func writeSelfSigned(t *testing.T, name, certFile, keyFile string) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
 }
