@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -197,5 +198,31 @@ func BenchmarkHeadLines(b *testing.B) {
 		if n := h.read(answer, len(answer)); n != len(answer) {
 			b.Fatal(n)
 		}
+	}
+}
+
+// TestMendedBytesPastAnAnswer: mended bytes still waiting when the next
+// request goes out came past the last answer's end (here, an answer read to
+// its Content-Length while the origin sent more in the same read): they
+// are stray bytes, and the connection is not used for the request.
+func TestMendedBytesPastAnAnswer(t *testing.T) {
+	pc := &piecesConn{piece: 4096}
+	c := newOriginConn(pc, time.Second, true)
+	var strays int
+	f := func() { strays++ }
+	var hook atomic.Pointer[func()]
+	hook.Store(&f)
+	c.stray = &hook
+	answer := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	pc.in = []byte(strings.ReplaceAll(answer, "\r\n", "\n") + "more")
+	if err := c.SetWriteDeadline(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len(answer)) // all a reader takes for the answer
+	if n, err := c.Read(buf); string(buf[:n]) != answer || err != nil {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	if err := c.SetWriteDeadline(time.Now()); !errors.Is(err, errClosedIdle) || strays != 1 {
+		t.Fatalf("the next request: %v, %d stray bytes found", err, strays)
 	}
 }

@@ -130,6 +130,14 @@ const idleCheck = 100 * time.Millisecond
 // origin that reloads closes them all at once.
 func (c *originConn) SetWriteDeadline(t time.Time) error {
 	c.unlooked, c.sent, c.awaiting = false, 0, true
+	if len(c.lines.pending) > 0 {
+		// Mended head bytes past the last answer's end, which came with
+		// it: sent past its framing, they would be read as the next
+		// answer's head.
+		c.lines.pending = c.lines.pending[:0]
+		c.refused = true
+		c.strayFound()
+	}
 	if c.refused || c.switched.Load() {
 		return errClosedIdle // the origin has closed it (Write), or left HTTP
 	}
@@ -206,11 +214,7 @@ func (c *originConn) Read(p []byte) (n int, err error) {
 		// Content-Length counted in characters, not bytes), to be read as
 		// this answer's head.
 		if b := p[0]; b != 'H' && b != '\r' && b != '\n' {
-			if c.stray != nil {
-				if f := c.stray.Load(); f != nil {
-					(*f)()
-				}
-			}
+			c.strayFound()
 			return 0, errStrayBytes
 		}
 		c.lines.start()
@@ -231,6 +235,16 @@ func (c *originConn) Read(p []byte) (n int, err error) {
 		copy(c.tail[len(c.tail)-n:], p[:n])
 	}
 	return n, err
+}
+
+// strayFound tells Origin.OnStrayBytes's function, if any, that the
+// connection held bytes the origin sent past the end of an answer.
+func (c *originConn) strayFound() {
+	if c.stray != nil {
+		if f := c.stray.Load(); f != nil {
+			(*f)()
+		}
+	}
 }
 
 // Write sends p. An origin may answer a request before it has read the
