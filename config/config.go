@@ -90,10 +90,10 @@ type Server struct {
 	// that carry Via.
 	Via bool `yaml:"via"`
 	// RequestIDHeader, when set (X-Request-ID, say), names each request
-	// to the origin in this header and in the access line (request_id),
-	// so the two can be matched: the id a proxy in trusted_proxies sent is
-	// kept, any other request is given one. Default "" (off: requests go
-	// to the origin without one).
+	// in this header to the origin and in the answer to the visitor, and
+	// in the access line (request_id), so they can be matched: the id a
+	// proxy in trusted_proxies sent is kept, any other request is given
+	// one. Default "" (off: requests go to the origin without one).
 	RequestIDHeader string `yaml:"request_id_header"`
 	// UpgradeIdleTimeout closes a relayed WebSocket/Upgrade connection after
 	// this long without traffic either way. Default 5m.

@@ -235,6 +235,9 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		h.serveReserved(ctx)
 		return
 	}
+	if h.requestIDs != nil {
+		x.requestID = h.requestIDs.id(&ctx.Request.Header, h.trusted.contains(ctx.RemoteIP()))
+	}
 	if msg := h.checkRequest(ctx, &x); msg != "" {
 		h.refuse(ctx, &x, fasthttp.StatusBadRequest, msg, msg)
 		return
@@ -270,8 +273,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	var body bodyReader
 	upgrade := isUpgrade(&ctx.Request.Header)
 	h.prepareRequest(ctx, req, &body, x.proxyHeaders, upgrade)
-	if h.requestIDs != nil {
-		x.requestID = h.requestIDs.id(&ctx.Request.Header, h.trusted.contains(ctx.RemoteIP()))
+	if x.requestID != "" {
 		req.Header.Set(h.requestIDs.header, x.requestID)
 	}
 
@@ -1059,6 +1061,11 @@ func (h *Handler) recoverPanic(ctx *fasthttp.RequestCtx, x *exchange) {
 func (h *Handler) finish(ctx *fasthttp.RequestCtx, x *exchange) {
 	if !x.streamed {
 		defer h.p.end(x.visit)
+	}
+	if x.requestID != "" {
+		// The visitor gets the id too, to quote when asking about the
+		// request. (Written with the response, after this handler.)
+		ctx.Response.Header.Set(h.requestIDs.header, x.requestID)
 	}
 	d := time.Since(x.start)
 	status := ctx.Response.StatusCode()

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -2473,7 +2474,10 @@ func TestRequestIDs(t *testing.T) {
 		if sent != "" {
 			req.Header.Set("X-Request-ID", sent)
 		}
-		_, body := p.do(req)
+		resp, body := p.do(req)
+		if got := resp.Header.Get("X-Request-ID"); got != body {
+			t.Errorf("the visitor got id %q, the origin %q", got, body)
+		}
 		return body
 	}
 	trusting := startProxy(t, origin, func(c *config.Config) {
@@ -2503,6 +2507,13 @@ func TestRequestIDs(t *testing.T) {
 		if !strings.Contains(p.logs.String(), `"request_id":"`+id+`"`) {
 			t.Fatalf("%s not in the access lines", id)
 		}
+	}
+
+	// A request refused before the origin is asked has one too.
+	status, rest := p.raw("GET / HTTP/1.1\r\nHost: user@a\r\nConnection: close\r\n\r\n")
+	m := regexp.MustCompile(`(?i)\r?\nX-Request-Id: (\S+)\r\n`).FindStringSubmatch("\r\n" + rest)
+	if !strings.Contains(status, " 400 ") || m == nil || !strings.Contains(p.logs.String(), `"request_id":"`+m[1]+`"`) {
+		t.Errorf("a refused request: %s\n%s", status, rest)
 	}
 
 	off := startProxy(t, origin, nil)
