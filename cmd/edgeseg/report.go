@@ -121,6 +121,9 @@ func pct(f float64) string {
 func writeText(w io.Writer, rep *events.Report, opts events.ReportOptions) {
 	fmt.Fprintf(w, "%d events from %d lines; %d skipped; %d visitors seen, %d of them in segments\n",
 		rep.Events, rep.Lines, rep.Skipped, rep.Seen, rep.Visitors)
+	if rep.LogLines > 0 {
+		fmt.Fprintf(w, "  %d of the lines are edgeseg's log lines (a stdout sink's stream), passed over\n", rep.LogLines)
+	}
 	for _, s := range rep.SkippedLines {
 		fmt.Fprintf(w, "  skipped %s\n", s)
 	}
@@ -184,7 +187,7 @@ func jsonReport(rep *events.Report) map[string]any {
 			"uplift": num(u.AbsUplift), "relative_uplift": num(u.RelUplift), "ci_low": num(u.CILow), "ci_high": num(u.CIHigh),
 			"z": num(u.Z), "chi_square": num(u.ChiSquare), "p": num(u.P), "significant": u.Significant, "verdict": u.Verdict})
 	}
-	return map[string]any{"lines": rep.Lines, "events": rep.Events, "skipped": rep.Skipped, "skipped_lines": rep.SkippedLines,
+	return map[string]any{"lines": rep.Lines, "events": rep.Events, "skipped": rep.Skipped, "log_lines": rep.LogLines, "skipped_lines": rep.SkippedLines,
 		"visitors": rep.Visitors, "visitors_seen": rep.Seen, "segments": rep.Segments, "overlaps": rep.Overlaps, "uplift": ups,
 		"unknown_segments": rep.Unknown, "warnings": rep.Warnings}
 }

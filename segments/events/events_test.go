@@ -378,8 +378,8 @@ func FuzzReport(f *testing.F) {
 		if data != "" && !strings.HasSuffix(data, "\n") {
 			lines++
 		}
-		if rep.Lines != lines || rep.Events+rep.Skipped > rep.Lines {
-			t.Fatalf("%d lines read of %d, %d events, %d skipped", rep.Lines, lines, rep.Events, rep.Skipped)
+		if rep.Lines != lines || rep.Events+rep.Skipped+rep.LogLines > rep.Lines {
+			t.Fatalf("%d lines read of %d, %d events, %d skipped, %d log lines", rep.Lines, lines, rep.Events, rep.Skipped, rep.LogLines)
 		}
 		for _, s := range rep.Segments {
 			if s.Visitors < 1 || s.Visitors > rep.Visitors || s.Share <= 0 || s.Share > 1 {
@@ -494,6 +494,28 @@ func TestEventsAreWrittenInBatches(t *testing.T) {
 	}
 	if len(w.writes) > 20 {
 		t.Errorf("1002 events in %d writes", len(w.writes))
+	}
+}
+
+// TestReportPassesOverLogLines: a stdout sink's stream, events and
+// edgeseg's log lines together (as docker logs keeps it), is read for its
+// events; the log lines are counted apart, not as skipped.
+func TestReportPassesOverLogLines(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	in := strings.Join([]string{
+		`{"level":"info","listen":":8080","origin":"http://app:9000","time":"2026-03-01T00:00:00Z","message":"edgeseg serving"}`,
+		ev("exposure", "v1", "deals", "hero", Block, t0),
+		`{"level":"info","method":"GET","path":"/","status":200,"duration":1.2,"personalized":true,"remote":"10.0.0.7","time":"2026-03-01T00:00:00Z","message":"request"}`,
+		ev("conversion", "v1", "", "", "", t0.Add(time.Minute)),
+		`{"level":"warn","note":"no message"}`, // not edgeseg's log line: skipped
+	}, "\n")
+	r := NewReport(ReportOptions{MinVisitors: 1})
+	if err := r.Add("stdout.jsonl", strings.NewReader(in)); err != nil {
+		t.Fatal(err)
+	}
+	rep := r.Finish()
+	if rep.Events != 2 || rep.LogLines != 2 || rep.Skipped != 1 || rep.Visitors != 1 {
+		t.Errorf("%d events, %d log lines, %d skipped, %d visitors; want 2, 2, 1, 1", rep.Events, rep.LogLines, rep.Skipped, rep.Visitors)
 	}
 }
 

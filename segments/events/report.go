@@ -2,6 +2,7 @@ package events
 
 import (
 	"bufio"
+	"bytes"
 	"compress/flate"
 	"compress/gzip"
 	"encoding/base64"
@@ -32,6 +33,9 @@ type ReportOptions struct {
 // Report is the analysis of a set of event files.
 type Report struct {
 	Lines, Events, Skipped int
+	// LogLines counts edgeseg's log lines among the events (a stdout
+	// sink's stream, as docker logs keeps it), passed over, not skipped.
+	LogLines int
 	// SkippedLines lists the first bad lines as "file:line: why".
 	SkippedLines []string
 	Visitors     int // distinct visitors in any segment
@@ -311,6 +315,10 @@ func (r *Reporter) line(name string, n int, raw []byte) {
 	var e Event
 	if err := json.Unmarshal(raw, &e); err != nil {
 		r.skip(name, n, "not a JSON event: "+trimErr(err))
+		return
+	}
+	if e.Type == "" && e.Visitor == "" && bytes.Contains(raw, []byte(`"level":`)) && bytes.Contains(raw, []byte(`"message":`)) {
+		r.rep.LogLines++ // a log line, written beside the events to stdout
 		return
 	}
 	if e.Visitor == "" || e.Time.IsZero() || (e.Type != "exposure" && e.Type != "conversion" && e.Type != "visit") {
