@@ -89,6 +89,12 @@ type Server struct {
 	// default (gzip_proxied off), does not compress its answers to requests
 	// that carry Via.
 	Via bool `yaml:"via"`
+	// ProxyProtocol: connections from the load balancers in
+	// TrustedProxies (from any peer when it is empty) begin with a PROXY
+	// protocol header, version 1 or 2, as HAProxy in TCP mode, an AWS NLB
+	// or a cloud TCP proxy sends it; the visitor's address is taken from
+	// it. A connection without a valid one is closed. Default false.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
 	// RequestIDHeader, when set (X-Request-ID, say), names each request
 	// in this header to the origin and in the answer to the visitor, and
 	// in the access line (request_id), so they can be matched: the id a

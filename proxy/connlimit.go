@@ -25,18 +25,24 @@ type connLimiter struct {
 
 	writeTimeout time.Duration // for each write to a visitor (limitedConn)
 	held         sync.Pool     // *[]byte: writes held back (limitedConn.holdNextWrite)
+
+	// proxyProtocol: connections from proxyFrom (any peer when empty)
+	// begin with a PROXY protocol header (server.proxy_protocol).
+	proxyProtocol bool
+	proxyFrom     netSet
 }
 
 // maxRefusing bounds the refusals answered at once; past it a connection
 // is closed without an answer.
 const maxRefusing = 1024
 
-func newConnLimiter(ln net.Listener, max int, writeTimeout time.Duration, name string, m *proxyMetrics) *connLimiter {
+func newConnLimiter(ln net.Listener, max int, writeTimeout time.Duration, name string, m *proxyMetrics, proxyProtocol bool, proxyFrom netSet) *connLimiter {
 	body := "edgeseg is serving too many connections; retry shortly\n"
 	refusal := "HTTP/1.1 503 Service Unavailable\r\nServer: " + name +
 		"\r\nRetry-After: 1\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
 		strconv.Itoa(len(body)) + "\r\n\r\n" + body
-	l := &connLimiter{Listener: ln, max: int64(max), writeTimeout: writeTimeout, refusal: []byte(refusal), metrics: m}
+	l := &connLimiter{Listener: ln, max: int64(max), writeTimeout: writeTimeout, refusal: []byte(refusal), metrics: m,
+		proxyProtocol: proxyProtocol, proxyFrom: proxyFrom}
 	if m != nil {
 		m.set.GetOrCreateGauge("edgeseg_connections_open", func() float64 { return float64(l.open.Load()) })
 	}
@@ -52,7 +58,13 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if l.open.Add(1) <= l.max {
-			return &limitedConn{Conn: c, l: l}, nil
+			lc := &limitedConn{Conn: c, l: l}
+			if l.proxyProtocol {
+				if a, ok := c.RemoteAddr().(*net.TCPAddr); !ok || len(l.proxyFrom) == 0 || l.proxyFrom.contains(a.IP) {
+					lc.proxyHeader = true
+				}
+			}
+			return lc, nil
 		}
 		l.open.Add(-1)
 		if l.metrics != nil {
@@ -112,6 +124,21 @@ type limitedConn struct {
 	// ends; only the serving goroutine reads.
 	head headEnd
 	bad  error // what head found wrong, for the next read
+	// proxyHeader: the connection begins with a PROXY protocol header,
+	// read at the first Read; src is the visitor's address it gave, and
+	// early what was read past it.
+	proxyHeader bool
+	src         net.Addr
+	early       []byte
+}
+
+// RemoteAddr is the visitor's address: the one a PROXY protocol header
+// gave, else the peer's.
+func (c *limitedConn) RemoteAddr() net.Addr {
+	if c.src != nil {
+		return c.src
+	}
+	return c.Conn.RemoteAddr()
 }
 
 // Read reads from the connection. The first request's head must begin
@@ -126,7 +153,26 @@ func (c *limitedConn) Read(p []byte) (int, error) {
 	if c.bad != nil {
 		return 0, c.bad
 	}
-	n, err := c.Conn.Read(p)
+	if c.proxyHeader {
+		c.proxyHeader = false
+		src, rest, err := readProxyHeader(c.Conn)
+		if err != nil {
+			if c.l.metrics != nil {
+				c.l.metrics.proxyHeaderErrors.Inc()
+			}
+			c.bad = errProxyHeader
+			return 0, c.bad
+		}
+		c.src, c.early = src, rest
+	}
+	var n int
+	var err error
+	if len(c.early) > 0 {
+		n = copy(p, c.early)
+		c.early = c.early[n:]
+	} else {
+		n, err = c.Conn.Read(p)
+	}
 	if !c.head.done && n > 0 {
 		c.bad = c.head.read(p[:n])
 	}

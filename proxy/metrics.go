@@ -14,19 +14,22 @@ var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25
 // proxyMetrics are the request path's counters. Counters for a status are
 // created on first use by code; the set is bounded (statuses are 100-599).
 type proxyMetrics struct {
-	set            *metrics.Set
-	latency        *metrics.PrometheusHistogram
-	originLatency  *metrics.PrometheusHistogram
-	panics         *metrics.Counter
-	shed           *metrics.Counter
-	badRequests    *metrics.Counter
-	upgrades       *metrics.Counter
-	rewriteSkipped *metrics.Counter
-	rewriteErrors  *metrics.Counter
-	connsRefused   *metrics.Counter
-	noBudget       *metrics.Counter
-	cacheNoBudget  *metrics.Counter
-	streamedPages  [2]*metrics.Counter // [filled]
+	set           *metrics.Set
+	latency       *metrics.PrometheusHistogram
+	originLatency *metrics.PrometheusHistogram
+	panics        *metrics.Counter
+	shed          *metrics.Counter
+	badRequests   *metrics.Counter
+	// proxyHeaderErrors counts connections closed for a missing or
+	// malformed PROXY protocol header.
+	proxyHeaderErrors *metrics.Counter
+	upgrades          *metrics.Counter
+	rewriteSkipped    *metrics.Counter
+	rewriteErrors     *metrics.Counter
+	connsRefused      *metrics.Counter
+	noBudget          *metrics.Counter
+	cacheNoBudget     *metrics.Counter
+	streamedPages     [2]*metrics.Counter // [filled]
 	// byStatus caches the request counters: [status][personalized].
 	byStatus [600][2]atomic.Pointer[metrics.Counter]
 }
@@ -36,18 +39,19 @@ func newProxyMetrics(set *metrics.Set) *proxyMetrics {
 		set = metrics.NewSet()
 	}
 	return &proxyMetrics{
-		set:            set,
-		latency:        set.GetOrCreatePrometheusHistogramExt("edgeseg_request_duration_seconds", latencyBuckets),
-		originLatency:  set.GetOrCreatePrometheusHistogramExt("edgeseg_origin_duration_seconds", latencyBuckets),
-		panics:         set.GetOrCreateCounter("edgeseg_panics_total"),
-		shed:           set.GetOrCreateCounter("edgeseg_shed_total"),
-		badRequests:    set.GetOrCreateCounter("edgeseg_bad_requests_total"),
-		upgrades:       set.GetOrCreateCounter("edgeseg_upgrades_total"),
-		rewriteSkipped: set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="too_large"}`),
-		rewriteErrors:  set.GetOrCreateCounter("edgeseg_rewrite_errors_total"),
-		connsRefused:   set.GetOrCreateCounter("edgeseg_connections_refused_total"),
-		noBudget:       set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="memory"}`),
-		cacheNoBudget:  set.GetOrCreateCounter(`edgeseg_origin_cache_skipped_total{reason="memory"}`),
+		set:               set,
+		latency:           set.GetOrCreatePrometheusHistogramExt("edgeseg_request_duration_seconds", latencyBuckets),
+		originLatency:     set.GetOrCreatePrometheusHistogramExt("edgeseg_origin_duration_seconds", latencyBuckets),
+		panics:            set.GetOrCreateCounter("edgeseg_panics_total"),
+		shed:              set.GetOrCreateCounter("edgeseg_shed_total"),
+		badRequests:       set.GetOrCreateCounter("edgeseg_bad_requests_total"),
+		proxyHeaderErrors: set.GetOrCreateCounter("edgeseg_proxy_protocol_errors_total"),
+		upgrades:          set.GetOrCreateCounter("edgeseg_upgrades_total"),
+		rewriteSkipped:    set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="too_large"}`),
+		rewriteErrors:     set.GetOrCreateCounter("edgeseg_rewrite_errors_total"),
+		connsRefused:      set.GetOrCreateCounter("edgeseg_connections_refused_total"),
+		noBudget:          set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="memory"}`),
+		cacheNoBudget:     set.GetOrCreateCounter(`edgeseg_origin_cache_skipped_total{reason="memory"}`),
 		streamedPages: [2]*metrics.Counter{
 			set.GetOrCreateCounter(`edgeseg_rewrite_streamed_total{filled="false"}`),
 			set.GetOrCreateCounter(`edgeseg_rewrite_streamed_total{filled="true"}`),

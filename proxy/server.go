@@ -23,6 +23,10 @@ type Server struct {
 	name         string
 	metrics      *proxyMetrics
 	log          *zerolog.Logger
+	// proxyProtocol, proxyFrom: server.proxy_protocol, from
+	// server.trusted_proxies (any peer when empty).
+	proxyProtocol bool
+	proxyFrom     netSet
 
 	mu     sync.Mutex
 	ln     net.Listener // what Serve serves, closed by Shutdown
@@ -53,7 +57,7 @@ func NewServer(cfg *config.Config, h *Handler, log *zerolog.Logger) *Server {
 		SecureErrorLogMessage:        true,
 	}
 	return &Server{srv: s, shutdown: cfg.Server.ShutdownTimeout, maxConns: cfg.Server.MaxConnections, writeTimeout: cfg.Server.WriteTimeout,
-		name: cfg.Server.Name, metrics: h.metrics, log: log}
+		name: cfg.Server.Name, metrics: h.metrics, log: log, proxyProtocol: cfg.Server.ProxyProtocol, proxyFrom: h.trusted}
 }
 
 // NewAdminServer builds the server for server.admin_listen, answered by
@@ -83,7 +87,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.ln = ln
 	s.mu.Unlock()
-	err := s.srv.Serve(newConnLimiter(ln, s.maxConns, s.writeTimeout, s.name, s.metrics))
+	err := s.srv.Serve(newConnLimiter(ln, s.maxConns, s.writeTimeout, s.name, s.metrics, s.proxyProtocol, s.proxyFrom))
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
