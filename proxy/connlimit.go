@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"strconv"
 	"sync"
@@ -157,10 +158,12 @@ func (c *limitedConn) Read(p []byte) (int, error) {
 		c.proxyHeader = false
 		src, rest, err := readProxyHeader(c.Conn)
 		if err != nil {
-			if c.l.metrics != nil {
+			// Counted when something else came; a connection closed or
+			// timed out before a byte (a load balancer's TCP check) is not.
+			if errors.Is(err, errProxyHeader) && c.l.metrics != nil {
 				c.l.metrics.proxyHeaderErrors.Inc()
 			}
-			c.bad = errProxyHeader
+			c.bad = err
 			return 0, c.bad
 		}
 		c.src, c.early = src, rest

@@ -42,6 +42,8 @@ func readProxyHeader(r io.Reader) (src net.Addr, rest []byte, err error) {
 			return src, buf[n:], nil // a read error comes again at the next read
 		case !errors.Is(err, errNeedMore):
 			return nil, nil, err
+		case rerr != nil && errors.Is(rerr, io.EOF) && len(buf) == 0:
+			return nil, nil, io.EOF // connected and gone: a TCP health check
 		case rerr != nil && errors.Is(rerr, io.EOF):
 			return nil, nil, errProxyHeader
 		case rerr != nil:

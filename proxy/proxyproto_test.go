@@ -96,7 +96,8 @@ func FuzzProxyHeader(f *testing.F) {
 // TestProxyProtocol: with server.proxy_protocol, a connection's PROXY
 // header names the visitor (in the access log, and to the origin in
 // X-Forwarded-For); a connection without one is closed unanswered and
-// counted; a peer outside trusted_proxies is not expected to send one.
+// counted (one that closes before a byte, a TCP check, is not); a peer
+// outside trusted_proxies is not expected to send one.
 func TestProxyProtocol(t *testing.T) {
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "for "+r.Header.Get("X-Forwarded-For"))
@@ -121,6 +122,10 @@ func TestProxyProtocol(t *testing.T) {
 	if got := send(p, nil, request); got != "" {
 		t.Errorf("no header: answered %q", got)
 	}
+	// A load balancer's TCP check, connecting and closing, is no error.
+	check := p.dial(t, time.Second)
+	check.Close()
+	time.Sleep(50 * time.Millisecond)
 	metrics := send(p, []byte("PROXY TCP4 127.0.0.1 127.0.0.1 1000 80\r\n"), "GET /_edgeseg/metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
 	if !strings.Contains(metrics, "\nedgeseg_proxy_protocol_errors_total 1\n") {
 		t.Errorf("the connection without a header is not counted:\n%.2000s", metrics)
