@@ -56,32 +56,35 @@ type Handler struct {
 	metricsAllow netSet
 	adminOnly    bool        // server.admin_listen: metrics and purge are served there, not here
 	requestIDs   *requestIDs // server.request_id_header; nil when off
-	via          bool
-	name         string // server.name, for a Server header fasthttp does not add
-	hostHeader   string
-	originAt     [][]byte // with hostHeader: the origin's own URL prefixes, made relative in redirects
-	rewriteLimit int
-	maxBody      int         // server.max_body_bytes
-	writeBuffer  int         // server.write_buffer_bytes: what fasthttp holds before it sends
-	chunkData    int         // the most data a chunk to the visitor carries: maxChunk(writeBuffer)
-	streamPages  bool        // rewrite.stream
-	askIdentity  bool        // rewrite.ask_uncompressed
-	buffered     *byteBudget // bytes rewrites in flight hold, at most rewrite.max_buffered_bytes
-	codec        *codec
-	upgradeIdle  time.Duration
-	own          []string      // ownCookieNames of the config, when not personalizing
-	readTimeout  time.Duration // server.read_timeout: what each read of a request body may wait
-	dialTimeout  time.Duration
-	healthWindow time.Duration
-	accessLog    bool
-	accessSample uint64
-	accessCount  atomic.Uint64
-	sem          chan struct{}
-	queueTimeout time.Duration
-	p            *Personalizer
-	ocache       *cache.Origin
-	refreshes    chan struct{} // kept pages being fetched anew in the background, at most maxRefreshes
-	probing      atomic.Bool
+	// warnedForwarder: the log has said a proxy not in trusted_proxies
+	// sent X-Forwarded-For (warnUntrustedForwarder).
+	warnedForwarder atomic.Bool
+	via             bool
+	name            string // server.name, for a Server header fasthttp does not add
+	hostHeader      string
+	originAt        [][]byte // with hostHeader: the origin's own URL prefixes, made relative in redirects
+	rewriteLimit    int
+	maxBody         int         // server.max_body_bytes
+	writeBuffer     int         // server.write_buffer_bytes: what fasthttp holds before it sends
+	chunkData       int         // the most data a chunk to the visitor carries: maxChunk(writeBuffer)
+	streamPages     bool        // rewrite.stream
+	askIdentity     bool        // rewrite.ask_uncompressed
+	buffered        *byteBudget // bytes rewrites in flight hold, at most rewrite.max_buffered_bytes
+	codec           *codec
+	upgradeIdle     time.Duration
+	own             []string      // ownCookieNames of the config, when not personalizing
+	readTimeout     time.Duration // server.read_timeout: what each read of a request body may wait
+	dialTimeout     time.Duration
+	healthWindow    time.Duration
+	accessLog       bool
+	accessSample    uint64
+	accessCount     atomic.Uint64
+	sem             chan struct{}
+	queueTimeout    time.Duration
+	p               *Personalizer
+	ocache          *cache.Origin
+	refreshes       chan struct{} // kept pages being fetched anew in the background, at most maxRefreshes
+	probing         atomic.Bool
 	// testHookBeforeOrigin, when set by tests, runs just before the origin
 	// request (to inject panics and delays).
 	testHookBeforeOrigin func(*fasthttp.RequestCtx)

@@ -220,6 +220,9 @@ func (h *Handler) setForwarded(ctx *fasthttp.RequestCtx, req *fasthttp.Request, 
 	}
 	peer := ctx.RemoteIP().String()
 	xff := req.Header.Peek("X-Forwarded-For")
+	if !peerTrusted && len(xff) > 0 {
+		h.warnUntrustedForwarder(ctx.RemoteIP())
+	}
 	if peerTrusted && len(xff) > 0 {
 		v := make([]byte, 0, len(xff)+2+len(peer))
 		v = append(append(append(v, xff...), ", "...), peer...)
@@ -239,6 +242,19 @@ func (h *Handler) setForwarded(ctx *fasthttp.RequestCtx, req *fasthttp.Request, 
 	}
 	if h.via {
 		addVia(&req.Header)
+	}
+}
+
+// warnUntrustedForwarder says, once, that a request came through a proxy
+// edgeseg was not told to trust: one from a private address (a load
+// balancer, most likely, not a visitor) with X-Forwarded-For. Its
+// X-Forwarded-* and the geo header are then not believed: visitors' own
+// addresses, https (Secure cookies) and countries are lost, a common
+// setup mistake that shows nowhere else.
+func (h *Handler) warnUntrustedForwarder(ip net.IP) {
+	if (ip.IsPrivate() || ip.IsLoopback()) && h.warnedForwarder.CompareAndSwap(false, true) {
+		h.log.Warn().Str("peer", ip.String()).
+			Msg("a request came through a proxy at this address with X-Forwarded-For, but server.trusted_proxies does not name it: its X-Forwarded-* and the geo header are ignored (the visitor's address, https, country); add your load balancer's addresses to server.trusted_proxies")
 	}
 }
 

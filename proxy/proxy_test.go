@@ -2521,3 +2521,26 @@ func TestRequestIDs(t *testing.T) {
 		t.Errorf("off: the origin got an id %q", got)
 	}
 }
+
+// TestUntrustedForwarderWarned: requests from a private address that carry
+// X-Forwarded-For, with trusted_proxies not naming it (a load balancer
+// left out of the config), are warned of once; with it named, not at all.
+func TestUntrustedForwarderWarned(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	const warning = "server.trusted_proxies does not name it"
+	for _, tc := range []struct {
+		trusted []string
+		want    int
+	}{{nil, 1}, {[]string{"127.0.0.1"}, 0}} {
+		p := startProxy(t, origin, func(c *config.Config) { c.Server.TrustedProxies = tc.trusted })
+		for range 3 {
+			req, _ := http.NewRequest("GET", p.url+"/", nil)
+			req.Header.Set("X-Forwarded-For", "203.0.113.9")
+			p.do(req)
+		}
+		p.get("/no-forwarded-for")
+		if n := strings.Count(p.logs.String(), warning); n != tc.want {
+			t.Errorf("trusted %v: warned %d times, want %d\n%s", tc.trusted, n, tc.want, p.logs.String())
+		}
+	}
+}
