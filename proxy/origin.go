@@ -31,6 +31,11 @@ type Origin struct {
 	// before a request goes out on it (originConn.SetWriteDeadline): set
 	// when one turned out closed by the origin.
 	closings atomic.Int64
+	// addr, dial and dialTimeout: how a connection to the origin is made
+	// (connect).
+	addr        string
+	dial        func(addr string) (net.Conn, error)
+	dialTimeout time.Duration
 	// askedForCert is set once the origin asked for a client certificate
 	// edgeseg has none of (origin.client_cert_file).
 	askedForCert atomic.Bool
@@ -86,7 +91,7 @@ func NewOrigin(cfg config.Origin) (*Origin, error) {
 		// request without a Host, the health probe).
 		u.Scheme, u.Host = "http", "localhost"
 	}
-	o := &Origin{scheme: u.Scheme, host: u.Host}
+	o := &Origin{scheme: u.Scheme, host: u.Host, addr: addr, dial: dial, dialTimeout: dialTimeout}
 	o.client = &fasthttp.HostClient{
 		Addr:  addr,
 		IsTLS: isTLS,
@@ -260,12 +265,40 @@ func originFailure(err error) (status int, cause string) {
 	return fasthttp.StatusBadGateway, "origin error"
 }
 
+// connect opens a connection to the origin as requests do, with the TLS
+// handshake for an https one, and closes it.
+func (o *Origin) connect() error {
+	c, err := o.dial(o.addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if !o.client.IsTLS {
+		return nil
+	}
+	tc := tls.Client(c, o.client.TLSConfig)
+	_ = tc.SetDeadline(time.Now().Add(o.dialTimeout))
+	if err := tc.Handshake(); err != nil {
+		return err
+	}
+	if o.askedForCert.Load() {
+		// The origin takes the handshake, and refuses the connection
+		// once it has read edgeseg's empty certificate.
+		return errAskedForCert
+	}
+	return nil
+}
+
+// errAskedForCert: the origin asked for a client certificate edgeseg has
+// none of.
+var errAskedForCert = errors.New("the origin asked for a client certificate")
+
 // failure is originFailure, knowing what the origin's TLS asked for: a
 // connection an origin that asked for a client certificate closed, with
 // none to give it, is that.
 func (o *Origin) failure(err error) (status int, cause string) {
 	status, cause = originFailure(err)
-	if cause == "connection reset" && o.askedForCert.Load() {
+	if cause == "connection reset" && o.askedForCert.Load() || errors.Is(err, errAskedForCert) {
 		cause = "tls client certificate"
 	}
 	return status, cause

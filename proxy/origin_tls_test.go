@@ -46,6 +46,9 @@ func TestOriginCertificates(t *testing.T) {
 	}
 
 	untrusted := startProxyURL(t, origin.URL, nil, nil)
+	if err := untrusted.h.CheckOrigin(); err == nil || !strings.Contains(err.Error(), "set origin.ca_file") {
+		t.Errorf("checked at start: %v", err)
+	}
 	if resp, _ := untrusted.get("/"); resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("untrusted certificate: %d", resp.StatusCode)
 	}
@@ -57,6 +60,9 @@ func TestOriginCertificates(t *testing.T) {
 	}
 
 	trusted := startProxyURL(t, origin.URL, func(c *config.Config) { c.Origin.CAFile = caFile }, nil)
+	if err := trusted.h.CheckOrigin(); err != nil {
+		t.Errorf("checked at start: %v", err)
+	}
 	if resp, body := trusted.get("/"); resp.StatusCode != http.StatusOK || body != "over tls" {
 		t.Fatalf("with origin.ca_file: %d %q", resp.StatusCode, body)
 	}
@@ -161,12 +167,18 @@ func TestOriginClientCertificate(t *testing.T) {
 	}
 
 	without := startProxyURL(t, origin.URL, func(c *config.Config) { c.Origin.CAFile = caFile }, nil)
+	if err := without.h.CheckOrigin(); err == nil || !strings.Contains(err.Error(), "set origin.client_cert_file") {
+		t.Errorf("checked at start: %v", err)
+	}
 	if resp, _ := without.get("/"); resp.StatusCode != http.StatusBadGateway || !strings.Contains(without.logs.String(), "set origin.client_cert_file") {
 		t.Errorf("no client certificate: %d\n%s", resp.StatusCode, without.logs.String())
 	}
 	with := startProxyURL(t, origin.URL, func(c *config.Config) {
 		c.Origin.CAFile, c.Origin.ClientCertFile, c.Origin.ClientKeyFile = caFile, certFile, keyFile
 	}, nil)
+	if err := with.h.CheckOrigin(); err != nil {
+		t.Errorf("checked at start: %v", err)
+	}
 	if resp, body := with.get("/"); resp.StatusCode != http.StatusOK || body != "hello edgeseg-client" {
 		t.Fatalf("with a client certificate: %d %q", resp.StatusCode, body)
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -104,7 +105,7 @@ func (h *Handler) serveHealth(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if h.probing.CompareAndSwap(false, true) {
-		h.probe()
+		_ = h.probe()
 		h.probing.Store(false)
 	}
 	if time.Since(h.origin.LastSeen()) <= h.healthWindow {
@@ -115,9 +116,24 @@ func (h *Handler) serveHealth(ctx *fasthttp.RequestCtx) {
 	ctx.SetBodyString("origin not answering\n")
 }
 
+// CheckOrigin connects to the origin once (with the TLS handshake for an
+// https one), sending no request, and says why it could not, with what to
+// set when the config can mend it.
+func (h *Handler) CheckOrigin() error {
+	err := h.origin.connect()
+	if err == nil {
+		return nil
+	}
+	_, cause := h.origin.failure(err)
+	if fix := originFailureFix(cause); fix != "" {
+		return fmt.Errorf("%s: %w: %s", cause, err, fix)
+	}
+	return fmt.Errorf("%s: %w", cause, err)
+}
+
 // probe sends HEAD / to the origin, for the name it answers to; any
 // answer counts as alive.
-func (h *Handler) probe() {
+func (h *Handler) probe() error {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -130,9 +146,11 @@ func (h *Handler) probe() {
 	}
 	req.Header.SetHost(host)
 	req.Header.Set("User-Agent", "edgeseg-health")
-	if err := h.origin.Do(req, resp); err != nil {
+	err := h.origin.Do(req, resp)
+	if err != nil {
 		h.log.Debug().Err(err).Msg("health probe failed")
 	}
+	return err
 }
 
 // mayReadMetrics reports a metrics request from an allowed address that no

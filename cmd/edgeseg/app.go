@@ -290,6 +290,13 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 	m.Addr = ln.Addr().String()
 	log.Info().Str("listen", m.Addr).Str("origin", cfg.Origin.URL).Str("version", bi.version).Str("revision", bi.revision).Msg("edgeseg serving")
 	close(m.Ready)
+	go func() {
+		// A wrong origin.url, or an origin not up yet, is told at once
+		// rather than by the first visitor's error page.
+		if err := h.CheckOrigin(); err != nil {
+			log.Warn().Err(err).Str("origin", cfg.Origin.URL).Msg("the origin does not answer: visitors get an error page until it does")
+		}
+	}()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

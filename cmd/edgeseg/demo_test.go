@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 )
@@ -123,5 +124,32 @@ func TestAdminAddress(t *testing.T) {
 	}
 	if code, _ := get("http://" + m.Addr + "/_edgeseg/metrics"); code != 404 {
 		t.Errorf("metrics on the main address: %d, want 404", code)
+	}
+}
+
+// TestOriginCheckedAtStart: an origin that does not answer (a wrong
+// origin.url, a site not up yet) is told in the log as edgeseg starts,
+// not first by a visitor's error page.
+func TestOriginCheckedAtStart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	stderr := &lockedBuffer{}
+	m := NewMain()
+	m.Stdout, m.Stderr = io.Discard, stderr
+	m.Environ = []string{"EDGESEG_LISTEN=127.0.0.1:0", "EDGESEG_ORIGIN_URL=http://" + closed}
+	runUntilCleanup(t, m, stderr, "serve", "--config", "../../examples/edgeseg.yaml")
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(stderr.String(), "the origin does not answer") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no word of the origin:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(stderr.String(), "connection refused") {
+		t.Errorf("the cause is not named:\n%s", stderr.String())
 	}
 }
