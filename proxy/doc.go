@@ -17,4 +17,12 @@
 // and those named in Connection are stripped both ways before edgeseg adds
 // X-Forwarded-* of its own. Upgrade requests are relayed over a hijacked
 // connection. Nothing from a fasthttp.RequestCtx outlives its request.
+//
+// Below the request path sit the connections: visitors' (connlimit.go: the
+// connection limit, per-write timeouts, the first request head's checks,
+// a PROXY protocol header from a load balancer) and the origin's
+// (originconn.go: closed idle connections found before a request goes out,
+// stray bytes, heads with bare-LF line ends mended, bodies that arrived
+// whole). Server serves visitors; NewAdminServer serves metrics, purge and
+// health on an address of their own.
 package proxy
