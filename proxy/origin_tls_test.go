@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -221,4 +222,42 @@ func writeSelfSigned(t *testing.T, name, certFile, keyFile string) *x509.Certifi
 		t.Fatal(err)
 	}
 	return cert
+}
+
+// TestUnixSocketOriginUpgrade: a WebSocket to a socket file's origin is
+// relayed as one to a TCP origin is.
+func TestUnixSocketOriginUpgrade(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "app.sock")
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Skipf("no unix sockets here: %v", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, ok := switchProtocols(w)
+		if !ok {
+			return
+		}
+		defer c.Close()
+		line, _ := brw.ReadString('\n')
+		brw.WriteString(strings.ToUpper(line))
+		brw.Flush()
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	p := startProxyURL(t, "unix:"+socket, nil, nil)
+	c := p.dial(t, 5*time.Second)
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: shop.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	br := bufio.NewReader(c)
+	if status, _ := br.ReadString('\n'); !strings.HasPrefix(status, "HTTP/1.1 101 ") {
+		t.Fatalf("status %q", status)
+	}
+	for line, _ := br.ReadString('\n'); line != "\r\n"; line, _ = br.ReadString('\n') {
+		if line == "" {
+			t.Fatal("the head did not end")
+		}
+	}
+	io.WriteString(c, "hello\n")
+	if got, _ := br.ReadString('\n'); got != "HELLO\n" {
+		t.Errorf("echo %q", got)
+	}
 }

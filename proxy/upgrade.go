@@ -55,7 +55,7 @@ func (h *Handler) serveUpgrade(ctx *fasthttp.RequestCtx, req *fasthttp.Request, 
 }
 
 func (h *Handler) dialOrigin() (net.Conn, error) {
-	c, err := fasthttp.DialDualStackTimeout(h.origin.client.Addr, h.dialTimeout)
+	c, err := h.origin.dial(h.origin.addr) // a socket file's origin too
 	if err != nil {
 		return nil, err
 	}
