@@ -268,25 +268,37 @@ func originFailure(err error) (status int, cause string) {
 // connect opens a connection to the origin as requests do, with the TLS
 // handshake for an https one, and closes it.
 func (o *Origin) connect() error {
-	c, err := o.dial(o.addr)
+	c, err := o.open()
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	if !o.client.IsTLS {
-		return nil
-	}
-	tc := tls.Client(c, o.client.TLSConfig)
-	_ = tc.SetDeadline(time.Now().Add(o.dialTimeout))
-	if err := tc.Handshake(); err != nil {
-		return err
-	}
+	_ = c.Close()
 	if o.askedForCert.Load() {
 		// The origin takes the handshake, and refuses the connection
 		// once it has read edgeseg's empty certificate.
 		return errAskedForCert
 	}
 	return nil
+}
+
+// open dials the origin outside the client's pool (an upgrade's relay,
+// the check at start), with the TLS handshake done for an https one.
+func (o *Origin) open() (net.Conn, error) {
+	c, err := o.dial(o.addr) // a socket file's origin too
+	if err != nil {
+		return nil, err
+	}
+	if !o.client.IsTLS {
+		return c, nil
+	}
+	tc := tls.Client(c, o.client.TLSConfig.Clone())
+	_ = tc.SetDeadline(time.Now().Add(o.dialTimeout))
+	if err := tc.Handshake(); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	_ = tc.SetDeadline(time.Time{})
+	return tc, nil
 }
 
 // errAskedForCert: the origin asked for a client certificate edgeseg has
@@ -306,13 +318,13 @@ func (o *Origin) failure(err error) (status int, cause string) {
 
 // untrustedCertificate reports whether err is an https origin's
 // certificate failing its check: signed by a CA edgeseg does not trust,
-// for another name, expired.
+// expired (one for another name is certificateForAnotherName's, asked
+// first).
 func untrustedCertificate(err error) bool {
 	var verify *tls.CertificateVerificationError
 	var authority x509.UnknownAuthorityError
-	var host x509.HostnameError
 	var invalid x509.CertificateInvalidError
-	return errors.As(err, &verify) || errors.As(err, &authority) || errors.As(err, &host) || errors.As(err, &invalid)
+	return errors.As(err, &verify) || errors.As(err, &authority) || errors.As(err, &invalid)
 }
 
 // certificateForAnotherName reports whether err is an https origin's

@@ -594,7 +594,7 @@ func TestIPv6Origin(t *testing.T) {
 	if resp, _ := p.get("/v6"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("IPv6 origin: %d\n%s", resp.StatusCode, p.logs.String())
 	}
-	if c, err := p.h.dialOrigin(); err != nil {
+	if c, err := p.h.origin.open(); err != nil {
 		t.Errorf("upgrade dial to an IPv6 origin: %v", err)
 	} else {
 		c.Close()

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -21,7 +20,7 @@ import (
 // error) reaches the visitor through the same copy.
 func (h *Handler) serveUpgrade(ctx *fasthttp.RequestCtx, req *fasthttp.Request, x *exchange) {
 	h.metrics.upgrades.Inc()
-	oc, err := h.dialOrigin()
+	oc, err := h.origin.open()
 	if err != nil {
 		status, cause := originFailure(err)
 		x.cause = cause
@@ -52,24 +51,6 @@ func (h *Handler) serveUpgrade(ctx *fasthttp.RequestCtx, req *fasthttp.Request, 
 			log.Debug().Err(err).Msg("upgrade relay ended")
 		}
 	})
-}
-
-func (h *Handler) dialOrigin() (net.Conn, error) {
-	c, err := h.origin.dial(h.origin.addr) // a socket file's origin too
-	if err != nil {
-		return nil, err
-	}
-	if h.origin.client.IsTLS {
-		tc := tls.Client(c, h.origin.client.TLSConfig.Clone())
-		_ = tc.SetDeadline(time.Now().Add(h.dialTimeout))
-		if err := tc.Handshake(); err != nil {
-			_ = c.Close()
-			return nil, err
-		}
-		_ = tc.SetDeadline(time.Time{})
-		return tc, nil
-	}
-	return c, nil
 }
 
 // relay copies a<->b until one side ends or both are idle for idle.
