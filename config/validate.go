@@ -117,29 +117,28 @@ func (c *Config) Validate() error {
 			bad("origin.url", "%q is edgeseg's own listen address (%s): every request would come back to it; name the site's server", o.URL, c.Listen)
 		}
 	}
-	if o.CAFile != "" {
-		if !strings.HasPrefix(o.URL, "https://") {
-			bad("origin.ca_file", "is for an https origin; origin.url is %q", o.URL)
-		} else if _, err := o.CertPool(); err != nil {
-			bad("origin.ca_file", "%v", err)
+	// The TLS settings, each only for an https origin.
+	https := strings.HasPrefix(o.URL, "https://")
+	for _, k := range []struct {
+		key string
+		set bool
+	}{{"origin.ca_file", o.CAFile != ""}, {"origin.client_cert_file", o.ClientCertFile != "" || o.ClientKeyFile != ""}, {"origin.server_name", o.ServerName != ""}} {
+		if k.set && !https {
+			bad(k.key, "is for an https origin; origin.url is %q", o.URL)
 		}
 	}
-	if o.ClientCertFile != "" || o.ClientKeyFile != "" {
-		switch {
-		case !strings.HasPrefix(o.URL, "https://"):
-			bad("origin.client_cert_file", "is for an https origin; origin.url is %q", o.URL)
-		case o.ClientCertFile == "" || o.ClientKeyFile == "":
-			bad("origin.client_cert_file", "and origin.client_key_file go together: set both")
-		default:
-			if _, err := o.ClientCertificates(); err != nil {
-				bad("origin.client_cert_file", "%v", err)
+	if https {
+		if o.CAFile != "" {
+			if _, err := o.CertPool(); err != nil {
+				bad("origin.ca_file", "%v", err)
 			}
 		}
-	}
-	if o.ServerName != "" {
-		if !strings.HasPrefix(o.URL, "https://") {
-			bad("origin.server_name", "is for an https origin; origin.url is %q", o.URL)
-		} else if strings.ContainsAny(o.ServerName, " /:@[]") {
+		if (o.ClientCertFile == "") != (o.ClientKeyFile == "") {
+			bad("origin.client_cert_file", "and origin.client_key_file go together: set both")
+		} else if _, err := o.ClientCertificates(); err != nil {
+			bad("origin.client_cert_file", "%v", err)
+		}
+		if strings.ContainsAny(o.ServerName, " /:@[]") {
 			bad("origin.server_name", "must be a host name, got %q", o.ServerName)
 		}
 	}
