@@ -216,6 +216,9 @@ type exchange struct {
 	// requestID names the request to the origin and in the access line
 	// (server.request_id_header).
 	requestID string
+	// peerTrusted: the peer is in server.trusted_proxies, its
+	// X-Forwarded-* believed.
+	peerTrusted bool
 }
 
 // ServeHTTP is the request path, top to bottom (see ../shared/DESIGN.md):
@@ -238,8 +241,9 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		h.serveReserved(ctx)
 		return
 	}
+	x.peerTrusted = len(h.trusted) > 0 && h.trusted.contains(ctx.RemoteIP())
 	if h.requestIDs != nil {
-		x.requestID = h.requestIDs.id(&ctx.Request.Header, h.trusted.contains(ctx.RemoteIP()))
+		x.requestID = h.requestIDs.id(&ctx.Request.Header, x.peerTrusted)
 	}
 	if msg := h.checkRequest(ctx, &x); msg != "" {
 		h.refuse(ctx, &x, fasthttp.StatusBadRequest, msg, msg)
@@ -275,7 +279,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	defer fasthttp.ReleaseRequest(req)
 	var body bodyReader
 	upgrade := isUpgrade(&ctx.Request.Header)
-	h.prepareRequest(ctx, req, &body, x.proxyHeaders, upgrade)
+	h.prepareRequest(ctx, req, &body, x.peerTrusted, x.proxyHeaders, upgrade)
 	if x.requestID != "" {
 		req.Header.Set(h.requestIDs.header, x.requestID)
 	}
@@ -631,7 +635,7 @@ func (h *Handler) release() { <-h.sem }
 // see it: origin-form target, body streamed, hop-by-hop headers stripped,
 // then Host, X-Forwarded-*, Via and a filtered Accept-Encoding set; for an
 // upgrade to relay (isUpgrade), Connection and Upgrade set again.
-func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, body *bodyReader, proxyHeaders, upgrade bool) {
+func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, body *bodyReader, peerTrusted, proxyHeaders, upgrade bool) {
 	ctx.Request.Header.CopyTo(&req.Header)
 	// A proxy sends its own HTTP version (RFC 9110 §6.2): HTTP/1.1, so an
 	// HTTP/1.0 visitor's request keeps the origin connection alive too.
@@ -679,7 +683,7 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 		// proxy_pass asks, rather than the request refused.
 		req.Header.SetHost(h.origin.host)
 	}
-	h.setForwarded(ctx, req, len(h.trusted) > 0 && h.trusted.contains(ctx.RemoteIP()), proxyHeaders)
+	h.setForwarded(ctx, req, peerTrusted, proxyHeaders)
 	req.Header.Add(cdnLoop, loopPseudonym)
 	if h.p != nil && mayBeRewritten(&ctx.Request.Header) {
 		*scratch = filterAcceptEncoding(&req.Header, *scratch)
