@@ -121,16 +121,20 @@ func armOf(v Variant) arm {
 	return noArm
 }
 
+// exposures returns the visitor's exposures: those held in place, then
+// the rest.
+func (v *visitorState) exposures() (inPlace, more []visitorExposure) {
+	return v.first[:v.n], v.more
+}
+
 // exposure returns the visitor's exposure to seg in slot, nil if none.
 func (v *visitorState) exposure(seg, slot uint16) *visitorExposure {
-	for i := range min(int(v.n), len(v.first)) {
-		if x := &v.first[i]; x.seg == seg && x.slot == slot {
-			return x
-		}
-	}
-	for i := range v.more {
-		if x := &v.more[i]; x.seg == seg && x.slot == slot {
-			return x
+	inPlace, more := v.exposures()
+	for _, xs := range [2][]visitorExposure{inPlace, more} {
+		for i := range xs {
+			if x := &xs[i]; x.seg == seg && x.slot == slot {
+				return x
+			}
 		}
 	}
 	return nil
@@ -143,16 +147,6 @@ func (v *visitorState) addExposure(x visitorExposure) {
 		return
 	}
 	v.more = append(v.more, x)
-}
-
-// each calls f with each of the visitor's exposures.
-func (v *visitorState) each(f func(x *visitorExposure)) {
-	for i := range min(int(v.n), len(v.first)) {
-		f(&v.first[i])
-	}
-	for i := range v.more {
-		f(&v.more[i])
-	}
 }
 
 // visitorChunk is how many visitors' states are allocated at once.
@@ -449,7 +443,12 @@ func (r *Reporter) Finish() *Report {
 					}
 				}
 			}
-			v.each(func(x *visitorExposure) { count(v, x) })
+			inPlace, more := v.exposures()
+			for _, xs := range [2][]visitorExposure{inPlace, more} {
+				for i := range xs {
+					count(v, &xs[i])
+				}
+			}
 		}
 	}
 	known := map[string]bool{}
