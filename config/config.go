@@ -140,6 +140,16 @@ type Origin struct {
 	HostHeader string `yaml:"host_header"`
 	// MaxConns caps open connections to the origin. Default 512.
 	MaxConns int `yaml:"max_conns"`
+	// BufferBytes: a response whose Content-Length is at most this is read
+	// from the origin whole before it is sent on, so its connection (and,
+	// behind it, an application server's worker) is free again at once,
+	// however slowly the visitor reads, as nginx's proxy_buffering does in
+	// memory. Larger bodies, and bodies of unknown length (a chunked
+	// stream, an event stream), are streamed as they come and hold their
+	// connection until read. Buffered bodies share rewrite.max_buffered_bytes,
+	// at most half of it; past that they are streamed. 0 streams every body.
+	// Default 1MiB.
+	BufferBytes ByteSize `yaml:"buffer_bytes"`
 	// MaxConnWait is how long a request waits for a free origin connection
 	// when MaxConns are busy, before a 503. Default 2s.
 	MaxConnWait time.Duration `yaml:"max_conn_wait"`
@@ -581,6 +591,7 @@ func Default() *Config {
 		},
 		Origin: Origin{
 			MaxConns:        512,
+			BufferBytes:     1 << 20,
 			MaxConnWait:     2 * time.Second,
 			IdleConnTimeout: 60 * time.Second,
 			DialTimeout:     5 * time.Second,

@@ -145,6 +145,9 @@ func (c *Config) Validate() error {
 	if o.MaxConns <= 0 {
 		bad("origin.max_conns", "must be positive, got %d", o.MaxConns)
 	}
+	if o.BufferBytes < 0 {
+		bad("origin.buffer_bytes", "must be 0 (off) or more, got %v", o.BufferBytes)
+	}
 	positive("origin.max_conn_wait", o.MaxConnWait)
 	positive("origin.idle_conn_timeout", o.IdleConnTimeout)
 	positive("origin.dial_timeout", o.DialTimeout)

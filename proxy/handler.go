@@ -66,6 +66,7 @@ type Handler struct {
 	rewriteLimit    int
 	maxBody         int         // server.max_body_bytes
 	writeBuffer     int         // server.write_buffer_bytes: what fasthttp holds before it sends
+	bufferBytes     int         // origin.buffer_bytes: bodies up to this are read whole
 	chunkData       int         // the most data a chunk to the visitor carries: maxChunk(writeBuffer)
 	streamPages     bool        // rewrite.stream
 	askIdentity     bool        // rewrite.ask_uncompressed
@@ -115,6 +116,7 @@ func New(opts Options) (*Handler, error) {
 		rewriteLimit: int(cfg.Rewrite.MaxBodyBytes),
 		maxBody:      int(cfg.Server.MaxBodyBytes),
 		writeBuffer:  max(int(cfg.Server.WriteBufferBytes), 4096),
+		bufferBytes:  int(cfg.Origin.BufferBytes),
 		chunkData:    maxChunk(max(int(cfg.Server.WriteBufferBytes), 4096)),
 		streamPages:  cfg.Rewrite.Stream,
 		askIdentity:  cfg.Rewrite.AskUncompressed,
@@ -826,6 +828,8 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 	n := resp.Header.ContentLength()
 	events := bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream"))
 	var first *[]byte
+	hold := budgetHold{b: h.buffered} // a body read whole: what it holds
+	defer hold.release()
 	_, inMemory := resp.BodyStream().(*cache.MemoryBody) // from the origin cache: cannot fail
 	if n < 0 && !ctx.Request.Header.IsHTTP11() {
 		// An HTTP/1.0 visitor cannot read chunked framing: a body of
@@ -848,9 +852,18 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 		// crashing after its headers, framing that does not parse) can
 		// still be answered with a clean 502. An event stream's head goes
 		// out at once, so it is not held for this; a body in memory is not
-		// read twice.
+		// read twice. A body up to origin.buffer_bytes is read whole, so
+		// that its origin connection is free before a slow visitor reads it.
+		want := min(n, h.writeBuffer)
+		if n > want && n <= h.bufferBytes {
+			if hold.takeWithin(n, h.buffered.max/2) {
+				want = n
+			} else {
+				h.metrics.unbuffered.Inc()
+			}
+		}
 		var err error
-		if first, err = h.firstBytes(resp, min(n, h.writeBuffer)); err != nil {
+		if first, err = h.firstBytes(resp, want); err != nil {
 			fasthttp.ReleaseResponse(resp)
 			h.originBrokeOff(ctx, x, err)
 			return
@@ -874,6 +887,14 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 			return
 		}
 	}
+	if first != nil && n >= 0 && len(prefix) == n && atEnd(resp) {
+		// The whole body is in memory: its origin connection goes back
+		// to the pool now, not once the visitor has read it.
+		s.first, s.prefix = nil, nil
+		_ = s.Close()
+		h.sendBuf(ctx, first, hold.handOver())
+		return
+	}
 	if events {
 		ctx.Response.ImmediateHeaderFlush = true
 	}
@@ -885,6 +906,19 @@ func (h *Handler) stream(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, pref
 		return
 	}
 	ctx.Response.SetBodyStream(s, n)
+}
+
+// atEnd reports whether resp's body has been read to its end, so that
+// closing it gives its connection back to the pool: fasthttp keeps a
+// connection only when its body stream has said io.EOF, which a reader
+// that took exactly the Content-Length's bytes has not yet been told.
+func atEnd(resp *fasthttp.Response) bool {
+	r := resp.BodyStream()
+	if r == nil {
+		return true
+	}
+	n, err := r.Read(nil)
+	return n == 0 && errors.Is(err, io.EOF)
 }
 
 // sendUntilClose sends an HTTP/1.0 visitor resp's body (after prefix) as
@@ -925,6 +959,8 @@ func (h *Handler) firstBytes(resp *fasthttp.Response, want int) (*[]byte, error)
 	b := (*bp)[:0]
 	if want < 0 {
 		b = slices.Grow(b, h.writeBuffer)
+	} else {
+		b = slices.Grow(b, want) // one allocation, not a doubling's copies
 	}
 	r := resp.BodyStream() // nil for a body set whole: nothing to read ahead
 	// A reader may return nothing and no error; not for ever.

@@ -29,7 +29,10 @@ type proxyMetrics struct {
 	connsRefused      *metrics.Counter
 	noBudget          *metrics.Counter
 	cacheNoBudget     *metrics.Counter
-	streamedPages     [2]*metrics.Counter // [filled]
+	// unbuffered counts bodies within origin.buffer_bytes streamed for
+	// want of room in the budget: each held its origin connection.
+	unbuffered    *metrics.Counter
+	streamedPages [2]*metrics.Counter // [filled]
 	// byStatus caches the request counters: [status][personalized].
 	byStatus [600][2]atomic.Pointer[metrics.Counter]
 }
@@ -52,6 +55,7 @@ func newProxyMetrics(set *metrics.Set) *proxyMetrics {
 		connsRefused:      set.GetOrCreateCounter("edgeseg_connections_refused_total"),
 		noBudget:          set.GetOrCreateCounter(`edgeseg_rewrite_skipped_total{reason="memory"}`),
 		cacheNoBudget:     set.GetOrCreateCounter(`edgeseg_origin_cache_skipped_total{reason="memory"}`),
+		unbuffered:        set.GetOrCreateCounter(`edgeseg_origin_unbuffered_total{reason="memory"}`),
 		streamedPages: [2]*metrics.Counter{
 			set.GetOrCreateCounter(`edgeseg_rewrite_streamed_total{filled="false"}`),
 			set.GetOrCreateCounter(`edgeseg_rewrite_streamed_total{filled="true"}`),

@@ -698,8 +698,9 @@ func serveConns(ln net.Listener, handle func(net.Conn)) {
 
 // TestOriginResetMidBody: an origin that breaks off before fasthttp would
 // have sent anything (its write buffer is not full; a chunked body has
-// not begun) gets the visitor a clean 502; one that breaks off later, a
-// body that ends in an error, never one that looks complete.
+// not begun; a body within origin.buffer_bytes is read whole first) gets
+// the visitor a clean 502; one that breaks off later, a body that ends in
+// an error, never one that looks complete.
 func TestOriginResetMidBody(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
@@ -709,7 +710,8 @@ func TestOriginResetMidBody(t *testing.T) {
 		{"length, within the write buffer", 100000, 5000, true},
 		{"length, nothing sent", 100000, 0, true},
 		{"chunked, nothing sent", -1, 0, true},
-		{"length, past the write buffer", 1 << 20, 200 << 10, false},
+		{"length, within origin.buffer_bytes", 1 << 20, 200 << 10, true}, // read whole first
+		{"length, past origin.buffer_bytes", 2 << 20, 200 << 10, false},
 		{"chunked, first chunk sent", -1, 5000, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -283,6 +283,18 @@ func (h *budgetHold) take(n int) bool {
 	return true
 }
 
+// takeWithin takes n more bytes for the holder unless that brings the
+// budget's use past ceiling (below its bound: one kind of user may keep
+// room for the others).
+func (h *budgetHold) takeWithin(n int, ceiling int64) bool {
+	if h.b.used.Add(int64(n)) > min(ceiling, h.b.max) {
+		h.b.used.Add(-int64(n))
+		return false
+	}
+	h.n += n
+	return true
+}
+
 // release gives back all the holder took.
 func (h *budgetHold) release() {
 	h.b.give(h.n)

@@ -138,14 +138,16 @@ func TestAskUncompressed(t *testing.T) {
 // uncompressed and passes through unfilled (an error page, a page past
 // rewrite.max_body_bytes, SVG, a feed, JSON kept by cache.origin) is
 // compressed here when it is text worth compressing, with a length when
-// it arrived whole (or is kept) and chunked when not;
+// it arrived whole, was read whole (its Content-Length within
+// origin.buffer_bytes) or is kept, and chunked when not;
 // what the origin compressed anyway, marked no-transform, a range, an
 // image and a tiny body go out as the origin sent them.
 func TestAskUncompressedPassedThrough(t *testing.T) {
 	page := []byte("<!doctype html><html><head><title>t</title></head><body>" +
 		`<section data-edgeseg-slot="hero"><h1>Welcome to our shop</h1></section>` +
 		strings.Repeat("<p>catalog line</p>\n", 200) + "</body></html>")
-	big := bytes.Repeat(page, 20) // past max_body_bytes below
+	big := bytes.Repeat(page, 20)   // past max_body_bytes below
+	huge := bytes.Repeat(page, 300) // past origin.buffer_bytes too
 	img := bytes.Repeat([]byte{0x89, 'P', 'N', 'G', 0, 1, 2, 3}, 512)
 	type answer struct {
 		status      int
@@ -159,6 +161,7 @@ func TestAskUncompressedPassedThrough(t *testing.T) {
 		"/missing":     {status: 404, ctype: "text/html; charset=utf-8", body: page},
 		"/broken":      {status: 500, ctype: "text/html", body: page, chunked: true},
 		"/big":         {status: 200, ctype: "text/html", body: big},
+		"/huge":        {status: 200, ctype: "text/html", body: huge},
 		"/feed.xml":    {status: 200, ctype: "application/rss+xml", body: big, chunked: true},
 		"/logo.svg":    {status: 200, ctype: "image/svg+xml", body: page},
 		"/gz":          {status: 200, ctype: "application/json", body: page, gz: true},
@@ -221,7 +224,8 @@ func TestAskUncompressedPassedThrough(t *testing.T) {
 		{"/missing", "gzip, deflate, br", "gzip", false},
 		{"/missing", "br", "br", false},
 		{"/broken", "gzip, deflate, br", "gzip", true},
-		{"/big", "gzip, deflate, br", "gzip", true},
+		{"/big", "gzip, deflate, br", "gzip", false}, // read whole
+		{"/huge", "gzip, deflate, br", "gzip", true},
 		{"/feed.xml", "br", "br", true},
 		{"/logo.svg", "gzip", "gzip", false},
 		{"/gz", "gzip", "gzip", false}, // the origin's own
