@@ -64,6 +64,11 @@ type templateAnalysis struct {
 	// dynamicPartial is the line of a partial call whose name is computed
 	// ({{> (expr)}}), or 0.
 	dynamicPartial int
+	// segData are the fields of segment.data the template writes, and
+	// guarded those it tests with {{#if}} or {{#unless}}: a field it
+	// tests may be missing on purpose.
+	segData []usedPath
+	guarded map[string]bool
 }
 
 func analyzeTemplate(p *ast.Program) *templateAnalysis {
@@ -73,7 +78,7 @@ func analyzeTemplate(p *ast.Program) *templateAnalysis {
 // analyzeWith analyzes p as called with t (a partial given a visitor's
 // text) where the markup is at h.
 func analyzeWith(p *ast.Program, t taint, h htmlContext) *templateAnalysis {
-	a := &templateAnalysis{seen: map[string]bool{}, given: t, html: h}
+	a := &templateAnalysis{seen: map[string]bool{}, given: t, html: h, guarded: map[string]bool{}}
 	p.Accept(a)
 	return a
 }
@@ -199,31 +204,37 @@ func knownPath(path string, data map[string]any) bool {
 		return true // per-segment data from config, checked at render
 	}
 	if rest, ok := strings.CutPrefix(path, "data."); ok {
-		var cur any = data
-		for _, part := range strings.Split(rest, ".") {
-			switch v := cur.(type) {
-			case map[string]any:
-				var ok bool
-				if cur, ok = v[part]; !ok {
-					return false
-				}
-			case []any:
-				// data.items.[0] or data.items.length
-				if part == "length" {
-					return true
-				}
-				i, err := strconv.Atoi(strings.Trim(part, "[]"))
-				if err != nil || i < 0 || i >= len(v) {
-					return false
-				}
-				cur = v[i]
-			default:
-				return false
-			}
-		}
-		return true
+		return hasField(data, rest)
 	}
 	return false
+}
+
+// hasField reports whether data has the field at path (dotted, as a
+// template reads it).
+func hasField(data map[string]any, path string) bool {
+	var cur any = data
+	for _, part := range strings.Split(path, ".") {
+		switch v := cur.(type) {
+		case map[string]any:
+			var ok bool
+			if cur, ok = v[part]; !ok {
+				return false
+			}
+		case []any:
+			// data.items.[0] or data.items.length
+			if part == "length" {
+				return true
+			}
+			i, err := strconv.Atoi(strings.Trim(part, "[]"))
+			if err != nil || i < 0 || i >= len(v) {
+				return false
+			}
+			cur = v[i]
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // contextFields yields every field path a block can read: those of the
@@ -235,6 +246,18 @@ func contextFields(data map[string]any) iter.Seq[string] {
 				return
 			}
 		}
+		for p := range fieldsOf("data", data) {
+			if !yield(p) {
+				return
+			}
+		}
+	}
+}
+
+// fieldsOf yields the path of every field of data, and of the fields of
+// the maps in it, each after prefix and a dot.
+func fieldsOf(prefix string, data map[string]any) iter.Seq[string] {
+	return func(yield func(string) bool) {
 		var walk func(prefix string, m map[string]any) bool
 		walk = func(prefix string, m map[string]any) bool {
 			for k, v := range m {
@@ -248,7 +271,7 @@ func contextFields(data map[string]any) iter.Seq[string] {
 			}
 			return true
 		}
-		walk("data", data)
+		walk(prefix, data)
 	}
 }
 
@@ -291,8 +314,40 @@ func (a *templateAnalysis) VisitMustache(m *ast.MustacheStatement) interface{} {
 		}
 	}
 	a.html.wrote()
+	if a.scoped == 0 {
+		a.writesSegmentData(m.Expression)
+	}
 	m.Expression.Accept(a)
 	return nil
+}
+
+// writesSegmentData records the fields of segment.data e writes: its
+// path, or those it hands a helper other than default (which has its own
+// for a field that is missing).
+func (a *templateAnalysis) writesSegmentData(e *ast.Expression) {
+	nodes := []ast.Node{e.Path}
+	if len(e.Params) > 0 {
+		if e.HelperName() == "default" {
+			return
+		}
+		nodes = e.Params
+	}
+	for _, n := range nodes {
+		if full, ok := segmentDataPath(n); ok {
+			a.segData = append(a.segData, usedPath{path: full, line: e.Line})
+		}
+	}
+}
+
+// segmentDataPath returns n's path when it names a field of
+// segment.data from the top of the context.
+func segmentDataPath(n ast.Node) (string, bool) {
+	pe, ok := n.(*ast.PathExpression)
+	if !ok || pe.Data || pe.Depth != 0 {
+		return "", false
+	}
+	full := strings.Join(pe.Parts, ".")
+	return full, strings.HasPrefix(full, "segment.data.")
 }
 
 // visitorValue reports whether e writes text a visitor chose: a field a
@@ -394,6 +449,11 @@ func visitorField(path string) bool {
 func (a *templateAnalysis) VisitBlock(b *ast.BlockStatement) interface{} {
 	b.Expression.Accept(a)
 	name := b.Expression.HelperName()
+	if (name == "if" || name == "unless") && len(b.Expression.Params) > 0 && a.scoped == 0 {
+		if full, ok := segmentDataPath(b.Expression.Params[0]); ok {
+			a.guarded[full] = true
+		}
+	}
 	a.loops = a.loops || name == "each"
 	scopes := name == "each" || name == "with"
 	if scopes {

@@ -101,6 +101,9 @@ type Block struct {
 	// twice over). Only such renders are run apart and timed; the others
 	// run in the caller.
 	loops bool
+	// segData are the fields of segment.data the block writes and does
+	// not test for first (SegmentDataProblems).
+	segData []usedPath
 }
 
 // staticRender is a block's output for one segment (compared by pointer:
@@ -183,6 +186,34 @@ func (s *Set) NearestSlot(slot string) string {
 		return ""
 	}
 	return nearest(slot, maps.Keys(s.slots))
+}
+
+// SegmentDataProblems warns of each field of segment.data a block writes
+// (and does not test with {{#if}} or {{#unless}} first) that its
+// segment's data in the config does not have: the block would show it
+// empty ("with code <strong></strong>"). lookup gives a segment by name;
+// blocks of segments it does not know are left out.
+func (s *Set) SegmentDataProblems(lookup func(name string) *segments.Segment) Problems {
+	var ps Problems
+	for _, b := range s.Blocks() {
+		seg := lookup(b.Segment)
+		if seg == nil {
+			continue
+		}
+		for _, u := range b.segData {
+			if hasField(seg.Data, strings.TrimPrefix(u.path, "segment.data.")) {
+				continue
+			}
+			msg := fmt.Sprintf("%s: segment %q has no such data in the config: it renders empty", u.path, b.Segment)
+			if near := nearest(u.path, fieldsOf("segment.data", seg.Data)); near != "" {
+				msg += fmt.Sprintf(": did you mean %q?", near)
+			} else {
+				msg += " (add it under the segment's data:, or test it with {{#if}})"
+			}
+			ps = append(ps, Problem{File: b.File, Line: u.line, Msg: msg, Warning: true})
+		}
+	}
+	return ps
 }
 
 // Blocks returns every block, sorted by slot then segment.
@@ -527,6 +558,11 @@ func loadBlock(f, slot, seg string, partials map[string]*raymond.Template, parti
 		return nil, Problems{{File: f, Line: line, Msg: fmt.Sprintf("partials call themselves (%s): recursive partials are not supported", strings.Join(cycle, " → "))}}
 	}
 	b.reads, b.dynamic = a.reads, a.dynamic
+	for _, u := range a.segData {
+		if !a.guarded[u.path] {
+			b.segData = append(b.segData, u)
+		}
+	}
 	b.loops = a.loops || len(a.partials) > 0
 	b.static = b.readsNothingOfVisitor()
 	for _, p := range a.partials {

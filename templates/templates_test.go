@@ -126,6 +126,50 @@ func TestEditorsAreToldTheNearestName(t *testing.T) {
 	}
 }
 
+// TestSegmentDataProblems: a block that writes a field of segment.data
+// its segment's config does not give is warned of, with its line and the
+// field nearest by name; one it tests first, hands to default, or reads
+// inside an {{#each}} or {{#with}} (relative to another value) is not.
+func TestSegmentDataProblems(t *testing.T) {
+	data := map[string]any{"code": "SAVE10", "offer": map[string]any{"pct": 15}, "tiers": []any{"a"}}
+	for _, tc := range []struct {
+		name, src, want string
+	}{
+		{"present", `<b>{{segment.data.code}} {{segment.data.offer.pct}} {{segment.data.tiers.[0]}}</b>`, ""},
+		{"missing", "<p>\n<b>{{segment.data.coupon}}</b></p>", `hero/x.hbs:2: segment.data.coupon: segment "deals" has no such data in the config: it renders empty (add it under`},
+		{"misspelt", `<b>{{segment.data.cdoe}}</b>`, `hero/x.hbs:1: segment.data.cdoe: segment "deals" has no such data in the config: it renders empty: did you mean "segment.data.code"?`},
+		{"nested", `<b>{{segment.data.offer.pc}}</b>`, `did you mean "segment.data.offer.pct"?`},
+		{"unescaped", `<b>{{{segment.data.banner}}}</b>`, `segment.data.banner: segment "deals"`},
+		{"to a helper", `<a href="{{url segment.data.link}}">x</a>`, `segment.data.link: segment "deals"`},
+		{"default", `<b>{{default segment.data.coupon "WELCOME"}}</b>`, ""},
+		{"tested", `{{#if segment.data.coupon}}<b>{{segment.data.coupon}}</b>{{/if}}`, ""},
+		{"tested unless", `{{#unless segment.data.coupon}}x{{else}}<b>{{segment.data.coupon}}</b>{{/unless}}`, ""},
+		{"scoped", `{{#with segment.data.offer}}<b>{{segment.data.nothing}}</b>{{/with}}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.MkdirAll(filepath.Join(dir, "hero"), 0o755)
+			os.WriteFile(filepath.Join(dir, "hero", "x.hbs"), []byte(tc.src), 0o644)
+			os.WriteFile(filepath.Join(dir, "hero", "deals.hbs"), []byte(tc.src), 0o644)
+			set, ps := Load(dir, nil)
+			if len(ps.Errors()) > 0 {
+				t.Fatal(ps)
+			}
+			// x is the block of a segment the config does not have: left out.
+			got := set.SegmentDataProblems(func(name string) *segments.Segment {
+				if name == "deals" {
+					return &segments.Segment{Name: "deals", Data: data}
+				}
+				return nil
+			})
+			msgs := strings.ReplaceAll(got.Error(), "hero/deals.hbs", "hero/x.hbs")
+			if tc.want == "" && len(got) != 0 || tc.want != "" && (len(got) != 1 || !got[0].Warning || !strings.Contains(msgs, tc.want)) {
+				t.Fatalf("got %q, want %q", msgs, tc.want)
+			}
+		})
+	}
+}
+
 func TestRenderErrorsAreErrors(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "hero"), 0o755)

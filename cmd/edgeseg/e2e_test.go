@@ -812,6 +812,17 @@ func TestValidateCommand(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "templates", "hero", "mobile.hbs"), []byte("<div class=\"promo\">\n  {{#if (eq signals.device \"mobile\")}}Shop on the go</div>{{/if}}"), 0o644)
 	os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("origin:\n  url: http://127.0.0.1:1\nsegments:\n  - name: mobile\n    rule: 'device == \"mobile\"'\n"), 0o644)
 	failsWith(filepath.Join(dir, "c.yaml"), `hero/mobile.hbs: as rendered: <div class="promo"> is never closed`)
+
+	// A block that writes segment data its segment is not given: it
+	// would show empty, which validate warns of, naming the nearest field.
+	os.WriteFile(filepath.Join(dir, "templates", "hero", "mobile.hbs"), []byte("<p>Use code\n<b>{{segment.data.cod}}</b></p>"), 0o644)
+	os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("origin:\n  url: http://127.0.0.1:1\nsegments:\n  - name: mobile\n    rule: 'device == \"mobile\"'\n    data: {code: APP10}\n"), 0o644)
+	if err := validate(filepath.Join(dir, "c.yaml")); err != nil {
+		t.Fatalf("warnings only, yet: %v\n%s", err, out.String())
+	}
+	if want := `hero/mobile.hbs:2: segment.data.cod: segment "mobile" has no such data in the config: it renders empty: did you mean "segment.data.code"?`; !strings.Contains(out.String(), want) {
+		t.Errorf("validate output lacks %q:\n%s", want, out.String())
+	}
 }
 
 func TestEventsAreWritten(t *testing.T) {

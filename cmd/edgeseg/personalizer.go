@@ -54,6 +54,12 @@ func (m *Main) newPersonalizer(ctx context.Context, cfg *config.Config, log *zer
 	if err != nil {
 		return nil, err
 	}
+	// Blocks writing segment data the config does not give: at start,
+	// after each reload of templates, and of the config (reloadLoop).
+	logTemplateProblems(log, store.Set().SegmentDataProblems(pl.Engine().Lookup))
+	store.OnReload = func(templates.Problems) {
+		logTemplateProblems(log, store.Set().SegmentDataProblems(p.Pipeline().Engine().Lookup))
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	m.onClose(func() error { cancel(); return nil })
 	if cfg.Templates.Watch {
@@ -114,6 +120,7 @@ func (m *Main) reloadLoop(ctx context.Context, cfg *config.Config, p *proxy.Pers
 				for _, w := range pl.Engine().Warnings {
 					log.Warn().Msg("segments: " + w)
 				}
+				logTemplateProblems(log, store.Set().SegmentDataProblems(pl.Engine().Lookup))
 				log.Info().Str("trigger", why).Msg("config reloaded")
 			}
 		}

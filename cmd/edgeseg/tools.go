@@ -116,6 +116,9 @@ func (m *Main) runValidate(ctx context.Context, args []string) error {
 		for _, w := range engine.Warnings {
 			report("warning", "segments: "+w)
 		}
+		for _, p := range set.SegmentDataProblems(engine.Lookup) {
+			report("warning", p.Error())
+		}
 		// Each block's shapes, as rendered for the sample visitors (those
 		// before a render failed), for the pages given.
 		shapes := map[*templates.Block][]inject.Shape{}
