@@ -239,6 +239,7 @@ func benchHandler(b *testing.B, page string, personalize, returning bool) {
 // include the in-process origin server and client (fasthttp: near zero).
 func BenchmarkHandlerPassThrough5k(b *testing.B)   { benchHandler(b, "page-5k.html", false, false) }
 func BenchmarkHandlerPassThrough60k(b *testing.B)  { benchHandler(b, "page-60k.html", false, false) }
+func BenchmarkHandlerPassThrough500k(b *testing.B) { benchHandler(b, "page-500k.html", false, false) }
 func BenchmarkHandlerPersonalized5k(b *testing.B)  { benchHandler(b, "page-5k.html", true, true) }
 func BenchmarkHandlerPersonalized60k(b *testing.B) { benchHandler(b, "page-60k.html", true, true) }
 func BenchmarkHandlerPersonalized500k(b *testing.B) {
