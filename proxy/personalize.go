@@ -362,7 +362,13 @@ type Visit struct {
 	env        segments.Env
 	members    []segments.Member
 	forced     string
-	cacheHit   bool
+	// previewUntil: a preview token came in the query, and the response
+	// sets the preview cookie to it, lasting until then, so the pages an
+	// editor goes on to are previewed too. previewOff: the query ended
+	// the preview the cookie held (?edgeseg_preview=off).
+	previewUntil time.Time
+	previewOff   bool
+	cacheHit     bool
 	// streaming: the page is personalized as it is sent; its stream, not
 	// commit, records the exposures, once the page is complete.
 	streaming bool
@@ -451,7 +457,7 @@ func (p *Personalizer) begin(ctx *fasthttp.RequestCtx, now time.Time) *Visit {
 		prof = v.prof
 	}
 	v.env.Fill(&v.ctx, prof, v.claims, now, pl.settings, v.lastSeen)
-	v.forced = p.previewSegment(ctx, pl, now)
+	v.forced = p.previewSegment(ctx, v, now)
 	p.assignSegments(v)
 	v.set = p.templates.Set()
 	return v
@@ -615,24 +621,57 @@ func isPrefetch(h *fasthttp.RequestHeader) bool {
 }
 
 // previewSegment returns the segment a valid preview token forces, or "".
-func (p *Personalizer) previewSegment(ctx *fasthttp.RequestCtx, pl *Pipeline, now time.Time) string {
+// A token in the query is kept in the preview cookie by the response
+// (commit); "off" there ends the preview the cookie holds.
+func (p *Personalizer) previewSegment(ctx *fasthttp.RequestCtx, v *Visit, now time.Time) string {
+	v.previewUntil, v.previewOff = time.Time{}, false
+	pl := v.pl
 	if pl.previews == nil {
 		return ""
 	}
 	tok := ctx.QueryArgs().Peek(pl.cfg.Preview.Param)
-	if len(tok) == 0 {
+	inQuery := len(tok) > 0
+	if string(tok) == "off" {
+		v.previewOff = len(ctx.Request.Header.Cookie(pl.cfg.Preview.Cookie)) > 0
+		return ""
+	}
+	if !inQuery {
 		tok = ctx.Request.Header.Cookie(pl.cfg.Preview.Cookie)
 	}
 	if len(tok) == 0 {
 		return ""
 	}
-	seg, err := pl.previews.Verify(string(tok), now)
+	seg, until, err := pl.previews.VerifyUntil(string(tok), now)
 	if err != nil || pl.engine.Lookup(seg) == nil {
 		p.log.Debug().AnErr("error", err).Str("segment", seg).Msg("preview token ignored")
 		return ""
 	}
 	p.m.previews.Inc()
+	if inQuery && !bytes.Equal(tok, ctx.Request.Header.Cookie(pl.cfg.Preview.Cookie)) {
+		v.previewUntil = until
+	}
 	return seg
+}
+
+// setPreviewCookie keeps the preview token of ctx's query in the preview
+// cookie until the token expires, or, with off, deletes the cookie.
+func setPreviewCookie(ctx *fasthttp.RequestCtx, v *Visit, off bool) {
+	pl := v.pl
+	c := fasthttp.AcquireCookie()
+	defer fasthttp.ReleaseCookie(c)
+	c.SetKey(pl.cfg.Preview.Cookie)
+	c.SetPath("/")
+	c.SetHTTPOnly(true)
+	c.SetSecure(pl.cfg.Profile.Secure || overHTTPS(ctx))
+	c.SetSameSite(fasthttp.CookieSameSiteLaxMode)
+	if off {
+		c.SetExpire(fasthttp.CookieExpireDelete)
+	} else {
+		c.SetValueBytes(ctx.QueryArgs().Peek(pl.cfg.Preview.Param))
+		c.SetMaxAge(max(1, int(v.previewUntil.Sub(v.now)/time.Second)))
+	}
+	ctx.Response.Header.SetCookie(c)
+	ctx.Response.Header.Set("Cache-Control", "no-store")
 }
 
 // assignSegments fills v.members: the forced preview segment, nothing for
@@ -1109,6 +1148,9 @@ func (p *Personalizer) commit(ctx *fasthttp.RequestCtx, v *Visit, personalized b
 	}
 	if v.forced != "" {
 		rh.Set("Cache-Control", "no-store")
+	}
+	if !v.previewUntil.IsZero() || v.previewOff {
+		setPreviewCookie(ctx, v, v.previewOff)
 	}
 	if len(v.kept) > 0 && !v.streaming {
 		rh.Set(SlotProblemsHeader, strings.Join(v.kept, "; "))

@@ -46,25 +46,31 @@ func (p *Previews) Mint(segment string, ttl time.Duration, now time.Time) (strin
 // Verify returns the segment a token forces, or an error when the token is
 // forged, expired or malformed.
 func (p *Previews) Verify(token string, now time.Time) (string, error) {
+	seg, _, err := p.VerifyUntil(token, now)
+	return seg, err
+}
+
+// VerifyUntil is Verify, also returning when the token expires.
+func (p *Previews) VerifyUntil(token string, now time.Time) (string, time.Time, error) {
 	if p == nil {
-		return "", errors.New("preview: disabled")
+		return "", time.Time{}, errors.New("preview: disabled")
 	}
 	if len(token) > 1024 {
-		return "", errors.New("preview: token too long")
+		return "", time.Time{}, errors.New("preview: token too long")
 	}
 	var c previewClaims
 	if _, err := p.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return p.secret, nil }); err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	if c.ExpiresAt == nil || !now.Before(c.ExpiresAt.Time) {
-		return "", errors.New("preview: expired")
+		return "", time.Time{}, errors.New("preview: expired")
 	}
 	aud := false
 	for _, a := range c.Audience {
 		aud = aud || a == previewAudience
 	}
 	if !aud || c.Segment == "" {
-		return "", errors.New("preview: not a preview token")
+		return "", time.Time{}, errors.New("preview: not a preview token")
 	}
-	return c.Segment, nil
+	return c.Segment, c.ExpiresAt.Time, nil
 }

@@ -573,13 +573,46 @@ func TestPreviewAndExplain(t *testing.T) {
 	}
 	tok := strings.TrimSpace(out.String())
 	b := s.browser(uaDesktop)
+	previewed := func(path string) bool {
+		t.Helper()
+		resp, body := b.page(path)
+		on := strings.Contains(body, `data-edgeseg-segment="luxury-returning"`)
+		if on && resp.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("%s: a preview without Cache-Control: no-store: %v", path, resp.Header)
+		}
+		return on
+	}
 	resp, body := b.page("/?edgeseg_preview=" + tok)
 	if !strings.Contains(body, `data-edgeseg-segment="luxury-returning"`) || resp.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("preview not applied: %v\n%s", resp.Header, body)
 	}
-	_, body = b.page("/?edgeseg_preview=" + tok[:len(tok)-3] + "abc")
-	if strings.Contains(body, "luxury-returning") {
+	// The token is kept in a cookie that ends with it, so the editor
+	// browses on in the segment, link after link, until ?edgeseg_preview=off.
+	var kept *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "edgeseg_preview" {
+			kept = c
+		}
+	}
+	if kept == nil || kept.Value != tok || !kept.HttpOnly || kept.Path != "/" || kept.MaxAge < 590 || kept.MaxAge > 600 {
+		t.Fatalf("preview cookie %v, want the token for the token's 10 minutes", kept)
+	}
+	if !previewed("/category/electronics") || !previewed("/") {
+		t.Fatal("the pages after a preview link are not previewed")
+	}
+	if previewed("/?edgeseg_preview=" + tok[:len(tok)-3] + "abc") {
 		t.Fatal("forged preview token applied")
+	}
+	if previewed("/?edgeseg_preview=off") || previewed("/") {
+		t.Fatal("the preview goes on after ?edgeseg_preview=off")
+	}
+	// A forged token in a link is not kept.
+	b.page("/?edgeseg_preview=" + tok[:len(tok)-3] + "abc")
+	u, _ := url.Parse(s.url)
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == "edgeseg_preview" {
+			t.Fatalf("a forged token was kept: %v", c)
+		}
 	}
 	explain := s.get("/_edgeseg/explain?path=/&edgeseg_preview=" + tok)
 	if !strings.Contains(explain, `"rules"`) || !strings.Contains(explain, `"forced": "luxury-returning"`) ||

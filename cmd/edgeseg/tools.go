@@ -402,7 +402,7 @@ func (m *Main) runPreviewToken(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintln(m.Stdout, tok)
-	fmt.Fprintf(m.Stderr, "append ?%s=%s to a page URL (valid for %v)\n", cfg.Preview.Param, tok, *ttl)
+	fmt.Fprintf(m.Stderr, "append ?%s=%s to a page URL (valid for %v): the pages opened after it are previewed too, until then or ?%s=off\n", cfg.Preview.Param, tok, *ttl, cfg.Preview.Param)
 	return nil
 }
 
