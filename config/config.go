@@ -119,6 +119,16 @@ type Server struct {
 	// metrics_allow. Default "" (served on the main address to
 	// metrics_allow).
 	AdminListen string `yaml:"admin_listen"`
+	// TLSCertFile and TLSKeyFile, PEM files (the certificate chain, leaf
+	// first, and its key), make edgeseg answer HTTPS on listen instead of
+	// HTTP: for a CDN that reaches its origin over HTTPS, or a server with
+	// nothing in front. HTTP/1.1 only (ALPN offers no h2), TLS 1.2 and
+	// up. The files are read again within a minute of changing (a
+	// renewal by certbot or cert-manager); a pair that does not load is
+	// logged and the one before it kept. Relative to the config file.
+	// Default "" (plain HTTP).
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
 }
 
 // Origin configures the upstream site edgeseg sits in front of.

@@ -279,6 +279,8 @@ func (c *Config) resolvePaths() {
 		}
 	}
 	rel(&c.Templates.Dir)
+	rel(&c.Server.TLSCertFile)
+	rel(&c.Server.TLSKeyFile)
 	rel(&c.Origin.CAFile)
 	rel(&c.Origin.ClientCertFile)
 	rel(&c.Origin.ClientKeyFile)

@@ -77,6 +77,13 @@ func (c *Config) Validate() error {
 			bad("server.admin_listen", "is listen's address (%s): the admin endpoints need one of their own", c.Listen)
 		}
 	}
+	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
+		bad("server.tls_cert_file", "and server.tls_key_file go together: set both")
+	} else if s.TLSCertFile != "" {
+		if _, err := s.Certificate(); err != nil {
+			bad("server.tls_cert_file", "%v", err)
+		}
+	}
 	for i, p := range s.TrustedProxies {
 		if _, err := ParseCIDR(p); err != nil {
 			bad(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)
@@ -520,6 +527,15 @@ func isHopHeader(name string) bool {
 		return true
 	}
 	return false
+}
+
+// Certificate loads the certificate and key edgeseg answers HTTPS with.
+func (s Server) Certificate() (*tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(s.TLSCertFile, s.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s, %s: %w", s.TLSCertFile, s.TLSKeyFile, err)
+	}
+	return &cert, nil
 }
 
 // ClientCertificates returns the certificate edgeseg presents to an https

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -31,19 +33,23 @@ type connLimiter struct {
 	// begin with a PROXY protocol header (server.proxy_protocol).
 	proxyProtocol bool
 	proxyFrom     netSet
+	// tls, when set, is what connections are answered in
+	// (server.tls_cert_file).
+	tls *tls.Config
 }
 
 // maxRefusing bounds the refusals answered at once; past it a connection
 // is closed without an answer.
 const maxRefusing = 1024
 
-func newConnLimiter(ln net.Listener, max int, writeTimeout time.Duration, name string, m *proxyMetrics, proxyProtocol bool, proxyFrom netSet) *connLimiter {
+func newConnLimiter(ln net.Listener, s *Server) *connLimiter {
 	body := "edgeseg is serving too many connections; retry shortly\n"
-	refusal := "HTTP/1.1 503 Service Unavailable\r\nServer: " + name +
+	refusal := "HTTP/1.1 503 Service Unavailable\r\nServer: " + s.name +
 		"\r\nRetry-After: 1\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
 		strconv.Itoa(len(body)) + "\r\n\r\n" + body
-	l := &connLimiter{Listener: ln, max: int64(max), writeTimeout: writeTimeout, refusal: []byte(refusal), metrics: m,
-		proxyProtocol: proxyProtocol, proxyFrom: proxyFrom}
+	m := s.metrics
+	l := &connLimiter{Listener: ln, max: int64(s.maxConns), writeTimeout: s.writeTimeout, refusal: []byte(refusal), metrics: m,
+		proxyProtocol: s.proxyProtocol, proxyFrom: s.proxyFrom, tls: s.tls}
 	if m != nil {
 		m.set.GetOrCreateGauge("edgeseg_connections_open", func() float64 { return float64(l.open.Load()) })
 	}
@@ -59,19 +65,26 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if l.open.Add(1) <= l.max {
-			lc := &limitedConn{Conn: c, l: l}
+			// The PROXY header comes first, then TLS, then HTTP, which
+			// limitedConn follows.
+			inner := c
 			if l.proxyProtocol {
 				if a, ok := c.RemoteAddr().(*net.TCPAddr); !ok || len(l.proxyFrom) == 0 || l.proxyFrom.contains(a.IP) {
-					lc.proxyHeader = true
+					inner = &proxiedConn{Conn: c, metrics: l.metrics}
 				}
 			}
-			return lc, nil
+			if l.tls != nil {
+				tc := tls.Server(inner, l.tls)
+				return &tlsLimitedConn{limitedConn: &limitedConn{Conn: tc, l: l}, tc: tc}, nil
+			}
+			return &limitedConn{Conn: inner, l: l}, nil
 		}
 		l.open.Add(-1)
 		if l.metrics != nil {
 			l.metrics.connsRefused.Inc()
 		}
-		if l.refusing.Add(1) > maxRefusing {
+		if l.tls != nil || l.refusing.Add(1) > maxRefusing {
+			// Over TLS a 503 would take a handshake first: closed.
 			l.refusing.Add(-1)
 			_ = c.Close()
 			continue
@@ -125,21 +138,120 @@ type limitedConn struct {
 	// ends; only the serving goroutine reads.
 	head headEnd
 	bad  error // what head found wrong, for the next read
-	// proxyHeader: the connection begins with a PROXY protocol header,
-	// read at the first Read; src is the visitor's address it gave, and
-	// early what was read past it.
-	proxyHeader bool
-	src         net.Addr
-	early       []byte
 }
 
-// RemoteAddr is the visitor's address: the one a PROXY protocol header
-// gave, else the peer's.
-func (c *limitedConn) RemoteAddr() net.Addr {
+// tlsLimitedConn is a limitedConn over TLS. fasthttp tells a TLS
+// connection by these two methods (RequestCtx.IsTLS), which a plain
+// limitedConn must not have.
+type tlsLimitedConn struct {
+	*limitedConn
+	tc *tls.Conn
+}
+
+// Handshake runs the TLS handshake, if it has not run.
+func (c *tlsLimitedConn) Handshake() error { return c.tc.Handshake() }
+
+// ConnectionState describes the TLS connection.
+func (c *tlsLimitedConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
+
+// Read reads from the TLS connection. A visitor that speaks plain HTTP
+// to it (http:// to an HTTPS port) is told so, as it would be told of
+// HTTPS on a plain port, rather than closed on without a word.
+func (c *tlsLimitedConn) Read(p []byte) (int, error) {
+	n, err := c.limitedConn.Read(p)
+	var rh tls.RecordHeaderError
+	if err != nil && errors.As(err, &rh) && rh.Conn != nil && looksLikeMethod(rh.RecordHeader[:]) {
+		_ = rh.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = io.WriteString(rh.Conn, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n"+
+			"Content-Length: "+strconv.Itoa(len(plainOnTLS))+"\r\n\r\n"+plainOnTLS)
+	}
+	return n, err
+}
+
+// looksLikeMethod reports bytes that may begin a request line: capital
+// letters up to the space after a method.
+func looksLikeMethod(b []byte) bool {
+	for i, c := range b {
+		if c == ' ' {
+			return i > 0
+		}
+		if c < 'A' || c > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// plainOnTLS answers a plain HTTP request made to the HTTPS port.
+const plainOnTLS = "400 Bad Request: this port speaks HTTPS: use an https:// URL\n"
+
+// limitedOf returns the limitedConn c is, over TLS or not.
+func limitedOf(c net.Conn) (*limitedConn, bool) {
+	switch c := c.(type) {
+	case *limitedConn:
+		return c, true
+	case *tlsLimitedConn:
+		return c.limitedConn, true
+	}
+	return nil, false
+}
+
+// proxiedConn is a connection that begins with a PROXY protocol header,
+// read at the first Read: src is the visitor's address it gave, early
+// what was read past it. A connection without a valid header fails its
+// first Read, and is closed unanswered.
+type proxiedConn struct {
+	net.Conn
+	metrics *proxyMetrics
+	read    bool
+	err     error
+	src     net.Addr
+	early   []byte
+}
+
+// RemoteAddr is the visitor's address: the one the PROXY header gave,
+// else (not read yet) the peer's.
+func (c *proxiedConn) RemoteAddr() net.Addr {
 	if c.src != nil {
 		return c.src
 	}
 	return c.Conn.RemoteAddr()
+}
+
+func (c *proxiedConn) Read(p []byte) (int, error) {
+	if !c.read {
+		c.read = true
+		var src net.Addr
+		src, c.early, c.err = readProxyHeader(c.Conn)
+		if c.err != nil {
+			// Counted when something else came; a connection closed or
+			// timed out before a byte (a load balancer's TCP check) is not.
+			if errors.Is(c.err, errProxyHeader) && c.metrics != nil {
+				c.metrics.proxyHeaderErrors.Inc()
+			}
+		} else {
+			c.src = src
+		}
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	if len(c.early) > 0 {
+		n := copy(p, c.early)
+		c.early = c.early[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// tcpOf returns the TCP connection under c, if it is one, through a
+// PROXY header (not through TLS).
+func tcpOf(c net.Conn) (*net.TCPConn, bool) {
+	if pc, ok := c.(*proxiedConn); ok {
+		c = pc.Conn
+	}
+	tc, ok := c.(*net.TCPConn)
+	return tc, ok
 }
 
 // Read reads from the connection. The first request's head must begin
@@ -154,28 +266,7 @@ func (c *limitedConn) Read(p []byte) (int, error) {
 	if c.bad != nil {
 		return 0, c.bad
 	}
-	if c.proxyHeader {
-		c.proxyHeader = false
-		src, rest, err := readProxyHeader(c.Conn)
-		if err != nil {
-			// Counted when something else came; a connection closed or
-			// timed out before a byte (a load balancer's TCP check) is not.
-			if errors.Is(err, errProxyHeader) && c.l.metrics != nil {
-				c.l.metrics.proxyHeaderErrors.Inc()
-			}
-			c.bad = err
-			return 0, c.bad
-		}
-		c.src, c.early = src, rest
-	}
-	var n int
-	var err error
-	if len(c.early) > 0 {
-		n = copy(p, c.early)
-		c.early = c.early[n:]
-	} else {
-		n, err = c.Conn.Read(p)
-	}
+	n, err := c.Conn.Read(p)
 	if !c.head.done && n > 0 {
 		c.bad = c.head.read(p[:n])
 	}
@@ -185,7 +276,7 @@ func (c *limitedConn) Read(p []byte) (int, error) {
 // lingerOnClose marks ctx's connection, whose request is refused before it
 // was all read, to be drained before it is closed (limitedConn.Close).
 func lingerOnClose(ctx *fasthttp.RequestCtx) {
-	if c, ok := ctx.Conn().(*limitedConn); ok {
+	if c, ok := limitedOf(ctx.Conn()); ok {
 		c.lingers.Store(true)
 	}
 }
@@ -261,7 +352,7 @@ func (c *limitedConn) SetDeadline(t time.Time) error {
 func (c *limitedConn) Close() error {
 	c.sendHeld()
 	if c.lingers.CompareAndSwap(true, false) { // once: Close may come twice
-		if tc, ok := c.Conn.(*net.TCPConn); ok && unreadInput(tc) && tc.CloseWrite() == nil {
+		if tc, ok := tcpOf(c.Conn); ok && unreadInput(tc) && tc.CloseWrite() == nil {
 			go c.linger(tc)
 			return nil
 		}

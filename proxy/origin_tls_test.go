@@ -189,11 +189,7 @@ func TestOriginClientCertificate(t *testing.T) {
 // in PEM, and returns the certificate.
 func writeSelfSigned(t *testing.T, name, certFile, keyFile string) *x509.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
+	return writeCert(t, &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
@@ -202,6 +198,16 @@ func writeSelfSigned(t *testing.T, name, certFile, keyFile string) *x509.Certifi
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		IsCA:                  true,
 		BasicConstraintsValid: true,
+	}, certFile, keyFile)
+}
+
+// writeCert writes a certificate made from tmpl, signed by its own new
+// key, and that key, in PEM, and returns the certificate.
+func writeCert(t *testing.T, tmpl *x509.Certificate, certFile, keyFile string) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

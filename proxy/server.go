@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -27,6 +28,11 @@ type Server struct {
 	// server.trusted_proxies (any peer when empty).
 	proxyProtocol bool
 	proxyFrom     netSet
+	// tls answers visitors in HTTPS (server.tls_cert_file); tlsErr is why
+	// its certificate did not load, for Serve to return.
+	tls    *tls.Config
+	certs  *certificates
+	tlsErr error
 
 	mu     sync.Mutex
 	ln     net.Listener // what Serve serves, closed by Shutdown
@@ -56,8 +62,21 @@ func NewServer(cfg *config.Config, h *Handler, log *zerolog.Logger) *Server {
 		Logger:                       fasthttpLogger{log},
 		SecureErrorLogMessage:        true,
 	}
-	return &Server{srv: s, shutdown: cfg.Server.ShutdownTimeout, maxConns: cfg.Server.MaxConnections, writeTimeout: cfg.Server.WriteTimeout,
+	srv := &Server{srv: s, shutdown: cfg.Server.ShutdownTimeout, maxConns: cfg.Server.MaxConnections, writeTimeout: cfg.Server.WriteTimeout,
 		name: cfg.Server.Name, metrics: h.metrics, log: log, proxyProtocol: cfg.Server.ProxyProtocol, proxyFrom: h.trusted}
+	if cfg.Server.TLSCertFile != "" {
+		if log == nil {
+			nop := zerolog.Nop()
+			log = &nop
+		}
+		certs, err := newCertificates(cfg.Server, log, h.metrics.set)
+		if err != nil {
+			srv.tlsErr = err
+		} else {
+			srv.certs, srv.tls = certs, certs.tlsConfig()
+		}
+	}
+	return srv
 }
 
 // NewAdminServer builds the server for server.admin_listen, answered by
@@ -77,17 +96,22 @@ func NewAdminServer(cfg *config.Config, h *Handler, log *zerolog.Logger) *fastht
 // adminConcurrency bounds the admin server's connections.
 const adminConcurrency = 64
 
+// Err is what keeps the server from serving, which Serve would return: its
+// TLS certificate did not load.
+func (s *Server) Err() error { return s.tlsErr }
+
 // Serve accepts connections on ln until Shutdown, at most
 // server.max_connections open at once.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.tlsErr != nil {
 		s.mu.Unlock()
-		return ln.Close()
+		_ = ln.Close()
+		return s.tlsErr
 	}
 	s.ln = ln
 	s.mu.Unlock()
-	err := s.srv.Serve(newConnLimiter(ln, s.maxConns, s.writeTimeout, s.name, s.metrics, s.proxyProtocol, s.proxyFrom))
+	err := s.srv.Serve(newConnLimiter(ln, s))
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}

@@ -40,7 +40,7 @@ type lastChunkHolder interface{ holdNextWrite() }
 
 // clientOf returns ctx's connection if it can hold a write back.
 func clientOf(ctx *fasthttp.RequestCtx) lastChunkHolder {
-	if c, ok := ctx.Conn().(*limitedConn); ok {
+	if c, ok := limitedOf(ctx.Conn()); ok {
 		return c
 	}
 	return nil

@@ -270,6 +270,10 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := proxy.NewServer(cfg, h, &log)
+	if err := srv.Err(); err != nil {
+		ln.Close()
+		return err
+	}
 	// Past the open file limit, accepting fails and visitors wait, where
 	// past max_connections they would get a 503 at once.
 	need := uint64(cfg.Server.MaxConnections + cfg.Origin.MaxConns + 64)
@@ -288,7 +292,11 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	m.Addr = ln.Addr().String()
-	log.Info().Str("listen", m.Addr).Str("origin", cfg.Origin.URL).Str("version", bi.version).Str("revision", bi.revision).Msg("edgeseg serving")
+	scheme := "http"
+	if cfg.Server.TLSCertFile != "" {
+		scheme = "https"
+	}
+	log.Info().Str("listen", m.Addr).Str("scheme", scheme).Str("origin", cfg.Origin.URL).Str("version", bi.version).Str("revision", bi.revision).Msg("edgeseg serving")
 	close(m.Ready)
 	go func() {
 		// A wrong origin.url, or an origin not up yet, is told at once

@@ -1,0 +1,222 @@
+package proxy
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgeseg/edgeseg/config"
+)
+
+// writeServerCert writes a self-signed server certificate for name into
+// dir (cert.pem, key.pem) and returns it.
+func writeServerCert(t *testing.T, dir, name string, serial int64) *x509.Certificate {
+	t.Helper()
+	return writeCert(t, &x509.Certificate{
+		SerialNumber:          big.NewInt(serial),
+		Subject:               pkix.Name{CommonName: name},
+		DNSNames:              []string{name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(90 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+	}, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+}
+
+// TestTLSListener: with server.tls_cert_file, edgeseg answers HTTPS in
+// HTTP/1.1 (a client offering h2 is answered in HTTP/1.1), tells the
+// origin the request came over https, answers plain HTTP sent to it with
+// a 400 that says why, takes a PROXY header before the handshake, and
+// serves a renewed certificate once its files change, keeping the one
+// before while the new pair does not load.
+func TestTLSListener(t *testing.T) {
+	dir := t.TempDir()
+	first := writeServerCert(t, dir, "shop.test", 1)
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Header.Get("X-Forwarded-Proto")+" for "+r.Header.Get("X-Forwarded-For"))
+	})
+	p := startProxy(t, origin, func(c *config.Config) {
+		c.Server.TLSCertFile = filepath.Join(dir, "cert.pem")
+		c.Server.TLSKeyFile = filepath.Join(dir, "key.pem")
+	})
+	if err := p.srv.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// handshake connects over TLS, trusting roots, and returns the
+	// certificate edgeseg answered with and the protocol agreed.
+	handshake := func(c net.Conn, roots *x509.CertPool) (*tls.Conn, *x509.Certificate, error) {
+		tc := tls.Client(c, &tls.Config{RootCAs: roots, ServerName: "shop.test", NextProtos: []string{"h2", "http/1.1"}})
+		if err := tc.Handshake(); err != nil {
+			return nil, nil, err
+		}
+		return tc, tc.ConnectionState().PeerCertificates[0], nil
+	}
+	get := func(tc *tls.Conn, path string) string {
+		t.Helper()
+		io.WriteString(tc, "GET "+path+" HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.Proto + " " + string(b)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(first)
+	tc, cert, err := handshake(p.dial(t, 5*time.Second), pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if proto := tc.ConnectionState().NegotiatedProtocol; proto != "http/1.1" {
+		t.Errorf("ALPN agreed %q, want http/1.1", proto)
+	}
+	if got := get(tc, "/"); got != "HTTP/1.1 https for 127.0.0.1" || cert.SerialNumber.Int64() != 1 {
+		t.Errorf("got %q from certificate %v", got, cert.SerialNumber)
+	}
+
+	// Browsers' way: keep-alive connections, several at once, h2 offered.
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "shop.test"}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 4}}
+	defer client.CloseIdleConnections()
+	var wg sync.WaitGroup
+	errs := make(chan string, 80)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				resp, err := client.Get("https://" + p.addr + "/")
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if got := resp.Proto + " " + string(b); got != "HTTP/1.1 https for 127.0.0.1" {
+					errs <- got
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+
+	// Plain HTTP on the HTTPS port: told, not closed on.
+	c := p.dial(t, 5*time.Second)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+	if b, _ := io.ReadAll(c); !strings.HasPrefix(string(b), "HTTP/1.1 400 ") || !strings.Contains(string(b), "use an https:// URL") {
+		t.Errorf("plain HTTP to the HTTPS port: %q", b)
+	}
+
+	// A renewal: a new pair, served from the next look at the files.
+	writeServerCert(t, dir, "shop.test", 2)
+	renewed := writeServerCert(t, dir, "shop.test", 3) // written twice: a new size or time, whatever the clock's grain
+	pool.AddCert(renewed)
+	p.srv.certs.checked.Store(0) // time to look again
+	if _, cert, err = handshake(p.dial(t, 5*time.Second), pool); err != nil || cert.SerialNumber.Int64() != 3 {
+		t.Fatalf("after a renewal: certificate %v (%v), want serial 3", cert.SerialNumber, err)
+	}
+	if !strings.Contains(p.logs.String(), "TLS certificate reloaded") {
+		t.Errorf("the reload is not logged:\n%s", p.logs.String())
+	}
+	// Its end, for an alert before it comes.
+	tc, _, _ = handshake(p.dial(t, 5*time.Second), pool)
+	if m, want := get(tc, "/_edgeseg/metrics"), fmt.Sprintf("\nedgeseg_tls_certificate_expiry_timestamp_seconds %d\n", renewed.NotAfter.Unix()); !strings.Contains(m, want) {
+		t.Errorf("metrics lack %q:\n%.3000s", want, m)
+	}
+	// A key not yet written beside its certificate: the one before goes on.
+	if err := os.WriteFile(filepath.Join(dir, "key.pem"), []byte("half written"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.srv.certs.checked.Store(0)
+	if _, cert, err = handshake(p.dial(t, 5*time.Second), pool); err != nil || cert.SerialNumber.Int64() != 3 {
+		t.Fatalf("with a broken pair: certificate %v (%v), want serial 3 kept", cert.SerialNumber, err)
+	}
+	if !strings.Contains(p.logs.String(), "TLS certificate changed but does not load") {
+		t.Errorf("the broken pair is not logged:\n%s", p.logs.String())
+	}
+
+	// Behind a TCP load balancer: the PROXY header, then TLS.
+	dir2 := t.TempDir()
+	pool2 := x509.NewCertPool()
+	pool2.AddCert(writeServerCert(t, dir2, "shop.test", 4))
+	q := startProxy(t, origin, func(c *config.Config) {
+		c.Server.TLSCertFile = filepath.Join(dir2, "cert.pem")
+		c.Server.TLSKeyFile = filepath.Join(dir2, "key.pem")
+		c.Server.ProxyProtocol = true
+	})
+	c = q.dial(t, 5*time.Second)
+	io.WriteString(c, "PROXY TCP4 203.0.113.9 10.0.0.1 56324 443\r\n")
+	if tc, _, err = handshake(c, pool2); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(tc, "/"); got != "HTTP/1.1 https for 203.0.113.9" {
+		t.Errorf("through a PROXY header: %q", got)
+	}
+}
+
+// TestTLSCertificateProblems: a pair that does not load is a config
+// error naming the key; one gone by the time edgeseg starts stops it
+// with the same.
+func TestTLSCertificateProblems(t *testing.T) {
+	dir := t.TempDir()
+	writeServerCert(t, dir, "shop.test", 1)
+	other := t.TempDir()
+	writeServerCert(t, other, "shop.test", 2)
+	for _, tc := range []struct {
+		name, cert, key, want string
+	}{
+		{"key alone", "", filepath.Join(dir, "key.pem"), "server.tls_cert_file: and server.tls_key_file go together"},
+		{"missing", filepath.Join(dir, "nope.pem"), filepath.Join(dir, "key.pem"), "server.tls_cert_file: " + filepath.Join(dir, "nope.pem")},
+		{"another's key", filepath.Join(dir, "cert.pem"), filepath.Join(other, "key.pem"), "private key does not match public key"},
+		{"key for cert", filepath.Join(dir, "key.pem"), filepath.Join(dir, "key.pem"), "server.tls_cert_file:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig("http://127.0.0.1:1")
+			cfg.Server.TLSCertFile, cfg.Server.TLSKeyFile = tc.cert, tc.key
+			if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+	cfg := testConfig("http://127.0.0.1:1")
+	cfg.Server.TLSCertFile, cfg.Server.TLSKeyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(cfg.Server.TLSKeyFile)
+	org, err := NewOrigin(cfg.Origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Options{Config: cfg, Origin: org})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(cfg, h, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(ln); err == nil || err != srv.Err() || !strings.Contains(err.Error(), "server.tls_cert_file: ") {
+		t.Fatalf("Serve with its key gone: %v", err)
+	}
+}
