@@ -41,7 +41,7 @@ func artifactDir(t *testing.T) string {
 	return d
 }
 
-func newBrowser(t *testing.T, exe string) context.Context {
+func newBrowser(t *testing.T, exe string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),
 		chromedp.Headless,
@@ -57,6 +57,7 @@ func newBrowser(t *testing.T, exe string) context.Context {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(1280, 900),
 	}
+	opts = append(opts, extra...)
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancel)
 	ctx, cancel2 := chromedp.NewContext(actx)
