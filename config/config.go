@@ -129,6 +129,11 @@ type Server struct {
 	// Default "" (plain HTTP).
 	TLSCertFile string `yaml:"tls_cert_file"`
 	TLSKeyFile  string `yaml:"tls_key_file"`
+	// RedirectListen, with TLSCertFile, answers plain HTTP on this address
+	// (":80") with a 308 to the same URL in https on listen's port, but
+	// for ACME's HTTP-01 challenges (/.well-known/acme-challenge/), which
+	// go to the origin. Default "" (off).
+	RedirectListen string `yaml:"redirect_listen"`
 }
 
 // Origin configures the upstream site edgeseg sits in front of.

@@ -267,6 +267,13 @@ func TestValidate(t *testing.T) {
 		{"origin is edgeseg by address", func(c *Config) { c.Listen, c.Origin.URL = "10.0.0.5:80", "http://10.0.0.5" }, "is edgeseg's own listen address"},
 		{"origin is edgeseg by name", func(c *Config) { c.Listen, c.Origin.URL = "127.0.0.1:8443", "https://LOCALHOST:8443" }, "is edgeseg's own listen address"},
 		{"max conns", func(c *Config) { c.Origin.MaxConns = 0 }, "origin.max_conns: must be positive"},
+		{"buffer", func(c *Config) { c.Origin.BufferBytes = -1 }, "origin.buffer_bytes: must be 0 (off) or more"},
+		{"redirect without tls", func(c *Config) { c.Server.RedirectListen = ":80" }, "server.redirect_listen: sends visitors to https://, which listen answers only with server.tls_cert_file"},
+		{"redirect address", func(c *Config) { c.Server.RedirectListen = "80" }, "server.redirect_listen: must be host:port"},
+		{"tls cert alone", func(c *Config) { c.Server.TLSCertFile = "cert.pem" }, "server.tls_cert_file: and server.tls_key_file go together"},
+		{"tls files missing", func(c *Config) {
+			c.Server.TLSCertFile, c.Server.TLSKeyFile = "/nonexistent/c.pem", "/nonexistent/k.pem"
+		}, "server.tls_cert_file: /nonexistent/c.pem, /nonexistent/k.pem: open /nonexistent/c.pem: no such file"},
 		{"conn wait", func(c *Config) { c.Origin.MaxConnWait = 0 }, "origin.max_conn_wait"},
 		{"idle conn", func(c *Config) { c.Origin.IdleConnTimeout = 0 }, "origin.idle_conn_timeout"},
 		{"dial", func(c *Config) { c.Origin.DialTimeout = 0 }, "origin.dial_timeout"},

@@ -77,6 +77,15 @@ func (c *Config) Validate() error {
 			bad("server.admin_listen", "is listen's address (%s): the admin endpoints need one of their own", c.Listen)
 		}
 	}
+	if s.RedirectListen != "" {
+		if err := checkListen(s.RedirectListen); err != nil {
+			bad("server.redirect_listen", "must be host:port%s, got %q", err, s.RedirectListen)
+		} else if s.TLSCertFile == "" {
+			bad("server.redirect_listen", "sends visitors to https://, which listen answers only with server.tls_cert_file and tls_key_file set")
+		} else if s.RedirectListen == c.Listen || s.RedirectListen == s.AdminListen {
+			bad("server.redirect_listen", "is another listener's address (%s): it needs one of its own", s.RedirectListen)
+		}
+	}
 	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
 		bad("server.tls_cert_file", "and server.tls_key_file go together: set both")
 	} else if s.TLSCertFile != "" {

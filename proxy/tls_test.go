@@ -220,3 +220,54 @@ func TestTLSCertificateProblems(t *testing.T) {
 		t.Fatalf("Serve with its key gone: %v", err)
 	}
 }
+
+// TestRedirectServer: server.redirect_listen sends a plain HTTP visitor
+// to the same URL in https on listen's port (none for 443), whatever port
+// and form the request named it in, keeps ACME's challenges going to the
+// origin, and refuses a request naming no usable host.
+func TestRedirectServer(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "token for "+r.URL.Path) })
+	p := startProxy(t, origin, nil)
+	for _, tc := range []struct {
+		listen, request, status, location, body string
+	}{
+		{":8443", "GET /a/b?c=d HTTP/1.1\r\nHost: shop.test\r\n", "308", "https://shop.test:8443/a/b?c=d", ""},
+		{":443", "GET /a/b?c=d HTTP/1.1\r\nHost: shop.test:80\r\n", "308", "https://shop.test/a/b?c=d", ""},
+		{"0.0.0.0:443", "POST /cart HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 3\r\n\r\na=1", "308", "https://shop.test/cart", ""},
+		{":443", "GET http://shop.test/x?y HTTP/1.1\r\nHost: shop.test\r\n", "308", "https://shop.test/x?y", ""},
+		{":443", "GET / HTTP/1.1\r\nHost: [::1]:80\r\n", "308", "https://[::1]/", ""},
+		{":443", "GET /.well-known/acme-challenge/abc HTTP/1.1\r\nHost: shop.test\r\n", "200", "", "token for /.well-known/acme-challenge/abc"},
+		{":443", "GET / HTTP/1.0\r\n", "400", "", "names no host"},
+		{":443", "GET / HTTP/1.1\r\nHost: shop.test\"><x\r\n", "400", "", ""},
+	} {
+		cfg := *p.cfg
+		cfg.Listen = tc.listen
+		srv := NewRedirectServer(&cfg, p.h, nil)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Serve(ln)
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := tc.request
+		if !strings.Contains(req, "\r\n\r\n") {
+			req += "Connection: close\r\n\r\n"
+		}
+		io.WriteString(c, req)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.request, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		c.Close()
+		srv.Shutdown()
+		if got := strings.Fields(resp.Status)[0]; got != tc.status || resp.Header.Get("Location") != tc.location || !strings.Contains(string(b), tc.body) {
+			t.Errorf("%q on %s: %s, Location %q, %q", tc.request, tc.listen, resp.Status, resp.Header.Get("Location"), b)
+		}
+	}
+}

@@ -291,6 +291,11 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 			return err
 		}
 	}
+	if cfg.Server.RedirectListen != "" {
+		if err := m.serveRedirect(cfg, h, &log); err != nil {
+			return err
+		}
+	}
 	m.Addr = ln.Addr().String()
 	scheme := "http"
 	if cfg.Server.TLSCertFile != "" {
@@ -333,6 +338,19 @@ func (m *Main) serveAdmin(cfg *config.Config, h *proxy.Handler, log *zerolog.Log
 	m.onClose(srv.Shutdown)
 	m.AdminAddr = ln.Addr().String()
 	log.Info().Str("listen", m.AdminAddr).Msg("serving /_edgeseg/metrics, /_edgeseg/purge and /_edgeseg/health on the admin address only")
+	return nil
+}
+
+// serveRedirect sends plain HTTP visitors to https:// (server.redirect_listen).
+func (m *Main) serveRedirect(cfg *config.Config, h *proxy.Handler, log *zerolog.Logger) error {
+	ln, err := net.Listen("tcp", cfg.Server.RedirectListen)
+	if err != nil {
+		return fmt.Errorf("server.redirect_listen: %w", err)
+	}
+	srv := proxy.NewRedirectServer(cfg, h, log)
+	go func() { _ = srv.Serve(ln) }()
+	m.onClose(srv.Shutdown)
+	log.Info().Str("listen", ln.Addr().String()).Msg("redirecting plain HTTP to https://")
 	return nil
 }
 
