@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -16,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/edgeseg/edgeseg/config"
 )
@@ -270,4 +273,38 @@ func TestRedirectServer(t *testing.T) {
 			t.Errorf("%q on %s: %s, Location %q, %q", tc.request, tc.listen, resp.Status, resp.Header.Get("Location"), b)
 		}
 	}
+}
+
+// FuzzRedirect: whatever Host and target a request names, the redirect
+// is a 308 to https:// with a Location of printable bytes without
+// spaces that keeps the host the request names, or a 400.
+func FuzzRedirect(f *testing.F) {
+	for _, s := range [][2]string{{"shop.test", "/a?b"}, {"shop.test:80", "/"}, {"[::1]:80", "/x"}, {"", "/"}, {"a b", "/"}, {"shop.test", "http://other/x"}, {"x", "/\x7f"}} {
+		f.Add(s[0], s[1])
+	}
+	h := &Handler{}
+	f.Fuzz(func(t *testing.T, host, target string) {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetHost(host)
+		ctx.Request.Header.SetRequestURI(target)
+		if bytes.HasPrefix(ctx.Path(), []byte(acmeChallenges)) {
+			return // to the origin
+		}
+		named := string(hostOnly(ctx.Host())) // the target's own, in absolute-form (RFC 9112 3.2.2)
+		h.serveRedirect(&ctx, ":8443")
+		loc := string(ctx.Response.Header.Peek("Location"))
+		switch ctx.Response.StatusCode() {
+		case fasthttp.StatusPermanentRedirect:
+			want := "https://" + named + ":8443/"
+			if !strings.HasPrefix(loc, want) || strings.ContainsFunc(loc, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+				t.Fatalf("Host %q, target %q: Location %q", host, target, loc)
+			}
+		case fasthttp.StatusBadRequest:
+			if loc != "" {
+				t.Fatalf("a 400 with Location %q", loc)
+			}
+		default:
+			t.Fatalf("status %d", ctx.Response.StatusCode())
+		}
+	})
 }
