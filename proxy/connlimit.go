@@ -83,8 +83,11 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		if l.metrics != nil {
 			l.metrics.connsRefused.Inc()
 		}
-		if l.tls != nil || l.refusing.Add(1) > maxRefusing {
-			// Over TLS a 503 would take a handshake first: closed.
+		if l.tls != nil {
+			_ = c.Close() // a 503 would take a handshake first
+			continue
+		}
+		if l.refusing.Add(1) > maxRefusing {
 			l.refusing.Add(-1)
 			_ = c.Close()
 			continue

@@ -174,6 +174,24 @@ func TestTLSListener(t *testing.T) {
 	if got := get(tc, "/"); got != "HTTP/1.1 https for 203.0.113.9" {
 		t.Errorf("through a PROXY header: %q", got)
 	}
+
+	// Past server.max_connections: closed before the handshake.
+	r := startProxy(t, origin, func(c *config.Config) {
+		c.Server.TLSCertFile = filepath.Join(dir2, "cert.pem")
+		c.Server.TLSKeyFile = filepath.Join(dir2, "key.pem")
+		c.Server.MaxConnections = 1
+	})
+	held, _, err := handshake(r.dial(t, 5*time.Second), pool2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if _, _, err := handshake(r.dial(t, 5*time.Second), pool2); err == nil {
+		t.Fatal("a connection past max_connections was served")
+	}
+	if n := r.h.metrics.connsRefused.Get(); n != 1 {
+		t.Errorf("edgeseg_connections_refused_total %d, want 1", n)
+	}
 }
 
 // TestTLSCertificateProblems: a pair that does not load is a config
