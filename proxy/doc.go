@@ -20,9 +20,11 @@
 //
 // Below the request path sit the connections: visitors' (connlimit.go: the
 // connection limit, per-write timeouts, the first request head's checks,
-// a PROXY protocol header from a load balancer) and the origin's
-// (originconn.go: closed idle connections found before a request goes out,
-// stray bytes, heads with bare-LF line ends mended, bodies that arrived
-// whole). Server serves visitors; NewAdminServer serves metrics, purge and
-// health on an address of their own.
+// a PROXY protocol header from a load balancer, TLS between the two when
+// edgeseg answers HTTPS, its certificate reloaded as it is renewed in
+// tls.go) and the origin's (originconn.go: closed idle connections found
+// before a request goes out, stray bytes, heads with bare-LF line ends
+// mended, bodies that arrived whole). Server serves visitors;
+// NewAdminServer serves metrics, purge and health on an address of their
+// own, and NewRedirectServer sends plain HTTP visitors to https://.
 package proxy
