@@ -234,6 +234,10 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	defer h.finish(ctx, &x)
 	defer h.recoverPanic(ctx, &x)
 
+	x.peerTrusted = len(h.trusted) > 0 && h.trusted.contains(ctx.RemoteIP())
+	if h.requestIDs != nil {
+		x.requestID = h.requestIDs.id(&ctx.Request.Header, x.peerTrusted)
+	}
 	if !supportedVersion(&ctx.Request.Header) {
 		h.refuse(ctx, &x, fasthttp.StatusHTTPVersionNotSupported, "unsupported HTTP version", "505 HTTP Version Not Supported: edgeseg speaks HTTP/1.0 and HTTP/1.1")
 		return
@@ -242,10 +246,6 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	if bytes.HasPrefix(ctx.Path(), []byte(ReservedPrefix)) {
 		h.serveReserved(ctx)
 		return
-	}
-	x.peerTrusted = len(h.trusted) > 0 && h.trusted.contains(ctx.RemoteIP())
-	if h.requestIDs != nil {
-		x.requestID = h.requestIDs.id(&ctx.Request.Header, x.peerTrusted)
 	}
 	if msg := h.checkRequest(ctx, &x); msg != "" {
 		h.refuse(ctx, &x, fasthttp.StatusBadRequest, msg, msg)

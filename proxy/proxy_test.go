@@ -2512,10 +2512,15 @@ func TestRequestIDs(t *testing.T) {
 	}
 
 	// A request refused before the origin is asked has one too.
-	status, rest := p.raw("GET / HTTP/1.1\r\nHost: user@a\r\nConnection: close\r\n\r\n")
-	m := regexp.MustCompile(`(?i)\r?\nX-Request-Id: (\S+)\r\n`).FindStringSubmatch("\r\n" + rest)
-	if !strings.Contains(status, " 400 ") || m == nil || !strings.Contains(p.logs.String(), `"request_id":"`+m[1]+`"`) {
-		t.Errorf("a refused request: %s\n%s", status, rest)
+	for _, refused := range []struct{ request, status string }{
+		{"GET / HTTP/1.1\r\nHost: user@a\r\nConnection: close\r\n\r\n", " 400 "},
+		{"GET / HTTP/2.0\r\nHost: a\r\nConnection: close\r\n\r\n", " 505 "},
+	} {
+		status, rest := p.raw(refused.request)
+		m := regexp.MustCompile(`(?i)\r?\nX-Request-Id: (\S+)\r\n`).FindStringSubmatch("\r\n" + rest)
+		if !strings.Contains(status, refused.status) || m == nil || !strings.Contains(p.logs.String(), `"request_id":"`+m[1]+`"`) {
+			t.Errorf("a refused request: %s\n%s", status, rest)
+		}
 	}
 
 	off := startProxy(t, origin, nil)
