@@ -115,6 +115,12 @@ func (a *templateAnalysis) addPartials(progs map[string]*ast.Program) (cycle []s
 				u.partial = c.name
 				a.misplaced = append(a.misplaced, u)
 			}
+			for _, u := range pa.segData {
+				if !pa.guarded[u.path] {
+					u.partial = c.name
+					a.segData = append(a.segData, u)
+				}
+			}
 			for _, r := range pa.reads {
 				if !a.seen[r] {
 					a.seen[r] = true

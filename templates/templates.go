@@ -204,13 +204,17 @@ func (s *Set) SegmentDataProblems(lookup func(name string) *segments.Segment) Pr
 			if hasField(seg.Data, strings.TrimPrefix(u.path, "segment.data.")) {
 				continue
 			}
-			msg := fmt.Sprintf("%s: segment %q has no such data in the config: it renders empty", u.path, b.Segment)
+			line, where := u.line, ""
+			if u.partial != "" {
+				line, where = 0, fmt.Sprintf(" (in _partials/%s.hbs, line %d)", u.partial, u.line)
+			}
+			msg := fmt.Sprintf("%s%s: segment %q has no such data in the config: it renders empty", u.path, where, b.Segment)
 			if near := nearest(u.path, fieldsOf("segment.data", seg.Data)); near != "" {
 				msg += fmt.Sprintf(": did you mean %q?", near)
 			} else {
 				msg += " (add it under the segment's data:, or test it with {{#if}})"
 			}
-			ps = append(ps, Problem{File: b.File, Line: u.line, Msg: msg, Warning: true})
+			ps = append(ps, Problem{File: b.File, Line: line, Msg: msg, Warning: true})
 		}
 	}
 	return ps

@@ -145,10 +145,15 @@ func TestSegmentDataProblems(t *testing.T) {
 		{"tested", `{{#if segment.data.coupon}}<b>{{segment.data.coupon}}</b>{{/if}}`, ""},
 		{"tested unless", `{{#unless segment.data.coupon}}x{{else}}<b>{{segment.data.coupon}}</b>{{/unless}}`, ""},
 		{"scoped", `{{#with segment.data.offer}}<b>{{segment.data.nothing}}</b>{{/with}}`, ""},
+		{"in a partial", `<p>{{> coupon}}</p>`, `hero/x.hbs: segment.data.coupon (in _partials/coupon.hbs, line 2): segment "deals" has no such data`},
+		{"tested in a partial", `<p>{{> tested}}</p>`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			os.MkdirAll(filepath.Join(dir, "hero"), 0o755)
+			os.MkdirAll(filepath.Join(dir, "_partials"), 0o755)
+			os.WriteFile(filepath.Join(dir, "_partials", "coupon.hbs"), []byte("Use\n<b>{{segment.data.coupon}}</b>"), 0o644)
+			os.WriteFile(filepath.Join(dir, "_partials", "tested.hbs"), []byte("{{#if segment.data.coupon}}<b>{{segment.data.coupon}}</b>{{/if}}"), 0o644)
 			os.WriteFile(filepath.Join(dir, "hero", "x.hbs"), []byte(tc.src), 0o644)
 			os.WriteFile(filepath.Join(dir, "hero", "deals.hbs"), []byte(tc.src), 0o644)
 			set, ps := Load(dir, nil)
