@@ -82,7 +82,7 @@ func (c *Config) Validate() error {
 			bad("server.redirect_listen", "must be host:port%s, got %q", err, s.RedirectListen)
 		} else if s.TLSCertFile == "" {
 			bad("server.redirect_listen", "sends visitors to https://, which listen answers only with server.tls_cert_file and tls_key_file set")
-		} else if s.RedirectListen == c.Listen || s.RedirectListen == s.AdminListen {
+		} else if (s.RedirectListen == c.Listen || s.RedirectListen == s.AdminListen) && !strings.HasSuffix(s.RedirectListen, ":0") {
 			bad("server.redirect_listen", "is another listener's address (%s): it needs one of its own", s.RedirectListen)
 		}
 	}

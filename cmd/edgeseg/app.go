@@ -18,6 +18,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
 
 	"github.com/edgeseg/edgeseg/cache"
 	"github.com/edgeseg/edgeseg/config"
@@ -46,11 +47,14 @@ type Main struct {
 	cmd  string
 	args []string
 
-	// Ready is closed once serve or demo listens; Addr is then set, and
-	// AdminAddr with server.admin_listen.
+	// Ready is closed once serve or demo listens; Addr is then set,
+	// AdminAddr with server.admin_listen and RedirectAddr with
+	// server.redirect_listen.
 	Ready     chan struct{}
 	Addr      string
 	AdminAddr string
+	// RedirectAddr with server.redirect_listen.
+	RedirectAddr string
 
 	// demo is set by the demo command: a local run, where warnings about
 	// production settings (placeholder secrets, file limits) are noise.
@@ -292,7 +296,7 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	if cfg.Server.RedirectListen != "" {
-		if err := m.serveRedirect(cfg, h, &log); err != nil {
+		if err := m.serveRedirect(cfg, ln.Addr().String(), h, &log); err != nil {
 			return err
 		}
 	}
@@ -329,29 +333,40 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 
 // serveAdmin serves metrics, purge and health on server.admin_listen.
 func (m *Main) serveAdmin(cfg *config.Config, h *proxy.Handler, log *zerolog.Logger) error {
-	ln, err := net.Listen("tcp", cfg.Server.AdminListen)
+	addr, err := m.serveBeside("server.admin_listen", cfg.Server.AdminListen, proxy.NewAdminServer(cfg, h, log))
 	if err != nil {
-		return fmt.Errorf("server.admin_listen: %w", err)
+		return err
 	}
-	srv := proxy.NewAdminServer(cfg, h, log)
-	go func() { _ = srv.Serve(ln) }()
-	m.onClose(srv.Shutdown)
-	m.AdminAddr = ln.Addr().String()
-	log.Info().Str("listen", m.AdminAddr).Msg("serving /_edgeseg/metrics, /_edgeseg/purge and /_edgeseg/health on the admin address only")
+	m.AdminAddr = addr
+	log.Info().Str("listen", addr).Msg("serving /_edgeseg/metrics, /_edgeseg/purge and /_edgeseg/health on the admin address only")
 	return nil
 }
 
-// serveRedirect sends plain HTTP visitors to https:// (server.redirect_listen).
-func (m *Main) serveRedirect(cfg *config.Config, h *proxy.Handler, log *zerolog.Logger) error {
-	ln, err := net.Listen("tcp", cfg.Server.RedirectListen)
+// serveRedirect sends plain HTTP visitors to https:// (server.redirect_listen)
+// on listening, the address the proxy listens on (its port: listen's, or
+// the one chosen for :0).
+func (m *Main) serveRedirect(cfg *config.Config, listening string, h *proxy.Handler, log *zerolog.Logger) error {
+	c := *cfg
+	c.Listen = listening
+	addr, err := m.serveBeside("server.redirect_listen", cfg.Server.RedirectListen, proxy.NewRedirectServer(&c, h, log))
 	if err != nil {
-		return fmt.Errorf("server.redirect_listen: %w", err)
+		return err
 	}
-	srv := proxy.NewRedirectServer(cfg, h, log)
+	m.RedirectAddr = addr
+	log.Info().Str("listen", addr).Msg("redirecting plain HTTP to https://")
+	return nil
+}
+
+// serveBeside serves srv on addr (the config's key) beside the proxy,
+// until m closes, and returns the address it listens on.
+func (m *Main) serveBeside(key, addr string, srv *fasthttp.Server) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", key, err)
+	}
 	go func() { _ = srv.Serve(ln) }()
 	m.onClose(srv.Shutdown)
-	log.Info().Str("listen", ln.Addr().String()).Msg("redirecting plain HTTP to https://")
-	return nil
+	return ln.Addr().String(), nil
 }
 
 // servePprof serves Go's profiles on addr, for diagnosing a live process.

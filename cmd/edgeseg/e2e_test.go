@@ -560,18 +560,25 @@ func (s *stack) get(path string) string {
 	return string(b)
 }
 
-func TestPreviewAndExplain(t *testing.T) {
-	s := startStack(t, nil, nil)
+// previewToken mints a preview token for segment with the CLI, as an
+// editor would, valid for ttl.
+func (s *stack) previewToken(segment, ttl string) string {
+	s.t.Helper()
 	m := NewMain()
 	var out bytes.Buffer
 	m.Stdout, m.Stderr = &out, io.Discard
-	if err := m.ParseFlags([]string{"preview-token", "--config", s.cfg, "--segment", "luxury-returning", "--ttl", "10m"}); err != nil {
-		t.Fatal(err)
+	if err := m.ParseFlags([]string{"preview-token", "--config", s.cfg, "--segment", segment, "--ttl", ttl}); err != nil {
+		s.t.Fatal(err)
 	}
 	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
+		s.t.Fatal(err)
 	}
-	tok := strings.TrimSpace(out.String())
+	return strings.TrimSpace(out.String())
+}
+
+func TestPreviewAndExplain(t *testing.T) {
+	s := startStack(t, nil, nil)
+	tok := s.previewToken("luxury-returning", "10m")
 	b := s.browser(uaDesktop)
 	previewed := func(path string) bool {
 		t.Helper()

@@ -1,17 +1,17 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,16 +64,7 @@ func TestEditorPreviewOverHTTPS(t *testing.T) {
 	s := startStack(t, nil, noHoldouts, "EDGESEG_SERVER_TLS_CERT_FILE="+certFile, "EDGESEG_SERVER_TLS_KEY_FILE="+keyFile)
 	base := strings.Replace(s.url, "http://", "https://", 1)
 
-	m := NewMain()
-	var out bytes.Buffer
-	m.Stdout, m.Stderr = &out, io.Discard
-	if err := m.ParseFlags([]string{"preview-token", "--config", s.cfg, "--segment", "luxury-returning", "--ttl", "10m"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	tok := strings.TrimSpace(out.String())
+	tok := s.previewToken("luxury-returning", "10m")
 
 	ctx := newBrowser(t, exe, chromedp.Flag("ignore-certificate-errors", true))
 	if err := chromedp.Do(ctx, chromedp.Emulate(desktop), chromedp.Navigate(base+"/?edgeseg_preview="+tok), chromedp.WaitVisible(`#hero`)); err != nil {
@@ -117,5 +108,35 @@ func TestEditorPreviewOverHTTPS(t *testing.T) {
 	}
 	if seg, _ := heroSegment(t, ctx); seg == "luxury-returning" {
 		t.Fatal("still previewed after ?edgeseg_preview=off")
+	}
+}
+
+// TestHTTPSWithRedirect: serve with a certificate answers HTTPS, and
+// server.redirect_listen (here on a port of its own choosing) sends a
+// plain HTTP visitor there, to the port the proxy really listens on.
+func TestHTTPSWithRedirect(t *testing.T) {
+	certFile, keyFile := writeLoopbackCert(t, t.TempDir())
+	s := startStack(t, nil, nil, "EDGESEG_SERVER_TLS_CERT_FILE="+certFile, "EDGESEG_SERVER_TLS_KEY_FILE="+keyFile,
+		"EDGESEG_SERVER_REDIRECT_LISTEN=127.0.0.1:0")
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://" + s.m.RedirectAddr + "/category/sale?sort=price")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := "https://" + s.m.Addr + "/category/sale?sort=price"
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.String() != want || !strings.Contains(string(body), "Demo Shop") {
+		t.Fatalf("followed to %s: %d %.200q, want %s", resp.Request.URL, resp.StatusCode, body, want)
+	}
+	if resp.TLS == nil || resp.Proto != "HTTP/1.1" {
+		t.Errorf("answered over %s, TLS %v", resp.Proto, resp.TLS != nil)
 	}
 }
