@@ -83,7 +83,7 @@ Usage:
   edgeseg demo          [--config FILE] [--listen A]  run the proxy on the bundled demo shop
   edgeseg validate      --config FILE                 check config, rules and templates
   edgeseg explain       --config FILE --url URL [--header K:V]... [--cookie N=V]...
-  edgeseg preview-token --config FILE --segment S [--ttl 1h]
+  edgeseg preview-token --config FILE --segment S [--ttl 1h] [--url PAGE]
   edgeseg report        --events FILE... [--since T] [--until T] [--format text|json|csv]
   edgeseg version                                     print the build
 

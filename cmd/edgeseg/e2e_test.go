@@ -576,6 +576,35 @@ func (s *stack) previewToken(segment, ttl string) string {
 	return strings.TrimSpace(out.String())
 }
 
+// TestPreviewTokenURL: with --url, preview-token prints the page's link
+// with the token added to its query, and refuses what is not a page's
+// address.
+func TestPreviewTokenURL(t *testing.T) {
+	run := func(args ...string) (string, error) {
+		m := NewMain()
+		var out bytes.Buffer
+		m.Stdout, m.Stderr = &out, io.Discard
+		if err := m.ParseFlags(append([]string{"preview-token", "--config", "../../examples/edgeseg.yaml", "--segment", "deal-seekers"}, args...)); err != nil {
+			return "", err
+		}
+		err := m.Run(context.Background())
+		return strings.TrimSpace(out.String()), err
+	}
+	link, err := run("--url", "https://shop.example/category/sale?sort=price")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(link)
+	if err != nil || u.Host != "shop.example" || u.Path != "/category/sale" || u.Query().Get("sort") != "price" || strings.Count(u.Query().Get("edgeseg_preview"), ".") != 2 {
+		t.Fatalf("link %q", link)
+	}
+	for _, bad := range []string{"shop.example/sale", "/category/sale", "ftp://shop.example/"} {
+		if _, err := run("--url", bad); err == nil || !strings.Contains(err.Error(), "want a page's address") {
+			t.Errorf("--url %q: %v", bad, err)
+		}
+	}
+}
+
 func TestPreviewAndExplain(t *testing.T) {
 	s := startStack(t, nil, nil)
 	tok := s.previewToken("luxury-returning", "10m")

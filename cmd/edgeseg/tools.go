@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -373,8 +374,17 @@ func (m *Main) runPreviewToken(ctx context.Context, args []string) error {
 	cfgPath := fs.String("config", "", "config file")
 	seg := fs.String("segment", "", "segment to force")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
+	link := fs.String("url", "", "a page of the site (https://shop.example/): print a link to it that previews the segment")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var page *url.URL
+	if *link != "" {
+		u, err := url.Parse(*link)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--url %q: want a page's address, such as https://shop.example/", *link)
+		}
+		page = u
 	}
 	cfg, err := m.loadConfig(*cfgPath)
 	if err != nil {
@@ -400,6 +410,14 @@ func (m *Main) runPreviewToken(ctx context.Context, args []string) error {
 	tok, err := pl.Previews().Mint(*seg, *ttl, m.Now())
 	if err != nil {
 		return err
+	}
+	if page != nil {
+		q := page.Query()
+		q.Set(cfg.Preview.Param, tok)
+		page.RawQuery = q.Encode()
+		fmt.Fprintln(m.Stdout, page.String())
+		fmt.Fprintf(m.Stderr, "open it in a browser (valid for %v): the pages opened after it are previewed too, until then or ?%s=off\n", *ttl, cfg.Preview.Param)
+		return nil
 	}
 	fmt.Fprintln(m.Stdout, tok)
 	fmt.Fprintf(m.Stderr, "append ?%s=%s to a page URL (valid for %v): the pages opened after it are previewed too, until then or ?%s=off\n", cfg.Preview.Param, tok, *ttl, cfg.Preview.Param)
