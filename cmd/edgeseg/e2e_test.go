@@ -892,6 +892,26 @@ func TestValidateCommand(t *testing.T) {
 	if want := `hero/mobile.hbs:2: segment.data.cod: segment "mobile" has no such data in the config: it renders empty: did you mean "segment.data.code"?`; !strings.Contains(out.String(), want) {
 		t.Errorf("validate output lacks %q:\n%s", want, out.String())
 	}
+
+	// A certificate near its end is a warning; one past it, an error.
+	os.WriteFile(filepath.Join(dir, "templates", "hero", "mobile.hbs"), []byte("<p>Shop on the go</p>"), 0o644)
+	for _, tc := range []struct {
+		end     time.Duration
+		fails   bool
+		message string
+	}{
+		{90 * 24 * time.Hour, false, ""},
+		{3 * 24 * time.Hour, false, "warning: server.tls_cert_file: "},
+		{-time.Hour, true, "error: server.tls_cert_file: "},
+	} {
+		certFile, keyFile := writeLoopbackCert(t, t.TempDir(), time.Now().Add(tc.end))
+		os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("origin:\n  url: http://127.0.0.1:1\nserver:\n  tls_cert_file: "+certFile+"\n  tls_key_file: "+keyFile+
+			"\nsegments:\n  - name: mobile\n    rule: 'device == \"mobile\"'\n"), 0o644)
+		err := validate(filepath.Join(dir, "c.yaml"))
+		if (err != nil) != tc.fails || tc.message == "" && strings.Contains(out.String(), "tls_cert_file") || !strings.Contains(out.String(), tc.message) {
+			t.Errorf("a certificate ending in %v: %v\n%s", tc.end, err, out.String())
+		}
+	}
 }
 
 func TestEventsAreWritten(t *testing.T) {

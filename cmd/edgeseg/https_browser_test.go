@@ -22,9 +22,9 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// writeLoopbackCert writes a self-signed certificate for 127.0.0.1 and
-// its key into dir, and returns their paths.
-func writeLoopbackCert(t *testing.T, dir string) (certFile, keyFile string) {
+// writeLoopbackCert writes a self-signed certificate for 127.0.0.1 that
+// ends at end, and its key, into dir, and returns their paths.
+func writeLoopbackCert(t *testing.T, dir string, end time.Time) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -35,7 +35,7 @@ func writeLoopbackCert(t *testing.T, dir string) (certFile, keyFile string) {
 		Subject:      pkix.Name{CommonName: "127.0.0.1"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(30 * 24 * time.Hour),
+		NotAfter:     end,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
@@ -60,7 +60,7 @@ func writeLoopbackCert(t *testing.T, dir string) (certFile, keyFile string) {
 // ?edgeseg_preview=off.
 func TestEditorPreviewOverHTTPS(t *testing.T) {
 	exe := findChromium(t)
-	certFile, keyFile := writeLoopbackCert(t, t.TempDir())
+	certFile, keyFile := writeLoopbackCert(t, t.TempDir(), time.Now().Add(30*24*time.Hour))
 	s := startStack(t, nil, noHoldouts, "EDGESEG_SERVER_TLS_CERT_FILE="+certFile, "EDGESEG_SERVER_TLS_KEY_FILE="+keyFile)
 	base := strings.Replace(s.url, "http://", "https://", 1)
 
@@ -115,7 +115,7 @@ func TestEditorPreviewOverHTTPS(t *testing.T) {
 // server.redirect_listen (here on a port of its own choosing) sends a
 // plain HTTP visitor there, to the port the proxy really listens on.
 func TestHTTPSWithRedirect(t *testing.T) {
-	certFile, keyFile := writeLoopbackCert(t, t.TempDir())
+	certFile, keyFile := writeLoopbackCert(t, t.TempDir(), time.Now().Add(30*24*time.Hour))
 	s := startStack(t, nil, nil, "EDGESEG_SERVER_TLS_CERT_FILE="+certFile, "EDGESEG_SERVER_TLS_KEY_FILE="+keyFile,
 		"EDGESEG_SERVER_REDIRECT_LISTEN=127.0.0.1:0")
 	pem, err := os.ReadFile(certFile)

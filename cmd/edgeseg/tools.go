@@ -96,6 +96,9 @@ func (m *Main) runValidate(ctx context.Context, args []string) error {
 			reportErr(err)
 		}
 	}
+	if msg, expired := certificateEnd(cfg.Server, m.Now()); msg != "" {
+		report(map[bool]string{true: "error", false: "warning"}[expired], msg)
+	}
 	set, tps := templates.Load(cfg.Templates.Dir, nil)
 	for _, p := range tps {
 		if p.Warning {
@@ -367,6 +370,26 @@ type multiFlag []string
 
 func (f *multiFlag) String() string     { return strings.Join(*f, ",") }
 func (f *multiFlag) Set(s string) error { *f = append(*f, s); return nil }
+
+// certificateEnd says when server.tls_cert_file's certificate has ended
+// (expired) or ends within two weeks; "" when neither, or there is none.
+func certificateEnd(s config.Server, now time.Time) (msg string, expired bool) {
+	if s.TLSCertFile == "" {
+		return "", false
+	}
+	cert, err := s.Certificate()
+	if err != nil || cert.Leaf == nil {
+		return "", false // reported with the config
+	}
+	end := cert.Leaf.NotAfter
+	switch {
+	case !now.Before(end):
+		return fmt.Sprintf("server.tls_cert_file: %s: the certificate ended on %s: browsers refuse it", s.TLSCertFile, end.UTC().Format(time.DateOnly)), true
+	case end.Sub(now) < 14*24*time.Hour:
+		return fmt.Sprintf("server.tls_cert_file: %s: the certificate ends on %s, within two weeks: renew it", s.TLSCertFile, end.UTC().Format(time.DateOnly)), false
+	}
+	return "", false
+}
 
 // runPreviewToken mints a token that forces a segment.
 func (m *Main) runPreviewToken(ctx context.Context, args []string) error {
