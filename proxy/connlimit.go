@@ -359,6 +359,14 @@ func (c *limitedConn) Close() error {
 			go c.linger(tc)
 			return nil
 		}
+		// Over TLS: its stream is ended (close_notify) and drained through
+		// it, the records decrypted and dropped.
+		if sc, ok := c.Conn.(*tls.Conn); ok {
+			if tc, ok := tcpOf(sc.NetConn()); ok && unreadInput(tc) && sc.CloseWrite() == nil {
+				go c.linger(sc)
+				return nil
+			}
+		}
 	}
 	return c.closeNow()
 }
@@ -380,7 +388,7 @@ const (
 // linger reads and drops what the visitor goes on sending, until it
 // closes its side, pauses for lingerTimeout, or lingerTime or lingerBytes
 // run out; then it closes the connection.
-func (c *limitedConn) linger(tc *net.TCPConn) {
+func (c *limitedConn) linger(tc net.Conn) {
 	defer c.closeNow()
 	buf := make([]byte, 16<<10) // rare: not worth a pool
 	end := time.Now().Add(lingerTime)

@@ -326,3 +326,41 @@ func FuzzRedirect(f *testing.F) {
 		}
 	})
 }
+
+// TestTLSRefusedUploadGetsItsAnswer: over TLS as in plain HTTP, an upload
+// refused while the visitor is still sending it (413 for a Content-Length
+// past server.max_body_bytes) gets its answer and the end of the
+// connection, not a reset: edgeseg ends its side of the TLS stream and
+// drains what the visitor goes on sending before it closes.
+func TestTLSRefusedUploadGetsItsAnswer(t *testing.T) {
+	dir := t.TempDir()
+	pool := x509.NewCertPool()
+	pool.AddCert(writeServerCert(t, dir, "shop.test", 1))
+	p := startProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }), func(c *config.Config) {
+		c.Server.TLSCertFile = filepath.Join(dir, "cert.pem")
+		c.Server.TLSKeyFile = filepath.Join(dir, "key.pem")
+		c.Server.MaxBodyBytes = 1 << 20
+	})
+	for round := range 3 {
+		c := tls.Client(p.dial(t, 10*time.Second), &tls.Config{RootCAs: pool, ServerName: "shop.test"})
+		if err := c.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		sent := make(chan error, 1)
+		go func() {
+			_, err := io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 8388608\r\n\r\n")
+			for left := 8 << 20; err == nil && left > 0; left -= 64 << 10 {
+				_, err = c.Write(make([]byte, 64<<10))
+			}
+			sent <- err
+		}()
+		got, err := io.ReadAll(c)
+		if err != nil || !bytes.HasPrefix(got, []byte("HTTP/1.1 413 ")) {
+			t.Errorf("round %d: answer %.60q (%v), want a 413 and a clean end", round, got, err)
+		}
+		if err := <-sent; err != nil {
+			t.Errorf("round %d: sending the upload: %v", round, err)
+		}
+		c.Close()
+	}
+}
