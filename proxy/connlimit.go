@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,17 @@ type connLimiter struct {
 	// tls, when set, is what connections are answered in
 	// (server.tls_cert_file).
 	tls *tls.Config
+}
+
+// countHandshakeError counts a TLS connection that failed before its
+// handshake was done, by why: "plain http" sent to the HTTPS port,
+// "timeout" (no handshake within server.read_timeout), or "tls" (a client
+// that refuses the certificate, offers nothing in common, or sends
+// garbage).
+func (l *connLimiter) countHandshakeError(why string) {
+	if l.metrics != nil {
+		l.metrics.set.GetOrCreateCounter(`edgeseg_tls_handshake_errors_total{reason="` + why + `"}`).Inc()
+	}
 }
 
 // maxRefusing bounds the refusals answered at once; past it a connection
@@ -149,6 +161,9 @@ type limitedConn struct {
 type tlsLimitedConn struct {
 	*limitedConn
 	tc *tls.Conn
+	// shook: the handshake's outcome is known (and a failure counted);
+	// only the serving goroutine reads.
+	shook bool
 }
 
 // Handshake runs the TLS handshake, if it has not run.
@@ -162,11 +177,26 @@ func (c *tlsLimitedConn) ConnectionState() tls.ConnectionState { return c.tc.Con
 // HTTPS on a plain port, rather than closed on without a word.
 func (c *tlsLimitedConn) Read(p []byte) (int, error) {
 	n, err := c.limitedConn.Read(p)
+	if err == nil || c.shook {
+		return n, err
+	}
+	if c.shook = c.tc.ConnectionState().HandshakeComplete; c.shook {
+		return n, err // the handshake went well; this is the stream's end
+	}
+	c.shook = true // counted once
 	var rh tls.RecordHeaderError
-	if err != nil && errors.As(err, &rh) && rh.Conn != nil && looksLikeMethod(rh.RecordHeader[:]) {
+	switch {
+	case errors.As(err, &rh) && rh.Conn != nil && looksLikeMethod(rh.RecordHeader[:]):
 		_ = rh.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = io.WriteString(rh.Conn, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n"+
 			"Content-Length: "+strconv.Itoa(len(plainOnTLS))+"\r\n\r\n"+plainOnTLS)
+		c.l.countHandshakeError("plain http")
+	case errors.Is(err, io.EOF):
+		// Closed before a handshake: a load balancer's TCP check.
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.l.countHandshakeError("timeout")
+	default:
+		c.l.countHandshakeError("tls")
 	}
 	return n, err
 }

@@ -129,6 +129,11 @@ func TestTLSListener(t *testing.T) {
 		t.Errorf("plain HTTP to the HTTPS port: %q", b)
 	}
 
+	// A client that does not trust the certificate ends the handshake.
+	if _, _, err := handshake(p.dial(t, 5*time.Second), x509.NewCertPool()); err == nil {
+		t.Fatal("a client trusting nothing finished the handshake")
+	}
+
 	// A renewal: a new pair, served from the next look at the files.
 	writeServerCert(t, dir, "shop.test", 2)
 	renewed := writeServerCert(t, dir, "shop.test", 3) // written twice: a new size or time, whatever the clock's grain
@@ -142,8 +147,15 @@ func TestTLSListener(t *testing.T) {
 	}
 	// Its end, for an alert before it comes.
 	tc, _, _ = handshake(p.dial(t, 5*time.Second), pool)
-	if m, want := get(tc, "/_edgeseg/metrics"), fmt.Sprintf("\nedgeseg_tls_certificate_expiry_timestamp_seconds %d\n", renewed.NotAfter.Unix()); !strings.Contains(m, want) {
-		t.Errorf("metrics lack %q:\n%.3000s", want, m)
+	m := get(tc, "/_edgeseg/metrics")
+	for _, want := range []string{
+		fmt.Sprintf("\nedgeseg_tls_certificate_expiry_timestamp_seconds %d\n", renewed.NotAfter.Unix()),
+		"\nedgeseg_tls_handshake_errors_total{reason=\"plain http\"} 1\n",
+		"\nedgeseg_tls_handshake_errors_total{reason=\"tls\"} 1\n",
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q:\n%.3000s", want, m)
+		}
 	}
 	// A key not yet written beside its certificate: the one before goes on.
 	if err := os.WriteFile(filepath.Join(dir, "key.pem"), []byte("half written"), 0o600); err != nil {
@@ -173,6 +185,21 @@ func TestTLSListener(t *testing.T) {
 	}
 	if got := get(tc, "/"); got != "HTTP/1.1 https for 203.0.113.9" {
 		t.Errorf("through a PROXY header: %q", got)
+	}
+
+	// A connection that never begins its handshake: let go after
+	// server.read_timeout, and counted.
+	slow := startProxy(t, origin, func(c *config.Config) {
+		c.Server.TLSCertFile = filepath.Join(dir2, "cert.pem")
+		c.Server.TLSKeyFile = filepath.Join(dir2, "key.pem")
+		c.Server.ReadTimeout = 200 * time.Millisecond
+	})
+	idle := slow.dial(t, 5*time.Second)
+	if _, err := idle.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a connection without a handshake got bytes")
+	}
+	if n := slow.h.metrics.set.GetOrCreateCounter(`edgeseg_tls_handshake_errors_total{reason="timeout"}`).Get(); n != 1 {
+		t.Errorf("handshake timeouts counted %d, want 1", n)
 	}
 
 	// Past server.max_connections: closed before the handshake.
