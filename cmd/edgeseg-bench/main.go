@@ -6,6 +6,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -54,6 +55,7 @@ func main() {
 	table := flag.String("table", "", "print the comparison table of a results file (JSON lines) and exit")
 	idle := flag.Int("idle", 0, "open this many keep-alive connections, fetch -path once on each, and report the targets' RSS with them idle")
 	acceptEncoding := flag.String("encoding", "identity", "the Accept-Encoding requests send (gzip: pages come compressed, as browsers get them)")
+	useTLS := flag.Bool("tls", false, "speak HTTPS to the target (its certificate not checked), on connections kept alive as the others")
 	slowAt := flag.Duration("slow", 0, "also print to stderr, by 100 ms of the run, how many requests took longer than this and the slowest: whether slow requests come spread out or in bursts")
 	flag.Parse()
 	if *table != "" {
@@ -75,6 +77,10 @@ func main() {
 
 	client := &fasthttp.HostClient{Addr: *addr, MaxConns: *conns, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 		MaxIdemponentCallAttempts: 1, ReadBufferSize: 64 << 10}
+	if *useTLS {
+		client.IsTLS = true
+		client.TLSConfig = &tls.Config{InsecureSkipVerify: true} // the bench's own certificate, on loopback
+	}
 	cookies := make([]atomic.Pointer[[]byte], max(*visitors, 1))
 	var reqs, errs, non2xx, bytesIn atomic.Int64
 	lat := make([][]time.Duration, *conns)
@@ -108,6 +114,9 @@ func main() {
 				req.Reset()
 				req.SetRequestURI(*path)
 				req.Header.SetHost("shop.test")
+				if *useTLS {
+					req.URI().SetScheme("https") // the client refuses a request for another scheme than its own
+				}
 				req.Header.Set("Accept", "text/html")
 				req.Header.Set("Sec-Fetch-Dest", "document")
 				req.Header.Set("Accept-Encoding", *acceptEncoding)
