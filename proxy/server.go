@@ -96,6 +96,15 @@ func NewAdminServer(cfg *config.Config, h *Handler, log *zerolog.Logger) *fastht
 // adminConcurrency bounds the admin server's connections.
 const adminConcurrency = 64
 
+// ReloadCertificate reads server.tls_cert_file and tls_key_file again
+// now, as a deploy hook's SIGHUP after a renewal asks; a pair that does
+// not load is logged and the one before kept. Without TLS it does nothing.
+func (s *Server) ReloadCertificate() {
+	if s.certs != nil {
+		s.certs.reload()
+	}
+}
+
 // Err is what keeps the server from serving, which Serve would return: its
 // TLS certificate did not load.
 func (s *Server) Err() error { return s.tlsErr }

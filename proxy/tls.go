@@ -89,8 +89,21 @@ func (c *certificates) refresh() {
 		return // another handshake is at it
 	}
 	defer c.mu.Unlock()
+	c.load(false)
+}
+
+// reload loads the pair again now, changed or not (SIGHUP: a deploy hook
+// that has just written it).
+func (c *certificates) reload() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.load(true)
+}
+
+// load loads the pair, when it changed or always; c.mu is held.
+func (c *certificates) load(always bool) {
 	st := c.stamps()
-	if st == c.stamp {
+	if st == c.stamp && !always {
 		return
 	}
 	c.stamp = st

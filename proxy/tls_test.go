@@ -168,6 +168,13 @@ func TestTLSListener(t *testing.T) {
 	if !strings.Contains(p.logs.String(), "TLS certificate changed but does not load") {
 		t.Errorf("the broken pair is not logged:\n%s", p.logs.String())
 	}
+	// Mended, and a SIGHUP (a deploy hook): served at once, without
+	// waiting for the next look at the files.
+	pool.AddCert(writeServerCert(t, dir, "shop.test", 5))
+	p.srv.ReloadCertificate()
+	if _, cert, err = handshake(p.dial(t, 5*time.Second), pool); err != nil || cert.SerialNumber.Int64() != 5 {
+		t.Fatalf("after ReloadCertificate: certificate %v (%v), want serial 5", cert.SerialNumber, err)
+	}
 
 	// Behind a TCP load balancer: the PROXY header, then TLS.
 	dir2 := t.TempDir()

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
@@ -278,6 +279,9 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 		ln.Close()
 		return err
 	}
+	if cfg.Server.TLSCertFile != "" {
+		m.reloadCertificateOnHUP(srv)
+	}
 	// Past the open file limit, accepting fails and visitors wait, where
 	// past max_connections they would get a 503 at once.
 	need := uint64(cfg.Server.MaxConnections + cfg.Origin.MaxConns + 64)
@@ -329,6 +333,30 @@ func (m *Main) serve(ctx context.Context, cfg *config.Config) error {
 	<-errc
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// reloadCertificateOnHUP has srv read its TLS certificate again on each
+// SIGHUP (certbot's --deploy-hook "pkill -HUP edgeseg"), besides its own
+// look at the files once a minute.
+func (m *Main) reloadCertificateOnHUP(srv *proxy.Server) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				srv.ReloadCertificate()
+			case <-done:
+				return
+			}
+		}
+	}()
+	m.onClose(func() error {
+		signal.Stop(hup)
+		close(done)
+		return nil
+	})
 }
 
 // serveAdmin serves metrics, purge and health on server.admin_listen.
