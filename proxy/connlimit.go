@@ -390,12 +390,13 @@ func (c *limitedConn) Close() error {
 			return nil
 		}
 		// Over TLS: its stream is ended (close_notify) and drained through
-		// it, the records decrypted and dropped.
-		if sc, ok := c.Conn.(*tls.Conn); ok {
-			if tc, ok := tcpOf(sc.NetConn()); ok && unreadInput(tc) && sc.CloseWrite() == nil {
-				go c.linger(sc)
-				return nil
-			}
+		// it, the records decrypted and dropped. Whether the visitor is
+		// still sending cannot be told from the socket (TLS reads ahead of
+		// what it hands on), so it lingers whenever the request was
+		// refused unread: until the visitor closes, or pauses a second.
+		if sc, ok := c.Conn.(*tls.Conn); ok && sc.CloseWrite() == nil {
+			go c.linger(sc)
+			return nil
 		}
 	}
 	return c.closeNow()
