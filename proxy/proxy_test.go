@@ -2512,14 +2512,20 @@ func TestRequestIDs(t *testing.T) {
 	}
 
 	// A request refused before the origin is asked has one too.
-	for _, refused := range []struct{ request, status string }{
-		{"GET / HTTP/1.1\r\nHost: user@a\r\nConnection: close\r\n\r\n", " 400 "},
-		{"GET / HTTP/2.0\r\nHost: a\r\nConnection: close\r\n\r\n", " 505 "},
+	for _, refused := range []struct{ request, status, cause string }{
+		{"GET / HTTP/1.1\r\nHost: user@a\r\nConnection: close\r\n\r\n", " 400 ", "Host"},
+		{"GET / HTTP/2.0\r\nHost: a\r\nConnection: close\r\n\r\n", " 505 ", "unsupported HTTP version"},
+		{"GET / HTTP/1.1\r\nHost: a\r\nNo colon here\r\n\r\n", " 400 ", "unreadable request"}, // refused by fasthttp's own parser
 	} {
 		status, rest := p.raw(refused.request)
 		m := regexp.MustCompile(`(?i)\r?\nX-Request-Id: (\S+)\r\n`).FindStringSubmatch("\r\n" + rest)
-		if !strings.Contains(status, refused.status) || m == nil || !strings.Contains(p.logs.String(), `"request_id":"`+m[1]+`"`) {
+		if !strings.Contains(status, refused.status) || m == nil {
 			t.Errorf("a refused request: %s\n%s", status, rest)
+			continue
+		}
+		line := regexp.MustCompile(`\{[^\n]*"request_id":"` + regexp.QuoteMeta(m[1]) + `"[^\n]*\}`).FindString(p.logs.String())
+		if !strings.Contains(line, `"cause":"`) || !strings.Contains(line, refused.cause) {
+			t.Errorf("the access line of %q: %q, want its cause %q", refused.request, line, refused.cause)
 		}
 	}
 

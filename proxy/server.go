@@ -147,8 +147,14 @@ func (s *Server) Shutdown() error {
 	return err
 }
 
-// serveParseError answers requests fasthttp could not read.
+// serveParseError answers requests fasthttp could not read, with an
+// access line (and a request id) as every other answer has.
 func (h *Handler) serveParseError(ctx *fasthttp.RequestCtx, err error) {
+	x := exchange{start: time.Now(), cause: "unreadable request"}
+	if h.requestIDs != nil {
+		x.requestID = h.requestIDs.id(&ctx.Request.Header, false) // a head that did not parse vouches for nothing
+	}
+	defer h.finish(ctx, &x)
 	h.metrics.badRequests.Inc()
 	lingerOnClose(ctx)
 	var small *fasthttp.ErrSmallBuffer
