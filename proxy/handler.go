@@ -964,14 +964,11 @@ func (h *Handler) firstBytes(resp *fasthttp.Response, want int) (*[]byte, error)
 	}
 	r := resp.BodyStream() // nil for a body set whole: nothing to read ahead
 	// A reader may return nothing and no error; not for ever.
+	end := cap(b) // a read of unknown want ends the loop once it gives bytes
+	if want >= 0 {
+		end = want
+	}
 	for empty := 0; r != nil && empty < 100; {
-		if cap(b)-len(b) < 4096 && (want < 0 || cap(b) < want) {
-			b = slices.Grow(b, max(4096, min(cap(b), want-len(b))))
-		}
-		end := cap(b)
-		if want >= 0 {
-			end = min(end, want)
-		}
 		n, err := r.Read(b[len(b):end])
 		b = b[:len(b)+n]
 		if errors.Is(err, io.EOF) || err == nil && (want < 0 && n > 0 || len(b) == want) {
