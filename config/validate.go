@@ -540,9 +540,15 @@ func isHopHeader(name string) bool {
 
 // Certificate loads the certificate and key edgeseg answers HTTPS with.
 func (s Server) Certificate() (*tls.Certificate, error) {
-	cert, err := tls.LoadX509KeyPair(s.TLSCertFile, s.TLSKeyFile)
+	return loadPair(s.TLSCertFile, s.TLSKeyFile)
+}
+
+// loadPair loads a PEM certificate and its key, an error naming both
+// files.
+func loadPair(certFile, keyFile string) (*tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("%s, %s: %w", s.TLSCertFile, s.TLSKeyFile, err)
+		return nil, fmt.Errorf("%s, %s: %w", certFile, keyFile, err)
 	}
 	return &cert, nil
 }
@@ -553,9 +559,9 @@ func (o Origin) ClientCertificates() ([]tls.Certificate, error) {
 	if o.ClientCertFile == "" {
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(o.ClientCertFile, o.ClientKeyFile)
+	cert, err := loadPair(o.ClientCertFile, o.ClientKeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("%s, %s: %w", o.ClientCertFile, o.ClientKeyFile, err)
+		return nil, err
 	}
-	return []tls.Certificate{cert}, nil
+	return []tls.Certificate{*cert}, nil
 }

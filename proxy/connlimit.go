@@ -55,13 +55,14 @@ func (l *connLimiter) countHandshakeError(why string) {
 const maxRefusing = 1024
 
 func newConnLimiter(ln net.Listener, s *Server) *connLimiter {
-	body := "edgeseg is serving too many connections; retry shortly\n"
-	refusal := "HTTP/1.1 503 Service Unavailable\r\nServer: " + s.name +
-		"\r\nRetry-After: 1\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
-		strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	refusal := rawAnswer("503 Service Unavailable", "Server: "+s.name+"\r\nRetry-After: 1\r\n",
+		"edgeseg is serving too many connections; retry shortly\n")
 	m := s.metrics
 	l := &connLimiter{Listener: ln, max: int64(s.maxConns), writeTimeout: s.writeTimeout, refusal: []byte(refusal), metrics: m,
-		proxyProtocol: s.proxyProtocol, proxyFrom: s.proxyFrom, tls: s.tls}
+		proxyProtocol: s.proxyProtocol, proxyFrom: s.proxyFrom}
+	if s.certs != nil {
+		l.tls = s.certs.tlsConfig()
+	}
 	if m != nil {
 		m.set.GetOrCreateGauge("edgeseg_connections_open", func() float64 { return float64(l.open.Load()) })
 	}
@@ -186,10 +187,9 @@ func (c *tlsLimitedConn) Read(p []byte) (int, error) {
 	c.shook = true // counted once
 	var rh tls.RecordHeaderError
 	switch {
-	case errors.As(err, &rh) && rh.Conn != nil && looksLikeMethod(rh.RecordHeader[:]):
+	case errors.As(err, &rh) && rh.Conn != nil && beginsRequest(rh.RecordHeader[:]):
 		_ = rh.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = io.WriteString(rh.Conn, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n"+
-			"Content-Length: "+strconv.Itoa(len(plainOnTLS))+"\r\n\r\n"+plainOnTLS)
+		_, _ = io.WriteString(rh.Conn, rawAnswer("400 Bad Request", "", "400 Bad Request: this port speaks HTTPS: use an https:// URL\n"))
 		c.l.countHandshakeError("plain http")
 	case errors.Is(err, io.EOF):
 		// Closed before a handshake: a load balancer's TCP check.
@@ -201,22 +201,20 @@ func (c *tlsLimitedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// looksLikeMethod reports bytes that may begin a request line: capital
-// letters up to the space after a method.
-func looksLikeMethod(b []byte) bool {
-	for i, c := range b {
-		if c == ' ' {
-			return i > 0
-		}
-		if c < 'A' || c > 'Z' {
-			return false
-		}
-	}
-	return true
+// beginsRequest reports bytes that may begin an HTTP/1 request, as the
+// first request head's check reads them (headEnd): a method's token.
+func beginsRequest(b []byte) bool {
+	var h headEnd
+	return h.read(b) == nil
 }
 
-// plainOnTLS answers a plain HTTP request made to the HTTPS port.
-const plainOnTLS = "400 Bad Request: this port speaks HTTPS: use an https:// URL\n"
+// rawAnswer is a whole answer written straight to a connection, outside
+// fasthttp: status ("503 Service Unavailable"), header lines each ending
+// in CRLF, and a text body; the connection closes after it.
+func rawAnswer(status, headers, body string) string {
+	return "HTTP/1.1 " + status + "\r\n" + headers + "Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n" + body
+}
 
 // limitedOf returns the limitedConn c is, over TLS or not.
 func limitedOf(c net.Conn) (*limitedConn, bool) {

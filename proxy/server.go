@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -28,9 +27,8 @@ type Server struct {
 	// server.trusted_proxies (any peer when empty).
 	proxyProtocol bool
 	proxyFrom     netSet
-	// tls answers visitors in HTTPS (server.tls_cert_file); tlsErr is why
-	// its certificate did not load, for Serve to return.
-	tls    *tls.Config
+	// certs answer visitors in HTTPS (server.tls_cert_file); tlsErr is
+	// why they did not load, for Serve to return.
 	certs  *certificates
 	tlsErr error
 
@@ -73,7 +71,7 @@ func NewServer(cfg *config.Config, h *Handler, log *zerolog.Logger) *Server {
 		if err != nil {
 			srv.tlsErr = err
 		} else {
-			srv.certs, srv.tls = certs, certs.tlsConfig()
+			srv.certs = certs
 		}
 	}
 	return srv

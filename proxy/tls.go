@@ -22,13 +22,12 @@ import (
 // (a key not yet written beside its new certificate) is logged, and the
 // certificate before it kept.
 type certificates struct {
-	certFile, keyFile string
-	log               *zerolog.Logger
-	every             time.Duration // how often the files are looked at, at most
-	cur               atomic.Pointer[tls.Certificate]
-	checked           atomic.Int64 // when they were last looked at, Unix ns
-	mu                sync.Mutex   // one look at a time; guards stamp
-	stamp             [2]fileStamp // of the files last loaded, or last tried
+	files   config.Server // its TLSCertFile and TLSKeyFile
+	log     *zerolog.Logger
+	cur     atomic.Pointer[tls.Certificate]
+	checked atomic.Int64 // when the files were last looked at, Unix ns
+	mu      sync.Mutex   // one look at a time; guards stamp
+	stamp   [2]fileStamp // of the files last loaded, or last tried
 }
 
 // fileStamp tells a file's versions apart.
@@ -37,12 +36,17 @@ type fileStamp struct {
 	size int64
 }
 
-// certCheckEvery is how often the certificate's files are looked at.
+// certCheckEvery is how often the certificate's files are looked at, at
+// most.
 const certCheckEvery = time.Minute
+
+// CertificateWarning is how long before its end a certificate is warned
+// of (when it loads, and by validate).
+const CertificateWarning = 14 * 24 * time.Hour
 
 // newCertificates loads the pair s names.
 func newCertificates(s config.Server, log *zerolog.Logger, set *metrics.Set) (*certificates, error) {
-	c := &certificates{certFile: s.TLSCertFile, keyFile: s.TLSKeyFile, log: log, every: certCheckEvery}
+	c := &certificates{files: config.Server{TLSCertFile: s.TLSCertFile, TLSKeyFile: s.TLSKeyFile}, log: log}
 	c.stamp = c.stamps()
 	cert, err := s.Certificate()
 	if err != nil {
@@ -76,7 +80,7 @@ func (c *certificates) tlsConfig() *tls.Config {
 // if it is time to.
 func (c *certificates) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	now := time.Now().UnixNano()
-	if last := c.checked.Load(); now-last >= int64(c.every) && c.checked.CompareAndSwap(last, now) {
+	if last := c.checked.Load(); now-last >= int64(certCheckEvery) && c.checked.CompareAndSwap(last, now) {
 		c.refresh()
 	}
 	return c.cur.Load(), nil
@@ -107,7 +111,7 @@ func (c *certificates) load(always bool) {
 		return
 	}
 	c.stamp = st
-	cert, err := config.Server{TLSCertFile: c.certFile, TLSKeyFile: c.keyFile}.Certificate()
+	cert, err := c.files.Certificate()
 	if err != nil {
 		c.log.Error().Err(err).Msg("TLS certificate changed but does not load; the one before keeps serving")
 		return
@@ -120,7 +124,7 @@ func (c *certificates) load(always bool) {
 // looked at has a zero one.
 func (c *certificates) stamps() [2]fileStamp {
 	var st [2]fileStamp
-	for i, name := range []string{c.certFile, c.keyFile} {
+	for i, name := range []string{c.files.TLSCertFile, c.files.TLSKeyFile} {
 		if fi, err := os.Stat(name); err == nil { // through links, as certbot's are
 			st[i] = fileStamp{mod: fi.ModTime(), size: fi.Size()}
 		}
@@ -145,8 +149,8 @@ func (c *certificates) tellExpiry(cert *tls.Certificate, what string) {
 	switch {
 	case left <= 0:
 		e, msg = c.log.Error(), msg+": it has expired, and browsers refuse it"
-	case left < 14*24*time.Hour:
+	case left < CertificateWarning:
 		e, msg = c.log.Warn(), msg+": it expires within two weeks"
 	}
-	e.Str("names", strings.Join(names, ",")).Time("not_after", leaf.NotAfter).Str("file", c.certFile).Msg(msg)
+	e.Str("names", strings.Join(names, ",")).Time("not_after", leaf.NotAfter).Str("file", c.files.TLSCertFile).Msg(msg)
 }

@@ -385,7 +385,7 @@ func certificateEnd(s config.Server, now time.Time) (msg string, expired bool) {
 	switch {
 	case !now.Before(end):
 		return fmt.Sprintf("server.tls_cert_file: %s: the certificate ended on %s: browsers refuse it", s.TLSCertFile, end.UTC().Format(time.DateOnly)), true
-	case end.Sub(now) < 14*24*time.Hour:
+	case end.Sub(now) < proxy.CertificateWarning:
 		return fmt.Sprintf("server.tls_cert_file: %s: the certificate ends on %s, within two weeks: renew it", s.TLSCertFile, end.UTC().Format(time.DateOnly)), false
 	}
 	return "", false
