@@ -18,10 +18,12 @@ const acmeChallenges = "/.well-known/acme-challenge/"
 // a form's POST a POST), but for ACME's HTTP-01 challenges, which go to
 // the origin as any request does, so that a certificate renewed that way
 // (certbot --webroot on the origin's host) goes on renewing once edgeseg
-// holds port 80.
-func NewRedirectServer(cfg *config.Config, h *Handler, log *zerolog.Logger) *fasthttp.Server {
+// holds port 80. httpsAddr is where edgeseg answers HTTPS: listen, or
+// the address it was given for listen's :0; its port, unless 443, is the
+// redirects'.
+func NewRedirectServer(cfg *config.Config, httpsAddr string, h *Handler, log *zerolog.Logger) *fasthttp.Server {
 	port := ""
-	if _, p, err := net.SplitHostPort(cfg.Listen); err == nil && p != "443" {
+	if _, p, err := net.SplitHostPort(httpsAddr); err == nil && p != "443" {
 		port = ":" + p
 	}
 	return &fasthttp.Server{

@@ -295,9 +295,7 @@ func TestRedirectServer(t *testing.T) {
 		{":443", "GET / HTTP/1.0\r\n", "400", "", "names no host"},
 		{":443", "GET / HTTP/1.1\r\nHost: shop.test\"><x\r\n", "400", "", ""},
 	} {
-		cfg := *p.cfg
-		cfg.Listen = tc.listen
-		srv := NewRedirectServer(&cfg, p.h, nil)
+		srv := NewRedirectServer(p.cfg, tc.listen, p.h, nil)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)

@@ -51,10 +51,9 @@ type Main struct {
 	// Ready is closed once serve or demo listens; Addr is then set,
 	// AdminAddr with server.admin_listen and RedirectAddr with
 	// server.redirect_listen.
-	Ready     chan struct{}
-	Addr      string
-	AdminAddr string
-	// RedirectAddr with server.redirect_listen.
+	Ready        chan struct{}
+	Addr         string
+	AdminAddr    string
 	RedirectAddr string
 
 	// demo is set by the demo command: a local run, where warnings about
@@ -374,9 +373,7 @@ func (m *Main) serveAdmin(cfg *config.Config, h *proxy.Handler, log *zerolog.Log
 // on listening, the address the proxy listens on (its port: listen's, or
 // the one chosen for :0).
 func (m *Main) serveRedirect(cfg *config.Config, listening string, h *proxy.Handler, log *zerolog.Logger) error {
-	c := *cfg
-	c.Listen = listening
-	addr, err := m.serveBeside("server.redirect_listen", cfg.Server.RedirectListen, proxy.NewRedirectServer(&c, h, log))
+	addr, err := m.serveBeside("server.redirect_listen", cfg.Server.RedirectListen, proxy.NewRedirectServer(cfg, listening, h, log))
 	if err != nil {
 		return err
 	}
