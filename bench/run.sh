@@ -4,7 +4,9 @@
 #   CPU time is its own), nginx proxy_pass (18081),
 #   nginx proxy_pass + sub_filter doing the three slot replacements (18082),
 #   edgeseg personalizing the same three slots (18083),
-#   edgeseg with nothing to personalize (18084).
+#   edgeseg with nothing to personalize (18084), and a second one alike
+#   (18088) run only at the fixed rate: what a p99 moves by with nothing
+#   changed, beside what personalizing adds to it.
 # With CACHE=1, the same three again with each keeping the origin's pages in
 # memory (nginx proxy_cache 18085, edgeseg's cache.origin 18086 and 18087),
 # compared with each other: what the origin cache buys when pages allow it.
@@ -20,8 +22,8 @@
 # ROUNDS
 # rounds each give every proxy a max-rate run, in turn, so a noisy
 # neighbour hits them all alike; then
-# edgeseg pass-through and personalizing get fixed-rate runs at half of
-# edgeseg's median max, for added latency. Results: bench/out/results.jsonl,
+# both edgeseg pass-throughs and personalizing get fixed-rate runs at half
+# of edgeseg's median max, for added latency. Results: bench/out/results.jsonl,
 # and a table of medians with ratios measured in this run.
 #
 #   bash bench/run.sh              # all pages, 3 rounds of 6 s per run
@@ -35,6 +37,9 @@
 #   bash bench/run.sh soak         # RSS while 1M distinct visitors arrive
 #   SOAK_PAGE=60k-dyn bash bench/run.sh soak   # the same on another page
 #   bash bench/run.sh idle         # RSS with IDLE (8000) idle keep-alive connections
+#   bash bench/run.sh tail         # added p99 at half load against its noise: two pass-through
+#                                  # edgesegs (A/A) and the personalizing one, alternated, for
+#                                  # each of PAGES (TAIL_ROUNDS rounds, 6 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -124,7 +129,9 @@ nginx -c "$out/nginx/origin.conf"
 nginx -c "$out/nginx/nginx.conf"
 (cd bench && exec env GOGC=${GOGC:-100} ${GOMAXPROCS:+GOMAXPROCS=$GOMAXPROCS} EDGESEG_REWRITE_ASK_UNCOMPRESSED=$ASK_UNCOMPRESSED "$out/edgeseg" serve --config edgeseg.yaml) 2>"$out/edgeseg.log" & pids+=($!); pers=$!
 (cd bench && exec env GOGC=${GOGC:-100} ${GOMAXPROCS:+GOMAXPROCS=$GOMAXPROCS} "$out/edgeseg" serve --config edgeseg-passthrough.yaml) 2>"$out/edgeseg-pass.log" & pids+=($!); pass=$!
-ports="18080 18081 18082 18083 18084"
+sed 's/:18084"/:18088"/' bench/edgeseg-passthrough.yaml > "$out/passthrough-b.yaml"
+(cd bench && exec env GOGC=${GOGC:-100} ${GOMAXPROCS:+GOMAXPROCS=$GOMAXPROCS} "$out/edgeseg" serve --config "$out/passthrough-b.yaml") 2>"$out/edgeseg-pass-b.log" & pids+=($!); passb=$!
+ports="18080 18081 18082 18083 18084 18088"
 if [ "$CACHE" = 1 ]; then
   (cd bench && exec env GOGC=${GOGC:-100} ${GOMAXPROCS:+GOMAXPROCS=$GOMAXPROCS} EDGESEG_REWRITE_ASK_UNCOMPRESSED=$ASK_UNCOMPRESSED "$out/edgeseg" serve --config "$out/cache-edgeseg.yaml") 2>"$out/edgeseg-cache.log" & pids+=($!); persc=$!
   (cd bench && exec env GOGC=${GOGC:-100} ${GOMAXPROCS:+GOMAXPROCS=$GOMAXPROCS} "$out/edgeseg" serve --config "$out/cache-edgeseg-passthrough.yaml") 2>"$out/edgeseg-pass-cache.log" & pids+=($!); passc=$!
@@ -166,6 +173,28 @@ run() { # name port page pids [rate]
   "$out/edgeseg-bench" -name "$1" -addr "127.0.0.1:$2" -path "/page-$3.html?utm_campaign=promo" -page "$3" \
     -encoding "$(encoding "$3")" -pids "$4" -d "$DURATION" -c "$CONNS" -rate "${5:-0}" | tee -a "$out/results.jsonl" >/dev/null
 }
+
+if [ "${1:-}" = tail ]; then
+  # The p99 target compares two processes at one rate, and a p99 moves
+  # between runs of the same build: the second pass-through edgeseg, run in
+  # turn with the other two, shows how far it moves with nothing changed.
+  : > "$out/tail.jsonl"
+  for page in $PAGES; do
+    for port in 18083 18084 18088; do "$out/edgeseg-bench" -addr 127.0.0.1:$port -path "/page-$page.html?utm_campaign=promo" -encoding "$(encoding "$page")" -d 1s -c "$CONNS" >/dev/null; done
+    max=$("$out/edgeseg-bench" -addr 127.0.0.1:18083 -path "/page-$page.html?utm_campaign=promo" -encoding "$(encoding "$page")" -d "$DURATION" -c "$CONNS" | sed 's/.*"rps":\([0-9.]*\).*/\1/')
+    half=$(awk "BEGIN{print int($max/2)}")
+    echo "page $page: edgeseg's max $max req/s; ${TAIL_ROUNDS:-6} rounds at $half req/s"
+    for round in $(seq "${TAIL_ROUNDS:-6}"); do
+      for t in "edgeseg-passthrough 18084 $pass" "edgeseg-passthrough-b 18088 $passb" "edgeseg 18083 $pers"; do
+        read -r name port pid <<< "$t"
+        "$out/edgeseg-bench" -name "$name" -addr "127.0.0.1:$port" -path "/page-$page.html?utm_campaign=promo" -page "$page" \
+          -encoding "$(encoding "$page")" -pids "$pid" -d "$DURATION" -c "$CONNS" -rate "$half" >> "$out/tail.jsonl"
+      done
+    done
+  done
+  "$out/edgeseg-bench" -tail "$out/tail.jsonl"
+  exit 0
+fi
 
 if [ "${1:-}" = idle ]; then
   N=${IDLE:-8000}
@@ -214,6 +243,7 @@ for page in $PAGES; do
   for round in $(seq "$ROUNDS"); do
     echo "page $page: round $round of $ROUNDS at half of edgeseg's max"
     run edgeseg-passthrough 18084 "$page" "$pass" "$half"
+    run edgeseg-passthrough-b 18088 "$page" "$passb" "$half"
     run edgeseg 18083 "$page" "$pers" "$half"
     if [ "$CACHE" = 1 ]; then
       run edgeseg-passthrough+cache 18087 "$page" "$passc" "$halfc"

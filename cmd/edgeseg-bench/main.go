@@ -53,6 +53,7 @@ func main() {
 	page := flag.String("page", "", "page label for the output")
 	limit := flag.Int64("n", 0, "stop after this many requests (0: run for -d)")
 	table := flag.String("table", "", "print the comparison table of a results file (JSON lines) and exit")
+	tail := flag.String("tail", "", "print, from a results file of bench/run.sh tail, each round's p99 and what personalizing adds beside what a second pass-through adds, and exit")
 	idle := flag.Int("idle", 0, "open this many keep-alive connections, fetch -path once on each, and report the targets' RSS with them idle")
 	acceptEncoding := flag.String("encoding", "identity", "the Accept-Encoding requests send (gzip: pages come compressed, as browsers get them)")
 	useTLS := flag.Bool("tls", false, "speak HTTPS to the target (its certificate not checked), on connections kept alive as the others")
@@ -60,6 +61,13 @@ func main() {
 	flag.Parse()
 	if *table != "" {
 		if err := printTable(*table, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *tail != "" {
+		if err := printTail(*tail, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -80,21 +79,9 @@ func rssMB(pids []int) float64 {
 // A target named "name+variant" (edgeseg+cache) is compared with the
 // baselines of the same variant (nginx-subfilter+cache).
 func printTable(path string, w io.Writer) error {
-	f, err := os.Open(path)
+	rs, err := readResults(path)
 	if err != nil {
 		return err
-	}
-	defer f.Close()
-	var rs []result
-	dec := json.NewDecoder(f)
-	for {
-		var r result
-		if err := dec.Decode(&r); err == io.EOF {
-			break
-		} else if err != nil {
-			return err
-		}
-		rs = append(rs, r)
 	}
 	rows := medians(rs)
 	find := func(target, page string, fixed bool) *row {
@@ -142,6 +129,26 @@ func printTable(path string, w io.Writer) error {
 	return tw.Flush()
 }
 
+// readResults reads a results file: one JSON result per line.
+func readResults(path string) ([]result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var rs []result
+	dec := json.NewDecoder(f)
+	for {
+		var r result
+		if err := dec.Decode(&r); err == io.EOF {
+			return rs, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		rs = append(rs, r)
+	}
+}
+
 // row is the median of the rounds of one page, target and load.
 type row struct {
 	result
@@ -174,11 +181,7 @@ func medians(rs []result) []row {
 			for i := range g {
 				v[i] = get(&g[i])
 			}
-			sort.Float64s(v)
-			if n := len(v); n%2 == 0 {
-				return (v[n/2-1] + v[n/2]) / 2
-			}
-			return v[len(v)/2]
+			return median(v)
 		}
 		r := row{result: g[0], rounds: len(g), minRPS: g[0].RPS, maxRPS: g[0].RPS}
 		r.RPS = med(func(x *result) float64 { return x.RPS })

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ func TestTableComparesLikeWithLike(t *testing.T) {
 {"target":"edgeseg-passthrough+cache","rps":5000,"cpu_us_per_req":20,"p99_ms":2,"page":"5k"}
 {"target":"edgeseg+cache","rps":3000,"cpu_us_per_req":40,"p99_ms":3,"page":"5k"}
 {"target":"edgeseg-passthrough","rps":750,"cpu_us_per_req":40,"p99_ms":1.5,"page":"5k","rate":750}
+{"target":"edgeseg-passthrough-b","rps":750,"cpu_us_per_req":40,"p99_ms":1.25,"page":"5k","rate":750}
 {"target":"edgeseg","rps":750,"cpu_us_per_req":80,"p99_ms":2.25,"page":"5k","rate":750}
 {"target":"edgeseg-passthrough+cache","rps":1500,"cpu_us_per_req":20,"p99_ms":1,"page":"5k","rate":1500}
 {"target":"edgeseg+cache","rps":1500,"cpu_us_per_req":40,"p99_ms":1.5,"page":"5k","rate":1500}
@@ -49,6 +51,8 @@ func TestTableComparesLikeWithLike(t *testing.T) {
 		{"edgeseg+cache max", "1", "3000", "0.75x", "0.60x", "0.62x", "-"},
 		{"nginx-subfilter+cache max", "1", "4000", "1.00x", "0.80x", "1.00x", "-"},
 		{"edgeseg 750/s", "1", "750", "-", "-", "-", "+0.75"},
+		// The second pass-through, against the first: the p99's noise.
+		{"edgeseg-passthrough-b 750/s", "1", "750", "-", "-", "-", "-0.25"},
 		{"edgeseg+cache 1500/s", "1", "1500", "-", "-", "-", "+0.50"},
 	} {
 		f, ok := rows[tc.row]
@@ -60,5 +64,66 @@ func TestTableComparesLikeWithLike(t *testing.T) {
 		if strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("%s: rounds, req/s, vs nginx, vs pass, per core vs nginx, added p99 = %v, want %v", tc.row, got, want)
 		}
+	}
+}
+
+// TestTailPairsRounds: the tail table pairs each page's runs by their
+// order, puts what a second pass-through adds beside what personalizing
+// adds, and leaves out max-rate runs and rounds missing a target.
+func TestTailPairsRounds(t *testing.T) {
+	results := `{"target":"edgeseg","rps":9000,"p99_ms":9,"page":"5k"}
+{"target":"edgeseg-passthrough","rate":4500,"p99_ms":2.0,"page":"5k"}
+{"target":"edgeseg-passthrough-b","rate":4500,"p99_ms":2.25,"page":"5k"}
+{"target":"edgeseg","rate":4500,"p99_ms":4.0,"page":"5k"}
+{"target":"edgeseg-passthrough","rate":4500,"p99_ms":3.0,"page":"5k"}
+{"target":"edgeseg-passthrough-b","rate":4500,"p99_ms":2.5,"page":"5k"}
+{"target":"edgeseg","rate":4500,"p99_ms":3.5,"page":"5k"}
+{"target":"edgeseg-passthrough","rate":4500,"p99_ms":1.0,"page":"5k"}
+{"target":"edgeseg-passthrough-b","rate":4500,"p99_ms":1.5,"page":"5k"}
+{"target":"edgeseg","rate":4500,"p99_ms":2.0,"page":"5k"}
+{"target":"edgeseg-passthrough","rate":2000,"p99_ms":5,"page":"60k"}
+{"target":"edgeseg-passthrough-b","rate":2000,"p99_ms":4,"page":"60k"}
+{"target":"edgeseg","rate":2000,"p99_ms":8,"page":"60k"}
+{"target":"edgeseg-passthrough","rate":2000,"p99_ms":5,"page":"60k"}
+`
+	path := filepath.Join(t.TempDir(), "tail.jsonl")
+	if err := os.WriteFile(path, []byte(results), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := printTail(path, &out); err != nil {
+		t.Fatal(err)
+	}
+	tables := strings.Split(strings.TrimSpace(out.String()), "\n\n")
+	if len(tables) != 2 {
+		t.Fatalf("want the rounds and the summary, got\n%s", out.String())
+	}
+	var rounds []string
+	for _, line := range strings.Split(tables[0], "\n")[1:] {
+		rounds = append(rounds, strings.Join(strings.Fields(line), " "))
+	}
+	want := []string{
+		"5k 1 2.00 2.25 4.00 +0.25 +2.00",
+		"5k 2 3.00 2.50 3.50 -0.50 +0.50",
+		"5k 3 1.00 1.50 2.00 +0.50 +1.00",
+		"60k 1 5.00 4.00 8.00 -1.00 +3.00",
+	}
+	if strings.Join(rounds, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rounds:\n%s\nwant:\n%s", strings.Join(rounds, "\n"), strings.Join(want, "\n"))
+	}
+	summary := strings.Split(tables[1], "\n")
+	if got := strings.Join(strings.Fields(summary[1]), " "); got != "5k 3 +0.25 ms -0.50 to +0.50 +1.00 ms +0.50 to +2.00" {
+		t.Errorf("5k summary: %s", got)
+	}
+	if got := strings.Join(strings.Fields(summary[2]), " "); got != "60k 1 -1.00 ms -1.00 to -1.00 +3.00 ms +3.00 to +3.00" {
+		t.Errorf("60k summary: %s", got)
+	}
+
+	empty := filepath.Join(t.TempDir(), "max-only.jsonl")
+	if err := os.WriteFile(empty, []byte(`{"target":"edgeseg","rps":9000,"p99_ms":9,"page":"5k"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := printTail(empty, io.Discard); err == nil || !strings.Contains(err.Error(), "no round") {
+		t.Errorf("a file with no fixed-rate round: err = %v", err)
 	}
 }
