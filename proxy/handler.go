@@ -73,6 +73,7 @@ type Handler struct {
 	buffered        *byteBudget // bytes rewrites in flight hold, at most rewrite.max_buffered_bytes
 	codec           *codec
 	upgradeIdle     time.Duration
+	upgradeWait     time.Duration // origin.read_timeout: what the origin's answer to an upgrade may take
 	own             []string      // ownCookieNames of the config, when not personalizing
 	readTimeout     time.Duration // server.read_timeout: what each read of a request body may wait
 	dialTimeout     time.Duration
@@ -123,6 +124,7 @@ func New(opts Options) (*Handler, error) {
 		buffered:     &byteBudget{max: int64(cfg.Rewrite.MaxBufferedBytes)},
 		codec:        newCodec(cfg.Rewrite.GzipLevel, cfg.Rewrite.BrotliLevel, cfg.Rewrite.QuickLevel),
 		upgradeIdle:  cfg.Server.UpgradeIdleTimeout,
+		upgradeWait:  cfg.Origin.ReadTimeout,
 		readTimeout:  cfg.Server.ReadTimeout,
 		dialTimeout:  cfg.Origin.DialTimeout,
 		healthWindow: cfg.Origin.HealthWindow,
