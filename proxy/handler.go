@@ -74,6 +74,7 @@ type Handler struct {
 	codec           *codec
 	upgradeIdle     time.Duration
 	upgradeWait     time.Duration // origin.read_timeout: what the origin's answer to an upgrade may take
+	originWrite     time.Duration // origin.write_timeout: what writing an upgrade's request may take
 	own             []string      // ownCookieNames of the config, when not personalizing
 	readTimeout     time.Duration // server.read_timeout: what each read of a request body may wait
 	dialTimeout     time.Duration
@@ -125,6 +126,7 @@ func New(opts Options) (*Handler, error) {
 		codec:        newCodec(cfg.Rewrite.GzipLevel, cfg.Rewrite.BrotliLevel, cfg.Rewrite.QuickLevel),
 		upgradeIdle:  cfg.Server.UpgradeIdleTimeout,
 		upgradeWait:  cfg.Origin.ReadTimeout,
+		originWrite:  cfg.Origin.WriteTimeout,
 		readTimeout:  cfg.Server.ReadTimeout,
 		dialTimeout:  cfg.Origin.DialTimeout,
 		healthWindow: cfg.Origin.HealthWindow,

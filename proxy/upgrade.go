@@ -34,9 +34,12 @@ func (h *Handler) serveUpgrade(ctx *fasthttp.RequestCtx, req *fasthttp.Request, 
 		h.plainError(ctx, status, originErrorText(status))
 		return
 	}
-	_ = oc.SetWriteDeadline(time.Now().Add(h.dialTimeout))
+	// The whole request goes out before the answer is read: a body, if it
+	// has one, is part of it (the switch comes after the request, RFC 9110
+	// 7.8).
+	_ = oc.SetWriteDeadline(time.Now().Add(h.originWrite))
 	bw := bufio.NewWriter(oc)
-	err = req.Header.Write(bw)
+	err = req.Write(bw)
 	if err == nil {
 		err = bw.Flush()
 	}
