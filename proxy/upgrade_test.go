@@ -24,44 +24,35 @@ func scriptedOrigin(t *testing.T, answers map[string]string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
+	go serveConns(ln, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		line, _ := br.ReadString('\n')
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			l, err := br.ReadString('\n')
+			if err != nil || l == "\r\n" {
+				break
+			}
+		}
+		name := strings.TrimPrefix(strings.Fields(line + " x x")[1], "/ws/")
+		answer, ok := answers[name]
+		if !ok || answer == "silent" {
+			_, _ = io.Copy(io.Discard, br)
+			return
+		}
+		if answer == "close" {
+			return
+		}
+		if name == "needs-body" { // answers once it has the request's body
+			if _, err := io.ReadFull(br, make([]byte, 5)); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				br := bufio.NewReader(c)
-				line, _ := br.ReadString('\n')
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil || l == "\r\n" {
-						break
-					}
-				}
-				name := strings.TrimPrefix(strings.Fields(line + " x x")[1], "/ws/")
-				answer, ok := answers[name]
-				if !ok || answer == "silent" {
-					_, _ = io.Copy(io.Discard, br)
-					return
-				}
-				if answer == "close" {
-					return
-				}
-				if name == "needs-body" { // answers once it has the request's body
-					if _, err := io.ReadFull(br, make([]byte, 5)); err != nil {
-						return
-					}
-				}
-				if _, err := io.WriteString(c, answer); err != nil {
-					return
-				}
-				_, _ = io.Copy(c, br) // echo
-			}()
 		}
-	}()
+		if _, err := io.WriteString(c, answer); err != nil {
+			return
+		}
+		_, _ = io.Copy(c, br) // echo
+	})
 	return ln.Addr().String()
 }
 
