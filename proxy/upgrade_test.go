@@ -3,8 +3,11 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -201,4 +204,42 @@ func FuzzUpgradeAnswer(f *testing.F) {
 			t.Fatalf("withHeader(%q) = %q", head, out)
 		}
 	})
+}
+
+// TestUpgradeOverTLS: on the HTTPS listener too, the answer's head comes
+// with the request id and the relay runs over the visitor's TLS connection.
+func TestUpgradeOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	pool := x509.NewCertPool()
+	pool.AddCert(writeServerCert(t, dir, "shop.test", 1))
+	origin := scriptedOrigin(t, map[string]string{"switch": "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"})
+	p := startProxyURL(t, "http://"+origin, func(c *config.Config) {
+		c.Server.TLSCertFile = filepath.Join(dir, "cert.pem")
+		c.Server.TLSKeyFile = filepath.Join(dir, "key.pem")
+		c.Server.RequestIDHeader = "X-Request-ID"
+	}, nil)
+	c := tls.Client(p.dial(t, 5*time.Second), &tls.Config{RootCAs: pool, ServerName: "shop.test"})
+	if _, err := io.WriteString(c, "GET /ws/switch HTTP/1.1\r\nHost: shop.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	var head string
+	for !strings.HasSuffix(head, "\r\n\r\n") {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("head %q: %v", head, err)
+		}
+		head += line
+	}
+	if !strings.HasPrefix(head, "HTTP/1.1 101 Switching Protocols\r\nX-Request-ID: ") {
+		t.Fatalf("head %q", head)
+	}
+	if _, err := io.WriteString(c, "over tls"); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len("over tls"))
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != "over tls" {
+		t.Fatalf("echo %q, %v", got, err)
+	}
 }
