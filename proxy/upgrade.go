@@ -142,7 +142,7 @@ func readAnswerHead(br *bufio.Reader, max int) (head []byte, last, status int, e
 // statusOf returns the status code of an HTTP/1 status line, or 0.
 func statusOf(line []byte) int {
 	const prefix = "HTTP/1."
-	if len(line) < len(prefix)+5 || string(line[:len(prefix)]) != prefix || line[len(prefix)+1] != ' ' {
+	if len(line) < len(prefix)+5 || string(line[:len(prefix)]) != prefix || !isDigit(line[len(prefix)]) || line[len(prefix)+1] != ' ' {
 		return 0
 	}
 	code := line[len(prefix)+2:]
@@ -151,7 +151,7 @@ func statusOf(line []byte) int {
 	}
 	n := 0
 	for _, c := range code[:3] {
-		if c < '0' || c > '9' {
+		if !isDigit(c) {
 			return 0
 		}
 		n = n*10 + int(c-'0')
@@ -161,6 +161,8 @@ func statusOf(line []byte) int {
 	}
 	return n
 }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // withHeader adds "name: value" to the head beginning at last in head,
 // after its status line, unless it has the header already (an origin that

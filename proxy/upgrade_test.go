@@ -176,7 +176,7 @@ func FuzzUpgradeAnswer(f *testing.F) {
 		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nframe",
 		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 OK\nA: b\n\n",
 		"\r\n\nHTTP/1.0 403\r\n\r\n",
-		"HTTP/1.1 99 x\r\n\r\n", "HTTP/2 101\r\n\r\n", "HTTP/1.1 1010\r\n\r\n", "\r\n\r\n\r\n",
+		"HTTP/1.1 99 x\r\n\r\n", "HTTP/2 101\r\n\r\n", "HTTP/1.x 101\r\n\r\n", "HTTP/1.1 1010\r\n\r\n", "\r\n\r\n\r\n",
 		"HTTP/1.1 101\r\nX-Request-ID: a\r\n\r\n", "HTTP/1.1 101\r\nX: " + strings.Repeat("y", 5000) + "\r\n\r\n",
 	} {
 		f.Add([]byte(s))
